@@ -1,0 +1,266 @@
+//! Validated call requests and typed call failures.
+//!
+//! [`wire::CallRequest`] is what arrives from the network; [`Call`] is what the connector acts
+//! on, with every field checked once here so tools never see an unbounded or malformed value.
+
+use std::time::Duration;
+
+use crate::frame::DecodeError;
+use crate::identity::TenantId;
+use crate::wire::{self, ErrorCode, call_response::Outcome};
+
+/// The longest call a runtime may ask for.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Longest tool name accepted.
+pub const MAX_TOOL_NAME: usize = 128;
+
+/// Longest user or agent id accepted.
+pub const MAX_PRINCIPAL: usize = 256;
+
+/// A tool name: `[A-Za-z0-9_.-]{1,128}`, the alphabet MCP clients accept everywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ToolName(String);
+
+impl ToolName {
+    /// Validates a tool name.
+    pub fn parse(s: &str) -> Result<Self, DecodeError> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_TOOL_NAME
+            && s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(DecodeError::Malformed(format!(
+                "tool name must match [A-Za-z0-9_.-]{{1,{MAX_TOOL_NAME}}}"
+            )))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// On whose behalf a call runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The human user.
+    pub user: String,
+    /// The agent application.
+    pub agent: String,
+}
+
+/// A W3C trace context, kept only when `traceparent` is well formed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceContext {
+    /// `traceparent`, `00-<32 hex>-<16 hex>-<2 hex>`.
+    pub traceparent: Option<String>,
+    /// `tracestate`, bounded to 512 bytes.
+    pub tracestate: Option<String>,
+}
+
+fn valid_traceparent(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
+    matches!(parts.as_slice(), [v, t, p, f] if hex(v, 2) && hex(t, 32) && hex(p, 16) && hex(f, 2))
+}
+
+/// A validated tool call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Runtime-assigned id.
+    pub id: u64,
+    /// Which tool.
+    pub tool: ToolName,
+    /// Arguments, JSON text (validated as JSON by the tool layer).
+    pub arguments_json: Vec<u8>,
+    /// Time budget, at most [`MAX_TIMEOUT`].
+    pub timeout: Duration,
+    /// Trace context to continue.
+    pub trace: TraceContext,
+    /// On whose behalf.
+    pub caller: Caller,
+}
+
+impl TryFrom<wire::CallRequest> for Call {
+    type Error = DecodeError;
+
+    fn try_from(req: wire::CallRequest) -> Result<Self, Self::Error> {
+        let caller = req.caller.ok_or(DecodeError::Missing("caller"))?;
+        let principal = |s: String, what: &'static str| {
+            if s.is_empty() || s.len() > MAX_PRINCIPAL || s.chars().any(char::is_control) {
+                Err(DecodeError::Malformed(format!(
+                    "{what} must be 1 to {MAX_PRINCIPAL} printable characters"
+                )))
+            } else {
+                Ok(s)
+            }
+        };
+        if req.timeout_ms == 0 {
+            return Err(DecodeError::Missing("timeout"));
+        }
+        let trace = TraceContext {
+            traceparent: Some(req.traceparent).filter(|t| valid_traceparent(t)),
+            tracestate: Some(req.tracestate).filter(|t| !t.is_empty() && t.len() <= 512),
+        };
+        Ok(Self {
+            id: req.call_id,
+            tool: ToolName::parse(&req.tool)?,
+            arguments_json: req.arguments_json,
+            timeout: Duration::from_millis(req.timeout_ms).min(MAX_TIMEOUT),
+            trace,
+            caller: Caller {
+                tenant: caller
+                    .tenant
+                    .parse()
+                    .map_err(|e| DecodeError::Malformed(format!("caller tenant: {e}")))?,
+                user: principal(caller.user, "caller user")?,
+                agent: principal(caller.agent, "caller agent")?,
+            },
+        })
+    }
+}
+
+/// A typed call failure, as either side reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct CallFailure {
+    /// What kind.
+    pub code: ErrorCode,
+    /// A sentence for the agent; never a credential.
+    pub message: String,
+    /// When a retry makes sense.
+    pub retry_after: Option<Duration>,
+}
+
+impl CallFailure {
+    /// A failure without a retry hint.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Whether another attempt (elsewhere or later) may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.code,
+            ErrorCode::Draining | ErrorCode::Unavailable | ErrorCode::DeadlineExceeded
+        )
+    }
+
+    /// The wire form.
+    pub fn to_wire(&self) -> wire::CallError {
+        wire::CallError {
+            code: self.code as i32,
+            message: self.message.clone(),
+            retry_after_ms: self
+                .retry_after
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+
+    /// From the wire form; an unknown code from a newer peer reads as `Unspecified`.
+    pub fn from_wire(e: wire::CallError) -> Self {
+        Self {
+            code: ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unspecified),
+            message: e.message,
+            retry_after: (e.retry_after_ms > 0).then(|| Duration::from_millis(e.retry_after_ms)),
+        }
+    }
+}
+
+/// The outcome of a call as the runtime sees it.
+pub type CallOutcome = Result<wire::ToolOutput, CallFailure>;
+
+/// Turns a response's outcome into [`CallOutcome`].
+pub fn outcome_from_wire(resp: wire::CallResponse) -> CallOutcome {
+    match resp.outcome {
+        Some(Outcome::Output(out)) => Ok(out),
+        Some(Outcome::Error(e)) => Err(CallFailure::from_wire(e)),
+        None => Err(CallFailure::new(
+            ErrorCode::Malformed,
+            "connector sent a response with neither output nor error",
+        )),
+    }
+}
+
+/// Builds the response frame for an outcome.
+pub fn response_frame(call_id: u64, outcome: CallOutcome) -> wire::CallFrame {
+    let outcome = match outcome {
+        Ok(out) => Outcome::Output(out),
+        Err(e) => Outcome::Error(e.to_wire()),
+    };
+    wire::CallFrame {
+        kind: Some(wire::call_frame::Kind::Response(wire::CallResponse {
+            call_id,
+            outcome: Some(outcome),
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> wire::CallRequest {
+        wire::CallRequest {
+            call_id: 9,
+            tool: "diag.ping".into(),
+            arguments_json: b"{}".to_vec(),
+            timeout_ms: 5_000,
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            tracestate: String::new(),
+            caller: Some(wire::Caller {
+                tenant: "acme".into(),
+                user: "alice".into(),
+                agent: "triage-bot".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn accepts_a_well_formed_request() {
+        let call = Call::try_from(request()).unwrap();
+        assert_eq!(call.tool.as_str(), "diag.ping");
+        assert!(call.trace.traceparent.is_some());
+        assert_eq!(call.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn refuses_bad_fields() {
+        let mut r = request();
+        r.caller = None;
+        assert_eq!(Call::try_from(r).unwrap_err(), DecodeError::Missing("caller"));
+        let mut r = request();
+        r.tool = "rm -rf".into();
+        assert!(Call::try_from(r).is_err());
+        let mut r = request();
+        r.timeout_ms = 0;
+        assert!(Call::try_from(r).is_err());
+        let mut r = request();
+        r.caller.as_mut().unwrap().tenant = "../other".into();
+        assert!(Call::try_from(r).is_err());
+        let mut r = request();
+        r.caller.as_mut().unwrap().user = "a\nb".into();
+        assert!(Call::try_from(r).is_err());
+    }
+
+    #[test]
+    fn clamps_the_timeout_and_drops_a_bad_traceparent() {
+        let mut r = request();
+        r.timeout_ms = u64::MAX;
+        r.traceparent = "garbage".into();
+        let call = Call::try_from(r).unwrap();
+        assert_eq!(call.timeout, MAX_TIMEOUT);
+        assert_eq!(call.trace.traceparent, None);
+    }
+}

@@ -1,0 +1,350 @@
+//! The protobuf messages of the tunnel, declared with `prost` derives (no `.proto` build step).
+//!
+//! Tags are the compatibility contract: never reuse or renumber one. A peer ignores fields it
+//! does not know, so adding a field is backwards compatible; changing the meaning of one is a
+//! new [`crate::version::PROTOCOL_VERSION`].
+
+/// A frame on the control stream (the first bidirectional stream the connector opens).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ControlFrame {
+    /// Which control message this is.
+    #[prost(oneof = "control_frame::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
+    pub kind: Option<control_frame::Kind>,
+}
+
+/// The variants of [`ControlFrame`].
+pub mod control_frame {
+    /// One control message.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Kind {
+        /// Connector → runtime, first frame: who I am and what I speak.
+        #[prost(message, tag = "1")]
+        Hello(super::Hello),
+        /// Runtime → connector: hello accepted, with the negotiated version.
+        #[prost(message, tag = "2")]
+        HelloAck(super::HelloAck),
+        /// Runtime → connector: hello refused; the connection closes after it.
+        #[prost(message, tag = "3")]
+        HelloReject(super::HelloReject),
+        /// Either way: I am alive.
+        #[prost(message, tag = "4")]
+        Heartbeat(super::Heartbeat),
+        /// Connector → runtime: I am shutting down; route no new calls to me.
+        #[prost(message, tag = "5")]
+        Drain(super::Drain),
+        /// Runtime → connector: I am going away; reconnect after the given delay.
+        #[prost(message, tag = "6")]
+        GoAway(super::GoAway),
+        /// Connector → runtime: please sign this CSR for my current identity.
+        #[prost(message, tag = "7")]
+        RenewRequest(super::RenewRequest),
+        /// Runtime → connector: the renewed certificate chain, or why not.
+        #[prost(message, tag = "8")]
+        RenewResponse(super::RenewResponse),
+    }
+}
+
+/// The connector's opening message.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Hello {
+    /// Lowest protocol version the connector speaks.
+    #[prost(uint32, tag = "1")]
+    pub min_version: u32,
+    /// Highest protocol version the connector speaks.
+    #[prost(uint32, tag = "2")]
+    pub max_version: u32,
+    /// The connector id (must match the certificate; the certificate wins).
+    #[prost(string, tag = "3")]
+    pub connector_id: String,
+    /// The connector's build version, shown in `connector list`.
+    #[prost(string, tag = "4")]
+    pub build_version: String,
+    /// Optional features the connector supports.
+    #[prost(string, repeated, tag = "5")]
+    pub capabilities: Vec<String>,
+    /// The tools this connector serves, after its local policy.
+    #[prost(message, repeated, tag = "6")]
+    pub tools: Vec<ToolSpec>,
+}
+
+/// A tool the connector offers, in the shape MCP's tools/list needs.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ToolSpec {
+    /// Tool name, unique within the connector.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Human-readable description.
+    #[prost(string, tag = "2")]
+    pub description: String,
+    /// JSON Schema of the arguments, as JSON text.
+    #[prost(string, tag = "3")]
+    pub input_schema_json: String,
+    /// JSON Schema of the structured output, as JSON text; empty when the tool has none.
+    #[prost(string, tag = "4")]
+    pub output_schema_json: String,
+    /// The tool only reads.
+    #[prost(bool, tag = "5")]
+    pub read_only: bool,
+    /// The tool may destroy data.
+    #[prost(bool, tag = "6")]
+    pub destructive: bool,
+    /// Calling the tool twice with the same arguments has no further effect.
+    #[prost(bool, tag = "7")]
+    pub idempotent: bool,
+}
+
+/// The runtime's acceptance of a hello.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HelloAck {
+    /// The negotiated protocol version.
+    #[prost(uint32, tag = "1")]
+    pub version: u32,
+    /// How often each side sends a heartbeat, in milliseconds.
+    #[prost(uint64, tag = "2")]
+    pub heartbeat_interval_ms: u64,
+    /// The runtime's wall clock (Unix milliseconds), so the connector can spot clock skew.
+    #[prost(uint64, tag = "3")]
+    pub server_time_unix_ms: u64,
+}
+
+/// Why a hello was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum RejectReason {
+    /// Not set (a peer bug).
+    Unspecified = 0,
+    /// No protocol version in common; the connector must be upgraded (or the runtime).
+    UpgradeRequired = 1,
+    /// The hello contradicts the certificate.
+    IdentityMismatch = 2,
+    /// The hello was malformed.
+    Malformed = 3,
+}
+
+/// The runtime's refusal of a hello.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HelloReject {
+    /// Why.
+    #[prost(enumeration = "RejectReason", tag = "1")]
+    pub reason: i32,
+    /// A sentence for the operator.
+    #[prost(string, tag = "2")]
+    pub message: String,
+    /// Lowest version the runtime speaks.
+    #[prost(uint32, tag = "3")]
+    pub min_version: u32,
+    /// Highest version the runtime speaks.
+    #[prost(uint32, tag = "4")]
+    pub max_version: u32,
+}
+
+/// A liveness beat.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Heartbeat {
+    /// Sender's sequence number.
+    #[prost(uint64, tag = "1")]
+    pub seq: u64,
+}
+
+/// The connector is draining.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Drain {
+    /// Why (for logs).
+    #[prost(string, tag = "1")]
+    pub reason: String,
+}
+
+/// The runtime is going away.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GoAway {
+    /// Why (for logs).
+    #[prost(string, tag = "1")]
+    pub reason: String,
+    /// Upper bound of the random delay before reconnecting, in milliseconds; spreading
+    /// reconnects over it keeps a runtime restart from becoming a reconnect storm.
+    #[prost(uint64, tag = "2")]
+    pub reconnect_within_ms: u64,
+}
+
+/// A certificate renewal request.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RenewRequest {
+    /// Matches the response to the request.
+    #[prost(uint64, tag = "1")]
+    pub request_id: u64,
+    /// A DER-encoded PKCS#10 CSR for the same identity, with a fresh key.
+    #[prost(bytes = "vec", tag = "2")]
+    pub csr_der: Vec<u8>,
+}
+
+/// A certificate renewal answer.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RenewResponse {
+    /// The request this answers.
+    #[prost(uint64, tag = "1")]
+    pub request_id: u64,
+    /// PEM chain (leaf first) on success; empty on failure.
+    #[prost(string, tag = "2")]
+    pub cert_chain_pem: String,
+    /// Why the renewal failed; empty on success.
+    #[prost(string, tag = "3")]
+    pub error: String,
+}
+
+/// A frame on a call stream.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CallFrame {
+    /// Which call message this is.
+    #[prost(oneof = "call_frame::Kind", tags = "1, 2, 3")]
+    pub kind: Option<call_frame::Kind>,
+}
+
+/// The variants of [`CallFrame`].
+pub mod call_frame {
+    /// One call message.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Kind {
+        /// Runtime → connector, first frame on the stream.
+        #[prost(message, tag = "1")]
+        Request(super::CallRequest),
+        /// Connector → runtime, zero or more before the response.
+        #[prost(message, tag = "2")]
+        Progress(super::CallProgress),
+        /// Connector → runtime, last frame on the stream.
+        #[prost(message, tag = "3")]
+        Response(super::CallResponse),
+    }
+}
+
+/// Who a call is made for: the human user and the agent application acting for them.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Caller {
+    /// Tenant of the call (must be the connector's own tenant).
+    #[prost(string, tag = "1")]
+    pub tenant: String,
+    /// The user on whose behalf the call is made.
+    #[prost(string, tag = "2")]
+    pub user: String,
+    /// The agent (application) making the call.
+    #[prost(string, tag = "3")]
+    pub agent: String,
+}
+
+/// A tool call.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CallRequest {
+    /// Runtime-assigned call id, for logs and correlation.
+    #[prost(uint64, tag = "1")]
+    pub call_id: u64,
+    /// Tool name.
+    #[prost(string, tag = "2")]
+    pub tool: String,
+    /// Arguments as a JSON object text.
+    #[prost(bytes = "vec", tag = "3")]
+    pub arguments_json: Vec<u8>,
+    /// Time budget in milliseconds, relative so that clock skew does not matter.
+    #[prost(uint64, tag = "4")]
+    pub timeout_ms: u64,
+    /// W3C `traceparent` of the caller's span.
+    #[prost(string, tag = "5")]
+    pub traceparent: String,
+    /// W3C `tracestate`.
+    #[prost(string, tag = "6")]
+    pub tracestate: String,
+    /// On whose behalf.
+    #[prost(message, optional, tag = "7")]
+    pub caller: Option<Caller>,
+}
+
+/// Progress of a long call.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CallProgress {
+    /// Work done so far.
+    #[prost(double, tag = "1")]
+    pub progress: f64,
+    /// Total work, when known.
+    #[prost(double, optional, tag = "2")]
+    pub total: Option<f64>,
+    /// Human-readable note.
+    #[prost(string, tag = "3")]
+    pub message: String,
+}
+
+/// Typed failure of a call (not a tool error: those are [`ToolOutput::is_error`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum ErrorCode {
+    /// Not set (a peer bug).
+    Unspecified = 0,
+    /// The connector has no such tool.
+    UnknownTool = 1,
+    /// The arguments do not fit the tool's schema.
+    InvalidArguments = 2,
+    /// The deadline passed before the call finished.
+    DeadlineExceeded = 3,
+    /// The caller cancelled.
+    Cancelled = 4,
+    /// A policy refused the call.
+    Denied = 5,
+    /// The connector is draining and takes no new calls; retry on another.
+    Draining = 6,
+    /// The upstream could not be reached or failed; retryable.
+    Unavailable = 7,
+    /// The request was malformed at the protocol level.
+    Malformed = 8,
+    /// A bug or unexpected condition on the connector.
+    Internal = 9,
+}
+
+/// A typed call failure.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CallError {
+    /// What kind of failure.
+    #[prost(enumeration = "ErrorCode", tag = "1")]
+    pub code: i32,
+    /// A sentence for the agent; never carries a credential.
+    #[prost(string, tag = "2")]
+    pub message: String,
+    /// When retrying makes sense, after how long.
+    #[prost(uint64, tag = "3")]
+    pub retry_after_ms: u64,
+}
+
+/// A tool's result.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ToolOutput {
+    /// Structured content as JSON text (empty when the tool has none).
+    #[prost(bytes = "vec", tag = "1")]
+    pub structured_json: Vec<u8>,
+    /// A short text rendering for the model.
+    #[prost(string, tag = "2")]
+    pub text: String,
+    /// The tool ran and reports failure (an MCP `isError` result).
+    #[prost(bool, tag = "3")]
+    pub is_error: bool,
+}
+
+/// The end of a call.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CallResponse {
+    /// The call this answers.
+    #[prost(uint64, tag = "1")]
+    pub call_id: u64,
+    /// Output or error.
+    #[prost(oneof = "call_response::Outcome", tags = "2, 3")]
+    pub outcome: Option<call_response::Outcome>,
+}
+
+/// The variants of [`CallResponse`].
+pub mod call_response {
+    /// How a call ended.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Outcome {
+        /// The tool ran.
+        #[prost(message, tag = "2")]
+        Output(super::ToolOutput),
+        /// The call failed before or instead of a tool result.
+        #[prost(message, tag = "3")]
+        Error(super::CallError),
+    }
+}
