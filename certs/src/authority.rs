@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-    SerialNumber,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rustls_pki_types::CertificateSigningRequestDer;
 use shared::identity::ConnectorIdentity;
@@ -92,7 +91,10 @@ impl CertificateAuthority {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("mcp-edge runtime CA ({trust_domain})"));
+        dn.push(
+            DnType::CommonName,
+            format!("mcp-edge runtime CA ({trust_domain})"),
+        );
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![
@@ -218,10 +220,9 @@ impl CertificateAuthority {
                 max: MAX_CONNECTOR_TTL,
             });
         }
-        let csr = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(
-            csr_der,
-        ))
-        .map_err(|e| Error::InvalidCsr(e.to_string()))?;
+        let csr =
+            CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
+                .map_err(|e| Error::InvalidCsr(e.to_string()))?;
         let expected_uri = expected.to_uri();
         let found: Vec<String> = csr
             .params
@@ -281,9 +282,16 @@ mod tests {
         let id = identity("acme", "c1");
         let key = ConnectorKey::generate().unwrap();
         let csr = key.csr_der(&id).unwrap();
-        let issued = ca.sign_connector(&csr, &id, Duration::from_secs(60)).unwrap();
+        let issued = ca
+            .sign_connector(&csr, &id, Duration::from_secs(60))
+            .unwrap();
         let info = CertInfo::from_pem(&issued.cert_pem).unwrap();
         assert_eq!(info.identity, Some(id));
+        assert_eq!(
+            info.spki_der,
+            key.spki_der(),
+            "certificate carries the CSR's key"
+        );
         let lifetime = info.not_after - info.not_before;
         assert!(lifetime <= time::Duration::seconds(66), "{lifetime}");
         assert_eq!(info.serial_hex, issued.serial_hex);

@@ -3,7 +3,7 @@
 //! The private key is generated here and written only to the connector's state directory; only
 //! the CSR (public key plus requested identity, signed) ever leaves the machine.
 
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PublicKeyData, SanType};
 use shared::identity::ConnectorIdentity;
 
 use crate::Error;
@@ -42,13 +42,37 @@ impl ConnectorKey {
         self.key.serialize_pem()
     }
 
-    /// A DER CSR asking for `identity`.
-    pub fn csr_der(&self, identity: &ConnectorIdentity) -> Result<Vec<u8>, Error> {
+    /// The public key as SubjectPublicKeyInfo DER (compare with [`crate::inspect::CertInfo::spki_der`]).
+    pub fn spki_der(&self) -> Vec<u8> {
+        self.key.subject_public_key_info()
+    }
+
+    /// The private key as PKCS#8 DER, for TLS client authentication.
+    pub fn pkcs8_der(&self) -> Vec<u8> {
+        self.key.serialize_der()
+    }
+
+    /// A PEM CSR asking for `identity`.
+    pub fn csr_pem(&self, identity: &ConnectorIdentity) -> Result<String, Error> {
+        Ok(Self::params(identity)?
+            .serialize_request(&self.key)?
+            .pem()?)
+    }
+
+    fn params(identity: &ConnectorIdentity) -> Result<CertificateParams, Error> {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, identity.connector.as_str());
         params.distinguished_name = dn;
         params.subject_alt_names = vec![SanType::URI(identity.to_uri().try_into()?)];
-        Ok(params.serialize_request(&self.key)?.der().to_vec())
+        Ok(params)
+    }
+
+    /// A DER CSR asking for `identity`.
+    pub fn csr_der(&self, identity: &ConnectorIdentity) -> Result<Vec<u8>, Error> {
+        Ok(Self::params(identity)?
+            .serialize_request(&self.key)?
+            .der()
+            .to_vec())
     }
 }

@@ -69,7 +69,13 @@ mod tests {
 
     #[test]
     fn refuses_malformed() {
-        for bad in ["", "sha256:", "md5:abcd", "sha256:zz", &format!("sha256:{}", "a".repeat(62))] {
+        for bad in [
+            "",
+            "sha256:",
+            "md5:abcd",
+            "sha256:zz",
+            &format!("sha256:{}", "a".repeat(62)),
+        ] {
             assert!(bad.parse::<Fingerprint>().is_err(), "{bad}");
         }
     }

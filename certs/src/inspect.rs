@@ -22,6 +22,8 @@ pub struct CertInfo {
     pub serial_hex: String,
     /// SHA-256 of the DER.
     pub fingerprint: Fingerprint,
+    /// The SubjectPublicKeyInfo, DER (to match a certificate to its key).
+    pub spki_der: Vec<u8>,
 }
 
 fn parse_err(reason: impl ToString) -> Error {
@@ -68,6 +70,7 @@ impl CertInfo {
             not_after: ts(cert.validity().not_after)?,
             serial_hex: hex::encode(cert.raw_serial()),
             fingerprint: Fingerprint::of_der(der),
+            spki_der: cert.public_key().raw.to_vec(),
         })
     }
 }

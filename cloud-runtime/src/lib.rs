@@ -1,1 +1,27 @@
-//! placeholder
+//! The cloud runtime: the public, multi-tenant side of the product.
+//!
+//! It runs the CA that identifies connectors, enrolls them with one-time join tokens, accepts
+//! their outbound mutual-TLS QUIC tunnels, keeps track of which are online, and routes tool
+//! calls to them.
+//!
+//! - [`data_dir`]: what `init` creates (CA, server certificate, config, store).
+//! - [`store`]: tenants, join tokens, connectors (SQLite, portable SQL).
+//! - [`join_token`]: minting and parsing one-time join tokens.
+//! - [`enroll`]: the HTTPS enrollment endpoint.
+//! - [`https`]: TLS + HTTP serving with limits.
+//! - [`tls`]: TLS configurations for QUIC (mTLS) and HTTPS.
+//! - [`tunnel`]: the QUIC listener, sessions, registry, calls and revocation.
+//! - [`admin`]: the local admin socket (diagnostic calls, online list).
+//! - [`server`]: composes the above into `serve`.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod data_dir;
+pub mod enroll;
+pub mod https;
+pub mod join_token;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod tunnel;

@@ -27,8 +27,7 @@ impl ToolName {
     pub fn parse(s: &str) -> Result<Self, DecodeError> {
         let ok = !s.is_empty()
             && s.len() <= MAX_TOOL_NAME
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if ok {
             Ok(Self(s.to_owned()))
@@ -239,7 +238,10 @@ mod tests {
     fn refuses_bad_fields() {
         let mut r = request();
         r.caller = None;
-        assert_eq!(Call::try_from(r).unwrap_err(), DecodeError::Missing("caller"));
+        assert_eq!(
+            Call::try_from(r).unwrap_err(),
+            DecodeError::Missing("caller")
+        );
         let mut r = request();
         r.tool = "rm -rf".into();
         assert!(Call::try_from(r).is_err());

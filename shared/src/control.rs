@@ -266,8 +266,8 @@ impl Control {
                     return Err(ProtocolError::BadVersion(ack.version));
                 }
                 if ack.heartbeat_interval_ms > 0 {
-                    self.heartbeat_interval =
-                        Duration::from_millis(ack.heartbeat_interval_ms).max(Duration::from_millis(100));
+                    self.heartbeat_interval = Duration::from_millis(ack.heartbeat_interval_ms)
+                        .max(Duration::from_millis(100));
                 }
                 self.state = State::Established;
                 self.next_heartbeat = now + self.heartbeat_interval;
@@ -279,7 +279,8 @@ impl Control {
             }
             (Role::Connector, State::Handshake { .. }, Kind::HelloReject(rej)) => {
                 self.state = State::Closed;
-                let reason = RejectReason::try_from(rej.reason).unwrap_or(RejectReason::Unspecified);
+                let reason =
+                    RejectReason::try_from(rej.reason).unwrap_or(RejectReason::Unspecified);
                 let message = if reason == RejectReason::UpgradeRequired {
                     format!(
                         "{} (runtime speaks protocol versions {}..={}, this connector {}..={}): upgrade the edge-connector",
@@ -357,10 +358,18 @@ impl Control {
         };
         if hello.tools.len() > MAX_TOOLS {
             let n = hello.tools.len();
-            reject(self, RejectReason::Malformed, format!("too many tools ({n})"));
+            reject(
+                self,
+                RejectReason::Malformed,
+                format!("too many tools ({n})"),
+            );
             return Err(ProtocolError::TooManyTools(n));
         }
-        let version = match negotiate(settings.versions.clone(), hello.min_version, hello.max_version) {
+        let version = match negotiate(
+            settings.versions.clone(),
+            hello.min_version,
+            hello.max_version,
+        ) {
             Ok(v) => v,
             Err(e) => {
                 reject(self, RejectReason::UpgradeRequired, e.to_string());
@@ -402,7 +411,8 @@ impl Control {
             State::Established => {
                 if now >= self.last_rx + self.heartbeat_interval * MISSED_HEARTBEATS {
                     self.state = State::Closed;
-                    self.events.push_back(Event::PeerLost(Lost::HeartbeatTimeout));
+                    self.events
+                        .push_back(Event::PeerLost(Lost::HeartbeatTimeout));
                     return;
                 }
                 if now >= self.next_heartbeat {
@@ -451,7 +461,8 @@ impl Control {
             })),
             Role::Runtime => self.push(Kind::GoAway(wire::GoAway {
                 reason: reason.to_owned(),
-                reconnect_within_ms: u64::try_from(reconnect_within.as_millis()).unwrap_or(u64::MAX),
+                reconnect_within_ms: u64::try_from(reconnect_within.as_millis())
+                    .unwrap_or(u64::MAX),
             })),
         }
     }
@@ -459,13 +470,19 @@ impl Control {
     /// Connector: asks for a certificate for `csr_der`. Returns the request id, or `None` if a
     /// renewal is already pending or the connection is not established.
     pub fn request_renewal(&mut self, csr_der: Vec<u8>) -> Option<u64> {
-        if self.role != Role::Connector || self.state != State::Established || self.pending_renewal.is_some() {
+        if self.role != Role::Connector
+            || self.state != State::Established
+            || self.pending_renewal.is_some()
+        {
             return None;
         }
         let request_id = self.next_renewal_id;
         self.next_renewal_id += 1;
         self.pending_renewal = Some(request_id);
-        self.push(Kind::RenewRequest(wire::RenewRequest { request_id, csr_der }));
+        self.push(Kind::RenewRequest(wire::RenewRequest {
+            request_id,
+            csr_der,
+        }));
         Some(request_id)
     }
 
@@ -584,7 +601,10 @@ mod tests {
             Some(Kind::Heartbeat(_))
         ));
         c.handle_timeout(t0 + DEFAULT_HEARTBEAT_INTERVAL * MISSED_HEARTBEATS);
-        assert_eq!(c.poll_event(), Some(Event::PeerLost(Lost::HeartbeatTimeout)));
+        assert_eq!(
+            c.poll_event(),
+            Some(Event::PeerLost(Lost::HeartbeatTimeout))
+        );
         assert!(c.is_closed());
     }
 
@@ -621,10 +641,16 @@ mod tests {
         };
         assert!(matches!(
             r.handle_frame(hb, t0),
-            Err(ProtocolError::UnexpectedFrame { frame: "heartbeat", .. })
+            Err(ProtocolError::UnexpectedFrame {
+                frame: "heartbeat",
+                ..
+            })
         ));
         let (_c, mut r) = established(t0);
-        assert_eq!(r.handle_frame(ControlFrame { kind: None }, t0), Err(ProtocolError::Empty));
+        assert_eq!(
+            r.handle_frame(ControlFrame { kind: None }, t0),
+            Err(ProtocolError::Empty)
+        );
         let again = ControlFrame {
             kind: Some(Kind::Hello(hello(1, 1, "c1"))),
         };

@@ -23,13 +23,17 @@ pub enum IdentityError {
         max: usize,
     },
     /// The identifier contains a character outside `[a-z0-9-]` or starts with `-`.
-    #[error("{kind} may contain only lowercase letters, digits and '-', and must not start with '-'")]
+    #[error(
+        "{kind} may contain only lowercase letters, digits and '-', and must not start with '-'"
+    )]
     Charset {
         /// Which identifier.
         kind: &'static str,
     },
     /// The URI is not of the form `spiffe://<td>/tenant/<t>/connector/<c>`.
-    #[error("not a connector identity URI (expected spiffe://<trust-domain>/tenant/<tenant>/connector/<id>)")]
+    #[error(
+        "not a connector identity URI (expected spiffe://<trust-domain>/tenant/<tenant>/connector/<id>)"
+    )]
     NotConnectorUri,
 }
 
@@ -101,12 +105,38 @@ label_newtype!(
     "connector id",
     63
 );
-label_newtype!(
-    /// The SPIFFE trust domain of a runtime's CA (a DNS-like name).
-    TrustDomain,
-    "trust domain",
-    253
-);
+/// The SPIFFE trust domain of a runtime's CA: a DNS-like name of dot-separated labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrustDomain(String);
+
+impl TrustDomain {
+    /// The trust domain as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for TrustDomain {
+    type Err = IdentityError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() || s.len() > 253 {
+            return Err(IdentityError::Length {
+                kind: "trust domain",
+                len: s.len(),
+                max: 253,
+            });
+        }
+        s.split('.')
+            .try_for_each(|l| check_label("trust domain", l, 63))?;
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Display for TrustDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// The identity a connector certificate carries.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -154,14 +184,8 @@ impl FromStr for ConnectorIdentity {
         ) else {
             return Err(IdentityError::NotConnectorUri);
         };
-        // Trust domains may contain dots; the labels between them follow the same rules.
-        if td.is_empty() || td.len() > 253 || td.split('.').any(|l| check_label("trust domain", l, 63).is_err()) {
-            return Err(IdentityError::Charset {
-                kind: "trust domain",
-            });
-        }
         Ok(Self {
-            trust_domain: TrustDomain(td.to_owned()),
+            trust_domain: td.parse()?,
             tenant: t.parse()?,
             connector: c.parse()?,
         })

@@ -116,7 +116,10 @@ mod tests {
         let mut r = FrameReader::new(b, 1024);
         assert!(matches!(
             r.next::<ControlFrame>().await,
-            Err(ReadError::Decode(DecodeError::Truncated { have: 6, need: 13 }))
+            Err(ReadError::Decode(DecodeError::Truncated {
+                have: 6,
+                need: 13
+            }))
         ));
     }
 }

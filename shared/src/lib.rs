@@ -25,14 +25,18 @@
 //! - [`wire`]: the protobuf messages.
 //! - [`version`]: protocol versions and negotiation.
 //! - [`control`]: the control-stream state machine (hello, heartbeats, drain, renewal).
+//! - [`enroll`]: the JSON enrollment exchange that precedes the tunnel.
 //! - [`call`]: validated call requests and typed call errors.
+//! - [`close`]: why a tunnel connection was closed.
 //! - [`identity`]: tenant and connector identifiers and the SPIFFE identity in certificates.
 //! - [`io`] (feature `io`): read and write frames on async streams.
 
 #![forbid(unsafe_code)]
 
 pub mod call;
+pub mod close;
 pub mod control;
+pub mod enroll;
 pub mod frame;
 pub mod identity;
 #[cfg(feature = "io")]

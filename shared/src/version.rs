@@ -62,7 +62,11 @@ mod tests {
     #[test]
     fn says_which_side_must_upgrade() {
         let old_connector = negotiate(3..=4, 1, 2).unwrap_err();
-        assert!(old_connector.to_string().contains("connector must be upgraded"));
+        assert!(
+            old_connector
+                .to_string()
+                .contains("connector must be upgraded")
+        );
         let old_runtime = negotiate(1..=2, 5, 6).unwrap_err();
         assert!(old_runtime.to_string().contains("runtime must be upgraded"));
         assert!(negotiate(1..=2, 2, 1).is_err(), "inverted range");

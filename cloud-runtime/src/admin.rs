@@ -1,0 +1,232 @@
+//! The local admin socket of a running `serve`: diagnostics for operators and tests.
+//!
+//! A Unix socket in the data directory (mode 0600, in a 0700 directory): whoever can use it
+//! can already read the CA key. It carries one JSON request per line and answers one JSON
+//! line each. It can call only the connectors' diagnostic tools (`diag.*`): real tools are
+//! reachable only through the MCP endpoint, where every call is authorized for a user and
+//! an agent.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use shared::identity::{ConnectorId, TenantId};
+use shared::wire;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::tunnel::Registry;
+use crate::tunnel::registry::CallSpec;
+
+/// Longest request line read.
+const MAX_LINE: u64 = 64 * 1024;
+
+/// Prefix of the tools the admin socket may call.
+pub const DIAGNOSTIC_PREFIX: &str = "diag.";
+
+/// A request on the admin socket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AdminRequest {
+    /// Call `diag.ping` on one connector.
+    Ping {
+        /// Connector id.
+        connector: String,
+    },
+    /// Call a diagnostic tool on some connector of a tenant.
+    Call {
+        /// Tenant.
+        tenant: String,
+        /// A specific connector, or any.
+        connector: Option<String>,
+        /// Tool (must start with `diag.`).
+        tool: String,
+        /// Arguments object.
+        #[serde(default)]
+        arguments: serde_json::Value,
+        /// Time budget.
+        timeout_ms: Option<u64>,
+    },
+    /// List live tunnels.
+    Online,
+}
+
+/// The answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminResponse {
+    /// Whether it worked.
+    pub ok: bool,
+    /// The result (tool output or list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// Why it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Round trip inside the runtime, microseconds.
+    pub elapsed_us: u64,
+}
+
+fn failure(msg: impl Into<String>, started: Instant) -> AdminResponse {
+    AdminResponse {
+        ok: false,
+        result: None,
+        error: Some(msg.into()),
+        elapsed_us: started.elapsed().as_micros() as u64,
+    }
+}
+
+/// Binds the socket (replacing a stale one) with mode 0600.
+pub fn bind(path: &Path) -> Result<UnixListener> {
+    if path.exists() {
+        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves admin requests until `shutdown`.
+pub async fn serve(listener: UnixListener, registry: Arc<Registry>, shutdown: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r { Ok((s, _)) => s, Err(e) => { debug!(error = %e, "admin accept"); continue } },
+            _ = shutdown.cancelled() => return,
+        };
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle(stream, &registry).await {
+                debug!(error = %e, "admin connection ended");
+            }
+        });
+    }
+}
+
+async fn handle(stream: UnixStream, registry: &Registry) -> Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read.take(MAX_LINE * 64));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let response = if line.len() as u64 > MAX_LINE {
+            failure("request too long", started)
+        } else {
+            match serde_json::from_str::<AdminRequest>(&line) {
+                Ok(req) => execute(req, registry, started).await,
+                Err(e) => failure(format!("invalid request: {e}"), started),
+            }
+        };
+        let mut out = serde_json::to_vec(&response)?;
+        out.push(b'\n');
+        write.write_all(&out).await?;
+    }
+}
+
+async fn execute(req: AdminRequest, registry: &Registry, started: Instant) -> AdminResponse {
+    let (tenant, connector, tool, arguments, timeout) = match req {
+        AdminRequest::Online => {
+            return AdminResponse {
+                ok: true,
+                result: serde_json::to_value(registry.online()).ok(),
+                error: None,
+                elapsed_us: started.elapsed().as_micros() as u64,
+            };
+        }
+        AdminRequest::Ping { connector } => {
+            let Ok(id) = connector.parse::<ConnectorId>() else {
+                return failure("invalid connector id", started);
+            };
+            let Some(tenant) = registry.tenant_of(&id) else {
+                return failure(format!("connector {id} is not online"), started);
+            };
+            (
+                tenant,
+                Some(id),
+                "diag.ping".to_owned(),
+                serde_json::json!({}),
+                None,
+            )
+        }
+        AdminRequest::Call {
+            tenant,
+            connector,
+            tool,
+            arguments,
+            timeout_ms,
+        } => {
+            let Ok(tenant) = tenant.parse::<TenantId>() else {
+                return failure("invalid tenant", started);
+            };
+            let connector = match connector.map(|c| c.parse::<ConnectorId>()).transpose() {
+                Ok(c) => c,
+                Err(_) => return failure("invalid connector id", started),
+            };
+            if !tool.starts_with(DIAGNOSTIC_PREFIX) {
+                return failure(
+                    "the admin socket calls only diagnostic tools (diag.*); other tools go through MCP",
+                    started,
+                );
+            }
+            (tenant, connector, tool, arguments, timeout_ms)
+        }
+    };
+    let arguments = if arguments.is_null() {
+        serde_json::json!({})
+    } else {
+        arguments
+    };
+    let spec = CallSpec {
+        tool,
+        arguments_json: arguments.to_string().into_bytes(),
+        timeout: Duration::from_millis(timeout.unwrap_or(10_000).clamp(1, 600_000)),
+        caller: wire::Caller {
+            tenant: tenant.to_string(),
+            user: "admin".into(),
+            agent: "cloud-runtime-admin".into(),
+        },
+        traceparent: String::new(),
+    };
+    match registry.call(&tenant, connector.as_ref(), spec).await {
+        Ok(out) => AdminResponse {
+            ok: !out.is_error,
+            result: Some(tool_output_json(&out)),
+            error: out.is_error.then(|| out.text.clone()),
+            elapsed_us: started.elapsed().as_micros() as u64,
+        },
+        Err(f) => failure(f.to_string(), started),
+    }
+}
+
+fn tool_output_json(out: &wire::ToolOutput) -> serde_json::Value {
+    let structured = serde_json::from_slice::<serde_json::Value>(&out.structured_json)
+        .unwrap_or(serde_json::Value::Null);
+    serde_json::json!({ "text": out.text, "structured": structured, "is_error": out.is_error })
+}
+
+/// Sends one request to a running runtime's admin socket.
+pub async fn request(socket: &Path, req: &AdminRequest) -> Result<AdminResponse> {
+    let stream = UnixStream::connect(socket).await.with_context(|| {
+        format!(
+            "connecting to {} (is `cloud-runtime serve` running on this data directory?)",
+            socket.display()
+        )
+    })?;
+    let (read, mut write) = stream.into_split();
+    let mut out = serde_json::to_vec(req)?;
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    let mut line = String::new();
+    BufReader::new(read.take(16 * 1024 * 1024))
+        .read_line(&mut line)
+        .await?;
+    serde_json::from_str(&line).context("reading the admin answer")
+}

@@ -1,0 +1,170 @@
+//! The runtime's data directory: what `init` creates and `serve` reads.
+//!
+//! ```text
+//! DIR/                 0700
+//!   runtime.toml       hostname and trust domain
+//!   ca.pem  ca.key     the runtime CA (key 0600)
+//!   server.pem         server certificate chain for QUIC and HTTPS
+//!   server.key         its key (0600)
+//!   quic-reset.key     QUIC stateless-reset secret (0600): lets a restarted runtime tell
+//!                      connectors at once that their old connection is gone
+//!   runtime.db         SQLite store
+//!   admin.sock         local admin socket of a running `serve` (0600)
+//! ```
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use certs::CertificateAuthority;
+use serde::{Deserialize, Serialize};
+use shared::identity::TrustDomain;
+
+/// Settings fixed at `init`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Public hostname (DNS name or IP) connectors and clients use.
+    pub hostname: String,
+    /// SPIFFE trust domain of connector identities.
+    pub trust_domain: String,
+}
+
+/// Paths inside a data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// A data directory at `root` (not yet checked).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.root.join("runtime.toml")
+    }
+
+    /// SQLite store.
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("runtime.db")
+    }
+
+    /// Admin socket.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.root.join("admin.sock")
+    }
+
+    /// Server certificate chain.
+    pub fn server_cert(&self) -> PathBuf {
+        self.root.join("server.pem")
+    }
+
+    /// Server key.
+    pub fn server_key(&self) -> PathBuf {
+        self.root.join("server.key")
+    }
+
+    /// QUIC stateless-reset secret.
+    pub fn reset_key(&self) -> PathBuf {
+        self.root.join("quic-reset.key")
+    }
+
+    /// Creates the CA, the server certificate and the config. Refuses to overwrite an
+    /// existing data directory: a new CA would orphan every enrolled connector.
+    pub fn init(&self, hostname: &str, trust_domain: Option<&str>) -> Result<CertificateAuthority> {
+        if self.config_path().exists() {
+            bail!(
+                "{} is already initialized (found runtime.toml); refusing to replace its CA",
+                self.root.display()
+            );
+        }
+        validate_hostname(hostname)?;
+        let trust_domain = match trust_domain {
+            Some(td) => td.to_owned(),
+            None if hostname.parse::<std::net::IpAddr>().is_err() => hostname.to_ascii_lowercase(),
+            None => "runtime.local".to_owned(),
+        };
+        trust_domain
+            .parse::<TrustDomain>()
+            .with_context(|| format!("trust domain {trust_domain:?}"))?;
+
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .with_context(|| format!("creating {}", self.root.display()))?;
+        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))?;
+
+        let (ca, ca_key) = CertificateAuthority::create(&trust_domain)?;
+        ca.save(&self.root, &ca_key)?;
+        let mut names = vec![hostname.to_owned()];
+        if hostname == "localhost" {
+            names.extend(["127.0.0.1".to_owned(), "::1".to_owned()]);
+        }
+        let (server, server_key) = ca.issue_server(&names)?;
+        certs::files::write_secret(&self.server_key(), server_key.as_bytes())?;
+        certs::files::write_public(&self.server_cert(), server.chain_pem.as_bytes())?;
+        let reset: [u8; 32] = rand::random();
+        certs::files::write_secret(&self.reset_key(), &reset)?;
+        let config = RuntimeConfig {
+            hostname: hostname.to_owned(),
+            trust_domain,
+        };
+        // Written last: its presence means "initialized".
+        certs::files::write_public(&self.config_path(), toml::to_string(&config)?.as_bytes())?;
+        Ok(ca)
+    }
+
+    /// Reads the config.
+    pub fn config(&self) -> Result<RuntimeConfig> {
+        let path = self.config_path();
+        let text = fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{} is not an initialized data directory (run `cloud-runtime init --data-dir {} --hostname NAME`)",
+                self.root.display(),
+                self.root.display()
+            )
+        })?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Loads the CA.
+    pub fn ca(&self, config: &RuntimeConfig) -> Result<CertificateAuthority> {
+        CertificateAuthority::load(&self.root, &config.trust_domain)
+            .with_context(|| format!("loading the CA from {}", self.root.display()))
+    }
+
+    /// Opens the store.
+    pub async fn store(&self) -> Result<crate::store::Store> {
+        crate::store::Store::open(&self.db_path())
+            .await
+            .with_context(|| format!("opening {}", self.db_path().display()))
+    }
+}
+
+fn validate_hostname(h: &str) -> Result<()> {
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let ok = !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        bail!("--hostname {h:?} is neither a DNS name nor an IP address")
+    }
+}

@@ -1,0 +1,407 @@
+//! `cloud-runtime`: command-line entry point. Parses flags, sets up logging, and calls into
+//! the library; all behaviour lives there.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use cloud_runtime::admin::{self, AdminRequest};
+use cloud_runtime::data_dir::DataDir;
+use cloud_runtime::join_token;
+use cloud_runtime::server::{self, ServeOptions};
+use cloud_runtime::store::now_ms;
+use shared::identity::{ConnectorId, TenantId};
+
+/// The cloud runtime of mcp-edge: enrolls edge connectors and brokers tool calls to them.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DataDirArg {
+    /// The runtime's data directory (made by `init`).
+    #[arg(long, env = "CLOUD_RUNTIME_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the data directory: CA, server certificate, store.
+    Init {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Public hostname (DNS name or IP) connectors and clients reach the runtime at.
+        #[arg(long)]
+        hostname: String,
+        /// SPIFFE trust domain for connector identities (default: the hostname).
+        #[arg(long)]
+        trust_domain: Option<String>,
+    },
+    /// Run the runtime: QUIC tunnel listener, HTTPS endpoint, admin socket.
+    Serve {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// UDP address of the QUIC tunnel.
+        #[arg(long, default_value = "0.0.0.0:4433")]
+        quic_listen: SocketAddr,
+        /// TCP address of the HTTPS endpoint (enrollment).
+        #[arg(long, default_value = "0.0.0.0:8443")]
+        https_listen: SocketAddr,
+        /// host:port connectors should dial for the tunnel (default: hostname and QUIC port).
+        #[arg(long)]
+        quic_advertise: Option<String>,
+        /// Lifetime of connector certificates; connectors renew at about two thirds of it.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        connector_cert_ttl: Duration,
+        /// Heartbeat interval on the control stream.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        heartbeat_interval: Duration,
+    },
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Manage connectors.
+    Connector {
+        #[command(subcommand)]
+        command: ConnectorCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// Tenant name: lowercase letters, digits and '-'.
+        name: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// List tenants.
+    List {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectorCommand {
+    /// Join tokens for enrolling new connectors.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// List connectors with their status.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Revoke a connector: refused from now on, live tunnels dropped within a second.
+    Revoke {
+        /// Connector id.
+        id: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Ping a connector through its tunnel (needs a running `serve`).
+    Ping {
+        /// Connector id.
+        id: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Call a diagnostic tool (diag.*) on a connector of a tenant (needs a running `serve`).
+    Call {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// A specific connector (default: any online one of the tenant).
+        #[arg(long)]
+        connector: Option<String>,
+        /// Tool name, e.g. diag.echo.
+        #[arg(long)]
+        tool: String,
+        /// Arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Time budget.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a one-time join token; prints it and the CA fingerprint to pin.
+    Create {
+        /// Tenant the connector will belong to.
+        #[arg(long)]
+        tenant: String,
+        /// How long the token stays valid.
+        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Init {
+            dir,
+            hostname,
+            trust_domain,
+        } => {
+            let data = DataDir::new(dir.data_dir);
+            let ca = data.init(&hostname, trust_domain.as_deref())?;
+            data.store().await?;
+            println!("initialized {}", data.root().display());
+            println!("trust domain:   {}", ca.trust_domain());
+            println!("ca fingerprint: {}", ca.fingerprint());
+        }
+        Command::Serve {
+            dir,
+            quic_listen,
+            https_listen,
+            quic_advertise,
+            connector_cert_ttl,
+            heartbeat_interval,
+        } => {
+            if !(certs::authority::MIN_CONNECTOR_TTL..=certs::authority::MAX_CONNECTOR_TTL)
+                .contains(&connector_cert_ttl)
+            {
+                bail!(
+                    "--connector-cert-ttl must be between {:?} and {:?}",
+                    certs::authority::MIN_CONNECTOR_TTL,
+                    certs::authority::MAX_CONNECTOR_TTL
+                );
+            }
+            if heartbeat_interval < Duration::from_millis(100)
+                || heartbeat_interval > Duration::from_secs(60)
+            {
+                bail!("--heartbeat-interval must be between 100ms and 60s");
+            }
+            let runtime = server::start(ServeOptions {
+                data_dir: DataDir::new(dir.data_dir),
+                quic_listen,
+                https_listen,
+                quic_advertise,
+                cert_ttl: connector_cert_ttl,
+                heartbeat_interval,
+            })
+            .await?;
+            wait_for_signal().await?;
+            runtime.shutdown().await;
+        }
+        Command::Tenant { command } => match command {
+            TenantCommand::Create { name, dir } => {
+                let tenant: TenantId = name.parse().context("tenant name")?;
+                let data = DataDir::new(dir.data_dir);
+                data.config()?;
+                data.store().await?.create_tenant(&tenant).await?;
+                println!("created tenant {tenant}");
+            }
+            TenantCommand::List { dir } => {
+                let data = DataDir::new(dir.data_dir);
+                data.config()?;
+                for t in data.store().await?.tenants().await? {
+                    println!("{t}");
+                }
+            }
+        },
+        Command::Connector { command } => connector(command).await?,
+    }
+    Ok(())
+}
+
+async fn connector(command: ConnectorCommand) -> Result<()> {
+    match command {
+        ConnectorCommand::Token {
+            command:
+                TokenCommand::Create {
+                    tenant,
+                    ttl,
+                    json,
+                    dir,
+                },
+        } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            if !(Duration::from_secs(60)..=Duration::from_secs(7 * 24 * 3600)).contains(&ttl) {
+                bail!("--ttl must be between 1m and 7d");
+            }
+            let data = DataDir::new(dir.data_dir);
+            let config = data.config()?;
+            let ca = data.ca(&config)?;
+            let store = data.store().await?;
+            if !store.tenant_exists(&tenant).await? {
+                bail!(
+                    "no tenant named {tenant} (create it with `cloud-runtime tenant create {tenant}`)"
+                );
+            }
+            let (token, connector_id) = join_token::mint(&tenant);
+            let expires_at = now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+            store
+                .create_join_token(&token.hash, &tenant, &connector_id, expires_at)
+                .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "token": token.text,
+                        "connector_id": connector_id.to_string(),
+                        "tenant": tenant.to_string(),
+                        "ca_fingerprint": ca.fingerprint().to_string(),
+                        "expires_at": expires_at,
+                    })
+                );
+            } else {
+                println!("token:          {}", token.text);
+                println!("connector id:   {connector_id}");
+                println!("ca fingerprint: {}", ca.fingerprint());
+                println!("expires in:     {}", humantime::format_duration(ttl));
+                println!();
+                println!(
+                    "enroll with: edge-connector enroll --runtime {}:8443 --token {} --ca-fingerprint {} --state-dir /var/lib/edge-connector",
+                    config.hostname,
+                    token.text,
+                    ca.fingerprint()
+                );
+            }
+        }
+        ConnectorCommand::List { json, dir } => {
+            let data = DataDir::new(dir.data_dir);
+            data.config()?;
+            let rows = data.store().await?.connectors().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<16} {:<16} {:<8} {:<10} {:<6} {:<20} CERT EXPIRES",
+                    "ID", "TENANT", "STATUS", "VERSION", "VIA", "LAST SEEN"
+                );
+                for r in rows {
+                    println!(
+                        "{:<16} {:<16} {:<8} {:<10} {:<6} {:<20} {}",
+                        r.id,
+                        r.tenant,
+                        serde_json::to_value(r.status)?.as_str().unwrap_or("?"),
+                        r.version.as_deref().unwrap_or("-"),
+                        r.transport.as_deref().unwrap_or("-"),
+                        r.last_seen.map(format_ms).unwrap_or_else(|| "never".into()),
+                        format_ms(r.cert_not_after)
+                    );
+                }
+            }
+        }
+        ConnectorCommand::Revoke { id, dir } => {
+            let id: ConnectorId = id.parse().context("connector id")?;
+            let data = DataDir::new(dir.data_dir);
+            data.config()?;
+            if data.store().await?.revoke(&id).await? {
+                println!("revoked {id}");
+            } else {
+                println!("{id} was already revoked");
+            }
+        }
+        ConnectorCommand::Ping { id, dir } => {
+            let data = DataDir::new(dir.data_dir);
+            let resp =
+                admin::request(&data.admin_socket(), &AdminRequest::Ping { connector: id }).await?;
+            print_admin(resp)?;
+        }
+        ConnectorCommand::Call {
+            tenant,
+            connector,
+            tool,
+            args,
+            timeout,
+            dir,
+        } => {
+            let arguments: serde_json::Value =
+                serde_json::from_str(&args).context("--args is not JSON")?;
+            let data = DataDir::new(dir.data_dir);
+            let req = AdminRequest::Call {
+                tenant,
+                connector,
+                tool,
+                arguments,
+                timeout_ms: Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+            };
+            print_admin(admin::request(&data.admin_socket(), &req).await?)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_admin(resp: admin::AdminResponse) -> Result<()> {
+    println!("{}", serde_json::to_string(&resp)?);
+    if resp.ok {
+        Ok(())
+    } else {
+        bail!("{}", resp.error.unwrap_or_else(|| "failed".into()))
+    }
+}
+
+fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,484 @@
+//! The runtime's persistent state: tenants, join tokens and connectors.
+//!
+//! The embedded default is one SQLite file in the data directory (WAL mode, so the `serve`
+//! process and the admin commands can use it at once). The SQL is kept portable (TEXT keys,
+//! BIGINT Unix-millisecond timestamps) so the same migrations carry to PostgreSQL when the
+//! runtime scales out; every query goes through this one interface.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use shared::identity::{ConnectorId, TenantId};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A row that must be unique already exists.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// A referenced row does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The join token was redeemed by someone else first.
+    #[error("join token was already used")]
+    TokenAlreadyUsed,
+    /// A stored value does not parse (the file was edited by hand or is corrupt).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// Milliseconds since the Unix epoch.
+pub type UnixMs = i64;
+
+/// The current wall clock in Unix milliseconds.
+pub fn now_ms() -> UnixMs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A stored join token (by hash).
+#[derive(Debug, Clone)]
+pub struct JoinTokenRow {
+    /// Tenant it grants.
+    pub tenant: TenantId,
+    /// Connector id it grants.
+    pub connector_id: ConnectorId,
+    /// Expiry.
+    pub expires_at: UnixMs,
+    /// When it was redeemed, if it was.
+    pub used_at: Option<UnixMs>,
+}
+
+/// Connector status as `connector list` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectorStatus {
+    /// A live tunnel, seen recently.
+    Online,
+    /// No live tunnel.
+    Offline,
+    /// Revoked; will be refused.
+    Revoked,
+}
+
+/// A connector as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorRow {
+    /// Id.
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Derived status.
+    pub status: ConnectorStatus,
+    /// Build version reported at hello.
+    pub version: Option<String>,
+    /// Transport of the live or last tunnel (`quic`).
+    pub transport: Option<String>,
+    /// Last heartbeat or connect, Unix ms.
+    pub last_seen: Option<UnixMs>,
+    /// Current certificate's expiry, Unix ms.
+    pub cert_not_after: UnixMs,
+    /// Current certificate's serial, hex.
+    pub cert_serial: String,
+    /// Enrollment time, Unix ms.
+    pub enrolled_at: UnixMs,
+    /// Revocation time, Unix ms.
+    pub revoked_at: Option<UnixMs>,
+}
+
+/// A connector whose `online` flag is older than this is reported offline (the serve
+/// process that set it may have died without clearing it).
+const ONLINE_STALENESS: Duration = Duration::from_secs(30);
+
+type ConnectorTuple = (
+    String,
+    String,
+    i64,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
+const CONNECTOR_COLUMNS: &str = "id, tenant, enrolled_at, cert_serial, cert_not_after, revoked_at, version, transport, online, last_seen";
+
+fn connector_from(t: ConnectorTuple, now: UnixMs) -> ConnectorRow {
+    let (
+        id,
+        tenant,
+        enrolled_at,
+        cert_serial,
+        cert_not_after,
+        revoked_at,
+        version,
+        transport,
+        online,
+        last_seen,
+    ) = t;
+    let fresh = last_seen.is_some_and(|s| now - s <= ONLINE_STALENESS.as_millis() as i64);
+    let status = if revoked_at.is_some() {
+        ConnectorStatus::Revoked
+    } else if online != 0 && fresh {
+        ConnectorStatus::Online
+    } else {
+        ConnectorStatus::Offline
+    };
+    ConnectorRow {
+        id,
+        tenant,
+        status,
+        version,
+        transport,
+        last_seen,
+        cert_not_after,
+        cert_serial,
+        enrolled_at,
+        revoked_at,
+    }
+}
+
+/// The runtime's store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite store at `path` and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Creates a tenant.
+    pub async fn create_tenant(&self, name: &TenantId) -> Result<(), StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO tenants (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(name.as_str())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::AlreadyExists(format!("tenant {name}")));
+        }
+        Ok(())
+    }
+
+    /// Whether a tenant exists.
+    pub async fn tenant_exists(&self, name: &TenantId) -> Result<bool, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT name FROM tenants WHERE name = ?")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// All tenant names.
+    pub async fn tenants(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Stores a new join token's hash.
+    pub async fn create_join_token(
+        &self,
+        token_hash: &str,
+        tenant: &TenantId,
+        connector_id: &ConnectorId,
+        expires_at: UnixMs,
+    ) -> Result<(), StoreError> {
+        if !self.tenant_exists(tenant).await? {
+            return Err(StoreError::NotFound(format!("tenant {tenant}")));
+        }
+        sqlx::query(
+            "INSERT INTO join_tokens (token_hash, tenant, connector_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(tenant.as_str())
+        .bind(connector_id.as_str())
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Looks a join token up by hash.
+    pub async fn join_token(&self, token_hash: &str) -> Result<Option<JoinTokenRow>, StoreError> {
+        let row: Option<(String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT tenant, connector_id, expires_at, used_at FROM join_tokens WHERE token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(tenant, connector_id, expires_at, used_at)| {
+            Ok(JoinTokenRow {
+                tenant: tenant
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("tenant: {e}")))?,
+                connector_id: connector_id
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("connector id: {e}")))?,
+                expires_at,
+                used_at,
+            })
+        })
+        .transpose()
+    }
+
+    /// Redeems a join token and records the enrolled connector, atomically: of two
+    /// concurrent enrollments with one token, exactly one succeeds.
+    pub async fn complete_enrollment(
+        &self,
+        token_hash: &str,
+        tenant: &TenantId,
+        connector_id: &ConnectorId,
+        cert_serial: &str,
+        cert_not_after: UnixMs,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let redeemed = sqlx::query(
+            "UPDATE join_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if redeemed.rows_affected() != 1 {
+            return Err(StoreError::TokenAlreadyUsed);
+        }
+        sqlx::query(
+            "INSERT INTO connectors (id, tenant, enrolled_at, cert_serial, cert_not_after) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(connector_id.as_str())
+        .bind(tenant.as_str())
+        .bind(now)
+        .bind(cert_serial)
+        .bind(cert_not_after)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One connector.
+    pub async fn connector(&self, id: &ConnectorId) -> Result<Option<ConnectorRow>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE id = ?"
+        ));
+        let row: Option<ConnectorTuple> = sqlx::query_as(sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|t| connector_from(t, now_ms())))
+    }
+
+    /// All connectors, by tenant then id.
+    pub async fn connectors(&self) -> Result<Vec<ConnectorRow>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {CONNECTOR_COLUMNS} FROM connectors ORDER BY tenant, id"
+        ));
+        let rows: Vec<ConnectorTuple> = sqlx::query_as(sql).fetch_all(&self.pool).await?;
+        let now = now_ms();
+        Ok(rows.into_iter().map(|t| connector_from(t, now)).collect())
+    }
+
+    /// Revokes a connector. Returns false if it was already revoked.
+    pub async fn revoke(&self, id: &ConnectorId) -> Result<bool, StoreError> {
+        if self.connector(id).await?.is_none() {
+            return Err(StoreError::NotFound(format!("connector {id}")));
+        }
+        let r = sqlx::query(
+            "UPDATE connectors SET revoked_at = ?, online = 0 WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Ids of all revoked connectors.
+    pub async fn revoked_ids(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM connectors WHERE revoked_at IS NOT NULL")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Records a live tunnel.
+    pub async fn mark_online(
+        &self,
+        id: &ConnectorId,
+        session_id: &str,
+        version: &str,
+        transport: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connectors SET online = 1, session_id = ?, version = ?, transport = ?, last_seen = ? WHERE id = ?")
+            .bind(session_id)
+            .bind(version)
+            .bind(transport)
+            .bind(now_ms())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a heartbeat of the given tunnel.
+    pub async fn touch(&self, id: &ConnectorId, session_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connectors SET last_seen = ? WHERE id = ? AND session_id = ?")
+            .bind(now_ms())
+            .bind(id.as_str())
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the end of the given tunnel (not of a newer one that replaced it).
+    pub async fn mark_offline(&self, id: &ConnectorId, session_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE connectors SET online = 0, last_seen = ? WHERE id = ? AND session_id = ?",
+        )
+        .bind(now_ms())
+        .bind(id.as_str())
+        .bind(session_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Clears every online flag (at start: no tunnel survives a restart).
+    pub async fn reset_online(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connectors SET online = 0, session_id = NULL")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a renewed certificate.
+    pub async fn record_renewal(
+        &self,
+        id: &ConnectorId,
+        serial: &str,
+        not_after: UnixMs,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connectors SET cert_serial = ?, cert_not_after = ? WHERE id = ?")
+            .bind(serial)
+            .bind(not_after)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("runtime.db")).await.unwrap();
+        (dir, s)
+    }
+
+    #[tokio::test]
+    async fn a_join_token_is_redeemed_once() {
+        let (_d, s) = store().await;
+        let t: TenantId = "acme".parse().unwrap();
+        let c: ConnectorId = "c1".parse().unwrap();
+        s.create_tenant(&t).await.unwrap();
+        assert!(matches!(
+            s.create_tenant(&t).await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+        s.create_join_token("h", &t, &c, now_ms() + 60_000)
+            .await
+            .unwrap();
+        s.complete_enrollment("h", &t, &c, "01", now_ms())
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.complete_enrollment("h", &t, &c, "02", now_ms()).await,
+            Err(StoreError::TokenAlreadyUsed)
+        ));
+        assert_eq!(s.connectors().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn expired_tokens_do_not_redeem() {
+        let (_d, s) = store().await;
+        let t: TenantId = "acme".parse().unwrap();
+        let c: ConnectorId = "c1".parse().unwrap();
+        s.create_tenant(&t).await.unwrap();
+        s.create_join_token("h", &t, &c, now_ms() - 1)
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.complete_enrollment("h", &t, &c, "01", now_ms()).await,
+            Err(StoreError::TokenAlreadyUsed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn online_status_follows_the_session_that_set_it() {
+        let (_d, s) = store().await;
+        let t: TenantId = "acme".parse().unwrap();
+        let c: ConnectorId = "c1".parse().unwrap();
+        s.create_tenant(&t).await.unwrap();
+        s.create_join_token("h", &t, &c, now_ms() + 60_000)
+            .await
+            .unwrap();
+        s.complete_enrollment("h", &t, &c, "01", now_ms())
+            .await
+            .unwrap();
+        s.mark_online(&c, "new", "1.0", "quic").await.unwrap();
+        s.mark_offline(&c, "old").await.unwrap();
+        assert_eq!(
+            s.connector(&c).await.unwrap().unwrap().status,
+            ConnectorStatus::Online
+        );
+        s.revoke(&c).await.unwrap();
+        assert_eq!(
+            s.connector(&c).await.unwrap().unwrap().status,
+            ConnectorStatus::Revoked
+        );
+        assert_eq!(s.revoked_ids().await.unwrap(), vec!["c1".to_owned()]);
+    }
+}

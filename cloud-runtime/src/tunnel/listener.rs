@@ -1,0 +1,127 @@
+//! The QUIC endpoint and the authentication of each new tunnel.
+//!
+//! rustls has already verified the client certificate's chain to the runtime CA, its validity
+//! period and its client-auth usage during the handshake. Here the identity inside it is
+//! checked against our trust domain and the store: an unknown or revoked connector is closed
+//! before it can open a stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use certs::inspect::CertInfo;
+use rustls_pki_types::CertificateDer;
+use shared::close::CloseCode;
+use shared::identity::ConnectorIdentity;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use super::{TunnelContext, session};
+
+/// Time allowed for the QUIC + TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts tunnels until `shutdown`; each runs in `tracker`.
+pub async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    ctx: Arc<TunnelContext>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let incoming = tokio::select! {
+            i = endpoint.accept() => match i { Some(i) => i, None => break },
+            _ = shutdown.cancelled() => break,
+        };
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let peer = incoming.remote_address();
+            let connecting = match incoming.accept() {
+                Ok(c) => c,
+                Err(e) => {
+                    debug!(%peer, error = %e, "refused incoming tunnel");
+                    return;
+                }
+            };
+            let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => {
+                    info!(%peer, error = %e, "tunnel handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    info!(%peer, "tunnel handshake timed out");
+                    return;
+                }
+            };
+            let Some((identity, cert)) = authenticate(&conn, &ctx).await else {
+                return;
+            };
+            session::run(conn, identity, cert, ctx, shutdown).await;
+        });
+    }
+}
+
+fn close(conn: &quinn::Connection, code: CloseCode, reason: &str) {
+    conn.close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
+}
+
+/// Checks the identity in the client certificate against the store.
+async fn authenticate(
+    conn: &quinn::Connection,
+    ctx: &TunnelContext,
+) -> Option<(ConnectorIdentity, CertInfo)> {
+    let peer = conn.remote_address();
+    let chain = conn
+        .peer_identity()
+        .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok());
+    let Some(cert) = chain
+        .as_ref()
+        .and_then(|c| c.first())
+        .and_then(|der| CertInfo::from_der(der).ok())
+    else {
+        warn!(%peer, "tunnel without a readable client certificate");
+        close(conn, CloseCode::UnknownConnector, "no client certificate");
+        return None;
+    };
+    let Some(identity) = cert
+        .identity
+        .clone()
+        .filter(|id| id.trust_domain == ctx.trust_domain)
+    else {
+        warn!(%peer, "client certificate carries no connector identity of this trust domain");
+        close(
+            conn,
+            CloseCode::UnknownConnector,
+            "certificate names no connector of this runtime",
+        );
+        return None;
+    };
+    let row = match ctx.store.connector(&identity.connector).await {
+        Ok(row) => row,
+        Err(e) => {
+            warn!(%peer, error = %e, "store lookup failed; refusing tunnel");
+            close(conn, CloseCode::GoingAway, "runtime store unavailable");
+            return None;
+        }
+    };
+    match row {
+        None => {
+            warn!(%peer, connector = %identity.connector, "unknown connector");
+            close(conn, CloseCode::UnknownConnector, "unknown connector");
+            None
+        }
+        Some(row) if row.tenant != identity.tenant.as_str() => {
+            warn!(%peer, connector = %identity.connector, claimed = %identity.tenant, actual = %row.tenant, "certificate names the wrong tenant");
+            close(conn, CloseCode::UnknownConnector, "unknown connector");
+            None
+        }
+        Some(row) if row.revoked_at.is_some() => {
+            warn!(%peer, connector = %identity.connector, "revoked connector refused");
+            close(conn, CloseCode::Revoked, "connector revoked");
+            None
+        }
+        Some(_) => Some((identity, cert)),
+    }
+}

@@ -1,0 +1,40 @@
+//! The runtime's end of the QUIC tunnel.
+//!
+//! - [`listener`]: the QUIC endpoint; authenticates each connection (client certificate,
+//!   identity, revocation) before anything else happens on it.
+//! - [`session`]: one connection's life: the control stream (hello, heartbeats, renewal,
+//!   drain), certificate expiry, cleanup.
+//! - [`registry`]: which connectors are online, per tenant; picks one for a call.
+//! - [`call`]: one tool call on its own bidirectional stream.
+//! - [`revocation`]: drops live tunnels of connectors revoked in the store.
+
+pub mod call;
+pub mod listener;
+pub mod registry;
+pub mod revocation;
+pub mod session;
+
+use std::time::Duration;
+
+use certs::CertificateAuthority;
+use shared::identity::TrustDomain;
+
+use crate::store::Store;
+pub use registry::Registry;
+
+/// Everything a tunnel session needs, shared by all sessions.
+#[derive(Debug)]
+pub struct TunnelContext {
+    /// The store (connector state, status).
+    pub store: Store,
+    /// The CA, for renewals.
+    pub ca: CertificateAuthority,
+    /// Our trust domain; certificates naming another are refused.
+    pub trust_domain: TrustDomain,
+    /// Lifetime of renewed certificates.
+    pub cert_ttl: Duration,
+    /// Heartbeat interval imposed on connectors.
+    pub heartbeat_interval: Duration,
+    /// Online connectors.
+    pub registry: std::sync::Arc<Registry>,
+}

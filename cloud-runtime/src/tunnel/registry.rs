@@ -1,0 +1,238 @@
+//! Online connectors, per tenant.
+//!
+//! A connector may hold more than one tunnel for a moment (after a certificate renewal it
+//! connects anew before draining the old tunnel) and a tenant may run several connectors for
+//! availability. Calls go to a non-draining tunnel of the tenant with the fewest calls in
+//! flight; ties rotate.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use shared::call::{CallFailure, CallOutcome};
+use shared::close::CloseCode;
+use shared::identity::{ConnectorId, ConnectorIdentity, TenantId};
+use shared::wire::{self, ErrorCode};
+
+use super::call;
+
+/// One live tunnel.
+#[derive(Debug)]
+pub struct ConnectorHandle {
+    /// Who is at the other end (from the client certificate).
+    pub identity: ConnectorIdentity,
+    /// Unique per tunnel, to tell a replaced tunnel from its successor.
+    pub session_id: String,
+    /// Connector build version.
+    pub version: String,
+    /// Tools the connector offers.
+    pub tools: Vec<wire::ToolSpec>,
+    connection: quinn::Connection,
+    draining: AtomicBool,
+    in_flight: AtomicUsize,
+}
+
+impl ConnectorHandle {
+    /// A handle for an accepted tunnel.
+    pub fn new(
+        identity: ConnectorIdentity,
+        session_id: String,
+        version: String,
+        tools: Vec<wire::ToolSpec>,
+        connection: quinn::Connection,
+    ) -> Self {
+        Self {
+            identity,
+            session_id,
+            version,
+            tools,
+            connection,
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    /// Stops routing new calls here.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    fn available(&self) -> bool {
+        !self.draining.load(Ordering::Relaxed) && self.connection.close_reason().is_none()
+    }
+
+    /// Closes the tunnel.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        self.connection
+            .close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
+    }
+}
+
+/// A summary of one online tunnel.
+#[derive(Debug, Clone, Serialize)]
+pub struct OnlineConnector {
+    /// Tenant.
+    pub tenant: String,
+    /// Connector id.
+    pub connector: String,
+    /// Build version.
+    pub version: String,
+    /// Calls in flight.
+    pub in_flight: usize,
+    /// Draining.
+    pub draining: bool,
+}
+
+/// What to call.
+#[derive(Debug, Clone)]
+pub struct CallSpec {
+    /// Tool name.
+    pub tool: String,
+    /// Arguments, JSON object text.
+    pub arguments_json: Vec<u8>,
+    /// Time budget.
+    pub timeout: Duration,
+    /// On whose behalf.
+    pub caller: wire::Caller,
+    /// W3C traceparent to continue, if any.
+    pub traceparent: String,
+}
+
+/// The online connectors.
+#[derive(Debug, Default)]
+pub struct Registry {
+    tenants: RwLock<HashMap<TenantId, Vec<Arc<ConnectorHandle>>>>,
+    next_call_id: AtomicU64,
+    rotation: AtomicUsize,
+}
+
+impl Registry {
+    /// Adds a tunnel.
+    pub fn insert(&self, handle: Arc<ConnectorHandle>) {
+        let mut map = self.tenants.write().unwrap_or_else(|p| p.into_inner());
+        map.entry(handle.identity.tenant.clone())
+            .or_default()
+            .push(handle);
+    }
+
+    /// Removes a tunnel.
+    pub fn remove(&self, handle: &Arc<ConnectorHandle>) {
+        let mut map = self.tenants.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = map.get_mut(&handle.identity.tenant) {
+            list.retain(|h| !Arc::ptr_eq(h, handle));
+            if list.is_empty() {
+                map.remove(&handle.identity.tenant);
+            }
+        }
+    }
+
+    /// Closes every tunnel of `connector`; returns how many.
+    pub fn close_connector(&self, connector: &str, code: CloseCode, reason: &str) -> usize {
+        let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+        let mut n = 0;
+        for h in map
+            .values()
+            .flatten()
+            .filter(|h| h.identity.connector.as_str() == connector)
+        {
+            h.close(code, reason);
+            n += 1;
+        }
+        n
+    }
+
+    /// Whether any tunnel is up.
+    pub fn is_empty(&self) -> bool {
+        self.tenants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Online tunnels.
+    pub fn online(&self) -> Vec<OnlineConnector> {
+        let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .flatten()
+            .map(|h| OnlineConnector {
+                tenant: h.identity.tenant.to_string(),
+                connector: h.identity.connector.to_string(),
+                version: h.version.clone(),
+                in_flight: h.in_flight.load(Ordering::Relaxed),
+                draining: h.draining.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// The tenant of an online connector.
+    pub fn tenant_of(&self, connector: &ConnectorId) -> Option<TenantId> {
+        let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .flatten()
+            .find(|h| &h.identity.connector == connector)
+            .map(|h| h.identity.tenant.clone())
+    }
+
+    /// Picks a tunnel of `tenant` (optionally of one connector) for a new call.
+    fn pick(
+        &self,
+        tenant: &TenantId,
+        connector: Option<&ConnectorId>,
+    ) -> Option<Arc<ConnectorHandle>> {
+        let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+        let list = map.get(tenant)?;
+        let start = self.rotation.fetch_add(1, Ordering::Relaxed);
+        let n = list.len();
+        (0..n)
+            .filter_map(|i| list.get((start + i) % n))
+            .filter(|h| h.available() && connector.is_none_or(|c| &h.identity.connector == c))
+            .min_by_key(|h| h.in_flight.load(Ordering::Relaxed))
+            .cloned()
+    }
+
+    /// Runs a call on a connector of `tenant` (never another tenant's). A tunnel that fails
+    /// before the request was sent is skipped and the next one tried, once.
+    pub async fn call(
+        &self,
+        tenant: &TenantId,
+        connector: Option<&ConnectorId>,
+        spec: CallSpec,
+    ) -> CallOutcome {
+        let call_id = self.next_call_id.fetch_add(1, Ordering::Relaxed);
+        let request = wire::CallRequest {
+            call_id,
+            tool: spec.tool,
+            arguments_json: spec.arguments_json,
+            timeout_ms: u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX),
+            traceparent: spec.traceparent,
+            tracestate: String::new(),
+            caller: Some(spec.caller),
+        };
+        for _attempt in 0..2 {
+            let Some(handle) = self.pick(tenant, connector) else {
+                break;
+            };
+            handle.in_flight.fetch_add(1, Ordering::Relaxed);
+            let result = call::run(&handle.connection, &request, spec.timeout).await;
+            handle.in_flight.fetch_sub(1, Ordering::Relaxed);
+            match result {
+                Err(call::Error::NotSent(_)) => {
+                    handle.set_draining();
+                    continue;
+                }
+                Err(call::Error::Failed(f)) => return Err(f),
+                Ok(out) => return out,
+            }
+        }
+        let mut failure = CallFailure::new(
+            ErrorCode::Unavailable,
+            format!(
+                "no online connector for tenant {tenant}; retry shortly or check `cloud-runtime connector list`"
+            ),
+        );
+        failure.retry_after = Some(Duration::from_secs(1));
+        Err(failure)
+    }
+}

@@ -1,0 +1,124 @@
+//! `edge-connector`: command-line entry point. Parses flags, sets up logging and signals,
+//! and calls into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use edge_connector::enroll::{self, EnrollOptions};
+use edge_connector::state::StateDir;
+use tokio_util::sync::CancellationToken;
+
+/// The mcp-edge connector: dials out to the cloud runtime and runs tools inside your network.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enroll with a one-time join token: makes a key pair here, gets a certificate.
+    Enroll {
+        /// The runtime's HTTPS endpoint, host:port.
+        #[arg(long)]
+        runtime: String,
+        /// The join token from `cloud-runtime connector token create`.
+        #[arg(long, env = "EDGE_CONNECTOR_JOIN_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The runtime CA fingerprint printed with the token, sha256:HEX.
+        #[arg(long)]
+        ca_fingerprint: String,
+        /// Where to keep the identity and config.
+        #[arg(long, env = "EDGE_CONNECTOR_STATE_DIR")]
+        state_dir: PathBuf,
+    },
+    /// Dial out and serve tools until SIGTERM, then drain in-flight calls.
+    Run {
+        /// The state directory made by `enroll`.
+        #[arg(long, env = "EDGE_CONNECTOR_STATE_DIR")]
+        state_dir: PathBuf,
+        /// How long in-flight calls get to finish on SIGTERM.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        drain_timeout: Duration,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Enroll {
+            runtime,
+            token,
+            ca_fingerprint,
+            state_dir,
+        } => {
+            let ca_fingerprint = ca_fingerprint.parse().context("--ca-fingerprint")?;
+            let identity = enroll::enroll(EnrollOptions {
+                runtime,
+                token,
+                ca_fingerprint,
+                state: StateDir::new(&state_dir),
+            })
+            .await?;
+            println!("enrolled as {identity}");
+            println!("state in {}", state_dir.display());
+        }
+        Command::Run {
+            state_dir,
+            drain_timeout,
+        } => {
+            let shutdown = CancellationToken::new();
+            let signal_token = shutdown.clone();
+            tokio::spawn(async move {
+                if wait_for_signal().await.is_ok() {
+                    signal_token.cancel();
+                }
+            });
+            edge_connector::run(StateDir::new(state_dir), drain_timeout, shutdown).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

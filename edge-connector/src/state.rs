@@ -1,0 +1,209 @@
+//! The connector's state directory.
+//!
+//! ```text
+//! STATE/            0700
+//!   connector.toml  who we are and where the runtime is (written at enroll)
+//!   ca.pem          the runtime CA, pinned by fingerprint at enroll
+//!   identity.pem    certificate chain and private key, mode 0600
+//! ```
+//! Chain and key share one file so that a renewal replaces both in a single atomic rename:
+//! a crash can never leave a certificate beside the wrong key.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use certs::csr::ConnectorKey;
+use certs::inspect::CertInfo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
+use shared::identity::ConnectorIdentity;
+
+/// Why the state directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// Not enrolled yet.
+    #[error("{0} holds no enrollment (run `edge-connector enroll` first)")]
+    NotEnrolled(PathBuf),
+    /// Already enrolled.
+    #[error(
+        "{0} is already enrolled as {1}; use another --state-dir or remove this one to re-enroll"
+    )]
+    AlreadyEnrolled(PathBuf, String),
+    /// A file is unreadable or malformed.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Writing failed.
+    #[error(transparent)]
+    Write(#[from] certs::Error),
+    /// Creating the directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// What `connector.toml` holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// Our SPIFFE identity.
+    pub identity: String,
+    /// The runtime's HTTPS endpoint used at enrollment, `host:port`.
+    pub runtime: String,
+    /// The runtime's QUIC tunnel endpoint, `host:port`.
+    pub quic_endpoint: String,
+    /// TLS server name of the runtime.
+    pub server_name: String,
+    /// The pinned CA fingerprint.
+    pub ca_fingerprint: String,
+}
+
+/// The loaded identity: certificate chain and key.
+pub struct Identity {
+    /// Who we are.
+    pub identity: ConnectorIdentity,
+    /// Chain, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// Private key.
+    pub key: PrivateKeyDer<'static>,
+    /// The leaf's validity and serial.
+    pub cert: CertInfo,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("identity", &self.identity)
+            .field("serial", &self.cert.serial_hex)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// The directory at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.root.join("connector.toml")
+    }
+
+    fn ca_path(&self) -> PathBuf {
+        self.root.join("ca.pem")
+    }
+
+    fn identity_path(&self) -> PathBuf {
+        self.root.join("identity.pem")
+    }
+
+    fn invalid(path: &Path, reason: impl ToString) -> StateError {
+        StateError::Invalid {
+            path: path.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Creates the directory (0700) if needed and checks it is not already enrolled.
+    pub fn prepare_for_enrollment(&self) -> Result<(), StateError> {
+        if let Ok(cfg) = self.config() {
+            return Err(StateError::AlreadyEnrolled(self.root.clone(), cfg.identity));
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .and_then(|()| fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700)))
+            .map_err(|source| StateError::Io {
+                path: self.root.clone(),
+                source,
+            })
+    }
+
+    /// Writes the result of an enrollment. `connector.toml` goes last: its presence means
+    /// "enrolled".
+    pub fn save_enrollment(
+        &self,
+        config: &ConnectorConfig,
+        ca_pem: &str,
+        chain_pem: &str,
+        key: &ConnectorKey,
+    ) -> Result<(), StateError> {
+        certs::files::write_public(&self.ca_path(), ca_pem.as_bytes())?;
+        self.save_identity(chain_pem, key)?;
+        let text = toml::to_string(config).map_err(|e| Self::invalid(&self.config_path(), e))?;
+        certs::files::write_public(&self.config_path(), text.as_bytes())?;
+        Ok(())
+    }
+
+    /// Replaces the identity (chain + key) atomically.
+    pub fn save_identity(&self, chain_pem: &str, key: &ConnectorKey) -> Result<(), StateError> {
+        let mut both = chain_pem.to_owned();
+        if !both.ends_with('\n') {
+            both.push('\n');
+        }
+        both.push_str(&key.to_pem());
+        certs::files::write_secret(&self.identity_path(), both.as_bytes())?;
+        Ok(())
+    }
+
+    /// Reads `connector.toml`.
+    pub fn config(&self) -> Result<ConnectorConfig, StateError> {
+        let path = self.config_path();
+        let text =
+            fs::read_to_string(&path).map_err(|_| StateError::NotEnrolled(self.root.clone()))?;
+        toml::from_str(&text).map_err(|e| Self::invalid(&path, e))
+    }
+
+    /// Reads the pinned CA.
+    pub fn ca_der(&self) -> Result<CertificateDer<'static>, StateError> {
+        let path = self.ca_path();
+        CertificateDer::from_pem_file(&path).map_err(|e| Self::invalid(&path, e))
+    }
+
+    /// Reads the identity and checks the key matches the certificate.
+    pub fn identity(&self) -> Result<Identity, StateError> {
+        let path = self.identity_path();
+        let pem = fs::read(&path).map_err(|e| Self::invalid(&path, e))?;
+        let chain = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Self::invalid(&path, e))?;
+        let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| Self::invalid(&path, e))?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| Self::invalid(&path, "no certificate"))?;
+        let cert = CertInfo::from_der(leaf).map_err(|e| Self::invalid(&path, e))?;
+        let identity = cert
+            .identity
+            .clone()
+            .ok_or_else(|| Self::invalid(&path, "certificate names no connector identity"))?;
+        Ok(Identity {
+            identity,
+            chain,
+            key,
+            cert,
+        })
+    }
+}

@@ -1,0 +1,75 @@
+//! The tools a connector serves, one module per tool family, dispatched by name.
+//!
+//! Each tool declares its [`wire::ToolSpec`] (sent to the runtime at hello, so tools/list
+//! reflects exactly what this connector can do) and an async handler that takes validated
+//! JSON arguments and returns a structured result with a short text rendering.
+
+pub mod diagnostic;
+
+use serde::de::DeserializeOwned;
+use shared::call::{Call, CallFailure, CallOutcome};
+use shared::identity::ConnectorIdentity;
+use shared::wire::{self, ErrorCode};
+
+/// What tools may know about the connector they run in.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    /// Our identity.
+    pub identity: ConnectorIdentity,
+    /// Our build version.
+    pub version: &'static str,
+}
+
+/// The registered tools.
+#[derive(Debug, Clone)]
+pub struct Toolbox {
+    ctx: ToolContext,
+}
+
+impl Toolbox {
+    /// The toolbox for a connector.
+    pub fn new(ctx: ToolContext) -> Self {
+        Self { ctx }
+    }
+
+    /// Specs of every tool, for the hello.
+    pub fn specs(&self) -> Vec<wire::ToolSpec> {
+        diagnostic::specs()
+    }
+
+    /// Runs a call.
+    pub async fn call(&self, call: &Call) -> CallOutcome {
+        match call.tool.as_str() {
+            diagnostic::PING => diagnostic::ping(&self.ctx, args(call)?).await,
+            diagnostic::ECHO => diagnostic::echo(&self.ctx, args(call)?).await,
+            other => Err(CallFailure::new(
+                ErrorCode::UnknownTool,
+                format!("this connector has no tool named {other}"),
+            )),
+        }
+    }
+}
+
+/// Parses a call's arguments into the tool's argument type.
+fn args<T: DeserializeOwned>(call: &Call) -> Result<T, CallFailure> {
+    let bytes = if call.arguments_json.is_empty() {
+        b"{}".as_slice()
+    } else {
+        &call.arguments_json
+    };
+    serde_json::from_slice(bytes).map_err(|e| {
+        CallFailure::new(
+            ErrorCode::InvalidArguments,
+            format!("invalid arguments for {}: {e}", call.tool.as_str()),
+        )
+    })
+}
+
+/// A successful result: structured content plus its text rendering.
+pub fn output(structured: &serde_json::Value, text: String) -> CallOutcome {
+    Ok(wire::ToolOutput {
+        structured_json: serde_json::to_vec(structured).unwrap_or_default(),
+        text,
+        is_error: false,
+    })
+}

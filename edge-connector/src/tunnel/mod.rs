@@ -1,0 +1,13 @@
+//! The connector's end of the tunnel: it dials out and nothing ever dials in.
+//!
+//! - [`dial`]: QUIC over a `connect()`ed UDP socket, mutual TLS with the enrolled identity.
+//! - [`session`]: one connection: hello, heartbeats, renewal, drain.
+//! - [`calls`]: serving the runtime's call streams.
+//! - [`supervisor`]: reconnects, replaces the tunnel after renewal, stops when told.
+//! - [`backoff`]: exponential backoff with full jitter.
+
+pub mod backoff;
+pub mod calls;
+pub mod dial;
+pub mod session;
+pub mod supervisor;

@@ -1,0 +1,323 @@
+//! One tunnel's life on the connector: hello, heartbeats, certificate renewal, serving calls,
+//! and an orderly drain.
+//!
+//! The session reports to its supervisor through [`SessionEvent`]s. After a renewal it keeps
+//! serving until the supervisor has a tunnel up with the new certificate and cancels
+//! `replaced`; only then does it drain (make before break), so calls never find the
+//! connector absent.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use certs::csr::ConnectorKey;
+use certs::inspect::CertInfo;
+use shared::close::CloseCode;
+use shared::control::{Control, Event};
+use shared::frame::MAX_FRAME_LEN;
+use shared::io::{FrameReader, write_frame};
+use shared::wire::{self, ControlFrame, RejectReason};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use super::calls;
+use crate::state::{Identity, StateDir};
+use crate::tools::Toolbox;
+
+/// What a session tells its supervisor.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// The runtime accepted our hello.
+    Established,
+    /// A renewed certificate is on disk; dial a new tunnel with it.
+    Renewed,
+    /// The session is over.
+    Ended(SessionEnd),
+}
+
+/// How a session ended.
+#[derive(Debug, Clone)]
+pub enum SessionEnd {
+    /// Drained on request (shutdown or replaced).
+    Drained,
+    /// The runtime is going away; reconnect within this window.
+    GoAway(Duration),
+    /// The tunnel was lost; reconnect with backoff.
+    Lost(String),
+    /// The runtime refuses us for good (revoked, upgrade required, unknown); a human must act.
+    Fatal(String),
+}
+
+/// Shared by all sessions of a connector.
+#[derive(Debug)]
+pub struct SessionContext {
+    /// Where the identity lives (renewals are written there).
+    pub state: StateDir,
+    /// Our tools.
+    pub toolbox: Arc<Toolbox>,
+    /// How long in-flight calls get to finish on drain.
+    pub drain_timeout: Duration,
+}
+
+/// When to renew a certificate: at two thirds of its lifetime.
+pub fn renewal_due(cert: &CertInfo) -> Instant {
+    let now_wall = time::OffsetDateTime::now_utc();
+    let lifetime = cert.not_after - cert.not_before;
+    let renew_wall = cert.not_before + lifetime * 2 / 3;
+    let wait = Duration::try_from(renew_wall - now_wall).unwrap_or(Duration::ZERO);
+    Instant::now() + wait
+}
+
+fn hello(ctx: &SessionContext, identity: &Identity) -> wire::Hello {
+    wire::Hello {
+        min_version: *shared::version::SUPPORTED.start(),
+        max_version: *shared::version::SUPPORTED.end(),
+        connector_id: identity.identity.connector.to_string(),
+        build_version: env!("CARGO_PKG_VERSION").to_owned(),
+        capabilities: vec!["renewal".into(), "drain".into()],
+        tools: ctx.toolbox.specs(),
+    }
+}
+
+/// Runs a session on an established connection until it ends; the end is also sent as
+/// [`SessionEvent::Ended`].
+pub async fn run(
+    dialled: super::dial::Dialled,
+    identity: Identity,
+    ctx: Arc<SessionContext>,
+    events: mpsc::Sender<SessionEvent>,
+    replaced: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    let conn = dialled.connection.clone();
+    let end = drive(&conn, &identity, &ctx, &events, &replaced, &shutdown).await;
+    let (code, reason) = match &end {
+        SessionEnd::Drained => (CloseCode::Normal, "drained"),
+        _ => (CloseCode::Normal, "closing"),
+    };
+    conn.close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
+    let _ = tokio::time::timeout(Duration::from_secs(1), dialled.endpoint.wait_idle()).await;
+    let _ = events.send(SessionEvent::Ended(end)).await;
+}
+
+fn close_reason(err: &quinn::ConnectionError) -> SessionEnd {
+    if let quinn::ConnectionError::ApplicationClosed(close) = err {
+        let reason = String::from_utf8_lossy(&close.reason).into_owned();
+        match CloseCode::from_code(close.error_code.into_inner()) {
+            Some(code) if code.is_fatal() => {
+                return SessionEnd::Fatal(match code {
+                    CloseCode::Revoked => {
+                        "the runtime revoked this connector; re-enroll it with a new join token"
+                            .to_owned()
+                    }
+                    CloseCode::UpgradeRequired => {
+                        "the runtime requires a newer protocol version; upgrade the edge-connector"
+                            .to_owned()
+                    }
+                    _ => format!("the runtime refused this connector: {reason}"),
+                });
+            }
+            Some(CloseCode::GoingAway) => return SessionEnd::GoAway(Duration::from_secs(5)),
+            _ => return SessionEnd::Lost(format!("runtime closed the tunnel: {reason}")),
+        }
+    }
+    SessionEnd::Lost(err.to_string())
+}
+
+async fn drive(
+    conn: &quinn::Connection,
+    identity: &Identity,
+    ctx: &SessionContext,
+    events: &mpsc::Sender<SessionEvent>,
+    replaced: &CancellationToken,
+    shutdown: &CancellationToken,
+) -> SessionEnd {
+    let (mut send, recv) = match conn.open_bi().await {
+        Ok(s) => s,
+        Err(e) => return close_reason(&e),
+    };
+    let mut reader = FrameReader::new(recv, MAX_FRAME_LEN);
+    let mut ctl = Control::connector(hello(ctx, identity), Instant::now());
+
+    let calls = TaskTracker::new();
+    let draining = CancellationToken::new();
+    let acceptor = tokio::spawn(calls::accept(
+        conn.clone(),
+        ctx.toolbox.clone(),
+        identity.identity.tenant.clone(),
+        calls.clone(),
+        draining.clone(),
+    ));
+    let _abort_acceptor = AbortOnDrop(acceptor);
+
+    let mut renew_at = Some(renewal_due(&identity.cert));
+    let mut pending_key: Option<ConnectorKey> = None;
+    let mut drain_deadline: Option<Instant> = None;
+    let mut go_away: Option<Duration> = None;
+
+    loop {
+        while let Some(ev) = ctl.poll_event() {
+            match ev {
+                Event::Established {
+                    version,
+                    server_time_unix_ms,
+                } => {
+                    let skew_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+                        / 1_000_000
+                        - i128::from(server_time_unix_ms);
+                    info!(connector = %identity.identity.connector, protocol = version, remote = %conn.remote_address(),
+                          clock_skew_ms = skew_ms as i64, "tunnel up");
+                    let _ = events.send(SessionEvent::Established).await;
+                }
+                Event::Rejected { reason, message } => {
+                    return match reason {
+                        RejectReason::UpgradeRequired | RejectReason::IdentityMismatch => {
+                            SessionEnd::Fatal(message)
+                        }
+                        _ => SessionEnd::Lost(message),
+                    };
+                }
+                Event::GoAway { reconnect_within } => {
+                    info!(
+                        within_ms = reconnect_within.as_millis() as u64,
+                        "runtime going away"
+                    );
+                    go_away = Some(reconnect_within);
+                    start_drain(
+                        &mut ctl,
+                        &draining,
+                        &calls,
+                        &mut drain_deadline,
+                        ctx.drain_timeout,
+                        "runtime going away",
+                    );
+                }
+                Event::RenewalAnswered { result, .. } => match (result, pending_key.take()) {
+                    (Ok(chain), Some(key)) => match install_renewal(ctx, identity, &chain, &key) {
+                        Ok(serial) => {
+                            info!(serial = %serial, "certificate renewed");
+                            let _ = events.send(SessionEvent::Renewed).await;
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "renewed certificate rejected; retrying in a minute");
+                            renew_at = Some(Instant::now() + Duration::from_secs(60));
+                        }
+                    },
+                    (Err(e), _) => {
+                        warn!(error = %e, "certificate renewal refused; retrying in a minute");
+                        renew_at = Some(Instant::now() + Duration::from_secs(60));
+                    }
+                    (Ok(_), None) => warn!("renewal answer without a pending request ignored"),
+                },
+                Event::PeerLost(lost) => {
+                    return SessionEnd::Lost(format!("runtime unresponsive ({lost:?})"));
+                }
+                Event::Accepted(_) | Event::PeerDraining | Event::RenewalRequested { .. } => {}
+            }
+        }
+        while let Some(f) = ctl.poll_transmit() {
+            if let Err(e) = write_frame(&mut send, &f).await {
+                return SessionEnd::Lost(format!("control stream: {e}"));
+            }
+        }
+        if ctl.is_closed() {
+            return SessionEnd::Lost("control stream closed".into());
+        }
+        let timer = ctl
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(60));
+        let renew_ready = renew_at.filter(|_| ctl.is_established() && drain_deadline.is_none());
+        tokio::select! {
+            frame = reader.next::<ControlFrame>() => match frame {
+                Ok(Some(f)) => if let Err(e) = ctl.handle_frame(f, Instant::now()) {
+                    warn!(error = %e, "runtime broke the control protocol");
+                    return SessionEnd::Lost(e.to_string());
+                },
+                Ok(None) => return SessionEnd::Lost("runtime closed the control stream".into()),
+                Err(e) => return SessionEnd::Lost(format!("control stream: {e}")),
+            },
+            _ = tokio::time::sleep_until(timer.into()) => ctl.handle_timeout(Instant::now()),
+            _ = sleep_until_opt(renew_ready) => {
+                renew_at = None;
+                match ConnectorKey::generate().and_then(|k| k.csr_der(&identity.identity).map(|csr| (k, csr))) {
+                    Ok((key, csr)) => {
+                        if ctl.request_renewal(csr).is_some() {
+                            info!("requesting certificate renewal");
+                            pending_key = Some(key);
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "could not make a renewal CSR; retrying in a minute");
+                        renew_at = Some(Instant::now() + Duration::from_secs(60));
+                    }
+                }
+            }
+            _ = replaced.cancelled(), if drain_deadline.is_none() => {
+                start_drain(&mut ctl, &draining, &calls, &mut drain_deadline, ctx.drain_timeout, "replaced by a renewed tunnel");
+            }
+            _ = shutdown.cancelled(), if drain_deadline.is_none() => {
+                start_drain(&mut ctl, &draining, &calls, &mut drain_deadline, ctx.drain_timeout, "shutting down");
+            }
+            _ = calls.wait(), if drain_deadline.is_some() => {
+                info!("in-flight calls finished");
+                return go_away.map_or(SessionEnd::Drained, SessionEnd::GoAway);
+            }
+            _ = sleep_until_opt(drain_deadline) => {
+                warn!(abandoned = calls.len(), "drain timeout; abandoning in-flight calls");
+                return go_away.map_or(SessionEnd::Drained, SessionEnd::GoAway);
+            }
+            err = conn.closed() => return close_reason(&err),
+        }
+    }
+}
+
+fn start_drain(
+    ctl: &mut Control,
+    draining: &CancellationToken,
+    calls: &TaskTracker,
+    deadline: &mut Option<Instant>,
+    timeout: Duration,
+    reason: &str,
+) {
+    info!(in_flight = calls.len(), reason, "draining");
+    ctl.drain(reason, Duration::ZERO);
+    draining.cancel();
+    calls.close();
+    *deadline = Some(Instant::now() + timeout);
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Checks a renewed chain (same identity, our new key) and writes it with the key.
+fn install_renewal(
+    ctx: &SessionContext,
+    identity: &Identity,
+    chain_pem: &str,
+    key: &ConnectorKey,
+) -> Result<String, String> {
+    let leaf = CertInfo::from_pem(chain_pem).map_err(|e| e.to_string())?;
+    if leaf.identity.as_ref() != Some(&identity.identity) {
+        return Err("renewed certificate names another identity".into());
+    }
+    if leaf.spki_der != key.spki_der() {
+        return Err("renewed certificate is not for our new key".into());
+    }
+    ctx.state
+        .save_identity(chain_pem, key)
+        .map_err(|e| e.to_string())?;
+    Ok(leaf.serial_hex)
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
