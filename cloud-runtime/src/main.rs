@@ -269,8 +269,8 @@ async fn connector(command: ConnectorCommand) -> Result<()> {
                 },
         } => {
             let tenant: TenantId = tenant.parse().context("--tenant")?;
-            if !(Duration::from_secs(60)..=Duration::from_secs(7 * 24 * 3600)).contains(&ttl) {
-                bail!("--ttl must be between 1m and 7d");
+            if !(Duration::from_secs(1)..=Duration::from_secs(7 * 24 * 3600)).contains(&ttl) {
+                bail!("--ttl must be between 1s and 7d");
             }
             let data = DataDir::new(dir.data_dir);
             let config = data.config()?;

@@ -1,1 +1,378 @@
-//! e2e support
+//! Support for the end-to-end suites: start the real `cloud-runtime` and `edge-connector`
+//! binaries on loopback in throwaway directories, drive them through their command lines,
+//! and clean up (kill) on drop.
+//!
+//! The binaries are looked up next to the test executable (`target/<profile>/`), so build
+//! them first: `cargo build --bins` (the README's test command does).
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// The directory holding the workspace's binaries.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("E2E_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> -> target/<profile>
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Path of a workspace binary; fails with a hint if it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} not found: build the binaries first (cargo build --bins)",
+        p.display()
+    );
+    p
+}
+
+/// A free loopback TCP port (and, checked, a free UDP port of the same number).
+pub fn free_port() -> u16 {
+    loop {
+        let Ok(tcp) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = tcp.local_addr() else { continue };
+        if UdpSocket::bind(addr).is_ok() {
+            return addr.port();
+        }
+    }
+}
+
+/// Runs a command to completion.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+}
+
+/// Runs a command that must succeed; returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `f` every 50 ms until it returns `Some` or `limit` passes.
+pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if start.elapsed() > limit {
+            bail!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process killed on drop, with its output in a log file.
+#[derive(Debug)]
+pub struct Process {
+    child: Option<Child>,
+    /// Where stdout and stderr go.
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// Spawns `cmd` with output to `log`.
+    pub fn spawn(mut cmd: Command, log: PathBuf) -> Result<Self> {
+        let out = File::create(&log)?;
+        let err = out.try_clone()?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("spawning {cmd:?}"))?;
+        Ok(Self {
+            child: Some(child),
+            log,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+        let _ = nix::sys::signal::kill(pid, sig);
+    }
+
+    /// The exit status if it has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits up to `limit` for exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Result<std::process::ExitStatus> {
+        wait_for(limit, "process exit", || self.try_wait())
+    }
+
+    /// Kills and reaps.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A runtime data directory plus (optionally) a running `serve`.
+#[derive(Debug)]
+pub struct Runtime {
+    /// Scratch directory for everything of this test.
+    pub dir: tempfile::TempDir,
+    /// QUIC port.
+    pub quic_port: u16,
+    /// HTTPS port.
+    pub https_port: u16,
+    /// The running serve process.
+    pub serve: Option<Process>,
+    /// Extra flags for serve.
+    pub serve_args: Vec<String>,
+    restarts: usize,
+}
+
+/// What `connector token create --json` prints.
+#[derive(Debug, Clone)]
+pub struct Token {
+    /// Token text.
+    pub token: String,
+    /// Connector id it grants.
+    pub connector_id: String,
+    /// CA fingerprint.
+    pub ca_fingerprint: String,
+}
+
+impl Runtime {
+    /// `init` with hostname localhost and tenant `acme` (and `globex`).
+    pub fn init() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let rt = Self {
+            quic_port: free_port(),
+            https_port: free_port(),
+            dir,
+            serve: None,
+            serve_args: Vec::new(),
+            restarts: 0,
+        };
+        run_ok(rt.cli().args(["init", "--hostname", "localhost"]));
+        for t in ["acme", "globex"] {
+            run_ok(rt.cli().args(["tenant", "create", t]));
+        }
+        Ok(rt)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("runtime")
+    }
+
+    /// A `cloud-runtime` command with `--data-dir` set (through the environment, so it goes
+    /// with every subcommand).
+    pub fn cli(&self) -> Command {
+        let mut c = Command::new(bin("cloud-runtime"));
+        c.env("CLOUD_RUNTIME_DATA_DIR", self.data_dir());
+        c
+    }
+
+    /// `host:port` of HTTPS.
+    pub fn https_endpoint(&self) -> String {
+        format!("localhost:{}", self.https_port)
+    }
+
+    /// Starts `serve` and waits until it answers.
+    pub fn start(&mut self) -> Result<()> {
+        let mut cmd = self.cli();
+        cmd.args([
+            "serve",
+            "--quic-listen",
+            &format!("127.0.0.1:{}", self.quic_port),
+            "--https-listen",
+            &format!("127.0.0.1:{}", self.https_port),
+        ]);
+        cmd.args(&self.serve_args);
+        self.restarts += 1;
+        let log = self
+            .dir
+            .path()
+            .join(format!("runtime-{}.log", self.restarts));
+        let proc = Process::spawn(cmd, log)?;
+        let addr: SocketAddr = ([127, 0, 0, 1], self.https_port).into();
+        wait_for(Duration::from_secs(20), "runtime to listen", || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .with_context(|| proc.log_text())?;
+        self.serve = Some(proc);
+        Ok(())
+    }
+
+    /// Creates a join token.
+    pub fn token(&self, tenant: &str, ttl: &str) -> Token {
+        let out = run_ok(self.cli().args([
+            "connector",
+            "token",
+            "create",
+            "--tenant",
+            tenant,
+            "--ttl",
+            ttl,
+            "--json",
+        ]));
+        let v: Value = serde_json::from_str(&out).expect("token JSON");
+        Token {
+            token: v["token"].as_str().unwrap_or_default().to_owned(),
+            connector_id: v["connector_id"].as_str().unwrap_or_default().to_owned(),
+            ca_fingerprint: v["ca_fingerprint"].as_str().unwrap_or_default().to_owned(),
+        }
+    }
+
+    /// `connector list --json`.
+    pub fn connectors(&self) -> Vec<Value> {
+        let out = run_ok(self.cli().args(["connector", "list", "--json"]));
+        serde_json::from_str::<Vec<Value>>(&out).unwrap_or_default()
+    }
+
+    /// One connector's row.
+    pub fn connector(&self, id: &str) -> Option<Value> {
+        self.connectors().into_iter().find(|c| c["id"] == id)
+    }
+
+    /// Waits until `id` is online.
+    pub fn wait_online(&self, id: &str, limit: Duration) -> Result<Value> {
+        wait_for(limit, "connector online", || {
+            self.connector(id).filter(|c| c["status"] == "online")
+        })
+    }
+
+    /// `connector ping ID`: the parsed admin answer, or the error text.
+    pub fn ping(&self, id: &str) -> std::result::Result<Value, String> {
+        let out = run(self.cli().args(["connector", "ping", id]));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+        if out.status.success() {
+            Ok(v)
+        } else {
+            Err(format!(
+                "{} {}",
+                stdout,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// Stops serve with SIGTERM and waits.
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut p) = self.serve.take() {
+            p.signal(nix::sys::signal::Signal::SIGTERM);
+            p.wait_exit(Duration::from_secs(20))?;
+        }
+        Ok(())
+    }
+}
+
+/// An enrolled connector and (optionally) its running process.
+#[derive(Debug)]
+pub struct Connector {
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Connector id.
+    pub id: String,
+    /// The `run` process.
+    pub process: Option<Process>,
+}
+
+impl Connector {
+    /// An `edge-connector` command.
+    pub fn cli() -> Command {
+        Command::new(bin("edge-connector"))
+    }
+
+    /// Enrolls a new connector of `tenant`.
+    pub fn enroll(rt: &Runtime, tenant: &str, name: &str) -> Result<Self> {
+        let tok = rt.token(tenant, "15m");
+        let state_dir = rt.dir.path().join(name);
+        run_ok(
+            Self::cli()
+                .args([
+                    "enroll",
+                    "--runtime",
+                    &rt.https_endpoint(),
+                    "--token",
+                    &tok.token,
+                    "--ca-fingerprint",
+                    &tok.ca_fingerprint,
+                    "--state-dir",
+                ])
+                .arg(&state_dir),
+        );
+        Ok(Self {
+            state_dir,
+            id: tok.connector_id,
+            process: None,
+        })
+    }
+
+    /// Starts `run` and waits until the runtime lists it online.
+    pub fn start(&mut self, rt: &Runtime, extra: &[&str]) -> Result<()> {
+        let mut cmd = Self::cli();
+        cmd.arg("run")
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(extra);
+        let log = self.state_dir.with_extension("log");
+        self.process = Some(Process::spawn(cmd, log)?);
+        rt.wait_online(&self.id, Duration::from_secs(20))
+            .with_context(|| {
+                self.process
+                    .as_ref()
+                    .map(Process::log_text)
+                    .unwrap_or_default()
+            })?;
+        Ok(())
+    }
+
+    /// The log of the running process.
+    pub fn log(&self) -> String {
+        self.process
+            .as_ref()
+            .map(Process::log_text)
+            .unwrap_or_default()
+    }
+}

@@ -89,6 +89,9 @@ async fn serve(
         return;
     }
     let _ = send.finish();
+    // Stay (and stay counted as in flight) until the runtime has the whole response: a drain
+    // that closed the connection earlier would discard it.
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT, send.stopped()).await;
 }
 
 /// Runs one request; `None` if the runtime cancelled it.

@@ -1,0 +1,297 @@
+//! End to end through the real binaries on loopback: enrollment, the tunnel, diagnostics,
+//! status, revocation, renewal, restarts and drain.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use e2e::{Connector, Runtime, run, run_ok, wait_for};
+use nix::sys::signal::Signal;
+
+#[test]
+fn enroll_run_ping_and_list() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    let mut c = Connector::enroll(&rt, "acme", "c1")?;
+    c.start(&rt, &[])?;
+
+    let pong = rt.ping(&c.id).map_err(anyhow::Error::msg)?;
+    assert_eq!(pong["ok"], true);
+    assert_eq!(pong["result"]["structured"]["connector_id"], c.id.as_str());
+    assert_eq!(pong["result"]["structured"]["tenant"], "acme");
+
+    let row = rt.connector(&c.id).expect("listed");
+    for field in [
+        "id",
+        "tenant",
+        "status",
+        "version",
+        "last_seen",
+        "cert_not_after",
+    ] {
+        assert!(!row[field].is_null(), "connector list lacks {field}: {row}");
+    }
+    assert_eq!(row["status"], "online");
+    assert_eq!(row["tenant"], "acme");
+    assert_eq!(row["transport"], "quic");
+    assert_eq!(row["version"], env!("CARGO_PKG_VERSION"));
+    let not_after = row["cert_not_after"].as_i64().unwrap_or(0);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let hours = (not_after - now_ms) / 3_600_000;
+    assert!(
+        (23..=24).contains(&hours),
+        "default certificate lifetime is 24 h, got {hours} h"
+    );
+
+    // The text form lists it too.
+    let table = run_ok(rt.cli().args(["connector", "list"]));
+    assert!(table.contains(&c.id) && table.contains("online"), "{table}");
+
+    // The key never left the machine: only the connector's state dir holds it, at 0600.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(c.state_dir.join("identity.pem"))?
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let key_pem = std::fs::read_to_string(c.state_dir.join("identity.pem"))?;
+    let key_b64: String = key_pem
+        .split("-----BEGIN PRIVATE KEY-----")
+        .nth(1)
+        .and_then(|s| s.split("-----END").next())
+        .unwrap_or_default()
+        .lines()
+        .collect();
+    assert!(key_b64.len() > 40);
+    for entry in walk(&rt.data_dir()) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&key_b64),
+            "connector private key found in {}",
+            entry.display()
+        );
+    }
+    Ok(())
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn calls_are_routed_only_within_the_tenant_and_deadlines_hold() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    let mut c = Connector::enroll(&rt, "acme", "c1")?;
+    c.start(&rt, &[])?;
+
+    let call = |tenant: &str, args: &str, timeout: &str| {
+        run(rt.cli().args([
+            "connector",
+            "call",
+            "--tenant",
+            tenant,
+            "--tool",
+            "diag.echo",
+            "--args",
+            args,
+            "--timeout",
+            timeout,
+        ]))
+    };
+    let ok = call("acme", r#"{"message":"hello"}"#, "5s");
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(r#""message":"hello""#));
+
+    // Tenant isolation: globex has no connector, and acme's is never borrowed.
+    let other = call("globex", r#"{"message":"hello"}"#, "5s");
+    assert!(!other.status.success());
+    let text = String::from_utf8_lossy(&other.stdout);
+    assert!(
+        text.contains("no online connector for tenant globex"),
+        "{text}"
+    );
+
+    // Deadline: the runtime gives up and says so.
+    let slow = call("acme", r#"{"message":"slow","delay_ms":5000}"#, "300ms");
+    assert!(!slow.status.success());
+    assert!(
+        String::from_utf8_lossy(&slow.stdout).contains("DeadlineExceeded"),
+        "{slow:?}"
+    );
+
+    // Bad arguments are a typed error, and the connector carries on.
+    let bad = call("acme", r#"{"nope":1}"#, "5s");
+    assert!(
+        String::from_utf8_lossy(&bad.stdout).contains("InvalidArguments"),
+        "{bad:?}"
+    );
+    let unknown = run(rt.cli().args([
+        "connector",
+        "call",
+        "--tenant",
+        "acme",
+        "--tool",
+        "diag.nope",
+    ]));
+    assert!(
+        String::from_utf8_lossy(&unknown.stdout).contains("UnknownTool"),
+        "{unknown:?}"
+    );
+
+    // The admin socket reaches diagnostic tools only.
+    let real = run(rt.cli().args([
+        "connector",
+        "call",
+        "--tenant",
+        "acme",
+        "--tool",
+        "github_merge_pull_request",
+    ]));
+    assert!(!real.status.success());
+    assert!(String::from_utf8_lossy(&real.stdout).contains("only diagnostic tools"));
+    assert!(rt.ping(&c.id).is_ok());
+    Ok(())
+}
+
+#[test]
+fn revocation_drops_the_live_tunnel_and_stops_the_connector() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    let mut c = Connector::enroll(&rt, "acme", "c1")?;
+    c.start(&rt, &[])?;
+    let mut other = Connector::enroll(&rt, "acme", "c2")?;
+    other.start(&rt, &[])?;
+
+    let t0 = Instant::now();
+    run_ok(rt.cli().args(["connector", "revoke", &c.id]));
+    let proc = c.process.as_mut().expect("running");
+    let status = proc.wait_exit(Duration::from_secs(10))?;
+    let took = t0.elapsed();
+    println!("revoked connector disconnected and exited {took:?} after `connector revoke`");
+    assert!(!status.success(), "a revoked connector exits with an error");
+    assert!(c.log().contains("revoked"), "{}", c.log());
+    assert_eq!(rt.connector(&c.id).expect("listed")["status"], "revoked");
+    assert!(rt.ping(&c.id).is_err());
+
+    // A second start is refused at the handshake, and says why.
+    let again = run(Connector::cli()
+        .arg("run")
+        .arg("--state-dir")
+        .arg(&c.state_dir));
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("revoked"));
+
+    // The other connector of the tenant is untouched.
+    assert!(rt.ping(&other.id).is_ok());
+    Ok(())
+}
+
+#[test]
+fn renews_a_one_minute_certificate_without_a_human() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.serve_args = vec!["--connector-cert-ttl".into(), "60s".into()];
+    rt.start()?;
+    let mut c = Connector::enroll(&rt, "acme", "c1")?;
+    c.start(&rt, &[])?;
+    let first = rt.connector(&c.id).expect("listed");
+    let serial = first["cert_serial"].clone();
+
+    // Renewal is due at two thirds of the lifetime (~40 s).
+    let renewed = wait_for(Duration::from_secs(75), "renewal", || {
+        rt.connector(&c.id).filter(|r| r["cert_serial"] != serial)
+    })?;
+    assert!(renewed["cert_not_after"].as_i64() > first["cert_not_after"].as_i64());
+    // The connector moved to a tunnel with the new certificate and still answers; the old
+    // certificate's tunnel would be closed at its expiry, so calls after it prove the move.
+    wait_for(Duration::from_secs(10), "new tunnel", || {
+        c.log()
+            .contains("replaced by a renewed tunnel")
+            .then_some(())
+    })?;
+    std::thread::sleep(Duration::from_secs(25));
+    assert!(rt.ping(&c.id).is_ok(), "{}", c.log());
+    assert_eq!(rt.connector(&c.id).expect("listed")["status"], "online");
+    Ok(())
+}
+
+#[test]
+fn connector_reconnects_after_runtime_restarts() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    let mut c = Connector::enroll(&rt, "acme", "c1")?;
+    c.start(&rt, &[])?;
+
+    // Graceful: SIGTERM sends go-away; the connector comes back within its jittered window.
+    rt.stop()?;
+    rt.start()?;
+    rt.wait_online(&c.id, Duration::from_secs(30))?;
+    assert!(rt.ping(&c.id).is_ok());
+
+    // Abrupt: kill -9; the restarted runtime's stateless reset (same key) ends the old
+    // connection at once, and the connector reconnects with backoff.
+    if let Some(mut p) = rt.serve.take() {
+        p.kill();
+    }
+    rt.start()?;
+    rt.wait_online(&c.id, Duration::from_secs(45))?;
+    assert!(rt.ping(&c.id).is_ok());
+    assert!(
+        c.process.as_mut().expect("running").try_wait().is_none(),
+        "connector kept running"
+    );
+    Ok(())
+}
+
+#[test]
+fn sigterm_drains_in_flight_calls() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    let mut c = Connector::enroll(&rt, "acme", "c1")?;
+    c.start(&rt, &[])?;
+
+    let mut slow = rt.cli();
+    slow.args([
+        "connector",
+        "call",
+        "--tenant",
+        "acme",
+        "--tool",
+        "diag.echo",
+        "--args",
+        r#"{"message":"finish me","delay_ms":2000}"#,
+    ]);
+    let call = std::thread::spawn(move || run(&mut slow));
+    wait_for(Duration::from_secs(5), "call in flight", || {
+        rt.connector(&c.id).and_then(|_| {
+            let online = run(rt.cli().args([
+                "connector",
+                "call",
+                "--tenant",
+                "acme",
+                "--tool",
+                "diag.ping",
+            ]));
+            online.status.success().then_some(())
+        })
+    })?;
+    std::thread::sleep(Duration::from_millis(300));
+    let proc = c.process.as_mut().expect("running");
+    proc.signal(Signal::SIGTERM);
+    let out = call.join().expect("call thread");
+    assert!(out.status.success(), "in-flight call was cut: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("finish me"));
+    let status = proc.wait_exit(Duration::from_secs(10))?;
+    assert!(status.success(), "clean exit after drain: {}", c.log());
+    assert!(c.log().contains("draining"));
+    Ok(())
+}
