@@ -250,14 +250,9 @@ mod tests {
             let mut dec = FrameDecoder::new(1024);
             for chunk in data.chunks(split) {
                 dec.extend(chunk);
-                loop {
-                    match dec.next_frame() {
-                        Ok(Some(body)) => {
-                            let _ = decode_body::<ControlFrame>(&body);
-                            let _ = decode_body::<crate::wire::CallFrame>(&body);
-                        }
-                        Ok(None) | Err(_) => break,
-                    }
+                while let Ok(Some(body)) = dec.next_frame() {
+                    let _ = decode_body::<ControlFrame>(&body);
+                    let _ = decode_body::<crate::wire::CallFrame>(&body);
                 }
             }
             let _ = dec.finish();

@@ -349,6 +349,17 @@ impl Connector {
         })
     }
 
+    /// A connector whose token exists but which enrolls later ([`Connector::enroll_now`]),
+    /// for when the runtime is started after the token is made.
+    pub fn enroll_offline(rt: &Runtime, tenant: &str, name: &str) -> Result<PendingConnector> {
+        let tok = rt.token(tenant, "15m");
+        Ok(PendingConnector {
+            state_dir: rt.dir.path().join(name),
+            token: tok,
+            inner: None,
+        })
+    }
+
     /// Starts `run` and waits until the runtime lists it online.
     pub fn start(&mut self, rt: &Runtime, extra: &[&str]) -> Result<()> {
         let mut cmd = Self::cli();
@@ -374,5 +385,59 @@ impl Connector {
             .as_ref()
             .map(Process::log_text)
             .unwrap_or_default()
+    }
+}
+
+/// A connector with a token, not yet enrolled.
+#[derive(Debug)]
+pub struct PendingConnector {
+    state_dir: PathBuf,
+    token: Token,
+    inner: Option<Connector>,
+}
+
+impl PendingConnector {
+    /// Enrolls against the (now running) runtime.
+    pub fn enroll_now(&mut self, rt: &Runtime) -> Result<()> {
+        run_ok(
+            Connector::cli()
+                .args([
+                    "enroll",
+                    "--runtime",
+                    &rt.https_endpoint(),
+                    "--token",
+                    &self.token.token,
+                    "--ca-fingerprint",
+                    &self.token.ca_fingerprint,
+                    "--state-dir",
+                ])
+                .arg(&self.state_dir),
+        );
+        self.inner = Some(Connector {
+            state_dir: self.state_dir.clone(),
+            id: self.token.connector_id.clone(),
+            process: None,
+        });
+        Ok(())
+    }
+
+    /// Starts `run`.
+    pub fn start(&mut self, rt: &Runtime, extra: &[&str]) -> Result<()> {
+        self.inner
+            .as_mut()
+            .context("enroll first")?
+            .start(rt, extra)
+    }
+
+    /// The running process.
+    pub fn process(&self) -> Option<&Process> {
+        self.inner.as_ref().and_then(|c| c.process.as_ref())
+    }
+}
+
+impl std::ops::Deref for PendingConnector {
+    type Target = Token;
+    fn deref(&self) -> &Token {
+        &self.token
     }
 }
