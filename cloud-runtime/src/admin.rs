@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::tunnel::Registry;
+use crate::tunnel::call::NoPeer;
 use crate::tunnel::registry::CallSpec;
 
 /// Longest request line read.
@@ -195,7 +196,10 @@ async fn execute(req: AdminRequest, registry: &Registry, started: Instant) -> Ad
         },
         traceparent: String::new(),
     };
-    match registry.call(&tenant, connector.as_ref(), spec).await {
+    match registry
+        .call(&tenant, connector.as_ref(), spec, &NoPeer)
+        .await
+    {
         Ok(out) => AdminResponse {
             ok: !out.is_error,
             result: Some(tool_output_json(&out)),

@@ -11,6 +11,7 @@
 //! - [`https`]: TLS + HTTP serving with limits.
 //! - [`tls`]: TLS configurations for QUIC (mTLS) and HTTPS.
 //! - [`tunnel`]: the QUIC listener, sessions, registry, calls and revocation.
+//! - [`mcp`]: the MCP endpoint (Streamable HTTP) of every gateway.
 //! - [`admin`]: the local admin socket (diagnostic calls, online list).
 //! - [`server`]: composes the above into `serve`.
 
@@ -21,6 +22,7 @@ pub mod data_dir;
 pub mod enroll;
 pub mod https;
 pub mod join_token;
+pub mod mcp;
 pub mod server;
 pub mod store;
 pub mod tls;

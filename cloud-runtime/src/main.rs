@@ -11,7 +11,7 @@ use cloud_runtime::admin::{self, AdminRequest};
 use cloud_runtime::data_dir::DataDir;
 use cloud_runtime::join_token;
 use cloud_runtime::server::{self, ServeOptions};
-use cloud_runtime::store::now_ms;
+use cloud_runtime::store::{GatewayRow, now_ms};
 use shared::identity::{ConnectorId, TenantId};
 
 /// The cloud runtime of mcp-edge: enrolls edge connectors and brokers tool calls to them.
@@ -61,6 +61,22 @@ enum Command {
         /// Heartbeat interval on the control stream.
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
         heartbeat_interval: Duration,
+        /// Serve MCP without authentication, as a fixed development user and agent. Refused
+        /// unless --https-listen is a loopback address.
+        #[arg(long)]
+        dev_unauthenticated: bool,
+        /// A browser origin allowed to call the MCP endpoint besides the runtime's own
+        /// (e.g. https://inspector.example); repeat for several.
+        #[arg(long = "allow-origin")]
+        allow_origins: Vec<String>,
+        /// Time budget of one tool call.
+        #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+        call_timeout: Duration,
+    },
+    /// Manage gateways: named tool collections, each with its own MCP URL.
+    Gateway {
+        #[command(subcommand)]
+        command: GatewayCommand,
     },
     /// Manage tenants.
     Tenant {
@@ -85,6 +101,37 @@ enum TenantCommand {
     },
     /// List tenants.
     List {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum GatewayCommand {
+    /// Create a gateway, served at /t/<tenant>/g/<name>/mcp.
+    Create {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Gateway name: lowercase letters, digits and '-'.
+        name: String,
+        /// Text returned to MCP clients at initialize.
+        #[arg(long)]
+        instructions: Option<String>,
+        /// Tool-name patterns the gateway exposes, comma-separated; `*` matches any suffix.
+        #[arg(long, default_value = "*", value_delimiter = ',')]
+        tools: Vec<String>,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// List gateways with their URLs.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         dir: DataDirArg,
     },
@@ -209,6 +256,9 @@ async fn run(command: Command) -> Result<()> {
             quic_advertise,
             connector_cert_ttl,
             heartbeat_interval,
+            dev_unauthenticated,
+            allow_origins,
+            call_timeout,
         } => {
             if !(certs::authority::MIN_CONNECTOR_TTL..=certs::authority::MAX_CONNECTOR_TTL)
                 .contains(&connector_cert_ttl)
@@ -231,6 +281,11 @@ async fn run(command: Command) -> Result<()> {
                 quic_advertise,
                 cert_ttl: connector_cert_ttl,
                 heartbeat_interval,
+                mcp: server::McpServeOptions {
+                    dev_unauthenticated,
+                    extra_origins: allow_origins,
+                    call_timeout,
+                },
             })
             .await?;
             wait_for_signal().await?;
@@ -253,6 +308,7 @@ async fn run(command: Command) -> Result<()> {
             }
         },
         Command::Connector { command } => connector(command).await?,
+        Command::Gateway { command } => gateway(command).await?,
     }
     Ok(())
 }
@@ -371,6 +427,77 @@ async fn connector(command: ConnectorCommand) -> Result<()> {
                 timeout_ms: Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
             };
             print_admin(admin::request(&data.admin_socket(), &req).await?)?;
+        }
+    }
+    Ok(())
+}
+
+async fn gateway(command: GatewayCommand) -> Result<()> {
+    match command {
+        GatewayCommand::Create {
+            tenant,
+            name,
+            instructions,
+            tools,
+            dir,
+        } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let name: TenantId = name.parse().context("gateway name")?;
+            let tools: Vec<String> = tools
+                .into_iter()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect();
+            if let Some(bad) = tools.iter().find(|t| {
+                !t.trim_end_matches('*')
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            }) {
+                bail!(
+                    "--tools pattern {bad:?} may contain only letters, digits, '_', '.', '-' and a trailing '*'"
+                );
+            }
+            if tools.is_empty() {
+                bail!("--tools must name at least one tool or pattern");
+            }
+            let data = DataDir::new(dir.data_dir);
+            let config = data.config()?;
+            data.store()
+                .await?
+                .create_gateway(&GatewayRow {
+                    tenant: tenant.to_string(),
+                    name: name.to_string(),
+                    instructions,
+                    tools,
+                })
+                .await?;
+            println!("created gateway {name} of tenant {tenant}");
+            println!(
+                "MCP URL: https://{}:8443/t/{tenant}/g/{name}/mcp",
+                config.hostname
+            );
+        }
+        GatewayCommand::List { tenant, json, dir } => {
+            let data = DataDir::new(dir.data_dir);
+            data.config()?;
+            let rows = data.store().await?.gateways(tenant.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<16} {:<16} {:<32} INSTRUCTIONS",
+                    "TENANT", "GATEWAY", "TOOLS"
+                );
+                for g in rows {
+                    println!(
+                        "{:<16} {:<16} {:<32} {}",
+                        g.tenant,
+                        g.name,
+                        g.tools.join(","),
+                        g.instructions.as_deref().unwrap_or("-")
+                    );
+                }
+            }
         }
     }
     Ok(())

@@ -9,13 +9,16 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use crate::data_dir::DataDir;
 use crate::enroll::{self, EnrollContext};
+use crate::mcp::gateways::Gateways;
+use crate::mcp::principal::AuthMode;
+use crate::mcp::{self, McpOptions};
 use crate::tunnel::{self, Registry, TunnelContext};
 use crate::{admin, https, tls};
 
@@ -34,6 +37,29 @@ pub struct ServeOptions {
     pub cert_ttl: Duration,
     /// Heartbeat interval imposed on connectors.
     pub heartbeat_interval: Duration,
+    /// MCP endpoint options.
+    pub mcp: McpServeOptions,
+}
+
+/// MCP settings of `serve`.
+#[derive(Debug, Clone)]
+pub struct McpServeOptions {
+    /// Loopback-only unauthenticated development mode.
+    pub dev_unauthenticated: bool,
+    /// Extra browser origins allowed besides the runtime's own.
+    pub extra_origins: Vec<String>,
+    /// Time budget of a tool call.
+    pub call_timeout: Duration,
+}
+
+impl Default for McpServeOptions {
+    fn default() -> Self {
+        Self {
+            dev_unauthenticated: false,
+            extra_origins: Vec::new(),
+            call_timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 /// A running runtime.
@@ -55,6 +81,12 @@ pub struct Runtime {
 pub async fn start(opts: ServeOptions) -> Result<Runtime> {
     let dir = &opts.data_dir;
     let config = dir.config()?;
+    if opts.mcp.dev_unauthenticated && !opts.https_listen.ip().is_loopback() {
+        bail!(
+            "--dev-unauthenticated serves MCP without authentication and is allowed only on a loopback address, not {}",
+            opts.https_listen
+        );
+    }
     let lock = File::create(dir.root().join("serve.lock"))?;
     if lock.try_lock().is_err() {
         bail!(
@@ -118,12 +150,38 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         registry: registry.clone(),
     });
 
-    let router = Router::new()
+    let enroll_routes = Router::new()
         .route(shared::enroll::ENROLL_PATH, post(enroll::enroll))
         .route(shared::enroll::ENROLL_INFO_PATH, get(enroll::info))
-        .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(shared::enroll::MAX_ENROLL_BODY))
         .with_state(enroll_ctx);
+    let mcp_options = mcp_options(&config.hostname, https_addr, &opts.mcp);
+    let auth_mode = if opts.mcp.dev_unauthenticated {
+        tracing::warn!(
+            "MCP is served WITHOUT authentication (--dev-unauthenticated, loopback only)"
+        );
+        AuthMode::DevUnauthenticated
+    } else {
+        AuthMode::Required
+    };
+    let gateways = Arc::new(Gateways::new(
+        tunnel_ctx.store.clone(),
+        Arc::new(mcp::server::Shared {
+            registry: registry.clone(),
+            options: mcp_options,
+        }),
+    ));
+    let mcp_routes = Router::new()
+        .route("/t/{tenant}/g/{gateway}/mcp", any(mcp::gateways::handle))
+        .route_layer(axum::middleware::from_fn_with_state(
+            auth_mode,
+            mcp::principal::authenticate,
+        ))
+        .with_state(gateways);
+    let router = Router::new()
+        .merge(enroll_routes)
+        .merge(mcp_routes)
+        .route("/healthz", get(|| async { "ok" }));
 
     tracker.spawn(tunnel::listener::accept_loop(
         endpoint.clone(),
@@ -153,6 +211,37 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         tracker,
         _lock: lock,
     })
+}
+
+/// Largest MCP request body.
+const MAX_MCP_BODY: usize = 4 * 1024 * 1024;
+
+fn mcp_options(hostname: &str, https: SocketAddr, opts: &McpServeOptions) -> McpOptions {
+    let mut hosts = vec![hostname.to_owned()];
+    if hostname == "localhost" {
+        hosts.extend(["127.0.0.1".to_owned(), "::1".to_owned()]);
+    }
+    let port = https.port();
+    let mut origins: Vec<String> = hosts
+        .iter()
+        .map(|h| {
+            if h.contains(':') {
+                format!("https://[{h}]:{port}")
+            } else {
+                format!("https://{h}:{port}")
+            }
+        })
+        .collect();
+    if port == 443 {
+        origins.extend(hosts.iter().map(|h| format!("https://{h}")));
+    }
+    origins.extend(opts.extra_origins.iter().cloned());
+    McpOptions {
+        allowed_hosts: hosts,
+        allowed_origins: origins,
+        max_body_bytes: MAX_MCP_BODY,
+        call_timeout: opts.call_timeout,
+    }
 }
 
 impl Runtime {

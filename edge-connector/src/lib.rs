@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-/// Runs the connector from `state` until `shutdown` (draining in-flight calls for at most
-/// `drain_timeout`) or until the runtime refuses it.
+/// Runs the connector from `state` with its own tools until `shutdown` (draining in-flight
+/// calls for at most `drain_timeout`) or until the runtime refuses it.
 pub async fn run(
     state: state::StateDir,
     drain_timeout: Duration,
@@ -31,9 +31,19 @@ pub async fn run(
         identity: identity.identity.clone(),
         version: env!("CARGO_PKG_VERSION"),
     });
+    run_with_tools(state, Arc::new(toolbox), drain_timeout, shutdown).await
+}
+
+/// Like [`run`], serving the given tool set (test connectors serve fixture tools this way).
+pub async fn run_with_tools(
+    state: state::StateDir,
+    tools: Arc<dyn tools::ToolSet>,
+    drain_timeout: Duration,
+    shutdown: CancellationToken,
+) -> Result<(), tunnel::supervisor::RunError> {
     let ctx = Arc::new(tunnel::session::SessionContext {
         state,
-        toolbox: Arc::new(toolbox),
+        tools,
         drain_timeout,
     });
     tunnel::supervisor::run(ctx, shutdown).await

@@ -195,7 +195,7 @@ pub struct RenewResponse {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CallFrame {
     /// Which call message this is.
-    #[prost(oneof = "call_frame::Kind", tags = "1, 2, 3")]
+    #[prost(oneof = "call_frame::Kind", tags = "1, 2, 3, 4, 5, 6")]
     pub kind: Option<call_frame::Kind>,
 }
 
@@ -213,6 +213,16 @@ pub mod call_frame {
         /// Connector → runtime, last frame on the stream.
         #[prost(message, tag = "3")]
         Response(super::CallResponse),
+        /// Connector → runtime: a log message for the MCP client.
+        #[prost(message, tag = "4")]
+        Log(super::CallLog),
+        /// Connector → runtime: a request the tool needs answered by the MCP client
+        /// (elicitation, sampling), relayed by the runtime.
+        #[prost(message, tag = "5")]
+        PeerRequest(super::PeerRequest),
+        /// Runtime → connector: the client's answer to a [`PeerRequest`].
+        #[prost(message, tag = "6")]
+        PeerResponse(super::PeerResponse),
     }
 }
 
@@ -270,6 +280,60 @@ pub struct CallProgress {
     pub message: String,
 }
 
+/// A log message emitted by a tool during a call.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CallLog {
+    /// MCP logging level name (`debug`, `info`, `notice`, `warning`, `error`, ...).
+    #[prost(string, tag = "1")]
+    pub level: String,
+    /// Logger name, optional.
+    #[prost(string, tag = "2")]
+    pub logger: String,
+    /// The message data, JSON text.
+    #[prost(bytes = "vec", tag = "3")]
+    pub data_json: Vec<u8>,
+}
+
+/// What a tool asks the MCP client, through the runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum PeerMethod {
+    /// Not set (a peer bug).
+    Unspecified = 0,
+    /// `elicitation/create`: ask the user for input.
+    Elicit = 1,
+    /// `sampling/createMessage`: ask the client's model.
+    Sample = 2,
+}
+
+/// A request from the tool to the MCP client.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PeerRequest {
+    /// Matches the answer; unique within the call.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// Which request.
+    #[prost(enumeration = "PeerMethod", tag = "2")]
+    pub method: i32,
+    /// Its params, JSON text (as MCP defines them for the method).
+    #[prost(bytes = "vec", tag = "3")]
+    pub params_json: Vec<u8>,
+}
+
+/// The MCP client's answer to a [`PeerRequest`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PeerResponse {
+    /// The request answered.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// The result, JSON text; empty on error.
+    #[prost(bytes = "vec", tag = "2")]
+    pub result_json: Vec<u8>,
+    /// Why it failed; empty on success.
+    #[prost(string, tag = "3")]
+    pub error: String,
+}
+
 /// Typed failure of a call (not a tool error: those are [`ToolOutput::is_error`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
@@ -322,6 +386,10 @@ pub struct ToolOutput {
     /// The tool ran and reports failure (an MCP `isError` result).
     #[prost(bool, tag = "3")]
     pub is_error: bool,
+    /// MCP content blocks (JSON array text) when the result is more than its text
+    /// rendering (images, audio, embedded resources); empty means one text block of `text`.
+    #[prost(bytes = "vec", tag = "4")]
+    pub content_json: Vec<u8>,
 }
 
 /// The end of a call.

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use cloud_runtime::data_dir::DataDir;
 use cloud_runtime::server::{self, ServeOptions};
+use cloud_runtime::tunnel::call::NoPeer;
 use cloud_runtime::tunnel::registry::CallSpec;
 use e2e::{Connector, Runtime};
-use edge_connector::tools::{ToolContext, Toolbox};
+use edge_connector::tools::{CallContext, ToolContext, Toolbox};
 use shared::call::Call;
 use shared::identity::TenantId;
 use shared::wire;
@@ -147,6 +148,7 @@ fn main() -> Result<()> {
             quic_advertise: None,
             cert_ttl: Duration::from_secs(24 * 3600),
             heartbeat_interval: Duration::from_secs(5),
+            mcp: Default::default(),
         })
         .await?;
         connector.enroll_now(&rt)?;
@@ -183,7 +185,9 @@ fn main() -> Result<()> {
                 let tb = tb.clone();
                 async move {
                     let call = ping_call();
-                    tb.call(&call).await.is_ok()
+                    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+                    let ctx = CallContext::new(tx);
+                    tb.dispatch(&call, &ctx).await.is_ok()
                 }
             })
             .await;
@@ -204,7 +208,7 @@ fn main() -> Result<()> {
                         },
                         traceparent: String::new(),
                     };
-                    matches!(reg.call(&t, None, spec).await, Ok(out) if !out.is_error)
+                    matches!(reg.call(&t, None, spec, &NoPeer).await, Ok(out) if !out.is_error)
                 }
             })
             .await;

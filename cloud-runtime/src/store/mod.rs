@@ -154,6 +154,29 @@ fn connector_from(t: ConnectorTuple, now: UnixMs) -> ConnectorRow {
     }
 }
 
+/// A gateway: a named tool collection of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GatewayRow {
+    /// Tenant.
+    pub tenant: String,
+    /// Name (the URL segment).
+    pub name: String,
+    /// Text returned at initialize.
+    pub instructions: Option<String>,
+    /// Tool-name patterns the gateway exposes.
+    pub tools: Vec<String>,
+}
+
+impl GatewayRow {
+    /// Whether the gateway exposes `tool`. A pattern ending in `*` matches by prefix.
+    pub fn exposes(&self, tool: &str) -> bool {
+        self.tools.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => tool.starts_with(prefix),
+            None => p == tool,
+        })
+    }
+}
+
 /// The runtime's store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -391,6 +414,62 @@ impl Store {
         Ok(())
     }
 
+    /// Creates a gateway.
+    pub async fn create_gateway(&self, gw: &GatewayRow) -> Result<(), StoreError> {
+        let tenant: TenantId = gw
+            .tenant
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("{e}")))?;
+        if !self.tenant_exists(&tenant).await? {
+            return Err(StoreError::NotFound(format!("tenant {tenant}")));
+        }
+        let r = sqlx::query(
+            "INSERT INTO gateways (tenant, name, instructions, tools, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&gw.tenant)
+        .bind(&gw.name)
+        .bind(&gw.instructions)
+        .bind(gw.tools.join(","))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::AlreadyExists(format!(
+                "gateway {} of tenant {}",
+                gw.name, gw.tenant
+            )));
+        }
+        Ok(())
+    }
+
+    /// One gateway.
+    pub async fn gateway(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<GatewayRow>, StoreError> {
+        let row: Option<(String, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT tenant, name, instructions, tools FROM gateways WHERE tenant = ? AND name = ?",
+        )
+        .bind(tenant)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(gateway_from))
+    }
+
+    /// All gateways, optionally of one tenant.
+    pub async fn gateways(&self, tenant: Option<&str>) -> Result<Vec<GatewayRow>, StoreError> {
+        let rows: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT tenant, name, instructions, tools FROM gateways WHERE ? IS NULL OR tenant = ? ORDER BY tenant, name",
+        )
+        .bind(tenant)
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(gateway_from).collect())
+    }
+
     /// Records a renewed certificate.
     pub async fn record_renewal(
         &self,
@@ -405,6 +484,21 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+fn gateway_from(
+    (tenant, name, instructions, tools): (String, String, Option<String>, String),
+) -> GatewayRow {
+    GatewayRow {
+        tenant,
+        name,
+        instructions,
+        tools: tools
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
     }
 }
 
@@ -439,6 +533,28 @@ mod tests {
             Err(StoreError::TokenAlreadyUsed)
         ));
         assert_eq!(s.connectors().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn gateways_round_trip() {
+        let (_d, s) = store().await;
+        let t: TenantId = "acme".parse().unwrap();
+        s.create_tenant(&t).await.unwrap();
+        let gw = GatewayRow {
+            tenant: "acme".into(),
+            name: "eng".into(),
+            instructions: Some("be nice".into()),
+            tools: vec!["github_*".into(), "diag.ping".into()],
+        };
+        s.create_gateway(&gw).await.unwrap();
+        assert!(matches!(
+            s.create_gateway(&gw).await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+        let back = s.gateway("acme", "eng").await.unwrap().unwrap();
+        assert_eq!(back, gw);
+        assert!(back.exposes("github_get_issue") && back.exposes("diag.ping"));
+        assert!(!back.exposes("diag.echo") && !back.exposes("gitlab_get_issue"));
     }
 
     #[tokio::test]

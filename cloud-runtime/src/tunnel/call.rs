@@ -1,15 +1,57 @@
-//! One tool call on its own bidirectional QUIC stream: request frame, then progress frames,
-//! then exactly one response frame.
+//! One tool call on its own bidirectional QUIC stream.
+//!
+//! The runtime sends the request frame and keeps its side open; the connector answers with
+//! zero or more progress, log and peer-request frames, then exactly one response. A peer
+//! request (the tool asking the MCP client to elicit input or sample a model) is relayed to
+//! the [`CallPeer`] and its answer written back on the same stream. If the caller goes away
+//! or the deadline passes, the stream is reset both ways, which cancels the tool on the
+//! connector.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use shared::call::{CallFailure, CallOutcome, outcome_from_wire};
 use shared::frame::MAX_FRAME_LEN;
 use shared::io::{FrameReader, write_frame};
-use shared::wire::{self, ErrorCode, call_frame::Kind};
+use shared::wire::{self, ErrorCode, PeerMethod, call_frame::Kind};
 
 /// Stream error code sent when the runtime abandons a call (deadline or caller cancelled).
 pub const STREAM_CANCELLED: u32 = 1;
+
+/// A boxed future, for the object-safe [`CallPeer`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Whoever made the call, as the call sees it while it runs: where progress and log
+/// messages go, and who answers the tool's questions.
+pub trait CallPeer: Send + Sync {
+    /// Progress of the call.
+    fn progress(&self, progress: wire::CallProgress) -> BoxFuture<'_, ()>;
+    /// A log message from the tool.
+    fn log(&self, log: wire::CallLog) -> BoxFuture<'_, ()>;
+    /// A request to the caller (elicitation, sampling); the answer as JSON, or why not.
+    fn request(
+        &self,
+        method: PeerMethod,
+        params_json: Vec<u8>,
+    ) -> BoxFuture<'_, Result<Vec<u8>, String>>;
+}
+
+/// A caller that takes no progress or logs and answers no questions (admin socket, bench).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPeer;
+
+impl CallPeer for NoPeer {
+    fn progress(&self, _: wire::CallProgress) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn log(&self, _: wire::CallLog) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn request(&self, _: PeerMethod, _: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, String>> {
+        Box::pin(async { Err("this caller cannot answer questions from tools".to_owned()) })
+    }
+}
 
 /// How a call failed at the transport level.
 #[derive(Debug)]
@@ -27,20 +69,40 @@ fn lost(e: impl std::fmt::Display) -> Error {
     ))
 }
 
+/// Resets the stream unless the call completed, so that a dropped call (the MCP client
+/// cancelled, the deadline passed) stops the tool on the connector.
+struct CancelOnDrop {
+    send: quinn::SendStream,
+    completed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.completed {
+            let _ = self.send.reset(quinn::VarInt::from_u32(STREAM_CANCELLED));
+        }
+    }
+}
+
 /// Sends `request` on a new stream of `conn` and waits at most `timeout` for its response.
 pub async fn run(
     conn: &quinn::Connection,
     request: &wire::CallRequest,
     timeout: Duration,
+    peer: &dyn CallPeer,
 ) -> Result<CallOutcome, Error> {
-    let (mut send, recv) = conn
+    let (send, recv) = conn
         .open_bi()
         .await
         .map_err(|e| Error::NotSent(e.to_string()))?;
+    let mut stream = CancelOnDrop {
+        send,
+        completed: false,
+    };
     let frame = wire::CallFrame {
         kind: Some(Kind::Request(request.clone())),
     };
-    if let Err(e) = write_frame(&mut send, &frame).await {
+    if let Err(e) = write_frame(&mut stream.send, &frame).await {
         return Err(match e {
             shared::io::WriteError::Encode(e) => {
                 Error::Failed(CallFailure::new(ErrorCode::InvalidArguments, e.to_string()))
@@ -48,42 +110,61 @@ pub async fn run(
             other => Error::NotSent(other.to_string()),
         });
     }
-    let _ = send.finish();
     let mut reader = FrameReader::new(recv, MAX_FRAME_LEN);
-    let response = tokio::time::timeout(timeout, async {
+    let exchange = async {
         loop {
-            match reader.next::<wire::CallFrame>().await {
-                Ok(Some(wire::CallFrame {
-                    kind: Some(Kind::Response(r)),
-                })) => return Ok(r),
-                Ok(Some(wire::CallFrame {
-                    kind: Some(Kind::Progress(_)),
-                })) => continue,
-                Ok(Some(_)) => {
-                    return Err(Error::Failed(CallFailure::new(
-                        ErrorCode::Malformed,
-                        "connector sent an unexpected frame on a call stream",
-                    )));
-                }
+            let frame = match reader.next::<wire::CallFrame>().await {
+                Ok(Some(wire::CallFrame { kind: Some(kind) })) => kind,
+                Ok(Some(_)) => return Err(malformed("empty frame on a call stream")),
                 Ok(None) => return Err(lost("stream ended without a response")),
                 Err(e) => return Err(lost(e)),
+            };
+            match frame {
+                Kind::Response(r) => return Ok(r),
+                Kind::Progress(p) => peer.progress(p).await,
+                Kind::Log(l) => peer.log(l).await,
+                Kind::PeerRequest(req) => {
+                    let method =
+                        PeerMethod::try_from(req.method).unwrap_or(PeerMethod::Unspecified);
+                    let answer = match method {
+                        PeerMethod::Unspecified => Err("unknown peer request".to_owned()),
+                        m => peer.request(m, req.params_json).await,
+                    };
+                    let (result_json, error) = match answer {
+                        Ok(json) => (json, String::new()),
+                        Err(e) => (Vec::new(), e),
+                    };
+                    let reply = wire::CallFrame {
+                        kind: Some(Kind::PeerResponse(wire::PeerResponse {
+                            id: req.id,
+                            result_json,
+                            error,
+                        })),
+                    };
+                    write_frame(&mut stream.send, &reply).await.map_err(lost)?;
+                }
+                Kind::Request(_) | Kind::PeerResponse(_) => {
+                    return Err(malformed(
+                        "connector sent a runtime-only frame on a call stream",
+                    ));
+                }
             }
         }
-    })
-    .await;
-    match response {
-        Ok(Ok(r)) => Ok(outcome_from_wire(r)),
-        Ok(Err(e)) => Err(e),
-        Err(_) => {
-            // Tell the connector to stop working on it.
-            let _ = send.reset(quinn::VarInt::from_u32(STREAM_CANCELLED));
-            let _ = reader
-                .get_mut()
-                .stop(quinn::VarInt::from_u32(STREAM_CANCELLED));
-            Err(Error::Failed(CallFailure::new(
-                ErrorCode::DeadlineExceeded,
-                format!("no answer within {} ms", timeout.as_millis()),
-            )))
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok(response)) => {
+            stream.completed = true;
+            let _ = stream.send.finish();
+            Ok(outcome_from_wire(response))
         }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(Error::Failed(CallFailure::new(
+            ErrorCode::DeadlineExceeded,
+            format!("no answer within {} ms", timeout.as_millis()),
+        ))),
     }
+}
+
+fn malformed(msg: &str) -> Error {
+    Error::Failed(CallFailure::new(ErrorCode::Malformed, msg))
 }

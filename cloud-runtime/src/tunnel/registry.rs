@@ -166,6 +166,26 @@ impl Registry {
             .collect()
     }
 
+    /// The tools offered by the tenant's online connectors, one per name, sorted by name.
+    pub fn tools(&self, tenant: &TenantId) -> Vec<wire::ToolSpec> {
+        let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+        let mut tools: Vec<wire::ToolSpec> = Vec::new();
+        for h in map
+            .get(tenant)
+            .into_iter()
+            .flatten()
+            .filter(|h| h.available())
+        {
+            for t in &h.tools {
+                if !tools.iter().any(|x| x.name == t.name) {
+                    tools.push(t.clone());
+                }
+            }
+        }
+        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        tools
+    }
+
     /// The tenant of an online connector.
     pub fn tenant_of(&self, connector: &ConnectorId) -> Option<TenantId> {
         let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
@@ -199,6 +219,7 @@ impl Registry {
         tenant: &TenantId,
         connector: Option<&ConnectorId>,
         spec: CallSpec,
+        peer: &dyn call::CallPeer,
     ) -> CallOutcome {
         let call_id = self.next_call_id.fetch_add(1, Ordering::Relaxed);
         let request = wire::CallRequest {
@@ -215,7 +236,7 @@ impl Registry {
                 break;
             };
             handle.in_flight.fetch_add(1, Ordering::Relaxed);
-            let result = call::run(&handle.connection, &request, spec.timeout).await;
+            let result = call::run(&handle.connection, &request, spec.timeout, peer).await;
             handle.in_flight.fetch_sub(1, Ordering::Relaxed);
             match result {
                 Err(call::Error::NotSent(_)) => {

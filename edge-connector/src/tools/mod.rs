@@ -2,9 +2,27 @@
 //!
 //! Each tool declares its [`wire::ToolSpec`] (sent to the runtime at hello, so tools/list
 //! reflects exactly what this connector can do) and an async handler that takes validated
-//! JSON arguments and returns a structured result with a short text rendering.
+//! JSON arguments and returns a structured result with a short text rendering. A [`ToolSet`]
+//! is what the tunnel serves; [`Toolbox`] is the connector's own.
 
+pub mod context;
 pub mod diagnostic;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use context::CallContext;
+
+/// A boxed future, for the object-safe [`ToolSet`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A set of tools the tunnel can serve.
+pub trait ToolSet: Send + Sync + 'static {
+    /// The tools, for the hello.
+    fn specs(&self) -> Vec<wire::ToolSpec>;
+    /// Runs one call.
+    fn call<'a>(&'a self, call: &'a Call, ctx: &'a CallContext) -> BoxFuture<'a, CallOutcome>;
+}
 
 use serde::de::DeserializeOwned;
 use shared::call::{Call, CallFailure, CallOutcome};
@@ -32,26 +50,36 @@ impl Toolbox {
         Self { ctx }
     }
 
-    /// Specs of every tool, for the hello.
-    pub fn specs(&self) -> Vec<wire::ToolSpec> {
-        diagnostic::specs()
-    }
-
     /// Runs a call.
-    pub async fn call(&self, call: &Call) -> CallOutcome {
+    pub async fn dispatch(&self, call: &Call, _ctx: &CallContext) -> CallOutcome {
         match call.tool.as_str() {
             diagnostic::PING => diagnostic::ping(&self.ctx, args(call)?).await,
             diagnostic::ECHO => diagnostic::echo(&self.ctx, args(call)?).await,
-            other => Err(CallFailure::new(
-                ErrorCode::UnknownTool,
-                format!("this connector has no tool named {other}"),
-            )),
+            other => Err(unknown_tool(other)),
         }
     }
 }
 
+impl ToolSet for Toolbox {
+    fn specs(&self) -> Vec<wire::ToolSpec> {
+        diagnostic::specs()
+    }
+
+    fn call<'a>(&'a self, call: &'a Call, ctx: &'a CallContext) -> BoxFuture<'a, CallOutcome> {
+        Box::pin(self.dispatch(call, ctx))
+    }
+}
+
+/// The error for a tool this connector does not have.
+pub fn unknown_tool(name: &str) -> CallFailure {
+    CallFailure::new(
+        ErrorCode::UnknownTool,
+        format!("this connector has no tool named {name}"),
+    )
+}
+
 /// Parses a call's arguments into the tool's argument type.
-fn args<T: DeserializeOwned>(call: &Call) -> Result<T, CallFailure> {
+pub fn args<T: DeserializeOwned>(call: &Call) -> Result<T, CallFailure> {
     let bytes = if call.arguments_json.is_empty() {
         b"{}".as_slice()
     } else {
@@ -71,5 +99,6 @@ pub fn output(structured: &serde_json::Value, text: String) -> CallOutcome {
         structured_json: serde_json::to_vec(structured).unwrap_or_default(),
         text,
         is_error: false,
+        content_json: Vec::new(),
     })
 }

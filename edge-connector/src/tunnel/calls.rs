@@ -1,10 +1,11 @@
 //! Serving calls: the runtime opens one bidirectional stream per call; each is read, checked,
-//! run by the [`Toolbox`] within its deadline, and answered on the same stream.
+//! run by the [`ToolSet`] within its deadline, and answered on the same stream.
 //!
 //! Nothing from the stream is trusted: frames are size-limited, the request is validated
 //! ([`shared::call::Call`]), and a call for another tenant than our certificate's is refused
-//! whatever the runtime says. If the runtime stops the stream (caller cancelled, deadline
-//! passed there), the tool's future is dropped.
+//! whatever the runtime says. While the tool runs, a writer task sends its progress, logs and
+//! questions, and the reader hands answers back; a reset from the runtime (caller cancelled,
+//! deadline passed there) drops the tool's future.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,52 +15,70 @@ use shared::frame::MAX_FRAME_LEN;
 use shared::identity::TenantId;
 use shared::io::{FrameReader, write_frame};
 use shared::wire::{self, ErrorCode, call_frame::Kind};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::tools::Toolbox;
+use crate::tools::{CallContext, ToolSet};
 
 /// Time allowed for the request frame to arrive after the stream opens.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Frames a tool may queue before it waits for the stream.
+const OUT_QUEUE: usize = 16;
 
 /// Accepts call streams until the connection closes. While `draining`, new calls are
 /// answered with [`ErrorCode::Draining`] so the runtime retries them on another tunnel.
 pub async fn accept(
     conn: quinn::Connection,
-    toolbox: Arc<Toolbox>,
+    tools: Arc<dyn ToolSet>,
     tenant: TenantId,
     calls: TaskTracker,
     draining: CancellationToken,
 ) {
     while let Ok((send, recv)) = conn.accept_bi().await {
-        let toolbox = toolbox.clone();
+        let tools = tools.clone();
         let tenant = tenant.clone();
         if draining.is_cancelled() {
-            tokio::spawn(serve(send, recv, toolbox, tenant, true));
+            tokio::spawn(serve(send, recv, tools, tenant, true));
         } else {
-            calls.spawn(serve(send, recv, toolbox, tenant, false));
+            calls.spawn(serve(send, recv, tools, tenant, false));
         }
     }
 }
 
 async fn serve(
-    mut send: quinn::SendStream,
+    send: quinn::SendStream,
     recv: quinn::RecvStream,
-    toolbox: Arc<Toolbox>,
+    tools: Arc<dyn ToolSet>,
     tenant: TenantId,
     draining: bool,
 ) {
     let mut reader = FrameReader::new(recv, MAX_FRAME_LEN);
+    let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+    let broken = CancellationToken::new();
+    let writer = tokio::spawn(write_frames(send, out_rx, broken.clone()));
+
     let (call_id, outcome) =
         match tokio::time::timeout(REQUEST_TIMEOUT, reader.next::<wire::CallFrame>()).await {
             Ok(Ok(Some(wire::CallFrame {
                 kind: Some(Kind::Request(req)),
             }))) => {
                 let call_id = req.call_id;
+                let ctx = CallContext::new(out_tx.clone());
                 (
                     call_id,
-                    run(req, &toolbox, &tenant, draining, &mut send).await,
+                    run(
+                        req,
+                        tools.as_ref(),
+                        &tenant,
+                        draining,
+                        &ctx,
+                        &mut reader,
+                        &broken,
+                    )
+                    .await,
                 )
             }
             Ok(Ok(_)) => (
@@ -81,26 +100,48 @@ async fn serve(
                 ))),
             ),
         };
-    let Some(outcome) = outcome else {
-        return; // cancelled by the runtime: nobody is listening
-    };
-    if let Err(e) = write_frame(&mut send, &response_frame(call_id, outcome)).await {
-        debug!(call_id, error = %e, "could not send the call response");
-        return;
+    match outcome {
+        Some(outcome) => {
+            let _ = out_tx.send(response_frame(call_id, outcome)).await;
+            drop(out_tx);
+            // Stay (and stay counted as in flight) until the response is delivered.
+            let _ = writer.await;
+        }
+        None => writer.abort(), // cancelled by the runtime: nobody is listening
     }
-    let _ = send.finish();
-    // Stay (and stay counted as in flight) until the runtime has the whole response: a drain
-    // that closed the connection earlier would discard it.
-    let _ = tokio::time::timeout(REQUEST_TIMEOUT, send.stopped()).await;
+}
+
+/// Writes queued frames; finishes the stream after the response and waits until the runtime
+/// has it (a drain that closed the connection earlier would discard it).
+async fn write_frames(
+    mut send: quinn::SendStream,
+    mut frames: mpsc::Receiver<wire::CallFrame>,
+    broken: CancellationToken,
+) {
+    while let Some(frame) = frames.recv().await {
+        let last = matches!(frame.kind, Some(Kind::Response(_)));
+        if let Err(e) = write_frame(&mut send, &frame).await {
+            debug!(error = %e, "call stream write failed");
+            broken.cancel();
+            return;
+        }
+        if last {
+            let _ = send.finish();
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, send.stopped()).await;
+            return;
+        }
+    }
 }
 
 /// Runs one request; `None` if the runtime cancelled it.
 async fn run(
     req: wire::CallRequest,
-    toolbox: &Toolbox,
+    tools: &dyn ToolSet,
     tenant: &TenantId,
     draining: bool,
-    send: &mut quinn::SendStream,
+    ctx: &CallContext,
+    reader: &mut FrameReader<quinn::RecvStream>,
+    broken: &CancellationToken,
 ) -> Option<CallOutcome> {
     if draining {
         return Some(Err(CallFailure::new(
@@ -120,12 +161,37 @@ async fn run(
         )));
     }
     tokio::select! {
-        out = tokio::time::timeout(call.timeout, toolbox.call(&call)) => Some(out.unwrap_or_else(|_| {
+        out = tokio::time::timeout(call.timeout, tools.call(&call, ctx)) => Some(out.unwrap_or_else(|_| {
             Err(CallFailure::new(ErrorCode::DeadlineExceeded, format!("tool did not finish within {} ms", call.timeout.as_millis())))
         })),
-        _ = send.stopped() => {
+        () = answers(reader, ctx) => {
             debug!(call_id = call.id, "call cancelled by the runtime");
             None
+        }
+        () = broken.cancelled() => None,
+    }
+}
+
+/// Routes the runtime's answers to the tool; returns when the runtime cancels the call (a
+/// reset) or breaks the protocol.
+async fn answers(reader: &mut FrameReader<quinn::RecvStream>, ctx: &CallContext) {
+    loop {
+        match reader.next::<wire::CallFrame>().await {
+            Ok(Some(wire::CallFrame {
+                kind: Some(Kind::PeerResponse(r)),
+            })) => {
+                if !ctx.deliver(r) {
+                    warn!("runtime answered a question nobody asked; cancelling the call");
+                    return;
+                }
+            }
+            // The runtime finished its side early (an older runtime): nothing more will come.
+            Ok(None) => std::future::pending::<()>().await,
+            Ok(Some(_)) => {
+                warn!("unexpected frame from the runtime on a call stream; cancelling the call");
+                return;
+            }
+            Err(_) => return,
         }
     }
 }

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 
 use super::calls;
 use crate::state::{Identity, StateDir};
-use crate::tools::Toolbox;
+use crate::tools::ToolSet;
 
 /// What a session tells its supervisor.
 #[derive(Debug)]
@@ -50,12 +50,11 @@ pub enum SessionEnd {
 }
 
 /// Shared by all sessions of a connector.
-#[derive(Debug)]
 pub struct SessionContext {
     /// Where the identity lives (renewals are written there).
     pub state: StateDir,
     /// Our tools.
-    pub toolbox: Arc<Toolbox>,
+    pub tools: Arc<dyn ToolSet>,
     /// How long in-flight calls get to finish on drain.
     pub drain_timeout: Duration,
 }
@@ -76,7 +75,7 @@ fn hello(ctx: &SessionContext, identity: &Identity) -> wire::Hello {
         connector_id: identity.identity.connector.to_string(),
         build_version: env!("CARGO_PKG_VERSION").to_owned(),
         capabilities: vec!["renewal".into(), "drain".into()],
-        tools: ctx.toolbox.specs(),
+        tools: ctx.tools.specs(),
     }
 }
 
@@ -144,7 +143,7 @@ async fn drive(
     let draining = CancellationToken::new();
     let acceptor = tokio::spawn(calls::accept(
         conn.clone(),
-        ctx.toolbox.clone(),
+        ctx.tools.clone(),
         identity.identity.tenant.clone(),
         calls.clone(),
         draining.clone(),

@@ -1,0 +1,115 @@
+//! From the tunnel's tool specs and results to MCP's types, and back for failures.
+
+use std::sync::Arc;
+
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use shared::call::CallFailure;
+use shared::wire::{self, ErrorCode};
+
+/// An MCP tool from a connector's spec; `None` if the spec's schemas are not JSON objects.
+pub fn tool(spec: &wire::ToolSpec) -> Option<Tool> {
+    let input: JsonObject = serde_json::from_str(&spec.input_schema_json).ok()?;
+    let mut tool = Tool::new(spec.name.clone(), spec.description.clone(), Arc::new(input))
+        .with_annotations(
+            ToolAnnotations::new()
+                .read_only(spec.read_only)
+                .destructive(spec.destructive)
+                .idempotent(spec.idempotent)
+                .open_world(false),
+        );
+    if !spec.output_schema_json.is_empty() {
+        let output: JsonObject = serde_json::from_str(&spec.output_schema_json).ok()?;
+        tool = tool.with_raw_output_schema(Arc::new(output));
+    }
+    Some(tool)
+}
+
+/// An MCP result from a tool's output.
+pub fn result(out: wire::ToolOutput) -> CallToolResult {
+    let content: Vec<ContentBlock> = if out.content_json.is_empty() {
+        vec![ContentBlock::text(out.text)]
+    } else {
+        match serde_json::from_slice(&out.content_json) {
+            Ok(c) => c,
+            Err(e) => {
+                return CallToolResult::error(vec![ContentBlock::text(format!(
+                    "connector returned malformed content: {e}"
+                ))]);
+            }
+        }
+    };
+    let mut result = if out.is_error {
+        CallToolResult::error(content)
+    } else {
+        CallToolResult::success(content)
+    };
+    if !out.structured_json.is_empty() {
+        result.structured_content = serde_json::from_slice(&out.structured_json).ok();
+    }
+    result
+}
+
+/// A failed call as an `isError` result the agent can act on (retry, fix arguments).
+pub fn failure(f: &CallFailure) -> CallToolResult {
+    let hint = match f.code {
+        ErrorCode::Unavailable | ErrorCode::Draining => " (retryable)",
+        ErrorCode::DeadlineExceeded => " (retryable with a longer deadline)",
+        _ => "",
+    };
+    let retry = f
+        .retry_after
+        .map(|d| format!("; retry after {} ms", d.as_millis()))
+        .unwrap_or_default();
+    CallToolResult::error(vec![ContentBlock::text(format!(
+        "{}{hint}{retry}",
+        f.message
+    ))])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> wire::ToolSpec {
+        wire::ToolSpec {
+            name: "diag.ping".into(),
+            description: "ping".into(),
+            input_schema_json: r#"{"type":"object"}"#.into(),
+            output_schema_json: r#"{"type":"object","properties":{"a":{"type":"string"}}}"#.into(),
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+        }
+    }
+
+    #[test]
+    fn specs_become_tools_with_annotations_and_output_schema() {
+        let t = tool(&spec()).unwrap();
+        assert!(t.output_schema.is_some());
+        let a = t.annotations.unwrap();
+        assert_eq!(a.read_only_hint, Some(true));
+        assert_eq!(a.destructive_hint, Some(false));
+        let mut bad = spec();
+        bad.input_schema_json = "[1]".into();
+        assert!(tool(&bad).is_none());
+    }
+
+    #[test]
+    fn outputs_keep_structure_and_error_flag() {
+        let r = result(wire::ToolOutput {
+            structured_json: br#"{"a":"b"}"#.to_vec(),
+            text: "b".into(),
+            is_error: false,
+            content_json: vec![],
+        });
+        assert_eq!(r.structured_content, Some(serde_json::json!({"a":"b"})));
+        assert_eq!(r.is_error, Some(false));
+        let r = result(wire::ToolOutput {
+            structured_json: vec![],
+            text: String::new(),
+            is_error: false,
+            content_json: b"not json".to_vec(),
+        });
+        assert_eq!(r.is_error, Some(true));
+    }
+}

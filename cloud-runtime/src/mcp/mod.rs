@@ -1,0 +1,31 @@
+//! The MCP endpoint: Streamable HTTP (rmcp on axum) for every gateway of every tenant, at
+//! `/t/{tenant}/g/{gateway}/mcp`.
+//!
+//! - [`principal`]: who is calling (tenant, user, agent), attached to each request.
+//! - [`gateways`]: one rmcp service per gateway, each with its own sessions, so a session
+//!   opened on one gateway is unknown (404) on every other.
+//! - [`server`]: the MCP server of one gateway: tools/list from the tenant's online
+//!   connectors, tools/call through the tunnel.
+//! - [`relay`]: carries a call's progress, logs and questions between tunnel and client.
+//! - [`convert`]: tunnel tool specs and results to MCP types.
+
+pub mod convert;
+pub mod gateways;
+pub mod principal;
+pub mod relay;
+pub mod server;
+
+use std::time::Duration;
+
+/// How the MCP endpoint runs.
+#[derive(Debug, Clone)]
+pub struct McpOptions {
+    /// Host names the endpoint answers to (DNS-rebinding protection).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call (requests without an Origin header are not browsers).
+    pub allowed_origins: Vec<String>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Default and maximum time budget of a tool call.
+    pub call_timeout: Duration,
+}

@@ -1,0 +1,111 @@
+//! What a running tool can do besides returning: report progress, log, and ask the MCP
+//! client a question (elicitation, sampling). Everything goes out as frames on the call's
+//! stream; answers come back through [`CallContext::deliver`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use shared::call::CallFailure;
+use shared::wire::{self, ErrorCode, PeerMethod, call_frame::Kind};
+use tokio::sync::{mpsc, oneshot};
+
+/// The tool's handle on its call.
+#[derive(Debug)]
+pub struct CallContext {
+    out: mpsc::Sender<wire::CallFrame>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<wire::PeerResponse>>>,
+    next_id: AtomicU64,
+}
+
+impl CallContext {
+    /// A context writing frames to `out`.
+    pub fn new(out: mpsc::Sender<wire::CallFrame>) -> Self {
+        Self {
+            out,
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    async fn send(&self, kind: Kind) -> Result<(), CallFailure> {
+        self.out
+            .send(wire::CallFrame { kind: Some(kind) })
+            .await
+            .map_err(|_| CallFailure::new(ErrorCode::Cancelled, "the call's stream is closed"))
+    }
+
+    /// Reports progress (`total` when known).
+    pub async fn progress(&self, progress: f64, total: Option<f64>, message: &str) {
+        let _ = self
+            .send(Kind::Progress(wire::CallProgress {
+                progress,
+                total,
+                message: message.to_owned(),
+            }))
+            .await;
+    }
+
+    /// Sends a log message at an MCP logging level (`debug`, `info`, `warning`, ...).
+    pub async fn log(&self, level: &str, logger: &str, data: serde_json::Value) {
+        let _ = self
+            .send(Kind::Log(wire::CallLog {
+                level: level.to_owned(),
+                logger: logger.to_owned(),
+                data_json: serde_json::to_vec(&data).unwrap_or_default(),
+            }))
+            .await;
+    }
+
+    /// Asks the MCP client; returns its result object.
+    pub async fn request(
+        &self,
+        method: PeerMethod,
+        params: &serde_json::Value,
+    ) -> Result<serde_json::Value, CallFailure> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        self.send(Kind::PeerRequest(wire::PeerRequest {
+            id,
+            method: method as i32,
+            params_json: serde_json::to_vec(params).unwrap_or_default(),
+        }))
+        .await?;
+        let resp = rx.await.map_err(|_| {
+            CallFailure::new(
+                ErrorCode::Cancelled,
+                "the call ended while waiting for the client",
+            )
+        })?;
+        if !resp.error.is_empty() {
+            return Err(CallFailure::new(
+                ErrorCode::Unavailable,
+                format!("the client could not answer: {}", resp.error),
+            ));
+        }
+        serde_json::from_slice(&resp.result_json).map_err(|e| {
+            CallFailure::new(
+                ErrorCode::Malformed,
+                format!("client answer is not JSON: {e}"),
+            )
+        })
+    }
+
+    /// Hands an answer from the stream to the request waiting for it. Returns false for an
+    /// answer nobody asked for.
+    pub fn deliver(&self, resp: wire::PeerResponse) -> bool {
+        let waiter = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&resp.id);
+        match waiter {
+            Some(tx) => tx.send(resp).is_ok(),
+            None => false,
+        }
+    }
+}
