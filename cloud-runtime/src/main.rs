@@ -65,6 +65,10 @@ enum Command {
         /// unless --https-listen is a loopback address.
         #[arg(long)]
         dev_unauthenticated: bool,
+        /// With --dev-unauthenticated: also serve HTTP without TLS on this loopback address,
+        /// for local tools that expect http://localhost.
+        #[arg(long)]
+        dev_http_listen: Option<SocketAddr>,
         /// A browser origin allowed to call the MCP endpoint besides the runtime's own
         /// (e.g. https://inspector.example); repeat for several.
         #[arg(long = "allow-origin")]
@@ -257,6 +261,7 @@ async fn run(command: Command) -> Result<()> {
             connector_cert_ttl,
             heartbeat_interval,
             dev_unauthenticated,
+            dev_http_listen,
             allow_origins,
             call_timeout,
         } => {
@@ -283,6 +288,7 @@ async fn run(command: Command) -> Result<()> {
                 heartbeat_interval,
                 mcp: server::McpServeOptions {
                     dev_unauthenticated,
+                    dev_http_listen,
                     extra_origins: allow_origins,
                     call_timeout,
                 },

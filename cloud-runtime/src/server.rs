@@ -46,6 +46,9 @@ pub struct ServeOptions {
 pub struct McpServeOptions {
     /// Loopback-only unauthenticated development mode.
     pub dev_unauthenticated: bool,
+    /// In development mode, also serve HTTP (no TLS) here, for local tools that expect
+    /// `http://localhost`. Loopback only.
+    pub dev_http_listen: Option<SocketAddr>,
     /// Extra browser origins allowed besides the runtime's own.
     pub extra_origins: Vec<String>,
     /// Time budget of a tool call.
@@ -56,6 +59,7 @@ impl Default for McpServeOptions {
     fn default() -> Self {
         Self {
             dev_unauthenticated: false,
+            dev_http_listen: None,
             extra_origins: Vec::new(),
             call_timeout: Duration::from_secs(120),
         }
@@ -87,6 +91,15 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
             opts.https_listen
         );
     }
+    match opts.mcp.dev_http_listen {
+        Some(_) if !opts.mcp.dev_unauthenticated => {
+            bail!("--dev-http-listen needs --dev-unauthenticated")
+        }
+        Some(addr) if !addr.ip().is_loopback() => {
+            bail!("--dev-http-listen must be a loopback address, not {addr}")
+        }
+        _ => {}
+    }
     let lock = File::create(dir.root().join("serve.lock"))?;
     if lock.try_lock().is_err() {
         bail!(
@@ -115,6 +128,18 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         .await
         .with_context(|| format!("binding the HTTPS listener on {}", opts.https_listen))?;
     let https_addr = https_listener.local_addr()?;
+    let dev_http_listener = match opts.mcp.dev_http_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the development HTTP listener on {addr}"))?,
+        ),
+        None => None,
+    };
+    let dev_http_addr = dev_http_listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
     let admin_listener = admin::bind(&dir.admin_socket())?;
 
     let trust_domain: shared::identity::TrustDomain = config
@@ -155,7 +180,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         .route(shared::enroll::ENROLL_INFO_PATH, get(enroll::info))
         .layer(DefaultBodyLimit::max(shared::enroll::MAX_ENROLL_BODY))
         .with_state(enroll_ctx);
-    let mcp_options = mcp_options(&config.hostname, https_addr, &opts.mcp);
+    let mcp_options = mcp_options(&config.hostname, https_addr, dev_http_addr, &opts.mcp);
     let auth_mode = if opts.mcp.dev_unauthenticated {
         tracing::warn!(
             "MCP is served WITHOUT authentication (--dev-unauthenticated, loopback only)"
@@ -190,9 +215,17 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         tracker.clone(),
     ));
     tracker.spawn(tunnel::revocation::watch(tunnel_ctx, shutdown.clone()));
+    if let Some(listener) = dev_http_listener {
+        tracker.spawn(https::serve(
+            listener,
+            None,
+            router.clone(),
+            shutdown.clone(),
+        ));
+    }
     tracker.spawn(https::serve(
         https_listener,
-        tls::https_server_config(&identity)?,
+        Some(tls::https_server_config(&identity)?),
         router,
         shutdown.clone(),
     ));
@@ -216,7 +249,12 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
 /// Largest MCP request body.
 const MAX_MCP_BODY: usize = 4 * 1024 * 1024;
 
-fn mcp_options(hostname: &str, https: SocketAddr, opts: &McpServeOptions) -> McpOptions {
+fn mcp_options(
+    hostname: &str,
+    https: SocketAddr,
+    dev_http: Option<SocketAddr>,
+    opts: &McpServeOptions,
+) -> McpOptions {
     let mut hosts = vec![hostname.to_owned()];
     if hostname == "localhost" {
         hosts.extend(["127.0.0.1".to_owned(), "::1".to_owned()]);
@@ -235,7 +273,15 @@ fn mcp_options(hostname: &str, https: SocketAddr, opts: &McpServeOptions) -> Mcp
     if port == 443 {
         origins.extend(hosts.iter().map(|h| format!("https://{h}")));
     }
+    if let Some(http) = dev_http {
+        for h in ["localhost", "127.0.0.1"] {
+            origins.push(format!("http://{h}:{}", http.port()));
+        }
+        hosts.extend(["localhost".to_owned(), "127.0.0.1".to_owned()]);
+    }
     origins.extend(opts.extra_origins.iter().cloned());
+    hosts.sort();
+    hosts.dedup();
     McpOptions {
         allowed_hosts: hosts,
         allowed_origins: origins,

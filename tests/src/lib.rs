@@ -38,6 +38,22 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A tool installed by `scripts/test` under `.tools/`; fails with a hint if missing.
+pub fn installed_tool(relative: &str) -> PathBuf {
+    let p = workspace_root().join(".tools").join(relative);
+    assert!(
+        p.exists(),
+        "{} not found: run ./scripts/test, which installs the test tools into .tools/",
+        p.display()
+    );
+    p
+}
+
 /// A free loopback TCP port (and, checked, a free UDP port of the same number).
 pub fn free_port() -> u16 {
     loop {
@@ -367,6 +383,18 @@ impl Connector {
             .arg("--state-dir")
             .arg(&self.state_dir)
             .args(extra);
+        self.start_command(rt, cmd)
+    }
+
+    /// Starts the conformance fixture connector (the connector library serving the MCP
+    /// reference fixture tools) on this enrollment.
+    pub fn start_fixtures(&mut self, rt: &Runtime) -> Result<()> {
+        let mut cmd = Command::new(bin("fixture_connector"));
+        cmd.arg("--state-dir").arg(&self.state_dir);
+        self.start_command(rt, cmd)
+    }
+
+    fn start_command(&mut self, rt: &Runtime, cmd: Command) -> Result<()> {
         let log = self.state_dir.with_extension("log");
         self.process = Some(Process::spawn(cmd, log)?);
         rt.wait_online(&self.id, Duration::from_secs(20))
