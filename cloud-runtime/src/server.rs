@@ -199,6 +199,12 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
     let mcp_routes = Router::new()
         .route("/t/{tenant}/g/{gateway}/mcp", any(mcp::gateways::handle))
         .route_layer(axum::middleware::from_fn_with_state(
+            mcp::jsonrpc_guard::Limits {
+                max_body_bytes: MAX_MCP_BODY,
+            },
+            mcp::jsonrpc_guard::guard,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
             auth_mode,
             mcp::principal::authenticate,
         ))

@@ -8,9 +8,11 @@
 //!   connectors, tools/call through the tunnel.
 //! - [`relay`]: carries a call's progress, logs and questions between tunnel and client.
 //! - [`convert`]: tunnel tool specs and results to MCP types.
+//! - [`jsonrpc_guard`]: JSON-RPC errors for malformed, batched, oversize or slow bodies.
 
 pub mod convert;
 pub mod gateways;
+pub mod jsonrpc_guard;
 pub mod principal;
 pub mod relay;
 pub mod server;

@@ -81,6 +81,15 @@ impl GatewayServer {
     }
 }
 
+fn no_connector(principal: &Principal) -> shared::call::CallFailure {
+    let mut f = shared::call::CallFailure::new(
+        ErrorCode::Unavailable,
+        format!("no connector of tenant {} is online", principal.tenant),
+    );
+    f.retry_after = Some(std::time::Duration::from_secs(5));
+    f
+}
+
 impl ServerHandler for GatewayServer {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
@@ -141,6 +150,10 @@ impl ServerHandler for GatewayServer {
         let principal = self.principal(&ctx)?;
         let name = request.name.to_string();
         if !self.visible(&principal).iter().any(|t| t.name == name) {
+            if !self.shared.registry.has_online(&principal.tenant) {
+                // Tools come from connectors: with none online, the tool may well exist.
+                return Ok(convert::failure(&no_connector(&principal)).into());
+            }
             return Err(McpError::invalid_params(
                 format!("unknown tool: {name}"),
                 None,

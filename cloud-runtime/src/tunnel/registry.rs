@@ -186,6 +186,13 @@ impl Registry {
         tools
     }
 
+    /// Whether the tenant has a tunnel that takes calls.
+    pub fn has_online(&self, tenant: &TenantId) -> bool {
+        let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+        map.get(tenant)
+            .is_some_and(|l| l.iter().any(|h| h.available()))
+    }
+
     /// The tenant of an online connector.
     pub fn tenant_of(&self, connector: &ConnectorId) -> Option<TenantId> {
         let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());

@@ -18,7 +18,7 @@ use shared::wire::{self, ErrorCode, call_frame::Kind};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::tools::{CallContext, ToolSet};
 
@@ -165,7 +165,7 @@ async fn run(
             Err(CallFailure::new(ErrorCode::DeadlineExceeded, format!("tool did not finish within {} ms", call.timeout.as_millis())))
         })),
         () = answers(reader, ctx) => {
-            debug!(call_id = call.id, "call cancelled by the runtime");
+            info!(call_id = call.id, "call cancelled by the runtime");
             None
         }
         () = broken.cancelled() => None,
