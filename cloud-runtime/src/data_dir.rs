@@ -8,6 +8,7 @@
 //!   server.key         its key (0600)
 //!   quic-reset.key     QUIC stateless-reset secret (0600): lets a restarted runtime tell
 //!                      connectors at once that their old connection is gone
+//!   token-signing.key  ES256 key of OAuth access tokens (0600), made on first serve
 //!   runtime.db         SQLite store
 //!   admin.sock         local admin socket of a running `serve` (0600)
 //! ```
@@ -70,6 +71,11 @@ impl DataDir {
     /// Server key.
     pub fn server_key(&self) -> PathBuf {
         self.root.join("server.key")
+    }
+
+    /// Access-token signing key.
+    pub fn token_key(&self) -> PathBuf {
+        self.root.join("token-signing.key")
     }
 
     /// QUIC stateless-reset secret.

@@ -12,6 +12,7 @@
 //! - [`tls`]: TLS configurations for QUIC (mTLS) and HTTPS.
 //! - [`tunnel`]: the QUIC listener, sessions, registry, calls and revocation.
 //! - [`mcp`]: the MCP endpoint (Streamable HTTP) of every gateway.
+//! - [`oauth`]: OAuth 2.1 for MCP clients (metadata, registration, authorization, tokens).
 //! - [`admin`]: the local admin socket (diagnostic calls, online list).
 //! - [`server`]: composes the above into `serve`.
 
@@ -23,6 +24,7 @@ pub mod enroll;
 pub mod https;
 pub mod join_token;
 pub mod mcp;
+pub mod oauth;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use cloud_runtime::admin::{self, AdminRequest};
 use cloud_runtime::data_dir::DataDir;
 use cloud_runtime::join_token;
+use cloud_runtime::oauth;
 use cloud_runtime::server::{self, ServeOptions};
+use cloud_runtime::store::oauth::AgentRow;
 use cloud_runtime::store::{GatewayRow, now_ms};
 use shared::identity::{ConnectorId, TenantId};
 
@@ -77,6 +79,16 @@ enum Command {
         #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
         call_timeout: Duration,
     },
+    /// Manage local users (sign-in for the embedded default and development).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage agents: the applications that act for users, each with a role.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
     /// Manage gateways: named tool collections, each with its own MCP URL.
     Gateway {
         #[command(subcommand)]
@@ -105,6 +117,43 @@ enum TenantCommand {
     },
     /// List tenants.
     List {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a local user; prints their sign-in secret once.
+    Add {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// User name.
+        name: String,
+        /// Groups (the user's grants), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Register an agent; prints its key once (send it as X-MCP-Agent-Key).
+    Create {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Agent name.
+        name: String,
+        /// Role: names the tools the agent may call in the tenant's policy.
+        #[arg(long)]
+        role: String,
+        /// Bind an OAuth client id to this agent, for clients that cannot send the key.
+        #[arg(long)]
+        oauth_client_id: Option<String>,
         #[command(flatten)]
         dir: DataDirArg,
     },
@@ -315,6 +364,75 @@ async fn run(command: Command) -> Result<()> {
         },
         Command::Connector { command } => connector(command).await?,
         Command::Gateway { command } => gateway(command).await?,
+        Command::User {
+            command:
+                UserCommand::Add {
+                    tenant,
+                    name,
+                    groups,
+                    dir,
+                },
+        } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let name = principal_name(&name, "user name")?;
+            for g in &groups {
+                principal_name(g, "group")?;
+            }
+            let data = DataDir::new(dir.data_dir);
+            data.config()?;
+            let store = data.store().await?;
+            if !store.tenant_exists(&tenant).await? {
+                bail!("no tenant named {tenant}");
+            }
+            let secret = oauth::secret::generate("mcpus_");
+            store
+                .create_user(
+                    tenant.as_str(),
+                    &name,
+                    &groups,
+                    &oauth::secret::hash(&secret),
+                )
+                .await?;
+            println!(
+                "added user {name} to tenant {tenant} (groups: {})",
+                groups.join(",")
+            );
+            println!("sign-in secret (shown once): {secret}");
+        }
+        Command::Agent {
+            command:
+                AgentCommand::Create {
+                    tenant,
+                    name,
+                    role,
+                    oauth_client_id,
+                    dir,
+                },
+        } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let name = principal_name(&name, "agent name")?;
+            let role = principal_name(&role, "role")?;
+            let data = DataDir::new(dir.data_dir);
+            data.config()?;
+            let store = data.store().await?;
+            if !store.tenant_exists(&tenant).await? {
+                bail!("no tenant named {tenant}");
+            }
+            let key = oauth::secret::generate("mcpak_");
+            store
+                .create_agent(
+                    &AgentRow {
+                        tenant: tenant.to_string(),
+                        name: name.clone(),
+                        role: role.clone(),
+                        oauth_client_id,
+                    },
+                    &oauth::secret::hash(&key),
+                )
+                .await?;
+            println!("created agent {name} (role {role}) of tenant {tenant}");
+            println!("agent key (shown once; send as X-MCP-Agent-Key): {key}");
+        }
     }
     Ok(())
 }
@@ -507,6 +625,19 @@ async fn gateway(command: GatewayCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Names of users, agents, roles and groups: 1 to 64 of letters, digits, '.', '_', '-', '@'.
+fn principal_name(s: &str, what: &str) -> Result<String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        bail!("{what} {s:?} must be 1 to 64 letters, digits, '.', '_', '-' or '@'")
+    }
 }
 
 fn print_admin(resp: admin::AdminResponse) -> Result<()> {

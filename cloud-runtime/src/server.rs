@@ -17,8 +17,10 @@ use tracing::info;
 use crate::data_dir::DataDir;
 use crate::enroll::{self, EnrollContext};
 use crate::mcp::gateways::Gateways;
-use crate::mcp::principal::AuthMode;
+use crate::mcp::principal::Auth;
 use crate::mcp::{self, McpOptions};
+use crate::oauth::OAuth;
+use crate::oauth::signer::TokenSigner;
 use crate::tunnel::{self, Registry, TunnelContext};
 use crate::{admin, https, tls};
 
@@ -181,13 +183,23 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         .layer(DefaultBodyLimit::max(shared::enroll::MAX_ENROLL_BODY))
         .with_state(enroll_ctx);
     let mcp_options = mcp_options(&config.hostname, https_addr, dev_http_addr, &opts.mcp);
+    let issuer = if https_addr.port() == 443 {
+        format!("https://{host}")
+    } else {
+        format!("https://{host}:{}", https_addr.port())
+    };
+    let oauth = Arc::new(OAuth {
+        store: tunnel_ctx.store.clone(),
+        issuer,
+        signer: TokenSigner::load_or_create(&dir.token_key())?,
+    });
     let auth_mode = if opts.mcp.dev_unauthenticated {
         tracing::warn!(
             "MCP is served WITHOUT authentication (--dev-unauthenticated, loopback only)"
         );
-        AuthMode::DevUnauthenticated
+        Auth::DevUnauthenticated
     } else {
-        AuthMode::Required
+        Auth::OAuth(oauth.clone())
     };
     let gateways = Arc::new(Gateways::new(
         tunnel_ctx.store.clone(),
@@ -212,6 +224,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
     let router = Router::new()
         .merge(enroll_routes)
         .merge(mcp_routes)
+        .merge(crate::oauth::routes(oauth))
         .route("/healthz", get(|| async { "ok" }));
 
     tracker.spawn(tunnel::listener::accept_loop(

@@ -5,6 +5,8 @@
 //! BIGINT Unix-millisecond timestamps) so the same migrations carry to PostgreSQL when the
 //! runtime scales out; every query goes through this one interface.
 
+pub mod oauth;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
-use shared::call::{CallFailure, CallOutcome};
+use shared::call::{Call, CallFailure, CallOutcome};
 use shared::wire::{self, ErrorCode};
 
 use super::{ToolContext, output};
@@ -43,7 +43,7 @@ pub fn specs() -> Vec<wire::ToolSpec> {
             name: PING.into(),
             description: "Check the tunnel: returns the connector's id, tenant, version and clock.".into(),
             input_schema_json: r#"{"type":"object","properties":{},"additionalProperties":false}"#.into(),
-            output_schema_json: r#"{"type":"object","properties":{"connector_id":{"type":"string"},"tenant":{"type":"string"},"version":{"type":"string"},"unix_time_ms":{"type":"integer"}},"required":["connector_id","tenant","version","unix_time_ms"]}"#.into(),
+            output_schema_json: r#"{"type":"object","properties":{"connector_id":{"type":"string"},"tenant":{"type":"string"},"version":{"type":"string"},"unix_time_ms":{"type":"integer"},"caller":{"type":"object","properties":{"user":{"type":"string"},"agent":{"type":"string"}}}},"required":["connector_id","tenant","version","unix_time_ms","caller"]}"#.into(),
             read_only: true,
             destructive: false,
             idempotent: true,
@@ -60,8 +60,9 @@ pub fn specs() -> Vec<wire::ToolSpec> {
     ]
 }
 
-/// `diag.ping`.
-pub async fn ping(ctx: &ToolContext, _args: PingArgs) -> CallOutcome {
+/// `diag.ping`: also says on whose behalf it ran, so the identity chain can be checked end to
+/// end.
+pub async fn ping(ctx: &ToolContext, call: &Call, _args: PingArgs) -> CallOutcome {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -72,6 +73,7 @@ pub async fn ping(ctx: &ToolContext, _args: PingArgs) -> CallOutcome {
             "tenant": ctx.identity.tenant.as_str(),
             "version": ctx.version,
             "unix_time_ms": now,
+            "caller": { "user": call.caller.user, "agent": call.caller.agent },
         }),
         format!(
             "pong from connector {} (tenant {})",

@@ -53,7 +53,7 @@ impl Toolbox {
     /// Runs a call.
     pub async fn dispatch(&self, call: &Call, _ctx: &CallContext) -> CallOutcome {
         match call.tool.as_str() {
-            diagnostic::PING => diagnostic::ping(&self.ctx, args(call)?).await,
+            diagnostic::PING => diagnostic::ping(&self.ctx, call, args(call)?).await,
             diagnostic::ECHO => diagnostic::echo(&self.ctx, args(call)?).await,
             other => Err(unknown_tool(other)),
         }

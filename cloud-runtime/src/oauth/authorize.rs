@@ -1,0 +1,278 @@
+//! The authorization endpoint and user sign-in.
+//!
+//! `GET /oauth/authorize` checks the client and its exact redirect URI first: until both are
+//! known good, errors are shown to the user and never redirected (an open redirector would
+//! otherwise hand codes to an attacker). After that, errors go back to the client as the
+//! specification says. The request must carry a PKCE S256 challenge and a `resource` that
+//! names a gateway of this runtime; the resulting token is bound to that gateway alone.
+//!
+//! Sign-in is with the tenant's local users (`cloud-runtime user add`); the pending request
+//! is kept in the store, not in process memory, so any replica can finish it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Form, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use url::Url;
+
+use super::{CODE_TTL_MS, OAuth, PENDING_TTL_MS, secret};
+use crate::store::now_ms;
+use crate::store::oauth::PendingRow;
+
+fn esc(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1>{body}</body></html>",
+        t = esc(title)
+    );
+    (
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        ],
+        Html(html),
+    )
+        .into_response()
+}
+
+fn user_error(message: &str) -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Sign-in request refused",
+        &format!("<p>{}</p>", esc(message)),
+    )
+}
+
+fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
+    match Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in params {
+                    q.append_pair(k, v);
+                }
+            }
+            Redirect::to(url.as_str()).into_response()
+        }
+        Err(_) => user_error("the client's redirect URI is invalid"),
+    }
+}
+
+/// `GET /oauth/authorize`.
+pub async fn authorize(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -> Response {
+    let mut params: HashMap<String, String> = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if params.insert(k.to_string(), v.to_string()).is_some() {
+            return user_error(&format!("parameter {k} appears more than once"));
+        }
+    }
+    let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let Some(client_id) = get("client_id") else {
+        return user_error("client_id is missing");
+    };
+    let client = match o.store.client(client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return user_error("unknown client"),
+        Err(_) => {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                "<p>Try again.</p>",
+            );
+        }
+    };
+    let Some(redirect_uri) =
+        get("redirect_uri").filter(|r| client.redirect_uris.iter().any(|u| u == r))
+    else {
+        return user_error("redirect_uri is missing or not registered for this client");
+    };
+    let state = get("state");
+    let fail = |error: &str, description: &str| {
+        let mut p = vec![
+            ("error", error),
+            ("error_description", description),
+            ("iss", o.issuer.as_str()),
+        ];
+        if let Some(s) = state {
+            p.push(("state", s));
+        }
+        redirect_with(redirect_uri, &p)
+    };
+    if get("response_type") != Some("code") {
+        return fail("unsupported_response_type", "response_type must be code");
+    }
+    let Some(challenge) = get("code_challenge") else {
+        return fail(
+            "invalid_request",
+            "PKCE is required: send code_challenge with code_challenge_method=S256",
+        );
+    };
+    if get("code_challenge_method") != Some("S256") {
+        return fail("invalid_request", "code_challenge_method must be S256");
+    }
+    if challenge.len() != 43
+        || !challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return fail(
+            "invalid_request",
+            "code_challenge is not a base64url SHA-256",
+        );
+    }
+    let Some(resource) = get("resource") else {
+        return fail(
+            "invalid_target",
+            "resource is required: the MCP gateway URL the token is for",
+        );
+    };
+    let Some((tenant, gateway)) = o.parse_resource(resource) else {
+        return fail("invalid_target", "resource is not a gateway of this server");
+    };
+    if !matches!(o.store.gateway(tenant, gateway).await, Ok(Some(_))) {
+        return fail("invalid_target", "no such gateway");
+    }
+    let pending = PendingRow {
+        id: secret::generate(""),
+        client_id: client.client_id.clone(),
+        redirect_uri: redirect_uri.to_owned(),
+        code_challenge: challenge.to_owned(),
+        state: state.map(str::to_owned),
+        resource: resource.to_owned(),
+        tenant: tenant.to_owned(),
+        expires_at: now_ms() + PENDING_TTL_MS,
+    };
+    if o.store.create_pending(&pending).await.is_err() {
+        return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            "<p>Try again.</p>",
+        );
+    }
+    login_form(
+        &pending,
+        client.client_name.as_deref().unwrap_or(&client.client_id),
+        None,
+    )
+}
+
+fn login_form(p: &PendingRow, client_name: &str, error: Option<&str>) -> Response {
+    let error = error
+        .map(|e| format!("<p role=\"alert\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    page(
+        if error.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        },
+        "Sign in",
+        &format!(
+            "<p><b>{client}</b> asks to use <code>{resource}</code> on your behalf.</p>{error}\
+             <form method=\"post\" action=\"/oauth/login\">\
+             <input type=\"hidden\" name=\"pending\" value=\"{id}\">\
+             <label>User <input name=\"username\" autocomplete=\"username\"></label>\
+             <label>Secret <input name=\"secret\" type=\"password\" autocomplete=\"current-password\"></label>\
+             <button type=\"submit\">Allow</button></form>",
+            client = esc(client_name),
+            resource = esc(&p.resource),
+            id = esc(&p.id),
+        ),
+    )
+}
+
+/// The sign-in form.
+#[derive(Debug, Deserialize)]
+pub struct Login {
+    pending: String,
+    username: String,
+    secret: String,
+}
+
+/// `POST /oauth/login`: checks the local user and issues the authorization code.
+pub async fn login(State(o): State<Arc<OAuth>>, Form(form): Form<Login>) -> Response {
+    let pending = match o.store.pending(&form.pending).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return user_error(
+                "this sign-in request has expired or was already used; start again from your MCP client",
+            );
+        }
+        Err(_) => {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                "<p>Try again.</p>",
+            );
+        }
+    };
+    let ok = matches!(
+        o.store
+            .check_user(
+                &pending.tenant,
+                form.username.trim(),
+                &secret::hash(form.secret.trim())
+            )
+            .await,
+        Ok(Some(_))
+    );
+    if !ok {
+        let name = o
+            .store
+            .client(&pending.client_id)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.client_name);
+        return login_form(
+            &pending,
+            name.as_deref().unwrap_or(&pending.client_id),
+            Some("unknown user or wrong secret"),
+        );
+    }
+    let code = secret::generate("mcpcode_");
+    match o
+        .store
+        .complete_pending(
+            &pending.id,
+            &secret::hash(&code),
+            form.username.trim(),
+            CODE_TTL_MS,
+        )
+        .await
+    {
+        Ok(Some(p)) => {
+            let mut params = vec![("code", code.as_str()), ("iss", o.issuer.as_str())];
+            if let Some(s) = p.state.as_deref() {
+                params.push(("state", s));
+            }
+            redirect_with(&p.redirect_uri, &params)
+        }
+        Ok(None) => user_error("this sign-in request was already used"),
+        Err(_) => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            "<p>Try again.</p>",
+        ),
+    }
+}

@@ -1,0 +1,48 @@
+//! Discovery documents: RFC 8414 authorization-server metadata and RFC 9728
+//! protected-resource metadata for each gateway.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{OAuth, SCOPE};
+
+/// `GET /.well-known/oauth-authorization-server`.
+pub async fn authorization_server(State(o): State<Arc<OAuth>>) -> Json<serde_json::Value> {
+    Json(json!({
+        "issuer": o.issuer,
+        "authorization_endpoint": format!("{}/oauth/authorize", o.issuer),
+        "token_endpoint": format!("{}/oauth/token", o.issuer),
+        "registration_endpoint": format!("{}/oauth/register", o.issuer),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "scopes_supported": [SCOPE],
+        "authorization_response_iss_parameter_supported": true,
+    }))
+}
+
+/// `GET /.well-known/oauth-protected-resource/t/{tenant}/g/{gateway}/mcp`.
+pub async fn protected_resource(
+    State(o): State<Arc<OAuth>>,
+    Path((tenant, gateway)): Path<(String, String)>,
+) -> Response {
+    match o.store.gateway(&tenant, &gateway).await {
+        Ok(Some(_)) => Json(json!({
+            "resource": o.resource_url(&tenant, &gateway),
+            "authorization_servers": [o.issuer],
+            "bearer_methods_supported": ["header"],
+            "scopes_supported": [SCOPE],
+            "resource_name": format!("mcp-edge gateway {gateway} of {tenant}"),
+        }))
+        .into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, "no such gateway").into_response(),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}

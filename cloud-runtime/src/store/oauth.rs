@@ -1,0 +1,514 @@
+//! Store operations for OAuth: users, agents, clients, pending authorizations, codes and
+//! refresh tokens. Secrets arrive here already hashed.
+
+use serde::Serialize;
+
+use super::{Store, StoreError, UnixMs, now_ms};
+
+/// An agent (application) of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentRow {
+    /// Tenant.
+    pub tenant: String,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// OAuth client bound to this agent, if any.
+    pub oauth_client_id: Option<String>,
+}
+
+/// A registered OAuth client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRow {
+    /// Client id.
+    pub client_id: String,
+    /// Display name.
+    pub client_name: Option<String>,
+    /// Registered redirect URIs (exact match).
+    pub redirect_uris: Vec<String>,
+}
+
+/// An authorization request waiting for sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRow {
+    /// Random id carried by the sign-in form.
+    pub id: String,
+    /// Client.
+    pub client_id: String,
+    /// Where to send the code.
+    pub redirect_uri: String,
+    /// PKCE S256 challenge.
+    pub code_challenge: String,
+    /// Client state, echoed.
+    pub state: Option<String>,
+    /// Resource (gateway URL) the token is for.
+    pub resource: String,
+    /// Tenant of the resource.
+    pub tenant: String,
+    /// Expiry.
+    pub expires_at: UnixMs,
+}
+
+/// An issued authorization code (by hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRow {
+    /// Client.
+    pub client_id: String,
+    /// Redirect URI it was issued for.
+    pub redirect_uri: String,
+    /// PKCE challenge.
+    pub code_challenge: String,
+    /// Resource.
+    pub resource: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Signed-in user.
+    pub user: String,
+    /// Expiry.
+    pub expires_at: UnixMs,
+}
+
+/// A refresh token (by hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRow {
+    /// Rotation family.
+    pub family: String,
+    /// Client.
+    pub client_id: String,
+    /// Resource.
+    pub resource: String,
+    /// Tenant.
+    pub tenant: String,
+    /// User.
+    pub user: String,
+    /// Expiry.
+    pub expires_at: UnixMs,
+}
+
+/// Why a one-time credential (code, refresh token) was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spend<T> {
+    /// Accepted and now spent.
+    Ok(T),
+    /// Not known.
+    Unknown,
+    /// Already spent: replayed. Carries the rotation family to revoke.
+    Replayed(String),
+    /// Past its expiry, or revoked.
+    Expired,
+}
+
+type CodeTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+);
+type RefreshTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    i64,
+);
+
+impl Store {
+    /// Adds a local user.
+    pub async fn create_user(
+        &self,
+        tenant: &str,
+        name: &str,
+        groups: &[String],
+        secret_hash: &str,
+    ) -> Result<(), StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO users (tenant, name, groups_csv, secret_hash, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(groups.join(","))
+        .bind(secret_hash)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::AlreadyExists(format!(
+                "user {name} of tenant {tenant}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The groups of a local user whose secret hashes to `secret_hash`.
+    pub async fn check_user(
+        &self,
+        tenant: &str,
+        name: &str,
+        secret_hash: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT groups_csv, secret_hash FROM users WHERE tenant = ? AND name = ?",
+        )
+        .bind(tenant)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|(groups, stored)| {
+            let same = aws_lc_rs::constant_time::verify_slices_are_equal(
+                stored.as_bytes(),
+                secret_hash.as_bytes(),
+            )
+            .is_ok();
+            same.then(|| {
+                groups
+                    .split(',')
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+        }))
+    }
+
+    /// The groups of a local user.
+    pub async fn user_groups(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT groups_csv FROM users WHERE tenant = ? AND name = ?")
+                .bind(tenant)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(g,)| {
+            g.split(',')
+                .filter(|g| !g.is_empty())
+                .map(str::to_owned)
+                .collect()
+        }))
+    }
+
+    /// Registers an agent.
+    pub async fn create_agent(&self, agent: &AgentRow, key_hash: &str) -> Result<(), StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO agents (tenant, name, role, key_hash, oauth_client_id, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&agent.tenant)
+        .bind(&agent.name)
+        .bind(&agent.role)
+        .bind(key_hash)
+        .bind(&agent.oauth_client_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::AlreadyExists(format!(
+                "agent {} of tenant {}",
+                agent.name, agent.tenant
+            )));
+        }
+        Ok(())
+    }
+
+    /// The agent whose key hashes to `key_hash`.
+    pub async fn agent_by_key(&self, key_hash: &str) -> Result<Option<AgentRow>, StoreError> {
+        let row: Option<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT tenant, name, role, oauth_client_id FROM agents WHERE key_hash = ?",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(tenant, name, role, oauth_client_id)| AgentRow {
+            tenant,
+            name,
+            role,
+            oauth_client_id,
+        }))
+    }
+
+    /// The agent of `tenant` bound to an OAuth client.
+    pub async fn agent_by_client(
+        &self,
+        tenant: &str,
+        client_id: &str,
+    ) -> Result<Option<AgentRow>, StoreError> {
+        let row: Option<(String, String, String, Option<String>)> =
+            sqlx::query_as("SELECT tenant, name, role, oauth_client_id FROM agents WHERE tenant = ? AND oauth_client_id = ?")
+                .bind(tenant)
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(tenant, name, role, oauth_client_id)| AgentRow {
+            tenant,
+            name,
+            role,
+            oauth_client_id,
+        }))
+    }
+
+    /// Registers an OAuth client.
+    pub async fn create_client(&self, c: &ClientRow) -> Result<(), StoreError> {
+        let uris = serde_json::to_string(&c.redirect_uris)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query("INSERT INTO oauth_clients (client_id, client_name, redirect_uris, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&c.client_id)
+            .bind(&c.client_name)
+            .bind(uris)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A registered client.
+    pub async fn client(&self, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
+        let row: Option<(String, Option<String>, String)> = sqlx::query_as(
+            "SELECT client_id, client_name, redirect_uris FROM oauth_clients WHERE client_id = ?",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(client_id, client_name, uris)| {
+            Ok(ClientRow {
+                client_id,
+                client_name,
+                redirect_uris: serde_json::from_str(&uris)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores a pending authorization.
+    pub async fn create_pending(&self, p: &PendingRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO oauth_pending (id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&p.id)
+        .bind(&p.client_id)
+        .bind(&p.redirect_uri)
+        .bind(&p.code_challenge)
+        .bind(&p.state)
+        .bind(&p.resource)
+        .bind(&p.tenant)
+        .bind(p.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A pending authorization that has not expired.
+    pub async fn pending(&self, id: &str) -> Result<Option<PendingRow>, StoreError> {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+            i64,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at FROM oauth_pending WHERE id = ? AND expires_at > ?",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(
+            |(id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at)| {
+                PendingRow {
+                    id,
+                    client_id,
+                    redirect_uri,
+                    code_challenge,
+                    state,
+                    resource,
+                    tenant,
+                    expires_at,
+                }
+            },
+        ))
+    }
+
+    /// Turns a pending authorization into an authorization code, once.
+    pub async fn complete_pending(
+        &self,
+        id: &str,
+        code_hash: &str,
+        user: &str,
+        code_ttl_ms: i64,
+    ) -> Result<Option<PendingRow>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+            i64,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((
+            id,
+            client_id,
+            redirect_uri,
+            code_challenge,
+            state,
+            resource,
+            tenant,
+            expires_at,
+        )) = row
+        else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO oauth_codes (code_hash, client_id, redirect_uri, code_challenge, resource, tenant, user_name, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(code_hash)
+        .bind(&client_id)
+        .bind(&redirect_uri)
+        .bind(&code_challenge)
+        .bind(&resource)
+        .bind(&tenant)
+        .bind(user)
+        .bind(now_ms() + code_ttl_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(PendingRow {
+            id,
+            client_id,
+            redirect_uri,
+            code_challenge,
+            state,
+            resource,
+            tenant,
+            expires_at,
+        }))
+    }
+
+    /// Spends an authorization code.
+    pub async fn redeem_code(&self, code_hash: &str) -> Result<Spend<CodeRow>, StoreError> {
+        let now = now_ms();
+        let row: Option<CodeTuple> = sqlx::query_as(
+            "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL RETURNING client_id, redirect_uri, code_challenge, resource, tenant, user_name, expires_at, used_at",
+        )
+        .bind(now)
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some((
+            client_id,
+            redirect_uri,
+            code_challenge,
+            resource,
+            tenant,
+            user,
+            expires_at,
+            _,
+        )) = row
+        {
+            if expires_at <= now {
+                return Ok(Spend::Expired);
+            }
+            return Ok(Spend::Ok(CodeRow {
+                client_id,
+                redirect_uri,
+                code_challenge,
+                resource,
+                tenant,
+                user,
+                expires_at,
+            }));
+        }
+        let exists: Option<(String,)> =
+            sqlx::query_as("SELECT code_hash FROM oauth_codes WHERE code_hash = ?")
+                .bind(code_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match exists {
+            // The family of tokens issued from a code is named after the code.
+            Some(_) => Spend::Replayed(code_hash.to_owned()),
+            None => Spend::Unknown,
+        })
+    }
+
+    /// Stores a refresh token.
+    pub async fn create_refresh(&self, token_hash: &str, r: &RefreshRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO oauth_refresh (token_hash, family, client_id, resource, tenant, user_name, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(&r.family)
+        .bind(&r.client_id)
+        .bind(&r.resource)
+        .bind(&r.tenant)
+        .bind(&r.user)
+        .bind(r.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Spends a refresh token.
+    pub async fn spend_refresh(&self, token_hash: &str) -> Result<Spend<RefreshRow>, StoreError> {
+        let now = now_ms();
+        let row: Option<RefreshTuple> = sqlx::query_as(
+            "UPDATE oauth_refresh SET used_at = ? WHERE token_hash = ? AND used_at IS NULL RETURNING family, client_id, resource, tenant, user_name, expires_at, used_at, revoked",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some((family, client_id, resource, tenant, user, expires_at, _, revoked)) = row {
+            if revoked != 0 || expires_at <= now {
+                return Ok(Spend::Expired);
+            }
+            return Ok(Spend::Ok(RefreshRow {
+                family,
+                client_id,
+                resource,
+                tenant,
+                user,
+                expires_at,
+            }));
+        }
+        let spent: Option<(String,)> =
+            sqlx::query_as("SELECT family FROM oauth_refresh WHERE token_hash = ?")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match spent {
+            Some((family,)) => Spend::Replayed(family),
+            None => Spend::Unknown,
+        })
+    }
+
+    /// Revokes every refresh token of a family.
+    pub async fn revoke_family(&self, family: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE oauth_refresh SET revoked = 1 WHERE family = ?")
+            .bind(family)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,559 @@
+//! OAuth 2.1 for MCP clients, end to end over HTTPS against the real runtime: discovery (RFC
+//! 9728, RFC 8414), dynamic registration (RFC 7591), authorization code with PKCE S256 and a
+//! resource indicator (RFC 8707), sign-in of a local user, audience-bound tokens, refresh
+//! rotation, replay detection, the agent identity, and a tool call that reaches the connector
+//! on behalf of that user and agent.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use e2e::{Connector, Runtime, run_ok};
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+
+struct Setup {
+    rt: Runtime,
+    http: Client,
+    base: String,
+    alice_secret: String,
+    triage_key: String,
+    globex_key: String,
+    _connector: Connector,
+}
+
+/// The last `label: value` line of a command's output.
+fn field(out: &str, label: &str) -> String {
+    out.lines()
+        .filter_map(|l| l.split_once(label).map(|(_, v)| v.trim().to_owned()))
+        .next_back()
+        .unwrap_or_default()
+}
+
+fn setup() -> Result<Setup> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    for (t, g) in [("acme", "eng"), ("acme", "ops"), ("globex", "eng")] {
+        run_ok(rt.cli().args(["gateway", "create", "--tenant", t, g]));
+    }
+    let alice = run_ok(rt.cli().args([
+        "user",
+        "add",
+        "--tenant",
+        "acme",
+        "alice",
+        "--groups",
+        "eng,admins",
+    ]));
+    let triage = run_ok(rt.cli().args([
+        "agent",
+        "create",
+        "--tenant",
+        "acme",
+        "triage-bot",
+        "--role",
+        "triage",
+    ]));
+    let globex = run_ok(rt.cli().args([
+        "agent",
+        "create",
+        "--tenant",
+        "globex",
+        "their-bot",
+        "--role",
+        "triage",
+    ]));
+    let mut connector = Connector::enroll(&rt, "acme", "c1")?;
+    connector.start(&rt, &[])?;
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(rt.data_dir().join("ca.pem"))?)?;
+    let http = Client::builder()
+        .tls_certs_only([ca])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    Ok(Setup {
+        base: format!("https://localhost:{}", rt.https_port),
+        alice_secret: field(&alice, "(shown once):"),
+        triage_key: field(&triage, "X-MCP-Agent-Key):"),
+        globex_key: field(&globex, "X-MCP-Agent-Key):"),
+        rt,
+        http,
+        _connector: connector,
+    })
+}
+
+fn pkce() -> (String, String) {
+    let verifier = format!("v{}", "x".repeat(50));
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    (
+        verifier,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest),
+    )
+}
+
+fn query_of(location: &str) -> HashMap<String, String> {
+    url::Url::parse(location)
+        .map(|u| {
+            u.query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+impl Setup {
+    fn gateway(&self, tenant: &str, gw: &str) -> String {
+        format!("{}/t/{tenant}/g/{gw}/mcp", self.base)
+    }
+
+    fn register(&self) -> Result<String> {
+        let r: Value = self
+            .http
+            .post(format!("{}/oauth/register", self.base))
+            .json(&json!({"redirect_uris": [REDIRECT], "client_name": "e2e client"}))
+            .send()?
+            .json()?;
+        r["client_id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("client_id")
+    }
+
+    fn authorize_url(
+        &self,
+        client: &str,
+        challenge: &str,
+        resource: &str,
+        extra: &[(&str, &str)],
+    ) -> String {
+        let mut u = url::Url::parse(&format!("{}/oauth/authorize", self.base))
+            .unwrap_or_else(|e| panic!("{e}"));
+        {
+            let mut q = u.query_pairs_mut();
+            for (k, v) in [
+                ("response_type", "code"),
+                ("client_id", client),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", challenge),
+                ("code_challenge_method", "S256"),
+                ("state", "xyz"),
+                ("resource", resource),
+            ] {
+                if !extra.iter().any(|(ek, _)| *ek == k) {
+                    q.append_pair(k, v);
+                }
+            }
+            for (k, v) in extra {
+                if !v.is_empty() {
+                    q.append_pair(k, v);
+                }
+            }
+        }
+        u.to_string()
+    }
+
+    /// Runs authorize + sign-in; returns the code.
+    fn sign_in(&self, client: &str, challenge: &str, resource: &str) -> Result<String> {
+        let page = self
+            .http
+            .get(self.authorize_url(client, challenge, resource, &[]))
+            .send()?
+            .text()?;
+        let pending = page
+            .split("name=\"pending\" value=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .context(page.clone())?
+            .to_owned();
+        let wrong = self
+            .http
+            .post(format!("{}/oauth/login", self.base))
+            .form(&[
+                ("pending", pending.as_str()),
+                ("username", "alice"),
+                ("secret", "wrong"),
+            ])
+            .send()?;
+        assert_eq!(wrong.status(), 401, "wrong secret refused");
+        let resp = self
+            .http
+            .post(format!("{}/oauth/login", self.base))
+            .form(&[
+                ("pending", pending.as_str()),
+                ("username", "alice"),
+                ("secret", self.alice_secret.as_str()),
+            ])
+            .send()?;
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .context("redirect")?
+            .to_owned();
+        let q = query_of(&location);
+        assert_eq!(q.get("state").map(String::as_str), Some("xyz"));
+        assert_eq!(q.get("iss"), Some(&self.base));
+        q.get("code").cloned().context(location)
+    }
+
+    fn token(&self, form: &[(&str, &str)]) -> Result<(u16, Value)> {
+        let resp = self
+            .http
+            .post(format!("{}/oauth/token", self.base))
+            .form(form)
+            .send()?;
+        Ok((resp.status().as_u16(), resp.json()?))
+    }
+
+    fn mcp(
+        &self,
+        url: &str,
+        token: Option<&str>,
+        agent_key: Option<&str>,
+        body: Value,
+    ) -> Result<(u16, String, String)> {
+        let mut req = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(k) = agent_key {
+            req = req.header("x-mcp-agent-key", k);
+        }
+        let resp = req.body(body.to_string()).send()?;
+        let www = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok((resp.status().as_u16(), www, resp.text()?))
+    }
+}
+
+fn init_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}})
+}
+
+/// Calls diag.ping statelessly (2026-07-28) and returns the structured result.
+fn ping(s: &Setup, url: &str, token: &str, key: Option<&str>) -> Result<(u16, Value)> {
+    let mut req = s
+        .http
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "diag.ping");
+    if let Some(k) = key {
+        req = req.header("x-mcp-agent-key", k);
+    }
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
+                      "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"}});
+    let resp = req
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "diag.ping", "arguments": {}, "_meta": meta}}).to_string())
+        .send()?;
+    let status = resp.status().as_u16();
+    let body = resp.text()?;
+    let msg = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .chain(std::iter::once(body.as_str()))
+        .filter_map(|c| serde_json::from_str::<Value>(c.trim()).ok())
+        .find(|v| v["id"] == 1)
+        .unwrap_or(Value::Null);
+    Ok((status, msg["result"]["structuredContent"].clone()))
+}
+
+#[test]
+fn oauth_flow_reaches_the_connector_as_the_user_and_agent() -> Result<()> {
+    let s = setup()?;
+    let eng = s.gateway("acme", "eng");
+
+    // Unauthenticated: 401 pointing at the gateway's protected-resource metadata.
+    let (status, www, _) = s.mcp(&eng, None, None, init_body())?;
+    assert_eq!(status, 401);
+    let prm_url = www
+        .split("resource_metadata=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .context(www.clone())?;
+    let prm: Value = s.http.get(prm_url).send()?.json()?;
+    assert_eq!(prm["resource"], eng.as_str());
+    let issuer = prm["authorization_servers"][0].as_str().context("issuer")?;
+    let asm: Value = s
+        .http
+        .get(format!("{issuer}/.well-known/oauth-authorization-server"))
+        .send()?
+        .json()?;
+    assert_eq!(asm["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        asm["registration_endpoint"],
+        format!("{}/oauth/register", s.base)
+    );
+
+    let client = s.register()?;
+    let (verifier, challenge) = pkce();
+    let code = s.sign_in(&client, &challenge, &eng)?;
+    let (status, tokens) = s.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("client_id", &client),
+        ("code_verifier", &verifier),
+        ("resource", &eng),
+    ])?;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"]
+        .as_str()
+        .context("access")?
+        .to_owned();
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .context("refresh")?
+        .to_owned();
+    assert_eq!(tokens["token_type"], "Bearer");
+
+    // The token and the agent key together open the gateway; the call reaches the connector
+    // on behalf of alice through triage-bot.
+    let (status, _, body) = s.mcp(&eng, Some(&access), Some(&s.triage_key), init_body())?;
+    assert_eq!(status, 200, "{body}");
+    let (status, who) = ping(&s, &eng, &access, Some(&s.triage_key))?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        who["caller"],
+        json!({"user": "alice", "agent": "triage-bot"}),
+        "{who}"
+    );
+    assert_eq!(who["tenant"], "acme");
+
+    // No agent identity: refused. Another tenant's agent: refused.
+    let (status, _, body) = s.mcp(&eng, Some(&access), None, init_body())?;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("agent_required"));
+    let (status, _, _) = s.mcp(&eng, Some(&access), Some(&s.globex_key), init_body())?;
+    assert_eq!(status, 403);
+
+    // The token is bound to its gateway: not another gateway of acme, not globex's.
+    for other in [s.gateway("acme", "ops"), s.gateway("globex", "eng")] {
+        let (status, www, _) = s.mcp(&other, Some(&access), Some(&s.triage_key), init_body())?;
+        assert_eq!(status, 401, "token accepted at {other}");
+        assert!(www.contains("invalid_token"), "{www}");
+    }
+    // Garbage and forged tokens.
+    let (status, _, _) = s.mcp(&eng, Some("garbage"), Some(&s.triage_key), init_body())?;
+    assert_eq!(status, 401);
+    let mut parts: Vec<String> = access.split('.').map(str::to_owned).collect();
+    if let Some(payload) = parts.get_mut(1) {
+        let mut claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.as_bytes())?,
+        )?;
+        claims["sub"] = json!("mallory");
+        *payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
+    }
+    let (status, _, _) = s.mcp(
+        &eng,
+        Some(&parts.join(".")),
+        Some(&s.triage_key),
+        init_body(),
+    )?;
+    assert_eq!(status, 401, "tampered token accepted");
+
+    // Refresh rotates; the spent refresh token presented again revokes the family.
+    let (status, second) = s.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh),
+        ("client_id", &client),
+    ])?;
+    assert_eq!(status, 200, "{second}");
+    let refresh2 = second["refresh_token"]
+        .as_str()
+        .context("refresh2")?
+        .to_owned();
+    assert_ne!(refresh2, refresh);
+    let (status, again) = s.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh),
+        ("client_id", &client),
+    ])?;
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let (status, _) = s.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh2),
+        ("client_id", &client),
+    ])?;
+    assert_eq!(
+        status, 400,
+        "reuse of a spent refresh token revokes its whole family"
+    );
+
+    // A replayed authorization code is refused.
+    let (status, replay) = s.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("client_id", &client),
+        ("code_verifier", &verifier),
+    ])?;
+    assert_eq!(
+        (status, replay["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+
+    // An OAuth-only client bound to an agent needs no key.
+    let bound_client = s.register()?;
+    run_ok(s.rt.cli().args([
+        "agent",
+        "create",
+        "--tenant",
+        "acme",
+        "ide",
+        "--role",
+        "dev",
+        "--oauth-client-id",
+        &bound_client,
+    ]));
+    let (v2, c2) = pkce();
+    let code2 = s.sign_in(&bound_client, &c2, &eng)?;
+    let (_, t2) = s.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code2),
+        ("redirect_uri", REDIRECT),
+        ("client_id", &bound_client),
+        ("code_verifier", &v2),
+    ])?;
+    let (status, who) = ping(
+        &s,
+        &eng,
+        t2["access_token"].as_str().unwrap_or_default(),
+        None,
+    )?;
+    assert_eq!(status, 200);
+    assert_eq!(who["caller"], json!({"user": "alice", "agent": "ide"}));
+    Ok(())
+}
+
+#[test]
+fn authorization_requests_are_checked_before_anything_is_issued() -> Result<()> {
+    let s = setup()?;
+    let eng = s.gateway("acme", "eng");
+    let client = s.register()?;
+    let (verifier, challenge) = pkce();
+
+    // Registration refuses redirect URIs outside https and loopback http.
+    for bad in [
+        "http://evil.example/cb",
+        "https://x.example/cb#f",
+        "javascript:alert(1)",
+    ] {
+        let r = s
+            .http
+            .post(format!("{}/oauth/register", s.base))
+            .json(&json!({"redirect_uris": [bad]}))
+            .send()?;
+        assert_eq!(r.status(), 400, "{bad}");
+        assert_eq!(r.json::<Value>()?["error"], "invalid_redirect_uri");
+    }
+
+    // Unknown client or unregistered redirect URI: shown to the user, never redirected.
+    for url in [
+        s.authorize_url("mcpc_unknown", &challenge, &eng, &[]),
+        s.authorize_url(
+            &client,
+            &challenge,
+            &eng,
+            &[("redirect_uri", "http://127.0.0.1:9/other")],
+        ),
+    ] {
+        let r = s.http.get(url).send()?;
+        assert_eq!(r.status(), 400);
+        assert!(r.headers().get("location").is_none());
+    }
+
+    // After that, errors go back to the client.
+    let error_of = |url: String| -> Result<String> {
+        let r = s.http.get(url).send()?;
+        let loc = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .context("no redirect")?
+            .to_owned();
+        if !loc.starts_with(REDIRECT) {
+            bail!("redirected elsewhere: {loc}");
+        }
+        Ok(query_of(&loc).get("error").cloned().unwrap_or_default())
+    };
+    assert_eq!(
+        error_of(s.authorize_url(&client, "", &eng, &[("code_challenge", "")]))?,
+        "invalid_request",
+        "PKCE missing"
+    );
+    assert_eq!(
+        error_of(s.authorize_url(
+            &client,
+            &challenge,
+            &eng,
+            &[("code_challenge_method", "plain")]
+        ))?,
+        "invalid_request",
+        "plain PKCE"
+    );
+    assert_eq!(
+        error_of(s.authorize_url(&client, &challenge, &eng, &[("response_type", "token")]))?,
+        "unsupported_response_type"
+    );
+    assert_eq!(
+        error_of(s.authorize_url(&client, &challenge, "", &[("resource", "")]))?,
+        "invalid_target",
+        "no resource"
+    );
+    assert_eq!(
+        error_of(s.authorize_url(&client, &challenge, &s.gateway("acme", "nope"), &[]))?,
+        "invalid_target"
+    );
+    assert_eq!(
+        error_of(s.authorize_url(
+            &client,
+            &challenge,
+            "https://evil.example/t/acme/g/eng/mcp",
+            &[]
+        ))?,
+        "invalid_target"
+    );
+
+    // A wrong verifier burns the code.
+    let code = s.sign_in(&client, &challenge, &eng)?;
+    let (status, e) = s.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("client_id", &client),
+        ("code_verifier", &format!("w{}", "y".repeat(50))),
+    ])?;
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, _) = s.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("client_id", &client),
+        ("code_verifier", &verifier),
+    ])?;
+    assert_eq!(status, 400);
+    let (status, e) = s.token(&[("grant_type", "password"), ("client_id", &client)])?;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    Ok(())
+}
