@@ -9,107 +9,19 @@
 //! (`BENCH_SECS` sets seconds per step, default 3).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use cloud_runtime::data_dir::DataDir;
 use cloud_runtime::server::{self, ServeOptions};
 use cloud_runtime::tunnel::call::NoPeer;
 use cloud_runtime::tunnel::registry::CallSpec;
+use e2e::bench::{CONCURRENCY, load, print_header, print_row};
 use e2e::{Connector, Runtime};
 use edge_connector::tools::{CallContext, ToolContext, Toolbox};
 use shared::call::Call;
 use shared::identity::TenantId;
 use shared::wire;
-
-const CONCURRENCY: [usize; 4] = [1, 16, 64, 256];
-
-/// User + system CPU time of a process, from /proc/<pid>/stat.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of stat; here 0-based after the ')' at 11 and 12.
-    let hz = 100; // USER_HZ on Linux
-    Duration::from_micros((ticks(11) + ticks(12)) * 1_000_000 / hz)
-}
-
-struct Stats {
-    calls: usize,
-    errors: usize,
-    elapsed: Duration,
-    p50: Duration,
-    p99: Duration,
-    cpu: Duration,
-}
-
-impl Stats {
-    fn rate(&self) -> f64 {
-        self.calls as f64 / self.elapsed.as_secs_f64()
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(idx).copied().unwrap_or_default()
-}
-
-/// Runs `concurrency` workers calling `f` until `secs` pass.
-async fn load<F, Fut>(concurrency: usize, secs: Duration, pids: &[u32], f: F) -> Stats
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let f = Arc::new(f);
-    let cpu0: Duration = pids.iter().map(|p| cpu_time(*p)).sum();
-    let start = Instant::now();
-    let deadline = start + secs;
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let f = f.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                if f().await {
-                    lat.push(t.elapsed());
-                } else {
-                    errors += 1;
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        if let Ok((l, e)) = t.await {
-            all.extend(l);
-            errors += e;
-        }
-    }
-    let elapsed = start.elapsed();
-    let cpu: Duration = pids
-        .iter()
-        .map(|p| cpu_time(*p))
-        .sum::<Duration>()
-        .saturating_sub(cpu0);
-    all.sort();
-    Stats {
-        calls: all.len(),
-        errors,
-        elapsed,
-        p50: percentile(&all, 0.50),
-        p99: percentile(&all, 0.99),
-        cpu,
-    }
-}
 
 fn ping_call() -> Call {
     let req = wire::CallRequest {
@@ -175,10 +87,7 @@ fn main() -> Result<()> {
             "tunnel benchmark: diag.ping, {} s per step, 2-core machine",
             secs.as_secs()
         );
-        println!(
-            "{:<10} {:>5} {:>10} {:>10} {:>10} {:>10} {:>12} {:>8}",
-            "path", "conc", "calls/s", "p50 µs", "p99 µs", "errors", "cpu µs/call", "vs base"
-        );
+        print_header();
         for &c in &CONCURRENCY {
             let tb = toolbox.clone();
             let base = load(c, secs, &[me], move || {
@@ -212,25 +121,8 @@ fn main() -> Result<()> {
                 }
             })
             .await;
-            for (name, s) in [("in-process", &base), ("tunnel", &tunnel)] {
-                let cpu_per_call = s.cpu.as_secs_f64() * 1e6 / s.calls.max(1) as f64;
-                let ratio = if name == "tunnel" {
-                    format!("{:.3}x", tunnel.rate() / base.rate())
-                } else {
-                    "1x".into()
-                };
-                println!(
-                    "{:<10} {:>5} {:>10.0} {:>10} {:>10} {:>10} {:>12.1} {:>8}",
-                    name,
-                    c,
-                    s.rate(),
-                    s.p50.as_micros(),
-                    s.p99.as_micros(),
-                    s.errors,
-                    cpu_per_call,
-                    ratio
-                );
-            }
+            print_row("in-process", c, &base, &base);
+            print_row("tunnel", c, &tunnel, &base);
         }
         let rss = std::fs::read_to_string(format!("/proc/{cpid}/status")).unwrap_or_default();
         if let Some(line) = rss.lines().find(|l| l.starts_with("VmHWM")) {

@@ -5,6 +5,8 @@
 //! The binaries are looked up next to the test executable (`target/<profile>/`), so build
 //! them first: `cargo build --bins` (the README's test command does).
 
+pub mod bench;
+
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
