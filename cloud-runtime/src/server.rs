@@ -233,6 +233,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         shutdown.clone(),
         tracker.clone(),
     ));
+    tracker.spawn(purge_expired(tunnel_ctx.store.clone(), shutdown.clone()));
     tracker.spawn(tunnel::revocation::watch(tunnel_ctx, shutdown.clone()));
     if let Some(listener) = dev_http_listener {
         tracker.spawn(https::serve(
@@ -263,6 +264,20 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         tracker,
         _lock: lock,
     })
+}
+
+/// Deletes expired one-time OAuth state every minute, so abandoned sign-ins do not pile up.
+async fn purge_expired(store: crate::store::Store, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        if let Err(e) = store.purge_expired_oauth().await {
+            tracing::warn!(error = %e, "purging expired OAuth state failed");
+        }
+    }
 }
 
 /// Largest MCP request body.

@@ -41,18 +41,31 @@ async fn mcp_call(client: &reqwest::Client, url: &str, body: &str) -> bool {
         .send()
         .await;
     match resp {
-        Ok(r) => r.text().await.is_ok_and(|t| t.contains("\"isError\":false")),
+        Ok(r) => r
+            .text()
+            .await
+            .is_ok_and(|t| t.contains("\"isError\":false")),
         Err(_) => false,
     }
 }
 
 fn main() -> Result<()> {
-    let secs = Duration::from_secs(std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3));
+    let secs = Duration::from_secs(
+        std::env::var("BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3),
+    );
     let rt = Runtime::init()?;
-    run_ok(rt.cli().args(["gateway", "create", "--tenant", "acme", "eng"]));
+    run_ok(
+        rt.cli()
+            .args(["gateway", "create", "--tenant", "acme", "eng"]),
+    );
     let mut connector = Connector::enroll_offline(&rt, "acme", "bench")?;
     let http_port = free_port();
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     tokio_rt.block_on(async move {
         let runtime = server::start(ServeOptions {
             data_dir: DataDir::new(rt.data_dir()),

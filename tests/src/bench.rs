@@ -94,7 +94,11 @@ where
         }
     }
     let elapsed = start.elapsed();
-    let cpu = pids.iter().map(|p| cpu_time(*p)).sum::<Duration>().saturating_sub(cpu0);
+    let cpu = pids
+        .iter()
+        .map(|p| cpu_time(*p))
+        .sum::<Duration>()
+        .saturating_sub(cpu0);
     all.sort();
     Stats {
         calls: all.len(),

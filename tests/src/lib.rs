@@ -6,6 +6,7 @@
 //! them first: `cargo build --bins` (the README's test command does).
 
 pub mod bench;
+pub mod oauth_client;
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, UdpSocket};

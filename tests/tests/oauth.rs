@@ -4,30 +4,20 @@
 //! rotation, replay detection, the agent identity, and a tool call that reaches the connector
 //! on behalf of that user and agent.
 
-use std::collections::HashMap;
-
 use anyhow::{Context, Result, bail};
 use base64::Engine;
+use e2e::oauth_client::{OAuthClient, REDIRECT, field, pkce, query_of};
 use e2e::{Connector, Runtime, run_ok};
-use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 struct Setup {
     rt: Runtime,
-    http: Client,
+    oauth: OAuthClient,
     base: String,
     alice_secret: String,
     triage_key: String,
     globex_key: String,
     _connector: Connector,
-}
-
-/// The last `label: value` line of a command's output.
-fn field(out: &str, label: &str) -> String {
-    out.lines()
-        .filter_map(|l| l.split_once(label).map(|(_, v)| v.trim().to_owned()))
-        .next_back()
-        .unwrap_or_default()
 }
 
 fn setup() -> Result<Setup> {
@@ -65,126 +55,34 @@ fn setup() -> Result<Setup> {
     ]));
     let mut connector = Connector::enroll(&rt, "acme", "c1")?;
     connector.start(&rt, &[])?;
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(rt.data_dir().join("ca.pem"))?)?;
-    let http = Client::builder()
-        .tls_certs_only([ca])
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let base = format!("https://localhost:{}", rt.https_port);
+    let oauth = OAuthClient::new(base.clone(), &std::fs::read(rt.data_dir().join("ca.pem"))?)?;
     Ok(Setup {
-        base: format!("https://localhost:{}", rt.https_port),
+        base,
+        oauth,
         alice_secret: field(&alice, "(shown once):"),
         triage_key: field(&triage, "X-MCP-Agent-Key):"),
         globex_key: field(&globex, "X-MCP-Agent-Key):"),
         rt,
-        http,
         _connector: connector,
     })
 }
-
-fn pkce() -> (String, String) {
-    let verifier = format!("v{}", "x".repeat(50));
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
-    (
-        verifier,
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest),
-    )
-}
-
-fn query_of(location: &str) -> HashMap<String, String> {
-    url::Url::parse(location)
-        .map(|u| {
-            u.query_pairs()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
 impl Setup {
     fn gateway(&self, tenant: &str, gw: &str) -> String {
         format!("{}/t/{tenant}/g/{gw}/mcp", self.base)
     }
 
-    fn register(&self) -> Result<String> {
-        let r: Value = self
-            .http
-            .post(format!("{}/oauth/register", self.base))
-            .json(&json!({"redirect_uris": [REDIRECT], "client_name": "e2e client"}))
-            .send()?
-            .json()?;
-        r["client_id"]
-            .as_str()
-            .map(str::to_owned)
-            .context("client_id")
-    }
-
-    fn authorize_url(
-        &self,
-        client: &str,
-        challenge: &str,
-        resource: &str,
-        extra: &[(&str, &str)],
-    ) -> String {
-        let mut u = url::Url::parse(&format!("{}/oauth/authorize", self.base))
-            .unwrap_or_else(|e| panic!("{e}"));
-        {
-            let mut q = u.query_pairs_mut();
-            for (k, v) in [
-                ("response_type", "code"),
-                ("client_id", client),
-                ("redirect_uri", REDIRECT),
-                ("code_challenge", challenge),
-                ("code_challenge_method", "S256"),
-                ("state", "xyz"),
-                ("resource", resource),
-            ] {
-                if !extra.iter().any(|(ek, _)| *ek == k) {
-                    q.append_pair(k, v);
-                }
-            }
-            for (k, v) in extra {
-                if !v.is_empty() {
-                    q.append_pair(k, v);
-                }
-            }
-        }
-        u.to_string()
-    }
-
-    /// Runs authorize + sign-in; returns the code.
+    /// Authorize and sign in as alice (checking that a wrong secret is refused first);
+    /// returns the code.
     fn sign_in(&self, client: &str, challenge: &str, resource: &str) -> Result<String> {
-        let page = self
-            .http
-            .get(self.authorize_url(client, challenge, resource, &[]))
-            .send()?
-            .text()?;
-        let pending = page
-            .split("name=\"pending\" value=\"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .context(page.clone())?
-            .to_owned();
-        let wrong = self
-            .http
-            .post(format!("{}/oauth/login", self.base))
-            .form(&[
-                ("pending", pending.as_str()),
-                ("username", "alice"),
-                ("secret", "wrong"),
-            ])
-            .send()?;
+        let url = self.oauth.authorize_url(client, challenge, resource, &[]);
+        let pending = self.oauth.open_sign_in(&url)?;
+        let wrong = self.oauth.submit_sign_in(&pending, "alice", "wrong")?;
         assert_eq!(wrong.status(), 401, "wrong secret refused");
         let resp = self
-            .http
-            .post(format!("{}/oauth/login", self.base))
-            .form(&[
-                ("pending", pending.as_str()),
-                ("username", "alice"),
-                ("secret", self.alice_secret.as_str()),
-            ])
-            .send()?;
+            .oauth
+            .submit_sign_in(&pending, "alice", &self.alice_secret)?;
         let location = resp
             .headers()
             .get("location")
@@ -197,15 +95,6 @@ impl Setup {
         q.get("code").cloned().context(location)
     }
 
-    fn token(&self, form: &[(&str, &str)]) -> Result<(u16, Value)> {
-        let resp = self
-            .http
-            .post(format!("{}/oauth/token", self.base))
-            .form(form)
-            .send()?;
-        Ok((resp.status().as_u16(), resp.json()?))
-    }
-
     fn mcp(
         &self,
         url: &str,
@@ -214,6 +103,7 @@ impl Setup {
         body: Value,
     ) -> Result<(u16, String, String)> {
         let mut req = self
+            .oauth
             .http
             .post(url)
             .header("content-type", "application/json")
@@ -244,6 +134,7 @@ fn init_body() -> Value {
 /// Calls diag.ping statelessly (2026-07-28) and returns the structured result.
 fn ping(s: &Setup, url: &str, token: &str, key: Option<&str>) -> Result<(u16, Value)> {
     let mut req = s
+        .oauth
         .http
         .post(url)
         .bearer_auth(token)
@@ -285,10 +176,11 @@ fn oauth_flow_reaches_the_connector_as_the_user_and_agent() -> Result<()> {
         .nth(1)
         .and_then(|r| r.split('"').next())
         .context(www.clone())?;
-    let prm: Value = s.http.get(prm_url).send()?.json()?;
+    let prm: Value = s.oauth.http.get(prm_url).send()?.json()?;
     assert_eq!(prm["resource"], eng.as_str());
     let issuer = prm["authorization_servers"][0].as_str().context("issuer")?;
     let asm: Value = s
+        .oauth
         .http
         .get(format!("{issuer}/.well-known/oauth-authorization-server"))
         .send()?
@@ -299,10 +191,10 @@ fn oauth_flow_reaches_the_connector_as_the_user_and_agent() -> Result<()> {
         format!("{}/oauth/register", s.base)
     );
 
-    let client = s.register()?;
+    let client = s.oauth.register()?;
     let (verifier, challenge) = pkce();
     let code = s.sign_in(&client, &challenge, &eng)?;
-    let (status, tokens) = s.token(&[
+    let (status, tokens) = s.oauth.token(&[
         ("grant_type", "authorization_code"),
         ("code", &code),
         ("redirect_uri", REDIRECT),
@@ -367,7 +259,7 @@ fn oauth_flow_reaches_the_connector_as_the_user_and_agent() -> Result<()> {
     assert_eq!(status, 401, "tampered token accepted");
 
     // Refresh rotates; the spent refresh token presented again revokes the family.
-    let (status, second) = s.token(&[
+    let (status, second) = s.oauth.token(&[
         ("grant_type", "refresh_token"),
         ("refresh_token", &refresh),
         ("client_id", &client),
@@ -378,7 +270,7 @@ fn oauth_flow_reaches_the_connector_as_the_user_and_agent() -> Result<()> {
         .context("refresh2")?
         .to_owned();
     assert_ne!(refresh2, refresh);
-    let (status, again) = s.token(&[
+    let (status, again) = s.oauth.token(&[
         ("grant_type", "refresh_token"),
         ("refresh_token", &refresh),
         ("client_id", &client),
@@ -387,7 +279,7 @@ fn oauth_flow_reaches_the_connector_as_the_user_and_agent() -> Result<()> {
         (status, again["error"].as_str()),
         (400, Some("invalid_grant"))
     );
-    let (status, _) = s.token(&[
+    let (status, _) = s.oauth.token(&[
         ("grant_type", "refresh_token"),
         ("refresh_token", &refresh2),
         ("client_id", &client),
@@ -398,7 +290,7 @@ fn oauth_flow_reaches_the_connector_as_the_user_and_agent() -> Result<()> {
     );
 
     // A replayed authorization code is refused.
-    let (status, replay) = s.token(&[
+    let (status, replay) = s.oauth.token(&[
         ("grant_type", "authorization_code"),
         ("code", &code),
         ("redirect_uri", REDIRECT),
@@ -411,7 +303,7 @@ fn oauth_flow_reaches_the_connector_as_the_user_and_agent() -> Result<()> {
     );
 
     // An OAuth-only client bound to an agent needs no key.
-    let bound_client = s.register()?;
+    let bound_client = s.oauth.register()?;
     run_ok(s.rt.cli().args([
         "agent",
         "create",
@@ -425,7 +317,7 @@ fn oauth_flow_reaches_the_connector_as_the_user_and_agent() -> Result<()> {
     ]));
     let (v2, c2) = pkce();
     let code2 = s.sign_in(&bound_client, &c2, &eng)?;
-    let (_, t2) = s.token(&[
+    let (_, t2) = s.oauth.token(&[
         ("grant_type", "authorization_code"),
         ("code", &code2),
         ("redirect_uri", REDIRECT),
@@ -447,7 +339,7 @@ fn oauth_flow_reaches_the_connector_as_the_user_and_agent() -> Result<()> {
 fn authorization_requests_are_checked_before_anything_is_issued() -> Result<()> {
     let s = setup()?;
     let eng = s.gateway("acme", "eng");
-    let client = s.register()?;
+    let client = s.oauth.register()?;
     let (verifier, challenge) = pkce();
 
     // Registration refuses redirect URIs outside https and loopback http.
@@ -457,6 +349,7 @@ fn authorization_requests_are_checked_before_anything_is_issued() -> Result<()> 
         "javascript:alert(1)",
     ] {
         let r = s
+            .oauth
             .http
             .post(format!("{}/oauth/register", s.base))
             .json(&json!({"redirect_uris": [bad]}))
@@ -467,22 +360,22 @@ fn authorization_requests_are_checked_before_anything_is_issued() -> Result<()> 
 
     // Unknown client or unregistered redirect URI: shown to the user, never redirected.
     for url in [
-        s.authorize_url("mcpc_unknown", &challenge, &eng, &[]),
-        s.authorize_url(
+        s.oauth.authorize_url("mcpc_unknown", &challenge, &eng, &[]),
+        s.oauth.authorize_url(
             &client,
             &challenge,
             &eng,
             &[("redirect_uri", "http://127.0.0.1:9/other")],
         ),
     ] {
-        let r = s.http.get(url).send()?;
+        let r = s.oauth.http.get(url).send()?;
         assert_eq!(r.status(), 400);
         assert!(r.headers().get("location").is_none());
     }
 
     // After that, errors go back to the client.
     let error_of = |url: String| -> Result<String> {
-        let r = s.http.get(url).send()?;
+        let r = s.oauth.http.get(url).send()?;
         let loc = r
             .headers()
             .get("location")
@@ -495,12 +388,15 @@ fn authorization_requests_are_checked_before_anything_is_issued() -> Result<()> 
         Ok(query_of(&loc).get("error").cloned().unwrap_or_default())
     };
     assert_eq!(
-        error_of(s.authorize_url(&client, "", &eng, &[("code_challenge", "")]))?,
+        error_of(
+            s.oauth
+                .authorize_url(&client, "", &eng, &[("code_challenge", "")])
+        )?,
         "invalid_request",
         "PKCE missing"
     );
     assert_eq!(
-        error_of(s.authorize_url(
+        error_of(s.oauth.authorize_url(
             &client,
             &challenge,
             &eng,
@@ -510,20 +406,29 @@ fn authorization_requests_are_checked_before_anything_is_issued() -> Result<()> 
         "plain PKCE"
     );
     assert_eq!(
-        error_of(s.authorize_url(&client, &challenge, &eng, &[("response_type", "token")]))?,
+        error_of(
+            s.oauth
+                .authorize_url(&client, &challenge, &eng, &[("response_type", "token")])
+        )?,
         "unsupported_response_type"
     );
     assert_eq!(
-        error_of(s.authorize_url(&client, &challenge, "", &[("resource", "")]))?,
+        error_of(
+            s.oauth
+                .authorize_url(&client, &challenge, "", &[("resource", "")])
+        )?,
         "invalid_target",
         "no resource"
     );
     assert_eq!(
-        error_of(s.authorize_url(&client, &challenge, &s.gateway("acme", "nope"), &[]))?,
+        error_of(
+            s.oauth
+                .authorize_url(&client, &challenge, &s.gateway("acme", "nope"), &[])
+        )?,
         "invalid_target"
     );
     assert_eq!(
-        error_of(s.authorize_url(
+        error_of(s.oauth.authorize_url(
             &client,
             &challenge,
             "https://evil.example/t/acme/g/eng/mcp",
@@ -534,7 +439,7 @@ fn authorization_requests_are_checked_before_anything_is_issued() -> Result<()> 
 
     // A wrong verifier burns the code.
     let code = s.sign_in(&client, &challenge, &eng)?;
-    let (status, e) = s.token(&[
+    let (status, e) = s.oauth.token(&[
         ("grant_type", "authorization_code"),
         ("code", &code),
         ("redirect_uri", REDIRECT),
@@ -542,7 +447,7 @@ fn authorization_requests_are_checked_before_anything_is_issued() -> Result<()> 
         ("code_verifier", &format!("w{}", "y".repeat(50))),
     ])?;
     assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
-    let (status, _) = s.token(&[
+    let (status, _) = s.oauth.token(&[
         ("grant_type", "authorization_code"),
         ("code", &code),
         ("redirect_uri", REDIRECT),
@@ -550,7 +455,9 @@ fn authorization_requests_are_checked_before_anything_is_issued() -> Result<()> 
         ("code_verifier", &verifier),
     ])?;
     assert_eq!(status, 400);
-    let (status, e) = s.token(&[("grant_type", "password"), ("client_id", &client)])?;
+    let (status, e) = s
+        .oauth
+        .token(&[("grant_type", "password"), ("client_id", &client)])?;
     assert_eq!(
         (status, e["error"].as_str()),
         (400, Some("unsupported_grant_type"))

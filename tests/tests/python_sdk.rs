@@ -5,24 +5,25 @@
 use std::process::Command;
 
 use anyhow::{Context, Result};
+use e2e::oauth_client::field;
 use e2e::{Connector, Runtime, installed_tool, run, run_ok, workspace_root};
 use serde_json::Value;
-
-fn field(out: &str, label: &str) -> String {
-    out.lines()
-        .filter_map(|l| l.split_once(label).map(|(_, v)| v.trim().to_owned()))
-        .next_back()
-        .unwrap_or_default()
-}
 
 #[test]
 fn python_sdk_does_oauth_and_calls_through_the_tunnel_in_both_modes() -> Result<()> {
     let python = installed_tool("venv/bin/python");
     let mut rt = Runtime::init()?;
     rt.start()?;
-    run_ok(rt.cli().args(["gateway", "create", "--tenant", "acme", "eng"]));
-    let user = run_ok(rt.cli().args(["user", "add", "--tenant", "acme", "alice", "--groups", "eng"]));
-    let agent = run_ok(rt.cli().args(["agent", "create", "--tenant", "acme", "claude", "--role", "triage"]));
+    run_ok(
+        rt.cli()
+            .args(["gateway", "create", "--tenant", "acme", "eng"]),
+    );
+    let user = run_ok(rt.cli().args([
+        "user", "add", "--tenant", "acme", "alice", "--groups", "eng",
+    ]));
+    let agent = run_ok(rt.cli().args([
+        "agent", "create", "--tenant", "acme", "claude", "--role", "triage",
+    ]));
     let mut connector = Connector::enroll(&rt, "acme", "c1")?;
     connector.start(&rt, &[])?;
     let url = format!("https://localhost:{}/t/acme/g/eng/mcp", rt.https_port);
@@ -44,17 +45,30 @@ fn python_sdk_does_oauth_and_calls_through_the_tunnel_in_both_modes() -> Result<
             String::from_utf8_lossy(&out.stderr),
             rt.serve.as_ref().map(|p| p.log_text()).unwrap_or_default()
         );
-        let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).context(stdout.to_string())?;
+        let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+            .context(stdout.to_string())?;
         println!("python SDK, {mode} mode: {seen}");
-        assert!(seen["tools"].as_array().is_some_and(|t| t.iter().any(|n| n == "diag.ping")));
+        assert!(
+            seen["tools"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|n| n == "diag.ping"))
+        );
         assert_eq!(seen["is_error"], false);
         assert_eq!(seen["structured"]["caller"]["user"], "alice");
         assert_eq!(seen["structured"]["caller"]["agent"], "claude");
         assert_eq!(seen["structured"]["connector_id"], connector.id.as_str());
-        assert!(seen["registered_client"].as_str().is_some_and(|c| c.starts_with("mcpc_")), "dynamic registration");
+        assert!(
+            seen["registered_client"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("mcpc_")),
+            "dynamic registration"
+        );
         assert_eq!(seen["has_refresh_token"], true);
         let auth_url = seen["authorization_url"].as_str().unwrap_or_default();
-        assert!(auth_url.contains("code_challenge_method=S256") && auth_url.contains("resource="), "{auth_url}");
+        assert!(
+            auth_url.contains("code_challenge_method=S256") && auth_url.contains("resource="),
+            "{auth_url}"
+        );
     }
     Ok(())
 }

@@ -503,6 +503,24 @@ impl Store {
         })
     }
 
+    /// Deletes expired pending authorizations, codes and refresh tokens; returns how many.
+    pub async fn purge_expired_oauth(&self) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM oauth_pending WHERE expires_at <= ?",
+            "DELETE FROM oauth_codes WHERE expires_at <= ?",
+            "DELETE FROM oauth_refresh WHERE expires_at <= ?",
+        ] {
+            n += sqlx::query(sql)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
     /// Revokes every refresh token of a family.
     pub async fn revoke_family(&self, family: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE oauth_refresh SET revoked = 1 WHERE family = ?")
