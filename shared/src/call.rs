@@ -85,6 +85,8 @@ pub struct Call {
     pub trace: TraceContext,
     /// On whose behalf.
     pub caller: Caller,
+    /// Whether the tool may ask the caller questions during the call.
+    pub interactive: bool,
 }
 
 impl TryFrom<wire::CallRequest> for Call {
@@ -114,6 +116,7 @@ impl TryFrom<wire::CallRequest> for Call {
             arguments_json: req.arguments_json,
             timeout: Duration::from_millis(req.timeout_ms).min(MAX_TIMEOUT),
             trace,
+            interactive: req.interactive,
             caller: Caller {
                 tenant: caller
                     .tenant
@@ -223,6 +226,7 @@ mod tests {
                 user: "alice".into(),
                 agent: "triage-bot".into(),
             }),
+            interactive: false,
         }
     }
 

@@ -91,6 +91,10 @@ pub struct ToolSpec {
     /// Calling the tool twice with the same arguments has no further effect.
     #[prost(bool, tag = "7")]
     pub idempotent: bool,
+    /// The tool may ask the MCP client questions mid-call (elicitation, sampling); the
+    /// runtime then keeps the call stream open for the answers.
+    #[prost(bool, tag = "8")]
+    pub interactive: bool,
 }
 
 /// The runtime's acceptance of a hello.
@@ -264,6 +268,10 @@ pub struct CallRequest {
     /// On whose behalf.
     #[prost(message, optional, tag = "7")]
     pub caller: Option<Caller>,
+    /// The runtime keeps its side of the stream open to relay answers to the tool's
+    /// questions; when false it has already finished it, and the tool may not ask.
+    #[prost(bool, tag = "8")]
+    pub interactive: bool,
 }
 
 /// Progress of a long call.

@@ -36,6 +36,7 @@ fn ping_call() -> Call {
             user: "bench".into(),
             agent: "bench".into(),
         }),
+        interactive: false,
     };
     Call::try_from(req).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -95,7 +96,7 @@ fn main() -> Result<()> {
                 async move {
                     let call = ping_call();
                     let (tx, _rx) = tokio::sync::mpsc::channel(1);
-                    let ctx = CallContext::new(tx);
+                    let ctx = CallContext::new(tx, false);
                     tb.dispatch(&call, &ctx).await.is_ok()
                 }
             })

@@ -79,6 +79,7 @@ mod tests {
             read_only: true,
             destructive: false,
             idempotent: true,
+            interactive: false,
         }
     }
 

@@ -37,6 +37,18 @@ pub async fn guard(State(limits): State<Limits>, req: Request, next: Next) -> Re
     if req.method() != Method::POST {
         return next.run(req).await;
     }
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body exceeds {} bytes", limits.max_body_bytes),
+        )
+            .into_response();
+    }
     let (parts, body) = req.into_parts();
     let bytes = match tokio::time::timeout(
         BODY_TIMEOUT,

@@ -1,6 +1,7 @@
 //! One tool call on its own bidirectional QUIC stream.
 //!
-//! The runtime sends the request frame and keeps its side open; the connector answers with
+//! The runtime sends the request frame, and keeps its side open when the tool is interactive
+//! (may ask questions), finishing it at once otherwise; the connector answers with
 //! zero or more progress, log and peer-request frames, then exactly one response. A peer
 //! request (the tool asking the MCP client to elicit input or sample a model) is relayed to
 //! the [`CallPeer`] and its answer written back on the same stream. If the caller goes away
@@ -110,6 +111,10 @@ pub async fn run(
             other => Error::NotSent(other.to_string()),
         });
     }
+    if !request.interactive {
+        // Nothing will be relayed back: finishing now lets the FIN ride with the request.
+        let _ = stream.send.finish();
+    }
     let mut reader = FrameReader::new(recv, MAX_FRAME_LEN);
     let exchange = async {
         loop {
@@ -154,7 +159,9 @@ pub async fn run(
     match tokio::time::timeout(timeout, exchange).await {
         Ok(Ok(response)) => {
             stream.completed = true;
-            let _ = stream.send.finish();
+            if request.interactive {
+                let _ = stream.send.finish();
+            }
             Ok(outcome_from_wire(response))
         }
         Ok(Err(e)) => Err(e),

@@ -237,12 +237,19 @@ impl Registry {
             traceparent: spec.traceparent,
             tracestate: String::new(),
             caller: Some(spec.caller),
+            interactive: false,
         };
         for _attempt in 0..2 {
             let Some(handle) = self.pick(tenant, connector) else {
                 break;
             };
             handle.in_flight.fetch_add(1, Ordering::Relaxed);
+            // Keep the stream open for answers only for tools that may ask questions.
+            let mut request = request.clone();
+            request.interactive = handle
+                .tools
+                .iter()
+                .any(|t| t.name == request.tool && t.interactive);
             let result = call::run(&handle.connection, &request, spec.timeout, peer).await;
             handle.in_flight.fetch_sub(1, Ordering::Relaxed);
             match result {

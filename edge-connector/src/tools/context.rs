@@ -14,15 +14,18 @@ use tokio::sync::{mpsc, oneshot};
 #[derive(Debug)]
 pub struct CallContext {
     out: mpsc::Sender<wire::CallFrame>,
+    interactive: bool,
     pending: Mutex<HashMap<u64, oneshot::Sender<wire::PeerResponse>>>,
     next_id: AtomicU64,
 }
 
 impl CallContext {
-    /// A context writing frames to `out`.
-    pub fn new(out: mpsc::Sender<wire::CallFrame>) -> Self {
+    /// A context writing frames to `out`; `interactive` when the runtime relays answers to
+    /// questions for this call.
+    pub fn new(out: mpsc::Sender<wire::CallFrame>, interactive: bool) -> Self {
         Self {
             out,
+            interactive,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         }
@@ -63,6 +66,12 @@ impl CallContext {
         method: PeerMethod,
         params: &serde_json::Value,
     ) -> Result<serde_json::Value, CallFailure> {
+        if !self.interactive {
+            return Err(CallFailure::new(
+                ErrorCode::Internal,
+                "this tool is not declared interactive, so the runtime relays no questions for it",
+            ));
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending

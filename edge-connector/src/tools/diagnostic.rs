@@ -47,6 +47,7 @@ pub fn specs() -> Vec<wire::ToolSpec> {
             read_only: true,
             destructive: false,
             idempotent: true,
+            interactive: false,
         },
         wire::ToolSpec {
             name: ECHO.into(),
@@ -56,6 +57,7 @@ pub fn specs() -> Vec<wire::ToolSpec> {
             read_only: true,
             destructive: false,
             idempotent: true,
+            interactive: false,
         },
     ]
 }

@@ -66,7 +66,7 @@ async fn serve(
                 kind: Some(Kind::Request(req)),
             }))) => {
                 let call_id = req.call_id;
-                let ctx = CallContext::new(out_tx.clone());
+                let ctx = CallContext::new(out_tx.clone(), req.interactive);
                 (
                     call_id,
                     run(
@@ -118,7 +118,18 @@ async fn write_frames(
     mut frames: mpsc::Receiver<wire::CallFrame>,
     broken: CancellationToken,
 ) {
-    while let Some(frame) = frames.recv().await {
+    loop {
+        let frame = tokio::select! {
+            f = frames.recv() => match f {
+                Some(f) => f,
+                None => return,
+            },
+            // The runtime stopped reading: the caller cancelled or the deadline passed there.
+            _ = send.stopped() => {
+                broken.cancel();
+                return;
+            }
+        };
         let last = matches!(frame.kind, Some(Kind::Response(_)));
         if let Err(e) = write_frame(&mut send, &frame).await {
             debug!(error = %e, "call stream write failed");
@@ -168,7 +179,10 @@ async fn run(
             info!(call_id = call.id, "call cancelled by the runtime");
             None
         }
-        () = broken.cancelled() => None,
+        () = broken.cancelled() => {
+            info!(call_id = call.id, "call cancelled by the runtime (stream stopped)");
+            None
+        }
     }
 }
 

@@ -31,6 +31,7 @@ fn spec(name: &str, description: &str, input: Value) -> wire::ToolSpec {
         read_only: true,
         destructive: false,
         idempotent: true,
+        interactive: false,
     }
 }
 
@@ -259,7 +260,11 @@ impl ToolSet for Fixtures {
                 }),
             ),
         ];
-        specs.iter_mut().for_each(|s| s.idempotent = false);
+        for s in &mut specs {
+            s.idempotent = false;
+            s.interactive =
+                s.name.starts_with("test_sampling") || s.name.starts_with("test_elicitation");
+        }
         specs
     }
 
