@@ -597,7 +597,7 @@ async fn gateway(command: GatewayCommand) -> Result<()> {
                 .await?;
             println!("created gateway {name} of tenant {tenant}");
             println!(
-                "MCP URL: https://{}:8443/t/{tenant}/g/{name}/mcp",
+                "MCP URL: https://{}:<https port>/t/{tenant}/g/{name}/mcp (the port serve listens on, 8443 by default)",
                 config.hostname
             );
         }

@@ -11,12 +11,11 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use cloud_runtime::data_dir::DataDir;
-use cloud_runtime::server::{self, McpServeOptions, ServeOptions};
+use anyhow::Result;
+use cloud_runtime::server::McpServeOptions;
 use cloud_runtime::tunnel::call::NoPeer;
 use cloud_runtime::tunnel::registry::CallSpec;
-use e2e::bench::{CONCURRENCY, load, print_header, print_row};
+use e2e::bench::{CONCURRENCY, load, print_header, print_row, start_in_process, step_duration};
 use e2e::{Connector, Runtime, free_port, run_ok};
 use shared::identity::TenantId;
 use shared::wire;
@@ -50,12 +49,7 @@ async fn mcp_call(client: &reqwest::Client, url: &str, body: &str) -> bool {
 }
 
 fn main() -> Result<()> {
-    let secs = Duration::from_secs(
-        std::env::var("BENCH_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(3),
-    );
+    let secs = step_duration();
     let rt = Runtime::init()?;
     run_ok(
         rt.cli()
@@ -67,23 +61,12 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     tokio_rt.block_on(async move {
-        let runtime = server::start(ServeOptions {
-            data_dir: DataDir::new(rt.data_dir()),
-            quic_listen: format!("127.0.0.1:{}", rt.quic_port).parse()?,
-            https_listen: format!("127.0.0.1:{}", rt.https_port).parse()?,
-            quic_advertise: None,
-            cert_ttl: Duration::from_secs(24 * 3600),
-            heartbeat_interval: Duration::from_secs(5),
-            mcp: McpServeOptions {
-                dev_unauthenticated: true,
-                dev_http_listen: Some(format!("127.0.0.1:{http_port}").parse()?),
-                ..Default::default()
-            },
-        })
-        .await?;
-        connector.enroll_now(&rt)?;
-        connector.start(&rt, &[])?;
-        let cpid = connector.process().map(|p| p.pid()).context("connector pid")?;
+        let mcp = McpServeOptions {
+            dev_unauthenticated: true,
+            dev_http_listen: Some(format!("127.0.0.1:{http_port}").parse()?),
+            ..Default::default()
+        };
+        let (runtime, cpid) = start_in_process(&rt, &mut connector, mcp).await?;
         let me = std::process::id();
         let tenant: TenantId = "acme".parse()?;
         let registry = runtime.registry.clone();

@@ -11,12 +11,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use cloud_runtime::data_dir::DataDir;
-use cloud_runtime::server::{self, ServeOptions};
+use anyhow::Result;
 use cloud_runtime::tunnel::call::NoPeer;
 use cloud_runtime::tunnel::registry::CallSpec;
-use e2e::bench::{CONCURRENCY, load, print_header, print_row};
+use e2e::bench::{CONCURRENCY, load, print_header, print_row, start_in_process, step_duration};
 use e2e::{Connector, Runtime};
 use edge_connector::tools::{CallContext, ToolContext, Toolbox};
 use shared::call::Call;
@@ -42,34 +40,14 @@ fn ping_call() -> Call {
 }
 
 fn main() -> Result<()> {
-    let secs = Duration::from_secs(
-        std::env::var("BENCH_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(3),
-    );
+    let secs = step_duration();
     let rt = Runtime::init()?;
     let mut connector = Connector::enroll_offline(&rt, "acme", "bench")?;
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     tokio_rt.block_on(async move {
-        let runtime = server::start(ServeOptions {
-            data_dir: DataDir::new(rt.data_dir()),
-            quic_listen: format!("127.0.0.1:{}", rt.quic_port).parse()?,
-            https_listen: format!("127.0.0.1:{}", rt.https_port).parse()?,
-            quic_advertise: None,
-            cert_ttl: Duration::from_secs(24 * 3600),
-            heartbeat_interval: Duration::from_secs(5),
-            mcp: Default::default(),
-        })
-        .await?;
-        connector.enroll_now(&rt)?;
-        connector.start(&rt, &[])?;
-        let cpid = connector
-            .process()
-            .map(|p| p.pid())
-            .context("connector pid")?;
+        let (runtime, cpid) = start_in_process(&rt, &mut connector, Default::default()).await?;
         let me = std::process::id();
         let tenant: TenantId = "acme".parse()?;
         let registry = runtime.registry.clone();

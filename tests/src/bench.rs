@@ -132,3 +132,39 @@ pub fn print_row(name: &str, concurrency: usize, s: &Stats, base: &Stats) {
         s.rate() / base.rate()
     );
 }
+
+/// Seconds per load step, from `BENCH_SECS` (default 3).
+pub fn step_duration() -> Duration {
+    Duration::from_secs(
+        std::env::var("BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3),
+    )
+}
+
+/// Starts the runtime of `rt` inside this process (as `serve` would) and brings `connector`
+/// up against it; returns the runtime and the connector's process id.
+pub async fn start_in_process(
+    rt: &crate::Runtime,
+    connector: &mut crate::PendingConnector,
+    mcp: cloud_runtime::server::McpServeOptions,
+) -> anyhow::Result<(cloud_runtime::server::Runtime, u32)> {
+    let runtime = cloud_runtime::server::start(cloud_runtime::server::ServeOptions {
+        data_dir: cloud_runtime::data_dir::DataDir::new(rt.data_dir()),
+        quic_listen: format!("127.0.0.1:{}", rt.quic_port).parse()?,
+        https_listen: format!("127.0.0.1:{}", rt.https_port).parse()?,
+        quic_advertise: None,
+        cert_ttl: Duration::from_secs(24 * 3600),
+        heartbeat_interval: Duration::from_secs(5),
+        mcp,
+    })
+    .await?;
+    connector.enroll_now(rt)?;
+    connector.start(rt, &[])?;
+    let pid = connector
+        .process()
+        .map(|p| p.pid())
+        .ok_or_else(|| anyhow::anyhow!("connector did not start"))?;
+    Ok((runtime, pid))
+}
