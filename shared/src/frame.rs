@@ -75,13 +75,6 @@ pub fn encode<M: Message>(msg: &M, out: &mut BytesMut) -> Result<(), EncodeError
     Ok(())
 }
 
-/// Encodes `msg` as one standalone frame.
-pub fn encode_to_bytes<M: Message>(msg: &M) -> Result<Bytes, EncodeError> {
-    let mut out = BytesMut::new();
-    encode(msg, &mut out)?;
-    Ok(out.freeze())
-}
-
 /// Decodes one message from a complete frame body.
 pub fn decode_body<M: Message + Default>(body: &[u8]) -> Result<M, DecodeError> {
     M::decode(body).map_err(|e| DecodeError::Malformed(e.to_string()))
@@ -115,11 +108,6 @@ impl FrameDecoder {
     /// Appends bytes read from the stream.
     pub fn extend(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
-    }
-
-    /// Bytes buffered and not yet returned as frames.
-    pub fn buffered(&self) -> usize {
-        self.buf.len()
     }
 
     /// Bytes still missing before the next frame is complete, or the error the announced
@@ -175,6 +163,12 @@ mod tests {
     use super::*;
     use crate::wire::{ControlFrame, Heartbeat, control_frame::Kind};
     use proptest::prelude::*;
+
+    fn encode_to_bytes<M: Message>(msg: &M) -> Result<Bytes, EncodeError> {
+        let mut out = BytesMut::new();
+        encode(msg, &mut out)?;
+        Ok(out.freeze())
+    }
 
     fn heartbeat(seq: u64) -> ControlFrame {
         ControlFrame {

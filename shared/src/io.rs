@@ -65,11 +65,6 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             self.decoder.extend(chunk.get(..n).unwrap_or(&[]));
         }
     }
-
-    /// The wrapped stream.
-    pub fn get_mut(&mut self) -> &mut R {
-        &mut self.inner
-    }
 }
 
 /// Writes one message as a frame.
