@@ -30,7 +30,7 @@ pub struct ClientRow {
 }
 
 /// An authorization request waiting for sign-in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PendingRow {
     /// Random id carried by the sign-in form.
     pub id: String,
@@ -308,37 +308,13 @@ impl Store {
 
     /// A pending authorization that has not expired.
     pub async fn pending(&self, id: &str) -> Result<Option<PendingRow>, StoreError> {
-        type Row = (
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-            String,
-            i64,
-        );
-        let row: Option<Row> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at FROM oauth_pending WHERE id = ? AND expires_at > ?",
         )
         .bind(id)
         .bind(now_ms())
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(
-            |(id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at)| {
-                PendingRow {
-                    id,
-                    client_id,
-                    redirect_uri,
-                    code_challenge,
-                    state,
-                    resource,
-                    tenant,
-                    expires_at,
-                }
-            },
-        ))
+        .await?)
     }
 
     /// Turns a pending authorization into an authorization code, once.
@@ -350,60 +326,31 @@ impl Store {
         code_ttl_ms: i64,
     ) -> Result<Option<PendingRow>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        type Row = (
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-            String,
-            i64,
-        );
-        let row: Option<Row> = sqlx::query_as(
+        let pending: Option<PendingRow> = sqlx::query_as(
             "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at",
         )
         .bind(id)
         .bind(now_ms())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((
-            id,
-            client_id,
-            redirect_uri,
-            code_challenge,
-            state,
-            resource,
-            tenant,
-            expires_at,
-        )) = row
-        else {
+        let Some(p) = pending else {
             return Ok(None);
         };
         sqlx::query(
             "INSERT INTO oauth_codes (code_hash, client_id, redirect_uri, code_challenge, resource, tenant, user_name, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(code_hash)
-        .bind(&client_id)
-        .bind(&redirect_uri)
-        .bind(&code_challenge)
-        .bind(&resource)
-        .bind(&tenant)
+        .bind(&p.client_id)
+        .bind(&p.redirect_uri)
+        .bind(&p.code_challenge)
+        .bind(&p.resource)
+        .bind(&p.tenant)
         .bind(user)
         .bind(now_ms() + code_ttl_ms)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Some(PendingRow {
-            id,
-            client_id,
-            redirect_uri,
-            code_challenge,
-            state,
-            resource,
-            tenant,
-            expires_at,
-        }))
+        Ok(Some(p))
     }
 
     /// Spends an authorization code.
