@@ -84,6 +84,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Configure the tenant's OpenID Connect identity provider for user sign-in.
+    Idp {
+        #[command(subcommand)]
+        command: IdpCommand,
+    },
     /// Manage agents: the applications that act for users, each with a role.
     Agent {
         #[command(subcommand)]
@@ -134,6 +139,31 @@ enum UserCommand {
         /// Groups (the user's grants), comma-separated.
         #[arg(long, value_delimiter = ',')]
         groups: Vec<String>,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum IdpCommand {
+    /// Users of the tenant sign in at this provider from now on; their group claim becomes
+    /// their grants. Register https://HOST:PORT/oauth/idp/callback as the redirect URI there.
+    Set {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Issuer URL (https; http only on a loopback host).
+        #[arg(long)]
+        issuer: String,
+        /// Client id registered at the provider.
+        #[arg(long)]
+        client_id: String,
+        /// File holding the client secret (never on the command line).
+        #[arg(long)]
+        client_secret_file: PathBuf,
+        /// Name of the ID-token claim listing the user's groups.
+        #[arg(long, default_value = "groups")]
+        groups_claim: String,
         #[command(flatten)]
         dir: DataDirArg,
     },
@@ -398,6 +428,43 @@ async fn run(command: Command) -> Result<()> {
                 groups.join(",")
             );
             println!("sign-in secret (shown once): {secret}");
+        }
+        Command::Idp {
+            command:
+                IdpCommand::Set {
+                    tenant,
+                    issuer,
+                    client_id,
+                    client_secret_file,
+                    groups_claim,
+                    dir,
+                },
+        } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            oauth::idp::check_issuer(&issuer).map_err(anyhow::Error::msg)?;
+            let secret = std::fs::read_to_string(&client_secret_file)
+                .with_context(|| format!("reading {}", client_secret_file.display()))?
+                .trim()
+                .to_owned();
+            if secret.is_empty() || client_id.is_empty() {
+                bail!("the client id and the client secret must not be empty");
+            }
+            let data = DataDir::new(dir.data_dir);
+            data.config()?;
+            let store = data.store().await?;
+            if !store.tenant_exists(&tenant).await? {
+                bail!("no tenant named {tenant}");
+            }
+            store
+                .set_idp(&cloud_runtime::store::oauth::IdpRow {
+                    tenant: tenant.to_string(),
+                    issuer: issuer.trim_end_matches('/').to_owned(),
+                    client_id,
+                    client_secret: secret,
+                    groups_claim,
+                })
+                .await?;
+            println!("tenant {tenant} now signs users in at {issuer}");
         }
         Command::Agent {
             command:

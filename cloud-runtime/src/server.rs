@@ -192,6 +192,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         store: tunnel_ctx.store.clone(),
         issuer,
         signer: TokenSigner::load_or_create(&dir.token_key())?,
+        idp: crate::oauth::idp::IdpClient::new()?,
     });
     let auth_mode = if opts.mcp.dev_unauthenticated {
         tracing::warn!(

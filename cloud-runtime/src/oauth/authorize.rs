@@ -6,13 +6,15 @@
 //! specification says. The request must carry a PKCE S256 challenge and a `resource` that
 //! names a gateway of this runtime; the resulting token is bound to that gateway alone.
 //!
-//! Sign-in is with the tenant's local users (`cloud-runtime user add`); the pending request
-//! is kept in the store, not in process memory, so any replica can finish it.
+//! Sign-in is at the tenant's OpenID Connect identity provider when one is set
+//! (`cloud-runtime idp set`, see [`super::idp`]), otherwise with the tenant's local users
+//! (`cloud-runtime user add`). The pending request is kept in the store, not in process
+//! memory, so any replica can finish it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Form, RawQuery, State};
+use axum::extract::{Form, Query, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -152,6 +154,19 @@ pub async fn authorize(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -
     if !matches!(o.store.gateway(tenant, gateway).await, Ok(Some(_))) {
         return fail("invalid_target", "no such gateway");
     }
+    let idp = match o.store.idp(tenant).await {
+        Ok(idp) => idp,
+        Err(_) => {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                "<p>Try again.</p>",
+            );
+        }
+    };
+    let idp_leg = idp
+        .as_ref()
+        .map(|_| (secret::generate(""), secret::generate("")));
     let pending = PendingRow {
         id: secret::generate(""),
         client_id: client.client_id.clone(),
@@ -161,6 +176,8 @@ pub async fn authorize(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -
         resource: resource.to_owned(),
         tenant: tenant.to_owned(),
         expires_at: now_ms() + PENDING_TTL_MS,
+        nonce: idp_leg.as_ref().map(|(nonce, _)| nonce.clone()),
+        idp_verifier: idp_leg.as_ref().map(|(_, verifier)| verifier.clone()),
     };
     if o.store.create_pending(&pending).await.is_err() {
         return page(
@@ -168,6 +185,24 @@ pub async fn authorize(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -
             "Unavailable",
             "<p>Try again.</p>",
         );
+    }
+    if let (Some(idp), Some((nonce, verifier))) = (idp, idp_leg) {
+        // The tenant signs users in at its own identity provider.
+        let challenge = pkce_challenge(&verifier);
+        return match o
+            .idp
+            .authorization_url(&idp, &pending.id, &nonce, &challenge, &o.idp_redirect_uri())
+            .await
+        {
+            Ok(url) => Redirect::to(&url).into_response(),
+            Err(e) => {
+                tracing::warn!(tenant, error = %e, "identity provider unavailable");
+                fail(
+                    "temporarily_unavailable",
+                    "the identity provider cannot be reached",
+                )
+            }
+        };
     }
     login_form(
         &pending,
@@ -263,6 +298,136 @@ pub async fn login(State(o): State<Arc<OAuth>>, Form(form): Form<Login>) -> Resp
     {
         Ok(Some(p)) => {
             let mut params = vec![("code", code.as_str()), ("iss", o.issuer.as_str())];
+            if let Some(s) = p.state.as_deref() {
+                params.push(("state", s));
+            }
+            redirect_with(&p.redirect_uri, &params)
+        }
+        Ok(None) => user_error("this sign-in request was already used"),
+        Err(_) => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            "<p>Try again.</p>",
+        ),
+    }
+}
+
+fn pkce_challenge(verifier: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        verifier.as_bytes(),
+    ))
+}
+
+/// The identity provider's answer.
+#[derive(Debug, Deserialize)]
+pub struct IdpAnswer {
+    state: Option<String>,
+    code: Option<String>,
+}
+
+/// `GET /oauth/idp/callback`: the user is back from the identity provider. Validates the ID
+/// token, records the user's groups, and issues our authorization code to the MCP client.
+pub async fn idp_callback(
+    State(o): State<Arc<OAuth>>,
+    Query(answer): Query<IdpAnswer>,
+) -> Response {
+    let Some(state) = answer.state.as_deref() else {
+        return user_error("the identity provider's answer has no state");
+    };
+    let pending = match o.store.pending(state).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return user_error(
+                "this sign-in request has expired or was already used; start again from your MCP client",
+            );
+        }
+        Err(_) => {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                "<p>Try again.</p>",
+            );
+        }
+    };
+    let (Some(nonce), Some(verifier)) = (pending.nonce.as_deref(), pending.idp_verifier.as_deref())
+    else {
+        return user_error("this sign-in request did not go to an identity provider");
+    };
+    let back = |error: &str, description: &str| {
+        let mut p = vec![
+            ("error", error),
+            ("error_description", description),
+            ("iss", o.issuer.as_str()),
+        ];
+        if let Some(s) = pending.state.as_deref() {
+            p.push(("state", s));
+        }
+        redirect_with(&pending.redirect_uri, &p)
+    };
+    let Some(code) = answer.code.as_deref() else {
+        return back(
+            "access_denied",
+            "sign-in at the identity provider did not complete",
+        );
+    };
+    let idp = match o.store.idp(&pending.tenant).await {
+        Ok(Some(idp)) => idp,
+        _ => {
+            return back(
+                "server_error",
+                "the tenant's identity provider is no longer configured",
+            );
+        }
+    };
+    let signed_in = match o
+        .idp
+        .finish(&idp, code, verifier, &o.idp_redirect_uri(), nonce)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(tenant = %pending.tenant, error = %e, "identity provider sign-in refused");
+            return back(
+                "access_denied",
+                "the identity provider's answer could not be verified",
+            );
+        }
+    };
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+    };
+    if !valid(&signed_in.user) {
+        return back(
+            "access_denied",
+            "the identity provider's user name is not usable here",
+        );
+    }
+    let groups: Vec<String> = signed_in.groups.into_iter().filter(|g| valid(g)).collect();
+    if o.store
+        .upsert_idp_user(&pending.tenant, &signed_in.user, &groups)
+        .await
+        .is_err()
+    {
+        return back("server_error", "could not record the sign-in");
+    }
+    let our_code = secret::generate("mcpcode_");
+    match o
+        .store
+        .complete_pending(
+            &pending.id,
+            &secret::hash(&our_code),
+            &signed_in.user,
+            CODE_TTL_MS,
+        )
+        .await
+    {
+        Ok(Some(p)) => {
+            let mut params = vec![("code", our_code.as_str()), ("iss", o.issuer.as_str())];
             if let Some(s) = p.state.as_deref() {
                 params.push(("state", s));
             }

