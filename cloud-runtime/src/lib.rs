@@ -13,6 +13,7 @@
 //! - [`tunnel`]: the QUIC listener, sessions, registry, calls and revocation.
 //! - [`mcp`]: the MCP endpoint (Streamable HTTP) of every gateway.
 //! - [`oauth`]: OAuth 2.1 for MCP clients (metadata, registration, authorization, tokens).
+//! - [`rate_limit`]: per-address limits on the endpoints reachable before authentication.
 //! - [`admin`]: the local admin socket (diagnostic calls, online list).
 //! - [`server`]: composes the above into `serve`.
 
@@ -25,6 +26,7 @@ pub mod https;
 pub mod join_token;
 pub mod mcp;
 pub mod oauth;
+pub mod rate_limit;
 pub mod server;
 pub mod store;
 pub mod tls;

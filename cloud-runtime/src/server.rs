@@ -21,6 +21,7 @@ use crate::mcp::principal::Auth;
 use crate::mcp::{self, McpOptions};
 use crate::oauth::OAuth;
 use crate::oauth::signer::TokenSigner;
+use crate::rate_limit::{self, RateLimit};
 use crate::tunnel::{self, Registry, TunnelContext};
 use crate::{admin, https, tls};
 
@@ -177,11 +178,16 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         registry: registry.clone(),
     });
 
+    let public_limit = RateLimit::new(PUBLIC_PER_MINUTE, PUBLIC_BURST);
     let enroll_routes = Router::new()
         .route(shared::enroll::ENROLL_PATH, post(enroll::enroll))
         .route(shared::enroll::ENROLL_INFO_PATH, get(enroll::info))
         .layer(DefaultBodyLimit::max(shared::enroll::MAX_ENROLL_BODY))
-        .with_state(enroll_ctx);
+        .with_state(enroll_ctx)
+        .layer(axum::middleware::from_fn_with_state(
+            public_limit.clone(),
+            rate_limit::limit,
+        ));
     let mcp_options = mcp_options(&config.hostname, https_addr, dev_http_addr, &opts.mcp);
     let issuer = if https_addr.port() == 443 {
         format!("https://{host}")
@@ -225,7 +231,12 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
     let router = Router::new()
         .merge(enroll_routes)
         .merge(mcp_routes)
-        .merge(crate::oauth::routes(oauth))
+        .merge(
+            crate::oauth::routes(oauth).layer(axum::middleware::from_fn_with_state(
+                public_limit.clone(),
+                rate_limit::limit,
+            )),
+        )
         .route("/healthz", get(|| async { "ok" }));
 
     tracker.spawn(tunnel::listener::accept_loop(
@@ -234,7 +245,11 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         shutdown.clone(),
         tracker.clone(),
     ));
-    tracker.spawn(purge_expired(tunnel_ctx.store.clone(), shutdown.clone()));
+    tracker.spawn(purge_expired(
+        tunnel_ctx.store.clone(),
+        public_limit,
+        shutdown.clone(),
+    ));
     tracker.spawn(tunnel::revocation::watch(tunnel_ctx, shutdown.clone()));
     if let Some(listener) = dev_http_listener {
         tracker.spawn(https::serve(
@@ -268,18 +283,28 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
 }
 
 /// Deletes expired one-time OAuth state every minute, so abandoned sign-ins do not pile up.
-async fn purge_expired(store: crate::store::Store, shutdown: CancellationToken) {
+async fn purge_expired(
+    store: crate::store::Store,
+    limit: Arc<RateLimit>,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
+        limit.forget_idle();
         if let Err(e) = store.purge_expired_oauth().await {
             tracing::warn!(error = %e, "purging expired OAuth state failed");
         }
     }
 }
+
+/// Requests per minute per client address on the endpoints reachable before authentication.
+const PUBLIC_PER_MINUTE: std::num::NonZeroU32 = std::num::NonZeroU32::new(120).unwrap();
+/// Burst allowed on those endpoints.
+const PUBLIC_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(30).unwrap();
 
 /// Largest MCP request body.
 const MAX_MCP_BODY: usize = 4 * 1024 * 1024;

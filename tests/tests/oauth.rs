@@ -464,3 +464,40 @@ fn authorization_requests_are_checked_before_anything_is_issued() -> Result<()> 
     );
     Ok(())
 }
+
+#[test]
+fn unauthenticated_endpoints_are_rate_limited_per_address() -> Result<()> {
+    let s = setup()?;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..60 {
+        let r = s
+            .oauth
+            .http
+            .post(format!("{}/oauth/register", s.base))
+            .json(&json!({"redirect_uris": [REDIRECT]}))
+            .send()?;
+        if r.status() == 429 {
+            retry_after = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+        }
+        statuses.push(r.status().as_u16());
+    }
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    println!(
+        "60 registrations from one address: {} created, {limited} refused with 429",
+        statuses.iter().filter(|s| **s == 201).count()
+    );
+    assert!(limited > 0, "no rate limit on registration: {statuses:?}");
+    assert!(
+        retry_after.is_some_and(|v| v.parse::<u64>().is_ok_and(|n| n >= 1)),
+        "429 without Retry-After"
+    );
+    // The MCP endpoint is not part of that budget: it still answers with its own 401.
+    let (status, _, _) = s.mcp(&s.gateway("acme", "eng"), None, None, init_body())?;
+    assert_eq!(status, 401);
+    Ok(())
+}
