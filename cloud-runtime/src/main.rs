@@ -694,13 +694,9 @@ async fn gateway(command: GatewayCommand) -> Result<()> {
     Ok(())
 }
 
-/// Names of users, agents, roles and groups: 1 to 64 of letters, digits, '.', '_', '-', '@'.
+/// Checks a user, agent, role or group name with the runtime's one rule.
 fn principal_name(s: &str, what: &str) -> Result<String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
-    if ok {
+    if cloud_runtime::mcp::principal::valid_name(s) {
         Ok(s.to_owned())
     } else {
         bail!("{what} {s:?} must be 1 to 64 letters, digits, '.', '_', '-' or '@'")

@@ -176,6 +176,19 @@ fn users_sign_in_at_the_tenants_identity_provider() -> Result<()> {
         Some("S256")
     );
     let state = provider_query.get("state").cloned().unwrap_or_default();
+
+    // The state is the pending id and travels through the browser: a local user of the same
+    // tenant must not be able to finish the sign-in with it on the runtime's own form.
+    let local = run_ok(rt.cli().args([
+        "user", "add", "--tenant", "acme", "mallory", "--groups", "admins",
+    ]));
+    let bypass = oauth.submit_sign_in(&state, "mallory", &field(&local, "(shown once):"))?;
+    assert_eq!(
+        bypass.status(),
+        400,
+        "local sign-in accepted for an identity-provider tenant"
+    );
+    assert!(bypass.headers().get("location").is_none());
     let bad = b
         .get(format!(
             "{base}/oauth/idp/callback?state={state}&code=not-a-code"

@@ -26,6 +26,16 @@ pub struct Principal {
     pub agent: String,
 }
 
+/// Whether `s` is usable as a user, agent, role or group name: 1 to 64 of letters, digits,
+/// '.', '_', '-', '@'. One rule for names typed by an admin and names asserted by an identity
+/// provider, so neither can smuggle separators into audit records or the tunnel.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+}
+
 /// User name of the development principal.
 pub const DEV_USER: &str = "dev-user";
 /// Agent name of the development principal.

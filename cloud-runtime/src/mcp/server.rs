@@ -149,7 +149,8 @@ impl ServerHandler for GatewayServer {
     ) -> Result<CallToolResponse, McpError> {
         let principal = self.principal(&ctx)?;
         let name = request.name.to_string();
-        if !self.visible(&principal).iter().any(|t| t.name == name) {
+        // Checked without building the tool list: this is on every call's path.
+        if !self.gateway.exposes(&name) || !self.shared.registry.offers(&principal.tenant, &name) {
             if !self.shared.registry.has_online(&principal.tenant) {
                 // Tools come from connectors: with none online, the tool may well exist.
                 return Ok(convert::failure(&no_connector(&principal)).into());

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{CODE_TTL_MS, OAuth, PENDING_TTL_MS, secret};
+use crate::mcp::principal::valid_name;
 use crate::store::now_ms;
 use crate::store::oauth::PendingRow;
 
@@ -261,6 +262,11 @@ pub async fn login(State(o): State<Arc<OAuth>>, Form(form): Form<Login>) -> Resp
             );
         }
     };
+    if pending.idp_verifier.is_some() {
+        // This request belongs to the tenant's identity provider: a local secret must not
+        // stand in for it (the pending id travels through the browser as the IdP's state).
+        return user_error("this tenant signs users in at its identity provider");
+    }
     let ok = matches!(
         o.store
             .check_user(
@@ -285,15 +291,16 @@ pub async fn login(State(o): State<Arc<OAuth>>, Form(form): Form<Login>) -> Resp
             Some("unknown user or wrong secret"),
         );
     }
+    issue_code(&o, &pending.id, form.username.trim()).await
+}
+
+/// Turns the pending authorization into our authorization code for `user` and sends the
+/// browser back to the MCP client with it.
+async fn issue_code(o: &OAuth, pending_id: &str, user: &str) -> Response {
     let code = secret::generate("mcpcode_");
     match o
         .store
-        .complete_pending(
-            &pending.id,
-            &secret::hash(&code),
-            form.username.trim(),
-            CODE_TTL_MS,
-        )
+        .complete_pending(pending_id, &secret::hash(&code), user, CODE_TTL_MS)
         .await
     {
         Ok(Some(p)) => {
@@ -395,19 +402,17 @@ pub async fn idp_callback(
             );
         }
     };
-    let valid = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 64
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
-    };
-    if !valid(&signed_in.user) {
+    if !valid_name(&signed_in.user) {
         return back(
             "access_denied",
             "the identity provider's user name is not usable here",
         );
     }
-    let groups: Vec<String> = signed_in.groups.into_iter().filter(|g| valid(g)).collect();
+    let groups: Vec<String> = signed_in
+        .groups
+        .into_iter()
+        .filter(|g| valid_name(g))
+        .collect();
     if o.store
         .upsert_idp_user(&pending.tenant, &signed_in.user, &groups)
         .await
@@ -415,29 +420,5 @@ pub async fn idp_callback(
     {
         return back("server_error", "could not record the sign-in");
     }
-    let our_code = secret::generate("mcpcode_");
-    match o
-        .store
-        .complete_pending(
-            &pending.id,
-            &secret::hash(&our_code),
-            &signed_in.user,
-            CODE_TTL_MS,
-        )
-        .await
-    {
-        Ok(Some(p)) => {
-            let mut params = vec![("code", our_code.as_str()), ("iss", o.issuer.as_str())];
-            if let Some(s) = p.state.as_deref() {
-                params.push(("state", s));
-            }
-            redirect_with(&p.redirect_uri, &params)
-        }
-        Ok(None) => user_error("this sign-in request was already used"),
-        Err(_) => page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Unavailable",
-            "<p>Try again.</p>",
-        ),
-    }
+    issue_code(&o, &pending.id, &signed_in.user).await
 }

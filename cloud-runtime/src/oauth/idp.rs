@@ -96,6 +96,22 @@ impl IdpClient {
         })
     }
 
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        what: &str,
+    ) -> Result<T, IdpError> {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| IdpError::Http(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| IdpError::Discovery(format!("{what}: {e}")))
+    }
+
     async fn discover(&self, issuer: &str) -> Result<Discovery, IdpError> {
         if let Some((at, d)) = self
             .discovery
@@ -110,16 +126,7 @@ impl IdpClient {
             "{}/.well-known/openid-configuration",
             issuer.trim_end_matches('/')
         );
-        let d: Discovery = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| IdpError::Http(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| IdpError::Discovery(e.to_string()))?;
+        let d: Discovery = self.get_json(&url, "discovery document").await?;
         if d.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
             return Err(IdpError::Discovery(format!(
                 "document names issuer {}, expected {issuer}",
@@ -140,16 +147,7 @@ impl IdpClient {
         {
             return Ok(set.clone());
         }
-        let set: JwkSet = self
-            .http
-            .get(uri)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| IdpError::Http(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| IdpError::Discovery(format!("JWKS: {e}")))?;
+        let set: JwkSet = self.get_json(uri, "JWKS").await?;
         self.keys
             .lock()
             .unwrap_or_else(|p| p.into_inner())

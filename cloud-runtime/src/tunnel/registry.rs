@@ -186,6 +186,15 @@ impl Registry {
         tools
     }
 
+    /// Whether an online connector of the tenant offers the tool.
+    pub fn offers(&self, tenant: &TenantId, tool: &str) -> bool {
+        let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+        map.get(tenant).is_some_and(|l| {
+            l.iter()
+                .any(|h| h.available() && h.tools.iter().any(|t| t.name == tool))
+        })
+    }
+
     /// Whether the tenant has a tunnel that takes calls.
     pub fn has_online(&self, tenant: &TenantId) -> bool {
         let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
