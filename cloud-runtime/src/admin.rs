@@ -186,6 +186,7 @@ async fn execute(req: AdminRequest, registry: &Registry, started: Instant) -> Ad
         arguments
     };
     let spec = CallSpec {
+        call_id: registry.new_call_id(),
         tool,
         arguments_json: arguments.to_string().into_bytes(),
         timeout: Duration::from_millis(timeout.unwrap_or(10_000).clamp(1, 600_000)),
@@ -194,11 +195,13 @@ async fn execute(req: AdminRequest, registry: &Registry, started: Instant) -> Ad
             user: "admin".into(),
             agent: "cloud-runtime-admin".into(),
         },
+        target: None,
         traceparent: String::new(),
     };
     match registry
         .call(&tenant, connector.as_ref(), spec, &NoPeer)
         .await
+        .outcome
     {
         Ok(out) => AdminResponse {
             ok: !out.is_error,

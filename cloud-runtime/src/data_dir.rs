@@ -9,6 +9,8 @@
 //!   quic-reset.key     QUIC stateless-reset secret (0600): lets a restarted runtime tell
 //!                      connectors at once that their old connection is gone
 //!   token-signing.key  ES256 key of OAuth access tokens (0600), made on first serve
+//!   request-state.key  HMAC key sealing stateless confirmations (0600), made on first serve
+//!   audit.log          the hash-chained audit trail (0600); audit.head its checkpoint
 //!   runtime.db         SQLite store
 //!   admin.sock         local admin socket of a running `serve` (0600)
 //! ```
@@ -76,6 +78,16 @@ impl DataDir {
     /// Access-token signing key.
     pub fn token_key(&self) -> PathBuf {
         self.root.join("token-signing.key")
+    }
+
+    /// Key sealing stateless confirmation state.
+    pub fn request_state_key(&self) -> PathBuf {
+        self.root.join("request-state.key")
+    }
+
+    /// The audit log (its head checkpoint is `audit.head` beside it).
+    pub fn audit_log(&self) -> PathBuf {
+        self.root.join("audit.log")
     }
 
     /// QUIC stateless-reset secret.

@@ -13,21 +13,31 @@
 //! - [`tunnel`]: the QUIC listener, sessions, registry, calls and revocation.
 //! - [`mcp`]: the MCP endpoint (Streamable HTTP) of every gateway.
 //! - [`oauth`]: OAuth 2.1 for MCP clients (metadata, registration, authorization, tokens).
+//! - [`policy`]: the permission intersection, policy files, hooks.
+//! - [`tools_changed`]: notices that a tenant's tools may have changed.
 //! - [`rate_limit`]: per-address limits on the endpoints reachable before authentication.
+//! - [`audit`]: the tamper-evident audit trail and its OpenTelemetry export.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`telemetry`]: OpenTelemetry spans of tool calls.
 //! - [`admin`]: the local admin socket (diagnostic calls, online list).
 //! - [`server`]: composes the above into `serve`.
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod data_dir;
 pub mod enroll;
 pub mod https;
 pub mod join_token;
 pub mod mcp;
+pub mod metrics;
 pub mod oauth;
+pub mod policy;
 pub mod rate_limit;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
+pub mod tools_changed;
 pub mod tunnel;

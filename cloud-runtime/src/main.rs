@@ -16,6 +16,8 @@ use cloud_runtime::store::oauth::AgentRow;
 use cloud_runtime::store::{GatewayRow, now_ms};
 use shared::identity::{ConnectorId, TenantId};
 
+mod cli;
+
 /// The cloud runtime of mcp-edge: enrolls edge connectors and brokers tool calls to them.
 #[derive(Parser)]
 #[command(version, about)]
@@ -24,11 +26,12 @@ struct Cli {
     command: Command,
 }
 
+/// The `--data-dir` every subcommand takes.
 #[derive(Args, Clone)]
-struct DataDirArg {
+pub struct DataDirArg {
     /// The runtime's data directory (made by `init`).
     #[arg(long, env = "CLOUD_RUNTIME_DATA_DIR")]
-    data_dir: PathBuf,
+    pub data_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -78,6 +81,23 @@ enum Command {
         /// Time budget of one tool call.
         #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
         call_timeout: Duration,
+        /// OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318) for call spans and audit log
+        /// records; off when unset.
+        #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+        otlp_endpoint: Option<url::Url>,
+        /// Serve Prometheus metrics on GET /metrics at this address (off when unset).
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
+    },
+    /// Tenant policies: agent roles, user grants, gateways, hooks.
+    Policy {
+        #[command(subcommand)]
+        command: cli::policy::PolicyCommand,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: cli::audit::AuditCommand,
     },
     /// Manage local users (sign-in for the embedded default and development).
     User {
@@ -311,6 +331,7 @@ fn main() -> std::process::ExitCode {
     };
     match rt.block_on(run(cli.command)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.is::<Denied>() => std::process::ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
@@ -343,6 +364,8 @@ async fn run(command: Command) -> Result<()> {
             dev_http_listen,
             allow_origins,
             call_timeout,
+            otlp_endpoint,
+            metrics_listen,
         } => {
             if !(certs::authority::MIN_CONNECTOR_TTL..=certs::authority::MAX_CONNECTOR_TTL)
                 .contains(&connector_cert_ttl)
@@ -371,6 +394,8 @@ async fn run(command: Command) -> Result<()> {
                     extra_origins: allow_origins,
                     call_timeout,
                 },
+                otlp_endpoint,
+                metrics_listen,
             })
             .await?;
             wait_for_signal().await?;
@@ -393,6 +418,12 @@ async fn run(command: Command) -> Result<()> {
             }
         },
         Command::Connector { command } => connector(command).await?,
+        Command::Policy { command } => {
+            if !cli::policy::run(command).await? {
+                return Err(Denied.into());
+            }
+        }
+        Command::Audit { command } => cli::audit::run(command)?,
         Command::Gateway { command } => gateway(command).await?,
         Command::User {
             command:
@@ -693,6 +724,18 @@ async fn gateway(command: GatewayCommand) -> Result<()> {
     }
     Ok(())
 }
+
+/// `policy check` found the call denied (already printed; exit status 1).
+#[derive(Debug)]
+struct Denied;
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("denied")
+    }
+}
+
+impl std::error::Error for Denied {}
 
 /// Checks a user, agent, role or group name with the runtime's one rule.
 fn principal_name(s: &str, what: &str) -> Result<String> {

@@ -14,14 +14,20 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
+use crate::audit::AuditLog;
+use crate::audit::log::AuditWriter;
 use crate::data_dir::DataDir;
 use crate::enroll::{self, EnrollContext};
 use crate::mcp::gateways::Gateways;
 use crate::mcp::principal::Auth;
 use crate::mcp::{self, McpOptions};
+use crate::metrics::Metrics;
 use crate::oauth::OAuth;
 use crate::oauth::signer::TokenSigner;
+use crate::policy::Policies;
 use crate::rate_limit::{self, RateLimit};
+use crate::telemetry::Telemetry;
+use crate::tools_changed::ToolsChanged;
 use crate::tunnel::{self, Registry, TunnelContext};
 use crate::{admin, https, tls};
 
@@ -42,6 +48,10 @@ pub struct ServeOptions {
     pub heartbeat_interval: Duration,
     /// MCP endpoint options.
     pub mcp: McpServeOptions,
+    /// OTLP/HTTP endpoint for spans and audit log records (off when `None`).
+    pub otlp_endpoint: Option<url::Url>,
+    /// Where to serve Prometheus metrics (off when `None`).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// MCP settings of `serve`.
@@ -78,9 +88,13 @@ pub struct Runtime {
     pub quic_addr: SocketAddr,
     /// Where HTTPS listens.
     pub https_addr: SocketAddr,
+    /// Where metrics are served, if they are.
+    pub metrics_addr: Option<SocketAddr>,
     endpoint: quinn::Endpoint,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    audit: Option<(AuditLog, AuditWriter)>,
+    telemetry: Arc<Telemetry>,
     _lock: File,
 }
 
@@ -149,7 +163,25 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         .trust_domain
         .parse()
         .with_context(|| format!("trust domain {:?} in runtime.toml", config.trust_domain))?;
-    let registry = Arc::new(Registry::default());
+    let tools_changed = ToolsChanged::default();
+    let registry = Arc::new(Registry::new(tools_changed.clone()));
+    let telemetry = Arc::new(Telemetry::new(opts.otlp_endpoint.as_ref())?);
+    let (audit, audit_writer) = AuditLog::open(&dir.audit_log(), telemetry.audit_sink())?;
+    let policies = Arc::new(Policies::default());
+    policies.refresh(&store).await?;
+    let metrics = Arc::new(Metrics::default());
+    let metrics_listener = match opts.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the metrics listener on {addr}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -213,6 +245,12 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         Arc::new(mcp::server::Shared {
             registry: registry.clone(),
             options: mcp_options,
+            policies: policies.clone(),
+            audit: audit.clone(),
+            telemetry: telemetry.clone(),
+            metrics: metrics.clone(),
+            state_key: mcp::confirm::StateKey::load_or_create(&dir.request_state_key())?,
+            tools_changed: tools_changed.clone(),
         }),
     ));
     let mcp_routes = Router::new()
@@ -250,7 +288,16 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         public_limit,
         shutdown.clone(),
     ));
+    tracker.spawn(policies.watch(tunnel_ctx.store.clone(), tools_changed, shutdown.clone()));
     tracker.spawn(tunnel::revocation::watch(tunnel_ctx, shutdown.clone()));
+    if let Some(listener) = metrics_listener {
+        tracker.spawn(crate::metrics::serve(
+            listener,
+            metrics,
+            registry.clone(),
+            shutdown.clone(),
+        ));
+    }
     if let Some(listener) = dev_http_listener {
         tracker.spawn(https::serve(
             listener,
@@ -275,9 +322,12 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         registry,
         quic_addr,
         https_addr,
+        metrics_addr,
         endpoint,
         shutdown,
         tracker,
+        audit: Some((audit, audit_writer)),
+        telemetry,
         _lock: lock,
     })
 }
@@ -353,7 +403,7 @@ fn mcp_options(
 impl Runtime {
     /// Stops gracefully: tells connectors to go away (they reconnect, spread over a few
     /// seconds, to whichever runtime comes up), waits briefly for them, then closes.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             while !self.registry.is_empty() {
@@ -368,6 +418,12 @@ impl Runtime {
         self.tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+        // The MCP services hold audit handles too; the writer ends when the last is gone.
+        if let Some((audit, writer)) = self.audit.take() {
+            drop(audit);
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        }
+        self.telemetry.shutdown();
         info!("runtime stopped");
     }
 }

@@ -2,14 +2,18 @@
 //! runtime over mutual-TLS QUIC and runs tools there on behalf of users. It opens no
 //! listening socket.
 //!
-//! - [`state`]: the state directory (config, pinned CA, identity).
+//! - [`config`]: the customer's configuration file (state, policy, vault, upstreams).
+//! - [`state`]: the state directory (enrollment, pinned CA, identity).
 //! - [`enroll`]: one-time enrollment with a join token and a pinned CA fingerprint.
+//! - [`local_policy`]: the customer's own allow-list, enforced on every call.
 //! - [`tunnel`]: dialling, sessions, call serving, reconnects.
 //! - [`tools`]: the tools served over the tunnel.
 
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod enroll;
+pub mod local_policy;
 pub mod state;
 pub mod tools;
 pub mod tunnel;
@@ -17,33 +21,60 @@ pub mod tunnel;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shared::policy::RuleSet;
+use shared::trace::Tracing;
 use tokio_util::sync::CancellationToken;
+use tunnel::supervisor::RunError;
 
-/// Runs the connector from `state` with its own tools until `shutdown` (draining in-flight
-/// calls for at most `drain_timeout`) or until the runtime refuses it.
+/// This build's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs the connector described by `config` with its own tools until `shutdown` (draining
+/// in-flight calls for at most `drain_timeout`) or until the runtime refuses it.
 pub async fn run(
-    state: state::StateDir,
+    config: config::Config,
     drain_timeout: Duration,
     shutdown: CancellationToken,
-) -> Result<(), tunnel::supervisor::RunError> {
+) -> Result<(), RunError> {
+    let state = state::StateDir::new(&config.state_dir);
     let identity = state.identity()?;
+    let rules = local_policy::load(config.policy_file.as_deref())?;
+    let tracing = Arc::new(Tracing::new(
+        "edge-connector",
+        VERSION,
+        config.telemetry.otlp_endpoint.as_ref(),
+    )?);
     let toolbox = tools::Toolbox::new(tools::ToolContext {
         identity: identity.identity.clone(),
-        version: env!("CARGO_PKG_VERSION"),
+        version: VERSION,
     });
-    run_with_tools(state, Arc::new(toolbox), drain_timeout, shutdown).await
+    let result = run_with_tools(
+        state,
+        Arc::new(toolbox),
+        rules,
+        tracing.clone(),
+        drain_timeout,
+        shutdown,
+    )
+    .await;
+    tracing.shutdown();
+    result
 }
 
-/// Like [`run`], serving the given tool set (test connectors serve fixture tools this way).
+/// Like [`run`], serving the given tool set behind `rules` (test connectors serve fixture
+/// tools this way).
 pub async fn run_with_tools(
     state: state::StateDir,
     tools: Arc<dyn tools::ToolSet>,
+    rules: RuleSet,
+    tracing: Arc<Tracing>,
     drain_timeout: Duration,
     shutdown: CancellationToken,
-) -> Result<(), tunnel::supervisor::RunError> {
+) -> Result<(), RunError> {
     let ctx = Arc::new(tunnel::session::SessionContext {
         state,
-        tools,
+        tools: Arc::new(local_policy::Enforced::new(tools, rules)),
+        tracing,
         drain_timeout,
     });
     tunnel::supervisor::run(ctx, shutdown).await

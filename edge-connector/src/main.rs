@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use edge_connector::config::{self, Config};
 use edge_connector::enroll::{self, EnrollOptions};
 use edge_connector::state::StateDir;
 use tokio_util::sync::CancellationToken;
@@ -32,19 +33,50 @@ enum Command {
         /// The runtime CA fingerprint printed with the token, sha256:HEX.
         #[arg(long)]
         ca_fingerprint: String,
-        /// Where to keep the identity and config.
-        #[arg(long, env = "EDGE_CONNECTOR_STATE_DIR")]
-        state_dir: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Dial out and serve tools until SIGTERM, then drain in-flight calls.
     Run {
-        /// The state directory made by `enroll`.
-        #[arg(long, env = "EDGE_CONNECTOR_STATE_DIR")]
-        state_dir: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// How long in-flight calls get to finish on SIGTERM.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         drain_timeout: Duration,
     },
+}
+
+/// Where the configuration (or, without one, the state directory) is.
+#[derive(Args)]
+struct ConfigArgs {
+    /// The configuration file (default: /etc/edge-connector/config.toml when it exists).
+    #[arg(long, env = "EDGE_CONNECTOR_CONFIG")]
+    config: Option<PathBuf>,
+    /// The state directory, overriding the configuration's `state_dir`; without a
+    /// configuration file the connector serves only its diagnostic tools.
+    #[arg(long, env = "EDGE_CONNECTOR_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    fn load(self) -> Result<Config> {
+        let path = self.config.or_else(|| {
+            let default = PathBuf::from(config::DEFAULT_CONFIG);
+            default.exists().then_some(default)
+        });
+        let mut config = match (path, self.state_dir.clone()) {
+            (Some(path), _) => Config::load(&path)?,
+            (None, Some(dir)) => Config::bare(dir),
+            (None, None) => bail!(
+                "no configuration: pass --config FILE (or create {}), or --state-dir DIR",
+                config::DEFAULT_CONFIG
+            ),
+        };
+        if let Some(dir) = self.state_dir {
+            config.state_dir = dir;
+        }
+        Ok(config)
+    }
 }
 
 fn main() -> ExitCode {
@@ -82,23 +114,25 @@ async fn run(command: Command) -> Result<()> {
             runtime,
             token,
             ca_fingerprint,
-            state_dir,
+            config,
         } => {
             let ca_fingerprint = ca_fingerprint.parse().context("--ca-fingerprint")?;
+            let config = config.load()?;
             let identity = enroll::enroll(EnrollOptions {
                 runtime,
                 token,
                 ca_fingerprint,
-                state: StateDir::new(&state_dir),
+                state: StateDir::new(&config.state_dir),
             })
             .await?;
             println!("enrolled as {identity}");
-            println!("state in {}", state_dir.display());
+            println!("state in {}", config.state_dir.display());
         }
         Command::Run {
-            state_dir,
+            config,
             drain_timeout,
         } => {
+            let config = config.load()?;
             let shutdown = CancellationToken::new();
             let signal_token = shutdown.clone();
             tokio::spawn(async move {
@@ -106,7 +140,7 @@ async fn run(command: Command) -> Result<()> {
                     signal_token.cancel();
                 }
             });
-            edge_connector::run(StateDir::new(state_dir), drain_timeout, shutdown).await?;
+            edge_connector::run(config, drain_timeout, shutdown).await?;
         }
     }
     Ok(())

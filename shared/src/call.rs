@@ -130,7 +130,7 @@ impl TryFrom<wire::CallRequest> for Call {
 }
 
 /// A typed call failure, as either side reports it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{code:?}: {message}")]
 pub struct CallFailure {
     /// What kind.
@@ -139,6 +139,9 @@ pub struct CallFailure {
     pub message: String,
     /// When a retry makes sense.
     pub retry_after: Option<Duration>,
+    /// With [`ErrorCode::AuthorizationRequired`]: how the user connects the upstream
+    /// (boxed: rare, and it would triple the size of every `Result` carrying a failure).
+    pub authorization: Option<Box<wire::AuthorizationRequest>>,
 }
 
 impl CallFailure {
@@ -148,14 +151,24 @@ impl CallFailure {
             code,
             message: message.into(),
             retry_after: None,
+            authorization: None,
         }
+    }
+
+    /// The same failure with a retry hint.
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
     }
 
     /// Whether another attempt (elsewhere or later) may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.code,
-            ErrorCode::Draining | ErrorCode::Unavailable | ErrorCode::DeadlineExceeded
+            ErrorCode::Draining
+                | ErrorCode::Unavailable
+                | ErrorCode::DeadlineExceeded
+                | ErrorCode::RateLimited
         )
     }
 
@@ -167,6 +180,7 @@ impl CallFailure {
             retry_after_ms: self
                 .retry_after
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            authorization: self.authorization.as_deref().cloned(),
         }
     }
 
@@ -176,6 +190,7 @@ impl CallFailure {
             code: ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unspecified),
             message: e.message,
             retry_after: (e.retry_after_ms > 0).then(|| Duration::from_millis(e.retry_after_ms)),
+            authorization: e.authorization.map(Box::new),
         }
     }
 }
@@ -195,8 +210,12 @@ pub fn outcome_from_wire(resp: wire::CallResponse) -> CallOutcome {
     }
 }
 
-/// Builds the response frame for an outcome.
-pub fn response_frame(call_id: u64, outcome: CallOutcome) -> wire::CallFrame {
+/// Builds the response frame for an outcome and the upstream requests made for it.
+pub fn response_frame(
+    call_id: u64,
+    outcome: CallOutcome,
+    actions: Vec<wire::UpstreamAction>,
+) -> wire::CallFrame {
     let outcome = match outcome {
         Ok(out) => Outcome::Output(out),
         Err(e) => Outcome::Error(e.to_wire()),
@@ -205,6 +224,7 @@ pub fn response_frame(call_id: u64, outcome: CallOutcome) -> wire::CallFrame {
         kind: Some(wire::call_frame::Kind::Response(wire::CallResponse {
             call_id,
             outcome: Some(outcome),
+            actions,
         })),
     }
 }

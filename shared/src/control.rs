@@ -22,6 +22,7 @@ use std::collections::VecDeque;
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
+use crate::policy::{AllowRule, RuleError, RuleSet};
 use crate::version::{self, negotiate};
 use crate::wire::{self, ControlFrame, RejectReason, control_frame::Kind};
 
@@ -66,6 +67,8 @@ pub struct PeerHello {
     pub capabilities: Vec<String>,
     /// Tools the connector offers.
     pub tools: Vec<wire::ToolSpec>,
+    /// The connector's local policy, which it enforces on every call.
+    pub local_policy: RuleSet,
 }
 
 /// Something the owner of the state machine must act on.
@@ -134,6 +137,9 @@ pub enum ProtocolError {
     /// A hello beyond the limits.
     #[error("hello carries {0} tools, more than the limit of {MAX_TOOLS}")]
     TooManyTools(usize),
+    /// A hello whose local policy does not parse.
+    #[error("hello carries a malformed local policy: {0}")]
+    BadPolicy(#[from] RuleError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -356,15 +362,27 @@ impl Control {
             ctl.state = State::Closed;
             ctl.events.push_back(Event::Rejected { reason, message });
         };
-        if hello.tools.len() > MAX_TOOLS {
-            let n = hello.tools.len();
+        if hello.tools.len() > MAX_TOOLS || hello.local_policy.len() > MAX_TOOLS {
+            let n = hello.tools.len().max(hello.local_policy.len());
             reject(
                 self,
                 RejectReason::Malformed,
-                format!("too many tools ({n})"),
+                format!("too many tools or policy rules ({n})"),
             );
             return Err(ProtocolError::TooManyTools(n));
         }
+        let local_policy = match hello
+            .local_policy
+            .iter()
+            .map(AllowRule::from_wire)
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(rules) => RuleSet(rules),
+            Err(e) => {
+                reject(self, RejectReason::Malformed, e.to_string());
+                return Err(e.into());
+            }
+        };
         let version = match negotiate(
             settings.versions.clone(),
             hello.min_version,
@@ -397,6 +415,7 @@ impl Control {
             build_version: hello.build_version,
             capabilities: hello.capabilities,
             tools: hello.tools,
+            local_policy,
         }));
         Ok(())
     }
@@ -515,6 +534,7 @@ mod tests {
             build_version: "0.1.0".into(),
             capabilities: vec![],
             tools: vec![],
+            local_policy: vec![],
         }
     }
 

@@ -29,7 +29,9 @@
 //! - [`call`]: validated call requests and typed call errors.
 //! - [`close`]: why a tunnel connection was closed.
 //! - [`identity`]: tenant and connector identifiers and the SPIFFE identity in certificates.
+//! - [`policy`]: tool and repository patterns and allow-rules, shared by both sides' policies.
 //! - [`io`] (feature `io`): read and write frames on async streams.
+//! - [`trace`] (feature `otel`): OpenTelemetry spans that join across the tunnel.
 
 #![forbid(unsafe_code)]
 
@@ -41,6 +43,9 @@ pub mod frame;
 pub mod identity;
 #[cfg(feature = "io")]
 pub mod io;
+pub mod policy;
+#[cfg(feature = "otel")]
+pub mod trace;
 pub mod version;
 pub mod wire;
 

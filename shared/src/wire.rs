@@ -65,6 +65,22 @@ pub struct Hello {
     /// The tools this connector serves, after its local policy.
     #[prost(message, repeated, tag = "6")]
     pub tools: Vec<ToolSpec>,
+    /// The connector's local policy (which the cloud cannot change), so the runtime can
+    /// show and explain exactly what the connector will run. The connector enforces it on
+    /// every call whatever the runtime decides.
+    #[prost(message, repeated, tag = "7")]
+    pub local_policy: Vec<PolicyRule>,
+}
+
+/// One allow-rule of a policy (see [`crate::policy`]).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PolicyRule {
+    /// Tool-name patterns.
+    #[prost(string, repeated, tag = "1")]
+    pub tools: Vec<String>,
+    /// Repository patterns; empty means any repository.
+    #[prost(string, repeated, tag = "2")]
+    pub repos: Vec<String>,
 }
 
 /// A tool the connector offers, in the shape MCP's tools/list needs.
@@ -95,6 +111,11 @@ pub struct ToolSpec {
     /// runtime then keeps the call stream open for the answers.
     #[prost(bool, tag = "8")]
     pub interactive: bool,
+    /// The arguments naming the repository the tool acts on, joined with `/` (GitHub
+    /// `owner`, `repo`; GitLab `project`); empty for tools that act on no single repository.
+    /// Both sides read the call's target from them to apply repository rules.
+    #[prost(string, repeated, tag = "9")]
+    pub target_args: Vec<String>,
 }
 
 /// The runtime's acceptance of a hello.
@@ -199,7 +220,7 @@ pub struct RenewResponse {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CallFrame {
     /// Which call message this is.
-    #[prost(oneof = "call_frame::Kind", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(oneof = "call_frame::Kind", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub kind: Option<call_frame::Kind>,
 }
 
@@ -227,7 +248,31 @@ pub mod call_frame {
         /// Runtime → connector: the client's answer to a [`PeerRequest`].
         #[prost(message, tag = "6")]
         PeerResponse(super::PeerResponse),
+        /// Runtime → connector, first frame on the stream instead of a request: a user came
+        /// back from the upstream's consent page; exchange the code. Answered with a
+        /// [`CallResponse`].
+        #[prost(message, tag = "7")]
+        Authorize(super::AuthorizeCallback),
     }
+}
+
+/// The upstream's authorization answer, relayed from the runtime's callback page. Only the
+/// connector can use it: it alone holds the client secret and the PKCE verifier.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AuthorizeCallback {
+    /// Runtime-assigned id, for logs.
+    #[prost(uint64, tag = "1")]
+    pub call_id: u64,
+    /// The signed-in user the runtime verified in the browser (must be the user the
+    /// connector made the request for).
+    #[prost(message, optional, tag = "2")]
+    pub caller: Option<Caller>,
+    /// The `state` the upstream sent back.
+    #[prost(string, tag = "3")]
+    pub state: String,
+    /// The authorization code.
+    #[prost(string, tag = "4")]
+    pub code: String,
 }
 
 /// Who a call is made for: the human user and the agent application acting for them.
@@ -366,6 +411,38 @@ pub enum ErrorCode {
     Malformed = 8,
     /// A bug or unexpected condition on the connector.
     Internal = 9,
+    /// The upstream has no such thing (or hides it from this user).
+    NotFound = 10,
+    /// The upstream refused the user (their own permissions there).
+    Forbidden = 11,
+    /// The upstream's rate limit is exhausted; see `retry_after_ms`.
+    RateLimited = 12,
+    /// The user has not connected the upstream yet (or the grant was revoked); see
+    /// [`CallError::authorization`].
+    AuthorizationRequired = 13,
+    /// The upstream refused the request as invalid or conflicting (exists already, not
+    /// mergeable, validation failed); the message says why.
+    Rejected = 14,
+}
+
+/// What the user must do to connect an upstream account.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AuthorizationRequest {
+    /// The provider instance (connector configuration name).
+    #[prost(string, tag = "1")]
+    pub provider: String,
+    /// The upstream's consent URL (carrying the connector's `state`, never a secret).
+    #[prost(string, tag = "2")]
+    pub authorize_url: String,
+    /// The `state` in that URL, so the runtime can match the callback to this request.
+    #[prost(string, tag = "3")]
+    pub state: String,
+    /// How long the connector keeps the request open, in milliseconds.
+    #[prost(uint64, tag = "4")]
+    pub expires_in_ms: u64,
+    /// Human name of the upstream, for the page the user sees ("GitHub Enterprise at ...").
+    #[prost(string, tag = "5")]
+    pub display_name: String,
 }
 
 /// A typed call failure.
@@ -380,6 +457,9 @@ pub struct CallError {
     /// When retrying makes sense, after how long.
     #[prost(uint64, tag = "3")]
     pub retry_after_ms: u64,
+    /// With [`ErrorCode::AuthorizationRequired`]: how the user connects.
+    #[prost(message, optional, tag = "4")]
+    pub authorization: Option<AuthorizationRequest>,
 }
 
 /// A tool's result.
@@ -409,6 +489,32 @@ pub struct CallResponse {
     /// Output or error.
     #[prost(oneof = "call_response::Outcome", tags = "2, 3")]
     pub outcome: Option<call_response::Outcome>,
+    /// The upstream requests the call made, for the audit trail.
+    #[prost(message, repeated, tag = "4")]
+    pub actions: Vec<UpstreamAction>,
+}
+
+/// One HTTP request the connector made upstream for a call.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpstreamAction {
+    /// Provider instance.
+    #[prost(string, tag = "1")]
+    pub provider: String,
+    /// HTTP method.
+    #[prost(string, tag = "2")]
+    pub method: String,
+    /// The route template (`/repos/{owner}/{repo}/issues`), never the query string.
+    #[prost(string, tag = "3")]
+    pub route: String,
+    /// HTTP status, 0 when no response arrived.
+    #[prost(uint32, tag = "4")]
+    pub status: u32,
+    /// Time taken, microseconds.
+    #[prost(uint64, tag = "5")]
+    pub duration_us: u64,
+    /// Attempt number, from 1 (retries of idempotent requests count up).
+    #[prost(uint32, tag = "6")]
+    pub attempt: u32,
 }
 
 /// The variants of [`CallResponse`].

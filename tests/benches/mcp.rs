@@ -86,13 +86,15 @@ fn main() -> Result<()> {
                 let t = t.clone();
                 async move {
                     let spec = CallSpec {
+                        call_id: reg.new_call_id(),
                         tool: "diag.ping".into(),
                         arguments_json: b"{}".to_vec(),
                         timeout: Duration::from_secs(10),
                         caller: wire::Caller { tenant: "acme".into(), user: "bench".into(), agent: "bench".into() },
+                        target: None,
                         traceparent: String::new(),
                     };
-                    matches!(reg.call(&t, None, spec, &NoPeer).await, Ok(out) if !out.is_error)
+                    matches!(reg.call(&t, None, spec, &NoPeer).await.outcome, Ok(out) if !out.is_error)
                 }
             })
             .await;

@@ -19,6 +19,7 @@ use e2e::{Connector, Runtime};
 use edge_connector::tools::{CallContext, ToolContext, Toolbox};
 use shared::call::Call;
 use shared::identity::TenantId;
+use shared::trace::{Kind, Tracing};
 use shared::wire;
 
 fn ping_call() -> Call {
@@ -57,6 +58,7 @@ fn main() -> Result<()> {
             connector.connector_id
         )
         .parse()?;
+        let tracing = Arc::new(Tracing::new("bench", "0", None)?);
         let toolbox = Arc::new(Toolbox::new(ToolContext {
             identity,
             version: "bench",
@@ -69,12 +71,14 @@ fn main() -> Result<()> {
         print_header();
         for &c in &CONCURRENCY {
             let tb = toolbox.clone();
+            let tr = tracing.clone();
             let base = load(c, secs, &[me], move || {
                 let tb = tb.clone();
+                let tracing = tr.clone();
                 async move {
                     let call = ping_call();
                     let (tx, _rx) = tokio::sync::mpsc::channel(1);
-                    let ctx = CallContext::new(tx, false);
+                    let ctx = CallContext::new(tx, false, tracing.clone(), tracing.start("bench", Kind::Server, None));
                     tb.dispatch(&call, &ctx).await.is_ok()
                 }
             })
@@ -86,6 +90,7 @@ fn main() -> Result<()> {
                 let t = t.clone();
                 async move {
                     let spec = CallSpec {
+                        call_id: reg.new_call_id(),
                         tool: "diag.ping".into(),
                         arguments_json: b"{}".to_vec(),
                         timeout: Duration::from_secs(10),
@@ -94,9 +99,10 @@ fn main() -> Result<()> {
                             user: "bench".into(),
                             agent: "bench".into(),
                         },
+                        target: None,
                         traceparent: String::new(),
                     };
-                    matches!(reg.call(&t, None, spec, &NoPeer).await, Ok(out) if !out.is_error)
+                    matches!(reg.call(&t, None, spec, &NoPeer).await.outcome, Ok(out) if !out.is_error)
                 }
             })
             .await;

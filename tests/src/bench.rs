@@ -158,6 +158,8 @@ pub async fn start_in_process(
         cert_ttl: Duration::from_secs(24 * 3600),
         heartbeat_interval: Duration::from_secs(5),
         mcp,
+        otlp_endpoint: None,
+        metrics_listen: None,
     })
     .await?;
     connector.enroll_now(rt)?;

@@ -172,6 +172,29 @@ impl Drop for Process {
     }
 }
 
+/// The policy suites that test something else start with: every role and group the suites
+/// use may call every tool (the permission intersection has suites of its own).
+pub const OPEN_POLICY: &str = r#"version = 1
+[roles.dev]
+allow = [{ tools = ["*"] }]
+[roles.triage]
+allow = [{ tools = ["*"] }]
+[roles.maintainer]
+allow = [{ tools = ["*"] }]
+[roles.ops]
+allow = [{ tools = ["*"] }]
+[groups.dev]
+allow = [{ tools = ["*"] }]
+[groups.eng]
+allow = [{ tools = ["*"] }]
+[groups.engineering]
+allow = [{ tools = ["*"] }]
+[groups.admins]
+allow = [{ tools = ["*"] }]
+[groups.triage]
+allow = [{ tools = ["*"] }]
+"#;
+
 /// A runtime data directory plus (optionally) a running `serve`.
 #[derive(Debug)]
 pub struct Runtime {
@@ -214,8 +237,20 @@ impl Runtime {
         run_ok(rt.cli().args(["init", "--hostname", "localhost"]));
         for t in ["acme", "globex"] {
             run_ok(rt.cli().args(["tenant", "create", t]));
+            rt.apply_policy(t, OPEN_POLICY);
         }
         Ok(rt)
+    }
+
+    /// Writes `text` to a file and runs `policy apply` with it for `tenant`.
+    pub fn apply_policy(&self, tenant: &str, text: &str) {
+        let file = self.dir.path().join(format!("policy-{tenant}.toml"));
+        std::fs::write(&file, text).expect("writing the policy file");
+        run_ok(
+            self.cli()
+                .args(["policy", "apply", "--tenant", tenant])
+                .arg(&file),
+        );
     }
 
     /// The data directory.

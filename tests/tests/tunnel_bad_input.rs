@@ -226,6 +226,7 @@ fn hello(connector_id: &str, min: u32, max: u32) -> ControlFrame {
             build_version: "raw-test".into(),
             capabilities: vec![],
             tools: vec![],
+            local_policy: vec![],
         })),
     }
 }

@@ -80,6 +80,7 @@ mod tests {
             destructive: false,
             idempotent: true,
             interactive: false,
+            target_args: vec![],
         }
     }
 

@@ -6,10 +6,14 @@
 //!   opened on one gateway is unknown (404) on every other.
 //! - [`server`]: the MCP server of one gateway: tools/list from the tenant's online
 //!   connectors, tools/call through the tunnel.
+//! - [`call`]: one tools/call: decision, hooks, audit, the tunnel.
+//! - [`confirm`]: asking the user to confirm a call, in each protocol revision's form.
 //! - [`relay`]: carries a call's progress, logs and questions between tunnel and client.
 //! - [`convert`]: tunnel tool specs and results to MCP types.
 //! - [`jsonrpc_guard`]: JSON-RPC errors for malformed, batched, oversize or slow bodies.
 
+pub mod call;
+pub mod confirm;
 pub mod convert;
 pub mod gateways;
 pub mod jsonrpc_guard;

@@ -22,8 +22,12 @@ pub struct Principal {
     pub tenant: TenantId,
     /// The human user.
     pub user: String,
+    /// The user's groups (their grants), as asserted when their token was issued.
+    pub groups: Vec<String>,
     /// The agent application.
     pub agent: String,
+    /// The agent's role.
+    pub role: String,
 }
 
 /// Whether `s` is usable as a user, agent, role or group name: 1 to 64 of letters, digits,
@@ -40,6 +44,10 @@ pub fn valid_name(s: &str) -> bool {
 pub const DEV_USER: &str = "dev-user";
 /// Agent name of the development principal.
 pub const DEV_AGENT: &str = "dev-agent";
+/// Role of the development agent (define it in the tenant policy to allow tools).
+pub const DEV_ROLE: &str = "dev";
+/// Group of the development user.
+pub const DEV_GROUP: &str = "dev";
 
 /// How requests are authenticated.
 #[derive(Debug, Clone)]
@@ -64,7 +72,9 @@ pub async fn authenticate(
         Auth::DevUnauthenticated => Principal {
             tenant: tenant_id,
             user: DEV_USER.to_owned(),
+            groups: vec![DEV_GROUP.to_owned()],
             agent: DEV_AGENT.to_owned(),
+            role: DEV_ROLE.to_owned(),
         },
         Auth::OAuth(o) => match bearer::authenticate(o, req.headers(), &tenant, &gateway).await {
             Ok(p) => p,

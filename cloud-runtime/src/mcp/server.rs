@@ -10,17 +10,25 @@ use std::sync::{Arc, Mutex};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, LoggingLevel,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    SubscriptionFilter,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
-use shared::wire::{self, ErrorCode};
+use shared::policy::{AllowRule, RuleSet};
+use shared::wire;
 
+use super::call::{self, Gateway};
+use super::confirm::StateKey;
 use super::principal::Principal;
-use super::relay::Relay;
 use super::{McpOptions, convert};
+use crate::audit::AuditLog;
+use crate::metrics::Metrics;
+use crate::policy::decide::visible;
+use crate::policy::{Layers, Policies, Subject};
 use crate::store::GatewayRow;
+use crate::telemetry::Telemetry;
+use crate::tools_changed::ToolsChanged;
 use crate::tunnel::Registry;
-use crate::tunnel::registry::CallSpec;
 
 /// Tools per tools/list page.
 pub const PAGE_SIZE: usize = 50;
@@ -32,6 +40,18 @@ pub struct Shared {
     pub registry: Arc<Registry>,
     /// Endpoint options.
     pub options: McpOptions,
+    /// The policies in force.
+    pub policies: Arc<Policies>,
+    /// The audit trail.
+    pub audit: AuditLog,
+    /// Spans and log export.
+    pub telemetry: Arc<Telemetry>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Seals stateless confirmations.
+    pub state_key: StateKey,
+    /// Tells live sessions their tools changed.
+    pub tools_changed: ToolsChanged,
 }
 
 /// The MCP server of one gateway (one instance per session).
@@ -39,15 +59,24 @@ pub struct Shared {
 pub struct GatewayServer {
     shared: Arc<Shared>,
     gateway: Arc<GatewayRow>,
+    rules: Arc<RuleSet>,
     log_level: Arc<Mutex<LoggingLevel>>,
 }
 
 impl GatewayServer {
     /// A server for `gateway`.
     pub fn new(shared: Arc<Shared>, gateway: Arc<GatewayRow>) -> Self {
+        // Patterns were checked when the gateway was stored; one that no longer parses
+        // exposes nothing rather than everything.
+        let rules = gateway
+            .tools
+            .iter()
+            .filter_map(|t| AllowRule::parse(std::slice::from_ref(t), None).ok())
+            .collect();
         Self {
             shared,
             gateway,
+            rules: Arc::new(RuleSet(rules)),
             log_level: Arc::new(Mutex::new(LoggingLevel::Info)),
         }
     }
@@ -70,24 +99,63 @@ impl GatewayServer {
         Ok(principal)
     }
 
-    /// The tools this gateway shows, sorted by name.
+    /// The tools this principal could call through this gateway, sorted by name: those an
+    /// online connector offers that pass every layer of the intersection for some
+    /// repository.
     fn visible(&self, principal: &Principal) -> Vec<wire::ToolSpec> {
+        let applied = self.shared.policies.get(principal.tenant.as_str());
+        let subject = Subject {
+            agent: &principal.agent,
+            role: &principal.role,
+            user: &principal.user,
+            groups: &principal.groups,
+        };
         self.shared
             .registry
             .tools(&principal.tenant)
             .into_iter()
-            .filter(|t| self.gateway.exposes(&t.name))
+            .filter(|t| {
+                let scope = self
+                    .shared
+                    .registry
+                    .connector_scope(&principal.tenant, &t.name);
+                let layers = Layers {
+                    policy: applied.as_deref().map(|a| &a.policy),
+                    gateway: (&self.gateway.name, &self.rules),
+                    connector: &scope,
+                };
+                visible(layers, subject, &t.name, !t.target_args.is_empty())
+            })
             .collect()
     }
-}
 
-fn no_connector(principal: &Principal) -> shared::call::CallFailure {
-    let mut f = shared::call::CallFailure::new(
-        ErrorCode::Unavailable,
-        format!("no connector of tenant {} is online", principal.tenant),
-    );
-    f.retry_after = Some(std::time::Duration::from_secs(5));
-    f
+    /// Sends `notifications/tools/list_changed` to `peer` whenever this gateway's tenant's
+    /// tools may have changed, until the session ends.
+    async fn forward_changes<F, Fut>(
+        &self,
+        mut send: F,
+        done: impl std::future::Future<Output = ()>,
+    ) where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let mut changes = self.shared.tools_changed.subscribe();
+        tokio::pin!(done);
+        loop {
+            tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(t) if t.as_str() != self.gateway.tenant => continue,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if !send().await {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                () = &mut done => return,
+            }
+        }
+    }
 }
 
 impl ServerHandler for GatewayServer {
@@ -103,6 +171,52 @@ impl ServerHandler for GatewayServer {
             Some(text) => info.with_instructions(text.clone()),
             None => info,
         }
+    }
+
+    async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
+        // A session of 2025-06-18 or 2025-11-25: push list changes on its stream.
+        let this = self.clone();
+        tokio::spawn(async move {
+            let peer = ctx.peer.clone();
+            let closed = async {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    if ctx.peer.is_transport_closed() {
+                        return;
+                    }
+                }
+            };
+            this.forward_changes(
+                || {
+                    let peer = peer.clone();
+                    async move { peer.notify_tool_list_changed().await.is_ok() }
+                },
+                closed,
+            )
+            .await;
+        });
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        (requested.tools_list_changed == Some(true))
+            .then(|| SubscriptionFilter::builder().tools_list_changed().build())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        // The stateless revision (2026-07-28) subscribes with subscriptions/listen.
+        let sink = context.sink().clone();
+        self.forward_changes(
+            || {
+                let sink = sink.clone();
+                async move { sink.notify_tool_list_changed().await.is_ok() }
+            },
+            context.cancelled(),
+        )
+        .await;
+        Ok(())
     }
 
     async fn set_level(
@@ -148,52 +262,17 @@ impl ServerHandler for GatewayServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let principal = self.principal(&ctx)?;
-        let name = request.name.to_string();
-        // Checked without building the tool list: this is on every call's path.
-        if !self.gateway.exposes(&name) || !self.shared.registry.offers(&principal.tenant, &name) {
-            if !self.shared.registry.has_online(&principal.tenant) {
-                // Tools come from connectors: with none online, the tool may well exist.
-                return Ok(convert::failure(&no_connector(&principal)).into());
-            }
-            return Err(McpError::invalid_params(
-                format!("unknown tool: {name}"),
-                None,
-            ));
-        }
-        let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
-        let traceparent = ctx
-            .meta
-            .get("traceparent")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned();
-        let spec = CallSpec {
-            tool: name.clone(),
-            arguments_json: arguments.to_string().into_bytes(),
-            timeout: self.shared.options.call_timeout,
-            caller: wire::Caller {
-                tenant: principal.tenant.to_string(),
-                user: principal.user.clone(),
-                agent: principal.agent.clone(),
+        call::handle(
+            &self.shared,
+            Gateway {
+                name: &self.gateway.name,
+                rules: &self.rules,
             },
-            traceparent,
-        };
-        let relay = Relay::new(&ctx, self.log_level.clone());
-        let outcome = tokio::select! {
-            out = self.shared.registry.call(&principal.tenant, None, spec, &relay) => out,
-            // Dropping the call resets its stream, which cancels the tool on the connector.
-            () = ctx.ct.cancelled() => return Err(McpError::internal_error("cancelled by the client", None)),
-        };
-        Ok(match outcome {
-            Ok(out) => convert::result(out),
-            Err(f) if f.code == ErrorCode::UnknownTool => {
-                return Err(McpError::invalid_params(
-                    format!("unknown tool: {name}"),
-                    None,
-                ));
-            }
-            Err(f) => convert::failure(&f),
-        }
-        .into())
+            &principal,
+            request,
+            &ctx,
+            self.log_level.clone(),
+        )
+        .await
     }
 }

@@ -98,6 +98,8 @@ pub async fn authenticate(
             .parse()
             .map_err(|_| unauthorized(o, tenant, gateway, None))?,
         user: claims.sub,
+        groups: claims.groups,
         agent: agent.name,
+        role: agent.role,
     })
 }

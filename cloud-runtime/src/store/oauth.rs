@@ -264,6 +264,23 @@ impl Store {
         }))
     }
 
+    /// An agent by name.
+    pub async fn agent(&self, tenant: &str, name: &str) -> Result<Option<AgentRow>, StoreError> {
+        let row: Option<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT tenant, name, role, oauth_client_id FROM agents WHERE tenant = ? AND name = ?",
+        )
+        .bind(tenant)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(tenant, name, role, oauth_client_id)| AgentRow {
+            tenant,
+            name,
+            role,
+            oauth_client_id,
+        }))
+    }
+
     /// The agent of `tenant` bound to an OAuth client.
     pub async fn agent_by_client(
         &self,

@@ -85,13 +85,14 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Sends `request` on a new stream of `conn` and waits at most `timeout` for its response.
+/// Sends `request` on a new stream of `conn` and waits at most `timeout` for its response,
+/// which comes with the upstream requests the connector made for it.
 pub async fn run(
     conn: &quinn::Connection,
     request: &wire::CallRequest,
     timeout: Duration,
     peer: &dyn CallPeer,
-) -> Result<CallOutcome, Error> {
+) -> Result<(CallOutcome, Vec<wire::UpstreamAction>), Error> {
     let (send, recv) = conn
         .open_bi()
         .await
@@ -148,7 +149,7 @@ pub async fn run(
                     };
                     write_frame(&mut stream.send, &reply).await.map_err(lost)?;
                 }
-                Kind::Request(_) | Kind::PeerResponse(_) => {
+                Kind::Request(_) | Kind::PeerResponse(_) | Kind::Authorize(_) => {
                     return Err(malformed(
                         "connector sent a runtime-only frame on a call stream",
                     ));
@@ -157,12 +158,13 @@ pub async fn run(
         }
     };
     match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok(response)) => {
+        Ok(Ok(mut response)) => {
             stream.completed = true;
             if request.interactive {
                 let _ = stream.send.finish();
             }
-            Ok(outcome_from_wire(response))
+            let actions = std::mem::take(&mut response.actions);
+            Ok((outcome_from_wire(response), actions))
         }
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::Failed(CallFailure::new(

@@ -14,9 +14,11 @@ use serde::Serialize;
 use shared::call::{CallFailure, CallOutcome};
 use shared::close::CloseCode;
 use shared::identity::{ConnectorId, ConnectorIdentity, TenantId};
+use shared::policy::{RuleSet, Scope, Target};
 use shared::wire::{self, ErrorCode};
 
 use super::call;
+use crate::tools_changed::ToolsChanged;
 
 /// One live tunnel.
 #[derive(Debug)]
@@ -29,6 +31,8 @@ pub struct ConnectorHandle {
     pub version: String,
     /// Tools the connector offers.
     pub tools: Vec<wire::ToolSpec>,
+    /// The connector's local policy, which it enforces on every call.
+    pub local_policy: RuleSet,
     connection: quinn::Connection,
     draining: AtomicBool,
     in_flight: AtomicUsize,
@@ -41,6 +45,7 @@ impl ConnectorHandle {
         session_id: String,
         version: String,
         tools: Vec<wire::ToolSpec>,
+        local_policy: RuleSet,
         connection: quinn::Connection,
     ) -> Self {
         Self {
@@ -48,6 +53,7 @@ impl ConnectorHandle {
             session_id,
             version,
             tools,
+            local_policy,
             connection,
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
@@ -61,6 +67,15 @@ impl ConnectorHandle {
 
     fn available(&self) -> bool {
         !self.draining.load(Ordering::Relaxed) && self.connection.close_reason().is_none()
+    }
+
+    fn spec(&self, tool: &str) -> Option<&wire::ToolSpec> {
+        self.tools.iter().find(|t| t.name == tool)
+    }
+
+    /// Whether this tunnel offers `tool` and its local policy allows it on `target`.
+    fn serves(&self, tool: &str, target: Option<&Target>) -> bool {
+        self.spec(tool).is_some() && self.local_policy.allows(tool, target)
     }
 
     /// Closes the tunnel.
@@ -88,6 +103,8 @@ pub struct OnlineConnector {
 /// What to call.
 #[derive(Debug, Clone)]
 pub struct CallSpec {
+    /// The call's id ([`Registry::new_call_id`]), shared with its audit records.
+    pub call_id: u64,
     /// Tool name.
     pub tool: String,
     /// Arguments, JSON object text.
@@ -96,8 +113,22 @@ pub struct CallSpec {
     pub timeout: Duration,
     /// On whose behalf.
     pub caller: wire::Caller,
+    /// The repository the call acts on, if the tool names one: only a connector whose
+    /// local policy allows it gets the call.
+    pub target: Option<Target>,
     /// W3C traceparent to continue, if any.
     pub traceparent: String,
+}
+
+/// How a call went, with what the audit trail needs.
+#[derive(Debug)]
+pub struct CallReport {
+    /// The result.
+    pub outcome: CallOutcome,
+    /// The upstream requests the connector made.
+    pub actions: Vec<wire::UpstreamAction>,
+    /// The connector that ran it, if one was reached.
+    pub connector: Option<ConnectorId>,
 }
 
 /// The online connectors.
@@ -106,26 +137,45 @@ pub struct Registry {
     tenants: RwLock<HashMap<TenantId, Vec<Arc<ConnectorHandle>>>>,
     next_call_id: AtomicU64,
     rotation: AtomicUsize,
+    changes: ToolsChanged,
 }
 
 impl Registry {
+    /// A registry announcing tunnels that come and go on `changes`.
+    pub fn new(changes: ToolsChanged) -> Self {
+        Self {
+            changes,
+            ..Self::default()
+        }
+    }
+
+    /// A fresh call id.
+    pub fn new_call_id(&self) -> u64 {
+        self.next_call_id.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Adds a tunnel.
     pub fn insert(&self, handle: Arc<ConnectorHandle>) {
-        let mut map = self.tenants.write().unwrap_or_else(|p| p.into_inner());
-        map.entry(handle.identity.tenant.clone())
-            .or_default()
-            .push(handle);
+        let tenant = handle.identity.tenant.clone();
+        {
+            let mut map = self.tenants.write().unwrap_or_else(|p| p.into_inner());
+            map.entry(tenant.clone()).or_default().push(handle);
+        }
+        self.changes.notify(&tenant);
     }
 
     /// Removes a tunnel.
     pub fn remove(&self, handle: &Arc<ConnectorHandle>) {
-        let mut map = self.tenants.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(list) = map.get_mut(&handle.identity.tenant) {
-            list.retain(|h| !Arc::ptr_eq(h, handle));
-            if list.is_empty() {
-                map.remove(&handle.identity.tenant);
+        {
+            let mut map = self.tenants.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(list) = map.get_mut(&handle.identity.tenant) {
+                list.retain(|h| !Arc::ptr_eq(h, handle));
+                if list.is_empty() {
+                    map.remove(&handle.identity.tenant);
+                }
             }
         }
+        self.changes.notify(&handle.identity.tenant);
     }
 
     /// Closes every tunnel of `connector`; returns how many.
@@ -186,13 +236,29 @@ impl Registry {
         tools
     }
 
-    /// Whether an online connector of the tenant offers the tool.
-    pub fn offers(&self, tenant: &TenantId, tool: &str) -> bool {
+    /// The spec of `tool` as an online connector of the tenant declares it.
+    pub fn spec(&self, tenant: &TenantId, tool: &str) -> Option<wire::ToolSpec> {
         let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
-        map.get(tenant).is_some_and(|l| {
-            l.iter()
-                .any(|h| h.available() && h.tools.iter().any(|t| t.name == tool))
-        })
+        map.get(tenant)?
+            .iter()
+            .filter(|h| h.available())
+            .find_map(|h| h.spec(tool).cloned())
+    }
+
+    /// Where the local policies of the tenant's online connectors that offer `tool` allow
+    /// it: the connector layer of the permission intersection.
+    pub fn connector_scope(&self, tenant: &TenantId, tool: &str) -> Scope {
+        let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+        let mut rules = Vec::new();
+        for h in map
+            .get(tenant)
+            .into_iter()
+            .flatten()
+            .filter(|h| h.available() && h.spec(tool).is_some())
+        {
+            rules.extend(h.local_policy.0.iter().cloned());
+        }
+        RuleSet(rules).scope(tool)
     }
 
     /// Whether the tenant has a tunnel that takes calls.
@@ -211,11 +277,54 @@ impl Registry {
             .map(|h| h.identity.tenant.clone())
     }
 
-    /// Picks a tunnel of `tenant` (optionally of one connector) for a new call.
+    /// Why no tunnel can take a call: none is up (retryable), none offers the tool, or
+    /// their local policies refuse the target.
+    fn why_unserved(
+        &self,
+        tenant: &TenantId,
+        connector: Option<&ConnectorId>,
+        tool: &str,
+        target: Option<&Target>,
+    ) -> CallFailure {
+        let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+        let up: Vec<&Arc<ConnectorHandle>> = map
+            .get(tenant)
+            .into_iter()
+            .flatten()
+            .filter(|h| h.available() && connector.is_none_or(|c| &h.identity.connector == c))
+            .collect();
+        if up.is_empty() {
+            return CallFailure::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "no online connector for tenant {tenant}; retry shortly or check `cloud-runtime connector list`"
+                ),
+            )
+            .retry_after(Duration::from_secs(1));
+        }
+        if !up.iter().any(|h| h.spec(tool).is_some()) {
+            return CallFailure::new(
+                ErrorCode::UnknownTool,
+                format!("no online connector of tenant {tenant} has a tool named {tool}"),
+            );
+        }
+        CallFailure::new(
+            ErrorCode::Denied,
+            match target {
+                Some(t) => format!("no connector's local policy allows {tool} on {t}"),
+                None => format!("no connector's local policy allows {tool}"),
+            },
+        )
+    }
+
+    /// Picks a tunnel of `tenant` (optionally of one connector) that serves `tool` on
+    /// `target`, for a new call.
     fn pick(
         &self,
         tenant: &TenantId,
         connector: Option<&ConnectorId>,
+        tool: &str,
+        target: Option<&Target>,
     ) -> Option<Arc<ConnectorHandle>> {
         let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
         let list = map.get(tenant)?;
@@ -223,23 +332,27 @@ impl Registry {
         let n = list.len();
         (0..n)
             .filter_map(|i| list.get((start + i) % n))
-            .filter(|h| h.available() && connector.is_none_or(|c| &h.identity.connector == c))
+            .filter(|h| {
+                h.available()
+                    && connector.is_none_or(|c| &h.identity.connector == c)
+                    && h.serves(tool, target)
+            })
             .min_by_key(|h| h.in_flight.load(Ordering::Relaxed))
             .cloned()
     }
 
-    /// Runs a call on a connector of `tenant` (never another tenant's). A tunnel that fails
-    /// before the request was sent is skipped and the next one tried, once.
+    /// Runs a call on a connector of `tenant` (never another tenant's) that offers the tool
+    /// and whose local policy allows it. A tunnel that fails before the request was sent is
+    /// skipped and the next one tried, once.
     pub async fn call(
         &self,
         tenant: &TenantId,
         connector: Option<&ConnectorId>,
         spec: CallSpec,
         peer: &dyn call::CallPeer,
-    ) -> CallOutcome {
-        let call_id = self.next_call_id.fetch_add(1, Ordering::Relaxed);
+    ) -> CallReport {
         let request = wire::CallRequest {
-            call_id,
+            call_id: spec.call_id,
             tool: spec.tool,
             arguments_json: spec.arguments_json,
             timeout_ms: u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX),
@@ -249,34 +362,43 @@ impl Registry {
             interactive: false,
         };
         for _attempt in 0..2 {
-            let Some(handle) = self.pick(tenant, connector) else {
+            let Some(handle) = self.pick(tenant, connector, &request.tool, spec.target.as_ref())
+            else {
                 break;
             };
             handle.in_flight.fetch_add(1, Ordering::Relaxed);
             // Keep the stream open for answers only for tools that may ask questions.
             let mut request = request.clone();
-            request.interactive = handle
-                .tools
-                .iter()
-                .any(|t| t.name == request.tool && t.interactive);
+            request.interactive = handle.spec(&request.tool).is_some_and(|t| t.interactive);
             let result = call::run(&handle.connection, &request, spec.timeout, peer).await;
             handle.in_flight.fetch_sub(1, Ordering::Relaxed);
+            let connector = Some(handle.identity.connector.clone());
             match result {
                 Err(call::Error::NotSent(_)) => {
                     handle.set_draining();
                     continue;
                 }
-                Err(call::Error::Failed(f)) => return Err(f),
-                Ok(out) => return out,
+                Err(call::Error::Failed(f)) => {
+                    return CallReport {
+                        outcome: Err(f),
+                        actions: Vec::new(),
+                        connector,
+                    };
+                }
+                Ok((outcome, actions)) => {
+                    return CallReport {
+                        outcome,
+                        actions,
+                        connector,
+                    };
+                }
             }
         }
-        let mut failure = CallFailure::new(
-            ErrorCode::Unavailable,
-            format!(
-                "no online connector for tenant {tenant}; retry shortly or check `cloud-runtime connector list`"
-            ),
-        );
-        failure.retry_after = Some(Duration::from_secs(1));
-        Err(failure)
+        let failure = self.why_unserved(tenant, connector, &request.tool, spec.target.as_ref());
+        CallReport {
+            outcome: Err(failure),
+            actions: Vec::new(),
+            connector: None,
+        }
     }
 }

@@ -106,6 +106,7 @@ async fn drive(
                         session_id.to_owned(),
                         hello.build_version.clone(),
                         hello.tools,
+                        hello.local_policy.clone(),
                         conn.clone(),
                     ));
                     ctx.registry.insert(h.clone());
@@ -121,6 +122,25 @@ async fn drive(
                         .await
                     {
                         warn!(error = %e, "could not record the connector online");
+                    }
+                    let rules: Vec<serde_json::Value> = hello
+                        .local_policy
+                        .0
+                        .iter()
+                        .map(|r| {
+                            let w = r.to_wire();
+                            serde_json::json!({"tools": w.tools, "repos": w.repos})
+                        })
+                        .collect();
+                    if let Err(e) = ctx
+                        .store
+                        .record_local_policy(
+                            &identity.connector,
+                            &serde_json::Value::from(rules).to_string(),
+                        )
+                        .await
+                    {
+                        warn!(error = %e, "could not record the connector's local policy");
                     }
                     info!(tenant = %identity.tenant, connector = %identity.connector, version = %hello.build_version,
                           protocol = hello.version, remote = %conn.remote_address(), "tunnel up");

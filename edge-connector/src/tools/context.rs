@@ -1,14 +1,19 @@
-//! What a running tool can do besides returning: report progress, log, and ask the MCP
-//! client a question (elicitation, sampling). Everything goes out as frames on the call's
-//! stream; answers come back through [`CallContext::deliver`].
+//! What a running tool can do besides returning: report progress, log, ask the MCP client a
+//! question (elicitation, sampling), record the upstream requests it makes (for the audit
+//! trail), and start spans under the call's span. Frames go out on the call's stream;
+//! answers come back through [`CallContext::deliver`].
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use shared::call::CallFailure;
+use shared::trace::{Kind as SpanKind, Span, Tracing};
 use shared::wire::{self, ErrorCode, PeerMethod, call_frame::Kind};
 use tokio::sync::{mpsc, oneshot};
+
+/// Most upstream requests recorded per call (a tool that makes more is summarised).
+const MAX_ACTIONS: usize = 256;
 
 /// The tool's handle on its call.
 #[derive(Debug)]
@@ -17,18 +22,52 @@ pub struct CallContext {
     interactive: bool,
     pending: Mutex<HashMap<u64, oneshot::Sender<wire::PeerResponse>>>,
     next_id: AtomicU64,
+    actions: Mutex<Vec<wire::UpstreamAction>>,
+    tracing: Arc<Tracing>,
+    span: Span,
 }
 
 impl CallContext {
     /// A context writing frames to `out`; `interactive` when the runtime relays answers to
-    /// questions for this call.
-    pub fn new(out: mpsc::Sender<wire::CallFrame>, interactive: bool) -> Self {
+    /// questions for this call; `span` is the call's span.
+    pub fn new(
+        out: mpsc::Sender<wire::CallFrame>,
+        interactive: bool,
+        tracing: Arc<Tracing>,
+        span: Span,
+    ) -> Self {
         Self {
             out,
             interactive,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            actions: Mutex::new(Vec::new()),
+            tracing,
+            span,
         }
+    }
+
+    /// The call's span.
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Starts a client span under the call's span (one per upstream request).
+    pub fn client_span(&self, name: &str) -> Span {
+        self.tracing.child(&self.span, name, SpanKind::Client)
+    }
+
+    /// Records an upstream request, for the audit trail.
+    pub fn record_action(&self, action: wire::UpstreamAction) {
+        let mut actions = self.actions.lock().unwrap_or_else(|p| p.into_inner());
+        if actions.len() < MAX_ACTIONS {
+            actions.push(action);
+        }
+    }
+
+    /// The recorded upstream requests.
+    pub fn take_actions(&self) -> Vec<wire::UpstreamAction> {
+        std::mem::take(&mut *self.actions.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     async fn send(&self, kind: Kind) -> Result<(), CallFailure> {

@@ -48,6 +48,7 @@ pub fn specs() -> Vec<wire::ToolSpec> {
             destructive: false,
             idempotent: true,
             interactive: false,
+            target_args: vec![],
         },
         wire::ToolSpec {
             name: ECHO.into(),
@@ -58,6 +59,7 @@ pub fn specs() -> Vec<wire::ToolSpec> {
             destructive: false,
             idempotent: true,
             interactive: false,
+            target_args: vec![],
         },
     ]
 }

@@ -22,6 +22,16 @@ pub trait ToolSet: Send + Sync + 'static {
     fn specs(&self) -> Vec<wire::ToolSpec>;
     /// Runs one call.
     fn call<'a>(&'a self, call: &'a Call, ctx: &'a CallContext) -> BoxFuture<'a, CallOutcome>;
+    /// Finishes a user's authorization at an upstream (the code from its consent page).
+    fn authorize<'a>(&'a self, cb: &'a wire::AuthorizeCallback) -> BoxFuture<'a, CallOutcome> {
+        let _ = cb;
+        Box::pin(async {
+            Err(CallFailure::new(
+                ErrorCode::UnknownTool,
+                "this connector acts on no upstream on behalf of users",
+            ))
+        })
+    }
 }
 
 use serde::de::DeserializeOwned;

@@ -14,6 +14,7 @@ use shared::call::{Call, CallFailure, CallOutcome, response_frame};
 use shared::frame::MAX_FRAME_LEN;
 use shared::identity::TenantId;
 use shared::io::{FrameReader, write_frame};
+use shared::trace::{Attribute, Kind as SpanKind, Tracing};
 use shared::wire::{self, ErrorCode, call_frame::Kind};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -33,43 +34,71 @@ const OUT_QUEUE: usize = 16;
 pub async fn accept(
     conn: quinn::Connection,
     tools: Arc<dyn ToolSet>,
+    tracing: Arc<Tracing>,
     tenant: TenantId,
     calls: TaskTracker,
     draining: CancellationToken,
 ) {
     while let Ok((send, recv)) = conn.accept_bi().await {
-        let tools = tools.clone();
-        let tenant = tenant.clone();
-        if draining.is_cancelled() {
-            tokio::spawn(serve(send, recv, tools, tenant, true));
+        let stream = Stream {
+            tools: tools.clone(),
+            tracing: tracing.clone(),
+            tenant: tenant.clone(),
+            draining: draining.is_cancelled(),
+        };
+        if stream.draining {
+            tokio::spawn(stream.serve(send, recv));
         } else {
-            calls.spawn(serve(send, recv, tools, tenant, false));
+            calls.spawn(stream.serve(send, recv));
         }
     }
 }
 
-async fn serve(
-    send: quinn::SendStream,
-    recv: quinn::RecvStream,
+/// What serving one call stream needs.
+struct Stream {
     tools: Arc<dyn ToolSet>,
+    tracing: Arc<Tracing>,
     tenant: TenantId,
     draining: bool,
-) {
-    let mut reader = FrameReader::new(recv, MAX_FRAME_LEN);
-    let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
-    let broken = CancellationToken::new();
-    let writer = tokio::spawn(write_frames(send, out_rx, broken.clone()));
+}
 
-    let (call_id, outcome) =
-        match tokio::time::timeout(REQUEST_TIMEOUT, reader.next::<wire::CallFrame>()).await {
-            Ok(Ok(Some(wire::CallFrame {
-                kind: Some(Kind::Request(req)),
-            }))) => {
-                let call_id = req.call_id;
-                let ctx = CallContext::new(out_tx.clone(), req.interactive);
-                (
-                    call_id,
-                    run(
+impl Stream {
+    async fn serve(self, send: quinn::SendStream, recv: quinn::RecvStream) {
+        let Stream {
+            tools,
+            tracing,
+            tenant,
+            draining,
+        } = self;
+        let mut reader = FrameReader::new(recv, MAX_FRAME_LEN);
+        let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+        let broken = CancellationToken::new();
+        let writer = tokio::spawn(write_frames(send, out_rx, broken.clone()));
+
+        let mut actions = Vec::new();
+        let (call_id, outcome) =
+            match tokio::time::timeout(REQUEST_TIMEOUT, reader.next::<wire::CallFrame>()).await {
+                Ok(Ok(Some(wire::CallFrame {
+                    kind: Some(Kind::Request(req)),
+                }))) => {
+                    let call_id = req.call_id;
+                    let span = tracing.start(
+                        &format!("call {}", req.tool),
+                        SpanKind::Server,
+                        Some(&req.traceparent)
+                            .filter(|t| !t.is_empty())
+                            .map(String::as_str),
+                    );
+                    span.set_attributes(vec![
+                        Attribute::new("mcp.tool.name", req.tool.clone()),
+                        Attribute::new(
+                            "mcp_edge.call_id",
+                            i64::try_from(call_id).unwrap_or(i64::MAX),
+                        ),
+                    ]);
+                    let ctx =
+                        CallContext::new(out_tx.clone(), req.interactive, tracing.clone(), span);
+                    let outcome = run(
                         req,
                         tools.as_ref(),
                         &tenant,
@@ -78,37 +107,71 @@ async fn serve(
                         &mut reader,
                         &broken,
                     )
-                    .await,
-                )
+                    .await;
+                    if let Some(Err(f)) = &outcome {
+                        ctx.span().set_error(&f.message);
+                    }
+                    actions = ctx.take_actions();
+                    (call_id, outcome)
+                }
+                Ok(Ok(Some(wire::CallFrame {
+                    kind: Some(Kind::Authorize(cb)),
+                }))) => (
+                    cb.call_id,
+                    Some(authorize(tools.as_ref(), &tenant, cb).await),
+                ),
+                Ok(Ok(_)) => (
+                    0,
+                    Some(Err(CallFailure::new(
+                        ErrorCode::Malformed,
+                        "expected a call request",
+                    ))),
+                ),
+                Ok(Err(e)) => (
+                    0,
+                    Some(Err(CallFailure::new(ErrorCode::Malformed, e.to_string()))),
+                ),
+                Err(_) => (
+                    0,
+                    Some(Err(CallFailure::new(
+                        ErrorCode::Malformed,
+                        "no call request in time",
+                    ))),
+                ),
+            };
+        match outcome {
+            Some(outcome) => {
+                let _ = out_tx.send(response_frame(call_id, outcome, actions)).await;
+                drop(out_tx);
+                // Stay (and stay counted as in flight) until the response is delivered.
+                let _ = writer.await;
             }
-            Ok(Ok(_)) => (
-                0,
-                Some(Err(CallFailure::new(
-                    ErrorCode::Malformed,
-                    "expected a call request",
-                ))),
-            ),
-            Ok(Err(e)) => (
-                0,
-                Some(Err(CallFailure::new(ErrorCode::Malformed, e.to_string()))),
-            ),
-            Err(_) => (
-                0,
-                Some(Err(CallFailure::new(
-                    ErrorCode::Malformed,
-                    "no call request in time",
-                ))),
-            ),
-        };
-    match outcome {
-        Some(outcome) => {
-            let _ = out_tx.send(response_frame(call_id, outcome)).await;
-            drop(out_tx);
-            // Stay (and stay counted as in flight) until the response is delivered.
-            let _ = writer.await;
+            None => writer.abort(), // cancelled by the runtime: nobody is listening
         }
-        None => writer.abort(), // cancelled by the runtime: nobody is listening
     }
+}
+
+/// A user came back from an upstream's consent page: hand code and state to the tools
+/// (their OAuth client), on behalf of a user of our own tenant only.
+async fn authorize(
+    tools: &dyn ToolSet,
+    tenant: &TenantId,
+    cb: wire::AuthorizeCallback,
+) -> CallOutcome {
+    let Some(caller) = cb.caller.as_ref() else {
+        return Err(CallFailure::new(
+            ErrorCode::Malformed,
+            "authorization callback without a caller",
+        ));
+    };
+    if caller.tenant != tenant.as_str() {
+        warn!(claimed = %caller.tenant, "authorization callback for another tenant refused");
+        return Err(CallFailure::new(
+            ErrorCode::Denied,
+            "callback is for another tenant",
+        ));
+    }
+    tools.authorize(&cb).await
 }
 
 /// Writes queued frames; finishes the stream after the response and waits until the runtime

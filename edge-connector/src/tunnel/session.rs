@@ -21,7 +21,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use shared::policy::AllowRule;
+use shared::trace::Tracing;
+
 use super::calls;
+use crate::local_policy::Enforced;
 use crate::state::{Identity, StateDir};
 use crate::tools::ToolSet;
 
@@ -53,8 +57,10 @@ pub enum SessionEnd {
 pub struct SessionContext {
     /// Where the identity lives (renewals are written there).
     pub state: StateDir,
-    /// Our tools.
-    pub tools: Arc<dyn ToolSet>,
+    /// Our tools, behind the local policy.
+    pub tools: Arc<Enforced>,
+    /// Spans of calls.
+    pub tracing: Arc<Tracing>,
     /// How long in-flight calls get to finish on drain.
     pub drain_timeout: Duration,
 }
@@ -74,8 +80,14 @@ fn hello(ctx: &SessionContext, identity: &Identity) -> wire::Hello {
         max_version: *shared::version::SUPPORTED.end(),
         connector_id: identity.identity.connector.to_string(),
         build_version: env!("CARGO_PKG_VERSION").to_owned(),
-        capabilities: vec!["renewal".into(), "drain".into()],
+        capabilities: vec![
+            "renewal".into(),
+            "drain".into(),
+            "local-policy".into(),
+            "authorize".into(),
+        ],
         tools: ctx.tools.specs(),
+        local_policy: ctx.tools.rules().0.iter().map(AllowRule::to_wire).collect(),
     }
 }
 
@@ -144,6 +156,7 @@ async fn drive(
     let acceptor = tokio::spawn(calls::accept(
         conn.clone(),
         ctx.tools.clone(),
+        ctx.tracing.clone(),
         identity.identity.tenant.clone(),
         calls.clone(),
         draining.clone(),

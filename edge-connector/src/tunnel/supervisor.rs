@@ -32,6 +32,12 @@ pub enum RunError {
     /// The runtime refused us for good.
     #[error("{0}")]
     Refused(String),
+    /// The local policy file is unusable.
+    #[error(transparent)]
+    LocalPolicy(#[from] crate::local_policy::LocalPolicyError),
+    /// The span exporter could not be built.
+    #[error(transparent)]
+    Telemetry(#[from] shared::trace::ExporterError),
 }
 
 struct Live {

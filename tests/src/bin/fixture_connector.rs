@@ -32,6 +32,7 @@ fn spec(name: &str, description: &str, input: Value) -> wire::ToolSpec {
         destructive: false,
         idempotent: true,
         interactive: false,
+        target_args: vec![],
     }
 }
 
@@ -301,9 +302,17 @@ fn main() -> anyhow::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
             token.cancel();
         });
+        // The fixtures stand in for a connector whose local policy allows all its tools.
+        let allow_all = shared::policy::RuleSet(vec![shared::policy::AllowRule::parse(
+            &["*".to_owned()],
+            None,
+        )?]);
+        let tracing = Arc::new(shared::trace::Tracing::new("fixture-connector", "0", None)?);
         edge_connector::run_with_tools(
             edge_connector::state::StateDir::new(state_dir),
             Arc::new(Fixtures),
+            allow_all,
+            tracing,
             Duration::from_secs(5),
             shutdown,
         )

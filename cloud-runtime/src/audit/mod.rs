@@ -1,0 +1,137 @@
+//! The audit trail (DESIGN invariant 4): one record per permission decision, per upstream
+//! request and per call outcome, appended to a local tamper-evident log and, when an
+//! endpoint is configured, exported as OpenTelemetry log records.
+//!
+//! - [`record`]: what a record says.
+//! - [`chain`]: the hash-chained line format and its verification.
+//! - [`log`]: the append-only file and its writer thread.
+//! - [`CallAudit`]: the records of one call, sharing its who/what/trace fields.
+
+pub mod chain;
+pub mod log;
+pub mod record;
+
+use std::time::Instant;
+
+pub use log::{AuditError, AuditLog};
+use record::{Arguments, AuditRecord, Kind, Upstream, Verdict, now_rfc3339};
+use shared::wire;
+
+use crate::policy::Layer;
+
+/// The records of one call: every record repeats who, what and which trace, so each stands
+/// on its own in a log search.
+#[derive(Debug)]
+pub struct CallAudit {
+    base: AuditRecord,
+    started: Instant,
+}
+
+/// Who and what a call is, for its records.
+#[derive(Debug, Clone)]
+pub struct CallFacts<'a> {
+    /// Tenant.
+    pub tenant: &'a str,
+    /// Gateway.
+    pub gateway: Option<&'a str>,
+    /// User.
+    pub user: &'a str,
+    /// Agent.
+    pub agent: &'a str,
+    /// Tool.
+    pub tool: &'a str,
+    /// Repository or project.
+    pub target: Option<&'a str>,
+    /// Arguments as recorded.
+    pub arguments: Option<Arguments>,
+    /// Call id.
+    pub call_id: u64,
+    /// Trace id.
+    pub trace_id: String,
+    /// Span id.
+    pub span_id: String,
+}
+
+impl CallAudit {
+    /// The records of a call starting now.
+    pub fn new(f: CallFacts<'_>) -> Self {
+        Self {
+            base: AuditRecord {
+                time: String::new(),
+                kind: Kind::Decision,
+                tenant: f.tenant.to_owned(),
+                gateway: f.gateway.map(str::to_owned),
+                user: f.user.to_owned(),
+                agent: f.agent.to_owned(),
+                connector: None,
+                tool: f.tool.to_owned(),
+                target: f.target.map(str::to_owned),
+                decision: None,
+                layer: None,
+                reason: None,
+                outcome: None,
+                duration_ms: None,
+                upstream: None,
+                arguments: f.arguments,
+                call_id: f.call_id,
+                trace_id: f.trace_id,
+                span_id: f.span_id,
+            },
+            started: Instant::now(),
+        }
+    }
+
+    fn record(&self, kind: Kind) -> AuditRecord {
+        AuditRecord {
+            time: now_rfc3339(),
+            kind,
+            ..self.base.clone()
+        }
+    }
+
+    /// The decision record: `denied_by` is `None` for an allowed call.
+    pub fn decision(&self, denied_by: Option<Layer>, reason: &str) -> AuditRecord {
+        AuditRecord {
+            decision: Some(if denied_by.is_some() {
+                Verdict::Deny
+            } else {
+                Verdict::Allow
+            }),
+            layer: denied_by,
+            reason: Some(reason.to_owned()),
+            ..self.record(Kind::Decision)
+        }
+    }
+
+    /// The record of one upstream request made by `connector`.
+    pub fn upstream(&self, connector: Option<&str>, a: &wire::UpstreamAction) -> AuditRecord {
+        AuditRecord {
+            connector: connector.map(str::to_owned),
+            upstream: Some(Upstream {
+                provider: a.provider.clone(),
+                method: a.method.clone(),
+                route: a.route.clone(),
+                status: a.status,
+                duration_us: a.duration_us,
+                attempt: a.attempt,
+            }),
+            ..self.record(Kind::Upstream)
+        }
+    }
+
+    /// The outcome record (`ok`, `tool_error`, or a failure code).
+    pub fn outcome(
+        &self,
+        connector: Option<&str>,
+        outcome: &str,
+        reason: Option<&str>,
+    ) -> AuditRecord {
+        AuditRecord {
+            connector: connector.map(str::to_owned),
+            outcome: Some(outcome.to_owned()),
+            reason: reason.map(str::to_owned),
+            duration_ms: Some(self.started.elapsed().as_secs_f64() * 1000.0),
+            ..self.record(Kind::Outcome)
+        }
+    }
+}

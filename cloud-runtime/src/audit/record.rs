@@ -1,0 +1,145 @@
+//! What one audit record says (DESIGN invariant 4): who (tenant, user, agent), through what
+//! (gateway, connector), did what (tool, target, arguments redacted by default), what was
+//! decided and by which layer, how it ended, and the trace it belongs to.
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Layer;
+
+/// Which event a record describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The permission decision on a call, written before the call goes anywhere.
+    Decision,
+    /// One HTTP request the connector made upstream for a call.
+    Upstream,
+    /// How an allowed call ended.
+    Outcome,
+    /// A user connected (or failed to connect) an upstream account.
+    Authorization,
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Allowed.
+    Allow,
+    /// Denied.
+    Deny,
+}
+
+/// A call's arguments as recorded: their hash, and their value only where the tenant opted
+/// in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Arguments {
+    /// SHA-256 of the arguments' JSON text, hex.
+    pub sha256: String,
+    /// The arguments themselves (tenant opt-in only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+}
+
+/// An upstream request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upstream {
+    /// Provider instance.
+    pub provider: String,
+    /// HTTP method.
+    pub method: String,
+    /// Route template.
+    pub route: String,
+    /// HTTP status (0: no response).
+    pub status: u32,
+    /// Microseconds.
+    pub duration_us: u64,
+    /// Attempt number.
+    pub attempt: u32,
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// When, RFC 3339 UTC with milliseconds.
+    pub time: String,
+    /// What kind of event.
+    pub kind: Kind,
+    /// Tenant.
+    pub tenant: String,
+    /// Gateway the call came through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// The user.
+    pub user: String,
+    /// The agent.
+    pub agent: String,
+    /// The connector that ran (or would have run) it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
+    /// The tool.
+    pub tool: String,
+    /// The repository or project acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Allow or deny (decision records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Verdict>,
+    /// The layer that denied (decision records of denials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<Layer>,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How it ended: `ok`, `tool_error`, or the failure code (`denied`, `unavailable`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Milliseconds from decision to outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+    /// The upstream request (upstream records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Upstream>,
+    /// The arguments, redacted by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Arguments>,
+    /// The runtime's call id, tying a call's records together.
+    pub call_id: u64,
+    /// W3C trace id (32 hex).
+    pub trace_id: String,
+    /// W3C span id of the runtime's span (16 hex).
+    pub span_id: String,
+}
+
+impl Arguments {
+    /// The arguments as recorded: always the hash, the value only if `record_value`.
+    pub fn of(arguments: &serde_json::Map<String, serde_json::Value>, record_value: bool) -> Self {
+        let text = serde_json::to_string(arguments).unwrap_or_default();
+        Self {
+            sha256: hex::encode(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                text.as_bytes(),
+            )),
+            value: record_value.then(|| serde_json::Value::Object(arguments.clone())),
+        }
+    }
+}
+
+/// The current time as records write it.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let ms = now.millisecond();
+    let base = now
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    // `2026-12-02T10:00:00Z` -> `2026-12-02T10:00:00.123Z`
+    match base.strip_suffix('Z') {
+        Some(b) => format!("{b}.{ms:03}Z"),
+        None => base,
+    }
+}

@@ -1,0 +1,110 @@
+//! `cloud-runtime audit verify | tail`.
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use cloud_runtime::audit::chain;
+use cloud_runtime::audit::log::verify_file;
+use cloud_runtime::data_dir::DataDir;
+
+use crate::DataDirArg;
+
+/// `audit` subcommands.
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain: exits non-zero, naming the record, if any record
+    /// was changed, removed or reordered.
+    Verify {
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Print the last records.
+    Tail {
+        /// How many.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Print the records as JSON lines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+/// Runs an `audit` subcommand.
+pub fn run(command: AuditCommand) -> Result<()> {
+    match command {
+        AuditCommand::Verify { dir } => {
+            let data = DataDir::new(dir.data_dir);
+            let path = data.audit_log();
+            match verify_file(&path)? {
+                Ok(head) => println!(
+                    "{}: {} records, chain intact (last hash {})",
+                    path.display(),
+                    head.seq,
+                    head.hash
+                ),
+                Err(problems) => {
+                    for p in &problems {
+                        eprintln!("{}: {p}", path.display());
+                    }
+                    bail!(
+                        "the audit log was tampered with: {} problem(s), the first at {}",
+                        problems.len(),
+                        problems
+                            .first()
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        AuditCommand::Tail { lines, json, dir } => {
+            let data = DataDir::new(dir.data_dir);
+            let text = std::fs::read(data.audit_log())?;
+            let all: Vec<&[u8]> = text
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .collect();
+            for line in all.iter().skip(all.len().saturating_sub(lines)) {
+                if json {
+                    println!("{}", String::from_utf8_lossy(line));
+                    continue;
+                }
+                match chain::parse_line(line) {
+                    Ok(p) => {
+                        let r = p.record;
+                        let what = match (&r.decision, &r.upstream, &r.outcome) {
+                            (Some(d), _, _) => format!(
+                                "{d:?}{}",
+                                r.layer.map(|l| format!(" by {l}")).unwrap_or_default()
+                            )
+                            .to_lowercase(),
+                            (_, Some(u), _) => format!("{} {} -> {}", u.method, u.route, u.status),
+                            (_, _, Some(o)) => format!(
+                                "{o}{}",
+                                r.duration_ms
+                                    .map(|d| format!(" in {d:.1} ms"))
+                                    .unwrap_or_default()
+                            ),
+                            _ => String::new(),
+                        };
+                        println!(
+                            "{:>6} {} {:<10} {}/{} via {} {} {} {}",
+                            p.seq,
+                            r.time,
+                            format!("{:?}", r.kind).to_lowercase(),
+                            r.tenant,
+                            r.user,
+                            r.agent,
+                            r.tool,
+                            r.target.as_deref().unwrap_or("-"),
+                            what
+                        );
+                    }
+                    Err(e) => println!("?????? unreadable record: {e}"),
+                }
+            }
+        }
+    }
+    Ok(())
+}

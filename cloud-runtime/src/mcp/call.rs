@@ -1,0 +1,307 @@
+//! One `tools/call`, from request to result:
+//!
+//! 1. find the tool among the tenant's online connectors and read its target repository;
+//! 2. decide it with the permission intersection ([`crate::policy::decide`]); a denial is
+//!    audited and answered here, and never reaches a connector;
+//! 3. run the pre-call hooks (a destructive tool asks the user first);
+//! 4. write the decision record, and only then send the call through the tunnel, under its
+//!    own span, whose `traceparent` the connector continues;
+//! 5. audit every upstream request the connector reports and the outcome; run the post-call
+//!    hooks (redaction) on the output.
+
+#![allow(deprecated)] // logging is deprecated by SEP-2577 but current clients use it
+
+use std::sync::{Arc, Mutex};
+
+use opentelemetry::KeyValue;
+use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, LoggingLevel};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer};
+use shared::call::CallFailure;
+use shared::policy::{RuleSet, target_of};
+use shared::wire::{self, ErrorCode};
+
+use super::confirm::{self, Claim, Confirmation};
+use super::convert;
+use super::principal::Principal;
+use super::relay::Relay;
+use super::server::Shared;
+use crate::audit::record::Arguments;
+use crate::audit::{CallAudit, CallFacts};
+use crate::policy::decide::decide;
+use crate::policy::hooks::{CallInfo, PreCall};
+use crate::policy::{Layer, Layers, Subject};
+use crate::tunnel::registry::CallSpec;
+
+/// The gateway a call came through.
+#[derive(Debug, Clone, Copy)]
+pub struct Gateway<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// The tools it exposes.
+    pub rules: &'a RuleSet,
+}
+
+fn no_connector(principal: &Principal) -> CallFailure {
+    CallFailure::new(
+        ErrorCode::Unavailable,
+        format!("no connector of tenant {} is online", principal.tenant),
+    )
+    .retry_after(std::time::Duration::from_secs(5))
+}
+
+/// The outcome label of a finished call, for the audit trail and metrics.
+fn outcome_label(outcome: &Result<wire::ToolOutput, CallFailure>) -> String {
+    match outcome {
+        Ok(out) if out.is_error => "tool_error".to_owned(),
+        Ok(_) => "ok".to_owned(),
+        Err(f) => format!("{:?}", f.code).to_lowercase(),
+    }
+}
+
+/// Handles one `tools/call`.
+pub async fn handle(
+    shared: &Shared,
+    gateway: Gateway<'_>,
+    principal: &Principal,
+    request: CallToolRequestParams,
+    ctx: &RequestContext<RoleServer>,
+    log_level: Arc<Mutex<LoggingLevel>>,
+) -> Result<CallToolResponse, McpError> {
+    let tenant = &principal.tenant;
+    let name = request.name.to_string();
+    let Some(spec) = shared.registry.spec(tenant, &name) else {
+        if !shared.registry.has_online(tenant) {
+            // Tools come from connectors: with none online, the tool may well exist.
+            return Ok(convert::failure(&no_connector(principal)).into());
+        }
+        return Err(McpError::invalid_params(
+            format!("unknown tool: {name}"),
+            None,
+        ));
+    };
+    let arguments = request.arguments.clone().unwrap_or_default();
+    let target = target_of(&spec.target_args, &arguments)
+        .map_err(|e| McpError::invalid_params(format!("{name}: {e}"), None))?;
+    let applied = shared.policies.get(tenant.as_str());
+    let policy = applied.as_deref().map(|a| &a.policy);
+    let record_arguments = policy.is_some_and(|p| p.audit.record_arguments);
+
+    let span = shared.telemetry.call_span(
+        &format!("tools/call {name}"),
+        ctx.meta.get("traceparent").and_then(|v| v.as_str()),
+    );
+    span.set_attributes(vec![
+        KeyValue::new("mcp.tool.name", name.clone()),
+        KeyValue::new("mcp_edge.tenant", tenant.to_string()),
+        KeyValue::new("mcp_edge.gateway", gateway.name.to_owned()),
+        KeyValue::new("mcp_edge.user", principal.user.clone()),
+        KeyValue::new("mcp_edge.agent", principal.agent.clone()),
+    ]);
+    let call_id = shared.registry.new_call_id();
+    let target_text = target.as_ref().map(|t| t.to_string());
+    let audit = CallAudit::new(CallFacts {
+        tenant: tenant.as_str(),
+        gateway: Some(gateway.name),
+        user: &principal.user,
+        agent: &principal.agent,
+        tool: &name,
+        target: target_text.as_deref(),
+        arguments: Some(Arguments::of(&arguments, record_arguments)),
+        call_id,
+        trace_id: span.trace_id(),
+        span_id: span.span_id(),
+    });
+    let subject = Subject {
+        agent: &principal.agent,
+        role: &principal.role,
+        user: &principal.user,
+        groups: &principal.groups,
+    };
+    let connector_scope = shared.registry.connector_scope(tenant, &name);
+    let layers = Layers {
+        policy,
+        gateway: (gateway.name, gateway.rules),
+        connector: &connector_scope,
+    };
+    let decision = decide(layers, subject, &name, target.as_ref());
+    if let Some(layer) = decision.denied_by {
+        let denied = deny(
+            shared,
+            &audit,
+            tenant.as_str(),
+            &name,
+            layer,
+            &decision.reason,
+        )
+        .await;
+        if layer == Layer::Gateway {
+            // Not in this gateway's collection: the tool does not exist here.
+            return Err(McpError::invalid_params(
+                format!("unknown tool: {name} ({})", decision.reason),
+                None,
+            ));
+        }
+        return Ok(denied);
+    }
+
+    let info = CallInfo {
+        tenant: tenant.as_str(),
+        user: &principal.user,
+        agent: &principal.agent,
+        tool: &spec,
+        target: target.as_ref(),
+        arguments: &arguments,
+    };
+    if let Some((hook, verdict)) = applied.as_ref().and_then(|a| a.hooks.before(&info)) {
+        match verdict {
+            PreCall::Continue => {}
+            PreCall::Deny(reason) => {
+                let reason = format!("hook {hook}: {reason}");
+                return Ok(
+                    deny(shared, &audit, tenant.as_str(), &name, Layer::Hook, &reason).await,
+                );
+            }
+            PreCall::Confirm(message) => {
+                let claim = Claim {
+                    t: tenant.to_string(),
+                    u: principal.user.clone(),
+                    a: principal.agent.clone(),
+                    n: name.clone(),
+                    h: Arguments::of(&arguments, false).sha256,
+                    e: 0,
+                };
+                match confirm::ask(
+                    ctx,
+                    &shared.state_key,
+                    claim,
+                    &message,
+                    request.input_responses.as_ref(),
+                    request.request_state.as_deref(),
+                )
+                .await
+                {
+                    Confirmation::Confirmed => {}
+                    Confirmation::Ask(input) => return Ok(CallToolResponse::InputRequired(*input)),
+                    Confirmation::Refused(why) => {
+                        let reason = format!("hook {hook}: {why}");
+                        return Ok(deny(
+                            shared,
+                            &audit,
+                            tenant.as_str(),
+                            &name,
+                            Layer::Hook,
+                            &reason,
+                        )
+                        .await);
+                    }
+                }
+            }
+        }
+    }
+
+    if let Err(e) = shared
+        .audit
+        .write(audit.decision(None, &decision.reason))
+        .await
+    {
+        // No record, no action.
+        span.set_error(&e.to_string());
+        return Ok(convert::failure(&CallFailure::new(
+            ErrorCode::Unavailable,
+            "the audit trail is unavailable, so the call was not made; retry later",
+        ))
+        .into());
+    }
+    let call = CallSpec {
+        call_id,
+        tool: name.clone(),
+        arguments_json: serde_json::Value::Object(arguments.clone())
+            .to_string()
+            .into_bytes(),
+        timeout: shared.options.call_timeout,
+        caller: wire::Caller {
+            tenant: tenant.to_string(),
+            user: principal.user.clone(),
+            agent: principal.agent.clone(),
+        },
+        target: target.clone(),
+        traceparent: span.traceparent(),
+    };
+    let relay = Relay::new(ctx, log_level);
+    let started = std::time::Instant::now();
+    let report = tokio::select! {
+        r = shared.registry.call(tenant, None, call, &relay) => r,
+        // Dropping the call resets its stream, which cancels the tool on the connector.
+        () = ctx.ct.cancelled() => {
+            shared.audit.submit(audit.outcome(None, "cancelled", Some("cancelled by the client"))).await;
+            return Err(McpError::internal_error("cancelled by the client", None));
+        }
+    };
+    let connector = report.connector.as_ref().map(|c| c.to_string());
+    for a in &report.actions {
+        shared
+            .audit
+            .submit(audit.upstream(connector.as_deref(), a))
+            .await;
+    }
+    let label = outcome_label(&report.outcome);
+    let reason = report.outcome.as_ref().err().map(|f| f.message.as_str());
+    shared
+        .audit
+        .submit(audit.outcome(connector.as_deref(), &label, reason))
+        .await;
+    shared.metrics.finished(
+        tenant.as_str(),
+        &name,
+        &label,
+        Some(started.elapsed().as_secs_f64()),
+    );
+    if let Some(c) = &connector {
+        span.set_attributes(vec![KeyValue::new("mcp_edge.connector", c.clone())]);
+    }
+    Ok(match report.outcome {
+        Ok(mut out) => {
+            if let Some(a) = &applied {
+                a.hooks.after(&info, &mut out);
+            }
+            if out.is_error {
+                span.set_error("tool error");
+            }
+            convert::result(out).into()
+        }
+        Err(f) if f.code == ErrorCode::UnknownTool => {
+            return Err(McpError::invalid_params(
+                format!("unknown tool: {name}"),
+                None,
+            ));
+        }
+        Err(f) => {
+            span.set_error(&f.message);
+            convert::failure(&f).into()
+        }
+    })
+}
+
+async fn deny(
+    shared: &Shared,
+    audit: &CallAudit,
+    tenant: &str,
+    tool: &str,
+    layer: Layer,
+    reason: &str,
+) -> CallToolResponse {
+    // A denial takes effect whether or not its record can be written.
+    if let Err(e) = shared
+        .audit
+        .write(audit.decision(Some(layer), reason))
+        .await
+    {
+        tracing::warn!(error = %e, "denial not recorded");
+    }
+    shared.metrics.denied(tenant, tool, layer);
+    CallToolResult::error(vec![rmcp::model::ContentBlock::text(format!(
+        "denied by the {layer} layer: {reason}"
+    ))])
+    .into()
+}

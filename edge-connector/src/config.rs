@@ -1,0 +1,482 @@
+//! The connector's configuration file, owned by the customer (`/etc/edge-connector/config.toml`
+//! in the packages). It names where state lives, the local policy file, the vault's key, the
+//! upstream GitHub Enterprise Server and GitLab instances, and telemetry. Nothing in it is a
+//! secret: secrets live in the vault.
+//!
+//! ```toml
+//! state_dir = "/var/lib/edge-connector"          # identity, vault (default shown)
+//! policy_file = "/etc/edge-connector/policy.toml" # default: policy.toml beside this file
+//!
+//! [vault]
+//! identity_credential = "vault.key"   # looked up in $CREDENTIALS_DIRECTORY (systemd) first
+//! identity_file = "/etc/edge-connector/vault.key"
+//!
+//! [telemetry]
+//! otlp_endpoint = "http://127.0.0.1:4318"        # spans of calls and upstream requests
+//!
+//! [[provider]]
+//! name = "ghes"                                   # tools pick it with "instance"
+//! kind = "github"                                 # github | gitlab
+//! api_url = "https://github.example.com/api/v3"
+//! ca_bundle = "/etc/edge-connector/ghes-ca.pem"   # extra roots for a private PKI
+//! proxy = "env"                                   # env (HTTPS_PROXY/NO_PROXY) | none | URL
+//! [provider.oauth]
+//! client_id = "Iv1.0123456789abcdef"              # secret: vault entry provider/ghes/client_secret
+//! app = "github-app"                              # github-app | oauth-app (GitHub only)
+//! scopes = ["repo"]
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+/// Where the packages put the configuration.
+pub const DEFAULT_CONFIG: &str = "/etc/edge-connector/config.toml";
+/// Where the packages keep state.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/edge-connector";
+/// Largest configuration file accepted.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file does not parse or a value is invalid.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The kind of an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// GitHub Enterprise Server (REST at `/api/v3`).
+    Github,
+    /// GitLab (REST at `/api/v4`).
+    Gitlab,
+}
+
+impl ProviderKind {
+    /// The tool-name prefix.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            ProviderKind::Github => "github",
+            ProviderKind::Gitlab => "gitlab",
+        }
+    }
+
+    fn api_suffix(self) -> &'static str {
+        match self {
+            ProviderKind::Github => "/api/v3",
+            ProviderKind::Gitlab => "/api/v4",
+        }
+    }
+}
+
+/// Which kind of GitHub app the OAuth client is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum GithubApp {
+    /// A GitHub App: user-to-server tokens expire after 8 hours and refresh with single-use
+    /// refresh tokens.
+    #[default]
+    GithubApp,
+    /// A classic OAuth App: tokens do not expire.
+    OauthApp,
+}
+
+/// How upstream requests reach the upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Proxy {
+    /// `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` from the environment.
+    #[default]
+    Env,
+    /// Direct, whatever the environment says.
+    None,
+    /// This proxy.
+    Url(Url),
+}
+
+impl<'de> Deserialize<'de> for Proxy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "env" => Ok(Proxy::Env),
+            "none" => Ok(Proxy::None),
+            other => Url::parse(other)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .map(Proxy::Url)
+                .ok_or_else(|| {
+                    serde::de::Error::custom(
+                        "proxy must be \"env\", \"none\" or an http(s):// proxy URL",
+                    )
+                }),
+        }
+    }
+}
+
+/// The OAuth client of a provider instance, for acting on behalf of users.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// The client id (its secret is the vault entry `provider/<name>/client_secret`).
+    pub client_id: String,
+    /// GitHub only: which kind of app.
+    #[serde(default)]
+    pub app: GithubApp,
+    /// Scopes to ask for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The redirect URI registered at the upstream (default: the runtime's
+    /// `https://<runtime>/connect/callback`).
+    pub redirect_uri: Option<Url>,
+}
+
+/// One upstream instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Name: `[a-z0-9-]{1,32}`; tools choose an instance by it.
+    pub name: String,
+    /// GitHub or GitLab.
+    pub kind: ProviderKind,
+    /// The REST API base, `https://host/api/v3` (GitHub) or `https://host/api/v4` (GitLab).
+    pub api_url: Url,
+    /// The web base for sign-in pages (default: `api_url` without its API path).
+    pub web_url: Option<Url>,
+    /// PEM file of extra CA certificates for a private PKI.
+    pub ca_bundle: Option<PathBuf>,
+    /// How to reach it.
+    #[serde(default)]
+    pub proxy: Proxy,
+    /// Time budget of one upstream request.
+    #[serde(default = "default_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// Retries of idempotent requests (and of requests that were never sent).
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    /// Acting on behalf of users; without it, only an admin-provided token in the vault
+    /// (`provider/<name>/token`) is used, for every user.
+    pub oauth: Option<OAuthConfig>,
+}
+
+impl ProviderConfig {
+    /// The web base URL.
+    pub fn web_url(&self) -> Url {
+        if let Some(u) = &self.web_url {
+            return u.clone();
+        }
+        let mut u = self.api_url.clone();
+        let path = u.path().trim_end_matches('/').to_owned();
+        let base = path
+            .strip_suffix(self.kind.api_suffix())
+            .unwrap_or(&path)
+            .to_owned();
+        u.set_path(if base.is_empty() { "/" } else { &base });
+        u
+    }
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::Deserialize;
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The vault's key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// A systemd credential name (`LoadCredential=`/`LoadCredentialEncrypted=`), looked up
+    /// in `$CREDENTIALS_DIRECTORY` first.
+    #[serde(default = "default_credential")]
+    pub identity_credential: String,
+    /// The age identity file otherwise (made, 0600, on first use).
+    pub identity_file: Option<PathBuf>,
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        Self {
+            identity_credential: default_credential(),
+            identity_file: None,
+        }
+    }
+}
+
+fn default_credential() -> String {
+    "vault.key".to_owned()
+}
+
+/// Telemetry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP endpoint for spans; off when unset.
+    pub otlp_endpoint: Option<Url>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state_dir: Option<PathBuf>,
+    policy_file: Option<PathBuf>,
+    #[serde(default)]
+    vault: VaultConfig,
+    #[serde(default)]
+    telemetry: TelemetryConfig,
+    #[serde(default, rename = "provider")]
+    providers: Vec<ProviderConfig>,
+}
+
+/// The loaded configuration, with defaults filled in and paths made absolute.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, if any.
+    pub path: Option<PathBuf>,
+    /// Identity and vault.
+    pub state_dir: PathBuf,
+    /// The local policy file.
+    pub policy_file: Option<PathBuf>,
+    /// The vault's key.
+    pub vault: VaultConfig,
+    /// Telemetry.
+    pub telemetry: TelemetryConfig,
+    /// Upstream instances.
+    pub providers: Vec<ProviderConfig>,
+}
+
+impl Config {
+    /// A configuration with no file: only `state_dir`, diagnostic tools, no upstreams.
+    pub fn bare(state_dir: PathBuf) -> Self {
+        Self {
+            path: None,
+            policy_file: None,
+            vault: VaultConfig {
+                identity_file: Some(state_dir.join("vault.key")),
+                ..VaultConfig::default()
+            },
+            state_dir,
+            telemetry: TelemetryConfig::default(),
+            providers: Vec::new(),
+        }
+    }
+
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let read = |source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(read)?.len();
+        if len > MAX_CONFIG_BYTES {
+            return Err(read(std::io::Error::other(format!(
+                "larger than {MAX_CONFIG_BYTES} bytes"
+            ))));
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses configuration text; `path` names the file in errors and anchors relative
+    /// paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let invalid = |span: Option<std::ops::Range<usize>>, message: String| {
+            let at = span.map_or(0, |s| s.start);
+            let before = text.get(..at).unwrap_or(text);
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line: before.matches('\n').count() + 1,
+                column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+                message,
+            }
+        };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| invalid(e.span(), e.message().trim().to_owned()))?;
+        let base = path.parent().unwrap_or(Path::new("/"));
+        let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let mut names = std::collections::HashSet::new();
+        for (i, p) in raw.providers.iter().enumerate() {
+            let ok = !p.name.is_empty()
+                && p.name.len() <= 32
+                && p.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                return Err(invalid(
+                    None,
+                    format!(
+                        "provider[{i}].name {:?} must be 1 to 32 of a-z, 0-9 and '-'",
+                        p.name
+                    ),
+                ));
+            }
+            if !names.insert(p.name.clone()) {
+                return Err(invalid(
+                    None,
+                    format!("provider name {:?} is used twice", p.name),
+                ));
+            }
+            let local = p.api_url.host_str().is_some_and(|h| {
+                h == "localhost"
+                    || h.parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            });
+            if p.api_url.scheme() != "https" && !(p.api_url.scheme() == "http" && local) {
+                return Err(invalid(
+                    None,
+                    format!(
+                        "provider {}: api_url must be https (http only on a loopback address)",
+                        p.name
+                    ),
+                ));
+            }
+            if p.max_retries > 10 {
+                return Err(invalid(
+                    None,
+                    format!("provider {}: max_retries must be at most 10", p.name),
+                ));
+            }
+        }
+        let state_dir = abs(raw
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)));
+        let policy_file = Some(abs(raw
+            .policy_file
+            .unwrap_or_else(|| PathBuf::from("policy.toml"))));
+        let mut vault = raw.vault;
+        vault.identity_file = Some(abs(vault
+            .identity_file
+            .unwrap_or_else(|| PathBuf::from("vault.key"))));
+        let providers = raw
+            .providers
+            .into_iter()
+            .map(|mut p| {
+                p.ca_bundle = p.ca_bundle.map(abs);
+                p
+            })
+            .collect();
+        Ok(Self {
+            path: Some(path.to_owned()),
+            state_dir,
+            policy_file,
+            vault,
+            telemetry: raw.telemetry,
+            providers,
+        })
+    }
+
+    /// The vault file.
+    pub fn vault_path(&self) -> PathBuf {
+        self.state_dir.join("vault.age")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_full_config_with_relative_paths_anchored() {
+        let text = r#"
+state_dir = "state"
+[vault]
+identity_file = "keys/vault.key"
+[[provider]]
+name = "ghes"
+kind = "github"
+api_url = "https://github.example.com/api/v3"
+ca_bundle = "ghes-ca.pem"
+timeout = "10s"
+[provider.oauth]
+client_id = "Iv1.x"
+app = "oauth-app"
+[[provider]]
+name = "gl"
+kind = "gitlab"
+api_url = "http://127.0.0.1:9000/api/v4"
+proxy = "none"
+"#;
+        let c = Config::parse(Path::new("/etc/ec/config.toml"), text).unwrap();
+        assert_eq!(c.state_dir, Path::new("/etc/ec/state"));
+        assert_eq!(
+            c.policy_file.as_deref(),
+            Some(Path::new("/etc/ec/policy.toml"))
+        );
+        assert_eq!(
+            c.vault.identity_file.as_deref(),
+            Some(Path::new("/etc/ec/keys/vault.key"))
+        );
+        let gh = &c.providers[0];
+        assert_eq!(gh.web_url().as_str(), "https://github.example.com/");
+        assert_eq!(
+            gh.ca_bundle.as_deref(),
+            Some(Path::new("/etc/ec/ghes-ca.pem"))
+        );
+        assert_eq!(gh.timeout, Duration::from_secs(10));
+        assert_eq!(gh.oauth.as_ref().unwrap().app, GithubApp::OauthApp);
+        assert_eq!(c.providers[1].web_url().as_str(), "http://127.0.0.1:9000/");
+        assert_eq!(c.providers[1].proxy, Proxy::None);
+    }
+
+    #[test]
+    fn bad_values_name_the_line_or_the_provider() {
+        let err = |t: &str| {
+            Config::parse(Path::new("c.toml"), t)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("state_dir = 3\n");
+        assert!(e.starts_with("c.toml:1:"), "{e}");
+        let e =
+            err("\n[[provider]]\nname = \"x\"\nkind = \"svn\"\napi_url = \"https://a/api/v3\"\n");
+        assert!(e.contains("c.toml:4:") && e.contains("svn"), "{e}");
+        let e = err(
+            "[[provider]]\nname = \"Bad\"\nkind = \"github\"\napi_url = \"https://a/api/v3\"\n",
+        );
+        assert!(e.contains("must be 1 to 32"), "{e}");
+        let e = err(
+            "[[provider]]\nname = \"a\"\nkind = \"github\"\napi_url = \"http://ghes.corp/api/v3\"\n",
+        );
+        assert!(e.contains("must be https"), "{e}");
+        let e = err(
+            "[[provider]]\nname = \"a\"\nkind = \"github\"\napi_url = \"https://a/api/v3\"\nproxy = \"socks5://x\"\n",
+        );
+        assert!(e.contains("proxy must be"), "{e}");
+        let e = err("unknown = 1\n");
+        assert!(e.contains("unknown"), "{e}");
+    }
+}

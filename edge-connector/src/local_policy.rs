@@ -1,0 +1,233 @@
+//! The connector's local policy: a file the customer owns, beside the configuration, that
+//! the cloud cannot change. It lists the tools this connector will run and, optionally, the
+//! repositories they may touch. [`Enforced`] applies it to every call the runtime sends,
+//! whatever the runtime decided, and offers the runtime only tools it could allow; the rules
+//! themselves go to the runtime at hello, so its tools/list and `policy check` stay truthful.
+//!
+//! ```toml
+//! version = 1
+//! [[allow]]
+//! tools = ["github_*", "gitlab_*"]
+//! repos = ["acme/**"]        # optional; omitted means any repository
+//! [[allow]]
+//! tools = ["diag.*"]
+//! ```
+//!
+//! Without a file the connector runs its diagnostic tools only.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use shared::call::{Call, CallFailure, CallOutcome};
+use shared::policy::{AllowRule, RuleSet, target_of};
+use shared::wire::{self, ErrorCode};
+
+use crate::tools::{BoxFuture, CallContext, ToolSet, unknown_tool};
+
+/// The policy without a file: the diagnostic tools.
+pub fn default_rules() -> RuleSet {
+    // A constant pattern (the tests below check it parses).
+    RuleSet(
+        AllowRule::parse(&["diag.*".to_owned()], None)
+            .into_iter()
+            .collect(),
+    )
+}
+
+/// Why the local policy cannot be used (the connector refuses to start).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalPolicyError {
+    /// Unreadable.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Invalid.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    version: u32,
+    #[serde(default)]
+    allow: Vec<toml::Spanned<RawRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    tools: Vec<String>,
+    repos: Option<Vec<String>>,
+}
+
+/// Parses a local policy file's text.
+pub fn parse(path: &str, text: &str) -> Result<RuleSet, LocalPolicyError> {
+    let at = |span: Option<std::ops::Range<usize>>, message: String| {
+        let start = span.map_or(0, |s| s.start);
+        let before = text.get(..start).unwrap_or(text);
+        LocalPolicyError::Invalid {
+            path: path.to_owned(),
+            line: before.matches('\n').count() + 1,
+            column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+            message,
+        }
+    };
+    let raw: RawPolicy =
+        toml::from_str(text).map_err(|e| at(e.span(), e.message().trim().to_owned()))?;
+    if raw.version != 1 {
+        return Err(at(
+            None,
+            format!(
+                "local policy version {} is not supported (this connector reads 1)",
+                raw.version
+            ),
+        ));
+    }
+    let mut rules = Vec::with_capacity(raw.allow.len());
+    for (i, r) in raw.allow.into_iter().enumerate() {
+        let span = r.span();
+        let r = r.into_inner();
+        let rule = AllowRule::parse(&r.tools, r.repos.as_deref())
+            .map_err(|e| at(Some(span), format!("allow[{i}]: {e}")))?;
+        rules.push(rule);
+    }
+    Ok(RuleSet(rules))
+}
+
+/// Loads the policy at `path`; without a path, or when the file does not exist, the
+/// diagnostic tools only.
+pub fn load(path: Option<&Path>) -> Result<RuleSet, LocalPolicyError> {
+    let Some(path) = path else {
+        return Ok(default_rules());
+    };
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&name, &text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(path = %name, "no local policy file: serving the diagnostic tools only");
+            Ok(default_rules())
+        }
+        Err(source) => Err(LocalPolicyError::Read { path: name, source }),
+    }
+}
+
+/// A tool set behind the local policy.
+pub struct Enforced {
+    inner: Arc<dyn ToolSet>,
+    rules: RuleSet,
+    offered: HashMap<String, wire::ToolSpec>,
+}
+
+impl Enforced {
+    /// `inner`'s tools, of which only those `rules` could allow are offered and run.
+    pub fn new(inner: Arc<dyn ToolSet>, rules: RuleSet) -> Self {
+        let offered = inner
+            .specs()
+            .into_iter()
+            .filter(|s| rules.scope(&s.name).admits_some(!s.target_args.is_empty()))
+            .map(|s| (s.name.clone(), s))
+            .collect();
+        Self {
+            inner,
+            rules,
+            offered,
+        }
+    }
+
+    /// The rules, for the hello.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    fn check(&self, call: &Call) -> Result<(), CallFailure> {
+        let Some(spec) = self.offered.get(call.tool.as_str()) else {
+            return Err(unknown_tool(call.tool.as_str()));
+        };
+        let args: serde_json::Map<String, serde_json::Value> = if call.arguments_json.is_empty() {
+            serde_json::Map::new()
+        } else {
+            serde_json::from_slice(&call.arguments_json).map_err(|e| {
+                CallFailure::new(
+                    ErrorCode::InvalidArguments,
+                    format!("arguments must be a JSON object: {e}"),
+                )
+            })?
+        };
+        let target = target_of(&spec.target_args, &args)
+            .map_err(|e| CallFailure::new(ErrorCode::InvalidArguments, e.to_string()))?;
+        if self.rules.allows(&spec.name, target.as_ref()) {
+            return Ok(());
+        }
+        Err(CallFailure::new(
+            ErrorCode::Denied,
+            match target {
+                Some(t) => format!(
+                    "this connector's local policy does not allow {} on {t}",
+                    spec.name
+                ),
+                None => format!("this connector's local policy does not allow {}", spec.name),
+            },
+        ))
+    }
+}
+
+impl ToolSet for Enforced {
+    fn specs(&self) -> Vec<wire::ToolSpec> {
+        let mut specs: Vec<_> = self.offered.values().cloned().collect();
+        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        specs
+    }
+
+    fn call<'a>(&'a self, call: &'a Call, ctx: &'a CallContext) -> BoxFuture<'a, CallOutcome> {
+        match self.check(call) {
+            Ok(()) => self.inner.call(call, ctx),
+            Err(f) => {
+                tracing::warn!(call_id = call.id, tool = call.tool.as_str(), user = %call.caller.user, reason = %f.message, "call refused by the local policy");
+                Box::pin(async move { Err(f) })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rules_and_names_the_line_of_a_bad_one() {
+        let rules = parse(
+            "p.toml",
+            "version = 1\n[[allow]]\ntools = [\"github_*\"]\nrepos = [\"acme/**\"]\n",
+        )
+        .unwrap();
+        assert!(rules.allows("github_get_issue", Some(&"acme/w".parse().unwrap())));
+        assert!(!rules.allows("github_get_issue", Some(&"globex/w".parse().unwrap())));
+        let e = parse("p.toml", "version = 1\n\n[[allow]]\ntools = [\"a b\"]\n").unwrap_err();
+        assert!(e.to_string().starts_with("p.toml:3:"), "{e}");
+        let e = parse("p.toml", "version = 2\n").unwrap_err();
+        assert!(e.to_string().contains("version 2"), "{e}");
+        assert!(
+            load(Some(Path::new("/nonexistent/policy.toml")))
+                .unwrap()
+                .allows("diag.ping", None)
+        );
+        assert!(!default_rules().allows("github_get_issue", None));
+    }
+}
