@@ -15,6 +15,7 @@
 //! - [`oauth`]: OAuth 2.1 for MCP clients (metadata, registration, authorization, tokens).
 //! - [`policy`]: the permission intersection, policy files, hooks.
 //! - [`tools_changed`]: notices that a tenant's tools may have changed.
+//! - [`connect`]: the pages where users connect their upstream accounts.
 //! - [`rate_limit`]: per-address limits on the endpoints reachable before authentication.
 //! - [`audit`]: the tamper-evident audit trail and its OpenTelemetry export.
 //! - [`metrics`]: Prometheus metrics.
@@ -26,6 +27,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod connect;
 pub mod data_dir;
 pub mod enroll;
 pub mod https;

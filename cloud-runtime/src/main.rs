@@ -34,6 +34,8 @@ pub struct DataDirArg {
     pub data_dir: PathBuf,
 }
 
+// Parsed once at start: the size of the `serve` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Create the data directory: CA, server certificate, store.
@@ -88,6 +90,18 @@ enum Command {
         /// Serve Prometheus metrics on GET /metrics at this address (off when unset).
         #[arg(long)]
         metrics_listen: Option<SocketAddr>,
+        /// An extra CA (PEM) to trust when fetching OAuth client ID metadata documents
+        /// (besides the system's roots).
+        #[arg(long)]
+        client_metadata_ca: Option<PathBuf>,
+        /// Development: accept client ID metadata documents served from loopback (private
+        /// networks stay refused).
+        #[arg(long)]
+        dev_client_metadata_loopback: bool,
+        /// Debugging: append every tunnel frame (decrypted, as the protocol sees it) to
+        /// this file. Frames carry no credentials by design; this is how that is checked.
+        #[arg(long)]
+        debug_frame_log: Option<PathBuf>,
     },
     /// Tenant policies: agent roles, user grants, gateways, hooks.
     Policy {
@@ -366,6 +380,9 @@ async fn run(command: Command) -> Result<()> {
             call_timeout,
             otlp_endpoint,
             metrics_listen,
+            debug_frame_log,
+            client_metadata_ca,
+            dev_client_metadata_loopback,
         } => {
             if !(certs::authority::MIN_CONNECTOR_TTL..=certs::authority::MAX_CONNECTOR_TTL)
                 .contains(&connector_cert_ttl)
@@ -393,9 +410,12 @@ async fn run(command: Command) -> Result<()> {
                     dev_http_listen,
                     extra_origins: allow_origins,
                     call_timeout,
+                    client_metadata_ca,
+                    dev_client_metadata_loopback,
                 },
                 otlp_endpoint,
                 metrics_listen,
+                debug_frame_log,
             })
             .await?;
             wait_for_signal().await?;

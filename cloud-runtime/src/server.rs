@@ -15,7 +15,6 @@ use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use crate::audit::AuditLog;
-use crate::audit::log::AuditWriter;
 use crate::data_dir::DataDir;
 use crate::enroll::{self, EnrollContext};
 use crate::mcp::gateways::Gateways;
@@ -52,6 +51,8 @@ pub struct ServeOptions {
     pub otlp_endpoint: Option<url::Url>,
     /// Where to serve Prometheus metrics (off when `None`).
     pub metrics_listen: Option<SocketAddr>,
+    /// Append every tunnel frame to this file (debugging; off when `None`).
+    pub debug_frame_log: Option<std::path::PathBuf>,
 }
 
 /// MCP settings of `serve`.
@@ -66,6 +67,10 @@ pub struct McpServeOptions {
     pub extra_origins: Vec<String>,
     /// Time budget of a tool call.
     pub call_timeout: Duration,
+    /// Extra CA (PEM) trusted when fetching client ID metadata documents.
+    pub client_metadata_ca: Option<std::path::PathBuf>,
+    /// Development: allow client ID metadata documents served from loopback.
+    pub dev_client_metadata_loopback: bool,
 }
 
 impl Default for McpServeOptions {
@@ -75,6 +80,8 @@ impl Default for McpServeOptions {
             dev_http_listen: None,
             extra_origins: Vec::new(),
             call_timeout: Duration::from_secs(120),
+            client_metadata_ca: None,
+            dev_client_metadata_loopback: false,
         }
     }
 }
@@ -93,7 +100,7 @@ pub struct Runtime {
     endpoint: quinn::Endpoint,
     shutdown: CancellationToken,
     tracker: TaskTracker,
-    audit: Option<(AuditLog, AuditWriter)>,
+    audit: AuditLog,
     telemetry: Arc<Telemetry>,
     _lock: File,
 }
@@ -116,6 +123,15 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
             bail!("--dev-http-listen must be a loopback address, not {addr}")
         }
         _ => {}
+    }
+    if let Some(path) = &opts.debug_frame_log {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening the frame log {}", path.display()))?;
+        shared::io::tap(file);
+        tracing::warn!(path = %path.display(), "every tunnel frame is copied to the frame log");
     }
     let lock = File::create(dir.root().join("serve.lock"))?;
     if lock.try_lock().is_err() {
@@ -166,7 +182,8 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
     let tools_changed = ToolsChanged::default();
     let registry = Arc::new(Registry::new(tools_changed.clone()));
     let telemetry = Arc::new(Telemetry::new(opts.otlp_endpoint.as_ref())?);
-    let (audit, audit_writer) = AuditLog::open(&dir.audit_log(), telemetry.audit_sink())?;
+    // The writer thread runs as long as the process; shutdown flushes it.
+    let (audit, _writer) = AuditLog::open(&dir.audit_log(), telemetry.audit_sink())?;
     let policies = Arc::new(Policies::default());
     policies.refresh(&store).await?;
     let metrics = Arc::new(Metrics::default());
@@ -220,17 +237,27 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
             public_limit.clone(),
             rate_limit::limit,
         ));
-    let mcp_options = mcp_options(&config.hostname, https_addr, dev_http_addr, &opts.mcp);
     let issuer = if https_addr.port() == 443 {
         format!("https://{host}")
     } else {
         format!("https://{host}:{}", https_addr.port())
     };
+    let mcp_options = mcp_options(
+        &issuer,
+        &config.hostname,
+        https_addr,
+        dev_http_addr,
+        &opts.mcp,
+    );
     let oauth = Arc::new(OAuth {
         store: tunnel_ctx.store.clone(),
         issuer,
         signer: TokenSigner::load_or_create(&dir.token_key())?,
         idp: crate::oauth::idp::IdpClient::new()?,
+        metadata: crate::oauth::client_metadata::MetadataFetcher::new(
+            opts.mcp.client_metadata_ca.as_deref(),
+            opts.mcp.dev_client_metadata_loopback,
+        )?,
     });
     let auth_mode = if opts.mcp.dev_unauthenticated {
         tracing::warn!(
@@ -240,6 +267,20 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
     } else {
         Auth::OAuth(oauth.clone())
     };
+    let elicitations = Arc::new(mcp::authorization::Elicitations::default());
+    let connect_routes = Router::new()
+        .route("/connect/callback", get(crate::connect::callback))
+        .route("/connect/{id}", get(crate::connect::start))
+        .with_state(Arc::new(crate::connect::ConnectContext {
+            oauth: oauth.clone(),
+            registry: registry.clone(),
+            audit: audit.clone(),
+            elicitations: elicitations.clone(),
+        }))
+        .layer(axum::middleware::from_fn_with_state(
+            public_limit.clone(),
+            rate_limit::limit,
+        ));
     let gateways = Arc::new(Gateways::new(
         tunnel_ctx.store.clone(),
         Arc::new(mcp::server::Shared {
@@ -251,6 +292,8 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
             metrics: metrics.clone(),
             state_key: mcp::confirm::StateKey::load_or_create(&dir.request_state_key())?,
             tools_changed: tools_changed.clone(),
+            store: tunnel_ctx.store.clone(),
+            elicitations: elicitations.clone(),
         }),
     ));
     let mcp_routes = Router::new()
@@ -269,6 +312,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
     let router = Router::new()
         .merge(enroll_routes)
         .merge(mcp_routes)
+        .merge(connect_routes)
         .merge(
             crate::oauth::routes(oauth).layer(axum::middleware::from_fn_with_state(
                 public_limit.clone(),
@@ -326,7 +370,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         endpoint,
         shutdown,
         tracker,
-        audit: Some((audit, audit_writer)),
+        audit,
         telemetry,
         _lock: lock,
     })
@@ -360,6 +404,7 @@ const PUBLIC_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(30).unwrap(
 const MAX_MCP_BODY: usize = 4 * 1024 * 1024;
 
 fn mcp_options(
+    public_url: &str,
     hostname: &str,
     https: SocketAddr,
     dev_http: Option<SocketAddr>,
@@ -397,13 +442,14 @@ fn mcp_options(
         allowed_origins: origins,
         max_body_bytes: MAX_MCP_BODY,
         call_timeout: opts.call_timeout,
+        public_url: public_url.to_owned(),
     }
 }
 
 impl Runtime {
     /// Stops gracefully: tells connectors to go away (they reconnect, spread over a few
     /// seconds, to whichever runtime comes up), waits briefly for them, then closes.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             while !self.registry.is_empty() {
@@ -418,11 +464,9 @@ impl Runtime {
         self.tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
-        // The MCP services hold audit handles too; the writer ends when the last is gone.
-        if let Some((audit, writer)) = self.audit.take() {
-            drop(audit);
-            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
-        }
+        // Other handles (live MCP services) may outlive this one: flush rather than wait
+        // for the writer to see the last of them.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.audit.flush()).await;
         self.telemetry.shutdown();
         info!("runtime stopped");
     }

@@ -1,4 +1,10 @@
 //! Reading and writing frames on async byte streams (QUIC streams, SSH channels).
+//!
+//! A process may [`tap`] every frame it reads or writes into a file, for debugging and for
+//! the test that proves no credential crosses the tunnel. Off unless asked for.
+
+use std::io::Write as _;
+use std::sync::{Mutex, OnceLock};
 
 use bytes::BytesMut;
 use prost::Message;
@@ -30,6 +36,25 @@ pub enum WriteError {
     Encode(#[from] EncodeError),
 }
 
+static TAP: OnceLock<Mutex<std::fs::File>> = OnceLock::new();
+
+/// From now on, appends every frame this process reads or writes (length prefix and
+/// protobuf body, as on the wire inside TLS) to `file`. Returns false if a tap is set
+/// already.
+pub fn tap(file: std::fs::File) -> bool {
+    TAP.set(Mutex::new(file)).is_ok()
+}
+
+fn tapped(header: Option<u32>, bytes: &[u8]) {
+    if let Some(t) = TAP.get() {
+        let mut f = t.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(len) = header {
+            let _ = f.write_all(&len.to_be_bytes());
+        }
+        let _ = f.write_all(bytes);
+    }
+}
+
 /// Reads frames of one message type from a stream.
 #[derive(Debug)]
 pub struct FrameReader<R> {
@@ -51,6 +76,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let mut chunk = [0u8; 8192];
         loop {
             if let Some(body) = self.decoder.next_frame()? {
+                // The body is at most MAX_FRAME_LEN, well within u32.
+                tapped(Some(body.len() as u32), &body);
                 return Ok(Some(frame::decode_body(&body)?));
             }
             // Never read past what the current frame needs beyond one chunk: the check on
@@ -74,6 +101,7 @@ pub async fn write_frame<W: AsyncWrite + Unpin, M: Message>(
 ) -> Result<(), WriteError> {
     let mut buf = BytesMut::new();
     frame::encode(msg, &mut buf)?;
+    tapped(None, &buf);
     w.write_all(&buf).await?;
     Ok(())
 }

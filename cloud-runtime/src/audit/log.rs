@@ -51,9 +51,14 @@ pub trait RecordSink: Send {
     fn emit(&mut self, seq: u64, record: &AuditRecord);
 }
 
-struct Entry {
-    record: AuditRecord,
-    done: Option<oneshot::Sender<Result<(), String>>>,
+enum Entry {
+    Record {
+        // Boxed: a record is large beside a flush, and the queue holds thousands.
+        record: Box<AuditRecord>,
+        done: Option<oneshot::Sender<Result<(), String>>>,
+    },
+    /// Sync the file and checkpoint the head now (shutdown).
+    Flush(oneshot::Sender<()>),
 }
 
 /// A handle on the audit log; cheap to clone.
@@ -160,22 +165,27 @@ impl AuditLog {
                 let mut checkpointed = head.clone();
                 let mut last_checkpoint = Instant::now();
                 let mut failed: Option<String> = None;
+                let mut flushes = Vec::new();
                 while let Some(first) = rx.blocking_recv() {
-                    batch.push(first);
-                    while batch.len() < BATCH {
-                        match rx.try_recv() {
-                            Ok(e) => batch.push(e),
-                            Err(_) => break,
+                    let mut next = Some(first);
+                    while let Some(e) = next.take() {
+                        match e {
+                            Entry::Record { record, done } => batch.push((record, done)),
+                            Entry::Flush(ack) => flushes.push(ack),
+                        }
+                        if batch.len() < BATCH {
+                            next = rx.try_recv().ok();
                         }
                     }
                     let result = match &failed {
+                        _ if batch.is_empty() => Ok(()),
                         Some(e) => Err(e.clone()),
                         None => {
                             buf.clear();
                             let mut next = head.clone();
                             let mut encoded = Ok(());
-                            for e in &batch {
-                                match chain::append(&mut next, &e.record) {
+                            for (record, _) in &batch {
+                                match chain::append(&mut next, record) {
                                     Ok(line) => buf.extend_from_slice(&line),
                                     Err(err) => {
                                         encoded = Err(err.to_string());
@@ -188,8 +198,8 @@ impl AuditLog {
                                 let first_seq = head.seq + 1;
                                 head = next;
                                 if let Some(sink) = sink.as_mut() {
-                                    for (i, e) in batch.iter().enumerate() {
-                                        sink.emit(first_seq + i as u64, &e.record);
+                                    for (i, (record, _)) in batch.iter().enumerate() {
+                                        sink.emit(first_seq + i as u64, record);
                                     }
                                 }
                                 Ok(())
@@ -202,15 +212,24 @@ impl AuditLog {
                         error!(error = %e, "audit log write failed; refusing further calls");
                         failed = Some(e.clone());
                     }
-                    for e in batch.drain(..) {
-                        if let Some(done) = e.done {
+                    for (_, done) in batch.drain(..) {
+                        if let Some(done) = done {
                             let _ = done.send(result.clone());
                         }
                     }
-                    if head != checkpointed && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                    let flush = !flushes.is_empty();
+                    if head != checkpointed
+                        && (flush || last_checkpoint.elapsed() >= CHECKPOINT_EVERY)
+                    {
+                        if flush {
+                            let _ = file.sync_all();
+                        }
                         checkpoint(&path, &head);
                         checkpointed = head.clone();
                         last_checkpoint = Instant::now();
+                    }
+                    for ack in flushes.drain(..) {
+                        let _ = ack.send(());
                     }
                 }
                 if head != checkpointed {
@@ -226,8 +245,8 @@ impl AuditLog {
     pub async fn write(&self, record: AuditRecord) -> Result<(), AuditError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Entry {
-                record,
+            .send(Entry::Record {
+                record: Box::new(record),
                 done: Some(done),
             })
             .await
@@ -237,9 +256,25 @@ impl AuditLog {
             .map_err(AuditError::Unavailable)
     }
 
+    /// Syncs the log to disk and checkpoints its head (before the process exits).
+    pub async fn flush(&self) {
+        let (ack, wait) = oneshot::channel();
+        if self.tx.send(Entry::Flush(ack)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
     /// Appends `record` without waiting for the write (it is still written in order).
     pub async fn submit(&self, record: AuditRecord) {
-        if self.tx.send(Entry { record, done: None }).await.is_err() {
+        if self
+            .tx
+            .send(Entry::Record {
+                record: Box::new(record),
+                done: None,
+            })
+            .await
+            .is_err()
+        {
             warn!("audit writer stopped; record dropped");
         }
     }

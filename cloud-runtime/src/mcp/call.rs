@@ -22,10 +22,10 @@ use shared::policy::{RuleSet, target_of};
 use shared::wire::{self, ErrorCode};
 
 use super::confirm::{self, Claim, Confirmation};
-use super::convert;
 use super::principal::Principal;
 use super::relay::Relay;
 use super::server::Shared;
+use super::{authorization, convert};
 use crate::audit::record::Arguments;
 use crate::audit::{CallAudit, CallFacts};
 use crate::policy::decide::decide;
@@ -275,6 +275,22 @@ pub async fn handle(
                 format!("unknown tool: {name}"),
                 None,
             ));
+        }
+        Err(f) if f.code == ErrorCode::AuthorizationRequired => {
+            let (trace_id, span_id) = (span.trace_id(), span.span_id());
+            return authorization::required(
+                shared,
+                ctx,
+                authorization::Refusal {
+                    principal,
+                    connector: connector.as_deref(),
+                    tool: &name,
+                    call_id,
+                    trace: (&trace_id, &span_id),
+                    failure: &f,
+                },
+            )
+            .await;
         }
         Err(f) => {
             span.set_error(&f.message);

@@ -6,12 +6,14 @@
 //!   opened on one gateway is unknown (404) on every other.
 //! - [`server`]: the MCP server of one gateway: tools/list from the tenant's online
 //!   connectors, tools/call through the tunnel.
+//! - [`authorization`]: sending users to connect their upstream accounts (URL elicitation).
 //! - [`call`]: one tools/call: decision, hooks, audit, the tunnel.
 //! - [`confirm`]: asking the user to confirm a call, in each protocol revision's form.
 //! - [`relay`]: carries a call's progress, logs and questions between tunnel and client.
 //! - [`convert`]: tunnel tool specs and results to MCP types.
 //! - [`jsonrpc_guard`]: JSON-RPC errors for malformed, batched, oversize or slow bodies.
 
+pub mod authorization;
 pub mod call;
 pub mod confirm;
 pub mod convert;
@@ -34,4 +36,6 @@ pub struct McpOptions {
     pub max_body_bytes: usize,
     /// Default and maximum time budget of a tool call.
     pub call_timeout: Duration,
+    /// The runtime's public base URL (`https://host:port`), for links users open.
+    pub public_url: String,
 }

@@ -52,6 +52,10 @@ pub struct Shared {
     pub state_key: StateKey,
     /// Tells live sessions their tools changed.
     pub tools_changed: ToolsChanged,
+    /// The store (connect requests).
+    pub store: crate::store::Store,
+    /// Sessions waiting for users to finish connecting upstream accounts.
+    pub elicitations: Arc<super::authorization::Elicitations>,
 }
 
 /// The MCP server of one gateway (one instance per session).
@@ -102,7 +106,7 @@ impl GatewayServer {
     /// The tools this principal could call through this gateway, sorted by name: those an
     /// online connector offers that pass every layer of the intersection for some
     /// repository.
-    fn visible(&self, principal: &Principal) -> Vec<wire::ToolSpec> {
+    fn visible(&self, principal: &Principal) -> Vec<Arc<wire::ToolSpec>> {
         let applied = self.shared.policies.get(principal.tenant.as_str());
         let subject = Subject {
             agent: &principal.agent,
@@ -247,7 +251,7 @@ impl ServerHandler for GatewayServer {
             .iter()
             .skip(start)
             .take(PAGE_SIZE)
-            .filter_map(convert::tool)
+            .filter_map(|t| convert::tool(t))
             .collect();
         let next = start + PAGE_SIZE;
         Ok(ListToolsResult {

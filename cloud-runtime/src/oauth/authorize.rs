@@ -93,15 +93,23 @@ pub async fn authorize(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -
     let Some(client_id) = get("client_id") else {
         return user_error("client_id is missing");
     };
-    let client = match o.store.client(client_id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return user_error("unknown client"),
-        Err(_) => {
-            return page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Unavailable",
-                "<p>Try again.</p>",
-            );
+    let client = if super::client_metadata::is_document_url(client_id) {
+        // A client ID metadata document: fetched (fenced) at every authorization, so a
+        // client's changed redirect URIs take effect and a withdrawn one stops working.
+        match o.metadata.fetch(client_id).await {
+            Ok(c) => {
+                if o.store.upsert_client(&c).await.is_err() {
+                    return unavailable();
+                }
+                c
+            }
+            Err(e) => return user_error(&e.to_string()),
+        }
+    } else {
+        match o.store.client(client_id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return user_error("unknown client"),
+            Err(_) => return unavailable(),
         }
     };
     let Some(redirect_uri) =
@@ -179,6 +187,7 @@ pub async fn authorize(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -
         expires_at: now_ms() + PENDING_TTL_MS,
         nonce: idp_leg.as_ref().map(|(nonce, _)| nonce.clone()),
         idp_verifier: idp_leg.as_ref().map(|(_, verifier)| verifier.clone()),
+        return_to: None,
     };
     if o.store.create_pending(&pending).await.is_err() {
         return page(
@@ -224,14 +233,26 @@ fn login_form(p: &PendingRow, client_name: &str, error: Option<&str>) -> Respons
         },
         "Sign in",
         &format!(
-            "<p><b>{client}</b> asks to use <code>{resource}</code> on your behalf.</p>{error}\
+            "{intro}{error}\
              <form method=\"post\" action=\"/oauth/login\">\
              <input type=\"hidden\" name=\"pending\" value=\"{id}\">\
              <label>User <input name=\"username\" autocomplete=\"username\"></label>\
              <label>Secret <input name=\"secret\" type=\"password\" autocomplete=\"current-password\"></label>\
-             <button type=\"submit\">Allow</button></form>",
-            client = esc(client_name),
-            resource = esc(&p.resource),
+             <button type=\"submit\">{button}</button></form>",
+            intro = match &p.return_to {
+                // `client_name` is the reason the browser is asked to sign in.
+                Some(_) => format!("<p>{}</p>", esc(client_name)),
+                None => format!(
+                    "<p><b>{}</b> asks to use <code>{}</code> on your behalf.</p>",
+                    esc(client_name),
+                    esc(&p.resource)
+                ),
+            },
+            button = if p.return_to.is_some() {
+                "Sign in"
+            } else {
+                "Allow"
+            },
             id = esc(&p.id),
         ),
     )
@@ -278,20 +299,104 @@ pub async fn login(State(o): State<Arc<OAuth>>, Form(form): Form<Login>) -> Resp
         Ok(Some(_))
     );
     if !ok {
-        let name = o
-            .store
-            .client(&pending.client_id)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|c| c.client_name);
+        let name = match pending.return_to {
+            Some(_) => Some(CONNECT_SIGN_IN.to_owned()),
+            None => o
+                .store
+                .client(&pending.client_id)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|c| c.client_name),
+        };
         return login_form(
             &pending,
             name.as_deref().unwrap_or(&pending.client_id),
             Some("unknown user or wrong secret"),
         );
     }
-    issue_code(&o, &pending.id, form.username.trim()).await
+    finish_sign_in(&o, &pending, form.username.trim()).await
+}
+
+/// `user` signed in for `pending`: the browser gets a session, and goes back to the connect
+/// page that sent it, or to the MCP client with our authorization code.
+async fn finish_sign_in(o: &OAuth, pending: &PendingRow, user: &str) -> Response {
+    let mut resp = match &pending.return_to {
+        Some(to) => match o.store.take_pending(&pending.id).await {
+            Ok(Some(_)) => Redirect::to(to).into_response(),
+            Ok(None) => return user_error("this sign-in request was already used"),
+            Err(_) => return unavailable(),
+        },
+        None => issue_code(o, &pending.id, user).await,
+    };
+    if resp.status().is_redirection() {
+        match super::browser::start(&o.store, &pending.tenant, user).await {
+            Ok(cookie) => {
+                resp.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not start a browser session"),
+        }
+    }
+    resp
+}
+
+fn unavailable() -> Response {
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Unavailable",
+        "<p>Try again.</p>",
+    )
+}
+
+/// Why a connect page asks the browser to sign in.
+pub const CONNECT_SIGN_IN: &str =
+    "Sign in, so this page can check that the link is yours before it sends you on.";
+
+/// Signs the browser in to `tenant` (at its identity provider, or with a local user's
+/// secret), then sends it to `return_to`, a path of this runtime.
+pub async fn browser_sign_in(o: &OAuth, tenant: &str, return_to: &str, why: &str) -> Response {
+    let idp = match o.store.idp(tenant).await {
+        Ok(idp) => idp,
+        Err(_) => return unavailable(),
+    };
+    let idp_leg = idp
+        .as_ref()
+        .map(|_| (secret::generate(""), secret::generate("")));
+    let pending = PendingRow {
+        id: secret::generate(""),
+        client_id: String::new(),
+        redirect_uri: String::new(),
+        code_challenge: String::new(),
+        state: None,
+        resource: String::new(),
+        tenant: tenant.to_owned(),
+        expires_at: now_ms() + PENDING_TTL_MS,
+        nonce: idp_leg.as_ref().map(|(nonce, _)| nonce.clone()),
+        idp_verifier: idp_leg.as_ref().map(|(_, verifier)| verifier.clone()),
+        return_to: Some(return_to.to_owned()),
+    };
+    if o.store.create_pending(&pending).await.is_err() {
+        return unavailable();
+    }
+    if let (Some(idp), Some((nonce, verifier))) = (idp, idp_leg) {
+        let challenge = pkce_challenge(&verifier);
+        return match o
+            .idp
+            .authorization_url(&idp, &pending.id, &nonce, &challenge, &o.idp_redirect_uri())
+            .await
+        {
+            Ok(url) => Redirect::to(&url).into_response(),
+            Err(e) => {
+                tracing::warn!(tenant, error = %e, "identity provider unavailable");
+                page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Unavailable",
+                    "<p>The identity provider cannot be reached. Try again.</p>",
+                )
+            }
+        };
+    }
+    login_form(&pending, why, None)
 }
 
 /// Turns the pending authorization into our authorization code for `user` and sends the
@@ -420,5 +525,5 @@ pub async fn idp_callback(
     {
         return back("server_error", "could not record the sign-in");
     }
-    issue_code(&o, &pending.id, &signed_in.user).await
+    finish_sign_in(&o, &pending, &signed_in.user).await
 }

@@ -25,6 +25,7 @@ pub async fn authorization_server(State(o): State<Arc<OAuth>>) -> Json<serde_jso
         "token_endpoint_auth_methods_supported": ["none"],
         "scopes_supported": [SCOPE],
         "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": true,
     }))
 }
 

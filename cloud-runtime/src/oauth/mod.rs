@@ -4,17 +4,21 @@
 //! - [`metadata`]: RFC 9728 protected-resource metadata per gateway, RFC 8414
 //!   authorization-server metadata.
 //! - [`register`]: RFC 7591 dynamic client registration.
+//! - [`client_metadata`]: client ID metadata documents, fetched with SSRF fences.
 //! - [`redirect`]: which redirect URIs a client may register (https, or http on loopback).
 //! - [`authorize`]: the authorization endpoint (code flow, PKCE S256 only, RFC 8707 resource
 //!   indicators) and user sign-in (local users).
 //! - [`token`]: the token endpoint: code exchange and refresh-token rotation.
 //! - [`signer`]: short-lived, audience-bound ES256 access tokens.
 //! - [`bearer`]: checks the token and the agent identity on every MCP request.
+//! - [`browser`]: signed-in browser sessions (for connect pages).
 //! - [`idp`]: sign-in at the tenant's OpenID Connect identity provider.
 //! - [`secret`]: random secrets and their hashes.
 
 pub mod authorize;
 pub mod bearer;
+pub mod browser;
+pub mod client_metadata;
 pub mod idp;
 pub mod metadata;
 pub mod redirect;
@@ -53,6 +57,8 @@ pub struct OAuth {
     pub signer: TokenSigner,
     /// Client of tenants' identity providers.
     pub idp: idp::IdpClient,
+    /// Fetcher of client ID metadata documents.
+    pub metadata: client_metadata::MetadataFetcher,
 }
 
 impl OAuth {

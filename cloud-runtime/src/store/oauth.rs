@@ -52,6 +52,9 @@ pub struct PendingRow {
     pub nonce: Option<String>,
     /// PKCE verifier for the identity provider.
     pub idp_verifier: Option<String>,
+    /// For a sign-in started from a connect page: where the browser goes afterwards
+    /// (instead of a code for an MCP client).
+    pub return_to: Option<String>,
 }
 
 /// A tenant's OpenID Connect identity provider.
@@ -315,6 +318,23 @@ impl Store {
         Ok(())
     }
 
+    /// Records a client known by its metadata document (refreshing what was known).
+    pub async fn upsert_client(&self, c: &ClientRow) -> Result<(), StoreError> {
+        let uris = serde_json::to_string(&c.redirect_uris)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO oauth_clients (client_id, client_name, redirect_uris, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (client_id) DO UPDATE SET client_name = excluded.client_name, redirect_uris = excluded.redirect_uris",
+        )
+        .bind(&c.client_id)
+        .bind(&c.client_name)
+        .bind(uris)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// A registered client.
     pub async fn client(&self, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
         let row: Option<(String, Option<String>, String)> = sqlx::query_as(
@@ -337,7 +357,7 @@ impl Store {
     /// Stores a pending authorization.
     pub async fn create_pending(&self, p: &PendingRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO oauth_pending (id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO oauth_pending (id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&p.id)
         .bind(&p.client_id)
@@ -349,6 +369,7 @@ impl Store {
         .bind(p.expires_at)
         .bind(&p.nonce)
         .bind(&p.idp_verifier)
+        .bind(&p.return_to)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -357,7 +378,18 @@ impl Store {
     /// A pending authorization that has not expired.
     pub async fn pending(&self, id: &str) -> Result<Option<PendingRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier FROM oauth_pending WHERE id = ? AND expires_at > ?",
+            "SELECT id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to FROM oauth_pending WHERE id = ? AND expires_at > ?",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Removes a pending sign-in and returns it, once.
+    pub async fn take_pending(&self, id: &str) -> Result<Option<PendingRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to",
         )
         .bind(id)
         .bind(now_ms())
@@ -375,7 +407,7 @@ impl Store {
     ) -> Result<Option<PendingRow>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let pending: Option<PendingRow> = sqlx::query_as(
-            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier",
+            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to",
         )
         .bind(id)
         .bind(now_ms())
@@ -553,6 +585,8 @@ impl Store {
             "DELETE FROM oauth_pending WHERE expires_at <= ?",
             "DELETE FROM oauth_codes WHERE expires_at <= ?",
             "DELETE FROM oauth_refresh WHERE expires_at <= ?",
+            "DELETE FROM connect_requests WHERE expires_at <= ?",
+            "DELETE FROM browser_sessions WHERE expires_at <= ?",
         ] {
             n += sqlx::query(sql)
                 .bind(now)

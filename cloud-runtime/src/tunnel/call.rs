@@ -93,6 +93,36 @@ pub async fn run(
     timeout: Duration,
     peer: &dyn CallPeer,
 ) -> Result<(CallOutcome, Vec<wire::UpstreamAction>), Error> {
+    exchange(
+        conn,
+        Kind::Request(request.clone()),
+        request.interactive,
+        timeout,
+        peer,
+    )
+    .await
+}
+
+/// Relays a user's return from an upstream consent page to the connector that asked them
+/// to connect, on a stream of its own.
+pub async fn authorize(
+    conn: &quinn::Connection,
+    callback: wire::AuthorizeCallback,
+    timeout: Duration,
+) -> Result<CallOutcome, Error> {
+    exchange(conn, Kind::Authorize(callback), false, timeout, &NoPeer)
+        .await
+        .map(|(outcome, _)| outcome)
+}
+
+/// One call-shaped exchange: `first` out, frames in until the response.
+async fn exchange(
+    conn: &quinn::Connection,
+    first: Kind,
+    interactive: bool,
+    timeout: Duration,
+    peer: &dyn CallPeer,
+) -> Result<(CallOutcome, Vec<wire::UpstreamAction>), Error> {
     let (send, recv) = conn
         .open_bi()
         .await
@@ -101,9 +131,7 @@ pub async fn run(
         send,
         completed: false,
     };
-    let frame = wire::CallFrame {
-        kind: Some(Kind::Request(request.clone())),
-    };
+    let frame = wire::CallFrame { kind: Some(first) };
     if let Err(e) = write_frame(&mut stream.send, &frame).await {
         return Err(match e {
             shared::io::WriteError::Encode(e) => {
@@ -112,7 +140,7 @@ pub async fn run(
             other => Error::NotSent(other.to_string()),
         });
     }
-    if !request.interactive {
+    if !interactive {
         // Nothing will be relayed back: finishing now lets the FIN ride with the request.
         let _ = stream.send.finish();
     }
@@ -160,7 +188,7 @@ pub async fn run(
     match tokio::time::timeout(timeout, exchange).await {
         Ok(Ok(mut response)) => {
             stream.completed = true;
-            if request.interactive {
+            if interactive {
                 let _ = stream.send.finish();
             }
             let actions = std::mem::take(&mut response.actions);

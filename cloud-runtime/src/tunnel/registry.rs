@@ -5,7 +5,7 @@
 //! availability. Calls go to a non-draining tunnel of the tenant with the fewest calls in
 //! flight; ties rotate.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -29,8 +29,8 @@ pub struct ConnectorHandle {
     pub session_id: String,
     /// Connector build version.
     pub version: String,
-    /// Tools the connector offers.
-    pub tools: Vec<wire::ToolSpec>,
+    /// Tools the connector offers, by name (shared: every call looks one up).
+    pub tools: BTreeMap<String, Arc<wire::ToolSpec>>,
     /// The connector's local policy, which it enforces on every call.
     pub local_policy: RuleSet,
     connection: quinn::Connection,
@@ -52,7 +52,10 @@ impl ConnectorHandle {
             identity,
             session_id,
             version,
-            tools,
+            tools: tools
+                .into_iter()
+                .map(|t| (t.name.clone(), Arc::new(t)))
+                .collect(),
             local_policy,
             connection,
             draining: AtomicBool::new(false),
@@ -69,8 +72,8 @@ impl ConnectorHandle {
         !self.draining.load(Ordering::Relaxed) && self.connection.close_reason().is_none()
     }
 
-    fn spec(&self, tool: &str) -> Option<&wire::ToolSpec> {
-        self.tools.iter().find(|t| t.name == tool)
+    fn spec(&self, tool: &str) -> Option<&Arc<wire::ToolSpec>> {
+        self.tools.get(tool)
     }
 
     /// Whether this tunnel offers `tool` and its local policy allows it on `target`.
@@ -217,27 +220,24 @@ impl Registry {
     }
 
     /// The tools offered by the tenant's online connectors, one per name, sorted by name.
-    pub fn tools(&self, tenant: &TenantId) -> Vec<wire::ToolSpec> {
+    pub fn tools(&self, tenant: &TenantId) -> Vec<Arc<wire::ToolSpec>> {
         let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
-        let mut tools: Vec<wire::ToolSpec> = Vec::new();
+        let mut tools: BTreeMap<&str, &Arc<wire::ToolSpec>> = BTreeMap::new();
         for h in map
             .get(tenant)
             .into_iter()
             .flatten()
             .filter(|h| h.available())
         {
-            for t in &h.tools {
-                if !tools.iter().any(|x| x.name == t.name) {
-                    tools.push(t.clone());
-                }
+            for (name, t) in &h.tools {
+                tools.entry(name).or_insert(t);
             }
         }
-        tools.sort_by(|a, b| a.name.cmp(&b.name));
-        tools
+        tools.into_values().cloned().collect()
     }
 
     /// The spec of `tool` as an online connector of the tenant declares it.
-    pub fn spec(&self, tenant: &TenantId, tool: &str) -> Option<wire::ToolSpec> {
+    pub fn spec(&self, tenant: &TenantId, tool: &str) -> Option<Arc<wire::ToolSpec>> {
         let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
         map.get(tenant)?
             .iter()
@@ -275,6 +275,37 @@ impl Registry {
             .flatten()
             .find(|h| &h.identity.connector == connector)
             .map(|h| h.identity.tenant.clone())
+    }
+
+    /// Relays an upstream authorization code to the connector that asked the user to
+    /// connect (only it holds the state's verifier and the client secret).
+    pub async fn authorize(
+        &self,
+        tenant: &TenantId,
+        connector: &ConnectorId,
+        callback: wire::AuthorizeCallback,
+        timeout: Duration,
+    ) -> CallOutcome {
+        let handle = {
+            let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+            map.get(tenant)
+                .into_iter()
+                .flatten()
+                .filter(|h| h.available() && &h.identity.connector == connector)
+                .min_by_key(|h| h.in_flight.load(Ordering::Relaxed))
+                .cloned()
+        };
+        let Some(handle) = handle else {
+            return Err(CallFailure::new(
+                ErrorCode::Unavailable,
+                format!("connector {connector} is not online; start again from the tool call"),
+            ));
+        };
+        match call::authorize(&handle.connection, callback, timeout).await {
+            Ok(outcome) => outcome,
+            Err(call::Error::NotSent(e)) => Err(CallFailure::new(ErrorCode::Unavailable, e)),
+            Err(call::Error::Failed(f)) => Err(f),
+        }
     }
 
     /// Why no tunnel can take a call: none is up (retryable), none offers the tool, or

@@ -1,0 +1,226 @@
+//! Just-in-time user authorization, MCP side: a connector answered a call with
+//! "authorization required" (the user has not connected their upstream account yet), so the
+//! runtime stores a connect request and sends the client to the runtime's own connect page
+//! ([`crate::connect`]) in the form the client's protocol revision has:
+//!
+//! - 2026-07-28: an `input_required` result with a URL-mode `elicitation/create`; the client
+//!   retries the call once the user is done;
+//! - 2025-11-25, when the client declared URL elicitation: the `-32042`
+//!   URL-elicitation-required error, and `notifications/elicitation/complete` when the user
+//!   is back;
+//! - otherwise (2025-06-18, older clients): an `isError` result whose text carries the link.
+//!
+//! The link names only a random request id; the page checks the browser's signed-in user
+//! before sending it on to the upstream.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CallToolResponse, CallToolResult, ContentBlock, CustomNotification, ErrorCode, InputRequest,
+    InputRequests, InputRequiredResult, ProtocolVersion, ServerNotification,
+};
+use rmcp::service::{Peer, RequestContext};
+use rmcp::{ErrorData as McpError, RoleServer};
+use shared::call::CallFailure;
+
+use super::principal::Principal;
+use super::server::Shared;
+use crate::audit::record::{AuditRecord, Kind};
+use crate::oauth::secret;
+use crate::store::connect::ConnectRow;
+use crate::store::now_ms;
+
+/// The URL-elicitation-required error code (MCP 2025-11-25).
+pub const URL_ELICITATION_REQUIRED: i32 = -32042;
+/// Longest a connect request stays open.
+const MAX_TTL_MS: i64 = 10 * 60 * 1000;
+/// How long a session waits for its completion notice.
+const NOTICE_TTL: Duration = Duration::from_secs(600);
+
+/// Sessions waiting to hear that a user finished connecting (per elicitation id).
+#[derive(Debug, Default)]
+pub struct Elicitations {
+    peers: Mutex<HashMap<String, (Instant, Peer<RoleServer>)>>,
+}
+
+impl Elicitations {
+    fn remember(&self, id: &str, peer: Peer<RoleServer>) {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.retain(|_, (at, p)| at.elapsed() < NOTICE_TTL && !p.is_transport_closed());
+        peers.insert(id.to_owned(), (Instant::now(), peer));
+    }
+
+    /// Tells the session that asked (if it is still here) that elicitation `id` is done.
+    pub async fn complete(&self, id: &str) {
+        let peer = self
+            .peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+            .map(|(_, p)| p);
+        if let Some(peer) = peer {
+            let notice = CustomNotification::new(
+                "notifications/elicitation/complete",
+                Some(serde_json::json!({ "elicitationId": id })),
+            );
+            let _ = peer
+                .send_notification(ServerNotification::CustomNotification(notice))
+                .await;
+        }
+    }
+}
+
+fn link_allowed(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
+}
+
+/// A call a connector refused with "authorization required".
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal<'a> {
+    /// Who called.
+    pub principal: &'a Principal,
+    /// The connector that refused (it holds the request's state).
+    pub connector: Option<&'a str>,
+    /// The tool.
+    pub tool: &'a str,
+    /// The call's id.
+    pub call_id: u64,
+    /// The call's trace and span ids.
+    pub trace: (&'a str, &'a str),
+    /// The refusal, with the connector's authorization request.
+    pub failure: &'a CallFailure,
+}
+
+/// Answers a call the connector refused with "authorization required".
+pub async fn required(
+    shared: &Shared,
+    ctx: &RequestContext<RoleServer>,
+    refusal: Refusal<'_>,
+) -> Result<CallToolResponse, McpError> {
+    let Refusal {
+        principal,
+        connector,
+        tool,
+        call_id,
+        trace,
+        failure,
+    } = refusal;
+    let (Some(request), Some(connector)) = (failure.authorization.as_deref(), connector) else {
+        return Ok(super::convert::failure(failure).into());
+    };
+    if !link_allowed(&request.authorize_url) || request.state.is_empty() {
+        tracing::warn!(%connector, "connector sent an unusable authorization link");
+        return Ok(super::convert::failure(&CallFailure::new(
+            shared::wire::ErrorCode::Internal,
+            "the connector's authorization link is unusable",
+        ))
+        .into());
+    }
+    let id = secret::generate("");
+    let elicitation_id = secret::generate("");
+    let now = now_ms();
+    let ttl = i64::try_from(request.expires_in_ms)
+        .unwrap_or(MAX_TTL_MS)
+        .min(MAX_TTL_MS);
+    let row = ConnectRow {
+        id: id.clone(),
+        tenant: principal.tenant.to_string(),
+        user_name: principal.user.clone(),
+        agent: principal.agent.clone(),
+        connector: connector.to_owned(),
+        provider: request.provider.clone(),
+        display_name: request.display_name.clone(),
+        authorize_url: request.authorize_url.clone(),
+        state: request.state.clone(),
+        elicitation_id: elicitation_id.clone(),
+        created_at: now,
+        expires_at: now + ttl,
+        completed_at: None,
+        outcome: None,
+    };
+    if shared.store.create_connect(&row).await.is_err() {
+        return Err(McpError::internal_error(
+            "could not record the connect request",
+            None,
+        ));
+    }
+    shared
+        .audit
+        .submit(AuditRecord {
+            time: crate::audit::record::now_rfc3339(),
+            kind: Kind::Authorization,
+            tenant: row.tenant.clone(),
+            gateway: None,
+            user: row.user_name.clone(),
+            agent: principal.agent.clone(),
+            connector: Some(row.connector.clone()),
+            tool: tool.to_owned(),
+            target: None,
+            decision: None,
+            layer: None,
+            reason: Some(format!(
+                "{} account not connected yet",
+                request.display_name
+            )),
+            outcome: Some("requested".into()),
+            duration_ms: None,
+            upstream: None,
+            arguments: None,
+            call_id,
+            trace_id: trace.0.to_owned(),
+            span_id: trace.1.to_owned(),
+        })
+        .await;
+    let url = format!("{}/connect/{id}", shared.options.public_url);
+    let message = format!(
+        "Connect your {} account so I can act as you there: open the link, sign in and allow access.",
+        request.display_name
+    );
+    let version = ctx.protocol_version();
+    if version
+        .as_ref()
+        .is_some_and(|v| *v >= ProtocolVersion::V_2026_07_28)
+    {
+        let elicit = serde_json::json!({
+            "method": "elicitation/create",
+            "params": {"mode": "url", "message": message, "url": url, "elicitationId": elicitation_id},
+        });
+        let input = serde_json::from_value::<InputRequest>(elicit).map_err(|e| {
+            McpError::internal_error(format!("building the elicitation: {e}"), None)
+        })?;
+        let mut inputs = InputRequests::new();
+        inputs.insert(format!("connect-{}", request.provider), input);
+        return Ok(CallToolResponse::InputRequired(InputRequiredResult::new(
+            Some(inputs),
+            None,
+        )));
+    }
+    let url_capable = version
+        .as_ref()
+        .is_some_and(|v| *v >= ProtocolVersion::V_2025_11_25)
+        && ctx.peer.peer_info().is_some_and(|i| {
+            i.capabilities
+                .elicitation
+                .as_ref()
+                .is_some_and(|e| e.url.is_some())
+        });
+    if url_capable {
+        shared
+            .elicitations
+            .remember(&elicitation_id, ctx.peer.clone());
+        return Err(McpError::new(
+            ErrorCode(URL_ELICITATION_REQUIRED),
+            message.clone(),
+            Some(serde_json::json!({
+                "elicitations": [{"mode": "url", "elicitationId": elicitation_id, "url": url, "message": message}],
+            })),
+        ));
+    }
+    Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+        "{message} Link: {url} (valid for {} minutes). Then call the tool again.",
+        ttl / 60_000
+    ))])
+    .into())
+}
