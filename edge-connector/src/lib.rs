@@ -5,18 +5,26 @@
 //! - [`config`]: the customer's configuration file (state, policy, vault, upstreams).
 //! - [`state`]: the state directory (enrollment, pinned CA, identity).
 //! - [`enroll`]: one-time enrollment with a join token and a pinned CA fingerprint.
+//! - [`providers`]: the GitHub Enterprise and GitLab instances and their tools.
 //! - [`local_policy`]: the customer's own allow-list, enforced on every call.
 //! - [`tunnel`]: dialling, sessions, call serving, reconnects.
 //! - [`tools`]: the tools served over the tunnel.
+//! - [`doctor`]: checks of this machine's readiness, each failure with its fix.
+//! - [`egress`]: every destination the connector contacts, for the firewall.
+//! - [`vault`]: the age-encrypted store of every credential the connector holds.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod doctor;
+pub mod egress;
 pub mod enroll;
 pub mod local_policy;
+pub mod providers;
 pub mod state;
 pub mod tools;
 pub mod tunnel;
+pub mod vault;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,10 +52,15 @@ pub async fn run(
         VERSION,
         config.telemetry.otlp_endpoint.as_ref(),
     )?);
-    let toolbox = tools::Toolbox::new(tools::ToolContext {
-        identity: identity.identity.clone(),
-        version: VERSION,
-    });
+    let enrolled = state.config()?;
+    let providers = Arc::new(providers::Providers::new(&config, &enrolled.runtime, None)?);
+    let toolbox = tools::Toolbox::new(
+        tools::ToolContext {
+            identity: identity.identity.clone(),
+            version: VERSION,
+        },
+        providers,
+    );
     let result = run_with_tools(
         state,
         Arc::new(toolbox),

@@ -204,6 +204,11 @@ impl ToolSet for Enforced {
             }
         }
     }
+
+    fn authorize<'a>(&'a self, cb: &'a wire::AuthorizeCallback) -> BoxFuture<'a, CallOutcome> {
+        // Finishing a user's sign-in runs no tool: nothing for the policy to refuse.
+        self.inner.authorize(cb)
+    }
 }
 
 #[cfg(test)]

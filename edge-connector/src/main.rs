@@ -12,6 +12,8 @@ use edge_connector::enroll::{self, EnrollOptions};
 use edge_connector::state::StateDir;
 use tokio_util::sync::CancellationToken;
 
+mod cli;
+
 /// The mcp-edge connector: dials out to the cloud runtime and runs tools inside your network.
 #[derive(Parser)]
 #[command(version, about)]
@@ -44,17 +46,47 @@ enum Command {
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         drain_timeout: Duration,
     },
+    /// Check this machine can run the connector, with a fix for each failure.
+    ///
+    /// Checks DNS, UDP (a real QUIC handshake) and TCP to the runtime, the clock, the
+    /// certificate, the vault, each upstream with its CA bundle and proxy, and that no
+    /// edge-connector process listens. Exits non-zero on any failure.
+    Doctor {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print every destination the connector contacts, for the firewall change request.
+    ///
+    /// Runtime endpoints (from the enrollment), upstreams, their proxies and the OTLP
+    /// collector, with protocol, port and resolved addresses.
+    EgressReport {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The age-encrypted vault of credentials (names and metadata are shown, secrets never).
+    Vault {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: cli::vault::VaultCommand,
+    },
 }
 
 /// Where the configuration (or, without one, the state directory) is.
 #[derive(Args)]
 struct ConfigArgs {
     /// The configuration file (default: /etc/edge-connector/config.toml when it exists).
-    #[arg(long, env = "EDGE_CONNECTOR_CONFIG")]
+    #[arg(long, env = "EDGE_CONNECTOR_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// The state directory, overriding the configuration's `state_dir`; without a
     /// configuration file the connector serves only its diagnostic tools.
-    #[arg(long, env = "EDGE_CONNECTOR_STATE_DIR")]
+    #[arg(long, env = "EDGE_CONNECTOR_STATE_DIR", global = true)]
     state_dir: Option<PathBuf>,
 }
 
@@ -128,6 +160,13 @@ async fn run(command: Command) -> Result<()> {
             println!("enrolled as {identity}");
             println!("state in {}", config.state_dir.display());
         }
+        Command::Vault { config, command } => {
+            let config = config.load()?;
+            // Vault operations block on file locks and fsync: keep them off the reactor.
+            tokio::task::spawn_blocking(move || cli::vault::run(command, &config)).await??;
+        }
+        Command::Doctor { config, json } => doctor(config, json).await?,
+        Command::EgressReport { config, json } => egress_report(config, json).await?,
         Command::Run {
             config,
             drain_timeout,
@@ -142,6 +181,53 @@ async fn run(command: Command) -> Result<()> {
             });
             edge_connector::run(config, drain_timeout, shutdown).await?;
         }
+    }
+    Ok(())
+}
+
+async fn doctor(args: ConfigArgs, json: bool) -> Result<()> {
+    let path = args.config.clone();
+    let report = match args.load() {
+        Ok(config) => {
+            edge_connector::doctor::run(&config, &edge_connector::egress::ProxyEnv::from_process())
+                .await
+        }
+        Err(e) => edge_connector::doctor::unloadable_config(path.as_deref(), &format!("{e:#}")),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    if !report.ok {
+        bail!(
+            "doctor found {} problem(s)",
+            report.count(edge_connector::doctor::Status::Fail)
+        );
+    }
+    Ok(())
+}
+
+async fn egress_report(args: ConfigArgs, json: bool) -> Result<()> {
+    use edge_connector::egress;
+    let config = args.load()?;
+    let enrollment = StateDir::new(&config.state_dir).config().ok();
+    let mut destinations = egress::destinations(
+        &config,
+        enrollment.as_ref(),
+        &egress::ProxyEnv::from_process(),
+    );
+    egress::resolve(&mut destinations).await;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "enrolled": enrollment.is_some(),
+                "destinations": destinations,
+            }))?
+        );
+    } else {
+        print!("{}", egress::render(&destinations, enrollment.is_some()));
     }
     Ok(())
 }

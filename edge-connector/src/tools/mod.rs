@@ -1,12 +1,18 @@
-//! The tools a connector serves, one module per tool family, dispatched by name.
+//! The tools a connector serves, dispatched by name: the diagnostic tools here, and the
+//! source-control tools of each configured provider ([`crate::providers`]).
 //!
 //! Each tool declares its [`wire::ToolSpec`] (sent to the runtime at hello, so tools/list
 //! reflects exactly what this connector can do) and an async handler that takes validated
 //! JSON arguments and returns a structured result with a short text rendering. A [`ToolSet`]
 //! is what the tunnel serves; [`Toolbox`] is the connector's own.
+//!
+//! - [`tool`]: the typed tool trait, schemas from types, field selection.
+//! - [`context`]: what a running call can do (progress, questions, upstream actions).
+//! - [`diagnostic`]: `diag.ping`, `diag.echo`.
 
 pub mod context;
 pub mod diagnostic;
+pub mod tool;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,10 +40,18 @@ pub trait ToolSet: Send + Sync + 'static {
     }
 }
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
 use serde::de::DeserializeOwned;
 use shared::call::{Call, CallFailure, CallOutcome};
 use shared::identity::ConnectorIdentity;
 use shared::wire::{self, ErrorCode};
+
+use crate::config::ProviderKind;
+use crate::providers::{Providers, github, gitlab};
+use tool::{DynTool, ToolCall};
 
 /// What tools may know about the connector they run in.
 #[derive(Debug, Clone)]
@@ -49,34 +63,74 @@ pub struct ToolContext {
 }
 
 /// The registered tools.
-#[derive(Debug, Clone)]
 pub struct Toolbox {
     ctx: ToolContext,
+    providers: Arc<Providers>,
+    tools: HashMap<&'static str, Box<dyn DynTool>>,
+}
+
+impl std::fmt::Debug for Toolbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Toolbox")
+            .field("tools", &self.tools.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Toolbox {
-    /// The toolbox for a connector.
-    pub fn new(ctx: ToolContext) -> Self {
-        Self { ctx }
+    /// The toolbox of a connector: the diagnostic tools, and the tools of each kind of
+    /// provider configured.
+    pub fn new(ctx: ToolContext, providers: Arc<Providers>) -> Self {
+        let mut tools: Vec<Box<dyn DynTool>> = Vec::new();
+        if providers.has(ProviderKind::Github) {
+            tools.extend(github::tools());
+        }
+        if providers.has(ProviderKind::Gitlab) {
+            tools.extend(gitlab::tools());
+        }
+        Self {
+            ctx,
+            providers,
+            tools: tools.into_iter().map(|t| (t.name(), t)).collect(),
+        }
     }
 
     /// Runs a call.
-    pub async fn dispatch(&self, call: &Call, _ctx: &CallContext) -> CallOutcome {
+    pub async fn dispatch(&self, call: &Call, ctx: &CallContext) -> CallOutcome {
         match call.tool.as_str() {
             diagnostic::PING => diagnostic::ping(&self.ctx, call, args(call)?).await,
             diagnostic::ECHO => diagnostic::echo(&self.ctx, args(call)?).await,
-            other => Err(unknown_tool(other)),
+            other => {
+                let tool = self.tools.get(other).ok_or_else(|| unknown_tool(other))?;
+                let cx = ToolCall {
+                    call,
+                    ctx,
+                    providers: &self.providers,
+                    deadline: Instant::now() + call.timeout,
+                };
+                tool.call(&cx).await
+            }
         }
     }
 }
 
 impl ToolSet for Toolbox {
     fn specs(&self) -> Vec<wire::ToolSpec> {
-        diagnostic::specs()
+        let mut specs = diagnostic::specs();
+        specs.extend(self.tools.values().map(|t| t.spec()));
+        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        specs
     }
 
     fn call<'a>(&'a self, call: &'a Call, ctx: &'a CallContext) -> BoxFuture<'a, CallOutcome> {
         Box::pin(self.dispatch(call, ctx))
+    }
+
+    fn authorize<'a>(&'a self, cb: &'a wire::AuthorizeCallback) -> BoxFuture<'a, CallOutcome> {
+        Box::pin(async move {
+            let text = self.providers.authorize(cb).await?;
+            output(&serde_json::json!({ "connected": true }), text)
+        })
     }
 }
 

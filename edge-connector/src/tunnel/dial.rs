@@ -98,6 +98,50 @@ fn connected_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket)
 }
 
+/// Why one address gave no connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttemptError {
+    /// The local UDP socket could not be made (no route, no address family).
+    #[error("{0}")]
+    Socket(#[from] std::io::Error),
+    /// quinn refused to start the handshake (a bad server name, say).
+    #[error("{0}")]
+    Start(#[from] quinn::ConnectError),
+    /// Nothing answered in time: UDP blocked on the way, or nothing listening.
+    #[error("handshake timed out")]
+    Timeout,
+    /// The handshake failed (TLS alert, refused certificate, closed by the peer).
+    #[error("{0}")]
+    Handshake(#[from] quinn::ConnectionError),
+}
+
+/// One handshake with `addr` over a fresh connected socket, within `timeout`. `doctor`
+/// calls it per address to tell which one is blocked.
+pub async fn connect(
+    addr: SocketAddr,
+    server_name: &str,
+    config: &quinn::ClientConfig,
+    timeout: Duration,
+) -> Result<Dialled, AttemptError> {
+    let socket = connected_socket(addr)?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    let connecting = endpoint.connect_with(config.clone(), addr, server_name)?;
+    match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(connection)) => Ok(Dialled {
+            endpoint,
+            connection,
+        }),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(AttemptError::Timeout),
+    }
+}
+
 /// Resolves `endpoint` (`host:port`) and connects to the first address that answers.
 pub async fn dial(
     endpoint: &str,
@@ -113,28 +157,7 @@ pub async fn dial(
         .collect();
     let mut last = String::from("no addresses");
     for addr in addrs {
-        let attempt = async {
-            let socket = connected_socket(addr).map_err(|e| e.to_string())?;
-            let ep = quinn::Endpoint::new(
-                quinn::EndpointConfig::default(),
-                None,
-                socket,
-                Arc::new(quinn::TokioRuntime),
-            )
-            .map_err(|e| e.to_string())?;
-            let connecting = ep
-                .connect_with(config.clone(), addr, server_name)
-                .map_err(|e| e.to_string())?;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
-                Ok(Ok(connection)) => Ok(Dialled {
-                    endpoint: ep,
-                    connection,
-                }),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("handshake timed out".to_owned()),
-            }
-        };
-        match attempt.await {
+        match connect(addr, server_name, config, HANDSHAKE_TIMEOUT).await {
             Ok(d) => return Ok(d),
             Err(e) => last = format!("{addr}: {e}"),
         }

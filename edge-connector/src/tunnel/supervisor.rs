@@ -35,6 +35,9 @@ pub enum RunError {
     /// The local policy file is unusable.
     #[error(transparent)]
     LocalPolicy(#[from] crate::local_policy::LocalPolicyError),
+    /// An upstream instance cannot be set up.
+    #[error(transparent)]
+    Providers(#[from] crate::providers::ProviderError),
     /// The span exporter could not be built.
     #[error(transparent)]
     Telemetry(#[from] shared::trace::ExporterError),

@@ -1,0 +1,3 @@
+//! Subcommands of the `edge-connector` binary that grew past a few lines.
+
+pub mod vault;

@@ -1,0 +1,768 @@
+//! Pull request tools: list a repository's pull requests, read one as a summary (state,
+//! branches, mergeability, reviews, changed files, checks), and open one.
+
+use std::collections::BTreeMap;
+
+use reqwest::Method;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use shared::call::CallFailure;
+use shared::wire::ErrorCode;
+
+use super::api::{self, Label, Page, User};
+use super::issues::StateFilter;
+use crate::providers::Instance;
+use crate::providers::http::Request;
+use crate::tools::BoxFuture;
+use crate::tools::tool::{CREATE, Hints, READ, Rendered, Tool, ToolCall};
+
+/// One side of a pull request.
+#[derive(Debug, Deserialize)]
+struct RawBranchRef {
+    #[serde(rename = "ref")]
+    name: String,
+    sha: String,
+}
+
+/// The fields of a GitHub pull request the tools read.
+#[derive(Debug, Deserialize)]
+struct RawPull {
+    number: u64,
+    title: String,
+    state: String,
+    #[serde(default)]
+    draft: bool,
+    user: Option<User>,
+    head: RawBranchRef,
+    base: RawBranchRef,
+    #[serde(default)]
+    labels: Vec<Label>,
+    #[serde(default)]
+    assignees: Vec<User>,
+    #[serde(default)]
+    requested_reviewers: Vec<User>,
+    created_at: String,
+    updated_at: String,
+    merged_at: Option<String>,
+    html_url: String,
+    body: Option<String>,
+    mergeable: Option<bool>,
+    mergeable_state: Option<String>,
+    #[serde(default)]
+    comments: u64,
+    #[serde(default)]
+    review_comments: u64,
+    #[serde(default)]
+    commits: u64,
+    #[serde(default)]
+    additions: u64,
+    #[serde(default)]
+    deletions: u64,
+    #[serde(default)]
+    changed_files: u64,
+}
+
+/// A pull request, compactly.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PullSummary {
+    /// Number.
+    pub number: u64,
+    /// Title.
+    pub title: String,
+    /// `open`, `closed` or `merged`.
+    pub state: String,
+    /// Whether it is a draft.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub draft: bool,
+    /// Author's login.
+    pub author: String,
+    /// Head branch (the changes).
+    pub head: String,
+    /// Base branch (merged into).
+    pub base: String,
+    /// Label names.
+    pub labels: Vec<String>,
+    /// Logins asked to review who have not yet.
+    pub requested_reviewers: Vec<String>,
+    /// Last update, RFC 3339.
+    pub updated_at: String,
+    /// Web URL.
+    pub url: String,
+}
+
+impl From<&RawPull> for PullSummary {
+    fn from(p: &RawPull) -> Self {
+        Self {
+            number: p.number,
+            title: p.title.clone(),
+            state: if p.merged_at.is_some() {
+                "merged".into()
+            } else {
+                p.state.clone()
+            },
+            draft: p.draft,
+            author: p.user.as_ref().map(|u| u.login.clone()).unwrap_or_default(),
+            head: p.head.name.clone(),
+            base: p.base.name.clone(),
+            labels: p.labels.iter().map(|l| l.name.clone()).collect(),
+            requested_reviewers: p
+                .requested_reviewers
+                .iter()
+                .map(|u| u.login.clone())
+                .collect(),
+            updated_at: p.updated_at.clone(),
+            url: p.html_url.clone(),
+        }
+    }
+}
+
+/// One line of a pull request for the text rendering.
+pub fn pull_line(p: &PullSummary) -> String {
+    let mut line = format!(
+        "#{} [{}{}] {} ({} → {}) by {}",
+        p.number,
+        p.state,
+        if p.draft { ", draft" } else { "" },
+        p.title,
+        p.head,
+        p.base,
+        p.author
+    );
+    if !p.labels.is_empty() {
+        line.push_str(&format!(" ({})", p.labels.join(", ")));
+    }
+    if !p.requested_reviewers.is_empty() {
+        line.push_str(&format!(
+            " review requested: @{}",
+            p.requested_reviewers.join(" @")
+        ));
+    }
+    line
+}
+
+/// Arguments of `github_list_pull_requests`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListArgs {
+    /// The GitHub Enterprise instance; needed only when the connector has several.
+    pub instance: Option<String>,
+    /// Repository owner.
+    pub owner: String,
+    /// Repository name.
+    pub repo: String,
+    /// `open` (default), `closed` (including merged) or `all`.
+    pub state: Option<StateFilter>,
+    /// Only pull requests into this base branch.
+    pub base: Option<String>,
+    /// Only pull requests from this head branch.
+    pub head: Option<String>,
+    /// Pull requests per page (default 20, at most 100).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// `github_list_pull_requests`.
+pub struct ListPullRequests;
+
+impl Tool for ListPullRequests {
+    type Args = ListArgs;
+    type Output = Page<PullSummary>;
+    const NAME: &'static str = "github_list_pull_requests";
+    const DESCRIPTION: &'static str = "List a repository's pull requests, most recently updated first, by state and base or head branch.";
+    const HINTS: Hints = READ;
+    const TARGET: &'static [&'static str] = &["owner", "repo"];
+    const SELECTABLE: bool = true;
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a ToolCall<'a>,
+        a: ListArgs,
+    ) -> BoxFuture<'a, Result<Rendered<Page<PullSummary>>, CallFailure>> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            let state = match a.state.unwrap_or(StateFilter::Open) {
+                StateFilter::Open => "open",
+                StateFilter::Closed => "closed",
+                StateFilter::All => "all",
+            };
+            let req = Request::get(
+                "/repos/{owner}/{repo}/pulls",
+                format!("{}/pulls", api::repo(&a.owner, &a.repo)?),
+            )
+            .query([
+                ("state", Some(state.to_owned())),
+                ("base", a.base),
+                // GitHub filters heads as `owner:branch`.
+                ("head", a.head.map(|h| format!("{}:{h}", a.owner))),
+                ("sort", Some("updated".into())),
+                ("direction", Some("desc".into())),
+            ])
+            .query(api::page(a.limit, a.cursor.as_deref())?);
+            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
+            let out = Page {
+                next_cursor: api::next_cursor(&resp),
+                items: resp
+                    .json::<Vec<RawPull>>()?
+                    .iter()
+                    .map(PullSummary::from)
+                    .collect(),
+            };
+            let text = api::render_lines(&out, pull_line, "no matching pull requests");
+            Ok(Rendered { output: out, text })
+        })
+    }
+}
+
+/// A changed file, counted.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FileChange {
+    /// Path.
+    pub path: String,
+    /// `added`, `modified`, `removed`, `renamed`...
+    pub status: String,
+    /// Lines added.
+    pub additions: u64,
+    /// Lines deleted.
+    pub deletions: u64,
+}
+
+/// What the pull request changes.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Changes {
+    /// Commits.
+    pub commits: u64,
+    /// Files changed.
+    pub files: u64,
+    /// Lines added.
+    pub additions: u64,
+    /// Lines deleted.
+    pub deletions: u64,
+    /// The most changed files, most lines first.
+    pub top_files: Vec<FileChange>,
+    /// Changed files not in `top_files`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub other_files: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A reviewer's latest verdict.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ReviewBy {
+    /// Reviewer's login.
+    pub author: String,
+    /// `APPROVED`, `CHANGES_REQUESTED`, `COMMENTED` or `DISMISSED`.
+    pub state: String,
+}
+
+/// Where reviewing stands.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ReviewStatus {
+    /// `approved`, `changes_requested`, `review_required` (reviewers asked, none
+    /// decided) or `none`.
+    pub decision: String,
+    /// Each reviewer's latest review.
+    pub reviews: Vec<ReviewBy>,
+}
+
+/// One check or commit status of the head commit.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Check {
+    /// Check run or status context name.
+    pub name: String,
+    /// `success`, `failure`, `pending`, `skipped`, `neutral`, `cancelled`...
+    pub state: String,
+}
+
+/// The head commit's checks and statuses.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Checks {
+    /// Overall: `success`, `failure`, `pending` or `none`.
+    pub state: String,
+    /// Each check run and status.
+    pub items: Vec<Check>,
+}
+
+/// A pull request summarised for review.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PullDetail {
+    /// The pull request.
+    #[serde(flatten)]
+    pub pull: PullSummary,
+    /// Head commit.
+    pub head_sha: String,
+    /// Created, RFC 3339.
+    pub created_at: String,
+    /// Description (truncated past `max_body_chars`).
+    pub body: String,
+    /// Whether it can be merged (absent while GitHub computes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mergeable: Option<bool>,
+    /// GitHub's merge state: `clean`, `unstable` (checks failing), `dirty` (conflicts),
+    /// `blocked`, `behind`, `draft` or `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mergeable_state: Option<String>,
+    /// Logins assigned.
+    pub assignees: Vec<String>,
+    /// Conversation and review comments.
+    pub comments: u64,
+    /// Reviews.
+    pub review: ReviewStatus,
+    /// Changed files.
+    pub changes: Changes,
+    /// The head commit's checks.
+    pub checks: Checks,
+}
+
+/// Arguments of `github_get_pull_request`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetArgs {
+    /// The GitHub Enterprise instance; needed only when the connector has several.
+    pub instance: Option<String>,
+    /// Repository owner.
+    pub owner: String,
+    /// Repository name.
+    pub repo: String,
+    /// Pull request number.
+    pub number: u64,
+    /// How many of the most changed files to list (default 10, at most 100).
+    pub max_files: Option<usize>,
+    /// Longest description kept, in characters (default 2000).
+    pub max_body_chars: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawFile {
+    filename: String,
+    status: String,
+    #[serde(default)]
+    additions: u64,
+    #[serde(default)]
+    deletions: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawReview {
+    user: Option<User>,
+    state: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawCheckRun {
+    name: String,
+    status: String,
+    conclusion: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawStatus {
+    context: String,
+    state: String,
+}
+
+/// The latest decisive review of each reviewer, and the decision they add up to.
+fn review_status(reviews: Vec<RawReview>, requested: &[String]) -> ReviewStatus {
+    // Reviews come oldest first; a comment does not undo an earlier verdict.
+    let mut latest: BTreeMap<String, String> = BTreeMap::new();
+    for r in reviews {
+        let Some(author) = r.user.map(|u| u.login) else {
+            continue;
+        };
+        if r.state == "PENDING" {
+            continue;
+        }
+        let decisive = r.state != "COMMENTED";
+        match latest.get(&author) {
+            Some(prev) if !decisive && prev != "COMMENTED" => {}
+            _ => {
+                latest.insert(author, r.state);
+            }
+        }
+    }
+    let has = |s: &str| latest.values().any(|v| v == s);
+    let decision = if has("CHANGES_REQUESTED") {
+        "changes_requested"
+    } else if has("APPROVED") {
+        "approved"
+    } else if !requested.is_empty() {
+        "review_required"
+    } else {
+        "none"
+    };
+    ReviewStatus {
+        decision: decision.into(),
+        reviews: latest
+            .into_iter()
+            .map(|(author, state)| ReviewBy { author, state })
+            .collect(),
+    }
+}
+
+/// Check runs and statuses as one list and an overall state.
+fn checks_of(runs: Vec<RawCheckRun>, statuses: Vec<RawStatus>) -> Checks {
+    let mut items: Vec<Check> = runs
+        .into_iter()
+        .map(|r| Check {
+            name: r.name,
+            state: match (r.status.as_str(), r.conclusion) {
+                ("completed", Some(c)) => c,
+                _ => "pending".into(),
+            },
+        })
+        .collect();
+    items.extend(statuses.into_iter().map(|s| Check {
+        name: s.context,
+        state: match s.state.as_str() {
+            "error" => "failure".into(),
+            _ => s.state,
+        },
+    }));
+    let failed = |s: &str| {
+        matches!(
+            s,
+            "failure" | "timed_out" | "cancelled" | "action_required" | "startup_failure"
+        )
+    };
+    let state = if items.is_empty() {
+        "none"
+    } else if items.iter().any(|c| failed(&c.state)) {
+        "failure"
+    } else if items.iter().any(|c| c.state == "pending") {
+        "pending"
+    } else {
+        "success"
+    };
+    Checks {
+        state: state.into(),
+        items,
+    }
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    cx: &ToolCall<'_>,
+    inst: &Instance,
+    route: &'static str,
+    path: String,
+) -> Result<T, CallFailure> {
+    let req = Request::get(route, path).query([("per_page", Some("100".to_owned()))]);
+    inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req)
+        .await?
+        .json()
+}
+
+/// `github_get_pull_request`.
+pub struct GetPullRequest;
+
+impl Tool for GetPullRequest {
+    type Args = GetArgs;
+    type Output = PullDetail;
+    const NAME: &'static str = "github_get_pull_request";
+    const DESCRIPTION: &'static str = "Summarise a pull request: state, author, branches, whether it can be merged, where reviews stand, the most changed files with line counts, and the head commit's checks.";
+    const HINTS: Hints = READ;
+    const TARGET: &'static [&'static str] = &["owner", "repo"];
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a ToolCall<'a>,
+        a: GetArgs,
+    ) -> BoxFuture<'a, Result<Rendered<PullDetail>, CallFailure>> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            let repo = api::repo(&a.owner, &a.repo)?;
+            let base = format!("{repo}/pulls/{}", a.number);
+            let req = Request::get("/repos/{owner}/{repo}/pulls/{pull_number}", base.clone());
+            let raw: RawPull = inst
+                .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
+                .await?
+                .json()?;
+            let head = api::seg(&raw.head.sha)?;
+            #[derive(Deserialize)]
+            struct RunsBody {
+                check_runs: Vec<RawCheckRun>,
+            }
+            #[derive(Deserialize)]
+            struct StatusBody {
+                statuses: Vec<RawStatus>,
+            }
+            // The four reads are independent: one round trip's wait instead of four.
+            let (mut files, reviews, runs, status) = tokio::try_join!(
+                get_json::<Vec<RawFile>>(
+                    cx,
+                    inst,
+                    "/repos/{owner}/{repo}/pulls/{pull_number}/files",
+                    format!("{base}/files"),
+                ),
+                get_json::<Vec<RawReview>>(
+                    cx,
+                    inst,
+                    "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+                    format!("{base}/reviews"),
+                ),
+                get_json::<RunsBody>(
+                    cx,
+                    inst,
+                    "/repos/{owner}/{repo}/commits/{ref}/check-runs",
+                    format!("{repo}/commits/{head}/check-runs"),
+                ),
+                get_json::<StatusBody>(
+                    cx,
+                    inst,
+                    "/repos/{owner}/{repo}/commits/{ref}/status",
+                    format!("{repo}/commits/{head}/status"),
+                ),
+            )?;
+            let pull = PullSummary::from(&raw);
+            let review = review_status(reviews, &pull.requested_reviewers);
+            let checks = checks_of(runs.check_runs, status.statuses);
+            files.sort_by_key(|f| std::cmp::Reverse(f.additions + f.deletions));
+            let max_files = a.max_files.unwrap_or(10).min(100);
+            let top_files: Vec<FileChange> = files
+                .into_iter()
+                .take(max_files)
+                .map(|f| FileChange {
+                    path: f.filename,
+                    status: f.status,
+                    additions: f.additions,
+                    deletions: f.deletions,
+                })
+                .collect();
+            let changes = Changes {
+                commits: raw.commits,
+                files: raw.changed_files,
+                additions: raw.additions,
+                deletions: raw.deletions,
+                other_files: raw.changed_files.saturating_sub(top_files.len() as u64),
+                top_files,
+            };
+            let (body, _) = api::clip(
+                raw.body.as_deref().unwrap_or_default(),
+                a.max_body_chars.unwrap_or(2000).min(100_000),
+            );
+            let mut text = format!(
+                "{}/{}{}\nhead {} at {}; mergeable: {}\nreview: {}",
+                a.owner,
+                a.repo,
+                pull_line(&pull),
+                pull.head,
+                api::short(&raw.head.sha),
+                match (raw.mergeable, raw.mergeable_state.as_deref()) {
+                    (Some(m), Some(s)) => format!("{m} ({s})"),
+                    (Some(m), None) => m.to_string(),
+                    (None, _) => "unknown".into(),
+                },
+                review.decision
+            );
+            for r in &review.reviews {
+                text.push_str(&format!(", {} {}", r.author, r.state.to_lowercase()));
+            }
+            text.push_str(&format!(
+                "\nchecks: {}{}",
+                checks.state,
+                checks
+                    .items
+                    .iter()
+                    .map(|c| format!(", {} {}", c.name, c.state))
+                    .collect::<String>()
+            ));
+            text.push_str(&format!(
+                "\n{} commits, {} files, +{} -{}:",
+                changes.commits, changes.files, changes.additions, changes.deletions
+            ));
+            for f in &changes.top_files {
+                text.push_str(&format!(
+                    "\n  {} ({}) +{} -{}",
+                    f.path, f.status, f.additions, f.deletions
+                ));
+            }
+            if changes.other_files > 0 {
+                text.push_str(&format!("\n  … and {} more files", changes.other_files));
+            }
+            if !body.is_empty() {
+                text.push_str(&format!("\n{body}"));
+            }
+            Ok(Rendered {
+                output: PullDetail {
+                    head_sha: raw.head.sha.clone(),
+                    created_at: raw.created_at.clone(),
+                    body,
+                    mergeable: raw.mergeable,
+                    mergeable_state: raw.mergeable_state.clone(),
+                    assignees: raw.assignees.iter().map(|u| u.login.clone()).collect(),
+                    comments: raw.comments + raw.review_comments,
+                    review,
+                    changes,
+                    checks,
+                    pull,
+                },
+                text,
+            })
+        })
+    }
+}
+
+/// Arguments of `github_create_pull_request`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateArgs {
+    /// The GitHub Enterprise instance; needed only when the connector has several.
+    pub instance: Option<String>,
+    /// Repository owner.
+    pub owner: String,
+    /// Repository name.
+    pub repo: String,
+    /// Title.
+    pub title: String,
+    /// The branch with the changes.
+    pub head: String,
+    /// The branch to merge into (default: the repository's default branch).
+    pub base: Option<String>,
+    /// Markdown description.
+    pub body: Option<String>,
+    /// Open it as a draft.
+    #[serde(default)]
+    pub draft: bool,
+}
+
+/// `github_create_pull_request`.
+pub struct CreatePullRequest;
+
+impl Tool for CreatePullRequest {
+    type Args = CreateArgs;
+    type Output = PullSummary;
+    const NAME: &'static str = "github_create_pull_request";
+    const DESCRIPTION: &'static str = "Open a pull request from a branch into another (default: the repository's default branch).";
+    const HINTS: Hints = CREATE;
+    const TARGET: &'static [&'static str] = &["owner", "repo"];
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a ToolCall<'a>,
+        a: CreateArgs,
+    ) -> BoxFuture<'a, Result<Rendered<PullSummary>, CallFailure>> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            if a.title.trim().is_empty() {
+                return Err(CallFailure::new(
+                    ErrorCode::InvalidArguments,
+                    "title is empty",
+                ));
+            }
+            let repo = api::repo(&a.owner, &a.repo)?;
+            let base = match a.base {
+                Some(b) => b,
+                None => {
+                    #[derive(Deserialize)]
+                    struct R {
+                        default_branch: String,
+                    }
+                    let req = Request::get("/repos/{owner}/{repo}", repo.clone());
+                    inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req)
+                        .await?
+                        .json::<R>()?
+                        .default_branch
+                }
+            };
+            // A repeat would open a second pull request (or fail as a duplicate).
+            let req = Request::write(
+                Method::POST,
+                "/repos/{owner}/{repo}/pulls",
+                format!("{repo}/pulls"),
+                serde_json::json!({"title": a.title, "head": a.head, "base": base, "body": a.body, "draft": a.draft}),
+                false,
+            );
+            let raw: RawPull = inst
+                .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
+                .await?
+                .json()?;
+            let pull = PullSummary::from(&raw);
+            let text = format!(
+                "opened {}/{}{}: {}",
+                a.owner,
+                a.repo,
+                pull_line(&pull),
+                pull.url
+            );
+            Ok(Rendered { output: pull, text })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn review(who: &str, state: &str) -> RawReview {
+        RawReview {
+            user: Some(User { login: who.into() }),
+            state: state.into(),
+        }
+    }
+
+    #[test]
+    fn the_latest_verdict_of_each_reviewer_decides() {
+        let s = review_status(
+            vec![
+                review("bob", "CHANGES_REQUESTED"),
+                review("bob", "COMMENTED"),
+                review("carol", "APPROVED"),
+            ],
+            &[],
+        );
+        assert_eq!(s.decision, "changes_requested");
+        assert_eq!(s.reviews[0].state, "CHANGES_REQUESTED");
+        let s = review_status(
+            vec![
+                review("bob", "CHANGES_REQUESTED"),
+                review("bob", "APPROVED"),
+            ],
+            &[],
+        );
+        assert_eq!(s.decision, "approved");
+        assert_eq!(
+            review_status(vec![], &["bob".into()]).decision,
+            "review_required"
+        );
+        assert_eq!(
+            review_status(vec![review("bob", "COMMENTED")], &[]).decision,
+            "none"
+        );
+    }
+
+    #[test]
+    fn checks_add_up_to_the_worst_state() {
+        let run = |status: &str, conclusion: Option<&str>| RawCheckRun {
+            name: "t".into(),
+            status: status.into(),
+            conclusion: conclusion.map(str::to_owned),
+        };
+        let status = |state: &str| RawStatus {
+            context: "s".into(),
+            state: state.into(),
+        };
+        assert_eq!(checks_of(vec![], vec![]).state, "none");
+        assert_eq!(
+            checks_of(
+                vec![run("completed", Some("success"))],
+                vec![status("pending")]
+            )
+            .state,
+            "pending"
+        );
+        assert_eq!(
+            checks_of(vec![run("in_progress", None)], vec![status("error")]).state,
+            "failure"
+        );
+        assert_eq!(
+            checks_of(
+                vec![run("completed", Some("skipped"))],
+                vec![status("success")]
+            )
+            .state,
+            "success"
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! Branch tools: list a project's branches, create one from a ref, delete one.
+
+use reqwest::Method;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use shared::call::CallFailure;
+
+use super::api;
+use super::repository::{RawCommit, default_branch};
+use crate::providers::http::Request;
+use crate::providers::path::seg;
+use crate::tools::BoxFuture;
+use crate::tools::tool::{CREATE, DESTRUCTIVE, Hints, READ, Rendered, Tool, ToolCall};
+
+/// A branch, compactly.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BranchSummary {
+    /// Name.
+    pub name: String,
+    /// Short id of its head commit.
+    pub sha: String,
+    /// Title of its head commit.
+    pub title: String,
+    /// Date of its head commit, ISO 8601.
+    pub committed_at: String,
+    /// Whether it is the default branch.
+    pub default: bool,
+    /// Whether it is protected.
+    pub protected: bool,
+    /// Whether it is merged into the default branch.
+    pub merged: bool,
+}
+
+#[derive(Deserialize)]
+struct RawBranch {
+    name: String,
+    commit: Option<RawCommit>,
+    #[serde(default)]
+    default: bool,
+    #[serde(default)]
+    protected: bool,
+    #[serde(default)]
+    merged: bool,
+}
+
+impl From<RawBranch> for BranchSummary {
+    fn from(b: RawBranch) -> Self {
+        let (sha, title, committed_at) = match b.commit {
+            Some(c) => (
+                api::short(&c.id),
+                c.title,
+                c.committed_date.or(c.created_at).unwrap_or_default(),
+            ),
+            None => Default::default(),
+        };
+        Self {
+            name: b.name,
+            sha,
+            title,
+            committed_at,
+            default: b.default,
+            protected: b.protected,
+            merged: b.merged,
+        }
+    }
+}
+
+fn branch_line(b: &BranchSummary) -> String {
+    let mut flags = Vec::new();
+    if b.default {
+        flags.push("default");
+    }
+    if b.protected {
+        flags.push("protected");
+    }
+    if b.merged {
+        flags.push("merged");
+    }
+    let flags = if flags.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", flags.join(", "))
+    };
+    format!("{}{flags} {} {}", b.name, b.sha, b.title)
+}
+
+/// Arguments of `gitlab_list_branches`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListArgs {
+    /// The GitLab instance; needed only when the connector has several.
+    pub instance: Option<String>,
+    /// Project path (`group/sub/project`).
+    pub project: String,
+    /// Only branches whose name contains this.
+    pub search: Option<String>,
+    /// Branches per page (default 20, at most 100).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of branches.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BranchPage {
+    /// The branches, by name.
+    pub items: Vec<BranchSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `gitlab_list_branches`.
+pub struct ListBranches;
+
+impl Tool for ListBranches {
+    type Args = ListArgs;
+    type Output = BranchPage;
+    const NAME: &'static str = "gitlab_list_branches";
+    const DESCRIPTION: &'static str = "List a GitLab project's branches with their head commit, and which are default, protected or already merged.";
+    const HINTS: Hints = READ;
+    const TARGET: &'static [&'static str] = &["project"];
+    const SELECTABLE: bool = true;
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a ToolCall<'a>,
+        a: ListArgs,
+    ) -> BoxFuture<'a, Result<Rendered<BranchPage>, CallFailure>> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            let req = Request::get(
+                "/projects/{id}/repository/branches",
+                format!("{}/repository/branches", api::project(&a.project)?),
+            )
+            .query([("search", a.search.filter(|s| !s.is_empty()))])
+            .query(api::page(a.limit, a.cursor.as_deref())?);
+            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
+            let next_cursor = api::next_cursor(&resp);
+            let items: Vec<BranchSummary> = resp
+                .json::<Vec<RawBranch>>()?
+                .into_iter()
+                .map(BranchSummary::from)
+                .collect();
+            let mut lines: Vec<String> = items.iter().map(branch_line).collect();
+            if lines.is_empty() {
+                lines.push("no matching branches".into());
+            }
+            if next_cursor.is_some() {
+                lines.push("(more: pass next_cursor)".into());
+            }
+            Ok(Rendered {
+                output: BranchPage { items, next_cursor },
+                text: lines.join("\n"),
+            })
+        })
+    }
+}
+
+/// Arguments of `gitlab_create_branch`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateArgs {
+    /// The GitLab instance; needed only when the connector has several.
+    pub instance: Option<String>,
+    /// Project path (`group/sub/project`).
+    pub project: String,
+    /// Name of the new branch.
+    pub branch: String,
+    /// Branch, tag or commit to start it from (default: the default branch).
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+}
+
+/// `gitlab_create_branch`.
+pub struct CreateBranch;
+
+impl Tool for CreateBranch {
+    type Args = CreateArgs;
+    type Output = BranchSummary;
+    const NAME: &'static str = "gitlab_create_branch";
+    const DESCRIPTION: &'static str =
+        "Create a branch in a GitLab project, from the default branch or a given ref.";
+    const HINTS: Hints = CREATE;
+    const TARGET: &'static [&'static str] = &["project"];
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a ToolCall<'a>,
+        a: CreateArgs,
+    ) -> BoxFuture<'a, Result<Rendered<BranchSummary>, CallFailure>> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            api::require("branch", &a.branch)?;
+            let from = match a.git_ref.filter(|r| !r.trim().is_empty()) {
+                Some(r) => r,
+                None => default_branch(cx, inst, &a.project).await?,
+            };
+            // Not repeated blindly: after a lost answer the branch may exist already.
+            let req = Request::write(
+                Method::POST,
+                "/projects/{id}/repository/branches",
+                format!("{}/repository/branches", api::project(&a.project)?),
+                serde_json::json!({"branch": a.branch, "ref": from}),
+                false,
+            );
+            let branch = BranchSummary::from(
+                inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req)
+                    .await?
+                    .json::<RawBranch>()?,
+            );
+            let text = format!(
+                "created {} in {} from {from} at {}",
+                branch.name, a.project, branch.sha
+            );
+            Ok(Rendered {
+                output: branch,
+                text,
+            })
+        })
+    }
+}
+
+/// Arguments of `gitlab_delete_branch`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteArgs {
+    /// The GitLab instance; needed only when the connector has several.
+    pub instance: Option<String>,
+    /// Project path (`group/sub/project`).
+    pub project: String,
+    /// The branch to delete (not the default branch; protected ones need a maintainer).
+    pub branch: String,
+}
+
+/// A deleted branch.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Deleted {
+    /// Project path.
+    pub project: String,
+    /// The branch that is gone.
+    pub deleted: String,
+}
+
+/// `gitlab_delete_branch`.
+pub struct DeleteBranch;
+
+impl Tool for DeleteBranch {
+    type Args = DeleteArgs;
+    type Output = Deleted;
+    const NAME: &'static str = "gitlab_delete_branch";
+    const DESCRIPTION: &'static str = "Delete a branch of a GitLab project. Commits only on that branch become unreachable: check it is merged (gitlab_list_branches) first.";
+    const HINTS: Hints = DESTRUCTIVE;
+    const TARGET: &'static [&'static str] = &["project"];
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a ToolCall<'a>,
+        a: DeleteArgs,
+    ) -> BoxFuture<'a, Result<Rendered<Deleted>, CallFailure>> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            let mut req = Request::get(
+                "/projects/{id}/repository/branches/{branch}",
+                format!(
+                    "{}/repository/branches/{}",
+                    api::project(&a.project)?,
+                    seg(&a.branch)?
+                ),
+            );
+            req.method = Method::DELETE;
+            // A repeat after a lost answer would read as "not found": say what happened
+            // instead of retrying.
+            req.idempotent = false;
+            inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
+            let text = format!("deleted branch {} of {}", a.branch, a.project);
+            Ok(Rendered {
+                output: Deleted {
+                    project: a.project,
+                    deleted: a.branch,
+                },
+                text,
+            })
+        })
+    }
+}

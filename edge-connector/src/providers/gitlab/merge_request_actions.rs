@@ -1,0 +1,387 @@
+//! Merge request actions: open one, review one (approve and/or comment), merge one at the
+//! head commit that was reviewed.
+
+use reqwest::{Method, StatusCode};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use shared::call::CallFailure;
+use shared::wire::ErrorCode;
+
+use super::api::{self, MergeRequestSummary, Posted, RawMergeRequest, RawNote, merge_request_line};
+use super::merge_requests::path;
+use super::repository::default_branch;
+use crate::providers::Instance;
+use crate::providers::http::{Request, Response};
+use crate::tools::BoxFuture;
+use crate::tools::tool::{CREATE, DESTRUCTIVE, Hints, Rendered, Tool, ToolCall};
+
+/// Arguments of `gitlab_create_merge_request`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateArgs {
+    /// The GitLab instance; needed only when the connector has several.
+    pub instance: Option<String>,
+    /// Project path (`group/sub/project`).
+    pub project: String,
+    /// The branch with the changes.
+    pub source_branch: String,
+    /// The branch to merge into (default: the project's default branch).
+    pub target_branch: Option<String>,
+    /// Title.
+    pub title: String,
+    /// Markdown description.
+    pub description: Option<String>,
+    /// Open it as a draft (not mergeable until marked ready).
+    #[serde(default)]
+    pub draft: bool,
+    /// Labels to set.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Usernames to assign.
+    #[serde(default)]
+    pub assignees: Vec<String>,
+    /// Usernames to ask for review.
+    #[serde(default)]
+    pub reviewers: Vec<String>,
+    /// Delete the source branch once merged.
+    pub remove_source_branch: Option<bool>,
+}
+
+/// `gitlab_create_merge_request`.
+pub struct CreateMergeRequest;
+
+impl Tool for CreateMergeRequest {
+    type Args = CreateArgs;
+    type Output = MergeRequestSummary;
+    const NAME: &'static str = "gitlab_create_merge_request";
+    const DESCRIPTION: &'static str = "Open a GitLab merge request from a source branch into a target branch (default: the default branch), optionally as a draft, with labels, assignees and reviewers.";
+    const HINTS: Hints = CREATE;
+    const TARGET: &'static [&'static str] = &["project"];
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a ToolCall<'a>,
+        a: CreateArgs,
+    ) -> BoxFuture<'a, Result<Rendered<MergeRequestSummary>, CallFailure>> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            api::require("title", &a.title)?;
+            api::require("source_branch", &a.source_branch)?;
+            let target = match a.target_branch.filter(|t| !t.trim().is_empty()) {
+                Some(t) => t,
+                None => default_branch(cx, inst, &a.project).await?,
+            };
+            let title = if a.draft && !a.title.starts_with("Draft:") {
+                format!("Draft: {}", a.title)
+            } else {
+                a.title
+            };
+            let mut body = serde_json::Map::new();
+            body.insert("source_branch".into(), a.source_branch.into());
+            body.insert("target_branch".into(), target.into());
+            body.insert("title".into(), title.into());
+            if let Some(d) = a.description {
+                body.insert("description".into(), d.into());
+            }
+            if !a.labels.is_empty() {
+                body.insert("labels".into(), a.labels.join(",").into());
+            }
+            if !a.assignees.is_empty() {
+                let ids = api::user_ids(cx, inst, &a.assignees).await?;
+                body.insert("assignee_ids".into(), serde_json::json!(ids));
+            }
+            if !a.reviewers.is_empty() {
+                let ids = api::user_ids(cx, inst, &a.reviewers).await?;
+                body.insert("reviewer_ids".into(), serde_json::json!(ids));
+            }
+            if let Some(r) = a.remove_source_branch {
+                body.insert("remove_source_branch".into(), r.into());
+            }
+            let req = Request::write(
+                Method::POST,
+                "/projects/{id}/merge_requests",
+                format!("{}/merge_requests", api::project(&a.project)?),
+                serde_json::Value::Object(body),
+                false,
+            );
+            let raw: RawMergeRequest = inst
+                .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
+                .await?
+                .json()?;
+            let mr = MergeRequestSummary::from(&raw);
+            let text = format!(
+                "opened {}\n{}",
+                merge_request_line(&mr),
+                mr.url.as_deref().unwrap_or_default()
+            );
+            Ok(Rendered { output: mr, text })
+        })
+    }
+}
+
+/// Arguments of `gitlab_review_merge_request`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewArgs {
+    /// The GitLab instance; needed only when the connector has several.
+    pub instance: Option<String>,
+    /// Project path (`group/sub/project`).
+    pub project: String,
+    /// Merge request number within the project (`iid`).
+    pub iid: u64,
+    /// Approve it.
+    #[serde(default)]
+    pub approve: bool,
+    /// A review comment (Markdown).
+    pub body: Option<String>,
+    /// With `approve`: approve only if the source branch's head is still this commit (the
+    /// `sha` of `gitlab_get_merge_request`).
+    pub sha: Option<String>,
+}
+
+/// What the review did.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Reviewed {
+    /// Whether it was approved by this call.
+    pub approved: bool,
+    /// The comment posted, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<Posted>,
+}
+
+/// The failure of a refused approval or merge, said in GitLab's terms.
+fn refused(inst: &Instance, resp: &Response, what: &str, why_401: &str) -> CallFailure {
+    let upstream = resp.message().unwrap_or_else(|| resp.status.to_string());
+    match resp.status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => CallFailure::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{} refused the {what} for this user: {why_401} ({upstream})",
+                inst.config.name
+            ),
+        ),
+        StatusCode::CONFLICT => CallFailure::new(
+            ErrorCode::Rejected,
+            format!(
+                "{} rejected the {what}: the source branch has moved past the given sha; read the merge request again and review what changed ({upstream})",
+                inst.config.name
+            ),
+        ),
+        _ => api::failure(inst, resp),
+    }
+}
+
+/// `gitlab_review_merge_request`.
+pub struct ReviewMergeRequest;
+
+impl Tool for ReviewMergeRequest {
+    type Args = ReviewArgs;
+    type Output = Reviewed;
+    const NAME: &'static str = "gitlab_review_merge_request";
+    const DESCRIPTION: &'static str = "Review a GitLab merge request: approve it (optionally only at the head commit you reviewed) and/or post a review comment.";
+    const HINTS: Hints = CREATE;
+    const TARGET: &'static [&'static str] = &["project"];
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a ToolCall<'a>,
+        a: ReviewArgs,
+    ) -> BoxFuture<'a, Result<Rendered<Reviewed>, CallFailure>> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            let body = a.body.filter(|b| !b.trim().is_empty());
+            if !a.approve && body.is_none() {
+                return Err(CallFailure::new(
+                    ErrorCode::InvalidArguments,
+                    "nothing to do: set approve, give a body, or both",
+                ));
+            }
+            let base = path(&a.project, a.iid)?;
+            let mut text = Vec::new();
+            if a.approve {
+                let mut payload = serde_json::Map::new();
+                if let Some(sha) = &a.sha {
+                    payload.insert("sha".into(), sha.clone().into());
+                }
+                // A repeat after a lost answer would read as "already approved" (401).
+                let req = Request::write(
+                    Method::POST,
+                    "/projects/{id}/merge_requests/{iid}/approve",
+                    format!("{base}/approve"),
+                    serde_json::Value::Object(payload),
+                    false,
+                );
+                let resp = inst.send_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
+                if !resp.status.is_success() {
+                    return Err(refused(
+                        inst,
+                        &resp,
+                        "approval",
+                        "GitLab refuses an approval by the author, by someone who already approved, or by a user who may not approve here",
+                    ));
+                }
+                text.push(format!("approved {}!{}", a.project, a.iid));
+            }
+            let comment = match body {
+                None => None,
+                Some(b) => {
+                    let req = Request::write(
+                        Method::POST,
+                        "/projects/{id}/merge_requests/{iid}/notes",
+                        format!("{base}/notes"),
+                        serde_json::json!({"body": b}),
+                        false,
+                    );
+                    let posted = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await;
+                    let note: RawNote = match posted.and_then(|r| r.json()) {
+                        Ok(n) => n,
+                        // Say that the approval stands, so the agent does not approve again.
+                        Err(mut f) if a.approve => {
+                            f.message = format!("approved, but the comment failed: {}", f.message);
+                            return Err(f);
+                        }
+                        Err(f) => return Err(f),
+                    };
+                    let url = api::note_url(inst, &a.project, "merge_requests", a.iid, note.id);
+                    text.push(format!("commented on {}!{}: {url}", a.project, a.iid));
+                    Some(Posted {
+                        id: note.id,
+                        url,
+                        created_at: note.created_at,
+                    })
+                }
+            };
+            Ok(Rendered {
+                output: Reviewed {
+                    approved: a.approve,
+                    comment,
+                },
+                text: text.join("\n"),
+            })
+        })
+    }
+}
+
+/// Arguments of `gitlab_merge_merge_request`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeArgs {
+    /// The GitLab instance; needed only when the connector has several.
+    pub instance: Option<String>,
+    /// Project path (`group/sub/project`).
+    pub project: String,
+    /// Merge request number within the project (`iid`).
+    pub iid: u64,
+    /// The head commit you reviewed (the `sha` of `gitlab_get_merge_request`): GitLab
+    /// refuses the merge if the source branch has moved since.
+    pub sha: String,
+    /// Squash its commits into one.
+    pub squash: Option<bool>,
+    /// Delete the source branch after merging.
+    pub remove_source_branch: Option<bool>,
+    /// The merge commit's message (default: GitLab's).
+    pub commit_message: Option<String>,
+}
+
+/// A merged merge request.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Merged {
+    /// Project path.
+    pub project: String,
+    /// Merge request number.
+    pub iid: u64,
+    /// Its state now (`merged`).
+    pub state: String,
+    /// The merge (or squash) commit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge_commit_sha: Option<String>,
+    /// Web URL.
+    pub url: String,
+}
+
+/// `gitlab_merge_merge_request`.
+pub struct MergeMergeRequest;
+
+impl Tool for MergeMergeRequest {
+    type Args = MergeArgs;
+    type Output = Merged;
+    const NAME: &'static str = "gitlab_merge_merge_request";
+    const DESCRIPTION: &'static str = "Merge a GitLab merge request into its target branch, exactly at the head commit you reviewed (sha); optionally squash and delete the source branch.";
+    const HINTS: Hints = DESTRUCTIVE;
+    const TARGET: &'static [&'static str] = &["project"];
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a ToolCall<'a>,
+        a: MergeArgs,
+    ) -> BoxFuture<'a, Result<Rendered<Merged>, CallFailure>> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            api::require("sha", &a.sha)?;
+            let mut body = serde_json::Map::new();
+            body.insert("sha".into(), a.sha.clone().into());
+            if let Some(s) = a.squash {
+                body.insert("squash".into(), s.into());
+            }
+            if let Some(r) = a.remove_source_branch {
+                body.insert("should_remove_source_branch".into(), r.into());
+            }
+            if let Some(m) = a.commit_message.filter(|m| !m.trim().is_empty()) {
+                body.insert("merge_commit_message".into(), m.into());
+            }
+            let req = Request::write(
+                Method::PUT,
+                "/projects/{id}/merge_requests/{iid}/merge",
+                format!("{}/merge", path(&a.project, a.iid)?),
+                serde_json::Value::Object(body),
+                false,
+            );
+            let resp = inst.send_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
+            match resp.status {
+                s if s.is_success() => {}
+                StatusCode::METHOD_NOT_ALLOWED => {
+                    return Err(CallFailure::new(
+                        ErrorCode::Rejected,
+                        format!(
+                            "{} cannot merge {}!{} now: it is a draft, closed, or blocked by its pipeline or approvals (see gitlab_get_merge_request's merge_status)",
+                            inst.config.name, a.project, a.iid
+                        ),
+                    ));
+                }
+                _ => {
+                    return Err(refused(
+                        inst,
+                        &resp,
+                        "merge",
+                        "they may not merge into this target branch here",
+                    ));
+                }
+            }
+            let raw: RawMergeRequest = resp.json()?;
+            let merged = Merged {
+                project: a.project,
+                iid: raw.iid,
+                state: raw.state,
+                merge_commit_sha: raw.merge_commit_sha,
+                url: raw.web_url,
+            };
+            let text = match (merged.state.as_str(), &merged.merge_commit_sha) {
+                ("merged", Some(c)) => format!(
+                    "merged {}!{} as {}",
+                    merged.project,
+                    merged.iid,
+                    api::short(c)
+                ),
+                ("merged", None) => format!("merged {}!{}", merged.project, merged.iid),
+                (state, _) => format!(
+                    "{}!{} is {state}: GitLab accepted the merge and will complete it when it can",
+                    merged.project, merged.iid
+                ),
+            };
+            Ok(Rendered {
+                output: merged,
+                text,
+            })
+        })
+    }
+}

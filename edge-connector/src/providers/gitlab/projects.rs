@@ -1,0 +1,143 @@
+//! `gitlab_search_projects`: find projects by name or path, or list the caller's own.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use shared::call::CallFailure;
+
+use super::api;
+use crate::providers::http::Request;
+use crate::tools::BoxFuture;
+use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall, clip};
+
+/// Arguments of `gitlab_search_projects`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// The GitLab instance; needed only when the connector has several.
+    pub instance: Option<String>,
+    /// Words to look for in project names, paths (including their groups) and
+    /// descriptions; without it, the projects the caller is a member of.
+    pub query: Option<String>,
+    /// Only projects the caller is a member of (default: true without `query`, false with
+    /// one).
+    pub membership: Option<bool>,
+    /// Projects per page (default 20, at most 100).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A project, compactly.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProjectSummary {
+    /// Full path (`group/sub/project`): what the other tools take as `project`.
+    pub project: String,
+    /// Description (long ones truncated).
+    pub description: String,
+    /// `private`, `internal` or `public`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<String>,
+    /// Default branch.
+    pub default_branch: Option<String>,
+    /// Last activity, ISO 8601.
+    pub last_activity_at: Option<String>,
+}
+
+/// A page of projects.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProjectPage {
+    /// The projects, most recently active first.
+    pub items: Vec<ProjectSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawProject {
+    path_with_namespace: String,
+    description: Option<String>,
+    visibility: Option<String>,
+    default_branch: Option<String>,
+    last_activity_at: Option<String>,
+}
+
+/// Longest project description kept.
+const MAX_DESCRIPTION: usize = 200;
+
+/// `gitlab_search_projects`.
+pub struct SearchProjects;
+
+impl Tool for SearchProjects {
+    type Args = Args;
+    type Output = ProjectPage;
+    const NAME: &'static str = "gitlab_search_projects";
+    const DESCRIPTION: &'static str = "Find GitLab projects by words in their name, group path or description, or list the projects you are a member of; gives each project's full path for the other gitlab_* tools.";
+    const HINTS: Hints = READ;
+    const TARGET: &'static [&'static str] = &[];
+    const SELECTABLE: bool = true;
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a ToolCall<'a>,
+        a: Args,
+    ) -> BoxFuture<'a, Result<Rendered<ProjectPage>, CallFailure>> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            let query = a.query.filter(|q| !q.trim().is_empty());
+            let membership = a.membership.unwrap_or(query.is_none());
+            // `simple` drops the permissions, links and settings that make up most of a
+            // project's payload.
+            let req = Request::get("/projects", "projects".into())
+                .query([
+                    ("simple", Some("true".into())),
+                    ("membership", membership.then(|| "true".into())),
+                    ("search_namespaces", query.is_some().then(|| "true".into())),
+                    ("search", query),
+                    ("order_by", Some("last_activity_at".into())),
+                    ("sort", Some("desc".into())),
+                ])
+                .query(api::page(a.limit, a.cursor.as_deref())?);
+            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
+            let next_cursor = api::next_cursor(&resp);
+            let items: Vec<ProjectSummary> = resp
+                .json::<Vec<RawProject>>()?
+                .into_iter()
+                .map(|p| ProjectSummary {
+                    project: p.path_with_namespace,
+                    description: clip(
+                        p.description.as_deref().unwrap_or_default(),
+                        MAX_DESCRIPTION,
+                    )
+                    .0,
+                    visibility: p.visibility,
+                    default_branch: p.default_branch,
+                    last_activity_at: p.last_activity_at,
+                })
+                .collect();
+            let mut lines: Vec<String> = items
+                .iter()
+                .map(|p| {
+                    let mut l = p.project.clone();
+                    if let Some(v) = &p.visibility {
+                        l.push_str(&format!(" [{v}]"));
+                    }
+                    if !p.description.is_empty() {
+                        l.push_str(&format!(": {}", p.description));
+                    }
+                    l
+                })
+                .collect();
+            if lines.is_empty() {
+                lines.push("no matching projects".into());
+            }
+            if next_cursor.is_some() {
+                lines.push("(more: pass next_cursor)".into());
+            }
+            Ok(Rendered {
+                output: ProjectPage { items, next_cursor },
+                text: lines.join("\n"),
+            })
+        })
+    }
+}

@@ -1,0 +1,754 @@
+//! HTTP to one upstream instance, with the manners a shared enterprise server expects:
+//!
+//! - **Rate limits.** Every response's `x-ratelimit-*` (GitHub) or `RateLimit-*` (GitLab)
+//!   headers are remembered per token and bucket; a bucket known to be empty fails the call
+//!   at once with its reset time, without another request. `429`s and secondary limits
+//!   (`retry-after`) are waited out only when the wait is short and fits the call's
+//!   deadline; otherwise the agent gets a typed "rate limited, retry after" error.
+//! - **Retries.** At most `max_retries` more attempts, with exponential backoff and full
+//!   jitter, and only where repeating cannot do harm: idempotent requests after a `5xx` or a
+//!   lost connection, and any request that provably never left (connect failed). A write
+//!   that may have reached the server is never repeated.
+//! - **Deadlines.** No attempt outlives the call's deadline.
+//! - **Audit and tracing.** Each attempt is recorded as an upstream action of the call and
+//!   gets its own client span, whose `traceparent` goes upstream.
+//!
+//! Tokens are sent in the `Authorization` header and appear nowhere else: not in spans,
+//! actions, logs or errors.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use shared::call::CallFailure;
+use shared::trace::Attribute;
+use shared::wire::{self, ErrorCode};
+use url::Url;
+
+use crate::config::{ProviderConfig, ProviderKind, Proxy};
+use crate::tools::{BoxFuture, CallContext};
+use crate::tunnel::backoff::Backoff;
+
+/// Largest response body read.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Longest server-requested wait that is waited out rather than reported.
+const MAX_WAIT: Duration = Duration::from_secs(10);
+/// First retry delay ceiling.
+const RETRY_BASE: Duration = Duration::from_millis(200);
+/// Retry delay ceiling.
+const RETRY_CAP: Duration = Duration::from_secs(5);
+
+/// Why an HTTP client for an upstream could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("provider {provider}: {reason}")]
+pub struct ClientError {
+    /// The provider instance.
+    pub provider: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// An HTTP client for OAuth token endpoints. It owns its (cheaply cloned) client so its
+/// futures borrow nothing, which keeps the `oauth2` flows `Send` for any lifetime.
+#[derive(Debug, Clone)]
+pub struct TokenHttp {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
+    type Error = OAuthTransportError;
+    type Future = BoxFuture<'c, Result<oauth2::HttpResponse, Self::Error>>;
+
+    fn call(&'c self, req: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let resp = self
+                .client
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .timeout(self.timeout)
+                .send()
+                .await
+                .map_err(|e| OAuthTransportError(e.to_string()))?;
+            let resp = read_bounded(resp)
+                .await
+                .map_err(|e| OAuthTransportError(e.to_string()))?;
+            // GitHub answers token errors with 200 and an `error` field; as a 400 they read
+            // as the OAuth error responses they are.
+            let is_error = resp.status == StatusCode::OK
+                && serde_json::from_slice::<serde_json::Value>(&resp.body)
+                    .is_ok_and(|v| v.get("error").is_some() && v.get("access_token").is_none());
+            let status = if is_error {
+                StatusCode::BAD_REQUEST
+            } else {
+                resp.status
+            };
+            let mut out = oauth2::http::Response::builder().status(status);
+            for (k, v) in &resp.headers {
+                out = out.header(k, v);
+            }
+            out.body(resp.body.to_vec())
+                .map_err(|e| OAuthTransportError(e.to_string()))
+        })
+    }
+}
+
+/// The token endpoint could not be reached.
+#[derive(Debug, thiserror::Error)]
+#[error("token endpoint: {0}")]
+pub struct OAuthTransportError(String);
+
+/// One request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Method.
+    pub method: Method,
+    /// The route template, for the audit trail and spans (`/repos/{owner}/{repo}/issues`).
+    pub route: &'static str,
+    /// The path under the API base, with each segment already percent-encoded.
+    pub path: String,
+    /// Query parameters.
+    pub query: Vec<(&'static str, String)>,
+    /// JSON body.
+    pub body: Option<serde_json::Value>,
+    /// Form body (OAuth token endpoints).
+    pub form: Option<Vec<(&'static str, String)>>,
+    /// `Accept`, when not the provider's default.
+    pub accept: Option<&'static str>,
+    /// Whether repeating the request is harmless (GET, and writes that set a state).
+    pub idempotent: bool,
+    /// Whether the path is under the web base (OAuth) instead of the API base.
+    pub web: bool,
+}
+
+impl Request {
+    /// A `GET` of `path` (route `route`).
+    pub fn get(route: &'static str, path: String) -> Self {
+        Self {
+            method: Method::GET,
+            route,
+            path,
+            query: Vec::new(),
+            body: None,
+            form: None,
+            accept: None,
+            idempotent: true,
+            web: false,
+        }
+    }
+
+    /// A write; `idempotent` says whether it may be repeated.
+    pub fn write(
+        method: Method,
+        route: &'static str,
+        path: String,
+        body: serde_json::Value,
+        idempotent: bool,
+    ) -> Self {
+        Self {
+            method,
+            route,
+            path,
+            query: Vec::new(),
+            body: Some(body),
+            form: None,
+            accept: None,
+            idempotent,
+            web: false,
+        }
+    }
+
+    /// Adds query parameters whose values are present.
+    pub fn query(
+        mut self,
+        params: impl IntoIterator<Item = (&'static str, Option<String>)>,
+    ) -> Self {
+        self.query
+            .extend(params.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+        self
+    }
+
+    /// Sets `Accept`.
+    pub fn accept(mut self, accept: &'static str) -> Self {
+        self.accept = Some(accept);
+        self
+    }
+}
+
+/// A response (any status).
+#[derive(Debug)]
+pub struct Response {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body, at most [`MAX_BODY`] bytes.
+    pub body: Bytes,
+}
+
+impl Response {
+    /// The body as JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, CallFailure> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            CallFailure::new(
+                ErrorCode::Unavailable,
+                format!("the upstream answered with unexpected JSON: {e}"),
+            )
+        })
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The upstream's own error message, from the usual JSON error shapes.
+    pub fn message(&self) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        let m = v
+            .get("message")
+            .or_else(|| v.get("error_description"))
+            .or_else(|| v.get("error"))?;
+        let mut text = match m {
+            serde_json::Value::String(s) => s.clone(),
+            // GitLab validation errors: {"message": {"field": ["is invalid"]}}
+            other => other.to_string(),
+        };
+        // GitHub's 422s say what failed in `errors`: plain messages, or objects with a
+        // message or a code on a field.
+        let details: Vec<String> = v
+            .get("errors")
+            .and_then(|e| e.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                if let Some(m) = e.as_str().or_else(|| e.get("message")?.as_str()) {
+                    return Some(m.to_owned());
+                }
+                let field = e.get("field")?.as_str()?;
+                let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("invalid");
+                Some(format!("{field} {code}"))
+            })
+            .collect();
+        if !details.is_empty() {
+            text = format!("{text}: {}", details.join("; "));
+        }
+        Some(text.chars().take(300).collect())
+    }
+}
+
+/// A rate-limit bucket's known state.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    remaining: u64,
+    reset_at: SystemTime,
+}
+
+/// HTTP to one upstream instance.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Provider instance name.
+    pub name: String,
+    kind: ProviderKind,
+    api: Url,
+    web: Url,
+    client: reqwest::Client,
+    timeout: Duration,
+    max_retries: u32,
+    buckets: Mutex<HashMap<(String, &'static str), Bucket>>,
+}
+
+fn fingerprint(token: &SecretString) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.expose_secret().as_bytes());
+    hex::encode(d.as_ref().get(..8).unwrap_or_default())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Upstream {
+    /// A client for the instance `config` describes.
+    pub fn new(config: &ProviderConfig) -> Result<Self, ClientError> {
+        let err = |reason: String| ClientError {
+            provider: config.name.clone(),
+            reason,
+        };
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("mcp-edge-connector/", env!("CARGO_PKG_VERSION")))
+            // Redirects would carry the token to wherever they point; the one redirect the
+            // tools expect (job logs) is followed by hand, without the token.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60));
+        if let Some(path) = &config.ca_bundle {
+            let pem = std::fs::read(path)
+                .map_err(|e| err(format!("ca_bundle {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| err(format!("ca_bundle {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(err(format!(
+                    "ca_bundle {} holds no certificate",
+                    path.display()
+                )));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        builder = match &config.proxy {
+            Proxy::Env => builder,
+            Proxy::None => builder.no_proxy(),
+            Proxy::Url(u) => builder.proxy(
+                reqwest::Proxy::all(u.as_str())
+                    .map_err(|e| err(format!("proxy: {e}")))?
+                    .no_proxy(reqwest::NoProxy::from_env()),
+            ),
+        };
+        let client = builder.build().map_err(|e| err(e.to_string()))?;
+        let mut api = config.api_url.clone();
+        if !api.path().ends_with('/') {
+            api.set_path(&format!("{}/", api.path()));
+        }
+        Ok(Self {
+            name: config.name.clone(),
+            kind: config.kind,
+            api,
+            web: config.web_url(),
+            client,
+            timeout: config.timeout,
+            max_retries: config.max_retries,
+            buckets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The web base URL (sign-in pages).
+    pub fn web_url(&self) -> &Url {
+        &self.web
+    }
+
+    fn url(&self, req: &Request) -> Result<Url, CallFailure> {
+        let base = if req.web { &self.web } else { &self.api };
+        let mut url = base
+            .join(req.path.trim_start_matches('/'))
+            .map_err(|e| CallFailure::new(ErrorCode::InvalidArguments, format!("bad path: {e}")))?;
+        if !req.query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(req.query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        Ok(url)
+    }
+
+    fn bucket_of(req: &Request) -> &'static str {
+        if req.route.starts_with("/search/") {
+            "search"
+        } else {
+            "core"
+        }
+    }
+
+    /// Fails fast when the bucket this request would draw from is known to be empty.
+    fn check_bucket(&self, key: &(String, &'static str)) -> Result<(), CallFailure> {
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = buckets.get(key)
+            && b.remaining == 0
+            && let Ok(wait) = b.reset_at.duration_since(SystemTime::now())
+        {
+            return Err(CallFailure::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "{}'s rate limit for this user is used up until it resets in {} s",
+                    self.name,
+                    wait.as_secs()
+                ),
+            )
+            .retry_after(wait));
+        }
+        Ok(())
+    }
+
+    fn remember(&self, key: (String, &'static str), headers: &HeaderMap) {
+        let get = |names: &[&str]| {
+            names.iter().find_map(|n| {
+                headers
+                    .get(*n)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+        };
+        let (Some(remaining), Some(reset)) = (
+            get(&["x-ratelimit-remaining", "ratelimit-remaining"]),
+            get(&["x-ratelimit-reset", "ratelimit-reset"]),
+        ) else {
+            return;
+        };
+        let bucket = match headers
+            .get("x-ratelimit-resource")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some("search") => "search",
+            _ => key.1,
+        };
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                (key.0, bucket),
+                Bucket {
+                    remaining,
+                    reset_at: UNIX_EPOCH + Duration::from_secs(reset),
+                },
+            );
+    }
+
+    /// How long the server asks us to wait, if it does (`retry-after`, or an exhausted
+    /// bucket's reset).
+    fn requested_wait(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+        let header_u64 = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if let Some(secs) = header_u64("retry-after") {
+            return Some(Duration::from_secs(secs));
+        }
+        let exhausted = header_u64("x-ratelimit-remaining")
+            .or_else(|| header_u64("ratelimit-remaining"))
+            == Some(0);
+        if status == StatusCode::TOO_MANY_REQUESTS || (status == StatusCode::FORBIDDEN && exhausted)
+        {
+            let reset = header_u64("x-ratelimit-reset").or_else(|| header_u64("ratelimit-reset"));
+            return Some(
+                reset
+                    .map(|r| Duration::from_secs(r.saturating_sub(unix_now())))
+                    .unwrap_or(Duration::from_secs(60)),
+            );
+        }
+        None
+    }
+
+    /// Whether a response is the upstream pushing back (rate limit, abuse detection).
+    fn is_rate_limited(resp: &Response) -> bool {
+        if resp.status == StatusCode::TOO_MANY_REQUESTS {
+            return true;
+        }
+        resp.status == StatusCode::FORBIDDEN
+            && (resp.header("retry-after").is_some()
+                || resp.header("x-ratelimit-remaining") == Some("0")
+                || resp
+                    .message()
+                    .is_some_and(|m| m.to_ascii_lowercase().contains("rate limit")))
+    }
+
+    /// Sends `req` with `token` (if any), within `deadline`, under the call `cx`.
+    /// Returns the final response, whatever its status, except for rate limits and
+    /// failures that outlast the retries, which become typed failures.
+    pub async fn send(
+        &self,
+        cx: &CallContext,
+        token: Option<&SecretString>,
+        deadline: Instant,
+        req: &Request,
+    ) -> Result<Response, CallFailure> {
+        let url = self.url(req)?;
+        let key = (
+            token.map(fingerprint).unwrap_or_default(),
+            Self::bucket_of(req),
+        );
+        let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            self.check_bucket(&key)?;
+            let Some(left) = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            else {
+                return Err(CallFailure::new(
+                    ErrorCode::DeadlineExceeded,
+                    format!("the call's deadline passed before {} answered", self.name),
+                ));
+            };
+            let span = cx.client_span(&format!("{} {}", req.method, req.route));
+            span.set_attributes(vec![
+                Attribute::new("http.request.method", req.method.to_string()),
+                Attribute::new("http.route", req.route),
+                Attribute::new(
+                    "server.address",
+                    url.host_str().unwrap_or_default().to_owned(),
+                ),
+                Attribute::new("mcp_edge.provider", self.name.clone()),
+                Attribute::new("http.request.resend_count", i64::from(attempt - 1)),
+            ]);
+            let mut builder = self
+                .client
+                .request(req.method.clone(), url.clone())
+                .timeout(self.timeout.min(left))
+                .header("traceparent", span.traceparent());
+            builder = match (self.kind, req.accept) {
+                (_, Some(a)) => builder.header(header::ACCEPT, a),
+                (ProviderKind::Github, None) => builder
+                    .header(header::ACCEPT, "application/vnd.github+json")
+                    .header("X-GitHub-Api-Version", "2022-11-28"),
+                (ProviderKind::Gitlab, None) => builder.header(header::ACCEPT, "application/json"),
+            };
+            if let Some(t) = token {
+                let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose_secret()))
+                    .map_err(|_| {
+                        CallFailure::new(
+                            ErrorCode::Internal,
+                            "the stored token is not a valid header value",
+                        )
+                    })?;
+                v.set_sensitive(true);
+                builder = builder.header(header::AUTHORIZATION, v);
+            }
+            if let Some(body) = &req.body {
+                builder = builder.json(body);
+            }
+            if let Some(form) = &req.form {
+                builder = builder.form(form);
+            }
+            let started = Instant::now();
+            let sent = builder.send().await;
+            let result = match sent {
+                Ok(r) => read_bounded(r).await,
+                Err(e) => Err(e),
+            };
+            let status = result.as_ref().map_or(0, |r| u32::from(r.status.as_u16()));
+            cx.record_action(wire::UpstreamAction {
+                provider: self.name.clone(),
+                method: req.method.to_string(),
+                route: req.route.to_owned(),
+                status,
+                duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                attempt,
+            });
+            span.set_attributes(vec![Attribute::new(
+                "http.response.status_code",
+                i64::from(status),
+            )]);
+            let retries_left = attempt <= self.max_retries;
+            match result {
+                Err(e) => {
+                    span.set_error("no response");
+                    // Only a failed connect proves the request never reached the server.
+                    let not_sent = e.is_connect();
+                    let may_retry = retries_left && (not_sent || req.idempotent);
+                    let what = if e.is_timeout() {
+                        "timed out"
+                    } else if e.is_connect() {
+                        "could not be reached"
+                    } else {
+                        "dropped the connection"
+                    };
+                    if !may_retry {
+                        let mut msg =
+                            format!("{} {what} ({} {})", self.name, req.method, req.route);
+                        if !req.idempotent && !not_sent {
+                            msg.push_str("; the request may have been applied, so it was not repeated: check before retrying");
+                        }
+                        return Err(CallFailure::new(ErrorCode::Unavailable, msg)
+                            .retry_after(Duration::from_secs(1)));
+                    }
+                    sleep_within(backoff.next_delay(), deadline).await;
+                }
+                Ok(resp) => {
+                    self.remember(key.clone(), &resp.headers);
+                    if Self::is_rate_limited(&resp) {
+                        span.set_error("rate limited");
+                        let wait = Self::requested_wait(resp.status, &resp.headers)
+                            .unwrap_or(Duration::from_secs(60));
+                        let fits = Instant::now() + wait < deadline;
+                        if retries_left && req.idempotent && wait <= MAX_WAIT && fits {
+                            sleep_within(wait, deadline).await;
+                            continue;
+                        }
+                        return Err(CallFailure::new(
+                            ErrorCode::RateLimited,
+                            format!(
+                                "{} is rate limiting this user: {}",
+                                self.name,
+                                resp.message().unwrap_or_else(|| resp.status.to_string())
+                            ),
+                        )
+                        .retry_after(wait.max(Duration::from_secs(1))));
+                    }
+                    if resp.status.is_server_error() {
+                        span.set_error("server error");
+                        if retries_left && req.idempotent {
+                            sleep_within(backoff.next_delay(), deadline).await;
+                            continue;
+                        }
+                        let mut msg = format!(
+                            "{} failed with {} ({} {})",
+                            self.name, resp.status, req.method, req.route
+                        );
+                        if !req.idempotent {
+                            msg.push_str("; the request may have been applied, so it was not repeated: check before retrying");
+                        }
+                        return Err(CallFailure::new(ErrorCode::Unavailable, msg)
+                            .retry_after(Duration::from_secs(1)));
+                    }
+                    return Ok(resp);
+                }
+            }
+        }
+    }
+
+    /// The HTTP client the `oauth2` crate's flows use: this instance's own (its CA bundle
+    /// and proxy), bounded in time and size.
+    pub fn token_http(&self) -> TokenHttp {
+        TokenHttp {
+            client: self.client.clone(),
+            timeout: self.timeout,
+        }
+    }
+
+    /// Follows one redirect (job logs) without credentials: the location is a pre-signed
+    /// URL and must not see the user's token.
+    pub async fn fetch_redirect(
+        &self,
+        cx: &CallContext,
+        deadline: Instant,
+        location: &str,
+        route: &'static str,
+    ) -> Result<Response, CallFailure> {
+        let url = Url::parse(location)
+            .or_else(|_| self.api.join(location))
+            .map_err(|_| {
+                CallFailure::new(
+                    ErrorCode::Unavailable,
+                    "the upstream redirected to an invalid location",
+                )
+            })?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(CallFailure::new(
+                ErrorCode::Unavailable,
+                "the upstream redirected to a non-HTTP location",
+            ));
+        }
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .unwrap_or_default();
+        let started = Instant::now();
+        let result = match self
+            .client
+            .get(url)
+            .timeout(self.timeout.min(left))
+            .send()
+            .await
+        {
+            Ok(r) => read_bounded(r).await,
+            Err(e) => Err(e),
+        };
+        cx.record_action(wire::UpstreamAction {
+            provider: self.name.clone(),
+            method: "GET".into(),
+            route: route.to_owned(),
+            status: result.as_ref().map_or(0, |r| u32::from(r.status.as_u16())),
+            duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            attempt: 1,
+        });
+        result.map_err(|_| {
+            CallFailure::new(
+                ErrorCode::Unavailable,
+                format!("{} log download failed", self.name),
+            )
+        })
+    }
+}
+
+async fn read_bounded(mut r: reqwest::Response) -> Result<Response, reqwest::Error> {
+    let status = r.status();
+    let headers = r.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = r.chunk().await? {
+        let room = MAX_BODY.saturating_sub(body.len());
+        body.extend_from_slice(chunk.get(..chunk.len().min(room)).unwrap_or_default());
+        if body.len() >= MAX_BODY {
+            break;
+        }
+    }
+    Ok(Response {
+        status,
+        headers,
+        body: Bytes::from(body),
+    })
+}
+
+async fn sleep_within(d: Duration, deadline: Instant) {
+    let until = (Instant::now() + d).min(deadline);
+    tokio::time::sleep_until(until.into()).await;
+}
+
+/// The typed failure of a response that is not a success, for tools to return.
+pub fn failure(provider: &str, resp: &Response) -> CallFailure {
+    let upstream = resp.message().unwrap_or_else(|| resp.status.to_string());
+    match resp.status {
+        StatusCode::NOT_FOUND => CallFailure::new(
+            ErrorCode::NotFound,
+            format!("{provider}: not found, or not visible to this user ({upstream})"),
+        ),
+        StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => CallFailure::new(
+            ErrorCode::Forbidden,
+            format!("{provider} refused this user: {upstream}"),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY
+        | StatusCode::CONFLICT
+        | StatusCode::METHOD_NOT_ALLOWED
+        | StatusCode::BAD_REQUEST => CallFailure::new(
+            ErrorCode::Rejected,
+            format!(
+                "{provider} rejected the request ({}): {upstream}",
+                resp.status.as_u16()
+            ),
+        ),
+        s => CallFailure::new(
+            ErrorCode::Unavailable,
+            format!("{provider} answered {s}: {upstream}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_failures_say_what_failed() {
+        let resp = |body: serde_json::Value| Response {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            headers: HeaderMap::new(),
+            body: Bytes::from(body.to_string()),
+        };
+        let r = resp(serde_json::json!({
+            "message": "Validation Failed",
+            "errors": [
+                {"resource": "PullRequest", "code": "custom", "message": "No commits between main and stale"},
+                {"resource": "PullRequest", "field": "head", "code": "invalid"},
+            ],
+        }));
+        assert_eq!(
+            r.message().as_deref(),
+            Some("Validation Failed: No commits between main and stale; head invalid")
+        );
+        let r = resp(serde_json::json!({
+            "message": "Unprocessable Entity",
+            "errors": ["Can not approve your own pull request"],
+        }));
+        assert_eq!(
+            r.message().as_deref(),
+            Some("Unprocessable Entity: Can not approve your own pull request")
+        );
+        let r = resp(serde_json::json!({"message": {"title": ["is too long"]}}));
+        assert_eq!(r.message().as_deref(), Some(r#"{"title":["is too long"]}"#));
+    }
+}

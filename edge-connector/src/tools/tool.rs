@@ -1,0 +1,281 @@
+//! The shape every intent-level tool shares: typed arguments and output (their JSON Schemas
+//! are derived from the types, so the schema a client sees is the one the code parses), a
+//! short text rendering beside the structured result, annotations, the arguments naming the
+//! repository it acts on, and field selection.
+//!
+//! A tool implements [`Tool`]; [`erase`] turns it into a [`DynTool`] the toolbox can hold
+//! and dispatch by name. Field selection is generic: a tool that allows it gets a `fields`
+//! argument (names of fields to keep in each item, or in the result), applied to its
+//! structured output after it ran.
+
+use std::time::Instant;
+
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use shared::call::{Call, CallFailure, CallOutcome};
+use shared::wire::{self, ErrorCode};
+
+use super::{BoxFuture, CallContext};
+use crate::providers::Providers;
+
+/// What a tool's annotations say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hints {
+    /// Only reads.
+    pub read_only: bool,
+    /// May destroy data (merge, delete): the runtime asks the user first.
+    pub destructive: bool,
+    /// Repeating it with the same arguments changes nothing more.
+    pub idempotent: bool,
+}
+
+/// A read.
+pub const READ: Hints = Hints {
+    read_only: true,
+    destructive: false,
+    idempotent: true,
+};
+/// A write that adds something (a comment, an issue).
+pub const CREATE: Hints = Hints {
+    read_only: false,
+    destructive: false,
+    idempotent: false,
+};
+/// A write that sets a state (labels, assignees, an approval).
+pub const UPDATE: Hints = Hints {
+    read_only: false,
+    destructive: false,
+    idempotent: true,
+};
+/// A write that cannot be undone.
+pub const DESTRUCTIVE: Hints = Hints {
+    read_only: false,
+    destructive: true,
+    idempotent: false,
+};
+
+/// What a tool gets to work with.
+pub struct ToolCall<'a> {
+    /// The call (its caller is the user the tool acts for).
+    pub call: &'a Call,
+    /// Progress, logs, questions, upstream actions, spans.
+    pub ctx: &'a CallContext,
+    /// The upstream instances.
+    pub providers: &'a Providers,
+    /// When the call must be over.
+    pub deadline: Instant,
+}
+
+impl ToolCall<'_> {
+    /// The user the call is for.
+    pub fn user(&self) -> &str {
+        &self.call.caller.user
+    }
+}
+
+/// A tool's result: structured content and its short text rendering.
+#[derive(Debug)]
+pub struct Rendered<O> {
+    /// Structured content.
+    pub output: O,
+    /// Text for the model.
+    pub text: String,
+}
+
+/// An intent-level tool.
+pub trait Tool: Send + Sync + 'static {
+    /// Arguments.
+    type Args: DeserializeOwned + JsonSchema + Send;
+    /// Structured result.
+    type Output: Serialize + JsonSchema + Send;
+    /// Name (`github_list_issues`).
+    const NAME: &'static str;
+    /// What the tool is for, for the model choosing it.
+    const DESCRIPTION: &'static str;
+    /// Annotations.
+    const HINTS: Hints;
+    /// Arguments naming the repository, joined with `/` (empty: none).
+    const TARGET: &'static [&'static str];
+    /// Whether a `fields` argument selects the fields returned.
+    const SELECTABLE: bool = false;
+    /// Runs the tool.
+    fn run<'a>(
+        &'a self,
+        cx: &'a ToolCall<'a>,
+        args: Self::Args,
+    ) -> BoxFuture<'a, Result<Rendered<Self::Output>, CallFailure>>;
+}
+
+/// A tool behind a uniform interface.
+pub trait DynTool: Send + Sync {
+    /// Its spec.
+    fn spec(&self) -> wire::ToolSpec;
+    /// Its name.
+    fn name(&self) -> &'static str;
+    /// Runs it on raw JSON arguments.
+    fn call<'a>(&'a self, cx: &'a ToolCall<'a>) -> BoxFuture<'a, CallOutcome>;
+}
+
+struct Erased<T>(T);
+
+/// `tool` behind the uniform interface.
+pub fn erase<T: Tool>(tool: T) -> Box<dyn DynTool> {
+    Box::new(Erased(tool))
+}
+
+fn schema_of<S: JsonSchema>() -> serde_json::Value {
+    let generator = SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator();
+    let mut v = generator.into_root_schema_for::<S>().to_value();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("$schema");
+        o.remove("title");
+    }
+    v
+}
+
+/// Removes `required` everywhere: with field selection, any field may be left out.
+fn without_required(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            o.remove("required");
+            o.values_mut().for_each(without_required);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(without_required),
+        _ => {}
+    }
+}
+
+/// Keeps only `fields` of each object in `items` (or of the result itself when it has no
+/// `items`); pagination fields stay.
+pub fn select_fields(v: &mut serde_json::Value, fields: &[String]) {
+    let keep = |o: &mut serde_json::Map<String, serde_json::Value>| {
+        o.retain(|k, _| fields.iter().any(|f| f == k));
+    };
+    let Some(top) = v.as_object_mut() else {
+        return;
+    };
+    match top.get_mut("items").and_then(|i| i.as_array_mut()) {
+        Some(items) => items
+            .iter_mut()
+            .filter_map(|i| i.as_object_mut())
+            .for_each(keep),
+        None => {
+            let meta: Vec<(String, serde_json::Value)> = top
+                .iter()
+                .filter(|(k, _)| k.as_str() == "next_cursor")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            keep(top);
+            top.extend(meta);
+        }
+    }
+}
+
+/// Truncates `s` to at most `max` characters, marking the cut.
+pub fn clip(s: &str, max: usize) -> (String, bool) {
+    if s.chars().count() <= max {
+        return (s.to_owned(), false);
+    }
+    let mut out: String = s.chars().take(max).collect();
+    out.push_str("…[truncated]");
+    (out, true)
+}
+
+fn invalid(tool: &str, e: impl std::fmt::Display) -> CallFailure {
+    CallFailure::new(
+        ErrorCode::InvalidArguments,
+        format!("invalid arguments for {tool}: {e}"),
+    )
+}
+
+impl<T: Tool> DynTool for Erased<T> {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn spec(&self) -> wire::ToolSpec {
+        let mut input = schema_of::<T::Args>();
+        if T::SELECTABLE
+            && let Some(props) = input
+                .as_object_mut()
+                .and_then(|o| o.get_mut("properties"))
+                .and_then(|p| p.as_object_mut())
+        {
+            props.insert(
+                "fields".into(),
+                serde_json::json!({
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Return only these fields (of each item, for lists); default: all fields of the output schema",
+                }),
+            );
+        }
+        let mut output = schema_of::<T::Output>();
+        if T::SELECTABLE {
+            without_required(&mut output);
+        }
+        wire::ToolSpec {
+            name: T::NAME.to_owned(),
+            description: T::DESCRIPTION.to_owned(),
+            input_schema_json: input.to_string(),
+            output_schema_json: output.to_string(),
+            read_only: T::HINTS.read_only,
+            destructive: T::HINTS.destructive,
+            idempotent: T::HINTS.idempotent,
+            interactive: false,
+            target_args: T::TARGET.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    fn call<'a>(&'a self, cx: &'a ToolCall<'a>) -> BoxFuture<'a, CallOutcome> {
+        Box::pin(async move {
+            let raw = if cx.call.arguments_json.is_empty() {
+                b"{}".as_slice()
+            } else {
+                &cx.call.arguments_json
+            };
+            let mut args: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(raw).map_err(|e| invalid(T::NAME, e))?;
+            let fields: Option<Vec<String>> = match args.remove("fields") {
+                Some(f) if T::SELECTABLE => Some(
+                    serde_json::from_value(f)
+                        .map_err(|e| invalid(T::NAME, format!("fields: {e}")))?,
+                ),
+                Some(_) => return Err(invalid(T::NAME, "this tool takes no \"fields\"")),
+                None => None,
+            };
+            let args: T::Args = serde_json::from_value(serde_json::Value::Object(args))
+                .map_err(|e| invalid(T::NAME, e))?;
+            let rendered = self.0.run(cx, args).await?;
+            let mut structured = serde_json::to_value(&rendered.output)
+                .map_err(|e| CallFailure::new(ErrorCode::Internal, e.to_string()))?;
+            if let Some(f) = fields.filter(|f| !f.is_empty()) {
+                select_fields(&mut structured, &f);
+            }
+            super::output(&structured, rendered.text)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_selection_keeps_the_named_fields_and_pagination() {
+        let mut v =
+            serde_json::json!({"items": [{"a": 1, "b": 2}, {"a": 3, "c": 4}], "next_cursor": "2"});
+        select_fields(&mut v, &["a".into()]);
+        assert_eq!(
+            v,
+            serde_json::json!({"items": [{"a": 1}, {"a": 3}], "next_cursor": "2"})
+        );
+        let mut v = serde_json::json!({"a": 1, "b": 2});
+        select_fields(&mut v, &["b".into()]);
+        assert_eq!(v, serde_json::json!({"b": 2}));
+    }
+}
