@@ -66,7 +66,7 @@ fn main() -> Result<()> {
             dev_http_listen: Some(format!("127.0.0.1:{http_port}").parse()?),
             ..Default::default()
         };
-        let (runtime, cpid) = start_in_process(&rt, &mut connector, mcp).await?;
+        let (runtime, cpid) = start_in_process(&rt, &mut connector, mcp, None).await?;
         let me = std::process::id();
         let tenant: TenantId = "acme".parse()?;
         let registry = runtime.registry.clone();

@@ -48,7 +48,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     tokio_rt.block_on(async move {
-        let (runtime, cpid) = start_in_process(&rt, &mut connector, Default::default()).await?;
+        let (runtime, cpid) = start_in_process(&rt, &mut connector, Default::default(), None).await?;
         let me = std::process::id();
         let tenant: TenantId = "acme".parse()?;
         let registry = runtime.registry.clone();
@@ -59,10 +59,13 @@ fn main() -> Result<()> {
         )
         .parse()?;
         let tracing = Arc::new(Tracing::new("bench", "0", None)?);
-        let toolbox = Arc::new(Toolbox::new(ToolContext {
-            identity,
-            version: "bench",
-        }));
+        let toolbox = Arc::new(Toolbox::new(
+            ToolContext {
+                identity,
+                version: "bench",
+            },
+            Arc::default(),
+        ));
 
         println!(
             "tunnel benchmark: diag.ping, {} s per step, 2-core machine",

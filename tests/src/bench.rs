@@ -143,12 +143,17 @@ pub fn step_duration() -> Duration {
     )
 }
 
+/// Writes an enrolled connector's configuration; returns its path.
+pub type Configure<'a> = &'a dyn Fn(&crate::Connector) -> anyhow::Result<std::path::PathBuf>;
+
 /// Starts the runtime of `rt` inside this process (as `serve` would) and brings `connector`
-/// up against it; returns the runtime and the connector's process id.
+/// up against it (with the configuration `configure` writes after enrollment, if any);
+/// returns the runtime and the connector's process id.
 pub async fn start_in_process(
     rt: &crate::Runtime,
     connector: &mut crate::PendingConnector,
     mcp: cloud_runtime::server::McpServeOptions,
+    configure: Option<Configure<'_>>,
 ) -> anyhow::Result<(cloud_runtime::server::Runtime, u32)> {
     let runtime = cloud_runtime::server::start(cloud_runtime::server::ServeOptions {
         data_dir: cloud_runtime::data_dir::DataDir::new(rt.data_dir()),
@@ -160,10 +165,14 @@ pub async fn start_in_process(
         mcp,
         otlp_endpoint: None,
         metrics_listen: None,
+        debug_frame_log: None,
     })
     .await?;
     connector.enroll_now(rt)?;
-    connector.start(rt, &[])?;
+    match configure {
+        Some(f) => connector.start_configured(rt, f)?,
+        None => connector.start(rt, &[])?,
+    }
     let pid = connector
         .process()
         .map(|p| p.pid())

@@ -6,7 +6,9 @@
 //! them first: `cargo build --bins` (the README's test command does).
 
 pub mod bench;
+pub mod mcp_client;
 pub mod oauth_client;
+pub mod otlp;
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -208,6 +210,8 @@ pub struct Runtime {
     pub serve: Option<Process>,
     /// Extra flags for serve.
     pub serve_args: Vec<String>,
+    /// Extra environment for serve (e.g. `RUST_LOG`).
+    pub serve_env: Vec<(String, String)>,
     restarts: usize,
 }
 
@@ -232,6 +236,7 @@ impl Runtime {
             dir,
             serve: None,
             serve_args: Vec::new(),
+            serve_env: Vec::new(),
             restarts: 0,
         };
         run_ok(rt.cli().args(["init", "--hostname", "localhost"]));
@@ -282,6 +287,7 @@ impl Runtime {
             &format!("127.0.0.1:{}", self.https_port),
         ]);
         cmd.args(&self.serve_args);
+        cmd.envs(self.serve_env.iter().map(|(k, v)| (k, v)));
         self.restarts += 1;
         let log = self
             .dir
@@ -370,6 +376,8 @@ pub struct Connector {
     pub id: String,
     /// The `run` process.
     pub process: Option<Process>,
+    /// Extra environment for `run` (e.g. `RUST_LOG`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Connector {
@@ -400,6 +408,7 @@ impl Connector {
             state_dir,
             id: tok.connector_id,
             process: None,
+            env: Vec::new(),
         })
     }
 
@@ -432,7 +441,8 @@ impl Connector {
         self.start_command(rt, cmd)
     }
 
-    fn start_command(&mut self, rt: &Runtime, cmd: Command) -> Result<()> {
+    fn start_command(&mut self, rt: &Runtime, mut cmd: Command) -> Result<()> {
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let log = self.state_dir.with_extension("log");
         self.process = Some(Process::spawn(cmd, log)?);
         rt.wait_online(&self.id, Duration::from_secs(20))
@@ -451,6 +461,139 @@ impl Connector {
             .as_ref()
             .map(Process::log_text)
             .unwrap_or_default()
+    }
+}
+
+impl Connector {
+    /// Writes a configuration file for this enrollment (state dir, vault key, local policy
+    /// `policy`, and `providers`, TOML `[[provider]]` tables), creates the vault key, and
+    /// stores `secrets` (name, value) in the vault. Returns the configuration's path.
+    pub fn configure(
+        &self,
+        providers: &str,
+        policy: &str,
+        secrets: &[(&str, &str)],
+    ) -> Result<PathBuf> {
+        let dir = self.state_dir.with_extension("etc");
+        std::fs::create_dir_all(&dir)?;
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "state_dir = {:?}\n[vault]\nidentity_file = \"vault.key\"\n\n{providers}",
+                self.state_dir.display().to_string()
+            ),
+        )?;
+        std::fs::write(dir.join("policy.toml"), policy)?;
+        run_ok(Self::cli().args(["vault", "init", "--config"]).arg(&config));
+        for (name, value) in secrets {
+            let file = dir.join("secret.tmp");
+            std::fs::write(&file, value)?;
+            run_ok(
+                Self::cli()
+                    .args(["vault", "set", name, "--file"])
+                    .arg(&file)
+                    .arg("--config")
+                    .arg(&config),
+            );
+            std::fs::remove_file(&file)?;
+        }
+        Ok(config)
+    }
+
+    /// Starts `run --config CONFIG` and waits until the runtime lists it online.
+    pub fn start_configured(&mut self, rt: &Runtime, config: &Path) -> Result<()> {
+        let mut cmd = Self::cli();
+        cmd.arg("run").arg("--config").arg(config);
+        self.start_command(rt, cmd)
+    }
+}
+
+/// A fake GitHub Enterprise Server or GitLab (`tests/fake-upstream`) on loopback.
+#[derive(Debug)]
+pub struct FakeUpstream {
+    /// The process.
+    pub process: Process,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// `github` or `gitlab`.
+    pub kind: &'static str,
+    http: reqwest::blocking::Client,
+}
+
+impl FakeUpstream {
+    /// Starts one with the built-in seed; `extra` are more flags (rate limits).
+    pub fn start(dir: &Path, kind: &'static str, extra: &[&str]) -> Result<Self> {
+        let addr_file = dir.join(format!("fake-{kind}-{}.addr", free_port()));
+        let mut cmd = Command::new(bin("fake-upstream"));
+        cmd.args([
+            "--kind",
+            kind,
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+            "builtin",
+            "--addr-file",
+        ])
+        .arg(&addr_file)
+        .args(extra);
+        let process = Process::spawn(cmd, addr_file.with_extension("log"))?;
+        let addr = wait_for(Duration::from_secs(20), "fake upstream to listen", || {
+            std::fs::read_to_string(&addr_file)
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+        })
+        .with_context(|| process.log_text())?;
+        Ok(Self {
+            process,
+            base: format!("http://{}", addr.trim()),
+            kind,
+            http: reqwest::blocking::Client::new(),
+        })
+    }
+
+    /// The REST API base.
+    pub fn api_url(&self) -> String {
+        match self.kind {
+            "github" => format!("{}/api/v3", self.base),
+            _ => format!("{}/api/v4", self.base),
+        }
+    }
+
+    /// `POST /_fake/{path}` with a JSON body.
+    pub fn control(&self, path: &str, body: &Value) -> Result<Value> {
+        let resp = self
+            .http
+            .post(format!("{}/_fake/{path}", self.base))
+            .json(body)
+            .send()?;
+        anyhow::ensure!(resp.status().is_success(), "fake {path}: {}", resp.status());
+        Ok(resp.json().unwrap_or(Value::Null))
+    }
+
+    /// `DELETE /_fake/{path}` (disarm faults).
+    pub fn control_delete(&self, path: &str) -> Result<()> {
+        self.http
+            .delete(format!("{}/_fake/{path}", self.base))
+            .send()?;
+        Ok(())
+    }
+
+    /// The request journal.
+    pub fn requests(&self) -> Result<Vec<Value>> {
+        Ok(self
+            .http
+            .get(format!("{}/_fake/requests", self.base))
+            .send()?
+            .json()?)
+    }
+
+    /// Clears the journal.
+    pub fn clear_requests(&self) -> Result<()> {
+        self.http
+            .delete(format!("{}/_fake/requests", self.base))
+            .send()?;
+        Ok(())
     }
 }
 
@@ -483,6 +626,7 @@ impl PendingConnector {
             state_dir: self.state_dir.clone(),
             id: self.token.connector_id.clone(),
             process: None,
+            env: Vec::new(),
         });
         Ok(())
     }
@@ -493,6 +637,17 @@ impl PendingConnector {
             .as_mut()
             .context("enroll first")?
             .start(rt, extra)
+    }
+
+    /// Configures (with `configure`, given the enrolled connector) and starts `run --config`.
+    pub fn start_configured(
+        &mut self,
+        rt: &Runtime,
+        configure: &dyn Fn(&Connector) -> Result<PathBuf>,
+    ) -> Result<()> {
+        let inner = self.inner.as_mut().context("enroll first")?;
+        let config = configure(inner)?;
+        inner.start_configured(rt, &config)
     }
 
     /// The running process.

@@ -51,9 +51,11 @@ pub struct OAuthClient {
 impl OAuthClient {
     /// A client for the runtime at `base`, trusting `ca_pem`.
     pub fn new(base: String, ca_pem: &[u8]) -> Result<Self> {
+        // A browser keeps cookies: the runtime's sign-in session is one.
         let http = Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(ca_pem)?])
             .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
             .build()?;
         Ok(Self { http, base })
     }

@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use e2e::mcp_client::message;
 use e2e::{Connector, Runtime, free_port, run_ok, wait_for};
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
@@ -15,22 +16,6 @@ struct Mcp {
     url: String,
     session: Option<String>,
     version: &'static str,
-}
-
-/// The JSON-RPC message with `id` in a JSON or SSE body.
-fn message(body: &str, id: i64) -> Option<Value> {
-    let candidates: Vec<&str> = if body.trim_start().starts_with('{') {
-        vec![body]
-    } else {
-        body.lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .map(str::trim)
-            .collect()
-    };
-    candidates
-        .into_iter()
-        .filter_map(|c| serde_json::from_str::<Value>(c).ok())
-        .find(|v| v["id"] == id)
 }
 
 impl Mcp {

@@ -143,9 +143,16 @@ async fn gate(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Resp
     }
     let is_api = path.starts_with(&format!("{}/", app.api_prefix()));
     if !is_api {
+        // Whoever presents a token is journaled even where none is needed, so that tests
+        // can tell that log downloads (signed URLs) arrive without one.
+        let presented = auth::authenticate(&app, req.headers()).ok();
         let resp = next.run(req).await;
-        app.journal
-            .finish(index, None, Some(resp.status().as_u16()), fault_name);
+        app.journal.finish(
+            index,
+            presented.as_ref().map(|c| c.login.as_str()),
+            Some(resp.status().as_u16()),
+            fault_name,
+        );
         return resp;
     }
     let caller = match auth::authenticate(&app, req.headers()) {

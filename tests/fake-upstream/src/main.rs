@@ -16,8 +16,9 @@ enum KindArg {
 }
 
 /// A faithful fake GitHub Enterprise Server (REST /api/v3) or GitLab (REST /api/v4).
+/// A flag given twice takes its last value (a test harness's defaults can be overridden).
 #[derive(Parser)]
-#[command(version)]
+#[command(version, args_override_self = true)]
 struct Args {
     /// Which API to fake.
     #[arg(long, value_enum)]

@@ -238,6 +238,21 @@ async fn every_endpoint_matches_the_official_schema() {
         ),
     )
     .await;
+    let reviews = check(
+        &h,
+        &s,
+        a,
+        g.clone(),
+        &format!("{r}/pulls/5/reviews"),
+        None,
+        (
+            "get",
+            "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+            200,
+        ),
+    )
+    .await;
+    assert_eq!(reviews[0]["state"], "COMMENTED", "{reviews}");
     check(
         &h,
         &s,

@@ -81,7 +81,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route(&format!("{R}/pulls/{{number}}/files"), get(pulls::files))
         .route(
             &format!("{R}/pulls/{{number}}/reviews"),
-            post(reviews::create),
+            get(reviews::list).post(reviews::create),
         )
         .route(&format!("{R}/pulls/{{number}}/merge"), put(pulls::merge))
         .route(&format!("{R}/actions/runs"), get(actions::list_runs))

@@ -1,5 +1,6 @@
-//! `POST /repos/{o}/{r}/pulls/{n}/reviews` `{body, event, comments}`: submits a review;
-//! GitHub refuses approving or requesting changes on your own pull request (422).
+//! Pull request reviews: `GET /repos/{o}/{r}/pulls/{n}/reviews` lists them (oldest first,
+//! paged); `POST` with `{body, event, comments}` submits one, and GitHub refuses approving
+//! or requesting changes on your own pull request (422).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -7,13 +8,70 @@ use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::Urls;
 use super::users::{association, simple_user_by_login};
 use super::{error, find_repo, json_object, node_id, number, opt_str};
 use crate::app::Ctx;
-use crate::model::{Review, State, changes, head_sha};
+use crate::model::{Repo, Review, State, World, changes, head_sha};
 use crate::time_fmt::Timestamp;
 
 const DOC: &str = "/pulls/reviews#create-a-review-for-a-pull-request";
+const DOC_LIST: &str = "/pulls/reviews#list-reviews-for-a-pull-request";
+
+/// A `pull-request-review`.
+fn review_json(u: &Urls, w: &World, repo: &Repo, n: u64, review: &Review) -> Value {
+    let full = repo.full_name();
+    let html = format!(
+        "{}/pull/{n}#pullrequestreview-{}",
+        u.repo_web(&full),
+        review.id
+    );
+    let pr_url = format!("{}/pulls/{n}", u.repo_api(&full));
+    let mut v = json!({
+        "id": review.id,
+        "node_id": node_id("017:PullRequestReview", review.id),
+        "user": simple_user_by_login(u, w, &review.author),
+        "body": review.body,
+        "state": review.state,
+        "html_url": html,
+        "pull_request_url": pr_url,
+        "_links": {"html": {"href": html}, "pull_request": {"href": pr_url}},
+        "commit_id": review.commit_id,
+        "author_association": association(w, repo, &review.author),
+    });
+    if review.state != "PENDING"
+        && let Some(o) = v.as_object_mut()
+    {
+        o.insert("submitted_at".into(), json!(review.submitted_at.github()));
+    }
+    v
+}
+
+/// `GET /repos/{o}/{r}/pulls/{n}/reviews`: submitted reviews, oldest first, paged (a
+/// pending review shows only to its author, as on GitHub).
+pub async fn list(ctx: Ctx, Path((o, r, n)): Path<(String, String, String)>) -> Response {
+    let n = match number(&n, DOC_LIST) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let u = ctx.urls();
+    let w = ctx.app.world();
+    let repo = match find_repo(&w, &ctx.caller, &o, &r, DOC_LIST) {
+        Ok((idx, _)) => &w.repos[idx],
+        Err(e) => return e,
+    };
+    let Some(p) = repo.pulls.iter().find(|p| p.number == n) else {
+        return error::not_found(DOC_LIST);
+    };
+    let all = p
+        .reviews
+        .iter()
+        .filter(|rv| rv.state != "PENDING" || rv.author == ctx.caller.login)
+        .map(|rv| review_json(&u, &w, repo, n, rv))
+        .collect();
+    drop(w);
+    ctx.paged(all)
+}
 
 /// `POST /repos/{o}/{r}/pulls/{n}/reviews`.
 pub async fn create(
@@ -127,27 +185,6 @@ pub async fn create(
         p.reviews.push(review.clone());
         p.updated_at = now;
     }
-    let u = ctx.urls();
     let repo = &w.repos[idx];
-    let full = repo.full_name();
-    let html = format!("{}/pull/{n}#pullrequestreview-{id}", u.repo_web(&full));
-    let pr_url = format!("{}/pulls/{n}", u.repo_api(&full));
-    let mut v = json!({
-        "id": id,
-        "node_id": node_id("017:PullRequestReview", id),
-        "user": simple_user_by_login(&u, &w, &review.author),
-        "body": review.body,
-        "state": review.state,
-        "html_url": html,
-        "pull_request_url": pr_url,
-        "_links": {"html": {"href": html}, "pull_request": {"href": pr_url}},
-        "commit_id": review.commit_id,
-        "author_association": association(&w, repo, &review.author),
-    });
-    if state != "PENDING"
-        && let Some(o) = v.as_object_mut()
-    {
-        o.insert("submitted_at".into(), json!(now.github()));
-    }
-    Json(v).into_response()
+    Json(review_json(&ctx.urls(), &w, repo, n, &review)).into_response()
 }

@@ -1,0 +1,355 @@
+//! Just-in-time user authorization, end to end, driven by a real MCP client (the official
+//! Python SDK, `tests/python/jit_client.py`) against the runtime, a connector and a fake
+//! GitHub Enterprise Server with a GitHub App:
+//!
+//! - a user who has not connected their account gets a URL elicitation, in the form of the
+//!   client's protocol revision (input-required on 2026-07-28, -32042 on 2025-11-25); their
+//!   browser (signed in at the runtime) goes through the runtime's connect page to the
+//!   upstream's consent page and back; the connector exchanges the code with the client
+//!   secret only it holds, and the retried call acts as the user;
+//! - an expired user-to-server token is refreshed by the connector (one refresh request);
+//! - a revoked grant leads back to the elicitation, not to an error loop;
+//! - the connect page refuses a browser signed in as another user.
+
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use e2e::oauth_client::{OAuthClient, field};
+use e2e::{Connector, FakeUpstream, Runtime, installed_tool, run, run_ok, workspace_root};
+use serde_json::{Value, json};
+
+const CLIENT_ID: &str = "Iv23liJitTestApp0001";
+const CLIENT_SECRET: &str = "jit-test-github-app-secret";
+
+struct Setup {
+    rt: Runtime,
+    ghes: FakeUpstream,
+    connector: Connector,
+    agent_key: String,
+    alice_secret: String,
+    bob_secret: String,
+}
+
+fn setup() -> Result<Setup> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    run_ok(
+        rt.cli()
+            .args(["gateway", "create", "--tenant", "acme", "eng"]),
+    );
+    let alice = run_ok(rt.cli().args([
+        "user", "add", "--tenant", "acme", "alice", "--groups", "eng",
+    ]));
+    let bob = run_ok(
+        rt.cli()
+            .args(["user", "add", "--tenant", "acme", "bob", "--groups", "eng"]),
+    );
+    let agent = run_ok(rt.cli().args([
+        "agent", "create", "--tenant", "acme", "claude", "--role", "triage",
+    ]));
+    let ghes = FakeUpstream::start(rt.dir.path(), "github", &[])?;
+    ghes.control(
+        "oauth/clients",
+        &json!({
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "redirect_uri": format!("https://localhost:{}/connect/callback", rt.https_port),
+            "kind": "github-app",
+        }),
+    )?;
+    let mut connector = Connector::enroll(&rt, "acme", "c1")?;
+    let config = connector.configure(
+        &format!(
+            "[[provider]]\nname = \"ghes\"\nkind = \"github\"\napi_url = \"{}\"\n[provider.oauth]\nclient_id = \"{CLIENT_ID}\"\napp = \"github-app\"\n",
+            ghes.api_url()
+        ),
+        "version = 1\n[[allow]]\ntools = [\"github_*\", \"diag.*\"]\n",
+        &[("provider/ghes/client_secret", CLIENT_SECRET)],
+    )?;
+    connector.start_configured(&rt, &config)?;
+    Ok(Setup {
+        rt,
+        ghes,
+        connector,
+        agent_key: field(&agent, "X-MCP-Agent-Key):"),
+        alice_secret: field(&alice, "(shown once):"),
+        bob_secret: field(&bob, "(shown once):"),
+    })
+}
+
+fn python(s: &Setup, user: &str, secret: &str, mode: &str, calls: &Value) -> Result<Value> {
+    python_confirming(s, user, secret, mode, calls, "decline")
+}
+
+fn python_confirming(
+    s: &Setup,
+    user: &str,
+    secret: &str,
+    mode: &str,
+    calls: &Value,
+    confirm: &str,
+) -> Result<Value> {
+    let out = run(Command::new(installed_tool("venv/bin/python"))
+        .arg(workspace_root().join("tests/python/jit_client.py"))
+        .arg(format!(
+            "https://localhost:{}/t/acme/g/eng/mcp",
+            s.rt.https_port
+        ))
+        .arg(s.rt.data_dir().join("ca.pem"))
+        .arg(&s.agent_key)
+        .arg(user)
+        .arg(secret)
+        .arg(user)
+        .arg(mode)
+        .arg(calls.to_string())
+        .arg(confirm));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "python SDK ({mode}) failed:\n{stdout}\n{}\nconnector log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.connector.log()
+    );
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .context(stdout.to_string())?;
+    println!("{mode}: {v}");
+    Ok(v)
+}
+
+fn token_requests(ghes: &FakeUpstream) -> Result<usize> {
+    Ok(ghes
+        .requests()?
+        .iter()
+        .filter(|r| r["path"] == "/login/oauth/access_token")
+        .count())
+}
+
+#[test]
+fn users_connect_their_account_when_a_tool_first_needs_it() -> Result<()> {
+    let s = setup()?;
+    let whoami = json!([{"tool": "github_whoami"}, {"tool": "github_whoami"}]);
+    for mode in ["2026-07-28", "legacy"] {
+        // Each mode starts from a user without a token.
+        let _ = run(Connector::cli()
+            .args(["vault", "rm", "user/ghes/alice", "--config"])
+            .arg(
+                s.connector
+                    .state_dir
+                    .with_extension("etc")
+                    .join("config.toml"),
+            ));
+        let v = python(&s, "alice", &s.alice_secret, mode, &whoami)?;
+        let first = &v["calls"][0];
+        assert_eq!(
+            first["elicitations"].as_array().map(Vec::len),
+            Some(1),
+            "{v}"
+        );
+        assert!(
+            first["elicitations"][0]
+                .as_str()
+                .is_some_and(|u| u.contains("/connect/")),
+            "the link is the runtime's connect page: {v}"
+        );
+        assert_eq!(first["is_error"], false, "{v}");
+        assert_eq!(
+            first["structured"]["login"], "alice",
+            "acts as the user: {v}"
+        );
+        let second = &v["calls"][1];
+        assert_eq!(
+            second["elicitations"].as_array().map(Vec::len),
+            Some(0),
+            "{v}"
+        );
+        assert_eq!(second["structured"]["login"], "alice");
+    }
+    // The token lives in the connector's vault, and its secret nowhere else.
+    let list = run_ok(
+        Connector::cli()
+            .args(["vault", "list", "--json", "--config"])
+            .arg(
+                s.connector
+                    .state_dir
+                    .with_extension("etc")
+                    .join("config.toml"),
+            ),
+    );
+    assert!(
+        list.contains("user/ghes/alice") && list.contains("user_token"),
+        "{list}"
+    );
+    assert!(!list.contains("ghu_"), "vault list shows no secret: {list}");
+
+    // An expired user-to-server token is refreshed once, inside the connector.
+    s.ghes.control("tokens/expire", &json!({"user": "alice"}))?;
+    let before = token_requests(&s.ghes)?;
+    let v = python(
+        &s,
+        "alice",
+        &s.alice_secret,
+        "2026-07-28",
+        &json!([{"tool": "github_whoami"}]),
+    )?;
+    assert_eq!(v["calls"][0]["structured"]["login"], "alice", "{v}");
+    assert_eq!(
+        v["calls"][0]["elicitations"].as_array().map(Vec::len),
+        Some(0),
+        "{v}"
+    );
+    assert_eq!(token_requests(&s.ghes)? - before, 1, "one refresh");
+
+    // A revoked grant: the refresh is refused, the tokens are forgotten, and the user is
+    // asked to connect again (and can).
+    s.ghes.control("grants/revoke", &json!({"user": "alice"}))?;
+    let v = python(
+        &s,
+        "alice",
+        &s.alice_secret,
+        "2026-07-28",
+        &json!([{"tool": "github_whoami"}]),
+    )?;
+    assert_eq!(
+        v["calls"][0]["elicitations"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
+    assert_eq!(v["calls"][0]["structured"]["login"], "alice", "{v}");
+    Ok(())
+}
+
+#[test]
+fn a_connect_link_opened_by_another_user_is_refused() -> Result<()> {
+    let s = setup()?;
+    // Alice's call makes a link (the legacy text form, from a client without elicitation).
+    let base = format!("https://localhost:{}", s.rt.https_port);
+    let url = format!("{base}/t/acme/g/eng/mcp");
+    let ca = std::fs::read(s.rt.data_dir().join("ca.pem"))?;
+    let alice = OAuthClient::new(base.clone(), &ca)?;
+    let token = alice.access_token(&url, "alice", &s.alice_secret)?;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "0"}}});
+    let post = |body: &Value, session: Option<&str>| -> Result<reqwest::blocking::Response> {
+        let mut r = alice
+            .http
+            .post(&url)
+            .bearer_auth(token["access_token"].as_str().unwrap_or_default())
+            .header("X-MCP-Agent-Key", &s.agent_key)
+            .header("Accept", "application/json, text/event-stream")
+            .json(body);
+        if let Some(sid) = session {
+            r = r
+                .header("Mcp-Session-Id", sid)
+                .header("MCP-Protocol-Version", "2025-06-18");
+        }
+        Ok(r.send()?)
+    };
+    let resp = post(&init, None)?;
+    let sid = resp
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .context("session id")?
+        .to_owned();
+    post(
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        Some(&sid),
+    )?;
+    let text = post(
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "github_whoami", "arguments": {}}}),
+        Some(&sid),
+    )?
+    .text()?;
+    let link = text
+        .split("Link: ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .context(text.clone())?
+        .to_owned();
+    assert!(
+        text.contains("isError") || text.contains("is_error"),
+        "{text}"
+    );
+
+    // Bob's browser, signed in as bob, opens alice's link: refused, and nothing is redirected.
+    let bob = OAuthClient::new(base, &ca)?;
+    bob.access_token(&url, "bob", &s.bob_secret)?;
+    let resp = bob.http.get(&link).send()?;
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text()?.contains("not yours"));
+    // A browser signed in as nobody is asked to sign in, not sent upstream.
+    let nobody = reqwest::blocking::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca)?])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let resp = nobody.get(&link).send()?;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text()?.contains("name=\"pending\""));
+    // Alice's own browser goes on to the upstream.
+    let resp = alice.http.get(&link).send()?;
+    assert_eq!(resp.status(), 303);
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        location.starts_with(&s.ghes.base) && location.contains("/login/oauth/authorize"),
+        "{location}"
+    );
+    assert!(location.contains("state="), "{location}");
+    assert!(
+        !location.contains(CLIENT_SECRET),
+        "the client secret stays in the connector"
+    );
+    Ok(())
+}
+
+/// The confirm-destructive hook with a real client, in both revisions: the user is asked
+/// (form elicitation during the call on 2025-11-25, an input-required round on 2026-07-28);
+/// declining leaves the pull request open and nothing reaches the upstream, accepting merges
+/// it once.
+#[test]
+fn destructive_calls_wait_for_the_users_confirmation() -> Result<()> {
+    let s = setup()?;
+    let merge = |n: u64| {
+        json!([{"tool": "github_whoami"}, {"tool": "github_merge_pull_request",
+        "arguments": {"owner": "acme", "repo": "widgets", "number": n}}])
+    };
+    let merges = |ghes: &FakeUpstream| -> Result<usize> {
+        Ok(ghes
+            .requests()?
+            .iter()
+            .filter(|r| {
+                r["method"] == "PUT" && r["path"].as_str().is_some_and(|p| p.ends_with("/merge"))
+            })
+            .count())
+    };
+    for mode in ["legacy", "2026-07-28"] {
+        let v = python_confirming(&s, "alice", &s.alice_secret, mode, &merge(6), "decline")?;
+        let call = &v["calls"][1];
+        assert_eq!(call["asked"].as_array().map(Vec::len), Some(1), "{v}");
+        assert!(
+            call["asked"][0]
+                .as_str()
+                .is_some_and(|m| m.contains("github_merge_pull_request")),
+            "{v}"
+        );
+        assert_eq!(call["is_error"], true, "{v}");
+        assert!(
+            call["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("denied by the hook layer")),
+            "{v}"
+        );
+        assert_eq!(
+            merges(&s.ghes)?,
+            0,
+            "declined: nothing sent upstream ({mode})"
+        );
+    }
+    let v = python_confirming(&s, "alice", &s.alice_secret, "legacy", &merge(6), "accept")?;
+    assert_eq!(v["calls"][1]["is_error"], false, "{v}");
+    assert_eq!(merges(&s.ghes)?, 1, "accepted: merged once");
+    Ok(())
+}
