@@ -71,7 +71,9 @@ fn main() -> Result<()> {
             "tunnel benchmark: diag.ping, {} s per step, 2-core machine",
             secs.as_secs()
         );
+        let idle = proc_status_kb(cpid, "VmRSS");
         print_header();
+        let mut peaks = Vec::new();
         for &c in &CONCURRENCY {
             let tb = toolbox.clone();
             let tr = tracing.clone();
@@ -88,6 +90,7 @@ fn main() -> Result<()> {
             .await;
             let reg = registry.clone();
             let t = tenant.clone();
+            reset_peak_rss(cpid);
             let tunnel = load(c, secs, &[me, cpid], move || {
                 let reg = reg.clone();
                 let t = t.clone();
@@ -109,18 +112,30 @@ fn main() -> Result<()> {
                 }
             })
             .await;
+            peaks.push((c, proc_status_kb(cpid, "VmHWM")));
             print_row("in-process", c, &base, &base);
             print_row("tunnel", c, &tunnel, &base);
         }
-        let rss = std::fs::read_to_string(format!("/proc/{cpid}/status")).unwrap_or_default();
-        if let Some(line) = rss.lines().find(|l| l.starts_with("VmHWM")) {
-            println!(
-                "connector peak RSS: {}",
-                line.trim_start_matches("VmHWM:").trim()
-            );
+        println!("connector RSS idle after connecting: {} kB (target ≤ 8 MB)", idle.unwrap_or(0));
+        for (c, peak) in peaks {
+            println!("connector peak RSS at {c} concurrent: {} kB (target ≤ 16 MB at 64)", peak.unwrap_or(0));
         }
         drop(connector);
         runtime.shutdown().await;
         Ok(())
     })
+}
+
+/// A field of `/proc/PID/status` in kB (`VmRSS`, `VmHWM`), if the process is there.
+fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resets the connector's peak RSS so each step reports its own (see proc(5), clear_refs).
+fn reset_peak_rss(pid: u32) {
+    if let Err(e) = std::fs::write(format!("/proc/{pid}/clear_refs"), "5") {
+        eprintln!("cannot reset the connector's peak RSS: {e}");
+    }
 }
