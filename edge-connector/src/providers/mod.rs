@@ -14,6 +14,7 @@ pub mod github;
 pub mod gitlab;
 pub mod http;
 pub mod oauth;
+pub mod page;
 pub mod path;
 
 use std::sync::Arc;

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 use shared::wire::ErrorCode;
 
-use super::api::{self, Page, User};
+use super::api::{self, User};
 use crate::providers::http::{self, Request};
+use crate::providers::page::{Page, render_lines};
 use crate::tools::BoxFuture;
 use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall};
 
@@ -192,7 +193,7 @@ impl Tool for ListWorkflowRuns {
                     .map(RunSummary::from)
                     .collect(),
             };
-            let text = api::render_lines(&out, run_line, "no matching runs");
+            let text = render_lines(&out, run_line, "no matching runs");
             Ok(Rendered { output: out, text })
         })
     }

@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 use shared::wire::ErrorCode;
 
-use super::api::{self, Page};
+use super::api;
 use crate::providers::Instance;
 use crate::providers::http::Request;
+use crate::providers::page::{Page, render_lines};
 use crate::tools::BoxFuture;
 use crate::tools::tool::{CREATE, DESTRUCTIVE, Hints, READ, Rendered, Tool, ToolCall};
 
@@ -94,7 +95,7 @@ impl Tool for ListBranches {
                     })
                     .collect(),
             };
-            let text = api::render_lines(
+            let text = render_lines(
                 &out,
                 |b| {
                     format!(
@@ -421,7 +422,7 @@ impl Tool for ListCommits {
                     .map(CommitSummary::from)
                     .collect(),
             };
-            let text = api::render_lines(
+            let text = render_lines(
                 &out,
                 |c| {
                     format!(

@@ -10,6 +10,7 @@ use shared::wire::ErrorCode;
 
 use super::api::{self, IssueSummary, RawIssue, issue_line};
 use crate::providers::http::Request;
+use crate::providers::page::{Page, render_lines};
 use crate::tools::BoxFuture;
 use crate::tools::tool::{CREATE, Hints, READ, Rendered, Tool, ToolCall, UPDATE};
 
@@ -33,27 +34,6 @@ impl StateFilter {
             StateFilter::All => "all",
         }
     }
-}
-
-/// A page of issues.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct IssuePage {
-    /// The issues.
-    pub items: Vec<IssueSummary>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-fn render_page(items: &[IssueSummary], next: Option<&String>, empty: &str) -> String {
-    if items.is_empty() {
-        return empty.to_owned();
-    }
-    let mut text: Vec<String> = items.iter().map(issue_line).collect();
-    if next.is_some() {
-        text.push("(more: pass next_cursor)".into());
-    }
-    text.join("\n")
 }
 
 /// Arguments of `github_list_issues`.
@@ -87,7 +67,7 @@ pub struct ListIssues;
 
 impl Tool for ListIssues {
     type Args = ListArgs;
-    type Output = IssuePage;
+    type Output = Page<IssueSummary>;
     const NAME: &'static str = "github_list_issues";
     const DESCRIPTION: &'static str = "List a repository's issues (not pull requests), newest activity first, filtered by state, assignee (\"me\" for yourself), labels and last update.";
     const HINTS: Hints = READ;
@@ -98,7 +78,7 @@ impl Tool for ListIssues {
         &'a self,
         cx: &'a ToolCall<'a>,
         a: ListArgs,
-    ) -> BoxFuture<'a, Result<Rendered<IssuePage>, CallFailure>> {
+    ) -> BoxFuture<'a, Result<Rendered<Page<IssueSummary>>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             let assignee = match a.assignee.as_deref() {
@@ -130,11 +110,9 @@ impl Tool for ListIssues {
                 .filter(|i| i.pull_request.is_none())
                 .map(IssueSummary::from)
                 .collect();
-            let text = render_page(&items, next_cursor.as_ref(), "no matching issues");
-            Ok(Rendered {
-                output: IssuePage { items, next_cursor },
-                text,
-            })
+            let output = Page { items, next_cursor };
+            let text = render_lines(&output, issue_line, "no matching issues");
+            Ok(Rendered { output, text })
         })
     }
 }
@@ -210,7 +188,7 @@ fn quoted(s: &str) -> String {
 
 impl Tool for SearchIssues {
     type Args = SearchArgs;
-    type Output = IssuePage;
+    type Output = Page<IssueSummary>;
     const NAME: &'static str = "github_search_issues";
     const DESCRIPTION: &'static str = "Find issues (or pull requests) across repositories: assigned to me, opened by me or mentioning me, by organisation, labels, state and words.";
     const HINTS: Hints = READ;
@@ -221,7 +199,7 @@ impl Tool for SearchIssues {
         &'a self,
         cx: &'a ToolCall<'a>,
         a: SearchArgs,
-    ) -> BoxFuture<'a, Result<Rendered<IssuePage>, CallFailure>> {
+    ) -> BoxFuture<'a, Result<Rendered<Page<IssueSummary>>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             let mut q = vec![if a.pull_requests { "is:pr" } else { "is:issue" }.to_owned()];
@@ -271,11 +249,9 @@ impl Tool for SearchIssues {
                 .into_iter()
                 .map(IssueSummary::from)
                 .collect();
-            let text = render_page(&items, next_cursor.as_ref(), "nothing found");
-            Ok(Rendered {
-                output: IssuePage { items, next_cursor },
-                text,
-            })
+            let output = Page { items, next_cursor };
+            let text = render_lines(&output, issue_line, "nothing found");
+            Ok(Rendered { output, text })
         })
     }
 }

@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 use shared::wire::ErrorCode;
 
-use super::api::{self, Label, Page, User};
+use super::api::{self, Label, User};
 use super::issues::StateFilter;
 use crate::providers::Instance;
 use crate::providers::http::Request;
+use crate::providers::page::{Page, render_lines};
 use crate::tools::BoxFuture;
 use crate::tools::tool::{CREATE, Hints, READ, Rendered, Tool, ToolCall};
 
@@ -208,7 +209,7 @@ impl Tool for ListPullRequests {
                     .map(PullSummary::from)
                     .collect(),
             };
-            let text = api::render_lines(&out, pull_line, "no matching pull requests");
+            let text = render_lines(&out, pull_line, "no matching pull requests");
             Ok(Rendered { output: out, text })
         })
     }

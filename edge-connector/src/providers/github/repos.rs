@@ -5,8 +5,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 
-use super::api::{self, Page};
+use super::api;
 use crate::providers::http::Request;
+use crate::providers::page::{Page, render_lines};
 use crate::tools::BoxFuture;
 use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall};
 
@@ -199,7 +200,7 @@ impl Tool for SearchRepositories {
                 items: raw.into_iter().map(RepoSummary::from).collect(),
                 next_cursor: api::next_cursor(&resp),
             };
-            let text = api::render_lines(&out, repo_line, "no repositories found");
+            let text = render_lines(&out, repo_line, "no repositories found");
             Ok(Rendered { output: out, text })
         })
     }

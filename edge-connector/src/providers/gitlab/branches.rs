@@ -8,6 +8,7 @@ use shared::call::CallFailure;
 use super::api;
 use super::repository::{RawCommit, default_branch};
 use crate::providers::http::Request;
+use crate::providers::page::{Page, render_lines};
 use crate::providers::path::seg;
 use crate::tools::BoxFuture;
 use crate::tools::tool::{CREATE, DESTRUCTIVE, Hints, READ, Rendered, Tool, ToolCall};
@@ -100,22 +101,12 @@ pub struct ListArgs {
     pub cursor: Option<String>,
 }
 
-/// A page of branches.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct BranchPage {
-    /// The branches, by name.
-    pub items: Vec<BranchSummary>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 /// `gitlab_list_branches`.
 pub struct ListBranches;
 
 impl Tool for ListBranches {
     type Args = ListArgs;
-    type Output = BranchPage;
+    type Output = Page<BranchSummary>;
     const NAME: &'static str = "gitlab_list_branches";
     const DESCRIPTION: &'static str = "List a GitLab project's branches with their head commit, and which are default, protected or already merged.";
     const HINTS: Hints = READ;
@@ -126,7 +117,7 @@ impl Tool for ListBranches {
         &'a self,
         cx: &'a ToolCall<'a>,
         a: ListArgs,
-    ) -> BoxFuture<'a, Result<Rendered<BranchPage>, CallFailure>> {
+    ) -> BoxFuture<'a, Result<Rendered<Page<BranchSummary>>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             let req = Request::get(
@@ -142,17 +133,9 @@ impl Tool for ListBranches {
                 .into_iter()
                 .map(BranchSummary::from)
                 .collect();
-            let mut lines: Vec<String> = items.iter().map(branch_line).collect();
-            if lines.is_empty() {
-                lines.push("no matching branches".into());
-            }
-            if next_cursor.is_some() {
-                lines.push("(more: pass next_cursor)".into());
-            }
-            Ok(Rendered {
-                output: BranchPage { items, next_cursor },
-                text: lines.join("\n"),
-            })
+            let output = Page { items, next_cursor };
+            let text = render_lines(&output, branch_line, "no matching branches");
+            Ok(Rendered { output, text })
         })
     }
 }

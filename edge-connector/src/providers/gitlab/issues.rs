@@ -10,6 +10,7 @@ use shared::wire::ErrorCode;
 
 use super::api::{self, IssueSummary, Note, Posted, RawIssue, RawNote, issue_line};
 use crate::providers::http::Request;
+use crate::providers::page::{Page, render_lines};
 use crate::tools::BoxFuture;
 use crate::tools::tool::{CREATE, Hints, READ, Rendered, Tool, ToolCall, UPDATE, clip};
 
@@ -34,27 +35,6 @@ impl StateFilter {
             StateFilter::All => "all",
         }
     }
-}
-
-/// A page of issues.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct IssuePage {
-    /// The issues, most recently updated first.
-    pub items: Vec<IssueSummary>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-fn render_page(items: &[IssueSummary], next: Option<&String>, empty: &str) -> String {
-    if items.is_empty() {
-        return empty.to_owned();
-    }
-    let mut text: Vec<String> = items.iter().map(issue_line).collect();
-    if next.is_some() {
-        text.push("(more: pass next_cursor)".into());
-    }
-    text.join("\n")
 }
 
 fn labels_param(labels: &[String]) -> Option<String> {
@@ -94,7 +74,7 @@ pub struct ListIssues;
 
 impl Tool for ListIssues {
     type Args = ListArgs;
-    type Output = IssuePage;
+    type Output = Page<IssueSummary>;
     const NAME: &'static str = "gitlab_list_issues";
     const DESCRIPTION: &'static str = "List a GitLab project's issues, most recently updated first, filtered by state, assignee (\"me\" for yourself), author, labels, words and last update.";
     const HINTS: Hints = READ;
@@ -105,7 +85,7 @@ impl Tool for ListIssues {
         &'a self,
         cx: &'a ToolCall<'a>,
         a: ListArgs,
-    ) -> BoxFuture<'a, Result<Rendered<IssuePage>, CallFailure>> {
+    ) -> BoxFuture<'a, Result<Rendered<Page<IssueSummary>>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             // GitLab knows "assigned to me" itself, which saves asking who "me" is.
@@ -147,11 +127,9 @@ impl Tool for ListIssues {
                 .into_iter()
                 .map(IssueSummary::listed)
                 .collect();
-            let text = render_page(&items, next_cursor.as_ref(), "no matching issues");
-            Ok(Rendered {
-                output: IssuePage { items, next_cursor },
-                text,
-            })
+            let output = Page { items, next_cursor };
+            let text = render_lines(&output, issue_line, "no matching issues");
+            Ok(Rendered { output, text })
         })
     }
 }
@@ -195,7 +173,7 @@ pub struct SearchIssues;
 
 impl Tool for SearchIssues {
     type Args = SearchArgs;
-    type Output = IssuePage;
+    type Output = Page<IssueSummary>;
     const NAME: &'static str = "gitlab_search_issues";
     const DESCRIPTION: &'static str = "Find GitLab issues across all projects you can see: assigned to you, opened by you, or matching words or labels; most recently updated first.";
     const HINTS: Hints = READ;
@@ -206,7 +184,7 @@ impl Tool for SearchIssues {
         &'a self,
         cx: &'a ToolCall<'a>,
         a: SearchArgs,
-    ) -> BoxFuture<'a, Result<Rendered<IssuePage>, CallFailure>> {
+    ) -> BoxFuture<'a, Result<Rendered<Page<IssueSummary>>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             let text = a.text.filter(|t| !t.trim().is_empty());
@@ -242,11 +220,9 @@ impl Tool for SearchIssues {
                 .into_iter()
                 .map(IssueSummary::listed)
                 .collect();
-            let text = render_page(&items, next_cursor.as_ref(), "nothing found");
-            Ok(Rendered {
-                output: IssuePage { items, next_cursor },
-                text,
-            })
+            let output = Page { items, next_cursor };
+            let text = render_lines(&output, issue_line, "nothing found");
+            Ok(Rendered { output, text })
         })
     }
 }

@@ -7,6 +7,7 @@ use shared::call::CallFailure;
 
 use super::api::{self, MergeRequestSummary, RawMergeRequest, merge_request_line};
 use crate::providers::http::Request;
+use crate::providers::page::{Page, render_lines};
 use crate::tools::BoxFuture;
 use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall, clip};
 
@@ -70,22 +71,12 @@ pub struct ListArgs {
     pub cursor: Option<String>,
 }
 
-/// A page of merge requests.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct MergeRequestPage {
-    /// The merge requests, most recently updated first.
-    pub items: Vec<MergeRequestSummary>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 /// `gitlab_list_merge_requests`.
 pub struct ListMergeRequests;
 
 impl Tool for ListMergeRequests {
     type Args = ListArgs;
-    type Output = MergeRequestPage;
+    type Output = Page<MergeRequestSummary>;
     const NAME: &'static str = "gitlab_list_merge_requests";
     const DESCRIPTION: &'static str = "List a GitLab project's merge requests, most recently updated first, filtered by state, author or reviewer (\"me\" for yourself), labels, branches and words.";
     const HINTS: Hints = READ;
@@ -96,7 +87,7 @@ impl Tool for ListMergeRequests {
         &'a self,
         cx: &'a ToolCall<'a>,
         a: ListArgs,
-    ) -> BoxFuture<'a, Result<Rendered<MergeRequestPage>, CallFailure>> {
+    ) -> BoxFuture<'a, Result<Rendered<Page<MergeRequestSummary>>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             let wants_me = [&a.author, &a.reviewer]
@@ -138,17 +129,9 @@ impl Tool for ListMergeRequests {
                 .iter()
                 .map(MergeRequestSummary::listed)
                 .collect();
-            let mut lines: Vec<String> = items.iter().map(merge_request_line).collect();
-            if lines.is_empty() {
-                lines.push("no matching merge requests".into());
-            }
-            if next_cursor.is_some() {
-                lines.push("(more: pass next_cursor)".into());
-            }
-            Ok(Rendered {
-                output: MergeRequestPage { items, next_cursor },
-                text: lines.join("\n"),
-            })
+            let output = Page { items, next_cursor };
+            let text = render_lines(&output, merge_request_line, "no matching merge requests");
+            Ok(Rendered { output, text })
         })
     }
 }
@@ -439,16 +422,6 @@ pub struct FileDiff {
     pub truncated: bool,
 }
 
-/// A page of file diffs.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct DiffPage {
-    /// The files of this page (those matching `paths`, when given).
-    pub items: Vec<FileDiff>,
-    /// Pass as `cursor` for the next page of files; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 /// The first `max` lines of `diff`, and whether lines were cut.
 fn bounded(diff: &str, max: usize) -> (String, bool) {
     let total = diff.lines().count();
@@ -490,7 +463,7 @@ pub struct GetMergeRequestDiff;
 
 impl Tool for GetMergeRequestDiff {
     type Args = DiffArgs;
-    type Output = DiffPage;
+    type Output = Page<FileDiff>;
     const NAME: &'static str = "gitlab_get_merge_request_diff";
     const DESCRIPTION: &'static str = "Read what a GitLab merge request changes: the unified diff of each file, a page of files at a time, bounded per file and in all (cuts are marked), optionally only some paths.";
     const HINTS: Hints = READ;
@@ -501,7 +474,7 @@ impl Tool for GetMergeRequestDiff {
         &'a self,
         cx: &'a ToolCall<'a>,
         a: DiffArgs,
-    ) -> BoxFuture<'a, Result<Rendered<DiffPage>, CallFailure>> {
+    ) -> BoxFuture<'a, Result<Rendered<Page<FileDiff>>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             let req = Request::get(
@@ -542,7 +515,7 @@ impl Tool for GetMergeRequestDiff {
                 text.push("(more files: pass next_cursor)".into());
             }
             Ok(Rendered {
-                output: DiffPage { items, next_cursor },
+                output: Page { items, next_cursor },
                 text: text.join("\n"),
             })
         })

@@ -8,6 +8,7 @@ use shared::wire::ErrorCode;
 
 use super::api::{self, RawPipeline};
 use crate::providers::http::{MAX_BODY, Request};
+use crate::providers::page::{Page, render_lines};
 use crate::tools::BoxFuture;
 use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall, clip};
 
@@ -67,22 +68,12 @@ impl From<RawPipeline> for PipelineSummary {
     }
 }
 
-/// A page of pipelines.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct PipelinePage {
-    /// The pipelines, newest first.
-    pub items: Vec<PipelineSummary>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 /// `gitlab_list_pipelines`.
 pub struct ListPipelines;
 
 impl Tool for ListPipelines {
     type Args = ListArgs;
-    type Output = PipelinePage;
+    type Output = Page<PipelineSummary>;
     const NAME: &'static str = "gitlab_list_pipelines";
     const DESCRIPTION: &'static str = "List a GitLab project's CI pipelines, newest first, with their status, filtered by branch, status, commit or source.";
     const HINTS: Hints = READ;
@@ -93,7 +84,7 @@ impl Tool for ListPipelines {
         &'a self,
         cx: &'a ToolCall<'a>,
         a: ListArgs,
-    ) -> BoxFuture<'a, Result<Rendered<PipelinePage>, CallFailure>> {
+    ) -> BoxFuture<'a, Result<Rendered<Page<PipelineSummary>>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             let req = Request::get(
@@ -116,9 +107,10 @@ impl Tool for ListPipelines {
                 .into_iter()
                 .map(PipelineSummary::from)
                 .collect();
-            let mut lines: Vec<String> = items
-                .iter()
-                .map(|p| {
+            let output = Page { items, next_cursor };
+            let text = render_lines(
+                &output,
+                |p| {
                     format!(
                         "{} [{}] {} {} ({})",
                         p.id,
@@ -127,18 +119,10 @@ impl Tool for ListPipelines {
                         p.sha,
                         p.source.as_deref().unwrap_or("?")
                     )
-                })
-                .collect();
-            if lines.is_empty() {
-                lines.push("no matching pipelines".into());
-            }
-            if next_cursor.is_some() {
-                lines.push("(more: pass next_cursor)".into());
-            }
-            Ok(Rendered {
-                output: PipelinePage { items, next_cursor },
-                text: lines.join("\n"),
-            })
+                },
+                "no matching pipelines",
+            );
+            Ok(Rendered { output, text })
         })
     }
 }

@@ -6,6 +6,7 @@ use shared::call::CallFailure;
 
 use super::api;
 use crate::providers::http::Request;
+use crate::providers::page::{Page, render_lines};
 use crate::tools::BoxFuture;
 use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall, clip};
 
@@ -43,16 +44,6 @@ pub struct ProjectSummary {
     pub last_activity_at: Option<String>,
 }
 
-/// A page of projects.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct ProjectPage {
-    /// The projects, most recently active first.
-    pub items: Vec<ProjectSummary>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 #[derive(Deserialize)]
 struct RawProject {
     path_with_namespace: String,
@@ -70,7 +61,7 @@ pub struct SearchProjects;
 
 impl Tool for SearchProjects {
     type Args = Args;
-    type Output = ProjectPage;
+    type Output = Page<ProjectSummary>;
     const NAME: &'static str = "gitlab_search_projects";
     const DESCRIPTION: &'static str = "Find GitLab projects by words in their name, group path or description, or list the projects you are a member of; gives each project's full path for the other gitlab_* tools.";
     const HINTS: Hints = READ;
@@ -81,7 +72,7 @@ impl Tool for SearchProjects {
         &'a self,
         cx: &'a ToolCall<'a>,
         a: Args,
-    ) -> BoxFuture<'a, Result<Rendered<ProjectPage>, CallFailure>> {
+    ) -> BoxFuture<'a, Result<Rendered<Page<ProjectSummary>>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             let query = a.query.filter(|q| !q.trim().is_empty());
@@ -115,9 +106,10 @@ impl Tool for SearchProjects {
                     last_activity_at: p.last_activity_at,
                 })
                 .collect();
-            let mut lines: Vec<String> = items
-                .iter()
-                .map(|p| {
+            let output = Page { items, next_cursor };
+            let text = render_lines(
+                &output,
+                |p| {
                     let mut l = p.project.clone();
                     if let Some(v) = &p.visibility {
                         l.push_str(&format!(" [{v}]"));
@@ -126,18 +118,10 @@ impl Tool for SearchProjects {
                         l.push_str(&format!(": {}", p.description));
                     }
                     l
-                })
-                .collect();
-            if lines.is_empty() {
-                lines.push("no matching projects".into());
-            }
-            if next_cursor.is_some() {
-                lines.push("(more: pass next_cursor)".into());
-            }
-            Ok(Rendered {
-                output: ProjectPage { items, next_cursor },
-                text: lines.join("\n"),
-            })
+                },
+                "no matching projects",
+            );
+            Ok(Rendered { output, text })
         })
     }
 }

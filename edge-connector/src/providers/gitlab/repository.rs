@@ -11,6 +11,7 @@ use shared::wire::ErrorCode;
 use super::api;
 use crate::providers::Instance;
 use crate::providers::http::Request;
+use crate::providers::page::{Page, render_lines};
 use crate::providers::path::{file_path, seg};
 use crate::tools::BoxFuture;
 use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall, clip};
@@ -299,16 +300,6 @@ pub struct CommitSummary {
     pub date: String,
 }
 
-/// A page of commits.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct CommitPage {
-    /// The commits, newest first.
-    pub items: Vec<CommitSummary>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 /// The fields of a commit the tools read.
 #[derive(Debug, Deserialize)]
 pub struct RawCommit {
@@ -344,7 +335,7 @@ pub struct ListCommits;
 
 impl Tool for ListCommits {
     type Args = ListCommitsArgs;
-    type Output = CommitPage;
+    type Output = Page<CommitSummary>;
     const NAME: &'static str = "gitlab_list_commits";
     const DESCRIPTION: &'static str = "List the commits of a GitLab branch, tag or commit, newest first, optionally only those touching a path, by an author or within dates.";
     const HINTS: Hints = READ;
@@ -355,7 +346,7 @@ impl Tool for ListCommits {
         &'a self,
         cx: &'a ToolCall<'a>,
         a: ListCommitsArgs,
-    ) -> BoxFuture<'a, Result<Rendered<CommitPage>, CallFailure>> {
+    ) -> BoxFuture<'a, Result<Rendered<Page<CommitSummary>>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             let req = Request::get(
@@ -377,9 +368,10 @@ impl Tool for ListCommits {
                 .into_iter()
                 .map(CommitSummary::from)
                 .collect();
-            let mut lines: Vec<String> = items
-                .iter()
-                .map(|c| {
+            let output = Page { items, next_cursor };
+            let text = render_lines(
+                &output,
+                |c| {
                     format!(
                         "{} {} ({}, {})",
                         c.sha,
@@ -387,18 +379,10 @@ impl Tool for ListCommits {
                         c.author,
                         c.date.get(..10).unwrap_or(&c.date)
                     )
-                })
-                .collect();
-            if lines.is_empty() {
-                lines.push("no matching commits".into());
-            }
-            if next_cursor.is_some() {
-                lines.push("(more: pass next_cursor)".into());
-            }
-            Ok(Rendered {
-                output: CommitPage { items, next_cursor },
-                text: lines.join("\n"),
-            })
+                },
+                "no matching commits",
+            );
+            Ok(Rendered { output, text })
         })
     }
 }
@@ -433,16 +417,6 @@ pub struct CodeMatch {
     pub snippet: String,
 }
 
-/// A page of matches.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct CodePage {
-    /// The matches.
-    pub items: Vec<CodeMatch>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 #[derive(Deserialize)]
 struct RawBlob {
     #[serde(default)]
@@ -463,7 +437,7 @@ pub struct SearchCode;
 
 impl Tool for SearchCode {
     type Args = SearchCodeArgs;
-    type Output = CodePage;
+    type Output = Page<CodeMatch>;
     const NAME: &'static str = "gitlab_search_code";
     const DESCRIPTION: &'static str = "Search the files of one GitLab project (at its default branch or a ref) for text; gives each matching file with the line number and a short snippet.";
     const HINTS: Hints = READ;
@@ -474,7 +448,7 @@ impl Tool for SearchCode {
         &'a self,
         cx: &'a ToolCall<'a>,
         a: SearchCodeArgs,
-    ) -> BoxFuture<'a, Result<Rendered<CodePage>, CallFailure>> {
+    ) -> BoxFuture<'a, Result<Rendered<Page<CodeMatch>>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             api::require("query", &a.query)?;
@@ -503,20 +477,13 @@ impl Tool for SearchCode {
                     snippet: clip(b.data.trim_end(), MAX_SNIPPET).0,
                 })
                 .collect();
-            let mut text: Vec<String> = items
-                .iter()
-                .map(|m| format!("{}:{}\n{}", m.path, m.line, m.snippet))
-                .collect();
-            if text.is_empty() {
-                text.push(format!("no matches for {:?}", a.query));
-            }
-            if next_cursor.is_some() {
-                text.push("(more: pass next_cursor)".into());
-            }
-            Ok(Rendered {
-                output: CodePage { items, next_cursor },
-                text: text.join("\n"),
-            })
+            let output = Page { items, next_cursor };
+            let text = render_lines(
+                &output,
+                |m| format!("{}:{}\n{}", m.path, m.line, m.snippet),
+                &format!("no matches for {:?}", a.query),
+            );
+            Ok(Rendered { output, text })
         })
     }
 }
