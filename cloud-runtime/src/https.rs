@@ -2,11 +2,14 @@
 //! loopback-only development mode, the same router over plain HTTP).
 //!
 //! Limits against slow or greedy clients: a TLS handshake must finish within
-//! [`HANDSHAKE_TIMEOUT`], request headers within [`HEADER_TIMEOUT`], and at most
-//! [`MAX_CONNECTIONS`] connections are served at once (more wait in the accept queue).
+//! [`HANDSHAKE_TIMEOUT`], request headers within [`HEADER_TIMEOUT`], an HTTP/2 client must
+//! answer keep-alive pings, at most [`MAX_CONNECTIONS`] connections are served at once (more
+//! wait in the accept queue), and one client (an IPv4 address, an IPv6 /64) holds at most
+//! [`MAX_CONNECTIONS_PER_CLIENT`] of them, so no single host can take them all.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -27,6 +30,48 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served concurrently.
 pub const MAX_CONNECTIONS: usize = 4096;
+/// Connections one client may hold at once.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 256;
+/// How often an idle HTTP/2 connection is pinged, and how long the answer may take.
+const H2_KEEPALIVE: (Duration, Duration) = (Duration::from_secs(30), Duration::from_secs(10));
+
+/// Open connections per client.
+#[derive(Debug, Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection counted against its client; uncounted when dropped.
+struct ClientSlot {
+    clients: Arc<PerClient>,
+    key: IpAddr,
+}
+
+impl PerClient {
+    fn take(self: &Arc<Self>, peer: IpAddr) -> Option<ClientSlot> {
+        let key = crate::rate_limit::client_key(peer);
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(key).or_default();
+        if *n >= MAX_CONNECTIONS_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            clients: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.clients.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
 
 /// Serves `router` on `listener` until `shutdown`, then lets open requests finish; over TLS
 /// when `tls` is given, plain HTTP otherwise.
@@ -38,6 +83,7 @@ pub async fn serve(
 ) {
     let acceptor = tls.map(TlsAcceptor::from);
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let clients = Arc::new(PerClient::default());
     let tracker = TaskTracker::new();
     loop {
         let permit = tokio::select! {
@@ -54,13 +100,17 @@ pub async fn serve(
             },
             _ = shutdown.cancelled() => break,
         };
+        let Some(slot) = clients.take(peer.ip()) else {
+            debug!(%peer, "connection refused: this client holds too many");
+            continue;
+        };
         // Small request/response exchanges: without this, Nagle and delayed ACKs add 40 ms.
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            let _permit = permit;
+            let _held = (permit, slot);
             let Some(acceptor) = acceptor else {
                 return serve_connection(tcp, peer, router, shutdown).await;
             };
@@ -84,6 +134,11 @@ where
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(H2_KEEPALIVE.0))
+        .keep_alive_timeout(H2_KEEPALIVE.1);
     // Handlers and rate limits see the client's address as axum's `ConnectInfo`.
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {

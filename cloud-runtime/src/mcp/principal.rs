@@ -65,7 +65,9 @@ pub async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let Ok(tenant_id) = tenant.parse::<TenantId>() else {
+    // Gateway names follow the tenant-name rules; anything else is no gateway, and never
+    // reaches a response header (the 401 challenge names the gateway).
+    let (Ok(tenant_id), Ok(_)) = (tenant.parse::<TenantId>(), gateway.parse::<TenantId>()) else {
         return (StatusCode::NOT_FOUND, "no such gateway").into_response();
     };
     let principal = match &auth {

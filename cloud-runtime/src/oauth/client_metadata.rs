@@ -79,12 +79,25 @@ fn public(ip: IpAddr) -> bool {
                 return public(IpAddr::V4(v4));
             }
             let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local
-                || (s[0] & 0xffc0) == 0xfe80 // link local
-                || (s[0] == 0x2001 && s[1] == 0x0db8)) // documentation
+            let embedded = |hi: u16, lo: u16| {
+                let [a, b] = hi.to_be_bytes();
+                let [c, d] = lo.to_be_bytes();
+                public(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)))
+            };
+            // Prefixes that carry an IPv4 address (and reach it through a translator or a
+            // relay) are as public as that address; the rest of these ranges never are.
+            if s[0] == 0x0064 && s[1] == 0xff9b {
+                // NAT64: 64:ff9b::/96 and the local-use 64:ff9b:1::/48.
+                return s[2] == 0 && s[3..6] == [0, 0, 0] && embedded(s[6], s[7]);
+            }
+            if s[0] == 0x2002 {
+                return embedded(s[1], s[2]); // 6to4
+            }
+            // Only global unicast (2000::/3) is public: that leaves out loopback, the
+            // IPv4-compatible ::/96, unique-local, link- and site-local and multicast.
+            (s[0] & 0xe000) == 0x2000
+                && !(s[0] == 0x2001 && s[1] == 0x0000) // Teredo
+                && !(s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         }
     }
 }
@@ -245,10 +258,23 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::a00:5",
+            "64:ff9b:1::a00:5",
+            "2002:a00:5::1",
+            "2001:0:4136:e378::1",
+            "fec0::1",
+            "ff02::1",
         ] {
             assert!(!public(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(public(ip.parse().unwrap()), "{ip}");
         }
     }
