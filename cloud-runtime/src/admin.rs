@@ -4,7 +4,8 @@
 //! can already read the CA key. It carries one JSON request per line and answers one JSON
 //! line each. It can call only the connectors' diagnostic tools (`diag.*`): real tools are
 //! reachable only through the MCP endpoint, where every call is authorized for a user and
-//! an agent.
+//! an agent. Each diagnostic call is audited like any other, with the calling Unix user
+//! (from the socket's peer credentials) as its user.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -20,12 +21,17 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::audit::record::Arguments;
+use crate::audit::{AuditLog, CallAudit, CallFacts, outcome_label};
 use crate::tunnel::Registry;
 use crate::tunnel::call::NoPeer;
 use crate::tunnel::registry::CallSpec;
 
 /// Longest request line read.
 const MAX_LINE: u64 = 64 * 1024;
+
+/// The agent name audit records give admin socket calls.
+const AGENT: &str = "cloud-runtime-admin";
 
 /// Prefix of the tools the admin socket may call.
 pub const DIAGNOSTIC_PREFIX: &str = "diag.";
@@ -92,23 +98,47 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     Ok(listener)
 }
 
+/// What an admin connection acts with.
+struct Admin {
+    registry: Arc<Registry>,
+    audit: AuditLog,
+    /// `local:uid=N`, the audit records' user.
+    user: String,
+}
+
 /// Serves admin requests until `shutdown`.
-pub async fn serve(listener: UnixListener, registry: Arc<Registry>, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: UnixListener,
+    registry: Arc<Registry>,
+    audit: AuditLog,
+    shutdown: CancellationToken,
+) {
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r { Ok((s, _)) => s, Err(e) => { debug!(error = %e, "admin accept"); continue } },
             _ = shutdown.cancelled() => return,
         };
-        let registry = registry.clone();
+        let user = match stream.peer_cred() {
+            Ok(cred) => format!("local:uid={}", cred.uid()),
+            Err(e) => {
+                debug!(error = %e, "admin peer credentials");
+                continue;
+            }
+        };
+        let admin = Admin {
+            registry: registry.clone(),
+            audit: audit.clone(),
+            user,
+        };
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, &registry).await {
+            if let Err(e) = handle(stream, &admin).await {
                 debug!(error = %e, "admin connection ended");
             }
         });
     }
 }
 
-async fn handle(stream: UnixStream, registry: &Registry) -> Result<()> {
+async fn handle(stream: UnixStream, admin: &Admin) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read.take(MAX_LINE * 64));
     let mut line = String::new();
@@ -122,7 +152,7 @@ async fn handle(stream: UnixStream, registry: &Registry) -> Result<()> {
             failure("request too long", started)
         } else {
             match serde_json::from_str::<AdminRequest>(&line) {
-                Ok(req) => execute(req, registry, started).await,
+                Ok(req) => execute(req, admin, started).await,
                 Err(e) => failure(format!("invalid request: {e}"), started),
             }
         };
@@ -132,7 +162,8 @@ async fn handle(stream: UnixStream, registry: &Registry) -> Result<()> {
     }
 }
 
-async fn execute(req: AdminRequest, registry: &Registry, started: Instant) -> AdminResponse {
+async fn execute(req: AdminRequest, admin: &Admin, started: Instant) -> AdminResponse {
+    let registry = &admin.registry;
     let (tenant, connector, tool, arguments, timeout) = match req {
         AdminRequest::Online => {
             return AdminResponse {
@@ -185,24 +216,52 @@ async fn execute(req: AdminRequest, registry: &Registry, started: Instant) -> Ad
     } else {
         arguments
     };
+    let call_id = registry.new_call_id();
+    let arguments_json = arguments.to_string();
+    let audit = CallAudit::new(CallFacts {
+        tenant: tenant.as_str(),
+        gateway: None,
+        user: &admin.user,
+        agent: AGENT,
+        tool: &tool,
+        target: None,
+        arguments: arguments.as_object().map(|a| Arguments::of(a, false)),
+        call_id,
+        trace_id: String::new(),
+        span_id: String::new(),
+    });
+    // No record, no call: the same rule as for MCP calls.
+    if let Err(e) = admin
+        .audit
+        .write(audit.decision(None, "local admin socket: diagnostic tool"))
+        .await
+    {
+        return failure(e.to_string(), started);
+    }
     let spec = CallSpec {
-        call_id: registry.new_call_id(),
+        call_id,
         tool,
-        arguments_json: arguments.to_string().into_bytes(),
+        arguments_json: arguments_json.into_bytes(),
         timeout: Duration::from_millis(timeout.unwrap_or(10_000).clamp(1, 600_000)),
         caller: wire::Caller {
             tenant: tenant.to_string(),
-            user: "admin".into(),
-            agent: "cloud-runtime-admin".into(),
+            user: admin.user.clone(),
+            agent: AGENT.into(),
         },
         target: None,
         traceparent: String::new(),
     };
-    match registry
+    let report = registry
         .call(&tenant, connector.as_ref(), spec, &NoPeer)
-        .await
-        .outcome
-    {
+        .await;
+    let ran_on = report.connector.as_ref().map(|c| c.to_string());
+    let label = outcome_label(&report.outcome);
+    let reason = report.outcome.as_ref().err().map(|f| f.message.as_str());
+    admin
+        .audit
+        .submit(audit.outcome(ran_on.as_deref(), &label, reason))
+        .await;
+    match report.outcome {
         Ok(out) => AdminResponse {
             ok: !out.is_error,
             result: Some(tool_output_json(&out)),

@@ -359,6 +359,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
     tracker.spawn(admin::serve(
         admin_listener,
         registry.clone(),
+        audit.clone(),
         shutdown.clone(),
     ));
     info!(quic = %quic_addr, https = %https_addr, hostname = %config.hostname, "runtime serving");

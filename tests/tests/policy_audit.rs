@@ -409,16 +409,45 @@ fn denials_stay_in_the_runtime_spans_join_and_audit_records_are_exported() -> Re
     let verify = run(env.rt.cli().args(["audit", "verify"]));
     assert!(verify.status.success(), "{verify:?}");
     println!("{}", String::from_utf8_lossy(&verify.stdout).trim());
-    let tail = run_ok(env.rt.cli().args(["audit", "tail", "--json", "-n", "50"]));
-    let records: Vec<Value> = tail
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    // Calls refused before any layer decides (no such tool, a malformed target) leave a
+    // denial record too: probing leaves a trace.
+    let unknown = alice.call("github_no_such_tool", json!({}))?;
+    assert!(unknown["error"].is_object(), "{unknown}");
+    let malformed = alice.call(
+        "github_get_issue",
+        json!({"owner": "..", "repo": "widgets", "number": 1}),
+    )?;
+    assert!(malformed["error"].is_object(), "{malformed}");
+    let records = wait_for(Duration::from_secs(5), "the refusals' records", || {
+        let tail = run_ok(env.rt.cli().args(["audit", "tail", "--json", "-n", "50"]));
+        let records: Vec<Value> = tail
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        records
+            .iter()
+            .any(|r| r["tool"] == "github_no_such_tool")
+            .then_some(records)
+    })?;
     assert!(
         records
             .iter()
             .any(|r| r["kind"] == "decision" && r["layer"] == "agent")
     );
+    let refusal = |tool: &str, reason: &str| {
+        records.iter().any(|r| {
+            r["kind"] == "decision"
+                && r["decision"] == "deny"
+                && r["tool"] == tool
+                && r["user"] == "alice"
+                && r["reason"].as_str().is_some_and(|t| t.contains(reason))
+        })
+    };
+    assert!(
+        refusal("github_no_such_tool", "unknown tool"),
+        "{records:?}"
+    );
+    assert!(refusal("github_get_issue", "invalid target"), "{records:?}");
     Ok(())
 }
 

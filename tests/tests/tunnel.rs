@@ -19,6 +19,27 @@ fn enroll_run_ping_and_list() -> Result<()> {
     assert_eq!(pong["result"]["structured"]["connector_id"], c.id.as_str());
     assert_eq!(pong["result"]["structured"]["tenant"], "acme");
 
+    // The admin socket's call is audited, with the calling Unix user as its user.
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self")?);
+    // (The outcome record is queued after the answer, so wait for it.)
+    let records = wait_for(Duration::from_secs(5), "the ping's audit records", || {
+        let tail = run_ok(rt.cli().args(["audit", "tail", "--json"]));
+        let records: Vec<serde_json::Value> = tail
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|r: &serde_json::Value| r["tool"] == "diag.ping")
+            .collect();
+        (records.len() >= 2).then_some(records)
+    })?;
+    let kinds: Vec<&str> = records.iter().filter_map(|r| r["kind"].as_str()).collect();
+    assert_eq!(kinds, ["decision", "outcome"], "{records:?}");
+    for r in &records {
+        assert_eq!(r["user"], format!("local:uid={uid}"), "{r}");
+        assert_eq!(r["agent"], "cloud-runtime-admin", "{r}");
+    }
+    assert_eq!(records[1]["outcome"], "ok");
+    assert_eq!(records[1]["connector"], c.id.as_str());
+
     let row = rt.connector(&c.id).expect("listed");
     for field in [
         "id",

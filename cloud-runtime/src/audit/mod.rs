@@ -15,6 +15,7 @@ use std::time::Instant;
 
 pub use log::{AuditError, AuditLog};
 use record::{Arguments, AuditRecord, Kind, Upstream, Verdict, now_rfc3339};
+use shared::call::CallFailure;
 use shared::wire;
 
 use crate::policy::Layer;
@@ -50,6 +51,15 @@ pub struct CallFacts<'a> {
     pub trace_id: String,
     /// Span id.
     pub span_id: String,
+}
+
+/// The outcome label of a finished call, for the audit trail and metrics.
+pub fn outcome_label(outcome: &Result<wire::ToolOutput, CallFailure>) -> String {
+    match outcome {
+        Ok(out) if out.is_error => "tool_error".to_owned(),
+        Ok(_) => "ok".to_owned(),
+        Err(f) => format!("{:?}", f.code).to_lowercase(),
+    }
 }
 
 impl CallAudit {
@@ -98,6 +108,16 @@ impl CallAudit {
                 Verdict::Allow
             }),
             layer: denied_by,
+            reason: Some(reason.to_owned()),
+            ..self.record(Kind::Decision)
+        }
+    }
+
+    /// The decision record of a call refused before the policy could decide it (unknown
+    /// tool, malformed target): a denial by no layer.
+    pub fn refusal(&self, reason: &str) -> AuditRecord {
+        AuditRecord {
+            decision: Some(Verdict::Deny),
             reason: Some(reason.to_owned()),
             ..self.record(Kind::Decision)
         }

@@ -112,7 +112,9 @@ pub struct AuditRecord {
 }
 
 impl Arguments {
-    /// The arguments as recorded: always the hash, the value only if `record_value`.
+    /// The arguments as recorded: always the hash, the value only if `record_value`, and
+    /// then with credential-shaped strings redacted (a token pasted into a comment must not
+    /// land in the audit trail).
     pub fn of(arguments: &serde_json::Map<String, serde_json::Value>, record_value: bool) -> Self {
         let text = serde_json::to_string(arguments).unwrap_or_default();
         Self {
@@ -120,7 +122,11 @@ impl Arguments {
                 &aws_lc_rs::digest::SHA256,
                 text.as_bytes(),
             )),
-            value: record_value.then(|| serde_json::Value::Object(arguments.clone())),
+            value: record_value.then(|| {
+                let mut value = serde_json::Value::Object(arguments.clone());
+                crate::policy::hooks::redact_value(&mut value);
+                value
+            }),
         }
     }
 }
@@ -141,5 +147,27 @@ pub fn now_rfc3339() -> String {
     match base.strip_suffix('Z') {
         Some(b) => format!("{b}.{ms:03}Z"),
         None => base,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_arguments_are_hashed_and_their_secrets_redacted() {
+        let args = serde_json::json!({
+            "body": "try ghp_abcdefghijklmnopqrstuvwxyz0123456789 now",
+            "number": 5,
+        });
+        let args = args.as_object().cloned().unwrap_or_default();
+        let hashed = Arguments::of(&args, false);
+        assert_eq!(hashed.sha256.len(), 64);
+        assert!(hashed.value.is_none());
+        let recorded = Arguments::of(&args, true);
+        assert_eq!(recorded.sha256, hashed.sha256);
+        let value = recorded.value.unwrap_or_default();
+        assert_eq!(value["body"], "try [REDACTED] now");
+        assert_eq!(value["number"], 5);
     }
 }

@@ -26,6 +26,7 @@ use super::principal::Principal;
 use super::relay::Relay;
 use super::server::Shared;
 use super::{authorization, convert};
+use crate::audit::outcome_label;
 use crate::audit::record::Arguments;
 use crate::audit::{CallAudit, CallFacts};
 use crate::policy::decide::decide;
@@ -50,15 +51,6 @@ fn no_connector(principal: &Principal) -> CallFailure {
     .retry_after(std::time::Duration::from_secs(5))
 }
 
-/// The outcome label of a finished call, for the audit trail and metrics.
-fn outcome_label(outcome: &Result<wire::ToolOutput, CallFailure>) -> String {
-    match outcome {
-        Ok(out) if out.is_error => "tool_error".to_owned(),
-        Ok(_) => "ok".to_owned(),
-        Err(f) => format!("{:?}", f.code).to_lowercase(),
-    }
-}
-
 /// Handles one `tools/call`.
 pub async fn handle(
     shared: &Shared,
@@ -70,19 +62,7 @@ pub async fn handle(
 ) -> Result<CallToolResponse, McpError> {
     let tenant = &principal.tenant;
     let name = request.name.to_string();
-    let Some(spec) = shared.registry.spec(tenant, &name) else {
-        if !shared.registry.has_online(tenant) {
-            // Tools come from connectors: with none online, the tool may well exist.
-            return Ok(convert::failure(&no_connector(principal)).into());
-        }
-        return Err(McpError::invalid_params(
-            format!("unknown tool: {name}"),
-            None,
-        ));
-    };
     let arguments = request.arguments.clone().unwrap_or_default();
-    let target = target_of(&spec.target_args, &arguments)
-        .map_err(|e| McpError::invalid_params(format!("{name}: {e}"), None))?;
     let applied = shared.policies.get(tenant.as_str());
     let policy = applied.as_deref().map(|a| &a.policy);
     let record_arguments = policy.is_some_and(|p| p.audit.record_arguments);
@@ -99,18 +79,52 @@ pub async fn handle(
         KeyValue::new("mcp_edge.agent", principal.agent.clone()),
     ]);
     let call_id = shared.registry.new_call_id();
-    let target_text = target.as_ref().map(|t| t.to_string());
-    let audit = CallAudit::new(CallFacts {
+    let facts = CallFacts {
         tenant: tenant.as_str(),
         gateway: Some(gateway.name),
         user: &principal.user,
         agent: &principal.agent,
         tool: &name,
-        target: target_text.as_deref(),
+        target: None,
         arguments: Some(Arguments::of(&arguments, record_arguments)),
         call_id,
         trace_id: span.trace_id(),
         span_id: span.span_id(),
+    };
+    // Calls refused before any policy could decide them are audited too, so an agent
+    // cannot probe for tools and targets without a trace.
+    let Some(spec) = shared.registry.spec(tenant, &name) else {
+        let audit = CallAudit::new(facts);
+        if !shared.registry.has_online(tenant) {
+            // Tools come from connectors: with none online, the tool may well exist.
+            let failure = no_connector(principal);
+            shared
+                .audit
+                .submit(audit.outcome(None, "unavailable", Some(&failure.message)))
+                .await;
+            return Ok(convert::failure(&failure).into());
+        }
+        shared.audit.submit(audit.refusal("unknown tool")).await;
+        return Err(McpError::invalid_params(
+            format!("unknown tool: {name}"),
+            None,
+        ));
+    };
+    let target = match target_of(&spec.target_args, &arguments) {
+        Ok(t) => t,
+        Err(e) => {
+            let reason = format!("invalid target: {e}");
+            shared
+                .audit
+                .submit(CallAudit::new(facts).refusal(&reason))
+                .await;
+            return Err(McpError::invalid_params(format!("{name}: {e}"), None));
+        }
+    };
+    let target_text = target.as_ref().map(|t| t.to_string());
+    let audit = CallAudit::new(CallFacts {
+        target: target_text.as_deref(),
+        ..facts
     });
     let subject = Subject {
         agent: &principal.agent,

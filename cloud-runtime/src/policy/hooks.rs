@@ -168,7 +168,8 @@ pub fn redact_text(text: &mut String) -> usize {
     n
 }
 
-fn redact_value(v: &mut serde_json::Value) -> usize {
+/// Replaces every credential-shaped string inside a JSON value; returns the count.
+pub fn redact_value(v: &mut serde_json::Value) -> usize {
     match v {
         serde_json::Value::String(s) => redact_text(s),
         serde_json::Value::Array(a) => a.iter_mut().map(redact_value).sum(),
