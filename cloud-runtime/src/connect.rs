@@ -104,6 +104,7 @@ async fn check_browser(
         Ok(None) => match return_to {
             Some(to) => Err(authorize::browser_sign_in(
                 &cx.oauth,
+                headers,
                 &row.tenant,
                 to,
                 authorize::CONNECT_SIGN_IN,

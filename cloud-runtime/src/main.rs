@@ -176,6 +176,17 @@ enum UserCommand {
         #[command(flatten)]
         dir: DataDirArg,
     },
+    /// Remove a user: their refresh tokens and browser sessions end now, their access
+    /// tokens within minutes.
+    Rm {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -218,6 +229,16 @@ enum AgentCommand {
         /// Bind an OAuth client id to this agent, for clients that cannot send the key.
         #[arg(long)]
         oauth_client_id: Option<String>,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Remove an agent: its key is refused from the next request on.
+    Rm {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Agent name.
+        name: String,
         #[command(flatten)]
         dir: DataDirArg,
     },
@@ -480,6 +501,20 @@ async fn run(command: Command) -> Result<()> {
             );
             println!("sign-in secret (shown once): {secret}");
         }
+        Command::User {
+            command: UserCommand::Rm { tenant, name, dir },
+        } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let data = DataDir::new(dir.data_dir);
+            data.config()?;
+            let store = data.store().await?;
+            if !store.remove_user(tenant.as_str(), &name).await? {
+                bail!("tenant {tenant} has no user named {name}");
+            }
+            println!(
+                "removed user {name} of tenant {tenant}; their sessions and refresh tokens are revoked"
+            );
+        }
         Command::Idp {
             command:
                 IdpCommand::Set {
@@ -550,6 +585,18 @@ async fn run(command: Command) -> Result<()> {
                 .await?;
             println!("created agent {name} (role {role}) of tenant {tenant}");
             println!("agent key (shown once; send as X-MCP-Agent-Key): {key}");
+        }
+        Command::Agent {
+            command: AgentCommand::Rm { tenant, name, dir },
+        } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let data = DataDir::new(dir.data_dir);
+            data.config()?;
+            let store = data.store().await?;
+            if !store.remove_agent(tenant.as_str(), &name).await? {
+                bail!("tenant {tenant} has no agent named {name}");
+            }
+            println!("removed agent {name} of tenant {tenant}; its key is no longer accepted");
         }
     }
     Ok(())

@@ -7,7 +7,7 @@
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use e2e::oauth_client::{OAuthClient, REDIRECT, field, pkce, query_of};
-use e2e::{Connector, Runtime, run_ok};
+use e2e::{Connector, Runtime, run, run_ok};
 use serde_json::{Value, json};
 
 struct Setup {
@@ -332,6 +332,29 @@ fn oauth_flow_reaches_the_connector_as_the_user_and_agent() -> Result<()> {
     )?;
     assert_eq!(status, 200);
     assert_eq!(who["caller"], json!({"user": "alice", "agent": "ide"}));
+
+    // Removing the agent refuses its next request; removing the user ends her refresh.
+    run_ok(s.rt.cli().args(["agent", "rm", "--tenant", "acme", "ide"]));
+    let (status, _) = ping(
+        &s,
+        &eng,
+        t2["access_token"].as_str().unwrap_or_default(),
+        None,
+    )?;
+    assert_eq!(status, 403, "a removed agent's client still worked");
+    run_ok(s.rt.cli().args(["user", "rm", "--tenant", "acme", "alice"]));
+    let (status, e) = s.oauth.token(&[
+        ("grant_type", "refresh_token"),
+        (
+            "refresh_token",
+            t2["refresh_token"].as_str().unwrap_or_default(),
+        ),
+        ("client_id", &bound_client),
+    ])?;
+    assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
+    let gone = run(s.rt.cli().args(["user", "rm", "--tenant", "acme", "alice"]));
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("no user named alice"));
     Ok(())
 }
 
@@ -437,24 +460,56 @@ fn authorization_requests_are_checked_before_anything_is_issued() -> Result<()> 
         "invalid_target"
     );
 
-    // A wrong verifier burns the code.
+    // A sign-in form submitted from another browser than the one that opened it (login
+    // CSRF: the attacker's own sign-in finished in the victim's browser) is refused.
+    let pending = s
+        .oauth
+        .open_sign_in(&s.oauth.authorize_url(&client, &challenge, &eng, &[]))?;
+    let other = OAuthClient::new(
+        s.base.clone(),
+        &std::fs::read(s.rt.data_dir().join("ca.pem"))?,
+    )?;
+    let csrf = other.submit_sign_in(&pending, "alice", &s.alice_secret)?;
+    assert_eq!(csrf.status(), 400);
+    assert!(csrf.headers().get("location").is_none());
+    assert!(csrf.text()?.contains("started in another browser"));
+
+    // A wrong verifier, client or redirect URI is refused and leaves the code unspent, so
+    // whoever merely saw a code cannot burn it; its own client then redeems it, once.
     let code = s.sign_in(&client, &challenge, &eng)?;
-    let (status, e) = s.oauth.token(&[
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", REDIRECT),
-        ("client_id", &client),
-        ("code_verifier", &format!("w{}", "y".repeat(50))),
-    ])?;
+    let other_client = s.oauth.register()?;
+    let wrong_verifier = format!("w{}", "y".repeat(50));
+    for (redirect, client_id, verifier) in [
+        (REDIRECT, client.as_str(), wrong_verifier.as_str()),
+        (REDIRECT, other_client.as_str(), verifier.as_str()),
+        (
+            "http://127.0.0.1:9/other",
+            client.as_str(),
+            verifier.as_str(),
+        ),
+    ] {
+        let (status, e) = s.oauth.token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("client_id", client_id),
+            ("code_verifier", verifier),
+        ])?;
+        assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
+    }
+    let redeem = || {
+        s.oauth.token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &client),
+            ("code_verifier", &verifier),
+        ])
+    };
+    let (status, tokens) = redeem()?;
+    assert_eq!(status, 200, "{tokens}");
+    let (status, e) = redeem()?;
     assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")));
-    let (status, _) = s.oauth.token(&[
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", REDIRECT),
-        ("client_id", &client),
-        ("code_verifier", &verifier),
-    ])?;
-    assert_eq!(status, 400);
     let (status, e) = s
         .oauth
         .token(&[("grant_type", "password"), ("client_id", &client)])?;

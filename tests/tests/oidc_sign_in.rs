@@ -56,6 +56,27 @@ fn form_action(page: &str, origin: &str) -> Option<String> {
     })
 }
 
+/// Signs `login` in on the provider's login page (`login`) and allows its consent page;
+/// returns the answer that follows, back at the runtime.
+fn at_the_provider(
+    b: &Client,
+    login: reqwest::blocking::Response,
+    issuer: &str,
+    user: &str,
+) -> Result<reqwest::blocking::Response> {
+    let login_page = login.text()?;
+    let action = form_action(&login_page, issuer).context(login_page.clone())?;
+    let mut fields = hidden_inputs(&login_page);
+    fields.extend([
+        ("login".to_owned(), user.to_owned()),
+        ("password".to_owned(), "anything".to_owned()),
+    ]);
+    let consent = b.post(action).form(&fields).send()?;
+    let consent_page = consent.text()?;
+    let confirm = form_action(&consent_page, issuer).context(consent_page.clone())?;
+    Ok(b.post(confirm).form(&hidden_inputs(&consent_page)).send()?)
+}
+
 #[test]
 fn users_sign_in_at_the_tenants_identity_provider() -> Result<()> {
     let mut rt = Runtime::init()?;
@@ -89,17 +110,32 @@ fn users_sign_in_at_the_tenants_identity_provider() -> Result<()> {
         "not at the provider: {}",
         login.url()
     );
-    let login_page = login.text()?;
-    let action = form_action(&login_page, &issuer).context(login_page.clone())?;
-    let mut fields = hidden_inputs(&login_page);
-    fields.extend([
-        ("login".to_owned(), "alice".to_owned()),
-        ("password".to_owned(), "anything".to_owned()),
-    ]);
-    let consent = b.post(action).form(&fields).send()?;
-    let consent_page = consent.text()?;
-    let confirm = form_action(&consent_page, &issuer).context(consent_page.clone())?;
-    let back = b.post(confirm).form(&hidden_inputs(&consent_page)).send()?;
+    let ours = at_the_provider(&b, login, &issuer, "alice")?;
+    // Back at the runtime, signed in by the provider: the user is asked whether this client
+    // may act for them, and nothing is issued before they allow it.
+    assert!(ours.url().as_str().starts_with(&base), "{}", ours.url());
+    let ours_page = ours.text()?;
+    for shown in [
+        "alice",
+        "e2e client",
+        &client,
+        "127.0.0.1",
+        "/t/acme/g/eng/mcp",
+    ] {
+        assert!(
+            ours_page.contains(shown),
+            "the consent page does not name {shown}: {ours_page}"
+        );
+    }
+    let allow = form_action(&ours_page, &base).context(ours_page.clone())?;
+    assert!(allow.ends_with("/oauth/consent"), "{allow}");
+    // (The fields of the first form, Allow; Deny is a second form.)
+    let fields = hidden_inputs(ours_page.split("</form>").next().unwrap_or_default());
+    // Another browser cannot answer it, even with the form's fields.
+    let elsewhere = browser(&ca)?.post(&allow).form(&fields).send()?;
+    assert_eq!(elsewhere.status(), 400);
+    assert!(elsewhere.text()?.contains("started in another browser"));
+    let back = b.post(allow).form(&fields).send()?;
     let location = back
         .headers()
         .get("location")
@@ -189,7 +225,17 @@ fn users_sign_in_at_the_tenants_identity_provider() -> Result<()> {
         "local sign-in accepted for an identity-provider tenant"
     );
     assert!(bypass.headers().get("location").is_none());
-    let bad = b
+    // The provider's answer brought to another browser than the one that started the
+    // sign-in (login CSRF) is refused before the code is even looked at.
+    let other = b
+        .get(format!(
+            "{base}/oauth/idp/callback?state={state}&code=not-a-code"
+        ))
+        .send()?;
+    assert_eq!(other.status(), 400);
+    assert!(other.text()?.contains("started in another browser"));
+    let bad = oauth
+        .http
         .get(format!(
             "{base}/oauth/idp/callback?state={state}&code=not-a-code"
         ))
@@ -205,5 +251,32 @@ fn users_sign_in_at_the_tenants_identity_provider() -> Result<()> {
         Some("access_denied"),
         "{loc}"
     );
+
+    // A name that already belongs to a local user cannot be taken by signing in at the
+    // provider under that name: bob's sign-in is refused, and no code is issued.
+    run_ok(rt.cli().args(["user", "add", "--tenant", "acme", "bob"]));
+    let b2 = browser(&ca)?;
+    let login = b2
+        .get(oauth.authorize_url(&client, &challenge, &resource, &[]))
+        .send()?;
+    let refused = at_the_provider(&b2, login, &issuer, "bob")?;
+    let loc = refused
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let q = query_of(&loc);
+    assert_eq!(
+        q.get("error").map(String::as_str),
+        Some("access_denied"),
+        "{loc}"
+    );
+    assert!(
+        q.get("error_description")
+            .is_some_and(|d| d.contains("belongs to another account")),
+        "{loc}"
+    );
+    assert!(!q.contains_key("code"));
     Ok(())
 }

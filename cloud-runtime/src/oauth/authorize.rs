@@ -9,18 +9,21 @@
 //! Sign-in is at the tenant's OpenID Connect identity provider when one is set
 //! (`cloud-runtime idp set`, see [`super::idp`]), otherwise with the tenant's local users
 //! (`cloud-runtime user add`). The pending request is kept in the store, not in process
-//! memory, so any replica can finish it.
+//! memory, so any replica can finish it, and it is bound to the browser that started it
+//! ([`super::browser::binding`]). Local users consent on the sign-in form itself; users
+//! signed in by the identity provider (possibly silently, by single sign-on) are shown a
+//! consent page naming the client and where it receives the code before any code is issued.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Form, Query, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use url::Url;
 
-use super::{CODE_TTL_MS, OAuth, PENDING_TTL_MS, secret};
+use super::{CODE_TTL_MS, OAuth, PENDING_TTL_MS, browser, secret};
 use crate::mcp::principal::valid_name;
 use crate::store::now_ms;
 use crate::store::oauth::PendingRow;
@@ -81,8 +84,25 @@ fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
     }
 }
 
+fn with_cookie(mut resp: Response, cookie: HeaderValue) -> Response {
+    resp.headers_mut().append(header::SET_COOKIE, cookie);
+    resp
+}
+
+/// The page for a sign-in form, callback or consent that arrives in another browser than
+/// the one that started the sign-in.
+fn other_browser() -> Response {
+    user_error(
+        "this sign-in was started in another browser; start it again from your MCP client or link, in this browser",
+    )
+}
+
 /// `GET /oauth/authorize`.
-pub async fn authorize(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -> Response {
+pub async fn authorize(
+    State(o): State<Arc<OAuth>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let mut params: HashMap<String, String> = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         if params.insert(k.to_string(), v.to_string()).is_some() {
@@ -173,6 +193,9 @@ pub async fn authorize(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -
             );
         }
     };
+    let Ok((browser_hash, binding)) = browser::binding(&headers) else {
+        return unavailable();
+    };
     let idp_leg = idp
         .as_ref()
         .map(|_| (secret::generate(""), secret::generate("")));
@@ -188,6 +211,8 @@ pub async fn authorize(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -
         nonce: idp_leg.as_ref().map(|(nonce, _)| nonce.clone()),
         idp_verifier: idp_leg.as_ref().map(|(_, verifier)| verifier.clone()),
         return_to: None,
+        browser_hash: Some(browser_hash),
+        signed_in_user: None,
     };
     if o.store.create_pending(&pending).await.is_err() {
         return page(
@@ -198,13 +223,13 @@ pub async fn authorize(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -
     }
     if let (Some(idp), Some((nonce, verifier))) = (idp, idp_leg) {
         // The tenant signs users in at its own identity provider.
-        let challenge = pkce_challenge(&verifier);
+        let challenge = secret::s256(&verifier);
         return match o
             .idp
             .authorization_url(&idp, &pending.id, &nonce, &challenge, &o.idp_redirect_uri())
             .await
         {
-            Ok(url) => Redirect::to(&url).into_response(),
+            Ok(url) => with_cookie(Redirect::to(&url).into_response(), binding),
             Err(e) => {
                 tracing::warn!(tenant, error = %e, "identity provider unavailable");
                 fail(
@@ -214,10 +239,13 @@ pub async fn authorize(State(o): State<Arc<OAuth>>, RawQuery(query): RawQuery) -
             }
         };
     }
-    login_form(
-        &pending,
-        client.client_name.as_deref().unwrap_or(&client.client_id),
-        None,
+    with_cookie(
+        login_form(
+            &pending,
+            client.client_name.as_deref().unwrap_or(&client.client_id),
+            None,
+        ),
+        binding,
     )
 }
 
@@ -267,7 +295,11 @@ pub struct Login {
 }
 
 /// `POST /oauth/login`: checks the local user and issues the authorization code.
-pub async fn login(State(o): State<Arc<OAuth>>, Form(form): Form<Login>) -> Response {
+pub async fn login(
+    State(o): State<Arc<OAuth>>,
+    headers: HeaderMap,
+    Form(form): Form<Login>,
+) -> Response {
     let pending = match o.store.pending(&form.pending).await {
         Ok(Some(p)) => p,
         Ok(None) => {
@@ -287,6 +319,9 @@ pub async fn login(State(o): State<Arc<OAuth>>, Form(form): Form<Login>) -> Resp
         // This request belongs to the tenant's identity provider: a local secret must not
         // stand in for it (the pending id travels through the browser as the IdP's state).
         return user_error("this tenant signs users in at its identity provider");
+    }
+    if !browser::is_bound(&headers, pending.browser_hash.as_deref()) {
+        return other_browser();
     }
     let ok = matches!(
         o.store
@@ -354,10 +389,19 @@ pub const CONNECT_SIGN_IN: &str =
 
 /// Signs the browser in to `tenant` (at its identity provider, or with a local user's
 /// secret), then sends it to `return_to`, a path of this runtime.
-pub async fn browser_sign_in(o: &OAuth, tenant: &str, return_to: &str, why: &str) -> Response {
+pub async fn browser_sign_in(
+    o: &OAuth,
+    headers: &HeaderMap,
+    tenant: &str,
+    return_to: &str,
+    why: &str,
+) -> Response {
     let idp = match o.store.idp(tenant).await {
         Ok(idp) => idp,
         Err(_) => return unavailable(),
+    };
+    let Ok((browser_hash, binding)) = browser::binding(headers) else {
+        return unavailable();
     };
     let idp_leg = idp
         .as_ref()
@@ -374,18 +418,20 @@ pub async fn browser_sign_in(o: &OAuth, tenant: &str, return_to: &str, why: &str
         nonce: idp_leg.as_ref().map(|(nonce, _)| nonce.clone()),
         idp_verifier: idp_leg.as_ref().map(|(_, verifier)| verifier.clone()),
         return_to: Some(return_to.to_owned()),
+        browser_hash: Some(browser_hash),
+        signed_in_user: None,
     };
     if o.store.create_pending(&pending).await.is_err() {
         return unavailable();
     }
     if let (Some(idp), Some((nonce, verifier))) = (idp, idp_leg) {
-        let challenge = pkce_challenge(&verifier);
+        let challenge = secret::s256(&verifier);
         return match o
             .idp
             .authorization_url(&idp, &pending.id, &nonce, &challenge, &o.idp_redirect_uri())
             .await
         {
-            Ok(url) => Redirect::to(&url).into_response(),
+            Ok(url) => with_cookie(Redirect::to(&url).into_response(), binding),
             Err(e) => {
                 tracing::warn!(tenant, error = %e, "identity provider unavailable");
                 page(
@@ -396,7 +442,7 @@ pub async fn browser_sign_in(o: &OAuth, tenant: &str, return_to: &str, why: &str
             }
         };
     }
-    login_form(&pending, why, None)
+    with_cookie(login_form(&pending, why, None), binding)
 }
 
 /// Turns the pending authorization into our authorization code for `user` and sends the
@@ -424,14 +470,6 @@ async fn issue_code(o: &OAuth, pending_id: &str, user: &str) -> Response {
     }
 }
 
-fn pkce_challenge(verifier: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        verifier.as_bytes(),
-    ))
-}
-
 /// The identity provider's answer.
 #[derive(Debug, Deserialize)]
 pub struct IdpAnswer {
@@ -443,6 +481,7 @@ pub struct IdpAnswer {
 /// token, records the user's groups, and issues our authorization code to the MCP client.
 pub async fn idp_callback(
     State(o): State<Arc<OAuth>>,
+    headers: HeaderMap,
     Query(answer): Query<IdpAnswer>,
 ) -> Response {
     let Some(state) = answer.state.as_deref() else {
@@ -467,6 +506,9 @@ pub async fn idp_callback(
     else {
         return user_error("this sign-in request did not go to an identity provider");
     };
+    if !browser::is_bound(&headers, pending.browser_hash.as_deref()) {
+        return other_browser();
+    }
     let back = |error: &str, description: &str| {
         let mut p = vec![
             ("error", error),
@@ -518,12 +560,141 @@ pub async fn idp_callback(
         .into_iter()
         .filter(|g| valid_name(g))
         .collect();
-    if o.store
-        .upsert_idp_user(&pending.tenant, &signed_in.user, &groups)
+    match o
+        .store
+        .upsert_idp_user(
+            &pending.tenant,
+            &signed_in.user,
+            &signed_in.subject,
+            &groups,
+        )
         .await
-        .is_err()
     {
-        return back("server_error", "could not record the sign-in");
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(tenant = %pending.tenant, user = %signed_in.user, "identity provider sign-in refused: the user name belongs to another account");
+            return back(
+                "access_denied",
+                "this user name belongs to another account here; ask an administrator",
+            );
+        }
+        Err(_) => return back("server_error", "could not record the sign-in"),
     }
-    finish_sign_in(&o, &pending, &signed_in.user).await
+    if pending.return_to.is_some() {
+        // A connect page's sign-in: no client to consent to.
+        return finish_sign_in(&o, &pending, &signed_in.user).await;
+    }
+    match o.store.set_pending_user(&pending.id, &signed_in.user).await {
+        Ok(true) => consent_page(&o, &pending, &signed_in.user).await,
+        Ok(false) => user_error("this sign-in request was already used"),
+        Err(_) => unavailable(),
+    }
+}
+
+/// Asks the user whether the MCP client may act for them on the gateway.
+async fn consent_page(o: &OAuth, pending: &PendingRow, user: &str) -> Response {
+    let client_name = o
+        .store
+        .client(&pending.client_id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|c| c.client_name);
+    let receiver = Url::parse(&pending.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let id = esc(&pending.id);
+    page(
+        StatusCode::OK,
+        "Allow access?",
+        &format!(
+            "<p>Signed in as <b>{user}</b>.</p>\
+             <p><b>{name}</b> (client <code>{client}</code>) asks to use <code>{resource}</code> on your behalf. \
+             It receives its authorization at <code>{receiver}</code>.</p>\
+             <p>Allow only if you started this from your own MCP client.</p>\
+             <form method=\"post\" action=\"/oauth/consent\">\
+             <input type=\"hidden\" name=\"consent\" value=\"{id}\">\
+             <button type=\"submit\">Allow</button></form>\
+             <form method=\"post\" action=\"/oauth/consent/deny\">\
+             <input type=\"hidden\" name=\"consent\" value=\"{id}\">\
+             <button type=\"submit\">Deny</button></form>",
+            user = esc(user),
+            name = esc(client_name.as_deref().unwrap_or("An MCP client")),
+            client = esc(&pending.client_id),
+            resource = esc(&pending.resource),
+            receiver = esc(&receiver),
+        ),
+    )
+}
+
+/// The consent form.
+#[derive(Debug, Deserialize)]
+pub struct Consent {
+    consent: String,
+}
+
+/// The pending authorization a consent form answers, if this browser started it and its
+/// user signed in.
+async fn consented(
+    o: &OAuth,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(PendingRow, String), Response> {
+    let pending = match o.store.pending(id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return Err(user_error(
+                "this sign-in request has expired or was already used; start again from your MCP client",
+            ));
+        }
+        Err(_) => return Err(unavailable()),
+    };
+    if !browser::is_bound(headers, pending.browser_hash.as_deref()) {
+        return Err(other_browser());
+    }
+    match pending.signed_in_user.clone() {
+        Some(user) if pending.return_to.is_none() => Ok((pending, user)),
+        _ => Err(user_error(
+            "this sign-in request is not waiting for consent",
+        )),
+    }
+}
+
+/// `POST /oauth/consent`: the user allowed the client; issue its code.
+pub async fn consent(
+    State(o): State<Arc<OAuth>>,
+    headers: HeaderMap,
+    Form(form): Form<Consent>,
+) -> Response {
+    match consented(&o, &headers, &form.consent).await {
+        Ok((pending, user)) => finish_sign_in(&o, &pending, &user).await,
+        Err(page) => page,
+    }
+}
+
+/// `POST /oauth/consent/deny`: the user refused; the client hears `access_denied`.
+pub async fn deny(
+    State(o): State<Arc<OAuth>>,
+    headers: HeaderMap,
+    Form(form): Form<Consent>,
+) -> Response {
+    if let Err(page) = consented(&o, &headers, &form.consent).await {
+        return page;
+    }
+    match o.store.take_pending(&form.consent).await {
+        Ok(Some(p)) => {
+            let mut params = vec![
+                ("error", "access_denied"),
+                ("error_description", "the user denied the request"),
+                ("iss", o.issuer.as_str()),
+            ];
+            if let Some(s) = p.state.as_deref() {
+                params.push(("state", s));
+            }
+            redirect_with(&p.redirect_uri, &params)
+        }
+        Ok(None) => user_error("this sign-in request was already used"),
+        Err(_) => unavailable(),
+    }
 }

@@ -40,6 +40,8 @@ pub enum IdpError {
 pub struct SignedIn {
     /// User name (`preferred_username`, else `sub`).
     pub user: String,
+    /// The account behind the name: `issuer` and `sub`, which the provider never reuses.
+    pub subject: String,
     /// Groups from the configured claim.
     pub groups: Vec<String>,
 }
@@ -215,12 +217,17 @@ impl IdpClient {
                 "nonce does not match the sign-in request".into(),
             ));
         }
+        let sub = claims
+            .get("sub")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| IdpError::IdToken("no subject".into()))?;
         let user = claims
             .get("preferred_username")
-            .or_else(|| claims.get("sub"))
             .and_then(|v| v.as_str())
-            .ok_or_else(|| IdpError::IdToken("no subject".into()))?
+            .unwrap_or(sub)
             .to_owned();
+        let subject = format!("{} {sub}", idp.issuer);
         let groups = claims
             .get(&idp.groups_claim)
             .and_then(|g| g.as_array())
@@ -230,7 +237,11 @@ impl IdpClient {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(SignedIn { user, groups })
+        Ok(SignedIn {
+            user,
+            subject,
+            groups,
+        })
     }
 
     async fn validate(

@@ -7,7 +7,7 @@
 //! - [`client_metadata`]: client ID metadata documents, fetched with SSRF fences.
 //! - [`redirect`]: which redirect URIs a client may register (https, or http on loopback).
 //! - [`authorize`]: the authorization endpoint (code flow, PKCE S256 only, RFC 8707 resource
-//!   indicators) and user sign-in (local users).
+//!   indicators), user sign-in (local users) and consent.
 //! - [`token`]: the token endpoint: code exchange and refresh-token rotation.
 //! - [`signer`]: short-lived, audience-bound ES256 access tokens.
 //! - [`bearer`]: checks the token and the agent identity on every MCP request.
@@ -109,6 +109,8 @@ pub fn routes(oauth: Arc<OAuth>) -> Router {
         .route("/oauth/authorize", get(authorize::authorize))
         .route("/oauth/login", post(authorize::login))
         .route("/oauth/idp/callback", get(authorize::idp_callback))
+        .route("/oauth/consent", post(authorize::consent))
+        .route("/oauth/consent/deny", post(authorize::deny))
         .route("/oauth/token", post(token::token))
         .with_state(oauth)
 }

@@ -13,20 +13,21 @@ pub fn hash(secret: &str) -> String {
     hex::encode(digest::digest(&digest::SHA256, secret.as_bytes()))
 }
 
-/// Checks a PKCE S256 verifier against its challenge (RFC 7636).
-pub fn pkce_s256_matches(verifier: &str, challenge: &str) -> bool {
-    use base64::Engine;
+/// The S256 challenge of a PKCE verifier (RFC 7636), or `None` if the verifier is not well
+/// formed.
+pub fn pkce_s256_challenge(verifier: &str) -> Option<String> {
     let well_formed = (43..=128).contains(&verifier.len())
         && verifier
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
-    if !well_formed {
-        return false;
-    }
-    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
-    aws_lc_rs::constant_time::verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes())
-        .is_ok()
+    well_formed.then(|| s256(verifier))
+}
+
+/// BASE64URL(SHA256(verifier)), for verifiers this runtime made itself.
+pub fn s256(verifier: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
 }
 
 #[cfg(test)]
@@ -34,16 +35,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pkce_matches_the_rfc_7636_example() {
+    fn pkce_challenge_matches_the_rfc_7636_example() {
         // Appendix B of RFC 7636.
-        assert!(pkce_s256_matches(
-            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        ));
-        assert!(!pkce_s256_matches(
-            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cX"
-        ));
-        assert!(!pkce_s256_matches("short", "x"));
+        assert_eq!(
+            pkce_s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").as_deref(),
+            Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        );
+        assert_eq!(pkce_s256_challenge("short"), None);
+        assert_eq!(pkce_s256_challenge(&"a b".repeat(20)), None);
     }
 }

@@ -62,7 +62,14 @@ pub async fn token(State(o): State<Arc<OAuth>>, Form(req): Form<TokenRequest>) -
                 );
             };
             let code_hash = secret::hash(code);
-            let row = match o.store.redeem_code(&code_hash).await {
+            let Some(challenge) = secret::pkce_s256_challenge(verifier) else {
+                return invalid_grant("code_verifier is not a valid PKCE verifier");
+            };
+            let row = match o
+                .store
+                .redeem_code(&code_hash, client_id, redirect_uri, &challenge)
+                .await
+            {
                 Ok(Spend::Ok(row)) => row,
                 Ok(Spend::Replayed(family)) => {
                     warn!("authorization code replayed; revoking what it issued");
@@ -70,6 +77,11 @@ pub async fn token(State(o): State<Arc<OAuth>>, Form(req): Form<TokenRequest>) -
                     return invalid_grant("authorization code was already used");
                 }
                 Ok(Spend::Expired) => return invalid_grant("authorization code has expired"),
+                Ok(Spend::Mismatch) => {
+                    return invalid_grant(
+                        "code was issued to another client or redirect URI, or code_verifier does not match the code_challenge",
+                    );
+                }
                 Ok(Spend::Unknown) => return invalid_grant("unknown authorization code"),
                 Err(_) => {
                     return error(
@@ -79,12 +91,6 @@ pub async fn token(State(o): State<Arc<OAuth>>, Form(req): Form<TokenRequest>) -
                     );
                 }
             };
-            if row.client_id != client_id || &row.redirect_uri != redirect_uri {
-                return invalid_grant("code was issued to another client or redirect URI");
-            }
-            if !secret::pkce_s256_matches(verifier, &row.code_challenge) {
-                return invalid_grant("code_verifier does not match the code_challenge");
-            }
             if req.resource.as_deref().is_some_and(|r| r != row.resource) {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -120,7 +126,9 @@ pub async fn token(State(o): State<Arc<OAuth>>, Form(req): Form<TokenRequest>) -
                 Ok(Spend::Expired) => {
                     return invalid_grant("refresh token has expired or was revoked");
                 }
-                Ok(Spend::Unknown) => return invalid_grant("unknown refresh token"),
+                Ok(Spend::Unknown | Spend::Mismatch) => {
+                    return invalid_grant("unknown refresh token");
+                }
                 Err(_) => {
                     return error(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -140,11 +148,9 @@ pub async fn token(State(o): State<Arc<OAuth>>, Form(req): Form<TokenRequest>) -
                     "resource differs from the authorized one",
                 );
             }
-            let next = RefreshRow {
-                expires_at: now_ms() + REFRESH_TTL_MS,
-                ..row
-            };
-            issue(&o, &next).await
+            // Rotation keeps the family's expiry: a grant lasts REFRESH_TTL_MS from sign-in,
+            // however often it is refreshed, and then the user signs in again.
+            issue(&o, &row).await
         }
         _ => error(
             StatusCode::BAD_REQUEST,
@@ -155,13 +161,18 @@ pub async fn token(State(o): State<Arc<OAuth>>, Form(req): Form<TokenRequest>) -
 }
 
 async fn issue(o: &OAuth, grant: &RefreshRow) -> Response {
-    let groups = o
-        .store
-        .user_groups(&grant.tenant, &grant.user)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let groups = match o.store.user_groups(&grant.tenant, &grant.user).await {
+        Ok(Some(groups)) => groups,
+        // A removed user's grants end with them.
+        Ok(None) => return invalid_grant("the user no longer exists; sign in again"),
+        Err(_) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "try again",
+            );
+        }
+    };
     let now = now_ms() / 1000;
     let claims = AccessClaims {
         iss: o.issuer.clone(),

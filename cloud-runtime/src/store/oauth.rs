@@ -55,6 +55,10 @@ pub struct PendingRow {
     /// For a sign-in started from a connect page: where the browser goes afterwards
     /// (instead of a code for an MCP client).
     pub return_to: Option<String>,
+    /// SHA-256 of the sign-in binding cookie of the browser that started it.
+    pub browser_hash: Option<String>,
+    /// The user the identity provider signed in, while they are asked to consent.
+    pub signed_in_user: Option<String>,
 }
 
 /// A tenant's OpenID Connect identity provider.
@@ -129,6 +133,9 @@ pub enum Spend<T> {
     Replayed(String),
     /// Past its expiry, or revoked.
     Expired,
+    /// Presented by another client, for another redirect URI or with the wrong PKCE
+    /// verifier; left unspent.
+    Mismatch,
 }
 
 type CodeTuple = (
@@ -357,7 +364,7 @@ impl Store {
     /// Stores a pending authorization.
     pub async fn create_pending(&self, p: &PendingRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO oauth_pending (id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO oauth_pending (id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&p.id)
         .bind(&p.client_id)
@@ -370,6 +377,7 @@ impl Store {
         .bind(&p.nonce)
         .bind(&p.idp_verifier)
         .bind(&p.return_to)
+        .bind(&p.browser_hash)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -378,7 +386,7 @@ impl Store {
     /// A pending authorization that has not expired.
     pub async fn pending(&self, id: &str) -> Result<Option<PendingRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to FROM oauth_pending WHERE id = ? AND expires_at > ?",
+            "SELECT id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user FROM oauth_pending WHERE id = ? AND expires_at > ?",
         )
         .bind(id)
         .bind(now_ms())
@@ -386,10 +394,23 @@ impl Store {
         .await?)
     }
 
+    /// Records the user the identity provider signed in for a pending authorization, once.
+    pub async fn set_pending_user(&self, id: &str, user: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE oauth_pending SET signed_in_user = ? WHERE id = ? AND expires_at > ? AND signed_in_user IS NULL",
+        )
+        .bind(user)
+        .bind(id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Removes a pending sign-in and returns it, once.
     pub async fn take_pending(&self, id: &str) -> Result<Option<PendingRow>, StoreError> {
         Ok(sqlx::query_as(
-            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to",
+            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user",
         )
         .bind(id)
         .bind(now_ms())
@@ -407,7 +428,7 @@ impl Store {
     ) -> Result<Option<PendingRow>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let pending: Option<PendingRow> = sqlx::query_as(
-            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to",
+            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user",
         )
         .bind(id)
         .bind(now_ms())
@@ -433,14 +454,27 @@ impl Store {
         Ok(Some(p))
     }
 
-    /// Spends an authorization code.
-    pub async fn redeem_code(&self, code_hash: &str) -> Result<Spend<CodeRow>, StoreError> {
+    /// Spends an authorization code, if it was issued to `client_id` for `redirect_uri` with
+    /// the PKCE challenge `challenge`. A code presented with anything else stays unspent, so
+    /// whoever merely saw a code cannot burn it before its client redeems it.
+    pub async fn redeem_code(
+        &self,
+        code_hash: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        challenge: &str,
+    ) -> Result<Spend<CodeRow>, StoreError> {
         let now = now_ms();
         let row: Option<CodeTuple> = sqlx::query_as(
-            "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL RETURNING client_id, redirect_uri, code_challenge, resource, tenant, user_name, expires_at, used_at",
+            "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL \
+             AND client_id = ? AND redirect_uri = ? AND code_challenge = ? \
+             RETURNING client_id, redirect_uri, code_challenge, resource, tenant, user_name, expires_at, used_at",
         )
         .bind(now)
         .bind(code_hash)
+        .bind(client_id)
+        .bind(redirect_uri)
+        .bind(challenge)
         .fetch_optional(&self.pool)
         .await?;
         if let Some((
@@ -467,14 +501,15 @@ impl Store {
                 expires_at,
             }));
         }
-        let exists: Option<(String,)> =
-            sqlx::query_as("SELECT code_hash FROM oauth_codes WHERE code_hash = ?")
+        let exists: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT used_at FROM oauth_codes WHERE code_hash = ?")
                 .bind(code_hash)
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(match exists {
             // The family of tokens issued from a code is named after the code.
-            Some(_) => Spend::Replayed(code_hash.to_owned()),
+            Some((Some(_),)) => Spend::Replayed(code_hash.to_owned()),
+            Some((None,)) => Spend::Mismatch,
             None => Spend::Unknown,
         })
     }
@@ -557,24 +592,67 @@ impl Store {
     }
 
     /// Records a user signed in at the identity provider, with the groups it asserted. Such
-    /// users have no local secret (the stored hash matches no secret).
+    /// users have no local secret (the stored hash matches no secret). The first sign-in
+    /// binds the name to the provider's account (`subject`); returns `false`, changing
+    /// nothing, when the name belongs to a local user or to another account, so that
+    /// nobody takes over a colleague's identity by choosing their user name at the provider.
     pub async fn upsert_idp_user(
         &self,
         tenant: &str,
         name: &str,
+        subject: &str,
         groups: &[String],
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO users (tenant, name, groups_csv, secret_hash, created_at) VALUES (?, ?, ?, '!idp', ?) \
-             ON CONFLICT (tenant, name) DO UPDATE SET groups_csv = excluded.groups_csv",
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO users (tenant, name, groups_csv, secret_hash, created_at, idp_subject) VALUES (?, ?, ?, '!idp', ?, ?) \
+             ON CONFLICT (tenant, name) DO UPDATE SET groups_csv = excluded.groups_csv \
+             WHERE users.secret_hash = '!idp' AND users.idp_subject = excluded.idp_subject",
         )
         .bind(tenant)
         .bind(name)
         .bind(groups.join(","))
         .bind(now_ms())
+        .bind(subject)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Removes a user: their refresh tokens stop working and their browser sessions end.
+    /// Returns whether the user existed. (Access tokens already issued lapse within
+    /// minutes; a user of an identity provider comes back at their next sign-in unless the
+    /// provider refuses them too.)
+    pub async fn remove_user(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query("DELETE FROM users WHERE tenant = ? AND name = ?")
+            .bind(tenant)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("UPDATE oauth_refresh SET revoked = 1 WHERE tenant = ? AND user_name = ?")
+            .bind(tenant)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM browser_sessions WHERE tenant = ? AND user_name = ?")
+            .bind(tenant)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(removed == 1)
+    }
+
+    /// Removes an agent: its key stops working at the next request. Returns whether it
+    /// existed.
+    pub async fn remove_agent(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM agents WHERE tenant = ? AND name = ?")
+            .bind(tenant)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Deletes expired pending authorizations, codes and refresh tokens; returns how many.
