@@ -181,20 +181,30 @@ pub struct ProviderConfig {
 }
 
 impl ProviderConfig {
-    /// The web base URL.
+    /// The web base URL, ending in `/` so that joining a path keeps a base path (GitLab
+    /// under `/gitlab`).
     pub fn web_url(&self) -> Url {
-        if let Some(u) = &self.web_url {
-            return u.clone();
-        }
-        let mut u = self.api_url.clone();
+        let mut u = self.web_url.clone().unwrap_or_else(|| self.api_url.clone());
         let path = u.path().trim_end_matches('/').to_owned();
-        let base = path
-            .strip_suffix(self.kind.api_suffix())
-            .unwrap_or(&path)
-            .to_owned();
-        u.set_path(if base.is_empty() { "/" } else { &base });
+        let base = match &self.web_url {
+            Some(_) => path.as_str(),
+            None => path.strip_suffix(self.kind.api_suffix()).unwrap_or(&path),
+        };
+        u.set_path(&format!("{base}/"));
         u
     }
+}
+
+/// `https`, or `http` to a loopback host.
+fn https_or_loopback(url: &Url) -> bool {
+    let local = url.host_str().is_some_and(|h| {
+        h == "localhost"
+            || h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    url.scheme() == "https" || (url.scheme() == "http" && local)
 }
 
 fn default_timeout() -> Duration {
@@ -350,19 +360,28 @@ impl Config {
                     format!("provider name {:?} is used twice", p.name),
                 ));
             }
-            let local = p.api_url.host_str().is_some_and(|h| {
-                h == "localhost"
-                    || h.parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback())
-            });
-            if p.api_url.scheme() != "https" && !(p.api_url.scheme() == "http" && local) {
-                return Err(invalid(
-                    None,
-                    format!(
-                        "provider {}: api_url must be https (http only on a loopback address)",
-                        p.name
-                    ),
-                ));
+            // Tokens, codes and the client secret travel to these: https only, but for a
+            // loopback test server.
+            let urls = [
+                ("api_url", Some(&p.api_url)),
+                ("web_url", p.web_url.as_ref()),
+                (
+                    "oauth.redirect_uri",
+                    p.oauth.as_ref().and_then(|o| o.redirect_uri.as_ref()),
+                ),
+            ];
+            for (field, url) in urls {
+                if let Some(url) = url
+                    && !https_or_loopback(url)
+                {
+                    return Err(invalid(
+                        None,
+                        format!(
+                            "provider {}: {field} must be https (http only on a loopback address)",
+                            p.name
+                        ),
+                    ));
+                }
             }
             if p.max_retries > 10 {
                 return Err(invalid(
@@ -449,6 +468,18 @@ proxy = "none"
         assert_eq!(gh.timeout, Duration::from_secs(10));
         assert_eq!(gh.oauth.as_ref().unwrap().app, GithubApp::OauthApp);
         assert_eq!(c.providers[1].web_url().as_str(), "http://127.0.0.1:9000/");
+        // A GitLab under a path keeps it, so its OAuth endpoints join below it.
+        let sub = Config::parse(
+            Path::new("/etc/ec/config.toml"),
+            "[[provider]]\nname = \"gl\"\nkind = \"gitlab\"\napi_url = \"https://h/gitlab/api/v4\"\n",
+        )
+        .unwrap();
+        let web = sub.providers[0].web_url();
+        assert_eq!(web.as_str(), "https://h/gitlab/");
+        assert_eq!(
+            web.join("oauth/token").unwrap().as_str(),
+            "https://h/gitlab/oauth/token"
+        );
         assert_eq!(c.providers[1].proxy, Proxy::None);
     }
 
@@ -472,6 +503,14 @@ proxy = "none"
             "[[provider]]\nname = \"a\"\nkind = \"github\"\napi_url = \"http://ghes.corp/api/v3\"\n",
         );
         assert!(e.contains("must be https"), "{e}");
+        let e = err(
+            "[[provider]]\nname = \"a\"\nkind = \"github\"\napi_url = \"https://a/api/v3\"\nweb_url = \"http://a/\"\n",
+        );
+        assert!(e.contains("web_url must be https"), "{e}");
+        let e = err(
+            "[[provider]]\nname = \"a\"\nkind = \"gitlab\"\napi_url = \"https://a/api/v4\"\n[provider.oauth]\nclient_id = \"x\"\nredirect_uri = \"http://rt.example/connect/callback\"\n",
+        );
+        assert!(e.contains("oauth.redirect_uri must be https"), "{e}");
         let e = err(
             "[[provider]]\nname = \"a\"\nkind = \"github\"\napi_url = \"https://a/api/v3\"\nproxy = \"socks5://x\"\n",
         );

@@ -235,4 +235,84 @@ mod tests {
         );
         assert!(!default_rules().allows("github_get_issue", None));
     }
+
+    /// Tools that count the calls that reach them.
+    #[derive(Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl ToolSet for Counting {
+        fn specs(&self) -> Vec<wire::ToolSpec> {
+            ["github_get_issue", "github_merge_pull_request"]
+                .map(|name| wire::ToolSpec {
+                    name: name.into(),
+                    target_args: vec!["owner".into(), "repo".into()],
+                    ..Default::default()
+                })
+                .into()
+        }
+
+        fn call<'a>(&'a self, _: &'a Call, _: &'a CallContext) -> BoxFuture<'a, CallOutcome> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Ok(wire::ToolOutput::default()) })
+        }
+    }
+
+    fn call(tool: &str, owner: &str) -> Call {
+        Call::try_from(wire::CallRequest {
+            call_id: 1,
+            tool: tool.into(),
+            arguments_json: format!(r#"{{"owner":"{owner}","repo":"w","number":1}}"#).into_bytes(),
+            timeout_ms: 1000,
+            caller: Some(wire::Caller {
+                tenant: "acme".into(),
+                user: "alice".into(),
+                agent: "bot".into(),
+            }),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    /// Whatever the runtime decided, a call the local policy does not allow never reaches
+    /// the tools, and tools it cannot allow are not offered at all.
+    #[tokio::test]
+    async fn refuses_what_the_runtime_sent_but_the_local_policy_does_not_allow() {
+        let inner = Arc::new(Counting::default());
+        let rules = parse(
+            "policy.toml",
+            "version = 1\n[[allow]]\ntools = [\"github_get_issue\"]\nrepos = [\"acme/*\"]\n",
+        )
+        .unwrap();
+        let enforced = Enforced::new(inner.clone(), rules);
+        let offered: Vec<String> = enforced.specs().into_iter().map(|s| s.name).collect();
+        assert_eq!(offered, ["github_get_issue"]);
+
+        let tracing = Arc::new(shared::trace::Tracing::new("t", "0", None).unwrap());
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let span = tracing.start("t", shared::trace::Kind::Server, None);
+        let ctx = CallContext::new(tx, false, tracing.clone(), span);
+
+        assert!(
+            enforced
+                .call(&call("github_get_issue", "acme"), &ctx)
+                .await
+                .is_ok()
+        );
+        let other_repo = enforced
+            .call(&call("github_get_issue", "globex"), &ctx)
+            .await
+            .unwrap_err();
+        assert_eq!(other_repo.code, ErrorCode::Denied);
+        assert!(
+            other_repo.message.contains("globex/w"),
+            "{}",
+            other_repo.message
+        );
+        let not_offered = enforced
+            .call(&call("github_merge_pull_request", "acme"), &ctx)
+            .await
+            .unwrap_err();
+        assert_eq!(not_offered.code, ErrorCode::UnknownTool);
+        assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 }

@@ -210,23 +210,46 @@ pub fn outcome_from_wire(resp: wire::CallResponse) -> CallOutcome {
     }
 }
 
-/// Builds the response frame for an outcome and the upstream requests made for it.
+/// Builds the response frame for an outcome and the upstream requests made for it. An
+/// output too large for one frame becomes a typed error the agent can act on (ask for
+/// less), never a stream that ends without an answer.
 pub fn response_frame(
     call_id: u64,
     outcome: CallOutcome,
     actions: Vec<wire::UpstreamAction>,
 ) -> wire::CallFrame {
-    let outcome = match outcome {
-        Ok(out) => Outcome::Output(out),
-        Err(e) => Outcome::Error(e.to_wire()),
+    let frame = |outcome: CallOutcome, actions| {
+        let outcome = match outcome {
+            Ok(out) => Outcome::Output(out),
+            Err(e) => Outcome::Error(e.to_wire()),
+        };
+        wire::CallFrame {
+            kind: Some(wire::call_frame::Kind::Response(wire::CallResponse {
+                call_id,
+                outcome: Some(outcome),
+                actions,
+            })),
+        }
     };
-    wire::CallFrame {
-        kind: Some(wire::call_frame::Kind::Response(wire::CallResponse {
-            call_id,
-            outcome: Some(outcome),
-            actions,
-        })),
+    let full = frame(outcome, actions);
+    let len = prost::Message::encoded_len(&full);
+    if len <= crate::frame::MAX_FRAME_LEN {
+        return full;
     }
+    let actions = match full.kind {
+        Some(wire::call_frame::Kind::Response(r)) => r.actions,
+        _ => Vec::new(),
+    };
+    frame(
+        Err(CallFailure::new(
+            ErrorCode::InvalidArguments,
+            format!(
+                "the result is {len} bytes, more than one response carries ({} bytes); ask for less (fewer lines, a smaller size limit, fewer items or fields)",
+                crate::frame::MAX_FRAME_LEN
+            ),
+        )),
+        actions,
+    )
 }
 
 #[cfg(test)]
@@ -288,5 +311,32 @@ mod tests {
         let call = Call::try_from(r).unwrap();
         assert_eq!(call.timeout, MAX_TIMEOUT);
         assert_eq!(call.trace.traceparent, None);
+    }
+
+    #[test]
+    fn an_output_too_large_for_a_frame_becomes_a_typed_error() {
+        let out = wire::ToolOutput {
+            text: "x".repeat(crate::frame::MAX_FRAME_LEN + 1),
+            ..Default::default()
+        };
+        let action = wire::UpstreamAction {
+            provider: "ghes".into(),
+            ..Default::default()
+        };
+        let frame = response_frame(7, Ok(out), vec![action.clone()]);
+        let mut buf = bytes::BytesMut::new();
+        assert!(crate::frame::encode(&frame, &mut buf).is_ok());
+        let Some(wire::call_frame::Kind::Response(resp)) = frame.kind else {
+            panic!("not a response");
+        };
+        assert_eq!(resp.call_id, 7);
+        assert_eq!(resp.actions, vec![action]);
+        let failure = outcome_from_wire(resp).unwrap_err();
+        assert_eq!(failure.code, ErrorCode::InvalidArguments);
+        assert!(
+            failure.message.contains("ask for less"),
+            "{}",
+            failure.message
+        );
     }
 }

@@ -131,6 +131,11 @@ pub fn run(command: VaultCommand, config: &Config) -> Result<()> {
         VaultCommand::RotateKey => {
             let public = Vault::open(config)?.rotate_key()?;
             println!("rotated; new public key: {public}");
+            // A running connector holds the old key (under systemd, a credential snapshot
+            // taken at start) and can no longer read the vault until it restarts.
+            println!(
+                "restart the connector now (systemctl restart edge-connector) so that it reads the vault with the new key"
+            );
         }
     }
     Ok(())

@@ -37,6 +37,11 @@ use crate::tunnel::backoff::Backoff;
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
 /// Longest server-requested wait that is waited out rather than reported.
 const MAX_WAIT: Duration = Duration::from_secs(10);
+/// The longest wait an upstream's headers are believed (a reset or retry-after beyond it is
+/// a broken or hostile server, and is read as this).
+const MAX_ADVISED_WAIT_SECS: u64 = 24 * 3600;
+/// Remembered rate-limit buckets beyond which the passed ones are forgotten.
+const MAX_BUCKETS: usize = 256;
 /// First retry delay ceiling.
 const RETRY_BASE: Duration = Duration::from_millis(200);
 /// Retry delay ceiling.
@@ -395,16 +400,20 @@ impl Upstream {
             Some("search") => "search",
             _ => key.1,
         };
-        self.buckets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                (key.0, bucket),
-                Bucket {
-                    remaining,
-                    reset_at: UNIX_EPOCH + Duration::from_secs(reset),
-                },
-            );
+        let reset = reset.min(unix_now().saturating_add(MAX_ADVISED_WAIT_SECS));
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_BUCKETS {
+            // Tokens rotate (every few hours per user): drop buckets that have reset.
+            let now = SystemTime::now();
+            buckets.retain(|_, b| b.reset_at > now);
+        }
+        buckets.insert(
+            (key.0, bucket),
+            Bucket {
+                remaining,
+                reset_at: UNIX_EPOCH + Duration::from_secs(reset),
+            },
+        );
     }
 
     /// How long the server asks us to wait, if it does (`retry-after`, or an exhausted
@@ -417,7 +426,7 @@ impl Upstream {
                 .and_then(|v| v.trim().parse::<u64>().ok())
         };
         if let Some(secs) = header_u64("retry-after") {
-            return Some(Duration::from_secs(secs));
+            return Some(Duration::from_secs(secs.min(MAX_ADVISED_WAIT_SECS)));
         }
         let exhausted = header_u64("x-ratelimit-remaining")
             .or_else(|| header_u64("ratelimit-remaining"))
@@ -427,7 +436,9 @@ impl Upstream {
             let reset = header_u64("x-ratelimit-reset").or_else(|| header_u64("ratelimit-reset"));
             return Some(
                 reset
-                    .map(|r| Duration::from_secs(r.saturating_sub(unix_now())))
+                    .map(|r| {
+                        Duration::from_secs(r.saturating_sub(unix_now()).min(MAX_ADVISED_WAIT_SECS))
+                    })
                     .unwrap_or(Duration::from_secs(60)),
             );
         }
@@ -566,7 +577,9 @@ impl Upstream {
                         span.set_error("rate limited");
                         let wait = Self::requested_wait(resp.status, &resp.headers)
                             .unwrap_or(Duration::from_secs(60));
-                        let fits = Instant::now() + wait < deadline;
+                        let fits = Instant::now()
+                            .checked_add(wait)
+                            .is_some_and(|t| t < deadline);
                         if retries_left && req.idempotent && wait <= MAX_WAIT && fits {
                             sleep_within(wait, deadline).await;
                             continue;
@@ -629,10 +642,10 @@ impl Upstream {
                     "the upstream redirected to an invalid location",
                 )
             })?;
-        if !matches!(url.scheme(), "https" | "http") {
+        if !fetchable_redirect(&self.api, &url) {
             return Err(CallFailure::new(
                 ErrorCode::Unavailable,
-                "the upstream redirected to a non-HTTP location",
+                "the upstream redirected the log download to a location the connector does not fetch (only its own host, or https to a named host)",
             ));
         }
         let left = deadline
@@ -718,9 +731,39 @@ pub fn failure(provider: &str, resp: &Response) -> CallFailure {
     }
 }
 
+/// Whether a log download redirect may be followed: to the upstream's own origin (its
+/// storage), or over https to a named host (blob storage); never plain http or an address
+/// literal elsewhere, so a compromised upstream cannot point the connector at internal
+/// services and read them out through a tool result.
+fn fetchable_redirect(api: &Url, to: &Url) -> bool {
+    to.origin() == api.origin()
+        || (to.scheme() == "https" && matches!(to.host(), Some(url::Host::Domain(_))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_redirects_go_only_to_the_upstream_or_named_https_hosts() {
+        let api = Url::parse("https://ghes.example/api/v3").unwrap();
+        let ok = |to: &str| fetchable_redirect(&api, &Url::parse(to).unwrap());
+        assert!(ok("https://ghes.example/_services/logs/1?sig=x"));
+        assert!(ok("https://blobs.example.net/logs/1?sig=x"));
+        assert!(!ok("http://blobs.example.net/logs/1"));
+        assert!(!ok("https://169.254.169.254/latest/meta-data/"));
+        assert!(!ok("https://[::1]/x"));
+        assert!(!ok("http://ghes.example/x"));
+        let local = Url::parse("http://127.0.0.1:8080/api/v3").unwrap();
+        assert!(fetchable_redirect(
+            &local,
+            &Url::parse("http://127.0.0.1:8080/logs/1").unwrap()
+        ));
+        assert!(!fetchable_redirect(
+            &local,
+            &Url::parse("http://127.0.0.1:9/x").unwrap()
+        ));
+    }
 
     #[test]
     fn validation_failures_say_what_failed() {

@@ -89,7 +89,12 @@ impl Instance {
         }
     }
 
-    async fn token(&self, user: &str, force: bool) -> Result<SecretString, CallFailure> {
+    /// `user`'s token; `rejected` is the one the upstream just refused, if any.
+    async fn token(
+        &self,
+        user: &str,
+        rejected: Option<&SecretString>,
+    ) -> Result<SecretString, CallFailure> {
         let name = EntryName::user_token(&self.config.name, user).map_err(|_| {
             CallFailure::new(
                 ErrorCode::InvalidArguments,
@@ -99,11 +104,11 @@ impl Instance {
         let token = match &self.oauth {
             Some(o) => {
                 let secret = self.client_secret()?;
-                o.token(&self.http, &self.vault, secret.as_ref(), user, force)
+                o.token(&self.http, &self.vault, secret.as_ref(), user, rejected)
                     .await?
             }
             // An admin-provided token: nothing to refresh.
-            None if force => None,
+            None if rejected.is_some() => None,
             None => self
                 .vault
                 .get(&name)
@@ -125,7 +130,7 @@ impl Instance {
         deadline: Instant,
         req: &Request,
     ) -> Result<Response, CallFailure> {
-        let token = self.token(user, false).await?;
+        let token = self.token(user, None).await?;
         let resp = self.http.send(cx, Some(&token), deadline, req).await?;
         if resp.status != StatusCode::UNAUTHORIZED {
             return Ok(resp);
@@ -142,7 +147,7 @@ impl Instance {
         if probe.status != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
-        let token = self.token(user, true).await?;
+        let token = self.token(user, Some(&token)).await?;
         self.http.send(cx, Some(&token), deadline, req).await
     }
 

@@ -41,6 +41,9 @@ use crate::vault::{Entry, EntryKind, EntryName, Vault};
 pub const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Most connections in progress at once.
 const MAX_PENDING: usize = 1024;
+/// Most connections in progress for one user (each retried call makes a new link; the
+/// oldest give way, so one user's retry loop cannot lock everyone else out).
+const MAX_PENDING_PER_USER: usize = 4;
 /// Tokens this close to expiry are refreshed first.
 const EXPIRY_MARGIN_MS: i64 = 60_000;
 
@@ -149,6 +152,17 @@ impl OAuthClient {
         let (url, state) = request.url();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.retain(|_, p| p.created.elapsed() < PENDING_TTL);
+        let mut own: Vec<(String, Instant)> = pending
+            .iter()
+            .filter(|(_, p)| p.user == user)
+            .map(|(state, p)| (state.clone(), p.created))
+            .collect();
+        if own.len() >= MAX_PENDING_PER_USER {
+            own.sort_by_key(|(_, created)| *created);
+            for (state, _) in own.iter().take(own.len() + 1 - MAX_PENDING_PER_USER) {
+                pending.remove(state);
+            }
+        }
         if pending.len() >= MAX_PENDING {
             return Err(failure(
                 ErrorCode::Unavailable,
@@ -293,16 +307,18 @@ impl OAuthClient {
     }
 
     /// `user`'s usable access token: the stored one, refreshed first if it is about to
-    /// expire (or `force`d, after the upstream refused it). `Ok(None)` when the user has no
-    /// usable token and must connect again.
+    /// expire or is the `rejected` one the upstream just refused. `Ok(None)` when the user
+    /// has no usable token and must connect again; a transient failure (the token endpoint
+    /// unreachable or erring, the client secret missing) is an error and keeps the tokens.
     pub async fn token(
         &self,
         http: &Upstream,
         vault: &Arc<Vault>,
         secret: Option<&SecretString>,
         user: &str,
-        force: bool,
+        rejected: Option<&SecretString>,
     ) -> Result<Option<SecretString>, CallFailure> {
+        let force = rejected.is_some();
         let name = self.name(user)?;
         let fresh = |e: &Entry| e.expires_at.is_none_or(|t| t - EXPIRY_MARGIN_MS > now_ms());
         let Some(seen) = load(vault, &name).await? else {
@@ -317,14 +333,25 @@ impl OAuthClient {
         let Some(entry) = load(vault, &name).await? else {
             return Ok(None);
         };
-        let refreshed_meanwhile = entry.updated_at != seen.updated_at;
-        if fresh(&entry) && (refreshed_meanwhile || !force) {
+        // Another call may have refreshed it since the upstream refused ours: then the
+        // stored token is new and its single-use refresh token must not be spent again.
+        let replaced = rejected.is_some_and(|r| r.expose_secret() != entry.secret.expose_secret());
+        if fresh(&entry) && (replaced || !force) {
             return Ok(Some(entry.secret));
         }
-        let (Some(refresh), Some(secret)) = (entry.refresh.as_ref(), secret) else {
+        let Some(refresh) = entry.refresh.as_ref() else {
             // Expired, or refused by the upstream, and nothing to renew it with.
             forget(vault, &name).await?;
             return Ok(None);
+        };
+        let Some(secret) = secret else {
+            return Err(failure(
+                ErrorCode::Internal,
+                format!(
+                    "the {} OAuth app's client secret is missing from the connector's vault, so tokens cannot be refreshed; its operator should store it with `edge-connector vault set`",
+                    self.provider
+                ),
+            ));
         };
         let client = self.client(Some(secret));
         let answer = client
@@ -339,7 +366,7 @@ impl OAuthClient {
                 tracing::info!(provider = %self.provider, %user, "token refreshed");
                 Ok(Some(token))
             }
-            Err(oauth2::RequestTokenError::ServerResponse(e)) => {
+            Err(oauth2::RequestTokenError::ServerResponse(e)) if grant_is_dead(e.error()) => {
                 tracing::info!(provider = %self.provider, %user, error = ?e.error(), "refresh refused; the user must connect again");
                 forget(vault, &name).await?;
                 Ok(None)
@@ -354,6 +381,19 @@ impl OAuthClient {
             )
             .retry_after(Duration::from_secs(5))),
         }
+    }
+}
+
+/// Whether a token endpoint's refusal means the grant itself is gone (revoked, expired,
+/// already used), so the user must connect again. Anything else (a misconfigured app, a
+/// server error) leaves the tokens in place.
+fn grant_is_dead(error: &oauth2::basic::BasicErrorResponseType) -> bool {
+    use oauth2::basic::BasicErrorResponseType as E;
+    match error {
+        E::InvalidGrant => true,
+        // GitHub's name for a dead refresh token.
+        E::Extension(e) => e == "bad_refresh_token",
+        _ => false,
     }
 }
 
@@ -400,4 +440,45 @@ pub fn vault_failure(e: crate::vault::VaultError) -> CallFailure {
         ErrorCode::Internal,
         "the connector's vault is unavailable; its operator should run `edge-connector doctor`",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> OAuthClient {
+        let web = url::Url::parse("https://gitlab.example/").unwrap();
+        let config = OAuthConfig {
+            client_id: "app".into(),
+            app: GithubApp::default(),
+            scopes: vec!["api".into()],
+            redirect_uri: None,
+        };
+        let redirect = url::Url::parse("https://rt.example/connect/callback").unwrap();
+        OAuthClient::new("gl", ProviderKind::Gitlab, &web, &config, redirect).unwrap()
+    }
+
+    #[test]
+    fn a_users_retries_replace_their_oldest_links_and_leave_others_alone() {
+        let c = client();
+        let states: Vec<String> = (0..6)
+            .map(|_| c.start("alice", "GitLab").unwrap().state)
+            .collect();
+        let live: Vec<bool> = states.iter().map(|s| c.owns(s)).collect();
+        assert_eq!(live, [false, false, true, true, true, true]);
+        let bob = c.start("bob", "GitLab").unwrap();
+        assert!(c.owns(&bob.state));
+        assert!(bob.authorize_url.contains("code_challenge_method=S256"));
+    }
+
+    #[test]
+    fn only_dead_grants_make_the_user_connect_again() {
+        use oauth2::basic::BasicErrorResponseType as E;
+        assert!(grant_is_dead(&E::InvalidGrant));
+        assert!(grant_is_dead(&E::Extension("bad_refresh_token".into())));
+        assert!(!grant_is_dead(&E::InvalidClient));
+        assert!(!grant_is_dead(&E::Extension(
+            "temporarily_unavailable".into()
+        )));
+    }
 }

@@ -82,15 +82,19 @@ impl Stream {
                     kind: Some(Kind::Request(req)),
                 }))) => {
                     let call_id = req.call_id;
+                    // The span is named before the request is validated: only a valid tool
+                    // name goes into it (and out over OTLP).
+                    let tool = shared::call::ToolName::parse(&req.tool)
+                        .map_or_else(|_| "(invalid)".to_owned(), |t| t.as_str().to_owned());
                     let span = tracing.start(
-                        &format!("call {}", req.tool),
+                        &format!("call {tool}"),
                         SpanKind::Server,
                         Some(&req.traceparent)
                             .filter(|t| !t.is_empty())
                             .map(String::as_str),
                     );
                     span.set_attributes(vec![
-                        Attribute::new("mcp.tool.name", req.tool.clone()),
+                        Attribute::new("mcp.tool.name", tool),
                         Attribute::new(
                             "mcp_edge.call_id",
                             i64::try_from(call_id).unwrap_or(i64::MAX),
@@ -165,7 +169,8 @@ async fn authorize(
         ));
     };
     if caller.tenant != tenant.as_str() {
-        warn!(claimed = %caller.tenant, "authorization callback for another tenant refused");
+        // Debug-formatted: the claim is unvalidated runtime input, and must not forge log lines.
+        warn!(claimed = ?caller.tenant, "authorization callback for another tenant refused");
         return Err(CallFailure::new(
             ErrorCode::Denied,
             "callback is for another tenant",
