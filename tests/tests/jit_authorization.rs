@@ -9,7 +9,9 @@
 //!   secret only it holds, and the retried call acts as the user;
 //! - an expired user-to-server token is refreshed by the connector (one refresh request);
 //! - a revoked grant leads back to the elicitation, not to an error loop;
-//! - the connect page refuses a browser signed in as another user.
+//! - the connect page refuses a browser signed in as another user;
+//! - the same flow against a fake GitLab with PKCE S256 (the verifier stays in the
+//!   connector), 2-hour tokens and rotating refresh tokens.
 
 use std::process::Command;
 
@@ -21,6 +23,33 @@ use serde_json::{Value, json};
 const CLIENT_ID: &str = "Iv23liJitTestApp0001";
 const CLIENT_SECRET: &str = "jit-test-github-app-secret";
 
+/// Which fake upstream, and how the connector is configured for it.
+#[derive(Clone, Copy)]
+enum Upstream {
+    /// GitHub Enterprise with a GitHub App.
+    Github,
+    /// GitLab with an OAuth application (PKCE).
+    Gitlab,
+}
+
+impl Upstream {
+    /// The provider instance's name in the connector configuration.
+    fn name(self) -> &'static str {
+        match self {
+            Upstream::Github => "ghes",
+            Upstream::Gitlab => "gitlab",
+        }
+    }
+
+    /// The upstream's token endpoint.
+    fn token_path(self) -> &'static str {
+        match self {
+            Upstream::Github => "/login/oauth/access_token",
+            Upstream::Gitlab => "/oauth/token",
+        }
+    }
+}
+
 struct Setup {
     rt: Runtime,
     ghes: FakeUpstream,
@@ -31,6 +60,10 @@ struct Setup {
 }
 
 fn setup() -> Result<Setup> {
+    setup_with(Upstream::Github)
+}
+
+fn setup_with(upstream: Upstream) -> Result<Setup> {
     let mut rt = Runtime::init()?;
     rt.start()?;
     run_ok(
@@ -47,24 +80,29 @@ fn setup() -> Result<Setup> {
     let agent = run_ok(rt.cli().args([
         "agent", "create", "--tenant", "acme", "claude", "--role", "triage",
     ]));
-    let ghes = FakeUpstream::start(rt.dir.path(), "github", &[])?;
+    let (kind, client_kind, oauth) = match upstream {
+        Upstream::Github => ("github", "github-app", "app = \"github-app\"\n"),
+        Upstream::Gitlab => ("gitlab", "gitlab", "scopes = [\"api\"]\n"),
+    };
+    let ghes = FakeUpstream::start(rt.dir.path(), kind, &[])?;
     ghes.control(
         "oauth/clients",
         &json!({
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "redirect_uri": format!("https://localhost:{}/connect/callback", rt.https_port),
-            "kind": "github-app",
+            "kind": client_kind,
         }),
     )?;
     let mut connector = Connector::enroll(&rt, "acme", "c1")?;
+    let name = upstream.name();
     let config = connector.configure(
         &format!(
-            "[[provider]]\nname = \"ghes\"\nkind = \"github\"\napi_url = \"{}\"\n[provider.oauth]\nclient_id = \"{CLIENT_ID}\"\napp = \"github-app\"\n",
+            "[[provider]]\nname = \"{name}\"\nkind = \"{kind}\"\napi_url = \"{}\"\n[provider.oauth]\nclient_id = \"{CLIENT_ID}\"\n{oauth}",
             ghes.api_url()
         ),
-        "version = 1\n[[allow]]\ntools = [\"github_*\", \"diag.*\"]\n",
-        &[("provider/ghes/client_secret", CLIENT_SECRET)],
+        "version = 1\n[[allow]]\ntools = [\"github_*\", \"gitlab_*\", \"diag.*\"]\n",
+        &[(&format!("provider/{name}/client_secret"), CLIENT_SECRET)],
     )?;
     connector.start_configured(&rt, &config)?;
     Ok(Setup {
@@ -116,11 +154,11 @@ fn python_confirming(
     Ok(v)
 }
 
-fn token_requests(ghes: &FakeUpstream) -> Result<usize> {
+fn token_requests(ghes: &FakeUpstream, upstream: Upstream) -> Result<usize> {
     Ok(ghes
         .requests()?
         .iter()
-        .filter(|r| r["path"] == "/login/oauth/access_token")
+        .filter(|r| r["path"] == upstream.token_path())
         .count())
 }
 
@@ -183,7 +221,7 @@ fn users_connect_their_account_when_a_tool_first_needs_it() -> Result<()> {
 
     // An expired user-to-server token is refreshed once, inside the connector.
     s.ghes.control("tokens/expire", &json!({"user": "alice"}))?;
-    let before = token_requests(&s.ghes)?;
+    let before = token_requests(&s.ghes, Upstream::Github)?;
     let v = python(
         &s,
         "alice",
@@ -197,7 +235,11 @@ fn users_connect_their_account_when_a_tool_first_needs_it() -> Result<()> {
         Some(0),
         "{v}"
     );
-    assert_eq!(token_requests(&s.ghes)? - before, 1, "one refresh");
+    assert_eq!(
+        token_requests(&s.ghes, Upstream::Github)? - before,
+        1,
+        "one refresh"
+    );
 
     // A revoked grant: the refresh is refused, the tokens are forgotten, and the user is
     // asked to connect again (and can).
@@ -215,6 +257,85 @@ fn users_connect_their_account_when_a_tool_first_needs_it() -> Result<()> {
         "{v}"
     );
     assert_eq!(v["calls"][0]["structured"]["login"], "alice", "{v}");
+    Ok(())
+}
+
+/// GitLab: the consent link carries a PKCE S256 challenge, the code exchange its verifier
+/// (never the link); an expired 2-hour token is refreshed once, with the refresh token
+/// rotating; a revoked grant asks the user to connect again.
+#[test]
+fn gitlab_users_connect_with_pkce_and_refresh_inside_the_connector() -> Result<()> {
+    let s = setup_with(Upstream::Gitlab)?;
+    let whoami = json!([{"tool": "gitlab_whoami"}, {"tool": "gitlab_whoami"}]);
+    let v = python(&s, "alice", &s.alice_secret, "2026-07-28", &whoami)?;
+    let first = &v["calls"][0];
+    assert_eq!(
+        first["elicitations"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
+    assert_eq!(first["is_error"], false, "{v}");
+    assert_eq!(
+        first["structured"]["username"], "alice",
+        "acts as the user: {v}"
+    );
+    assert_eq!(
+        v["calls"][1]["elicitations"].as_array().map(Vec::len),
+        Some(0)
+    );
+
+    // What went over the wire to GitLab: a challenge in the consent link, the verifier
+    // only in the code exchange (from the connector), and the client secret only there.
+    let requests = s.ghes.requests()?;
+    let authorize = requests
+        .iter()
+        .find(|r| r["path"] == "/oauth/authorize")
+        .context("no consent page visit")?;
+    let query = authorize["query"].as_str().unwrap_or_default();
+    assert!(
+        query.contains("code_challenge=") && query.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
+    assert!(!query.contains("code_verifier") && !query.contains(CLIENT_SECRET));
+    let exchanges: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["path"] == "/oauth/token")
+        .collect();
+    assert_eq!(exchanges.len(), 1, "one code exchange");
+
+    // An expired token is refreshed once; the next call needs no refresh.
+    s.ghes.control("tokens/expire", &json!({"user": "alice"}))?;
+    let before = token_requests(&s.ghes, Upstream::Gitlab)?;
+    let v = python(&s, "alice", &s.alice_secret, "2026-07-28", &whoami)?;
+    for call in v["calls"].as_array().into_iter().flatten() {
+        assert_eq!(call["structured"]["username"], "alice", "{v}");
+        assert_eq!(
+            call["elicitations"].as_array().map(Vec::len),
+            Some(0),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        token_requests(&s.ghes, Upstream::Gitlab)? - before,
+        1,
+        "one refresh"
+    );
+
+    // A revoked grant leads back to the elicitation, and the user can connect again.
+    s.ghes.control("grants/revoke", &json!({"user": "alice"}))?;
+    let v = python(
+        &s,
+        "alice",
+        &s.alice_secret,
+        "legacy",
+        &json!([{"tool": "gitlab_whoami"}]),
+    )?;
+    assert_eq!(
+        v["calls"][0]["elicitations"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
+    assert_eq!(v["calls"][0]["structured"]["username"], "alice", "{v}");
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! How the connector treats a struggling upstream (issue 5): bounded, jittered retries of
 //! idempotent requests only, never a repeated write, `retry-after` honoured, an exhausted
 //! rate limit answered without another request, typed errors the agent can act on. Counted
-//! on the fake GitHub Enterprise's request journal, through the whole stack.
+//! on the fake GitHub Enterprise's (and GitLab's) request journal, through the whole stack.
 
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use e2e::{Connector, FakeUpstream, Runtime};
 use serde_json::{Value, json};
 
 const ALICE_PAT: &str = "ghp_aliceFakeToken000000000000000000000";
+const ALICE_GITLAB_PAT: &str = "glpat-aliceFakeToken0000";
 
 struct Env {
     _rt: Runtime,
@@ -20,21 +21,30 @@ struct Env {
 }
 
 fn env(fake_flags: &[&str]) -> Result<Env> {
+    env_of("github", fake_flags)
+}
+
+/// A stack whose one provider instance is a fake of `kind` (`github`, `gitlab`).
+fn env_of(kind: &'static str, fake_flags: &[&str]) -> Result<Env> {
     let mut rt = Runtime::init()?;
     rt.start()?;
     e2e::run_ok(
         rt.cli()
             .args(["gateway", "create", "--tenant", "acme", "eng"]),
     );
-    let ghes = FakeUpstream::start(rt.dir.path(), "github", fake_flags)?;
+    let ghes = FakeUpstream::start(rt.dir.path(), kind, fake_flags)?;
     let mut connector = Connector::enroll(&rt, "acme", "c1")?;
+    let (name, pat) = match kind {
+        "gitlab" => ("gitlab", ALICE_GITLAB_PAT),
+        _ => ("ghes", ALICE_PAT),
+    };
     let config = connector.configure(
         &format!(
-            "[[provider]]\nname = \"ghes\"\nkind = \"github\"\napi_url = \"{}\"\nmax_retries = 3\n",
+            "[[provider]]\nname = \"{name}\"\nkind = \"{kind}\"\napi_url = \"{}\"\nmax_retries = 3\n",
             ghes.api_url()
         ),
-        "version = 1\n[[allow]]\ntools = [\"github_*\"]\n",
-        &[("user/ghes/alice", ALICE_PAT)],
+        "version = 1\n[[allow]]\ntools = [\"github_*\", \"gitlab_*\"]\n",
+        &[(&format!("user/{name}/alice"), pat)],
     )?;
     connector.start_configured(&rt, &config)?;
     let alice = McpClient::new_user(&rt, "acme", "eng", "alice", "eng", "bot", "triage")?;
@@ -176,6 +186,42 @@ fn an_empty_rate_limit_bucket_costs_no_request() -> Result<()> {
     for r in &results[2..] {
         assert_eq!(r["isError"], true, "{r}");
         assert!(text(r).contains("used up until it resets"), "{}", text(r));
+        assert!(text(r).contains("retry after"), "{}", text(r));
+    }
+    Ok(())
+}
+
+/// GitLab's manners: a 429 with `Retry-After` is waited out once; its `RateLimit-*` headers
+/// reporting an empty bucket stop further requests until the reset.
+#[test]
+fn gitlab_429_and_ratelimit_headers_are_honoured() -> Result<()> {
+    let e = env_of("gitlab", &[])?;
+    e.ghes.clear_requests()?;
+    e.ghes.control(
+        "faults",
+        &json!({"method": "GET", "path_prefix": "/api/v4/user", "count": 1,
+                                     "action": "rate_limit", "retry_after": 1}),
+    )?;
+    let r = e.alice.call("gitlab_whoami", json!({}))?;
+    assert_eq!(r["structuredContent"]["username"], "alice", "{r}");
+    let tries = journal(&e.ghes, "GET", "/api/v4/user")?;
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert_eq!(tries[0]["status"], 429, "{tries:?}");
+    let gap = tries[1]["at_ms"].as_i64().context("at_ms")?
+        - tries[0]["at_ms"].as_i64().context("at_ms")?;
+    println!("GitLab 429: retried {gap} ms after a Retry-After of 1 s");
+    assert!(gap >= 1000, "Retry-After honoured: {gap} ms");
+
+    let e = env_of("gitlab", &["--rate-limit", "2", "--rate-window", "3600"])?;
+    e.ghes.clear_requests()?;
+    let results: Vec<Value> = (0..4)
+        .map(|_| e.alice.call("gitlab_whoami", json!({})))
+        .collect::<Result<_>>()?;
+    let sent = journal(&e.ghes, "GET", "/api/v4/user")?.len();
+    println!("GitLab primary limit 2/h: {sent} requests sent for 4 calls");
+    assert_eq!(sent, 2, "no request beyond the limit");
+    for r in &results[2..] {
+        assert_eq!(r["isError"], true, "{r}");
         assert!(text(r).contains("retry after"), "{}", text(r));
     }
     Ok(())
