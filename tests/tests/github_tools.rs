@@ -791,6 +791,10 @@ fn branches_and_commits_and_a_deletion_the_user_confirms() -> Result<()> {
         with(json!({"limit": 100})),
     )?;
     assert!(sha_of(&b, "docs/tour").is_none(), "{b}");
+    // The same confirmation replayed does not run the call again.
+    let replayed = answer(&alice, "github_delete_branch", &args, &state, true)?;
+    assert_eq!(replayed["isError"], true, "{replayed}");
+    assert!(text(&replayed).contains("already used"), "{replayed}");
     let deletes = env.journal("DELETE", "/git/refs/heads/docs/tour")?;
     assert_eq!(deletes.len(), 1, "{deletes:?}");
     assert_eq!(deletes[0]["status"], 204);

@@ -179,15 +179,18 @@ pub async fn handle(
             PreCall::Confirm(message) => {
                 let claim = Claim {
                     t: tenant.to_string(),
+                    g: gateway.name.to_owned(),
                     u: principal.user.clone(),
                     a: principal.agent.clone(),
                     n: name.clone(),
                     h: Arguments::of(&arguments, false).sha256,
                     e: 0,
+                    j: String::new(),
                 };
                 match confirm::ask(
                     ctx,
                     &shared.state_key,
+                    &shared.store,
                     claim,
                     &message,
                     request.input_responses.as_ref(),

@@ -5,8 +5,9 @@
 //!   if the client declared the elicitation capability;
 //! - 2026-07-28 (stateless): an `input_required` result carrying the elicitation and a
 //!   sealed `requestState`; the client retries the call with the user's answer, and the
-//!   state proves the answer is for this very call (same tenant, user, agent, tool and
-//!   arguments) and recent.
+//!   state proves the answer is for this very call (same tenant, gateway, user, agent, tool
+//!   and arguments) and recent, and confirms it once: its random id is spent in the store,
+//!   so a replayed retry does not run the destructive call again.
 //!
 //! The seal is an HMAC under a key in the data directory, so a retry may land on any
 //! replica that shares it.
@@ -24,7 +25,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use serde::{Deserialize, Serialize};
 
-use crate::store::now_ms;
+use crate::store::{Store, now_ms};
 
 /// How long a stateless confirmation stays valid.
 const STATE_TTL: Duration = Duration::from_secs(300);
@@ -85,6 +86,8 @@ impl StateKey {
 pub struct Claim {
     /// Tenant.
     pub t: String,
+    /// Gateway.
+    pub g: String,
     /// User.
     pub u: String,
     /// Agent.
@@ -95,6 +98,8 @@ pub struct Claim {
     pub h: String,
     /// Expiry, Unix ms.
     pub e: i64,
+    /// Random id, spent when the confirmation is used (set by [`ask`]).
+    pub j: String,
 }
 
 /// The user's answer, or what to send to get one.
@@ -136,10 +141,12 @@ fn accepted(result: &ElicitResult) -> bool {
             == Some(true)
 }
 
-/// Asks the user `message` about the call described by `claim` (its `e` is set here).
+/// Asks the user `message` about the call described by `claim` (its `e` and `j` are set
+/// here).
 pub async fn ask(
     ctx: &RequestContext<RoleServer>,
     key: &StateKey,
+    store: &Store,
     mut claim: Claim,
     message: &str,
     input_responses: Option<&rmcp::model::InputResponses>,
@@ -157,6 +164,7 @@ pub async fn ask(
                 return Confirmation::Refused("the confirmation's requestState is not ours".into());
             };
             claim.e = sealed.e;
+            claim.j.clone_from(&sealed.j);
             if sealed != claim {
                 return Confirmation::Refused("the confirmation was given for another call".into());
             }
@@ -164,12 +172,24 @@ pub async fn ask(
                 return Confirmation::Refused("the confirmation expired; call again".into());
             }
             return match serde_json::from_value::<ElicitResult>(answer.clone()) {
-                Ok(r) if accepted(&r) => Confirmation::Confirmed,
+                Ok(r) if accepted(&r) => {
+                    match store.spend_confirmation(&sealed.j, sealed.e).await {
+                        Ok(true) => Confirmation::Confirmed,
+                        Ok(false) => Confirmation::Refused(
+                            "this confirmation was already used; call again to be asked anew"
+                                .into(),
+                        ),
+                        Err(_) => Confirmation::Refused(
+                            "the confirmation could not be recorded; try again".into(),
+                        ),
+                    }
+                }
                 Ok(_) => Confirmation::Refused("the user did not confirm".into()),
                 Err(_) => Confirmation::Refused("the confirmation answer is malformed".into()),
             };
         }
         claim.e = now_ms() + i64::try_from(STATE_TTL.as_millis()).unwrap_or(i64::MAX);
+        claim.j = hex::encode(rand::random::<[u8; 16]>());
         let request =
             serde_json::json!({"method": "elicitation/create", "params": params(message)});
         let Ok(request) = serde_json::from_value::<InputRequest>(request) else {
@@ -208,11 +228,13 @@ mod tests {
     fn claim() -> Claim {
         Claim {
             t: "acme".into(),
+            g: "eng".into(),
             u: "alice".into(),
             a: "bot".into(),
             n: "github_merge_pull_request".into(),
             h: "ab".into(),
             e: 5,
+            j: "00".into(),
         }
     }
 

@@ -665,6 +665,7 @@ impl Store {
             "DELETE FROM oauth_refresh WHERE expires_at <= ?",
             "DELETE FROM connect_requests WHERE expires_at <= ?",
             "DELETE FROM browser_sessions WHERE expires_at <= ?",
+            "DELETE FROM spent_confirmations WHERE expires_at <= ?",
         ] {
             n += sqlx::query(sql)
                 .bind(now)
@@ -673,6 +674,18 @@ impl Store {
                 .rows_affected();
         }
         Ok(n)
+    }
+
+    /// Spends a stateless confirmation's id; `false` if it was spent before.
+    pub async fn spend_confirmation(&self, id: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO spent_confirmations (id, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Revokes every refresh token of a family.
