@@ -13,7 +13,7 @@ use cloud_runtime::join_token;
 use cloud_runtime::oauth;
 use cloud_runtime::server::{self, ServeOptions};
 use cloud_runtime::store::oauth::AgentRow;
-use cloud_runtime::store::{GatewayRow, now_ms};
+use cloud_runtime::store::{GatewayRow, Store, now_ms};
 use shared::identity::{ConnectorId, TenantId};
 
 mod cli;
@@ -32,6 +32,15 @@ pub struct DataDirArg {
     /// The runtime's data directory (made by `init`).
     #[arg(long, env = "CLOUD_RUNTIME_DATA_DIR")]
     pub data_dir: PathBuf,
+}
+
+impl DataDirArg {
+    /// The store of an initialised data directory.
+    async fn store(self) -> Result<Store> {
+        let data = DataDir::new(self.data_dir);
+        data.config()?;
+        data.store().await
+    }
 }
 
 // Parsed once at start: the size of the `serve` variant costs nothing.
@@ -445,15 +454,11 @@ async fn run(command: Command) -> Result<()> {
         Command::Tenant { command } => match command {
             TenantCommand::Create { name, dir } => {
                 let tenant: TenantId = name.parse().context("tenant name")?;
-                let data = DataDir::new(dir.data_dir);
-                data.config()?;
-                data.store().await?.create_tenant(&tenant).await?;
+                dir.store().await?.create_tenant(&tenant).await?;
                 println!("created tenant {tenant}");
             }
             TenantCommand::List { dir } => {
-                let data = DataDir::new(dir.data_dir);
-                data.config()?;
-                for t in data.store().await?.tenants().await? {
+                for t in dir.store().await?.tenants().await? {
                     println!("{t}");
                 }
             }
@@ -480,9 +485,7 @@ async fn run(command: Command) -> Result<()> {
             for g in &groups {
                 principal_name(g, "group")?;
             }
-            let data = DataDir::new(dir.data_dir);
-            data.config()?;
-            let store = data.store().await?;
+            let store = dir.store().await?;
             if !store.tenant_exists(&tenant).await? {
                 bail!("no tenant named {tenant}");
             }
@@ -505,9 +508,7 @@ async fn run(command: Command) -> Result<()> {
             command: UserCommand::Rm { tenant, name, dir },
         } => {
             let tenant: TenantId = tenant.parse().context("--tenant")?;
-            let data = DataDir::new(dir.data_dir);
-            data.config()?;
-            let store = data.store().await?;
+            let store = dir.store().await?;
             if !store.remove_user(tenant.as_str(), &name).await? {
                 bail!("tenant {tenant} has no user named {name}");
             }
@@ -535,9 +536,7 @@ async fn run(command: Command) -> Result<()> {
             if secret.is_empty() || client_id.is_empty() {
                 bail!("the client id and the client secret must not be empty");
             }
-            let data = DataDir::new(dir.data_dir);
-            data.config()?;
-            let store = data.store().await?;
+            let store = dir.store().await?;
             if !store.tenant_exists(&tenant).await? {
                 bail!("no tenant named {tenant}");
             }
@@ -565,9 +564,7 @@ async fn run(command: Command) -> Result<()> {
             let tenant: TenantId = tenant.parse().context("--tenant")?;
             let name = principal_name(&name, "agent name")?;
             let role = principal_name(&role, "role")?;
-            let data = DataDir::new(dir.data_dir);
-            data.config()?;
-            let store = data.store().await?;
+            let store = dir.store().await?;
             if !store.tenant_exists(&tenant).await? {
                 bail!("no tenant named {tenant}");
             }
@@ -590,9 +587,7 @@ async fn run(command: Command) -> Result<()> {
             command: AgentCommand::Rm { tenant, name, dir },
         } => {
             let tenant: TenantId = tenant.parse().context("--tenant")?;
-            let data = DataDir::new(dir.data_dir);
-            data.config()?;
-            let store = data.store().await?;
+            let store = dir.store().await?;
             if !store.remove_agent(tenant.as_str(), &name).await? {
                 bail!("tenant {tenant} has no agent named {name}");
             }
@@ -657,9 +652,7 @@ async fn connector(command: ConnectorCommand) -> Result<()> {
             }
         }
         ConnectorCommand::List { json, dir } => {
-            let data = DataDir::new(dir.data_dir);
-            data.config()?;
-            let rows = data.store().await?.connectors().await?;
+            let rows = dir.store().await?.connectors().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -683,9 +676,7 @@ async fn connector(command: ConnectorCommand) -> Result<()> {
         }
         ConnectorCommand::Revoke { id, dir } => {
             let id: ConnectorId = id.parse().context("connector id")?;
-            let data = DataDir::new(dir.data_dir);
-            data.config()?;
-            if data.store().await?.revoke(&id).await? {
+            if dir.store().await?.revoke(&id).await? {
                 println!("revoked {id}");
             } else {
                 println!("{id} was already revoked");
@@ -767,9 +758,7 @@ async fn gateway(command: GatewayCommand) -> Result<()> {
             );
         }
         GatewayCommand::List { tenant, json, dir } => {
-            let data = DataDir::new(dir.data_dir);
-            data.config()?;
-            let rows = data.store().await?.gateways(tenant.as_deref()).await?;
+            let rows = dir.store().await?.gateways(tenant.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {

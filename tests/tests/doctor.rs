@@ -605,3 +605,45 @@ fn revoked_connector() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn config_unloadable() -> Result<()> {
+    let s = Setup::new()?;
+    std::fs::write(&s.config, "state_dir = 3\n")?;
+    let r = s.doctor();
+    r.assert_fails(
+        "config",
+        &[
+            "the configuration cannot be used",
+            "config.toml:1:",
+            "packaged example",
+        ],
+    );
+    Ok(())
+}
+
+#[test]
+fn not_enrolled_or_enrollment_damaged() -> Result<()> {
+    let s = Setup::new()?;
+    let enrollment = s.connector.state_dir.join("connector.toml");
+    let saved = std::fs::read(&enrollment)?;
+    std::fs::remove_file(&enrollment)?;
+    let r = s.doctor();
+    r.assert_fails(
+        "enrollment",
+        &[
+            "this connector is not enrolled",
+            "connector token create",
+            "edge-connector enroll --config",
+        ],
+    );
+    // A damaged enrollment file: restore it or enroll again.
+    std::fs::write(&enrollment, b"runtime = [\n")?;
+    let r = s.doctor();
+    r.assert_fails(
+        "enrollment",
+        &["the enrollment cannot be read", "re-enroll"],
+    );
+    std::fs::write(&enrollment, saved)?;
+    Ok(())
+}

@@ -41,6 +41,14 @@ impl Upstream {
         }
     }
 
+    /// The prefix of its tools' names.
+    fn prefix(self) -> &'static str {
+        match self {
+            Upstream::Github => "github",
+            Upstream::Gitlab => "gitlab",
+        }
+    }
+
     /// The upstream's token endpoint.
     fn token_path(self) -> &'static str {
         match self {
@@ -162,6 +170,47 @@ fn token_requests(ghes: &FakeUpstream, upstream: Upstream) -> Result<usize> {
         .count())
 }
 
+/// After the user connected: an expired token is refreshed once inside the connector (no
+/// elicitation, one token request, the next call needs none); then a revoked grant (the
+/// refresh is refused, the tokens forgotten) leads back to the elicitation in `revoke_mode`,
+/// and the user can connect again. `login` names the user field of the whoami result.
+fn refreshes_once_then_asks_again_after_a_revoke(
+    s: &Setup,
+    upstream: Upstream,
+    login: &str,
+    revoke_mode: &str,
+) -> Result<()> {
+    let tool = format!("{}_whoami", upstream.prefix());
+    s.ghes.control("tokens/expire", &json!({"user": "alice"}))?;
+    let before = token_requests(&s.ghes, upstream)?;
+    let twice = json!([{"tool": tool}, {"tool": tool}]);
+    let v = python(s, "alice", &s.alice_secret, "2026-07-28", &twice)?;
+    for call in v["calls"].as_array().into_iter().flatten() {
+        assert_eq!(call["structured"][login], "alice", "{v}");
+        assert_eq!(
+            call["elicitations"].as_array().map(Vec::len),
+            Some(0),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        token_requests(&s.ghes, upstream)? - before,
+        1,
+        "one refresh"
+    );
+
+    s.ghes.control("grants/revoke", &json!({"user": "alice"}))?;
+    let once = json!([{"tool": tool}]);
+    let v = python(s, "alice", &s.alice_secret, revoke_mode, &once)?;
+    assert_eq!(
+        v["calls"][0]["elicitations"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
+    assert_eq!(v["calls"][0]["structured"][login], "alice", "{v}");
+    Ok(())
+}
+
 #[test]
 fn users_connect_their_account_when_a_tool_first_needs_it() -> Result<()> {
     let s = setup()?;
@@ -219,44 +268,9 @@ fn users_connect_their_account_when_a_tool_first_needs_it() -> Result<()> {
     );
     assert!(!list.contains("ghu_"), "vault list shows no secret: {list}");
 
-    // An expired user-to-server token is refreshed once, inside the connector.
-    s.ghes.control("tokens/expire", &json!({"user": "alice"}))?;
-    let before = token_requests(&s.ghes, Upstream::Github)?;
-    let v = python(
-        &s,
-        "alice",
-        &s.alice_secret,
-        "2026-07-28",
-        &json!([{"tool": "github_whoami"}]),
-    )?;
-    assert_eq!(v["calls"][0]["structured"]["login"], "alice", "{v}");
-    assert_eq!(
-        v["calls"][0]["elicitations"].as_array().map(Vec::len),
-        Some(0),
-        "{v}"
-    );
-    assert_eq!(
-        token_requests(&s.ghes, Upstream::Github)? - before,
-        1,
-        "one refresh"
-    );
-
-    // A revoked grant: the refresh is refused, the tokens are forgotten, and the user is
-    // asked to connect again (and can).
-    s.ghes.control("grants/revoke", &json!({"user": "alice"}))?;
-    let v = python(
-        &s,
-        "alice",
-        &s.alice_secret,
-        "2026-07-28",
-        &json!([{"tool": "github_whoami"}]),
-    )?;
-    assert_eq!(
-        v["calls"][0]["elicitations"].as_array().map(Vec::len),
-        Some(1),
-        "{v}"
-    );
-    assert_eq!(v["calls"][0]["structured"]["login"], "alice", "{v}");
+    // An expired user-to-server token is refreshed once, inside the connector; a revoked
+    // grant leads back to the elicitation.
+    refreshes_once_then_asks_again_after_a_revoke(&s, Upstream::Github, "login", "2026-07-28")?;
     Ok(())
 }
 
@@ -303,39 +317,8 @@ fn gitlab_users_connect_with_pkce_and_refresh_inside_the_connector() -> Result<(
         .collect();
     assert_eq!(exchanges.len(), 1, "one code exchange");
 
-    // An expired token is refreshed once; the next call needs no refresh.
-    s.ghes.control("tokens/expire", &json!({"user": "alice"}))?;
-    let before = token_requests(&s.ghes, Upstream::Gitlab)?;
-    let v = python(&s, "alice", &s.alice_secret, "2026-07-28", &whoami)?;
-    for call in v["calls"].as_array().into_iter().flatten() {
-        assert_eq!(call["structured"]["username"], "alice", "{v}");
-        assert_eq!(
-            call["elicitations"].as_array().map(Vec::len),
-            Some(0),
-            "{v}"
-        );
-    }
-    assert_eq!(
-        token_requests(&s.ghes, Upstream::Gitlab)? - before,
-        1,
-        "one refresh"
-    );
-
-    // A revoked grant leads back to the elicitation, and the user can connect again.
-    s.ghes.control("grants/revoke", &json!({"user": "alice"}))?;
-    let v = python(
-        &s,
-        "alice",
-        &s.alice_secret,
-        "legacy",
-        &json!([{"tool": "gitlab_whoami"}]),
-    )?;
-    assert_eq!(
-        v["calls"][0]["elicitations"].as_array().map(Vec::len),
-        Some(1),
-        "{v}"
-    );
-    assert_eq!(v["calls"][0]["structured"]["username"], "alice", "{v}");
+    // An expired token is refreshed once; a revoked grant asks the user to connect again.
+    refreshes_once_then_asks_again_after_a_revoke(&s, Upstream::Gitlab, "username", "legacy")?;
     Ok(())
 }
 

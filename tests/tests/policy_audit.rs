@@ -145,6 +145,23 @@ fn tools_list_follows_the_user_and_the_agent_and_changes_live() -> Result<()> {
             .tool_names()?
             .contains(&"github_whoami".to_owned())
     );
+
+    // The tenant's only connector going away changes the tools too: the session hears it,
+    // and tools/list no longer offers what nothing could run.
+    let _ = rx.try_iter().count();
+    if let Some(p) = env.connector.process.as_ref() {
+        p.signal(nix::sys::signal::Signal::SIGTERM);
+    }
+    let notice = wait_for(
+        Duration::from_secs(10),
+        "tools/list_changed after the connector left",
+        || {
+            rx.try_iter()
+                .find(|l| l.contains("notifications/tools/list_changed"))
+        },
+    )?;
+    println!("after the connector left: {notice}");
+    assert!(alice_maint.tool_names()?.is_empty());
     Ok(())
 }
 
