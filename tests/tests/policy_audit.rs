@@ -430,6 +430,9 @@ fn denials_stay_in_the_runtime_spans_join_and_audit_records_are_exported() -> Re
     // denial record too: probing leaves a trace.
     let unknown = alice.call("github_no_such_tool", json!({}))?;
     assert!(unknown["error"].is_object(), "{unknown}");
+    // A name no tool could have (too long, odd characters) is recorded as a placeholder.
+    let forged = alice.call(&format!("no such tool {}", "y".repeat(10_000)), json!({}))?;
+    assert!(forged["error"].is_object(), "{forged}");
     let malformed = alice.call(
         "github_get_issue",
         json!({"owner": "..", "repo": "widgets", "number": 1}),
@@ -465,6 +468,15 @@ fn denials_stay_in_the_runtime_spans_join_and_audit_records_are_exported() -> Re
         "{records:?}"
     );
     assert!(refusal("github_get_issue", "invalid target"), "{records:?}");
+    assert!(
+        refusal("(invalid tool name)", "unknown tool"),
+        "{records:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| !r["tool"].as_str().unwrap_or_default().contains("yyyy"))
+    );
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use opentelemetry::KeyValue;
 use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, LoggingLevel};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer};
-use shared::call::CallFailure;
+use shared::call::{CallFailure, ToolName};
 use shared::policy::{RuleSet, target_of};
 use shared::wire::{self, ErrorCode};
 
@@ -61,7 +61,12 @@ pub async fn handle(
     log_level: Arc<Mutex<LoggingLevel>>,
 ) -> Result<CallToolResponse, McpError> {
     let tenant = &principal.tenant;
-    let name = request.name.to_string();
+    // The name is the client's to choose (any length, any characters); one that cannot name
+    // a tool goes into spans and audit records only as this placeholder.
+    let name = match ToolName::parse(&request.name) {
+        Ok(n) => n.as_str().to_owned(),
+        Err(_) => "(invalid tool name)".to_owned(),
+    };
     let arguments = request.arguments.clone().unwrap_or_default();
     let applied = shared.policies.get(tenant.as_str());
     let policy = applied.as_deref().map(|a| &a.policy);
