@@ -21,6 +21,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::audit::digest::DigestKeys;
 use crate::audit::record::Arguments;
 use crate::audit::{AuditLog, CallAudit, CallFacts, outcome_label};
 use crate::tunnel::Registry;
@@ -102,6 +103,7 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
 struct Admin {
     registry: Arc<Registry>,
     audit: AuditLog,
+    digest_keys: Arc<DigestKeys>,
     /// `local:uid=N`, the audit records' user.
     user: String,
 }
@@ -111,6 +113,7 @@ pub async fn serve(
     listener: UnixListener,
     registry: Arc<Registry>,
     audit: AuditLog,
+    digest_keys: Arc<DigestKeys>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -128,6 +131,7 @@ pub async fn serve(
         let admin = Admin {
             registry: registry.clone(),
             audit: audit.clone(),
+            digest_keys: digest_keys.clone(),
             user,
         };
         tokio::spawn(async move {
@@ -218,14 +222,19 @@ async fn execute(req: AdminRequest, admin: &Admin, started: Instant) -> AdminRes
     };
     let call_id = registry.new_call_id();
     let arguments_json = arguments.to_string();
+    let key = match admin.digest_keys.key(tenant.as_str()).await {
+        Ok(k) => k,
+        Err(e) => return failure(e.to_string(), started),
+    };
     let audit = CallAudit::new(CallFacts {
         tenant: tenant.as_str(),
         gateway: None,
         user: &admin.user,
+        user_id: None,
         agent: AGENT,
         tool: &tool,
         target: None,
-        arguments: arguments.as_object().map(|a| Arguments::of(a, false)),
+        arguments: arguments.as_object().map(|a| Arguments::of(&key, a, false)),
         call_id,
         trace_id: String::new(),
         span_id: String::new(),

@@ -92,7 +92,7 @@ async fn check_browser(
     return_to: Option<&str>,
 ) -> Result<(), Response> {
     match browser::signed_in(&cx.oauth.store, headers).await {
-        Ok(Some((tenant, user))) if tenant == row.tenant && user == row.user_name => Ok(()),
+        Ok(Some((tenant, user))) if tenant == row.tenant && user == row.user_id => Ok(()),
         Ok(Some(_)) => {
             tracing::warn!(connect = %row.id, "connect link opened by another signed-in user");
             Err(page(
@@ -235,7 +235,7 @@ pub async fn callback(
                 call_id: cx.registry.new_call_id(),
                 caller: Some(wire::Caller {
                     tenant: row.tenant.clone(),
-                    user: row.user_name.clone(),
+                    user: row.user_id.clone(),
                     agent: row.agent.clone(),
                 }),
                 state,
@@ -278,13 +278,20 @@ pub async fn callback(
 }
 
 async fn record(cx: &ConnectContext, row: &ConnectRow, outcome: &str, reason: Option<&str>) {
+    // The record names the user as they are called now; a user removed meanwhile is named
+    // by id only.
+    let name = match cx.oauth.store.user(&row.tenant, &row.user_id).await {
+        Ok(Some(u)) => u.name,
+        _ => String::new(),
+    };
     cx.audit
         .submit(AuditRecord {
             time: now_rfc3339(),
             kind: Kind::Authorization,
             tenant: row.tenant.clone(),
             gateway: None,
-            user: row.user_name.clone(),
+            user: name,
+            user_id: Some(row.user_id.clone()),
             agent: row.agent.clone(),
             connector: Some(row.connector.clone()),
             tool: format!("connect {}", row.provider),

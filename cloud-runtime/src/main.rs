@@ -218,6 +218,11 @@ enum IdpCommand {
         /// Name of the ID-token claim listing the user's groups.
         #[arg(long, default_value = "groups")]
         groups_claim: String,
+        /// How often a user's groups and status are asked of the provider again, at a
+        /// refresh of their token (with the refresh token the provider gave the runtime;
+        /// without one, the user signs in again after this time). `0s`: at every refresh.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        recheck_groups: Duration,
         #[command(flatten)]
         dir: DataDirArg,
     },
@@ -490,7 +495,7 @@ async fn run(command: Command) -> Result<()> {
                 bail!("no tenant named {tenant}");
             }
             let secret = oauth::secret::generate("mcpus_");
-            store
+            let id = store
                 .create_user(
                     tenant.as_str(),
                     &name,
@@ -499,7 +504,7 @@ async fn run(command: Command) -> Result<()> {
                 )
                 .await?;
             println!(
-                "added user {name} to tenant {tenant} (groups: {})",
+                "added user {name} ({id}) to tenant {tenant} (groups: {})",
                 groups.join(",")
             );
             println!("sign-in secret (shown once): {secret}");
@@ -524,6 +529,7 @@ async fn run(command: Command) -> Result<()> {
                     client_id,
                     client_secret_file,
                     groups_claim,
+                    recheck_groups,
                     dir,
                 },
         } => {
@@ -547,6 +553,7 @@ async fn run(command: Command) -> Result<()> {
                     client_id,
                     client_secret: secret,
                     groups_claim,
+                    recheck_secs: i64::try_from(recheck_groups.as_secs()).unwrap_or(i64::MAX),
                 })
                 .await?;
             println!("tenant {tenant} now signs users in at {issuer}");

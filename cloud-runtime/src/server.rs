@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use crate::audit::AuditLog;
+use crate::audit::digest::DigestKeys;
 use crate::data_dir::DataDir;
 use crate::enroll::{self, EnrollContext};
 use crate::mcp::gateways::Gateways;
@@ -281,6 +282,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
             public_limit.clone(),
             rate_limit::limit,
         ));
+    let digest_keys = Arc::new(DigestKeys::new(tunnel_ctx.store.clone()));
     let gateways = Arc::new(Gateways::new(
         tunnel_ctx.store.clone(),
         Arc::new(mcp::server::Shared {
@@ -288,6 +290,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
             options: mcp_options,
             policies: policies.clone(),
             audit: audit.clone(),
+            digest_keys: digest_keys.clone(),
             telemetry: telemetry.clone(),
             metrics: metrics.clone(),
             state_key: mcp::confirm::StateKey::load_or_create(&dir.request_state_key())?,
@@ -360,6 +363,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         admin_listener,
         registry.clone(),
         audit.clone(),
+        digest_keys,
         shutdown.clone(),
     ));
     info!(quic = %quic_addr, https = %https_addr, hostname = %config.hostname, "runtime serving");

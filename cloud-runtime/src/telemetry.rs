@@ -123,6 +123,7 @@ impl RecordSink for OtlpAuditSink {
         ];
         let optional = [
             ("mcp_edge.gateway", &r.gateway),
+            ("mcp_edge.user_id", &r.user_id),
             ("mcp_edge.connector", &r.connector),
             ("mcp_edge.target", &r.target),
             ("mcp_edge.reason", &r.reason),
@@ -151,7 +152,7 @@ impl RecordSink for OtlpAuditSink {
             attrs.push(("http.response.status_code", int(u64::from(u.status))));
         }
         if let Some(a) = &r.arguments {
-            attrs.push(("mcp_edge.arguments.sha256", text(&a.sha256)));
+            attrs.push(("mcp_edge.arguments.hmac_sha256", text(&a.hmac_sha256)));
         }
         rec.add_attributes(attrs);
         self.logger.emit(rec);

@@ -49,7 +49,7 @@ impl ToolName {
 pub struct Caller {
     /// The tenant.
     pub tenant: TenantId,
-    /// The human user.
+    /// The human user's stable id (see [`wire::Caller::user`]).
     pub user: String,
     /// The agent application.
     pub agent: String,

@@ -35,6 +35,9 @@ pub enum IdentityError {
         "not a connector identity URI (expected spiffe://<trust-domain>/tenant/<tenant>/connector/<id>)"
     )]
     NotConnectorUri,
+    /// The string is not of the form `u-` and 32 lowercase hex digits.
+    #[error("not a user id (expected u- and 32 lowercase hex digits)")]
+    NotUserId,
 }
 
 fn check_label(kind: &'static str, s: &str, max: usize) -> Result<(), IdentityError> {
@@ -105,6 +108,47 @@ label_newtype!(
     "connector id",
     63
 );
+label_newtype!(
+    /// A user's stable id: `u-` and 32 hex digits, never reused. Names change hands (a
+    /// removed user's name can be given to someone else); this id does not, so everything
+    /// that must follow one person (grants, sessions, the connector's vault entries of
+    /// their upstream tokens) is keyed by it, and names are for display only.
+    UserId,
+    "user id",
+    34
+);
+
+impl UserId {
+    /// The prefix of every user id.
+    pub const PREFIX: &'static str = "u-";
+
+    /// The id made of 16 bytes: random for a local user, a digest of issuer and subject for
+    /// a user of an identity provider (see the runtime).
+    pub fn from_bytes(bytes: &[u8; 16]) -> Self {
+        let mut s = String::with_capacity(34);
+        s.push_str(Self::PREFIX);
+        for b in bytes {
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        Self(s)
+    }
+
+    /// Parses an id and checks it has the shape [`UserId::from_bytes`] gives.
+    pub fn parse(s: &str) -> Result<Self, IdentityError> {
+        let well_formed = s
+            .strip_prefix(Self::PREFIX)
+            .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| HEX.contains(&b)));
+        if well_formed {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(IdentityError::NotUserId)
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// The SPIFFE trust domain of a runtime's CA: a DNS-like name of dot-separated labels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrustDomain(String);
@@ -195,6 +239,16 @@ impl FromStr for ConnectorIdentity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_ids_have_one_shape() {
+        let id = UserId::from_bytes(&[0xab; 16]);
+        assert_eq!(id.as_str(), format!("u-{}", "ab".repeat(16)));
+        assert_eq!(UserId::parse(id.as_str()), Ok(id));
+        for bad in ["", "alice", "u-", "u-ABABABABABABABABABABABABABABABAB", "u-abab", "x-abababababababababababababababab"] {
+            assert_eq!(UserId::parse(bad), Err(IdentityError::NotUserId), "{bad}");
+        }
+    }
 
     #[test]
     fn round_trips_the_uri() {

@@ -281,7 +281,9 @@ pub struct Caller {
     /// Tenant of the call (must be the connector's own tenant).
     #[prost(string, tag = "1")]
     pub tenant: String,
-    /// The user on whose behalf the call is made.
+    /// The user on whose behalf the call is made, by their stable id (`u-` and 32 hex
+    /// digits; `local:uid=N` for an operator on the runtime's host), never by a name: the
+    /// connector keys the user's upstream tokens by it, and names can pass to someone else.
     #[prost(string, tag = "2")]
     pub user: String,
     /// The agent (application) making the call.

@@ -14,7 +14,7 @@
 use anyhow::Result;
 use cloud_runtime::server::McpServeOptions;
 use e2e::bench::{load, print_header, print_row, start_in_process, step_duration};
-use e2e::{Connector, FakeUpstream, Runtime, free_port, run_ok};
+use e2e::{Connector, DEV_USER_ID, FakeUpstream, Runtime, free_port, run_ok};
 
 const PAT: &str = "ghp_aliceFakeToken000000000000000000000";
 
@@ -52,7 +52,7 @@ fn main() -> Result<()> {
                 &format!("[[provider]]\nname = \"ghes\"\nkind = \"github\"\napi_url = \"{api}\"\n"),
                 "version = 1\n[[allow]]\ntools = [\"github_*\"]\n",
                 // The development principal is `dev-user`: give it alice's token.
-                &[("user/ghes/dev-user", PAT)],
+                &[(&format!("user/ghes/{DEV_USER_ID}"), PAT)],
             )
         };
         let (runtime, cpid) = start_in_process(&rt, &mut connector, mcp, Some(&configure)).await?;

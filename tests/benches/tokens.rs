@@ -76,10 +76,12 @@ fn main() -> Result<()> {
             up.gl.api_url()
         ),
         "version = 1\n[[allow]]\ntools = [\"github_*\", \"gitlab_*\"]\n",
-        &[("user/ghes/alice", GH_PAT), ("user/gitlab/alice", GL_PAT)],
+        &[],
     )?;
     connector.start_configured(&rt, &config)?;
     let alice = McpClient::new_user(&rt, "acme", "eng", "alice", "eng", "bot", "triage")?;
+    Connector::vault_set(&config, &format!("user/ghes/{}", alice.user_id), GH_PAT)?;
+    Connector::vault_set(&config, &format!("user/gitlab/{}", alice.user_id), GL_PAT)?;
 
     // The failing CI run of PR 5 (its head branch), found the way an agent would.
     let (_, runs) = ours(

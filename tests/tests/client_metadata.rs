@@ -128,7 +128,8 @@ fn a_client_known_by_its_metadata_document_signs_in_and_calls() -> Result<()> {
         .text()?;
     let reply = e2e::mcp_client::message(&body, 1).context(body.clone())?;
     assert_eq!(
-        reply["result"]["structuredContent"]["caller"]["user"], "alice",
+        reply["result"]["structuredContent"]["caller"]["user"],
+        e2e::user_id(&alice).as_str(),
         "{reply}"
     );
 

@@ -2,7 +2,7 @@
 //! runtime, which sends the call through the QUIC tunnel to a connector process, which
 //! acts on the fake GitHub Enterprise Server (`tests/fake-upstream`, built-in seed) with
 //! the calling user's own token, provisioned in the connector's vault as
-//! `user/ghes/<login>` (the OAuth connect flow has its own suite).
+//! `user/ghes/<user id>` once the user exists (the OAuth connect flow has its own suite).
 //!
 //! Each test starts its own runtime, fake and connector, asserts on the structured content
 //! and the text against the seed data, and reads writes back (with another tool or from
@@ -55,6 +55,7 @@ const TOOLS: [&str; 22] = [
 /// users' tokens in its vault.
 struct Env {
     rt: Runtime,
+    config: std::path::PathBuf,
     ghes: FakeUpstream,
     connector: Connector,
 }
@@ -91,22 +92,18 @@ impl Env {
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let ghes = FakeUpstream::start(rt.dir.path(), "github", &extra)?;
         let mut connector = Connector::enroll(&rt, "acme", "c1")?;
-        let secrets: Vec<(String, &str)> = USERS
-            .iter()
-            .map(|(u, t)| (format!("user/ghes/{u}"), *t))
-            .collect();
-        let secrets: Vec<(&str, &str)> = secrets.iter().map(|(n, t)| (n.as_str(), *t)).collect();
         let config = connector.configure(
             &format!(
                 "[[provider]]\nname = \"ghes\"\nkind = \"github\"\napi_url = \"{}\"\n",
                 ghes.api_url()
             ),
             "version = 1\n[[allow]]\ntools = [\"github_*\", \"diag.*\"]\n",
-            &secrets,
+            &[],
         )?;
         connector.start_configured(&rt, &config)?;
         Ok(Self {
             rt,
+            config,
             ghes,
             connector,
         })
@@ -114,7 +111,7 @@ impl Env {
 
     /// `login` signed in (group `eng`) through an agent of role `triage`.
     fn user(&self, login: &str) -> Result<McpClient> {
-        McpClient::new_user(
+        let client = McpClient::new_user(
             &self.rt,
             "acme",
             "eng",
@@ -122,7 +119,11 @@ impl Env {
             "eng",
             &format!("agent-{login}"),
             "triage",
-        )
+        )?;
+        if let Some((_, pat)) = USERS.iter().find(|(u, _)| *u == login) {
+            Connector::vault_set(&self.config, &format!("user/ghes/{}", client.user_id), pat)?;
+        }
+        Ok(client)
     }
 
     /// The fake's journal entries for `method` and a path ending in `suffix`.

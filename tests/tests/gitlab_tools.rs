@@ -80,10 +80,7 @@ fn setup() -> Result<Setup> {
             gitlab.api_url()
         ),
         "version = 1\n[[allow]]\ntools = [\"gitlab_*\", \"diag.*\"]\n",
-        &[
-            ("user/gitlab/alice", ALICE_PAT),
-            ("user/gitlab/bob", BOB_PAT),
-        ],
+        &[],
     )?;
     connector.start_configured(&rt, &config)?;
     let alice = McpClient::new_user(
@@ -96,6 +93,9 @@ fn setup() -> Result<Setup> {
         "maintainer",
     )?;
     let bob = McpClient::new_user(&rt, "acme", "eng", "bob", "eng", "claude-bob", "maintainer")?;
+    for (user, pat) in [(&alice, ALICE_PAT), (&bob, BOB_PAT)] {
+        Connector::vault_set(&config, &format!("user/gitlab/{}", user.user_id), pat)?;
+    }
     Ok(Setup {
         gitlab,
         connector,

@@ -17,7 +17,9 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use e2e::oauth_client::{OAuthClient, field};
-use e2e::{Connector, FakeUpstream, Runtime, installed_tool, run, run_ok, workspace_root};
+use e2e::{
+    Connector, FakeUpstream, Runtime, installed_tool, run, run_ok, user_id, workspace_root,
+};
 use serde_json::{Value, json};
 
 const CLIENT_ID: &str = "Iv23liJitTestApp0001";
@@ -64,6 +66,7 @@ struct Setup {
     connector: Connector,
     agent_key: String,
     alice_secret: String,
+    alice_id: String,
     bob_secret: String,
 }
 
@@ -119,6 +122,7 @@ fn setup_with(upstream: Upstream) -> Result<Setup> {
         connector,
         agent_key: field(&agent, "X-MCP-Agent-Key):"),
         alice_secret: field(&alice, "(shown once):"),
+        alice_id: user_id(&alice),
         bob_secret: field(&bob, "(shown once):"),
     })
 }
@@ -218,7 +222,7 @@ fn users_connect_their_account_when_a_tool_first_needs_it() -> Result<()> {
     for mode in ["2026-07-28", "legacy"] {
         // Each mode starts from a user without a token.
         let _ = run(Connector::cli()
-            .args(["vault", "rm", "user/ghes/alice", "--config"])
+            .args(["vault", "rm", &format!("user/ghes/{}", s.alice_id), "--config"])
             .arg(
                 s.connector
                     .state_dir
@@ -263,7 +267,7 @@ fn users_connect_their_account_when_a_tool_first_needs_it() -> Result<()> {
             ),
     );
     assert!(
-        list.contains("user/ghes/alice") && list.contains("user_token"),
+        list.contains(&format!("user/ghes/{}", s.alice_id)) && list.contains("user_token"),
         "{list}"
     );
     assert!(!list.contains("ghu_"), "vault list shows no secret: {list}");
@@ -455,5 +459,52 @@ fn destructive_calls_wait_for_the_users_confirmation() -> Result<()> {
     let v = python_confirming(&s, "alice", &s.alice_secret, "legacy", &merge(6), "accept")?;
     assert_eq!(v["calls"][1]["is_error"], false, "{v}");
     assert_eq!(merges(&s.ghes)?, 1, "accepted: merged once");
+    Ok(())
+}
+
+/// Names change hands; upstream access does not. A user's upstream token is kept under
+/// their stable id, so whoever is given a removed user's name starts with nothing.
+#[test]
+fn a_new_user_given_a_removed_users_name_gets_none_of_their_upstream_access() -> Result<()> {
+    let s = setup()?;
+    let whoami = json!([{"tool": "github_whoami"}]);
+    let v = python(&s, "alice", &s.alice_secret, "2026-07-28", &whoami)?;
+    assert_eq!(v["calls"][0]["structured"]["login"], "alice", "{v}");
+
+    run_ok(
+        s.rt.cli()
+            .args(["user", "rm", "--tenant", "acme", "alice"]),
+    );
+    let newcomer = run_ok(s.rt.cli().args([
+        "user", "add", "--tenant", "acme", "alice", "--groups", "eng",
+    ]));
+    assert_ne!(user_id(&newcomer), s.alice_id, "a name never brings back an id");
+    let v = python(
+        &s,
+        "alice",
+        &field(&newcomer, "(shown once):"),
+        "2026-07-28",
+        &whoami,
+    )?;
+    assert_eq!(
+        v["calls"][0]["elicitations"].as_array().map(Vec::len),
+        Some(1),
+        "the newcomer is asked to connect their own account, not handed the old token: {v}"
+    );
+    let list = run_ok(
+        Connector::cli()
+            .args(["vault", "list", "--json", "--config"])
+            .arg(
+                s.connector
+                    .state_dir
+                    .with_extension("etc")
+                    .join("config.toml"),
+            ),
+    );
+    assert!(
+        list.contains(&format!("user/ghes/{}", s.alice_id))
+            && list.contains(&format!("user/ghes/{}", user_id(&newcomer))),
+        "two people, two entries: {list}"
+    );
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use e2e::oauth_client::{OAuthClient, field};
 use e2e::otlp::OtlpReceiver;
-use e2e::{Connector, FakeUpstream, Runtime, run_ok, wait_for};
+use e2e::{Connector, FakeUpstream, Runtime, run_ok, user_id, wait_for};
 use edge_connector::config::Config;
 use edge_connector::vault::{EntryName, Vault};
 use secrecy::ExposeSecret;
@@ -160,7 +160,10 @@ fn no_credential_reaches_a_log_an_audit_record_telemetry_or_the_tunnel() -> Resu
             ghes.api_url()
         ),
         "version = 1\n[[allow]]\ntools = [\"github_*\", \"diag.*\"]\n",
-        &[("provider/ghes/client_secret", CLIENT_SECRET), ("user/ghes/bob", BOB_PAT)],
+        &[
+            ("provider/ghes/client_secret", CLIENT_SECRET),
+            (&format!("user/ghes/{}", user_id(&bob)), BOB_PAT),
+        ],
     )?;
     connector.start_configured(&rt, &config_path)?;
 

@@ -15,6 +15,7 @@ struct Setup {
     oauth: OAuthClient,
     base: String,
     alice_secret: String,
+    alice_id: String,
     triage_key: String,
     globex_key: String,
     _connector: Connector,
@@ -61,6 +62,7 @@ fn setup() -> Result<Setup> {
         base,
         oauth,
         alice_secret: field(&alice, "(shown once):"),
+        alice_id: e2e::user_id(&alice),
         triage_key: field(&triage, "X-MCP-Agent-Key):"),
         globex_key: field(&globex, "X-MCP-Agent-Key):"),
         rt,
@@ -214,14 +216,14 @@ fn oauth_flow_reaches_the_connector_as_the_user_and_agent() -> Result<()> {
     assert_eq!(tokens["token_type"], "Bearer");
 
     // The token and the agent key together open the gateway; the call reaches the connector
-    // on behalf of alice through triage-bot.
+    // on behalf of alice (by her stable id, never her name) through triage-bot.
     let (status, _, body) = s.mcp(&eng, Some(&access), Some(&s.triage_key), init_body())?;
     assert_eq!(status, 200, "{body}");
     let (status, who) = ping(&s, &eng, &access, Some(&s.triage_key))?;
     assert_eq!(status, 200);
     assert_eq!(
         who["caller"],
-        json!({"user": "alice", "agent": "triage-bot"}),
+        json!({"user": s.alice_id, "agent": "triage-bot"}),
         "{who}"
     );
     assert_eq!(who["tenant"], "acme");
@@ -331,7 +333,7 @@ fn oauth_flow_reaches_the_connector_as_the_user_and_agent() -> Result<()> {
         None,
     )?;
     assert_eq!(status, 200);
-    assert_eq!(who["caller"], json!({"user": "alice", "agent": "ide"}));
+    assert_eq!(who["caller"], json!({"user": s.alice_id, "agent": "ide"}));
 
     // Removing the agent refuses its next request; removing the user ends her refresh.
     run_ok(s.rt.cli().args(["agent", "rm", "--tenant", "acme", "ide"]));
@@ -554,5 +556,67 @@ fn unauthenticated_endpoints_are_rate_limited_per_address() -> Result<()> {
     // The MCP endpoint is not part of that budget: it still answers with its own 401.
     let (status, _, _) = s.mcp(&s.gateway("acme", "eng"), None, None, init_body())?;
     assert_eq!(status, 401);
+    Ok(())
+}
+
+/// A session belongs to the user and agent that opened it: another user's token (or the
+/// same user through another agent) on its id is answered as an unknown session.
+#[test]
+fn a_session_answers_only_the_user_and_agent_that_opened_it() -> Result<()> {
+    let s = setup()?;
+    let eng = s.gateway("acme", "eng");
+    let bob = run_ok(s.rt.cli().args([
+        "user", "add", "--tenant", "acme", "bob", "--groups", "eng",
+    ]));
+    let alice_token = s.oauth.access_token(&eng, "alice", &s.alice_secret)?;
+    let bob_token = s
+        .oauth
+        .access_token(&eng, "bob", &field(&bob, "(shown once):"))?;
+    let token = |t: &Value| t["access_token"].as_str().unwrap_or_default().to_owned();
+    let (alice_token, bob_token) = (token(&alice_token), token(&bob_token));
+
+    let post = |bearer: &str, key: &str, session: Option<&str>, body: Value| {
+        let mut req = s
+            .oauth
+            .http
+            .post(&eng)
+            .bearer_auth(bearer)
+            .header("x-mcp-agent-key", key)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25");
+        if let Some(id) = session {
+            req = req.header("mcp-session-id", id);
+        }
+        req.body(body.to_string()).send()
+    };
+    let opened = post(&alice_token, &s.triage_key, None, init_body())?;
+    assert_eq!(opened.status(), 200);
+    let session = opened
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .context("no session id")?
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(
+        post(&alice_token, &s.triage_key, Some(&session), initialized)?.status(),
+        202
+    );
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let as_bob = post(&bob_token, &s.triage_key, Some(&session), list.clone())?;
+    assert_eq!(as_bob.status(), 404, "bob was served alice's session");
+    let other_agent = run_ok(s.rt.cli().args([
+        "agent", "create", "--tenant", "acme", "other-bot", "--role", "triage",
+    ]));
+    let as_other_agent = post(
+        &alice_token,
+        &field(&other_agent, "X-MCP-Agent-Key):"),
+        Some(&session),
+        list.clone(),
+    )?;
+    assert_eq!(as_other_agent.status(), 404, "another agent was served the session");
+    let as_alice = post(&alice_token, &s.triage_key, Some(&session), list)?;
+    assert_eq!(as_alice.status(), 200, "the owner lost her session");
     Ok(())
 }

@@ -7,6 +7,7 @@
 use anyhow::{Context, Result};
 use base64::Engine;
 use e2e::oauth_client::{OAuthClient, REDIRECT, field, pkce, query_of};
+use e2e::mcp_client::message;
 use e2e::{Connector, OidcProvider, Runtime, run_ok};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -162,7 +163,11 @@ fn users_sign_in_at_the_tenants_identity_provider() -> Result<()> {
     let payload = access.split('.').nth(1).context("jwt")?;
     let claims: Value =
         serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?)?;
-    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["name"], "alice");
+    assert!(
+        claims["sub"].as_str().is_some_and(|s| s.starts_with("u-")),
+        "the subject is alice's stable id, not her changeable name: {claims}"
+    );
     assert_eq!(
         claims["groups"],
         json!(["eng", "admins"]),
@@ -278,5 +283,161 @@ fn users_sign_in_at_the_tenants_identity_provider() -> Result<()> {
         "{loc}"
     );
     assert!(!q.contains_key("code"));
+    Ok(())
+}
+
+/// Signs `user` in at the provider for an MCP client of `resource` and allows it; returns
+/// the runtime's tokens.
+fn tokens_via_provider(
+    oauth: &OAuthClient,
+    ca: &[u8],
+    issuer: &str,
+    user: &str,
+    resource: &str,
+) -> Result<Value> {
+    let base = resource.split("/t/").next().unwrap_or_default().to_owned();
+    let client = oauth.register()?;
+    let (verifier, challenge) = pkce();
+    let b = browser(ca)?;
+    let login = b
+        .get(oauth.authorize_url(&client, &challenge, resource, &[]))
+        .send()?;
+    let consent = at_the_provider(&b, login, issuer, user)?.text()?;
+    let allow = form_action(&consent, &base).context(consent.clone())?;
+    let fields = hidden_inputs(consent.split("</form>").next().unwrap_or_default());
+    let back = b.post(allow).form(&fields).send()?;
+    let location = back
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .context("no redirect to the client")?
+        .to_owned();
+    let code = query_of(&location).get("code").cloned().context(location)?;
+    let (status, tokens) = oauth.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("client_id", &client),
+        ("code_verifier", &verifier),
+    ])?;
+    anyhow::ensure!(status == 200, "{tokens}");
+    Ok(json!({"client": client, "tokens": tokens}))
+}
+
+/// The groups an access token carries.
+fn groups_of(access: &str) -> Result<Value> {
+    let payload = access.split('.').nth(1).context("jwt")?;
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?)?;
+    Ok(claims["groups"].clone())
+}
+
+/// The tool names a stateless tools/list shows.
+fn tool_names(oauth: &OAuthClient, resource: &str, access: &str, agent_key: &str) -> Result<Vec<String>> {
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
+                      "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"}});
+    let body = oauth
+        .http
+        .post(resource)
+        .bearer_auth(access)
+        .header("x-mcp-agent-key", agent_key)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}}).to_string())
+        .send()?
+        .text()?;
+    let answer = message(&body, 1).context(body.clone())?;
+    let mut names: Vec<String> = answer["result"]["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Groups live at the provider: a change there reaches the next refreshed token (and so
+/// tools/list), and a user the provider no longer knows loses the grant at the next refresh.
+#[test]
+fn groups_changed_at_the_provider_reach_the_next_refresh() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    run_ok(
+        rt.cli()
+            .args(["gateway", "create", "--tenant", "acme", "eng"]),
+    );
+    rt.apply_policy(
+        "acme",
+        r#"version = 1
+[roles.triage]
+allow = [{ tools = ["diag.*"] }]
+[groups.eng]
+allow = [{ tools = ["diag.ping"] }]
+[groups.admins]
+allow = [{ tools = ["diag.*"] }]
+[gateways.eng]
+tools = ["diag.*"]
+"#,
+    );
+    let agent = run_ok(rt.cli().args([
+        "agent", "create", "--tenant", "acme", "bot", "--role", "triage",
+    ]));
+    let agent_key = field(&agent, "X-MCP-Agent-Key):");
+    let mut connector = Connector::enroll(&rt, "acme", "c1")?;
+    connector.start(&rt, &[])?;
+    let accounts = rt.dir.path().join("accounts.json");
+    std::fs::write(&accounts, r#"{"alice": ["eng", "admins"]}"#)?;
+    let provider =
+        OidcProvider::start_with(&rt, "acme", Some(&accounts), &["--recheck-groups", "0s"])?;
+    let base = format!("https://localhost:{}", rt.https_port);
+    let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
+    let oauth = OAuthClient::new(base.clone(), &ca)?;
+    let resource = format!("{base}/t/acme/g/eng/mcp");
+
+    let signed_in = tokens_via_provider(&oauth, &ca, &provider.issuer, "alice", &resource)?;
+    let client = signed_in["client"].as_str().unwrap_or_default().to_owned();
+    let tokens = &signed_in["tokens"];
+    let access = tokens["access_token"].as_str().unwrap_or_default();
+    assert_eq!(groups_of(access)?, json!(["eng", "admins"]));
+    let names = tool_names(&oauth, &resource, access, &agent_key)?;
+    assert!(names.contains(&"diag.echo".to_owned()), "{names:?}");
+
+    // alice leaves the admins group at the provider.
+    std::fs::write(&accounts, r#"{"alice": ["eng"]}"#)?;
+    let refresh = |token: &str| {
+        oauth.token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", &client),
+        ])
+    };
+    let (status, refreshed) = refresh(tokens["refresh_token"].as_str().unwrap_or_default())?;
+    assert_eq!(status, 200, "{refreshed}");
+    let access = refreshed["access_token"].as_str().unwrap_or_default();
+    assert_eq!(
+        groups_of(access)?,
+        json!(["eng"]),
+        "the refreshed token carries the provider's groups of now"
+    );
+    assert_eq!(
+        tool_names(&oauth, &resource, access, &agent_key)?,
+        vec!["diag.ping".to_owned()],
+        "tools/list follows"
+    );
+
+    // alice is removed at the provider: the next refresh ends her grant.
+    std::fs::write(&accounts, "{}")?;
+    let (status, ended) = refresh(refreshed["refresh_token"].as_str().unwrap_or_default())?;
+    assert_eq!(status, 400, "{ended}");
+    assert_eq!(ended["error"], "invalid_grant", "{ended}");
+    assert!(
+        ended["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("identity provider")),
+        "{ended}"
+    );
     Ok(())
 }

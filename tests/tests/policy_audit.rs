@@ -40,6 +40,7 @@ confirm_destructive = false
 
 struct Env {
     rt: Runtime,
+    config: std::path::PathBuf,
     ghes: FakeUpstream,
     connector: Connector,
 }
@@ -61,18 +62,29 @@ fn env(serve_args: &[String], otlp: Option<&str>) -> Result<Env> {
             ghes.api_url()
         ),
         "version = 1\n[[allow]]\ntools = [\"github_*\", \"diag.*\"]\n",
-        &[("user/ghes/alice", ALICE_PAT), ("user/ghes/bob", BOB_PAT)],
+        &[],
     )?;
     connector.start_configured(&rt, &config)?;
     Ok(Env {
         rt,
+        config,
         ghes,
         connector,
     })
 }
 
+/// Adds and signs in user `name`; alice and bob get their GitHub tokens in the vault.
 fn user(env: &Env, name: &str, group: &str, agent: &str, role: &str) -> Result<McpClient> {
-    McpClient::new_user(&env.rt, "acme", "eng", name, group, agent, role)
+    let client = McpClient::new_user(&env.rt, "acme", "eng", name, group, agent, role)?;
+    let pat = match name {
+        "alice" => Some(ALICE_PAT),
+        "bob" => Some(BOB_PAT),
+        _ => None,
+    };
+    if let Some(pat) = pat {
+        Connector::vault_set(&env.config, &format!("user/ghes/{}", client.user_id), pat)?;
+    }
+    Ok(client)
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -364,7 +376,7 @@ fn denials_stay_in_the_runtime_spans_join_and_audit_records_are_exported() -> Re
     );
     assert_eq!(d.span_id, runtime_call.span_id);
     assert!(
-        d.attr("mcp_edge.arguments.sha256")
+        d.attr("mcp_edge.arguments.hmac_sha256")
             .is_some_and(|h| h.len() == 64)
     );
     assert!(

@@ -53,7 +53,13 @@ fn python_sdk_does_oauth_and_calls_through_the_tunnel_in_both_modes() -> Result<
                 .is_some_and(|t| t.iter().any(|n| n == "diag.ping"))
         );
         assert_eq!(seen["is_error"], false);
-        assert_eq!(seen["structured"]["caller"]["user"], "alice");
+        // The connector knows alice by her stable id (from the provider's account).
+        assert!(
+            seen["structured"]["caller"]["user"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("u-")),
+            "{seen}"
+        );
         assert_eq!(seen["structured"]["caller"]["agent"], "claude");
         assert_eq!(seen["structured"]["connector_id"], connector.id.as_str());
         assert!(

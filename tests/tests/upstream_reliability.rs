@@ -44,10 +44,11 @@ fn env_of(kind: &'static str, fake_flags: &[&str]) -> Result<Env> {
             ghes.api_url()
         ),
         "version = 1\n[[allow]]\ntools = [\"github_*\", \"gitlab_*\"]\n",
-        &[(&format!("user/{name}/alice"), pat)],
+        &[],
     )?;
     connector.start_configured(&rt, &config)?;
     let alice = McpClient::new_user(&rt, "acme", "eng", "alice", "eng", "bot", "triage")?;
+    Connector::vault_set(&config, &format!("user/{name}/{}", alice.user_id), pat)?;
     Ok(Env {
         _rt: rt,
         ghes,

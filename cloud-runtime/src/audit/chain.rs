@@ -244,6 +244,7 @@ mod tests {
             tenant: "acme".into(),
             gateway: Some("eng".into()),
             user: "alice".into(),
+            user_id: None,
             agent: "bot".into(),
             connector: None,
             tool: tool.into(),

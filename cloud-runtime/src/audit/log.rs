@@ -331,6 +331,7 @@ mod tests {
             tenant: "acme".into(),
             gateway: None,
             user: "alice".into(),
+            user_id: None,
             agent: "bot".into(),
             connector: None,
             tool: "diag.ping".into(),

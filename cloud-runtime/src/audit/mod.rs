@@ -4,10 +4,12 @@
 //!
 //! - [`record`]: what a record says.
 //! - [`chain`]: the hash-chained line format and its verification.
+//! - [`digest`]: keyed digests of call arguments, one key per tenant.
 //! - [`log`]: the append-only file and its writer thread.
 //! - [`CallAudit`]: the records of one call, sharing its who/what/trace fields.
 
 pub mod chain;
+pub mod digest;
 pub mod log;
 pub mod record;
 
@@ -35,8 +37,10 @@ pub struct CallFacts<'a> {
     pub tenant: &'a str,
     /// Gateway.
     pub gateway: Option<&'a str>,
-    /// User.
+    /// The user's name.
     pub user: &'a str,
+    /// The user's stable id (`None` for an operator on the runtime's host).
+    pub user_id: Option<&'a str>,
     /// Agent.
     pub agent: &'a str,
     /// Tool.
@@ -72,6 +76,7 @@ impl CallAudit {
                 tenant: f.tenant.to_owned(),
                 gateway: f.gateway.map(str::to_owned),
                 user: f.user.to_owned(),
+                user_id: f.user_id.map(str::to_owned),
                 agent: f.agent.to_owned(),
                 connector: None,
                 tool: f.tool.to_owned(),

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::digest::DigestKey;
 use crate::policy::Layer;
 
 /// Which event a record describes.
@@ -30,12 +31,13 @@ pub enum Verdict {
     Deny,
 }
 
-/// A call's arguments as recorded: their hash, and their value only where the tenant opted
-/// in.
+/// A call's arguments as recorded: their keyed digest, and their value only where the
+/// tenant opted in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Arguments {
-    /// SHA-256 of the arguments' JSON text, hex.
-    pub sha256: String,
+    /// HMAC-SHA256 of the arguments' JSON text under the tenant's digest key
+    /// ([`super::digest`]), hex.
+    pub hmac_sha256: String,
     /// The arguments themselves (tenant opt-in only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<serde_json::Value>,
@@ -70,8 +72,11 @@ pub struct AuditRecord {
     /// Gateway the call came through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
-    /// The user.
+    /// The user's name (display).
     pub user: String,
+    /// The user's stable id; absent for an operator on the runtime's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// The agent.
     pub agent: String,
     /// The connector that ran (or would have run) it.
@@ -112,16 +117,17 @@ pub struct AuditRecord {
 }
 
 impl Arguments {
-    /// The arguments as recorded: always the hash, the value only if `record_value`, and
-    /// then with credential-shaped strings redacted (a token pasted into a comment must not
-    /// land in the audit trail).
-    pub fn of(arguments: &serde_json::Map<String, serde_json::Value>, record_value: bool) -> Self {
+    /// The arguments as recorded: always the keyed digest, the value only if
+    /// `record_value`, and then with credential-shaped strings redacted (a token pasted into
+    /// a comment must not land in the audit trail).
+    pub fn of(
+        key: &DigestKey,
+        arguments: &serde_json::Map<String, serde_json::Value>,
+        record_value: bool,
+    ) -> Self {
         let text = serde_json::to_string(arguments).unwrap_or_default();
         Self {
-            sha256: hex::encode(aws_lc_rs::digest::digest(
-                &aws_lc_rs::digest::SHA256,
-                text.as_bytes(),
-            )),
+            hmac_sha256: key.digest(text.as_bytes()),
             value: record_value.then(|| {
                 let mut value = serde_json::Value::Object(arguments.clone());
                 crate::policy::hooks::redact_value(&mut value);
@@ -161,11 +167,12 @@ mod tests {
             "number": 5,
         });
         let args = args.as_object().cloned().unwrap_or_default();
-        let hashed = Arguments::of(&args, false);
-        assert_eq!(hashed.sha256.len(), 64);
+        let key = DigestKey::new(b"tenant secret");
+        let hashed = Arguments::of(&key, &args, false);
+        assert_eq!(hashed.hmac_sha256.len(), 64);
         assert!(hashed.value.is_none());
-        let recorded = Arguments::of(&args, true);
-        assert_eq!(recorded.sha256, hashed.sha256);
+        let recorded = Arguments::of(&key, &args, true);
+        assert_eq!(recorded.hmac_sha256, hashed.hmac_sha256);
         let value = recorded.value.unwrap_or_default();
         assert_eq!(value["body"], "try [REDACTED] now");
         assert_eq!(value["number"], 5);

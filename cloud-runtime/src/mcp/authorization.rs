@@ -127,7 +127,7 @@ pub async fn required(
     let row = ConnectRow {
         id: id.clone(),
         tenant: principal.tenant.to_string(),
-        user_name: principal.user.clone(),
+        user_id: principal.user_id.to_string(),
         agent: principal.agent.clone(),
         connector: connector.to_owned(),
         provider: request.provider.clone(),
@@ -153,7 +153,8 @@ pub async fn required(
             kind: Kind::Authorization,
             tenant: row.tenant.clone(),
             gateway: None,
-            user: row.user_name.clone(),
+            user: principal.user.clone(),
+            user_id: Some(row.user_id.clone()),
             agent: principal.agent.clone(),
             connector: Some(row.connector.clone()),
             tool: tool.to_owned(),

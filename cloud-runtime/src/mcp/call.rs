@@ -81,17 +81,23 @@ pub async fn handle(
         KeyValue::new("mcp_edge.tenant", tenant.to_string()),
         KeyValue::new("mcp_edge.gateway", gateway.name.to_owned()),
         KeyValue::new("mcp_edge.user", principal.user.clone()),
+        KeyValue::new("mcp_edge.user_id", principal.user_id.to_string()),
         KeyValue::new("mcp_edge.agent", principal.agent.clone()),
     ]);
     let call_id = shared.registry.new_call_id();
+    let Ok(digest_key) = shared.digest_keys.key(tenant.as_str()).await else {
+        // No record, no call: without the tenant's key no record can be written.
+        return Ok(convert::failure(&audit_unavailable()).into());
+    };
     let facts = CallFacts {
         tenant: tenant.as_str(),
         gateway: Some(gateway.name),
         user: &principal.user,
+        user_id: Some(principal.user_id.as_str()),
         agent: &principal.agent,
         tool: &name,
         target: None,
-        arguments: Some(Arguments::of(&arguments, record_arguments)),
+        arguments: Some(Arguments::of(&digest_key, &arguments, record_arguments)),
         call_id,
         trace_id: span.trace_id(),
         span_id: span.span_id(),
@@ -185,10 +191,10 @@ pub async fn handle(
                 let claim = Claim {
                     t: tenant.to_string(),
                     g: gateway.name.to_owned(),
-                    u: principal.user.clone(),
+                    u: principal.user_id.to_string(),
                     a: principal.agent.clone(),
                     n: name.clone(),
-                    h: Arguments::of(&arguments, false).sha256,
+                    h: Arguments::of(&digest_key, &arguments, false).hmac_sha256,
                     e: 0,
                     j: String::new(),
                 };
@@ -229,11 +235,7 @@ pub async fn handle(
     {
         // No record, no action.
         span.set_error(&e.to_string());
-        return Ok(convert::failure(&CallFailure::new(
-            ErrorCode::Unavailable,
-            "the audit trail is unavailable, so the call was not made; retry later",
-        ))
-        .into());
+        return Ok(convert::failure(&audit_unavailable()).into());
     }
     let call = CallSpec {
         call_id,
@@ -244,7 +246,7 @@ pub async fn handle(
         timeout: shared.options.call_timeout,
         caller: wire::Caller {
             tenant: tenant.to_string(),
-            user: principal.user.clone(),
+            user: principal.user_id.to_string(),
             agent: principal.agent.clone(),
         },
         target: target.clone(),
@@ -342,4 +344,12 @@ async fn deny(
         "denied by the {layer} layer: {reason}"
     ))])
     .into()
+}
+
+/// The failure of a call that could not be recorded, and so was not made.
+fn audit_unavailable() -> CallFailure {
+    CallFailure::new(
+        ErrorCode::Unavailable,
+        "the audit trail is unavailable, so the call was not made; retry later",
+    )
 }

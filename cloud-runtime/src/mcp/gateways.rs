@@ -3,6 +3,9 @@
 //!
 //! Separate services mean separate session managers: a session id from one gateway is
 //! unknown on every other, so a client cannot carry a session across tenants or gateways.
+//! A session also belongs to the user and agent that opened it ([`SessionOwners`]): a
+//! session id seen in someone else's request is answered as an unknown session, so a
+//! leaked id gives nobody else the session's stream, answers or pending questions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use tokio::sync::Mutex;
 use tower::ServiceExt;
 use tracing::warn;
 
+use super::principal::Principal;
 use super::server::{GatewayServer, Shared};
 use crate::store::{GatewayRow, Store};
 
@@ -36,6 +40,70 @@ pub struct Gateways {
     store: Store,
     shared: Arc<Shared>,
     entries: Mutex<HashMap<(String, String), Entry>>,
+    owners: SessionOwners,
+}
+
+/// The header naming a session (MCP Streamable HTTP).
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// At most this many sessions are remembered; past it the oldest are forgotten, and their
+/// clients are asked to start a new session (an unknown session is never served).
+const MAX_SESSIONS: usize = 65_536;
+
+/// Who opened each session this process serves: its tenant, gateway, user id and agent.
+#[derive(Debug, Default)]
+pub struct SessionOwners {
+    owners: std::sync::Mutex<HashMap<String, (Owner, Instant)>>,
+}
+
+/// The principal a session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Owner {
+    tenant: String,
+    gateway: String,
+    user_id: String,
+    agent: String,
+}
+
+impl Owner {
+    fn of(p: &Principal, gateway: &str) -> Self {
+        Self {
+            tenant: p.tenant.to_string(),
+            gateway: gateway.to_owned(),
+            user_id: p.user_id.to_string(),
+            agent: p.agent.clone(),
+        }
+    }
+}
+
+impl SessionOwners {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Owner, Instant)>> {
+        self.owners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `owner` may use `session`: only if it opened it.
+    fn allows(&self, session: &str, owner: &Owner) -> bool {
+        self.lock().get(session).is_some_and(|(o, _)| o == owner)
+    }
+
+    /// Records that `owner` opened `session`.
+    fn opened(&self, session: String, owner: Owner) {
+        let mut owners = self.lock();
+        if owners.len() >= MAX_SESSIONS
+            && let Some(oldest) = owners
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+        {
+            owners.remove(&oldest);
+        }
+        owners.insert(session, (owner, Instant::now()));
+    }
+
+    /// Forgets a session its owner ended.
+    fn closed(&self, session: &str) {
+        self.lock().remove(session);
+    }
 }
 
 impl std::fmt::Debug for Gateways {
@@ -51,6 +119,7 @@ impl Gateways {
             store,
             shared,
             entries: Mutex::new(HashMap::new()),
+            owners: SessionOwners::default(),
         }
     }
 
@@ -112,9 +181,46 @@ pub async fn handle(
     Path((tenant, gateway)): Path<(String, String)>,
     req: Request,
 ) -> Response {
+    // The authentication middleware put the principal there; without one, nothing is served.
+    let Some(owner) = req
+        .extensions()
+        .get::<Principal>()
+        .map(|p| Owner::of(p, &gateway))
+    else {
+        return (StatusCode::UNAUTHORIZED, "authentication required").into_response();
+    };
+    let session = req
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(id) = &session
+        && !gateways.owners.allows(id, &owner)
+    {
+        warn!(tenant = %owner.tenant, gateway = %owner.gateway, "session id presented by someone other than its owner, or unknown");
+        return (StatusCode::NOT_FOUND, "no such session").into_response();
+    }
+    let ends_session = req.method() == axum::http::Method::DELETE;
     match gateways.service(&tenant, &gateway).await {
         Ok(Some(service)) => match service.oneshot(req).await {
-            Ok(resp) => resp.map(axum::body::Body::new),
+            Ok(resp) => {
+                match &session {
+                    None => {
+                        if let Some(id) = resp
+                            .headers()
+                            .get(SESSION_HEADER)
+                            .and_then(|v| v.to_str().ok())
+                        {
+                            gateways.owners.opened(id.to_owned(), owner);
+                        }
+                    }
+                    Some(id) if ends_session && resp.status().is_success() => {
+                        gateways.owners.closed(id);
+                    }
+                    Some(_) => {}
+                }
+                resp.map(axum::body::Body::new)
+            }
             Err(never) => match never {},
         },
         Ok(None) => (StatusCode::NOT_FOUND, "no such gateway").into_response(),
@@ -122,5 +228,31 @@ pub async fn handle(
             warn!(error = %e, "gateway lookup failed");
             (StatusCode::SERVICE_UNAVAILABLE, "gateway lookup failed").into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(user: &str, agent: &str) -> Owner {
+        Owner {
+            tenant: "acme".into(),
+            gateway: "eng".into(),
+            user_id: user.into(),
+            agent: agent.into(),
+        }
+    }
+
+    #[test]
+    fn a_session_serves_only_the_user_and_agent_that_opened_it() {
+        let owners = SessionOwners::default();
+        owners.opened("s1".into(), owner("u-a", "claude"));
+        assert!(owners.allows("s1", &owner("u-a", "claude")));
+        assert!(!owners.allows("s1", &owner("u-b", "claude")), "another user");
+        assert!(!owners.allows("s1", &owner("u-a", "cursor")), "another agent");
+        assert!(!owners.allows("s2", &owner("u-a", "claude")), "unknown session");
+        owners.closed("s1");
+        assert!(!owners.allows("s1", &owner("u-a", "claude")), "ended session");
     }
 }

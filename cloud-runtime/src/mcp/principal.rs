@@ -11,7 +11,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use shared::identity::TenantId;
+use shared::identity::{TenantId, UserId};
 
 use crate::oauth::{OAuth, bearer};
 
@@ -20,7 +20,10 @@ use crate::oauth::{OAuth, bearer};
 pub struct Principal {
     /// Tenant (from the URL, confirmed by the credentials).
     pub tenant: TenantId,
-    /// The human user.
+    /// The human user's stable id: what grants, sessions, the connector's vault entries and
+    /// audit records follow.
+    pub user_id: UserId,
+    /// The human user's name (display; names can pass to someone else).
     pub user: String,
     /// The user's groups (their grants), as asserted when their token was issued.
     pub groups: Vec<String>,
@@ -73,6 +76,7 @@ pub async fn authenticate(
     let principal = match &auth {
         Auth::DevUnauthenticated => Principal {
             tenant: tenant_id,
+            user_id: UserId::from_bytes(&[0; 16]),
             user: DEV_USER.to_owned(),
             groups: vec![DEV_GROUP.to_owned()],
             agent: DEV_AGENT.to_owned(),

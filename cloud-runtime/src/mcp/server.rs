@@ -22,6 +22,7 @@ use super::confirm::StateKey;
 use super::principal::Principal;
 use super::{McpOptions, convert};
 use crate::audit::AuditLog;
+use crate::audit::digest::DigestKeys;
 use crate::metrics::Metrics;
 use crate::policy::decide::visible;
 use crate::policy::{Layers, Policies, Subject};
@@ -44,6 +45,8 @@ pub struct Shared {
     pub policies: Arc<Policies>,
     /// The audit trail.
     pub audit: AuditLog,
+    /// The tenants' keys for argument digests in audit records.
+    pub digest_keys: Arc<DigestKeys>,
     /// Spans and log export.
     pub telemetry: Arc<Telemetry>,
     /// Prometheus metrics.

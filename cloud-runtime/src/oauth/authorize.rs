@@ -21,6 +21,7 @@ use axum::extract::{Form, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use shared::identity::UserId;
 use url::Url;
 
 use super::{CODE_TTL_MS, OAuth, PENDING_TTL_MS, browser, secret};
@@ -212,7 +213,7 @@ pub async fn authorize(
         idp_verifier: idp_leg.as_ref().map(|(_, verifier)| verifier.clone()),
         return_to: None,
         browser_hash: Some(browser_hash),
-        signed_in_user: None,
+        signed_in_user_id: None,
     };
     if o.store.create_pending(&pending).await.is_err() {
         return page(
@@ -323,17 +324,17 @@ pub async fn login(
     if !browser::is_bound(&headers, pending.browser_hash.as_deref()) {
         return other_browser();
     }
-    let ok = matches!(
-        o.store
-            .check_user(
-                &pending.tenant,
-                form.username.trim(),
-                &secret::hash(form.secret.trim())
-            )
-            .await,
-        Ok(Some(_))
-    );
-    if !ok {
+    let user = o
+        .store
+        .check_user(
+            &pending.tenant,
+            form.username.trim(),
+            &secret::hash(form.secret.trim()),
+        )
+        .await
+        .ok()
+        .flatten();
+    let Some(user) = user else {
         let name = match pending.return_to {
             Some(_) => Some(CONNECT_SIGN_IN.to_owned()),
             None => o
@@ -349,13 +350,13 @@ pub async fn login(
             name.as_deref().unwrap_or(&pending.client_id),
             Some("unknown user or wrong secret"),
         );
-    }
-    finish_sign_in(&o, &pending, form.username.trim()).await
+    };
+    finish_sign_in(&o, &pending, &user.id).await
 }
 
-/// `user` signed in for `pending`: the browser gets a session, and goes back to the connect
-/// page that sent it, or to the MCP client with our authorization code.
-async fn finish_sign_in(o: &OAuth, pending: &PendingRow, user: &str) -> Response {
+/// The user `user` signed in for `pending`: the browser gets a session, and goes back to
+/// the connect page that sent it, or to the MCP client with our authorization code.
+async fn finish_sign_in(o: &OAuth, pending: &PendingRow, user: &UserId) -> Response {
     let mut resp = match &pending.return_to {
         Some(to) => match o.store.take_pending(&pending.id).await {
             Ok(Some(_)) => Redirect::to(to).into_response(),
@@ -419,7 +420,7 @@ pub async fn browser_sign_in(
         idp_verifier: idp_leg.as_ref().map(|(_, verifier)| verifier.clone()),
         return_to: Some(return_to.to_owned()),
         browser_hash: Some(browser_hash),
-        signed_in_user: None,
+        signed_in_user_id: None,
     };
     if o.store.create_pending(&pending).await.is_err() {
         return unavailable();
@@ -447,7 +448,7 @@ pub async fn browser_sign_in(
 
 /// Turns the pending authorization into our authorization code for `user` and sends the
 /// browser back to the MCP client with it.
-async fn issue_code(o: &OAuth, pending_id: &str, user: &str) -> Response {
+async fn issue_code(o: &OAuth, pending_id: &str, user: &UserId) -> Response {
     let code = secret::generate("mcpcode_");
     match o
         .store
@@ -560,7 +561,7 @@ pub async fn idp_callback(
         .into_iter()
         .filter(|g| valid_name(g))
         .collect();
-    match o
+    let user_id = match o
         .store
         .upsert_idp_user(
             &pending.tenant,
@@ -570,8 +571,8 @@ pub async fn idp_callback(
         )
         .await
     {
-        Ok(true) => {}
-        Ok(false) => {
+        Ok(Some(id)) => id,
+        Ok(None) => {
             tracing::warn!(tenant = %pending.tenant, user = %signed_in.user, "identity provider sign-in refused: the user name belongs to another account");
             return back(
                 "access_denied",
@@ -579,12 +580,21 @@ pub async fn idp_callback(
             );
         }
         Err(_) => return back("server_error", "could not record the sign-in"),
+    };
+    let refresh = signed_in.refresh_token.as_ref().map(|t| t.expose());
+    if o
+        .store
+        .set_idp_session(&pending.tenant, &user_id, refresh)
+        .await
+        .is_err()
+    {
+        return back("server_error", "could not record the sign-in");
     }
     if pending.return_to.is_some() {
         // A connect page's sign-in: no client to consent to.
-        return finish_sign_in(&o, &pending, &signed_in.user).await;
+        return finish_sign_in(&o, &pending, &user_id).await;
     }
-    match o.store.set_pending_user(&pending.id, &signed_in.user).await {
+    match o.store.set_pending_user(&pending.id, &user_id).await {
         Ok(true) => consent_page(&o, &pending, &signed_in.user).await,
         Ok(false) => user_error("this sign-in request was already used"),
         Err(_) => unavailable(),
@@ -640,7 +650,7 @@ async fn consented(
     o: &OAuth,
     headers: &HeaderMap,
     id: &str,
-) -> Result<(PendingRow, String), Response> {
+) -> Result<(PendingRow, UserId), Response> {
     let pending = match o.store.pending(id).await {
         Ok(Some(p)) => p,
         Ok(None) => {
@@ -653,7 +663,11 @@ async fn consented(
     if !browser::is_bound(headers, pending.browser_hash.as_deref()) {
         return Err(other_browser());
     }
-    match pending.signed_in_user.clone() {
+    let user = pending
+        .signed_in_user_id
+        .as_deref()
+        .and_then(|id| UserId::parse(id).ok());
+    match user {
         Some(user) if pending.return_to.is_none() => Ok((pending, user)),
         _ => Err(user_error(
             "this sign-in request is not waiting for consent",

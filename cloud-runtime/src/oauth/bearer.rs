@@ -8,6 +8,7 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use shared::identity::UserId;
 
 use super::{OAuth, SCOPE, secret};
 use crate::mcp::principal::Principal;
@@ -93,11 +94,20 @@ pub async fn authenticate(
         )
             .into_response());
     };
+    let Ok(user_id) = UserId::parse(&claims.sub) else {
+        return Err(unauthorized(
+            o,
+            tenant,
+            gateway,
+            Some("token names no user; sign in again"),
+        ));
+    };
     Ok(Principal {
         tenant: tenant
             .parse()
             .map_err(|_| unauthorized(o, tenant, gateway, None))?,
-        user: claims.sub,
+        user_id,
+        user: claims.name,
         groups: claims.groups,
         agent: agent.name,
         role: agent.role,

@@ -14,6 +14,8 @@
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
+use shared::identity::UserId;
+
 use super::secret;
 use crate::store::{Store, StoreError, now_ms};
 
@@ -22,14 +24,19 @@ pub const COOKIE: &str = "__Host-mcp-edge-session";
 /// How long a browser stays signed in.
 pub const SESSION_TTL_MS: i64 = 8 * 3600 * 1000;
 
-/// Starts a session for `user` of `tenant`: the `Set-Cookie` value to send.
-pub async fn start(store: &Store, tenant: &str, user: &str) -> Result<HeaderValue, StoreError> {
+/// Starts a session for the user `user` (their id) of `tenant`: the `Set-Cookie` value to
+/// send.
+pub async fn start(
+    store: &Store,
+    tenant: &str,
+    user: &UserId,
+) -> Result<HeaderValue, StoreError> {
     let token = secret::generate("mcpbs_");
     store
         .create_browser_session(
             &secret::hash(&token),
             tenant,
-            user,
+            user.as_str(),
             now_ms() + SESSION_TTL_MS,
         )
         .await?;
@@ -88,7 +95,7 @@ pub fn is_bound(headers: &HeaderMap, hash: Option<&str>) -> bool {
     }
 }
 
-/// The (tenant, user) the request's session cookie names, if it names a live session.
+/// The (tenant, user id) the request's session cookie names, if it names a live session.
 pub async fn signed_in(
     store: &Store,
     headers: &HeaderMap,

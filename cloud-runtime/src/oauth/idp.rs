@@ -5,6 +5,11 @@
 //! `nonce`, then ID-token validation — signature against the provider's JWKS (fetched again
 //! once when a token names an unknown key, so key rotation needs no restart), issuer,
 //! audience, expiry and nonce. The user's group claim becomes their grants.
+//!
+//! The provider stays the authority on who the user is and which groups they are in: when
+//! it gives the runtime a refresh token, the runtime uses it to ask again
+//! ([`IdpClient::recheck`]) at the user's token refreshes, at most as often as the tenant
+//! allows, and a user the provider no longer knows or allows loses the grant.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -33,6 +38,36 @@ pub enum IdpError {
     /// The ID token failed validation.
     #[error("ID token refused: {0}")]
     IdToken(String),
+    /// The provider refused the user's grant (`invalid_grant`): it no longer knows or
+    /// allows them, or the sign-in was revoked there.
+    #[error("the identity provider ended the user's sign-in")]
+    GrantEnded,
+}
+
+/// A refresh token the provider gave the runtime; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderRefreshToken(String);
+
+impl ProviderRefreshToken {
+    /// The token, to send to the provider or to store.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ProviderRefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderRefreshToken(..)")
+    }
+}
+
+/// What a re-check at the provider found for a user it still knows and allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rechecked {
+    /// Groups from the configured claim, as the provider asserts them now.
+    pub groups: Vec<String>,
+    /// A new refresh token, if the provider rotated it.
+    pub refresh_token: Option<ProviderRefreshToken>,
 }
 
 /// What the runtime takes from a validated ID token.
@@ -44,6 +79,8 @@ pub struct SignedIn {
     pub subject: String,
     /// Groups from the configured claim.
     pub groups: Vec<String>,
+    /// The provider's refresh token, for later re-checks, if it gave one.
+    pub refresh_token: Option<ProviderRefreshToken>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -54,9 +91,28 @@ struct Discovery {
     jwks_uri: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct TokenResponse {
     id_token: Option<String>,
+    refresh_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenError {
+    error: String,
+}
+
+/// The groups a validated ID token asserts in `claim`.
+fn groups_of(claims: &serde_json::Map<String, serde_json::Value>, claim: &str) -> Vec<String> {
+    claims
+        .get(claim)
+        .and_then(|g| g.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| g.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Checks an issuer URL for `idp set`: https, or http on a loopback host (development).
@@ -228,19 +284,66 @@ impl IdpClient {
             .unwrap_or(sub)
             .to_owned();
         let subject = format!("{} {sub}", idp.issuer);
-        let groups = claims
-            .get(&idp.groups_claim)
-            .and_then(|g| g.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|g| g.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
         Ok(SignedIn {
             user,
             subject,
-            groups,
+            groups: groups_of(&claims, &idp.groups_claim),
+            refresh_token: resp.refresh_token.map(ProviderRefreshToken),
+        })
+    }
+
+    /// Asks the provider again about the user of `subject` (`issuer sub`), with the refresh
+    /// token it gave at their sign-in: their groups now, or [`IdpError::GrantEnded`] if it
+    /// no longer knows or allows them. The new ID token is validated like the first one and
+    /// must name the same account.
+    pub async fn recheck(
+        &self,
+        idp: &IdpRow,
+        refresh_token: &str,
+        subject: &str,
+    ) -> Result<Rechecked, IdpError> {
+        let d = self.discover(&idp.issuer).await?;
+        let resp = self
+            .http
+            .post(&d.token_endpoint)
+            .basic_auth(&idp.client_id, Some(&idp.client_secret))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ])
+            .send()
+            .await
+            .map_err(|e| IdpError::Http(e.to_string()))?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::BAD_REQUEST || status == reqwest::StatusCode::UNAUTHORIZED
+        {
+            // RFC 6749 5.2: invalid_grant is the provider's "no"; anything else (a
+            // misconfigured client, say) is its failure, not the user's.
+            let error: Option<TokenError> = resp.json().await.ok();
+            return Err(match error {
+                Some(e) if e.error == "invalid_grant" => IdpError::GrantEnded,
+                Some(e) => IdpError::Http(format!("token endpoint refused the refresh: {}", e.error)),
+                None => IdpError::Http(format!("token endpoint answered {status}")),
+            });
+        }
+        let resp: TokenResponse = resp
+            .error_for_status()
+            .map_err(|e| IdpError::Http(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| IdpError::Http(format!("token response: {e}")))?;
+        // Without a new ID token nothing says who the user is now: they sign in again.
+        let id_token = resp.id_token.ok_or(IdpError::GrantEnded)?;
+        let claims = self.validate(idp, &d, &id_token).await?;
+        let sub = claims.get("sub").and_then(|v| v.as_str()).unwrap_or_default();
+        if format!("{} {sub}", idp.issuer) != subject {
+            return Err(IdpError::IdToken(
+                "the refreshed ID token names another account".into(),
+            ));
+        }
+        Ok(Rechecked {
+            groups: groups_of(&claims, &idp.groups_claim),
+            refresh_token: resp.refresh_token.map(ProviderRefreshToken),
         })
     }
 

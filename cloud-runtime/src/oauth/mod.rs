@@ -21,6 +21,7 @@ pub mod browser;
 pub mod client_metadata;
 pub mod idp;
 pub mod metadata;
+pub mod recheck;
 pub mod redirect;
 pub mod register;
 pub mod secret;

@@ -1,6 +1,6 @@
 //! Access tokens: ES256 JWTs, audience-bound to one gateway URL, ten minutes long. Only the
 //! runtime issues and checks them; they are never forwarded anywhere (the tunnel carries the
-//! user's name, not their token).
+//! user's stable id, not their token).
 
 use std::path::Path;
 
@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 pub struct AccessClaims {
     /// Issuer.
     pub iss: String,
-    /// The user.
+    /// The user's stable id ([`shared::identity::UserId`]).
     pub sub: String,
+    /// The user's name when the token was issued (display only).
+    pub name: String,
     /// The gateway URL (RFC 8707 resource).
     pub aud: String,
     /// Expiry, Unix seconds.
@@ -105,7 +107,8 @@ mod tests {
     fn claims(aud: &str, exp: i64) -> AccessClaims {
         AccessClaims {
             iss: "https://rt".into(),
-            sub: "alice".into(),
+            sub: "u-00000000000000000000000000000001".into(),
+            name: "alice".into(),
             aud: aud.into(),
             exp,
             iat: 0,

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::warn;
 
+use super::recheck::{self, Verdict};
 use super::signer::AccessClaims;
 use super::{ACCESS_TTL_SECS, OAuth, REFRESH_TTL_MS, SCOPE, secret};
 use crate::store::now_ms;
@@ -103,7 +104,7 @@ pub async fn token(State(o): State<Arc<OAuth>>, Form(req): Form<TokenRequest>) -
                 client_id: row.client_id,
                 resource: row.resource,
                 tenant: row.tenant,
-                user: row.user,
+                user_id: row.user_id,
                 expires_at: now_ms() + REFRESH_TTL_MS,
             };
             issue(&o, &refresh).await
@@ -116,7 +117,29 @@ pub async fn token(State(o): State<Arc<OAuth>>, Form(req): Form<TokenRequest>) -
                     "refresh_token is required",
                 );
             };
-            let row = match o.store.spend_refresh(&secret::hash(token)).await {
+            let token_hash = secret::hash(token);
+            // A provider user's standing is checked before the token is spent, so that an
+            // unreachable provider leaves the client a token to retry with.
+            if let Ok(Some((tenant, user_id))) = o.store.refresh_owner(&token_hash).await
+                && let Ok(Some(user)) = o.store.user(&tenant, &user_id).await
+            {
+                match recheck::at_refresh(&o, &tenant, &user).await {
+                    Verdict::Continue => {}
+                    Verdict::Ended => {
+                        return invalid_grant(
+                            "your identity provider no longer allows this sign-in; sign in again",
+                        );
+                    }
+                    Verdict::Unavailable => {
+                        return error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "temporarily_unavailable",
+                            "the identity provider cannot be reached; try again",
+                        );
+                    }
+                }
+            }
+            let row = match o.store.spend_refresh(&token_hash).await {
                 Ok(Spend::Ok(row)) => row,
                 Ok(Spend::Replayed(family)) => {
                     warn!("refresh token reused; revoking its family");
@@ -161,8 +184,8 @@ pub async fn token(State(o): State<Arc<OAuth>>, Form(req): Form<TokenRequest>) -
 }
 
 async fn issue(o: &OAuth, grant: &RefreshRow) -> Response {
-    let groups = match o.store.user_groups(&grant.tenant, &grant.user).await {
-        Ok(Some(groups)) => groups,
+    let user = match o.store.user(&grant.tenant, &grant.user_id).await {
+        Ok(Some(user)) => user,
         // A removed user's grants end with them.
         Ok(None) => return invalid_grant("the user no longer exists; sign in again"),
         Err(_) => {
@@ -176,14 +199,15 @@ async fn issue(o: &OAuth, grant: &RefreshRow) -> Response {
     let now = now_ms() / 1000;
     let claims = AccessClaims {
         iss: o.issuer.clone(),
-        sub: grant.user.clone(),
+        sub: user.id.to_string(),
+        name: user.name,
         aud: grant.resource.clone(),
         exp: now + ACCESS_TTL_SECS,
         iat: now,
         jti: secret::generate(""),
         tenant: grant.tenant.clone(),
         client_id: grant.client_id.clone(),
-        groups,
+        groups: user.groups,
         scope: SCOPE.to_owned(),
     };
     let Ok(access) = o.signer.sign(&claims) else {

@@ -95,7 +95,7 @@ pub async fn check(store: &Store, q: &Question<'_>) -> Result<Vec<GatewayDecisio
     let agent = store.agent(q.tenant, q.agent).await?.ok_or_else(|| {
         CheckError::Unknown(format!("tenant {} has no agent {}", q.tenant, q.agent))
     })?;
-    let groups = store.user_groups(q.tenant, q.user).await?.ok_or_else(|| {
+    let groups = store.user_named(q.tenant, q.user).await?.map(|u| u.groups).ok_or_else(|| {
         CheckError::Unknown(format!(
             "tenant {} has no user {} (identity-provider users appear after their first sign-in)",
             q.tenant, q.user

@@ -12,8 +12,8 @@ pub struct ConnectRow {
     pub id: String,
     /// Tenant.
     pub tenant: String,
-    /// The user it was made for.
-    pub user_name: String,
+    /// The id of the user it was made for.
+    pub user_id: String,
     /// The agent whose call asked for it.
     pub agent: String,
     /// The connector holding the state and verifier.
@@ -38,17 +38,17 @@ pub struct ConnectRow {
     pub outcome: Option<String>,
 }
 
-const COLUMNS: &str = "id, tenant, user_name, agent, connector, provider, display_name, authorize_url, state, elicitation_id, created_at, expires_at, completed_at, outcome";
+const COLUMNS: &str = "id, tenant, user_id, agent, connector, provider, display_name, authorize_url, state, elicitation_id, created_at, expires_at, completed_at, outcome";
 
 impl Store {
     /// Stores a connect request.
     pub async fn create_connect(&self, r: &ConnectRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO connect_requests (id, tenant, user_name, agent, connector, provider, display_name, authorize_url, state, elicitation_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO connect_requests (id, tenant, user_id, agent, connector, provider, display_name, authorize_url, state, elicitation_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&r.id)
         .bind(&r.tenant)
-        .bind(&r.user_name)
+        .bind(&r.user_id)
         .bind(&r.agent)
         .bind(&r.connector)
         .bind(&r.provider)
@@ -122,28 +122,28 @@ impl Store {
         &self,
         session_hash: &str,
         tenant: &str,
-        user: &str,
+        user_id: &str,
         expires_at: UnixMs,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO browser_sessions (session_hash, tenant, user_name, expires_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO browser_sessions (session_hash, tenant, user_id, expires_at) VALUES (?, ?, ?, ?)",
         )
         .bind(session_hash)
         .bind(tenant)
-        .bind(user)
+        .bind(user_id)
         .bind(expires_at)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// The (tenant, user) of an unexpired browser session.
+    /// The (tenant, user id) of an unexpired browser session.
     pub async fn browser_session(
         &self,
         session_hash: &str,
     ) -> Result<Option<(String, String)>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT tenant, user_name FROM browser_sessions WHERE session_hash = ? AND expires_at > ?",
+            "SELECT tenant, user_id FROM browser_sessions WHERE session_hash = ? AND expires_at > ?",
         )
         .bind(session_hash)
         .bind(now_ms())
@@ -166,7 +166,7 @@ mod tests {
         let row = ConnectRow {
             id: "c1".into(),
             tenant: "acme".into(),
-            user_name: "alice".into(),
+            user_id: "alice".into(),
             agent: "bot".into(),
             connector: "k1".into(),
             provider: "ghes".into(),

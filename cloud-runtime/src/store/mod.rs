@@ -192,7 +192,9 @@ impl Store {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        let store = Self { pool };
+        store.assign_user_ids().await?;
+        Ok(store)
     }
 
     /// Creates a tenant.
@@ -217,6 +219,24 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some())
+    }
+
+    /// The tenant's secret for keyed audit digests (hex of 32 random bytes), made on first
+    /// use. `None` for an unknown tenant.
+    pub async fn tenant_audit_key(&self, tenant: &str) -> Result<Option<String>, StoreError> {
+        let fresh = hex::encode(rand::random::<[u8; 32]>());
+        // Whoever sets it first wins; everyone then reads the same key.
+        sqlx::query("UPDATE tenants SET audit_key = ? WHERE name = ? AND audit_key IS NULL")
+            .bind(&fresh)
+            .bind(tenant)
+            .execute(&self.pool)
+            .await?;
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT audit_key FROM tenants WHERE name = ?")
+                .bind(tenant)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|(k,)| k))
     }
 
     /// All tenant names.

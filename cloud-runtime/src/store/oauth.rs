@@ -2,6 +2,7 @@
 //! refresh tokens. Secrets arrive here already hashed.
 
 use serde::Serialize;
+use shared::identity::UserId;
 
 use super::{Store, StoreError, UnixMs, now_ms};
 
@@ -16,6 +17,57 @@ pub struct AgentRow {
     pub role: String,
     /// OAuth client bound to this agent, if any.
     pub oauth_client_id: Option<String>,
+}
+
+/// A user of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// Stable id, never reused.
+    pub id: UserId,
+    /// Current name (display).
+    pub name: String,
+    /// Groups (their grants).
+    pub groups: Vec<String>,
+    /// The identity provider's account (`issuer sub`), for users who sign in there.
+    pub subject: Option<String>,
+}
+
+fn user_row(id: String, name: String, groups_csv: &str) -> Result<UserRow, StoreError> {
+    Ok(UserRow {
+        subject: None,
+        id: UserId::parse(&id).map_err(|e| StoreError::Corrupt(format!("user {name}: {e}")))?,
+        name,
+        groups: groups_csv
+            .split(',')
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// The id of the identity provider's account `subject` (`issuer sub`): the first 16 bytes
+/// of its SHA-256, so the same account always gets the same id, and no other account can.
+pub fn idp_user_id(subject: &str) -> UserId {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, subject.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(digest.as_ref().get(..16).unwrap_or(&[0; 16]));
+    UserId::from_bytes(&bytes)
+}
+
+/// Whether a provider user's groups and status are due to be asked of the provider again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recheck {
+    /// Checked recently enough (or being checked by a concurrent refresh).
+    Fresh,
+    /// Due, and claimed by this caller.
+    Due {
+        /// The provider's refresh token from the user's sign-in, if it gave one.
+        refresh_token: Option<String>,
+        /// When it was checked before (to give the claim back).
+        previous: UnixMs,
+    },
+    /// No provider sign-in is on record (signed in before re-checks existed).
+    NoSession,
 }
 
 /// A registered OAuth client.
@@ -58,7 +110,7 @@ pub struct PendingRow {
     /// SHA-256 of the sign-in binding cookie of the browser that started it.
     pub browser_hash: Option<String>,
     /// The user the identity provider signed in, while they are asked to consent.
-    pub signed_in_user: Option<String>,
+    pub signed_in_user_id: Option<String>,
 }
 
 /// A tenant's OpenID Connect identity provider.
@@ -74,6 +126,8 @@ pub struct IdpRow {
     pub client_secret: String,
     /// Name of the claim that lists the user's groups.
     pub groups_claim: String,
+    /// How often a user's groups and status are asked of the provider again (seconds).
+    pub recheck_secs: i64,
 }
 
 impl std::fmt::Debug for IdpRow {
@@ -82,6 +136,7 @@ impl std::fmt::Debug for IdpRow {
             .field("tenant", &self.tenant)
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
+            .field("recheck_secs", &self.recheck_secs)
             .finish_non_exhaustive()
     }
 }
@@ -99,8 +154,8 @@ pub struct CodeRow {
     pub resource: String,
     /// Tenant.
     pub tenant: String,
-    /// Signed-in user.
-    pub user: String,
+    /// The signed-in user's stable id.
+    pub user_id: String,
     /// Expiry.
     pub expires_at: UnixMs,
 }
@@ -116,8 +171,8 @@ pub struct RefreshRow {
     pub resource: String,
     /// Tenant.
     pub tenant: String,
-    /// User.
-    pub user: String,
+    /// The user's stable id.
+    pub user_id: String,
     /// Expiry.
     pub expires_at: UnixMs,
 }
@@ -160,22 +215,24 @@ type RefreshTuple = (
 );
 
 impl Store {
-    /// Adds a local user.
+    /// Adds a local user under a fresh random id, which it returns.
     pub async fn create_user(
         &self,
         tenant: &str,
         name: &str,
         groups: &[String],
         secret_hash: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<UserId, StoreError> {
+        let id = UserId::from_bytes(&rand::random());
         let r = sqlx::query(
-            "INSERT INTO users (tenant, name, groups_csv, secret_hash, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO users (tenant, name, groups_csv, secret_hash, created_at, id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(tenant)
         .bind(name)
         .bind(groups.join(","))
         .bind(secret_hash)
         .bind(now_ms())
+        .bind(id.as_str())
         .execute(&self.pool)
         .await?;
         if r.rows_affected() == 0 {
@@ -183,57 +240,87 @@ impl Store {
                 "user {name} of tenant {tenant}"
             )));
         }
-        Ok(())
+        Ok(id)
     }
 
-    /// The groups of a local user whose secret hashes to `secret_hash`.
+    /// The local user `name` of `tenant`, if their secret hashes to `secret_hash`.
     pub async fn check_user(
         &self,
         tenant: &str,
         name: &str,
         secret_hash: &str,
-    ) -> Result<Option<Vec<String>>, StoreError> {
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT groups_csv, secret_hash FROM users WHERE tenant = ? AND name = ?",
+    ) -> Result<Option<UserRow>, StoreError> {
+        let row: Option<(String, String, String, String)> = sqlx::query_as(
+            "SELECT id, name, groups_csv, secret_hash FROM users WHERE tenant = ? AND name = ? AND id IS NOT NULL",
         )
         .bind(tenant)
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.and_then(|(groups, stored)| {
-            let same = aws_lc_rs::constant_time::verify_slices_are_equal(
-                stored.as_bytes(),
-                secret_hash.as_bytes(),
-            )
-            .is_ok();
-            same.then(|| {
-                groups
-                    .split(',')
-                    .filter(|g| !g.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-        }))
+        let Some((id, name, groups, stored)) = row else {
+            return Ok(None);
+        };
+        let same = aws_lc_rs::constant_time::verify_slices_are_equal(
+            stored.as_bytes(),
+            secret_hash.as_bytes(),
+        )
+        .is_ok();
+        if !same {
+            return Ok(None);
+        }
+        user_row(id, name, &groups).map(Some)
     }
 
-    /// The groups of a local user.
-    pub async fn user_groups(
-        &self,
-        tenant: &str,
-        name: &str,
-    ) -> Result<Option<Vec<String>>, StoreError> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT groups_csv FROM users WHERE tenant = ? AND name = ?")
-                .bind(tenant)
-                .bind(name)
-                .fetch_optional(&self.pool)
+    /// A user of `tenant` by id: their current name and groups.
+    pub async fn user(&self, tenant: &str, id: &str) -> Result<Option<UserRow>, StoreError> {
+        let row: Option<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, name, groups_csv, idp_subject FROM users WHERE tenant = ? AND id = ?",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(id, name, groups, subject)| {
+            user_row(id, name, &groups).map(|u| UserRow { subject, ..u })
+        })
+        .transpose()
+    }
+
+    /// A user of `tenant` by their current name.
+    pub async fn user_named(&self, tenant: &str, name: &str) -> Result<Option<UserRow>, StoreError> {
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT id, name, groups_csv FROM users WHERE tenant = ? AND name = ? AND id IS NOT NULL",
+        )
+        .bind(tenant)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(id, name, groups)| user_row(id, name, &groups))
+            .transpose()
+    }
+
+    /// Gives every user stored before ids existed their id: a digest of the provider's
+    /// account for users of an identity provider, a random one for local users.
+    pub async fn assign_user_ids(&self) -> Result<u64, StoreError> {
+        let rows: Vec<(String, String, Option<String>)> =
+            sqlx::query_as("SELECT tenant, name, idp_subject FROM users WHERE id IS NULL")
+                .fetch_all(&self.pool)
                 .await?;
-        Ok(row.map(|(g,)| {
-            g.split(',')
-                .filter(|g| !g.is_empty())
-                .map(str::to_owned)
-                .collect()
-        }))
+        let mut n = 0;
+        for (tenant, name, subject) in rows {
+            let id = match subject.as_deref() {
+                Some(subject) => idp_user_id(subject),
+                None => UserId::from_bytes(&rand::random()),
+            };
+            n += sqlx::query("UPDATE users SET id = ? WHERE tenant = ? AND name = ? AND id IS NULL")
+                .bind(id.as_str())
+                .bind(&tenant)
+                .bind(&name)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
     }
 
     /// Registers an agent.
@@ -386,7 +473,7 @@ impl Store {
     /// A pending authorization that has not expired.
     pub async fn pending(&self, id: &str) -> Result<Option<PendingRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user FROM oauth_pending WHERE id = ? AND expires_at > ?",
+            "SELECT id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user_id FROM oauth_pending WHERE id = ? AND expires_at > ?",
         )
         .bind(id)
         .bind(now_ms())
@@ -395,11 +482,11 @@ impl Store {
     }
 
     /// Records the user the identity provider signed in for a pending authorization, once.
-    pub async fn set_pending_user(&self, id: &str, user: &str) -> Result<bool, StoreError> {
+    pub async fn set_pending_user(&self, id: &str, user_id: &UserId) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "UPDATE oauth_pending SET signed_in_user = ? WHERE id = ? AND expires_at > ? AND signed_in_user IS NULL",
+            "UPDATE oauth_pending SET signed_in_user_id = ? WHERE id = ? AND expires_at > ? AND signed_in_user_id IS NULL",
         )
-        .bind(user)
+        .bind(user_id.as_str())
         .bind(id)
         .bind(now_ms())
         .execute(&self.pool)
@@ -410,7 +497,7 @@ impl Store {
     /// Removes a pending sign-in and returns it, once.
     pub async fn take_pending(&self, id: &str) -> Result<Option<PendingRow>, StoreError> {
         Ok(sqlx::query_as(
-            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user",
+            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user_id",
         )
         .bind(id)
         .bind(now_ms())
@@ -423,12 +510,12 @@ impl Store {
         &self,
         id: &str,
         code_hash: &str,
-        user: &str,
+        user_id: &UserId,
         code_ttl_ms: i64,
     ) -> Result<Option<PendingRow>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let pending: Option<PendingRow> = sqlx::query_as(
-            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user",
+            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user_id",
         )
         .bind(id)
         .bind(now_ms())
@@ -438,7 +525,7 @@ impl Store {
             return Ok(None);
         };
         sqlx::query(
-            "INSERT INTO oauth_codes (code_hash, client_id, redirect_uri, code_challenge, resource, tenant, user_name, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO oauth_codes (code_hash, client_id, redirect_uri, code_challenge, resource, tenant, user_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(code_hash)
         .bind(&p.client_id)
@@ -446,7 +533,7 @@ impl Store {
         .bind(&p.code_challenge)
         .bind(&p.resource)
         .bind(&p.tenant)
-        .bind(user)
+        .bind(user_id.as_str())
         .bind(now_ms() + code_ttl_ms)
         .execute(&mut *tx)
         .await?;
@@ -468,7 +555,7 @@ impl Store {
         let row: Option<CodeTuple> = sqlx::query_as(
             "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL \
              AND client_id = ? AND redirect_uri = ? AND code_challenge = ? \
-             RETURNING client_id, redirect_uri, code_challenge, resource, tenant, user_name, expires_at, used_at",
+             RETURNING client_id, redirect_uri, code_challenge, resource, tenant, user_id, expires_at, used_at",
         )
         .bind(now)
         .bind(code_hash)
@@ -483,7 +570,7 @@ impl Store {
             code_challenge,
             resource,
             tenant,
-            user,
+            user_id,
             expires_at,
             _,
         )) = row
@@ -497,7 +584,7 @@ impl Store {
                 code_challenge,
                 resource,
                 tenant,
-                user,
+                user_id,
                 expires_at,
             }));
         }
@@ -517,14 +604,14 @@ impl Store {
     /// Stores a refresh token.
     pub async fn create_refresh(&self, token_hash: &str, r: &RefreshRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO oauth_refresh (token_hash, family, client_id, resource, tenant, user_name, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO oauth_refresh (token_hash, family, client_id, resource, tenant, user_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(token_hash)
         .bind(&r.family)
         .bind(&r.client_id)
         .bind(&r.resource)
         .bind(&r.tenant)
-        .bind(&r.user)
+        .bind(&r.user_id)
         .bind(r.expires_at)
         .execute(&self.pool)
         .await?;
@@ -535,13 +622,13 @@ impl Store {
     pub async fn spend_refresh(&self, token_hash: &str) -> Result<Spend<RefreshRow>, StoreError> {
         let now = now_ms();
         let row: Option<RefreshTuple> = sqlx::query_as(
-            "UPDATE oauth_refresh SET used_at = ? WHERE token_hash = ? AND used_at IS NULL RETURNING family, client_id, resource, tenant, user_name, expires_at, used_at, revoked",
+            "UPDATE oauth_refresh SET used_at = ? WHERE token_hash = ? AND used_at IS NULL RETURNING family, client_id, resource, tenant, user_id, expires_at, used_at, revoked",
         )
         .bind(now)
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?;
-        if let Some((family, client_id, resource, tenant, user, expires_at, _, revoked)) = row {
+        if let Some((family, client_id, resource, tenant, user_id, expires_at, _, revoked)) = row {
             if revoked != 0 || expires_at <= now {
                 return Ok(Spend::Expired);
             }
@@ -550,7 +637,7 @@ impl Store {
                 client_id,
                 resource,
                 tenant,
-                user,
+                user_id,
                 expires_at,
             }));
         }
@@ -568,9 +655,10 @@ impl Store {
     /// Sets (or replaces) a tenant's identity provider.
     pub async fn set_idp(&self, idp: &IdpRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO idps (tenant, issuer, client_id, client_secret, groups_claim, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+            "INSERT INTO idps (tenant, issuer, client_id, client_secret, groups_claim, updated_at, recheck_secs) VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (tenant) DO UPDATE SET issuer = excluded.issuer, client_id = excluded.client_id, \
-             client_secret = excluded.client_secret, groups_claim = excluded.groups_claim, updated_at = excluded.updated_at",
+             client_secret = excluded.client_secret, groups_claim = excluded.groups_claim, updated_at = excluded.updated_at, \
+             recheck_secs = excluded.recheck_secs",
         )
         .bind(&idp.tenant)
         .bind(&idp.issuer)
@@ -578,6 +666,7 @@ impl Store {
         .bind(&idp.client_secret)
         .bind(&idp.groups_claim)
         .bind(now_ms())
+        .bind(idp.recheck_secs)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -585,63 +674,220 @@ impl Store {
 
     /// A tenant's identity provider, if it has one.
     pub async fn idp(&self, tenant: &str) -> Result<Option<IdpRow>, StoreError> {
-        Ok(sqlx::query_as("SELECT tenant, issuer, client_id, client_secret, groups_claim FROM idps WHERE tenant = ?")
+        Ok(sqlx::query_as("SELECT tenant, issuer, client_id, client_secret, groups_claim, recheck_secs FROM idps WHERE tenant = ?")
             .bind(tenant)
             .fetch_optional(&self.pool)
             .await?)
     }
 
-    /// Records a user signed in at the identity provider, with the groups it asserted. Such
-    /// users have no local secret (the stored hash matches no secret). The first sign-in
-    /// binds the name to the provider's account (`subject`); returns `false`, changing
-    /// nothing, when the name belongs to a local user or to another account, so that
-    /// nobody takes over a colleague's identity by choosing their user name at the provider.
+    /// Records a user signed in at the identity provider, with the groups it asserted, and
+    /// returns their id ([`idp_user_id`] of `subject`). Such users have no local secret (the
+    /// stored hash matches no secret). A name belongs to one account: returns `None`,
+    /// changing nothing, when `name` is a local user's or another account's, so that nobody
+    /// takes over a colleague's identity by choosing their user name at the provider. An
+    /// account whose name changed at the provider keeps its id under the new name.
     pub async fn upsert_idp_user(
         &self,
         tenant: &str,
         name: &str,
         subject: &str,
         groups: &[String],
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<UserId>, StoreError> {
+        let id = idp_user_id(subject);
+        let renamed = sqlx::query(
+            "UPDATE users SET name = ?, groups_csv = ? WHERE tenant = ? AND id = ? AND secret_hash = '!idp'",
+        )
+        .bind(name)
+        .bind(groups.join(","))
+        .bind(tenant)
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await;
+        match renamed {
+            Ok(r) if r.rows_affected() == 1 => return Ok(Some(id)),
+            Ok(_) => {}
+            // The new name is someone else's.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
         let r = sqlx::query(
-            "INSERT INTO users (tenant, name, groups_csv, secret_hash, created_at, idp_subject) VALUES (?, ?, ?, '!idp', ?, ?) \
-             ON CONFLICT (tenant, name) DO UPDATE SET groups_csv = excluded.groups_csv \
-             WHERE users.secret_hash = '!idp' AND users.idp_subject = excluded.idp_subject",
+            "INSERT INTO users (tenant, name, groups_csv, secret_hash, created_at, idp_subject, id) VALUES (?, ?, ?, '!idp', ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(tenant)
         .bind(name)
         .bind(groups.join(","))
         .bind(now_ms())
         .bind(subject)
+        .bind(id.as_str())
         .execute(&self.pool)
         .await?;
+        Ok((r.rows_affected() == 1).then_some(id))
+    }
+
+    /// Updates the groups of a user of an identity provider, as the provider asserted them
+    /// again (at a refresh).
+    pub async fn set_user_groups(
+        &self,
+        tenant: &str,
+        id: &str,
+        groups: &[String],
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE users SET groups_csv = ? WHERE tenant = ? AND id = ?")
+            .bind(groups.join(","))
+            .bind(tenant)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    /// Records the provider's side of a user's sign-in: its refresh token, if it gave one,
+    /// and that the user's groups and status were just checked.
+    pub async fn set_idp_session(
+        &self,
+        tenant: &str,
+        user_id: &UserId,
+        refresh_token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO idp_sessions (tenant, user_id, refresh_token, checked_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (tenant, user_id) DO UPDATE SET refresh_token = excluded.refresh_token, checked_at = excluded.checked_at",
+        )
+        .bind(tenant)
+        .bind(user_id.as_str())
+        .bind(refresh_token)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Claims the re-check of a provider user whose last check is older than `max_age_ms`:
+    /// `Due` with the provider's refresh token (`None` if it gave none) to this caller
+    /// alone, so that concurrent refreshes ask the provider once.
+    pub async fn claim_idp_recheck(
+        &self,
+        tenant: &str,
+        user_id: &UserId,
+        max_age_ms: i64,
+    ) -> Result<Recheck, StoreError> {
+        let row: Option<(Option<String>, i64)> = sqlx::query_as(
+            "SELECT refresh_token, checked_at FROM idp_sessions WHERE tenant = ? AND user_id = ?",
+        )
+        .bind(tenant)
+        .bind(user_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((token, checked_at)) = row else {
+            return Ok(Recheck::NoSession);
+        };
+        let now = now_ms();
+        if now.saturating_sub(checked_at) < max_age_ms {
+            return Ok(Recheck::Fresh);
+        }
+        let claimed = sqlx::query(
+            "UPDATE idp_sessions SET checked_at = ? WHERE tenant = ? AND user_id = ? AND checked_at = ?",
+        )
+        .bind(now)
+        .bind(tenant)
+        .bind(user_id.as_str())
+        .bind(checked_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(if claimed == 1 {
+            Recheck::Due {
+                refresh_token: token,
+                previous: checked_at,
+            }
+        } else {
+            Recheck::Fresh
+        })
+    }
+
+    /// Gives back a claimed re-check that could not be made (the provider was unreachable),
+    /// so that the next refresh tries again.
+    pub async fn release_idp_recheck(
+        &self,
+        tenant: &str,
+        user_id: &UserId,
+        previous: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE idp_sessions SET checked_at = ? WHERE tenant = ? AND user_id = ?")
+            .bind(previous)
+            .bind(tenant)
+            .bind(user_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends everything a user was granted (the provider no longer knows or allows them):
+    /// their refresh tokens, browser sessions and provider session. They keep their id, and
+    /// sign in again if the provider lets them.
+    pub async fn end_user_grants(&self, tenant: &str, user_id: &UserId) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "UPDATE oauth_refresh SET revoked = 1 WHERE tenant = ? AND user_id = ?",
+            "DELETE FROM browser_sessions WHERE tenant = ? AND user_id = ?",
+            "DELETE FROM idp_sessions WHERE tenant = ? AND user_id = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(tenant)
+                .bind(user_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The owner (tenant, user id) of a refresh token that could still be spent, without
+    /// spending it.
+    pub async fn refresh_owner(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT tenant, user_id FROM oauth_refresh WHERE token_hash = ? AND used_at IS NULL AND revoked = 0 AND expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Removes a user: their refresh tokens stop working and their browser sessions end.
     /// Returns whether the user existed. (Access tokens already issued lapse within
-    /// minutes; a user of an identity provider comes back at their next sign-in unless the
-    /// provider refuses them too.)
+    /// minutes.) The id goes with them: someone given the same name later is another user,
+    /// with no grant, session or upstream account of theirs; a user of an identity provider
+    /// who signs in again gets their id back, and nothing else.
     pub async fn remove_user(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let removed = sqlx::query("DELETE FROM users WHERE tenant = ? AND name = ?")
+        let removed: Option<(Option<String>,)> =
+            sqlx::query_as("DELETE FROM users WHERE tenant = ? AND name = ? RETURNING id")
+                .bind(tenant)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((id,)) = removed else {
+            return Ok(false);
+        };
+        let id = id.unwrap_or_default();
+        sqlx::query("UPDATE oauth_refresh SET revoked = 1 WHERE tenant = ? AND user_id = ?")
             .bind(tenant)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query("UPDATE oauth_refresh SET revoked = 1 WHERE tenant = ? AND user_name = ?")
-            .bind(tenant)
-            .bind(name)
+            .bind(&id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM browser_sessions WHERE tenant = ? AND user_name = ?")
+        sqlx::query("DELETE FROM browser_sessions WHERE tenant = ? AND user_id = ?")
             .bind(tenant)
-            .bind(name)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM idp_sessions WHERE tenant = ? AND user_id = ?")
+            .bind(tenant)
+            .bind(&id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(removed == 1)
+        Ok(true)
     }
 
     /// Removes an agent: its key stops working at the next request. Returns whether it
