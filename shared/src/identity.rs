@@ -245,7 +245,14 @@ mod tests {
         let id = UserId::from_bytes(&[0xab; 16]);
         assert_eq!(id.as_str(), format!("u-{}", "ab".repeat(16)));
         assert_eq!(UserId::parse(id.as_str()), Ok(id));
-        for bad in ["", "alice", "u-", "u-ABABABABABABABABABABABABABABABAB", "u-abab", "x-abababababababababababababababab"] {
+        for bad in [
+            "",
+            "alice",
+            "u-",
+            "u-ABABABABABABABABABABABABABABABAB",
+            "u-abab",
+            "x-abababababababababababababababab",
+        ] {
             assert_eq!(UserId::parse(bad), Err(IdentityError::NotUserId), "{bad}");
         }
     }

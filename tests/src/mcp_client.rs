@@ -65,7 +65,11 @@ impl McpClient {
         let claims = token
             .split('.')
             .nth(1)
-            .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p)
+                    .ok()
+            })
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
             .context("access token claims")?;
         Ok(Self {

@@ -17,9 +17,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use e2e::oauth_client::{OAuthClient, field};
-use e2e::{
-    Connector, FakeUpstream, Runtime, installed_tool, run, run_ok, user_id, workspace_root,
-};
+use e2e::{Connector, FakeUpstream, Runtime, installed_tool, run, run_ok, user_id, workspace_root};
 use serde_json::{Value, json};
 
 const CLIENT_ID: &str = "Iv23liJitTestApp0001";
@@ -222,7 +220,12 @@ fn users_connect_their_account_when_a_tool_first_needs_it() -> Result<()> {
     for mode in ["2026-07-28", "legacy"] {
         // Each mode starts from a user without a token.
         let _ = run(Connector::cli()
-            .args(["vault", "rm", &format!("user/ghes/{}", s.alice_id), "--config"])
+            .args([
+                "vault",
+                "rm",
+                &format!("user/ghes/{}", s.alice_id),
+                "--config",
+            ])
             .arg(
                 s.connector
                     .state_dir
@@ -471,14 +474,15 @@ fn a_new_user_given_a_removed_users_name_gets_none_of_their_upstream_access() ->
     let v = python(&s, "alice", &s.alice_secret, "2026-07-28", &whoami)?;
     assert_eq!(v["calls"][0]["structured"]["login"], "alice", "{v}");
 
-    run_ok(
-        s.rt.cli()
-            .args(["user", "rm", "--tenant", "acme", "alice"]),
-    );
+    run_ok(s.rt.cli().args(["user", "rm", "--tenant", "acme", "alice"]));
     let newcomer = run_ok(s.rt.cli().args([
         "user", "add", "--tenant", "acme", "alice", "--groups", "eng",
     ]));
-    assert_ne!(user_id(&newcomer), s.alice_id, "a name never brings back an id");
+    assert_ne!(
+        user_id(&newcomer),
+        s.alice_id,
+        "a name never brings back an id"
+    );
     let v = python(
         &s,
         "alice",

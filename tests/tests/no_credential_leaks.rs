@@ -209,7 +209,7 @@ fn no_credential_reaches_a_log_an_audit_record_telemetry_or_the_tunnel() -> Resu
     assert_eq!(me["result"]["structuredContent"]["login"], "alice", "{me}");
     let config = Config::load(&config_path)?;
     let vault = Vault::open(&config)?;
-    let name = EntryName::user_token("ghes", "alice")?;
+    let name = EntryName::user_token("ghes", &user_id(&alice))?;
     let connected = vault.get(&name)?.context("alice's token")?;
     let mut secrets: Vec<(String, String)> = vec![
         (

@@ -565,9 +565,10 @@ fn unauthenticated_endpoints_are_rate_limited_per_address() -> Result<()> {
 fn a_session_answers_only_the_user_and_agent_that_opened_it() -> Result<()> {
     let s = setup()?;
     let eng = s.gateway("acme", "eng");
-    let bob = run_ok(s.rt.cli().args([
-        "user", "add", "--tenant", "acme", "bob", "--groups", "eng",
-    ]));
+    let bob = run_ok(
+        s.rt.cli()
+            .args(["user", "add", "--tenant", "acme", "bob", "--groups", "eng"]),
+    );
     let alice_token = s.oauth.access_token(&eng, "alice", &s.alice_secret)?;
     let bob_token = s
         .oauth
@@ -607,7 +608,13 @@ fn a_session_answers_only_the_user_and_agent_that_opened_it() -> Result<()> {
     let as_bob = post(&bob_token, &s.triage_key, Some(&session), list.clone())?;
     assert_eq!(as_bob.status(), 404, "bob was served alice's session");
     let other_agent = run_ok(s.rt.cli().args([
-        "agent", "create", "--tenant", "acme", "other-bot", "--role", "triage",
+        "agent",
+        "create",
+        "--tenant",
+        "acme",
+        "other-bot",
+        "--role",
+        "triage",
     ]));
     let as_other_agent = post(
         &alice_token,
@@ -615,7 +622,11 @@ fn a_session_answers_only_the_user_and_agent_that_opened_it() -> Result<()> {
         Some(&session),
         list.clone(),
     )?;
-    assert_eq!(as_other_agent.status(), 404, "another agent was served the session");
+    assert_eq!(
+        as_other_agent.status(),
+        404,
+        "another agent was served the session"
+    );
     let as_alice = post(&alice_token, &s.triage_key, Some(&session), list)?;
     assert_eq!(as_alice.status(), 200, "the owner lost her session");
     Ok(())

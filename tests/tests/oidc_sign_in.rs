@@ -6,8 +6,8 @@
 
 use anyhow::{Context, Result};
 use base64::Engine;
-use e2e::oauth_client::{OAuthClient, REDIRECT, field, pkce, query_of};
 use e2e::mcp_client::message;
+use e2e::oauth_client::{OAuthClient, REDIRECT, field, pkce, query_of};
 use e2e::{Connector, OidcProvider, Runtime, run_ok};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -333,7 +333,12 @@ fn groups_of(access: &str) -> Result<Value> {
 }
 
 /// The tool names a stateless tools/list shows.
-fn tool_names(oauth: &OAuthClient, resource: &str, access: &str, agent_key: &str) -> Result<Vec<String>> {
+fn tool_names(
+    oauth: &OAuthClient,
+    resource: &str,
+    access: &str,
+    agent_key: &str,
+) -> Result<Vec<String>> {
     let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
                       "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"}});
     let body = oauth
@@ -345,7 +350,10 @@ fn tool_names(oauth: &OAuthClient, resource: &str, access: &str, agent_key: &str
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "tools/list")
-        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}}).to_string())
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}})
+                .to_string(),
+        )
         .send()?
         .text()?;
     let answer = message(&body, 1).context(body.clone())?;

@@ -89,8 +89,16 @@ mod tests {
             store.create_tenant(&t.parse().unwrap()).await.unwrap();
         }
         let keys = DigestKeys::new(store.clone());
-        let acme = keys.key("acme").await.unwrap().digest(b"{\"repo\":\"a/b\"}");
-        let globex = keys.key("globex").await.unwrap().digest(b"{\"repo\":\"a/b\"}");
+        let acme = keys
+            .key("acme")
+            .await
+            .unwrap()
+            .digest(b"{\"repo\":\"a/b\"}");
+        let globex = keys
+            .key("globex")
+            .await
+            .unwrap()
+            .digest(b"{\"repo\":\"a/b\"}");
         assert_ne!(acme, globex, "a digest means nothing outside its tenant");
         let plain = hex::encode(aws_lc_rs::digest::digest(
             &aws_lc_rs::digest::SHA256,
@@ -98,7 +106,11 @@ mod tests {
         ));
         assert_ne!(acme, plain, "a guess hashed without the key does not match");
         let again = DigestKeys::new(store).key("acme").await.unwrap();
-        assert_eq!(again.digest(b"{\"repo\":\"a/b\"}"), acme, "the key outlives the process");
+        assert_eq!(
+            again.digest(b"{\"repo\":\"a/b\"}"),
+            acme,
+            "the key outlives the process"
+        );
         assert!(keys.key("initech").await.is_err());
     }
 }

@@ -249,10 +249,22 @@ mod tests {
         let owners = SessionOwners::default();
         owners.opened("s1".into(), owner("u-a", "claude"));
         assert!(owners.allows("s1", &owner("u-a", "claude")));
-        assert!(!owners.allows("s1", &owner("u-b", "claude")), "another user");
-        assert!(!owners.allows("s1", &owner("u-a", "cursor")), "another agent");
-        assert!(!owners.allows("s2", &owner("u-a", "claude")), "unknown session");
+        assert!(
+            !owners.allows("s1", &owner("u-b", "claude")),
+            "another user"
+        );
+        assert!(
+            !owners.allows("s1", &owner("u-a", "cursor")),
+            "another agent"
+        );
+        assert!(
+            !owners.allows("s2", &owner("u-a", "claude")),
+            "unknown session"
+        );
         owners.closed("s1");
-        assert!(!owners.allows("s1", &owner("u-a", "claude")), "ended session");
+        assert!(
+            !owners.allows("s1", &owner("u-a", "claude")),
+            "ended session"
+        );
     }
 }

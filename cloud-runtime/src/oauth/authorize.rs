@@ -582,8 +582,7 @@ pub async fn idp_callback(
         Err(_) => return back("server_error", "could not record the sign-in"),
     };
     let refresh = signed_in.refresh_token.as_ref().map(|t| t.expose());
-    if o
-        .store
+    if o.store
         .set_idp_session(&pending.tenant, &user_id, refresh)
         .await
         .is_err()

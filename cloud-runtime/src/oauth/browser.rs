@@ -26,11 +26,7 @@ pub const SESSION_TTL_MS: i64 = 8 * 3600 * 1000;
 
 /// Starts a session for the user `user` (their id) of `tenant`: the `Set-Cookie` value to
 /// send.
-pub async fn start(
-    store: &Store,
-    tenant: &str,
-    user: &UserId,
-) -> Result<HeaderValue, StoreError> {
+pub async fn start(store: &Store, tenant: &str, user: &UserId) -> Result<HeaderValue, StoreError> {
     let token = secret::generate("mcpbs_");
     store
         .create_browser_session(

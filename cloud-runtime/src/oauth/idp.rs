@@ -322,7 +322,9 @@ impl IdpClient {
             let error: Option<TokenError> = resp.json().await.ok();
             return Err(match error {
                 Some(e) if e.error == "invalid_grant" => IdpError::GrantEnded,
-                Some(e) => IdpError::Http(format!("token endpoint refused the refresh: {}", e.error)),
+                Some(e) => {
+                    IdpError::Http(format!("token endpoint refused the refresh: {}", e.error))
+                }
                 None => IdpError::Http(format!("token endpoint answered {status}")),
             });
         }
@@ -335,7 +337,10 @@ impl IdpClient {
         // Without a new ID token nothing says who the user is now: they sign in again.
         let id_token = resp.id_token.ok_or(IdpError::GrantEnded)?;
         let claims = self.validate(idp, &d, &id_token).await?;
-        let sub = claims.get("sub").and_then(|v| v.as_str()).unwrap_or_default();
+        let sub = claims
+            .get("sub")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
         if format!("{} {sub}", idp.issuer) != subject {
             return Err(IdpError::IdToken(
                 "the refreshed ID token names another account".into(),

@@ -41,9 +41,19 @@ pub async fn at_refresh(o: &OAuth, tenant: &str, user: &UserRow) -> Verdict {
         Err(_) => return Verdict::Unavailable,
     };
     let max_age_ms = idp.recheck_secs.saturating_mul(1000);
-    let (token, previous) = match o.store.claim_idp_recheck(tenant, &user.id, max_age_ms).await {
+    let (token, previous) = match o
+        .store
+        .claim_idp_recheck(tenant, &user.id, max_age_ms)
+        .await
+    {
         Ok(Recheck::Fresh) => return Verdict::Continue,
-        Ok(Recheck::NoSession | Recheck::Due { refresh_token: None, .. }) => {
+        Ok(
+            Recheck::NoSession
+            | Recheck::Due {
+                refresh_token: None,
+                ..
+            },
+        ) => {
             return end(o, tenant, user).await;
         }
         Ok(Recheck::Due {

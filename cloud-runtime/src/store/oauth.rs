@@ -287,7 +287,11 @@ impl Store {
     }
 
     /// A user of `tenant` by their current name.
-    pub async fn user_named(&self, tenant: &str, name: &str) -> Result<Option<UserRow>, StoreError> {
+    pub async fn user_named(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<UserRow>, StoreError> {
         let row: Option<(String, String, String)> = sqlx::query_as(
             "SELECT id, name, groups_csv FROM users WHERE tenant = ? AND name = ? AND id IS NOT NULL",
         )
@@ -312,13 +316,14 @@ impl Store {
                 Some(subject) => idp_user_id(subject),
                 None => UserId::from_bytes(&rand::random()),
             };
-            n += sqlx::query("UPDATE users SET id = ? WHERE tenant = ? AND name = ? AND id IS NULL")
-                .bind(id.as_str())
-                .bind(&tenant)
-                .bind(&name)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+            n +=
+                sqlx::query("UPDATE users SET id = ? WHERE tenant = ? AND name = ? AND id IS NULL")
+                    .bind(id.as_str())
+                    .bind(&tenant)
+                    .bind(&name)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
         }
         Ok(n)
     }
@@ -844,7 +849,10 @@ impl Store {
 
     /// The owner (tenant, user id) of a refresh token that could still be spent, without
     /// spending it.
-    pub async fn refresh_owner(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError> {
+    pub async fn refresh_owner(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT tenant, user_id FROM oauth_refresh WHERE token_hash = ? AND used_at IS NULL AND revoked = 0 AND expires_at > ?",
         )
