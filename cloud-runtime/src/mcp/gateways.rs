@@ -81,9 +81,10 @@ impl SessionOwners {
         self.owners.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether `owner` may use `session`: only if it opened it.
-    fn allows(&self, session: &str, owner: &Owner) -> bool {
-        self.lock().get(session).is_some_and(|(o, _)| o == owner)
+    /// Whether `owner` may use `session`: only if it opened it. `None` for a session this
+    /// process does not know (ended, forgotten, or never opened).
+    fn allows(&self, session: &str, owner: &Owner) -> Option<bool> {
+        self.lock().get(session).map(|(o, _)| o == owner)
     }
 
     /// Records that `owner` opened `session`.
@@ -194,11 +195,15 @@ pub async fn handle(
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if let Some(id) = &session
-        && !gateways.owners.allows(id, &owner)
-    {
-        warn!(tenant = %owner.tenant, gateway = %owner.gateway, "session id presented by someone other than its owner, or unknown");
-        return (StatusCode::NOT_FOUND, "no such session").into_response();
+    if let Some(id) = &session {
+        match gateways.owners.allows(id, &owner) {
+            Some(true) => {}
+            Some(false) => {
+                warn!(tenant = %owner.tenant, gateway = %owner.gateway, user_id = %owner.user_id, agent = %owner.agent, "a session presented by someone other than the user and agent that opened it");
+                return (StatusCode::NOT_FOUND, "no such session").into_response();
+            }
+            None => return (StatusCode::NOT_FOUND, "no such session").into_response(),
+        }
     }
     let ends_session = req.method() == axum::http::Method::DELETE;
     match gateways.service(&tenant, &gateway).await {
