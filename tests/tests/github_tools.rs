@@ -1630,7 +1630,8 @@ fn ci_runs_are_listed_and_a_failed_job_log_is_tailed() -> Result<()> {
         })
         .cloned()
         .unwrap_or_default();
-    assert_eq!(blob["status"], 200, "{journal:?}");
+    // Asked for its last 16 MB by range: the whole of a shorter log, as a part.
+    assert_eq!(blob["status"], 206, "{journal:?}");
     assert_eq!(
         blob["user"],
         Value::Null,
@@ -1753,5 +1754,180 @@ fn binary_files_are_reported_not_dumped() -> Result<()> {
     )?;
     assert_eq!(readme["content"], "Brand assets.\n");
     assert!(readme.get("binary").is_none(), "{readme}");
+    Ok(())
+}
+
+/// A seed of one repository, `acme/shapes`, that alice administers: a commit by her on
+/// `main`, and on `topic` one by an author with no account on the server.
+fn shapes_seed() -> Value {
+    json!({
+        "users": [{"login": "alice", "name": "Alice Admin", "email": "alice@acme.test"}],
+        "tokens": [{"token": USERS[0].1, "user": "alice", "scopes": ["repo"]}],
+        "namespaces": [{"path": "acme", "members": {"alice": "admin"}}],
+        "repos": [{
+            "namespace": "acme",
+            "name": "shapes",
+            "commits": [
+                {"key": "init", "message": "Add shapes", "author": "alice", "date": "2024-01-01T00:00:00Z", "files": {"README.md": "Shapes.\n"}},
+                {"key": "circle", "parents": ["init"], "message": "Add a circle\n\nRound.", "author": "Dana Doe <dana@example.com>", "date": "2024-01-02T00:00:00Z", "files": {"circle.txt": "o\n"}},
+            ],
+            "branches": {"main": "init", "topic": "circle"},
+        }],
+    })
+}
+
+#[test]
+fn a_commit_without_an_account_shows_its_git_author() -> Result<()> {
+    // GitHub sends `author: {}` (or null) for a commit whose e-mail matches no account.
+    let env = Env::start_with(true, Some(&shapes_seed()))?;
+    let alice = env.user("alice")?;
+    let (page, t) = ok(
+        &alice,
+        &env,
+        "github_list_commits",
+        json!({"owner": "acme", "repo": "shapes", "ref": "topic"}),
+    )?;
+    assert_eq!(strings(&page, "author"), ["Dana Doe", "alice"], "{page}");
+    assert_eq!(page["items"][0]["author_email"], "dana@example.com");
+    assert!(page["items"][1].get("author_email").is_none(), "{page}");
+    assert!(
+        t.contains(" 2024-01-02 Dana Doe <dana@example.com> Add a circle"),
+        "{t}"
+    );
+    assert!(t.contains(" 2024-01-01 alice Add shapes"), "{t}");
+    Ok(())
+}
+
+#[test]
+fn writes_leave_out_the_fields_the_caller_did_not_give() -> Result<()> {
+    // GitHub refuses `null` for the fields its schema declares plain strings (`body`).
+    let env = Env::start_with(false, Some(&shapes_seed()))?;
+    let alice = env.user("alice")?;
+    let cases = [
+        (
+            "github_create_pull_request",
+            json!({"owner": "acme", "repo": "shapes", "title": "Circle", "head": "topic"}),
+        ),
+        (
+            "github_create_issue",
+            json!({"owner": "acme", "repo": "shapes", "title": "Squares too"}),
+        ),
+    ];
+    for (tool, args) in cases {
+        let (v, _) = ok(&alice, &env, tool, args)?;
+        assert!(v["number"].as_u64().is_some(), "{tool}: {v}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_pull_request_summary_shows_what_the_app_may_not_read() -> Result<()> {
+    // A GitHub App without the Checks or Commit statuses read permission gets 403
+    // "Resource not accessible by integration" for those parts of a pull request it can read.
+    let env = Env::start(false)?;
+    let alice = env.user("alice")?;
+    let runs = "/commits/[^/]+/check-runs$";
+    let status = "/commits/[^/]+/status$";
+    let cases: [(&[&str], &[&str]); 3] = [
+        (&[runs], &["check runs"]),
+        (&[status], &["commit statuses"]),
+        (&[runs, status], &["check runs", "commit statuses"]),
+    ];
+    for (refused, parts) in cases {
+        for path in refused {
+            env.ghes.control(
+                "faults",
+                &json!({"method": "GET", "path_regex": path, "action": "status", "status": 403}),
+            )?;
+        }
+        let (pr, t) = ok(
+            &alice,
+            &env,
+            "github_get_pull_request",
+            json!({"owner": "acme", "repo": "widgets", "number": 5}),
+        )?;
+        let unread: Vec<&Value> = pr["unread"].as_array().into_iter().flatten().collect();
+        let names: Vec<&str> = unread.iter().filter_map(|u| u["part"].as_str()).collect();
+        assert_eq!(names, parts, "{pr}");
+        for (u, part) in unread.iter().zip(parts) {
+            let line = format!("{part}: {}", u["reason"].as_str().unwrap_or_default());
+            assert!(
+                line.contains("not visible with this app's permissions"),
+                "{line}"
+            );
+            assert!(t.contains(&line), "{t}");
+        }
+        // The rest of the summary stands.
+        assert_eq!(pr["review"]["decision"], "review_required", "{pr}");
+        assert!(
+            pr["changes"]["top_files"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty()),
+            "{pr}"
+        );
+        assert_eq!(pr["checks"].is_null(), parts.len() == 2, "{pr}");
+        env.ghes.control_delete("faults")?;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_failed_job_is_found_past_the_first_hundred_and_a_long_log_is_read_from_its_end() -> Result<()>
+{
+    // 105 jobs: the jobs list has two pages. The failed job's log is over the connector's
+    // 16 MB read limit: only a range request reaches its last lines.
+    let filler = format!("{}\n", "x".repeat(99));
+    let mut long_log = filler.repeat(170_000);
+    long_log.push_str("error: the real cause is at the end\n");
+    let mut jobs: Vec<Value> = (0..105)
+        .map(|i| json!({"name": format!("shard {i}"), "status": "success", "log": "ok\n"}))
+        .collect();
+    jobs[102] = json!({"name": "shard 102", "status": "failure", "log": long_log});
+    let mut seed = shapes_seed();
+    seed["repos"][0]["pipelines"] = json!([{
+        "name": "CI", "branch": "main", "event": "push", "status": "failure",
+        "actor": "alice", "created_at": "2024-01-03T00:00:00Z", "jobs": jobs,
+    }]);
+    let env = Env::start_with(true, Some(&seed))?;
+    let alice = env.user("alice")?;
+    let (runs, _) = ok(
+        &alice,
+        &env,
+        "github_list_workflow_runs",
+        json!({"owner": "acme", "repo": "shapes"}),
+    )?;
+    let run_id = runs["items"][0]["id"].clone();
+    let (failed, _) = ok(
+        &alice,
+        &env,
+        "github_get_failed_job_log",
+        json!({"owner": "acme", "repo": "shapes", "run_id": run_id}),
+    )?;
+    let job_id = failed["jobs"][0]["id"].clone();
+    assert_eq!(failed["jobs"][0]["name"], "shard 102", "{failed}");
+    // The same job asked for by id, found on the second page.
+    let (by_id, t) = ok(
+        &alice,
+        &env,
+        "github_get_failed_job_log",
+        json!({"owner": "acme", "repo": "shapes", "run_id": run_id, "job_id": job_id, "lines": 3}),
+    )?;
+    for found in [&failed, &by_id] {
+        let job = &found["jobs"][0];
+        assert!(
+            job["tail"]
+                .as_str()
+                .is_some_and(|l| l.ends_with("error: the real cause is at the end")),
+            "{}",
+            job["tail"].as_str().unwrap_or_default().len()
+        );
+        assert!(
+            job["partial"]
+                .as_str()
+                .is_some_and(|p| p.contains("only its last 16777216 were read")),
+            "{job}"
+        );
+    }
+    assert!(t.contains("(the log has "), "{t}");
     Ok(())
 }

@@ -64,13 +64,27 @@ struct Setup {
 }
 
 fn setup() -> Result<Setup> {
+    setup_with(None)
+}
+
+/// Like [`setup`], with the fake seeded from `seed` when given.
+fn setup_with(seed: Option<&Value>) -> Result<Setup> {
     let mut rt = Runtime::init()?;
     rt.start()?;
     run_ok(
         rt.cli()
             .args(["gateway", "create", "--tenant", "acme", "eng"]),
     );
-    let gitlab = FakeUpstream::start(rt.dir.path(), "gitlab", &[])?;
+    let seed_file = rt.dir.path().join("seed.json");
+    let extra = match seed {
+        Some(v) => {
+            std::fs::write(&seed_file, v.to_string())?;
+            vec!["--seed".to_owned(), seed_file.display().to_string()]
+        }
+        None => Vec::new(),
+    };
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let gitlab = FakeUpstream::start(rt.dir.path(), "gitlab", &extra)?;
     let mut connector = Connector::enroll(&rt, "acme", "c1")?;
     // No OAuth client: each user's token is the one their operator stored (OAuth and
     // just-in-time authorization have suites of their own).
@@ -301,9 +315,10 @@ fn reads_answer_from_the_seed_compactly() -> Result<()> {
         json!({"query": "platform"}),
     );
     assert_eq!(strings(&found, "project"), ["acme/platform/api"]);
-    assert_eq!(items(&found)[0]["visibility"], "private");
     assert_eq!(items(&found)[0]["default_branch"], "main");
-    assert!(text.contains("acme/platform/api [private]"), "{text}");
+    // `simple=true` answers carry no `visibility`: none is shown, not an empty one.
+    assert!(items(&found)[0].get("visibility").is_none(), "{found}");
+    assert!(text.starts_with("acme/platform/api: "), "{text}");
 
     // Files: at the default branch, at a ref, long ones in excerpts, missing ones typed.
     let (readme, text) = s.ok(
@@ -971,19 +986,36 @@ fn writes_change_gitlab_and_are_sent_once() -> Result<()> {
     assert_eq!(s.journaled("POST", "/merge_requests/6/approve"), 1);
     let (_, notes) = s.upstream("projects/acme%2Fwidgets/merge_requests/6/notes");
     assert_eq!(notes[0]["body"], "LGTM, thanks!");
-    let twice = s.failed(
-        &s.alice,
-        "gitlab_review_merge_request",
-        json!({"project": w, "iid": 6, "approve": true}),
-    );
-    assert!(twice.contains("refused the approval"), "{twice}");
+    // Approving again: current GitLab answers 304 Not Modified, versions before it 401
+    // (the fault); both read as "already approved by you", not a failure to retry.
+    for (gitlab, fault) in [
+        ("current", None),
+        (
+            "old",
+            Some(
+                json!({"method": "POST", "path_regex": "/merge_requests/6/approve$", "action": "status", "status": 401}),
+            ),
+        ),
+    ] {
+        if let Some(f) = fault {
+            s.gitlab.control("faults", &f).expect("fault armed");
+        }
+        let (again, text) = s.ok(
+            &s.alice,
+            "gitlab_review_merge_request",
+            json!({"project": w, "iid": 6, "approve": true}),
+        );
+        assert_eq!(again["approved"], false, "{gitlab}: {again}");
+        assert_eq!(again["already_approved"], true, "{gitlab}: {again}");
+        assert_eq!(text, "already approved by you: acme/widgets!6", "{gitlab}");
+    }
     assert_eq!(
         s.upstream("projects/acme%2Fwidgets/merge_requests/6/notes")
             .1
             .as_array()
             .map(Vec::len),
         Some(1),
-        "a refused approval posts no comment"
+        "approving again posts nothing"
     );
 
     // Merge it, once the user confirmed, at the reviewed head.
@@ -1172,5 +1204,150 @@ fn gitlab_refuses_what_the_policy_allowed() -> Result<()> {
         json!({"project": "acme/widgets", "colour": "red"}),
     );
     assert!(bad.contains("unknown field"), "{bad}");
+    Ok(())
+}
+
+#[test]
+fn a_file_over_gitlabs_diff_limit_is_said_too_large_not_unchanged() -> Result<()> {
+    // GitLab sends an empty `diff` with `too_large` and no line count past its limit.
+    let big: String = (0..30_000).map(|i| format!("line {i}\n")).collect();
+    let seed = json!({
+        "users": [{"login": "alice"}, {"login": "bob"}],
+        "tokens": [
+            {"token": ALICE_PAT, "user": "alice", "scopes": ["api"]},
+            {"token": BOB_PAT, "user": "bob", "scopes": ["api"]},
+        ],
+        "namespaces": [{"path": "acme", "members": {"alice": "admin", "bob": "admin"}}],
+        "repos": [{
+            "namespace": "acme",
+            "name": "data",
+            "commits": [
+                {"key": "init", "message": "Start", "author": "alice", "date": "2024-01-01T00:00:00Z", "files": {"README.md": "Data.\n"}},
+                {"key": "bulk", "parents": ["init"], "message": "Add the table", "author": "alice", "date": "2024-01-02T00:00:00Z", "files": {"table.txt": big, "README.md": "Data, and a table.\n"}},
+            ],
+            "branches": {"main": "init", "bulk": "bulk"},
+            "pulls": [{"number": 1, "title": "Add the table", "body": "", "author": "alice", "head": "bulk", "base": "main", "created_at": "2024-01-02T00:00:00Z"}],
+        }],
+    });
+    let s = setup_with(Some(&seed))?;
+    let p = "acme/data";
+    let (diff, text) = s.ok(
+        &s.alice,
+        "gitlab_get_merge_request_diff",
+        json!({"project": p, "iid": 1}),
+    );
+    let files = items(&diff);
+    let table = files
+        .iter()
+        .find(|f| f["path"] == "table.txt")
+        .expect("table.txt");
+    let readme = files
+        .iter()
+        .find(|f| f["path"] == "README.md")
+        .expect("README.md");
+    assert!(table.get("additions").is_none(), "{table}");
+    assert!(
+        table["diff"]
+            .as_str()
+            .is_some_and(|d| d.contains("diff too large to show")),
+        "{table}"
+    );
+    assert_eq!(table["truncated"], true);
+    assert_eq!(
+        (readme["additions"].as_u64(), readme["deletions"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(
+        text.contains("--- table.txt (added, no line count)\n…[diff too large to show"),
+        "{text}"
+    );
+    assert!(!text.contains("table.txt (added, +0 -0)"), "{text}");
+    let (mr, text) = s.ok(
+        &s.alice,
+        "gitlab_get_merge_request",
+        json!({"project": p, "iid": 1}),
+    );
+    let entry = mr["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["path"] == "table.txt")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        entry["no_diff"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("diff too large to show")),
+        "{mr}"
+    );
+    assert!(
+        text.contains("added table.txt (diff too large to show"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_parent_pipeline_leads_to_the_failed_job_of_its_child() -> Result<()> {
+    // The parent's only failed job is the bridge that triggered the child pipeline: GitLab
+    // lists it under `/bridges`, not `/jobs`.
+    let seed = json!({
+        "users": [{"login": "alice"}],
+        "tokens": [{"token": ALICE_PAT, "user": "alice", "scopes": ["api"]}],
+        "namespaces": [{"path": "acme", "members": {"alice": "admin"}}],
+        "repos": [{
+            "namespace": "acme",
+            "name": "mono",
+            "commits": [{"key": "init", "message": "Start", "author": "alice", "date": "2024-01-01T00:00:00Z", "files": {"README.md": "Mono.\n"}}],
+            "branches": {"main": "init"},
+            "pipelines": [
+                {"name": "backend", "branch": "main", "event": "parent_pipeline", "status": "failed", "actor": "alice", "created_at": "2024-01-01T01:00:00Z", "jobs": [
+                    {"name": "unit", "stage": "test", "status": "failed", "log": "running tests\nassertion failed: left == right\nERROR: Job failed: exit code 1\n"},
+                    {"name": "lint", "stage": "test", "status": "success", "log": "ok\n"},
+                ]},
+                {"name": "root", "branch": "main", "event": "push", "status": "failed", "actor": "alice", "created_at": "2024-01-01T01:00:00Z", "jobs": [
+                    {"name": "build", "stage": "build", "status": "success", "log": "built\n"},
+                    {"name": "backend", "stage": "test", "status": "failed", "trigger": "backend"},
+                ]},
+            ],
+        }],
+    });
+    let s = setup_with(Some(&seed))?;
+    let (pipelines, _) = s.ok(
+        &s.alice,
+        "gitlab_list_pipelines",
+        json!({"project": "acme/mono"}),
+    );
+    let ids: Vec<u64> = items(&pipelines)
+        .iter()
+        .filter_map(|p| p["id"].as_u64())
+        .collect();
+    let (parent, child) = (ids[0], ids[1]);
+    // Asked by id, and as the newest failed pipeline: the same answer.
+    for args in [
+        json!({"project": "acme/mono", "pipeline_id": parent}),
+        json!({"project": "acme/mono"}),
+    ] {
+        let (log, text) = s.ok(&s.alice, "gitlab_get_failed_job_log", args.clone());
+        assert_eq!(log["pipeline_id"], child, "{args}: {log}");
+        assert_eq!(
+            log["via"],
+            json!([{"pipeline_id": parent, "bridge": "backend"}]),
+            "{log}"
+        );
+        assert_eq!(log["job"]["name"], "unit", "{log}");
+        assert!(
+            log["log"]
+                .as_str()
+                .is_some_and(|l| l.contains("assertion failed")),
+            "{log}"
+        );
+        assert!(
+            text.starts_with(&format!(
+                "pipeline {parent} (bridge \"backend\") → pipeline {child}: job unit (test) failed"
+            )),
+            "{text}"
+        );
+    }
     Ok(())
 }

@@ -626,7 +626,10 @@ impl Upstream {
     }
 
     /// Follows one redirect (job logs) without credentials: the location is a pre-signed
-    /// URL and must not see the user's token.
+    /// URL and must not see the user's token. Only the last [`MAX_BODY`] bytes are asked
+    /// for (`Range: bytes=-N`): the end of a long log says why a job failed. A store that
+    /// serves ranges answers `206` with `Content-Range`; one that does not answers `200`
+    /// with the whole log, of which the first [`MAX_BODY`] bytes are read.
     pub async fn fetch_redirect(
         &self,
         cx: &CallContext,
@@ -655,6 +658,7 @@ impl Upstream {
         let result = match self
             .client
             .get(url)
+            .header(reqwest::header::RANGE, format!("bytes=-{MAX_BODY}"))
             .timeout(self.timeout.min(left))
             .send()
             .await

@@ -5,6 +5,7 @@
 //!   tracing.
 //! - [`oauth`]: users connecting their upstream accounts; token refresh.
 //! - [`path`]: escaping arguments into request paths.
+//! - [`link`]: the `Link` header's pagination links.
 //! - [`github`] and [`gitlab`]: each API's paths, pagination and payloads, and the tools.
 //!
 //! Every request carries the calling user's own token, so the upstream enforces the user's
@@ -13,6 +14,7 @@
 pub mod github;
 pub mod gitlab;
 pub mod http;
+pub mod link;
 pub mod oauth;
 pub mod page;
 pub mod path;

@@ -314,6 +314,9 @@ pub struct Job {
     pub finished_at: Option<Timestamp>,
     /// The plain-text log.
     pub log: String,
+    /// GitLab only: the name of the pipeline of the same repository this job triggers
+    /// (a bridge, `trigger:` in `.gitlab-ci.yml`): listed by `/bridges`, not `/jobs`.
+    pub trigger: Option<String>,
 }
 
 /// A workflow run (GitHub) or pipeline (GitLab).

@@ -206,7 +206,7 @@ pub struct SeedCommit {
     pub parents: Vec<String>,
     /// Required.
     pub message: String,
-    /// Required: author's login.
+    /// Required: author's login, or `Name <email>` for an author with no account.
     pub author: String,
     /// Author date.
     #[serde(default = "default_time")]
@@ -349,6 +349,9 @@ pub struct SeedJob {
     /// Plain-text log.
     #[serde(default)]
     pub log: String,
+    /// GitLab: the name of the pipeline (of the same repository, seeded before this one)
+    /// this job triggers as a child pipeline; the job is then a bridge.
+    pub trigger: Option<String>,
 }
 
 /// A commit status.
@@ -567,6 +570,7 @@ fn build_repo(w: &mut World, r: SeedRepo) -> Result<Repo, SeedError> {
                 started_at: j.started_at.as_deref().map(ts).transpose()?,
                 finished_at,
                 log: j.log,
+                trigger: j.trigger,
             });
         }
         repo.pipelines.push(Pipeline {

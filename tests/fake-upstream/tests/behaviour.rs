@@ -485,3 +485,58 @@ async fn faults_and_journal() {
     assert!(journal.is_empty());
     h.stop().await;
 }
+
+#[tokio::test]
+async fn github_refuses_null_for_fields_declared_plain_strings() {
+    let h = start(Kind::Github).await;
+    let r = "/api/v3/repos/acme/widgets";
+    // (method, path, body, expected status): null is refused where the schema says
+    // `type: string` and read as absent where it says `nullable: true`.
+    let cases = [
+        (
+            Method::POST,
+            format!("{r}/pulls"),
+            json!({"title": "t", "head": "fix/readme-typo", "base": "main", "body": null}),
+            422,
+        ),
+        (
+            Method::POST,
+            format!("{r}/issues"),
+            json!({"title": "t", "body": null}),
+            422,
+        ),
+        (
+            Method::POST,
+            format!("{r}/issues"),
+            json!({"title": "t", "labels": null}),
+            422,
+        ),
+        (
+            Method::PATCH,
+            format!("{r}/issues/1"),
+            json!({"body": null}),
+            200,
+        ),
+        (
+            Method::POST,
+            format!("{r}/issues"),
+            json!({"title": "t", "assignee": null}),
+            201,
+        ),
+    ];
+    for (method, path, body, status) in cases {
+        let resp = call(&h, ALICE_GH, method.clone(), &path, Some(body.clone())).await;
+        assert_eq!(resp.status().as_u16(), status, "{method} {path} {body}");
+        if status == 422 {
+            let v: Value = resp.json().await.unwrap();
+            assert!(
+                v["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("nil is not"),
+                "{v}"
+            );
+        }
+    }
+    h.stop().await;
+}

@@ -290,6 +290,10 @@ async fn payloads_carry_the_documented_fields() {
     has(&user, USER, "user");
     let (_, project) = get_json(&h, a, p).await;
     has(&project, PROJECT, "project");
+    // `simple=true` (`BasicProjectDetails`) has no visibility.
+    let (_, simple) = get_json(&h, a, "/api/v4/projects?simple=true&membership=true").await;
+    assert!(simple[0].get("visibility").is_none(), "{simple}");
+    assert!(simple[0]["path_with_namespace"].is_string(), "{simple}");
     let id = project["id"].as_u64().unwrap();
     let (_, by_id) = get_json(&h, a, &format!("/api/v4/projects/{id}")).await;
     assert_eq!(by_id["path_with_namespace"], "acme/platform/api");
@@ -449,7 +453,7 @@ async fn writes_and_permissions() {
         .status(),
         405
     );
-    // Approve: once, then 401.
+    // Approve: once, then 304 Not Modified (current GitLab), and the approval state says so.
     assert_eq!(
         call(
             &h,
@@ -472,8 +476,13 @@ async fn writes_and_permissions() {
         )
         .await
         .status(),
-        401
+        304
     );
+    let (status, approvals) =
+        get_json(&h, ALICE_GL, &format!("{w}/merge_requests/7/approvals")).await;
+    assert_eq!(status, 200);
+    assert_eq!(approvals["user_has_approved"], true, "{approvals}");
+    assert_eq!(approvals["user_can_approve"], false, "{approvals}");
     // Branches and merge requests.
     let b = call(
         &h,

@@ -32,7 +32,7 @@ pub struct Account {
 }
 
 #[derive(Deserialize)]
-struct RawUser {
+pub(super) struct RawUser {
     login: String,
     name: Option<String>,
     #[serde(default)]

@@ -76,7 +76,7 @@ pub struct ListRunsArgs {
 }
 
 #[derive(Debug, Deserialize)]
-struct RawRun {
+pub(super) struct RawRun {
     id: u64,
     name: Option<String>,
     display_title: Option<String>,
@@ -88,6 +88,12 @@ struct RawRun {
     actor: Option<User>,
     created_at: String,
     html_url: String,
+}
+
+/// A page of `GET /actions/runs`.
+#[derive(Debug, Deserialize)]
+pub(super) struct RunsPage {
+    workflow_runs: Vec<RawRun>,
 }
 
 /// A workflow run, compactly.
@@ -180,14 +186,10 @@ impl Tool for ListWorkflowRuns {
             ])
             .query(api::page(a.limit, a.cursor.as_deref())?);
             let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            #[derive(Deserialize)]
-            struct Body {
-                workflow_runs: Vec<RawRun>,
-            }
             let out = Page {
                 next_cursor: api::next_cursor(&resp),
                 items: resp
-                    .json::<Body>()?
+                    .json::<RunsPage>()?
                     .workflow_runs
                     .into_iter()
                     .map(RunSummary::from)
@@ -207,6 +209,8 @@ const MAX_LINES: usize = 500;
 const MAX_LINE_CHARS: usize = 500;
 /// Failed jobs whose logs are read at most.
 const MAX_JOBS: usize = 3;
+/// Pages of 100 jobs read at most (a matrix run can have hundreds of jobs).
+const MAX_JOB_PAGES: u32 = 20;
 
 /// Arguments of `github_get_failed_job_log`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -227,13 +231,13 @@ pub struct FailedLogArgs {
 }
 
 #[derive(Debug, Deserialize)]
-struct RawStep {
+pub(super) struct RawStep {
     name: String,
     conclusion: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-struct RawJob {
+pub(super) struct RawJob {
     id: u64,
     name: String,
     status: String,
@@ -241,6 +245,12 @@ struct RawJob {
     #[serde(default)]
     steps: Vec<RawStep>,
     html_url: Option<String>,
+}
+
+/// A page of `GET /actions/runs/{run_id}/jobs`.
+#[derive(Debug, Deserialize)]
+pub(super) struct JobsPage {
+    jobs: Vec<RawJob>,
 }
 
 /// The end of one job's log.
@@ -256,8 +266,11 @@ pub struct JobLog {
     /// The step that failed, when the job says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<String>,
-    /// Lines in the whole log.
+    /// Lines in the part of the log read (the whole log unless `partial` says otherwise).
     pub total_lines: usize,
+    /// Set when only part of the log was read, saying which part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
     /// The last lines (timestamps and colour codes removed).
     pub tail: String,
     /// Web URL.
@@ -348,23 +361,7 @@ impl Tool for GetFailedJobLog {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             let repo = api::repo(&a.owner, &a.repo)?;
-            let req = Request::get(
-                "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
-                format!("{repo}/actions/runs/{}/jobs", a.run_id),
-            )
-            .query([
-                ("filter", Some("latest".to_owned())),
-                ("per_page", Some("100".to_owned())),
-            ]);
-            #[derive(Deserialize)]
-            struct Body {
-                jobs: Vec<RawJob>,
-            }
-            let jobs = inst
-                .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                .await?
-                .json::<Body>()?
-                .jobs;
+            let jobs = run_jobs(cx, inst, &repo, a.run_id, a.job_id).await?;
             let mut chosen: Vec<RawJob> = match a.job_id {
                 Some(id) => {
                     let job = jobs.into_iter().find(|j| j.id == id).ok_or_else(|| {
@@ -423,7 +420,7 @@ impl Tool for GetFailedJobLog {
             };
             for job in chosen {
                 let log = job_log(cx, inst, &repo, job.id).await?;
-                let (tail, total_lines) = tail(&log, n);
+                let (tail, total_lines) = tail(&log.text, n);
                 out.jobs.push(JobLog {
                     id: job.id,
                     failed_step: job
@@ -434,6 +431,7 @@ impl Tool for GetFailedJobLog {
                     name: job.name,
                     conclusion: job.conclusion,
                     total_lines,
+                    partial: log.partial,
                     tail,
                     url: job.html_url,
                 });
@@ -452,6 +450,9 @@ impl Tool for GetFailedJobLog {
                     n.min(j.total_lines),
                     j.total_lines
                 ));
+                if let Some(p) = &j.partial {
+                    text.push(format!("({p})"));
+                }
                 text.push(j.tail.clone());
             }
             if !out.other_failed_jobs.is_empty() {
@@ -468,46 +469,136 @@ impl Tool for GetFailedJobLog {
     }
 }
 
-/// A job's whole log: the API answers with a redirect to the log storage, fetched without
-/// the token.
+/// The latest attempt's jobs of a run, page after page until `wanted` is among them (or
+/// every page when no job is named), at most [`MAX_JOB_PAGES`] pages.
+async fn run_jobs(
+    cx: &ToolCall<'_>,
+    inst: &crate::providers::Instance,
+    repo: &str,
+    run_id: u64,
+    wanted: Option<u64>,
+) -> Result<Vec<RawJob>, CallFailure> {
+    let mut jobs: Vec<RawJob> = Vec::new();
+    let mut page = 1;
+    loop {
+        let req = Request::get(
+            "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
+            format!("{repo}/actions/runs/{run_id}/jobs"),
+        )
+        .query([
+            ("filter", Some("latest".to_owned())),
+            ("per_page", Some("100".to_owned())),
+            ("page", Some(page.to_string())),
+        ]);
+        let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
+        let next = api::next_cursor(&resp).and_then(|c| c.parse::<u32>().ok());
+        jobs.extend(resp.json::<JobsPage>()?.jobs);
+        let found = wanted.is_some_and(|id| jobs.iter().any(|j| j.id == id));
+        match next {
+            Some(n) if !found && n > page && n <= MAX_JOB_PAGES => page = n,
+            _ => return Ok(jobs),
+        }
+    }
+}
+
+/// What was read of a job's log.
+struct LogText {
+    text: String,
+    /// Which part, when not all of it.
+    partial: Option<String>,
+}
+
+/// The total size in a `Content-Range: bytes a-b/total` header, and where the part starts.
+fn content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let (range, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let start = range.split_once('-')?.0.trim().parse::<u64>().ok()?;
+    Some((start, total.trim().parse::<u64>().ok()))
+}
+
+/// A log read by range: its text, less the first line when the range starts inside it.
+fn tail_text(body: &[u8], starts_inside: bool) -> String {
+    let text = String::from_utf8_lossy(body);
+    match (starts_inside, text.split_once('\n')) {
+        (true, Some((_, rest))) => rest.to_owned(),
+        _ => text.into_owned(),
+    }
+}
+
+/// A job's log, or its end when it is long: the API answers with a redirect to the log
+/// storage, fetched without the token and asked for the last [`http::MAX_BODY`] bytes.
 async fn job_log(
     cx: &ToolCall<'_>,
     inst: &crate::providers::Instance,
     repo: &str,
     job: u64,
-) -> Result<String, CallFailure> {
+) -> Result<LogText, CallFailure> {
     let req = Request::get(
         "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs",
         format!("{repo}/actions/jobs/{job}/logs"),
     );
     let resp = inst.send_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-    let body = if resp.status.is_redirection() {
-        let location = resp.header("location").ok_or_else(|| {
-            CallFailure::new(
-                ErrorCode::Unavailable,
-                "the upstream redirected the log download nowhere",
-            )
-        })?;
-        let blob = inst
-            .http
-            .fetch_redirect(cx.ctx, cx.deadline, location, "job log storage")
-            .await?;
-        if blob.status != StatusCode::OK {
-            return Err(CallFailure::new(
-                ErrorCode::Unavailable,
-                format!(
-                    "the log storage answered {} (the log may have expired)",
-                    blob.status
-                ),
-            ));
-        }
-        blob.body
-    } else if resp.status.is_success() {
-        resp.body
-    } else {
+    let mb = http::MAX_BODY / (1024 * 1024);
+    if resp.status.is_success() {
+        // Served directly: read up to the connector's limit.
+        let partial = (resp.body.len() >= http::MAX_BODY).then(|| {
+            format!("the log is longer than {mb} MB; these are the last lines of its first {mb} MB")
+        });
+        return Ok(LogText {
+            text: String::from_utf8_lossy(&resp.body).into_owned(),
+            partial,
+        });
+    }
+    if !resp.status.is_redirection() {
         return Err(http::failure(&inst.config.name, &resp));
-    };
-    Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+    let location = resp.header("location").ok_or_else(|| {
+        CallFailure::new(
+            ErrorCode::Unavailable,
+            "the upstream redirected the log download nowhere",
+        )
+    })?;
+    let blob = inst
+        .http
+        .fetch_redirect(cx.ctx, cx.deadline, location, "job log storage")
+        .await?;
+    match blob.status {
+        StatusCode::PARTIAL_CONTENT => {
+            let (start, total) = blob
+                .header("content-range")
+                .and_then(content_range)
+                .unwrap_or((0, None));
+            let partial = (start > 0).then(|| match total {
+                Some(t) => format!(
+                    "the log has {t} bytes; only its last {} were read",
+                    t.saturating_sub(start)
+                ),
+                None => format!("only the end of the log was read, from byte {start}"),
+            });
+            Ok(LogText {
+                text: tail_text(&blob.body, start > 0),
+                partial,
+            })
+        }
+        StatusCode::OK => {
+            // The store ignored the range: it sent the log from its start.
+            let partial = (blob.body.len() >= http::MAX_BODY).then(|| {
+                format!("the log is longer than {mb} MB and its storage serves no ranges; these are the last lines of its first {mb} MB")
+            });
+            Ok(LogText {
+                text: String::from_utf8_lossy(&blob.body).into_owned(),
+                partial,
+            })
+        }
+        // A suffix range of an empty log cannot be satisfied.
+        StatusCode::RANGE_NOT_SATISFIABLE => Ok(LogText {
+            text: String::new(),
+            partial: None,
+        }),
+        status => Err(CallFailure::new(
+            ErrorCode::Unavailable,
+            format!("the log storage answered {status} (the log may have expired)"),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -529,5 +620,14 @@ mod tests {
         assert_eq!((t.as_str(), total), ("b\nc", 3));
         let (t, _) = tail("a\n", 50);
         assert_eq!(t, "a");
+    }
+
+    #[test]
+    fn a_log_read_by_range_loses_its_cut_first_line() {
+        assert_eq!(content_range("bytes 100-199/200"), Some((100, Some(200))));
+        assert_eq!(content_range("bytes 0-9/*"), Some((0, None)));
+        assert_eq!(content_range("items 0-9/10"), None);
+        assert_eq!(tail_text(b"ne 3\nline 4\n", true), "line 4\n");
+        assert_eq!(tail_text(b"line 1\nline 2\n", false), "line 1\nline 2\n");
     }
 }

@@ -62,20 +62,23 @@ pub fn page(
 /// The next page's cursor, from the `Link` header's `rel="next"` (only its page number is
 /// kept: the URL itself is never followed, so a response cannot point us elsewhere).
 pub fn next_cursor(resp: &Response) -> Option<String> {
-    let link = resp.header("link")?;
-    link.split(',').find_map(|part| {
-        let (url, params) = part.split_once(';')?;
-        if !params.split(';').any(|p| p.trim() == "rel=\"next\"") {
-            return None;
-        }
-        let url = url.trim().trim_start_matches('<').trim_end_matches('>');
-        let parsed = url::Url::parse(url).ok()?;
-        parsed
-            .query_pairs()
-            .find(|(k, _)| k == "page")
-            .map(|(_, v)| v.into_owned())
-            .filter(|v| v.parse::<u32>().is_ok())
-    })
+    let links = crate::providers::link::parse(resp.header("link")?)?;
+    let next = url::Url::parse(crate::providers::link::target(&links, "next")?).ok()?;
+    next.query_pairs()
+        .find(|(k, _)| k == "page")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| v.parse::<u32>().is_ok())
+}
+
+/// A write's JSON body without its `null` fields: GitHub's schema declares most request
+/// fields plain strings (a pull request's or an issue's `body`...), and its request
+/// validation refuses `null` for them (422), so a value the caller did not give is left
+/// out instead.
+pub fn without_nulls(mut body: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = body.as_object_mut() {
+        o.retain(|_, v| !v.is_null());
+    }
+    body
 }
 
 /// The first 7 characters of a commit id, as people write them.
@@ -131,11 +134,54 @@ pub struct User {
     pub login: String,
 }
 
+/// A user field GitHub may send as a user, `null` or `{}` (the schema's nullable
+/// `oneOf [simple-user, empty-object]`, e.g. a commit's `author` with no matching
+/// account): the last two both mean "no account".
+pub fn maybe_user<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<User>, D::Error> {
+    #[derive(Deserialize)]
+    struct Loose {
+        login: Option<String>,
+    }
+    Ok(Option::<Loose>::deserialize(d)?
+        .and_then(|l| l.login)
+        .map(|login| User { login }))
+}
+
+/// A list GitHub's schema marks nullable: `null` reads as empty, like a missing key.
+pub fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
 /// A label.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Label {
     /// Name.
     pub name: String,
+}
+
+/// A `labels` list as GitHub's schemas allow it: `null`, and each label an object whose
+/// `name` may be absent (search results) or a bare name (issues: `oneOf [string,
+/// object]`). Labels without a name are left out.
+pub fn labels<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Label>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Loose {
+        Bare(String),
+        Object { name: Option<String> },
+    }
+    Ok(Option::<Vec<Loose>>::deserialize(d)?
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|l| match l {
+            Loose::Bare(name) => Some(name),
+            Loose::Object { name } => name,
+        })
+        .map(|name| Label { name })
+        .collect())
 }
 
 /// The fields of a GitHub issue the tools read.
@@ -149,11 +195,11 @@ pub struct RawIssue {
     pub state: String,
     /// Author.
     pub user: Option<User>,
-    /// Assignees.
-    #[serde(default)]
+    /// Assignees (`null` in search results when there are none).
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub assignees: Vec<User>,
     /// Labels.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "labels")]
     pub labels: Vec<Label>,
     /// Comment count.
     #[serde(default)]
@@ -256,6 +302,14 @@ mod tests {
         ] {
             assert!(unscoped_words(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn absent_fields_are_left_out_of_write_bodies() {
+        let body = without_nulls(
+            serde_json::json!({"title": "t", "body": None::<String>, "draft": false}),
+        );
+        assert_eq!(body, serde_json::json!({"title": "t", "draft": false}));
     }
 
     #[test]

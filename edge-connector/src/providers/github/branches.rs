@@ -44,12 +44,18 @@ pub struct Branch {
 }
 
 #[derive(Debug, Deserialize)]
-struct RawSha {
+pub(super) struct RawSha {
     sha: String,
 }
 
+/// A git reference (`GET /git/ref/{ref}`).
 #[derive(Debug, Deserialize)]
-struct RawBranch {
+pub(super) struct RawRef {
+    object: RawSha,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RawBranch {
     name: String,
     commit: RawSha,
     #[serde(default)]
@@ -112,22 +118,27 @@ impl Tool for ListBranches {
     }
 }
 
+/// The git identity of a commit (`nullable-git-user`: every field optional).
 #[derive(Debug, Deserialize)]
-struct RawPerson {
+pub(super) struct RawPerson {
     name: Option<String>,
+    email: Option<String>,
     date: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-struct RawCommitData {
+pub(super) struct RawCommitData {
     message: String,
     author: Option<RawPerson>,
 }
 
+/// A commit of the commits list.
 #[derive(Debug, Deserialize)]
-struct RawCommit {
+pub(super) struct RawCommit {
     sha: String,
     commit: RawCommitData,
+    /// The author's account: `null` or `{}` when the commit matches none.
+    #[serde(default, deserialize_with = "api::maybe_user")]
     author: Option<api::User>,
 }
 
@@ -140,6 +151,9 @@ pub struct CommitSummary {
     pub title: String,
     /// Author's login, or their git name when no account matches.
     pub author: String,
+    /// The author's git e-mail address, when no account matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author_email: Option<String>,
     /// Authored, RFC 3339.
     pub date: String,
 }
@@ -147,16 +161,34 @@ pub struct CommitSummary {
 impl From<RawCommit> for CommitSummary {
     fn from(c: RawCommit) -> Self {
         let person = c.commit.author;
+        let (author, author_email) = match c.author {
+            Some(u) => (u.login, None),
+            None => (
+                person
+                    .as_ref()
+                    .and_then(|p| p.name.clone())
+                    .unwrap_or_default(),
+                person
+                    .as_ref()
+                    .and_then(|p| p.email.clone())
+                    .filter(|e| !e.is_empty()),
+            ),
+        };
         Self {
             title: api::clip(c.commit.message.lines().next().unwrap_or_default(), 200).0,
-            author: c
-                .author
-                .map(|u| u.login)
-                .or_else(|| person.as_ref().and_then(|p| p.name.clone()))
-                .unwrap_or_default(),
+            author,
+            author_email,
             date: person.and_then(|p| p.date).unwrap_or_default(),
             sha: c.sha,
         }
+    }
+}
+
+/// How a commit's author reads in text: the login, or `Name <email>` with no account.
+fn author_text(c: &CommitSummary) -> String {
+    match &c.author_email {
+        Some(e) => format!("{} <{e}>", c.author),
+        None => c.author.clone(),
     }
 }
 
@@ -323,10 +355,6 @@ impl Tool for DeleteBranch {
                 "/repos/{owner}/{repo}/git/ref/{ref}",
                 format!("{repo}/git/ref/heads/{name}"),
             );
-            #[derive(Deserialize)]
-            struct RawRef {
-                object: RawSha,
-            }
             let sha = inst
                 .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
                 .await?
@@ -429,7 +457,7 @@ impl Tool for ListCommits {
                         "{} {} {} {}",
                         api::short(&c.sha),
                         c.date.get(..10).unwrap_or(&c.date),
-                        c.author,
+                        author_text(c),
                         c.title
                     )
                 },

@@ -101,7 +101,7 @@ pub struct FileContent {
 }
 
 #[derive(Debug, Deserialize)]
-struct RawEntry {
+pub(super) struct RawEntry {
     #[serde(rename = "type")]
     kind: String,
     name: String,
@@ -110,7 +110,7 @@ struct RawEntry {
 }
 
 #[derive(Debug, Deserialize)]
-struct RawContent {
+pub(super) struct RawContent {
     #[serde(rename = "type")]
     kind: String,
     path: String,
@@ -126,7 +126,7 @@ struct RawContent {
 /// `GET /contents` answers an array for a directory and an object for anything else.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum RawContents {
+pub(super) enum RawContents {
     Dir(Vec<RawEntry>),
     One(RawContent),
 }
@@ -405,15 +405,22 @@ pub struct CodeHits {
 }
 
 #[derive(Debug, Deserialize)]
-struct RawTextMatch {
+pub(super) struct RawTextMatch {
     fragment: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-struct RawCodeItem {
+pub(super) struct RawCodeItem {
     path: String,
     #[serde(default)]
     text_matches: Vec<RawTextMatch>,
+}
+
+/// A page of `GET /search/code`.
+#[derive(Debug, Deserialize)]
+pub(super) struct FoundCode {
+    total_count: u64,
+    items: Vec<RawCodeItem>,
 }
 
 /// `github_search_code`.
@@ -468,12 +475,7 @@ impl Tool for SearchCode {
                 .query(api::page(a.limit, a.cursor.as_deref())?)
                 .accept("application/vnd.github.text-match+json");
             let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            #[derive(Deserialize)]
-            struct Found {
-                total_count: u64,
-                items: Vec<RawCodeItem>,
-            }
-            let found: Found = resp.json()?;
+            let found: FoundCode = resp.json()?;
             let items: Vec<CodeHit> = found
                 .items
                 .into_iter()

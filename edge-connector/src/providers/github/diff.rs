@@ -85,7 +85,7 @@ pub struct PullDiff {
 }
 
 #[derive(Debug, Deserialize)]
-struct RawFile {
+pub(super) struct RawFile {
     filename: String,
     previous_filename: Option<String>,
     status: String,

@@ -122,10 +122,6 @@ pub async fn me(
     cx: &ToolCall<'_>,
     inst: &crate::providers::Instance,
 ) -> Result<String, CallFailure> {
-    #[derive(Deserialize)]
-    struct U {
-        login: String,
-    }
     let resp = inst
         .ok_as(
             cx.ctx,
@@ -134,7 +130,7 @@ pub async fn me(
             &Request::get("/user", "user".into()),
         )
         .await?;
-    Ok(resp.json::<U>()?.login)
+    Ok(resp.json::<RawLogin>()?.login)
 }
 
 /// Which relation to the calling user an issue search asks about.
@@ -239,12 +235,8 @@ impl Tool for SearchIssues {
                 .query(api::page(a.limit, a.cursor.as_deref())?);
             let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
             let next_cursor = api::next_cursor(&resp);
-            #[derive(Deserialize)]
-            struct Found {
-                items: Vec<RawIssue>,
-            }
             let items: Vec<IssueSummary> = resp
-                .json::<Found>()?
+                .json::<FoundIssues>()?
                 .items
                 .into_iter()
                 .map(IssueSummary::from)
@@ -267,8 +259,27 @@ pub struct Comment {
     pub body: String,
 }
 
+/// The caller (`GET /user`), by login.
+#[derive(Debug, Deserialize)]
+pub(super) struct RawLogin {
+    login: String,
+}
+
+/// A page of `GET /search/issues`.
+#[derive(Debug, Deserialize)]
+pub(super) struct FoundIssues {
+    items: Vec<RawIssue>,
+}
+
+/// A comment just created.
+#[derive(Debug, Deserialize)]
+pub(super) struct RawNewComment {
+    html_url: String,
+    created_at: String,
+}
+
 #[derive(Deserialize)]
-struct RawComment {
+pub(super) struct RawComment {
     user: Option<api::User>,
     created_at: String,
     body: Option<String>,
@@ -439,7 +450,9 @@ impl Tool for CreateIssue {
                 Method::POST,
                 "/repos/{owner}/{repo}/issues",
                 format!("{}/issues", api::repo(&a.owner, &a.repo)?),
-                serde_json::json!({"title": a.title, "body": a.body, "labels": a.labels, "assignees": a.assignees}),
+                api::without_nulls(
+                    serde_json::json!({"title": a.title, "body": a.body, "labels": a.labels, "assignees": a.assignees}),
+                ),
                 false,
             );
             let issue = IssueSummary::from(
@@ -635,12 +648,7 @@ impl Tool for CommentOnIssue {
                 serde_json::json!({"body": a.body}),
                 false,
             );
-            #[derive(Deserialize)]
-            struct C {
-                html_url: String,
-                created_at: String,
-            }
-            let c: C = inst
+            let c: RawNewComment = inst
                 .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
                 .await?
                 .json()?;

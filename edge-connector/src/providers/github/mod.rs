@@ -21,6 +21,8 @@ pub mod issues;
 pub mod pulls;
 pub mod repos;
 pub mod reviews;
+#[cfg(test)]
+mod schema_examples;
 
 use crate::tools::tool::{DynTool, erase};
 

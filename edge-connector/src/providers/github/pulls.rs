@@ -19,7 +19,7 @@ use crate::tools::tool::{CREATE, Hints, READ, Rendered, Tool, ToolCall};
 
 /// One side of a pull request.
 #[derive(Debug, Deserialize)]
-struct RawBranchRef {
+pub(super) struct RawBranchRef {
     #[serde(rename = "ref")]
     name: String,
     sha: String,
@@ -27,7 +27,7 @@ struct RawBranchRef {
 
 /// The fields of a GitHub pull request the tools read.
 #[derive(Debug, Deserialize)]
-struct RawPull {
+pub(super) struct RawPull {
     number: u64,
     title: String,
     state: String,
@@ -310,12 +310,53 @@ pub struct PullDetail {
     pub assignees: Vec<String>,
     /// Conversation and review comments.
     pub comments: u64,
-    /// Reviews.
-    pub review: ReviewStatus,
+    /// Reviews (absent when they could not be read: see `unread`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewStatus>,
     /// Changed files.
     pub changes: Changes,
-    /// The head commit's checks.
-    pub checks: Checks,
+    /// The head commit's checks and statuses (absent when neither could be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Checks>,
+    /// The parts of the summary that could not be read, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<Unread>,
+}
+
+/// A part of a pull request's summary that could not be read.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Unread {
+    /// `files`, `reviews`, `check runs` or `commit statuses`.
+    pub part: String,
+    /// Why, e.g. "not visible with this app's permissions (Checks: read)".
+    pub reason: String,
+}
+
+/// A side read of the summary: its value, or what to say instead when the user (or the
+/// GitHub App acting for them) may not read it. Other failures (rate limit, expired
+/// authorization, an unavailable server) fail the call: a retry can fix those.
+fn part<T>(
+    result: Result<T, CallFailure>,
+    name: &str,
+    permission: &str,
+    unread: &mut Vec<Unread>,
+) -> Result<Option<T>, CallFailure> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(f) if matches!(f.code, ErrorCode::Forbidden | ErrorCode::NotFound) => {
+            let reason = if f.code == ErrorCode::Forbidden {
+                format!("not visible with this app's permissions ({permission})")
+            } else {
+                "not found".to_owned()
+            };
+            unread.push(Unread {
+                part: name.to_owned(),
+                reason,
+            });
+            Ok(None)
+        }
+        Err(f) => Err(f),
+    }
 }
 
 /// Arguments of `github_get_pull_request`.
@@ -337,7 +378,7 @@ pub struct GetArgs {
 }
 
 #[derive(Debug, Deserialize)]
-struct RawFile {
+pub(super) struct RawFile {
     filename: String,
     status: String,
     #[serde(default)]
@@ -347,22 +388,34 @@ struct RawFile {
 }
 
 #[derive(Debug, Deserialize)]
-struct RawReview {
+pub(super) struct RawReview {
     user: Option<User>,
     state: String,
 }
 
 #[derive(Debug, Deserialize)]
-struct RawCheckRun {
+pub(super) struct RawCheckRun {
     name: String,
     status: String,
     conclusion: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-struct RawStatus {
+pub(super) struct RawStatus {
     context: String,
     state: String,
+}
+
+/// A page of `GET /commits/{ref}/check-runs`.
+#[derive(Debug, Deserialize)]
+pub(super) struct RunsBody {
+    check_runs: Vec<RawCheckRun>,
+}
+
+/// The combined status (`GET /commits/{ref}/status`).
+#[derive(Debug, Deserialize)]
+pub(super) struct StatusBody {
+    statuses: Vec<RawStatus>,
 }
 
 /// The latest decisive review of each reviewer, and the decision they add up to.
@@ -481,16 +534,10 @@ impl Tool for GetPullRequest {
                 .await?
                 .json()?;
             let head = api::seg(&raw.head.sha)?;
-            #[derive(Deserialize)]
-            struct RunsBody {
-                check_runs: Vec<RawCheckRun>,
-            }
-            #[derive(Deserialize)]
-            struct StatusBody {
-                statuses: Vec<RawStatus>,
-            }
-            // The four reads are independent: one round trip's wait instead of four.
-            let (mut files, reviews, runs, status) = tokio::try_join!(
+            // The four reads are independent: one round trip's wait instead of four, and
+            // one refused (a GitHub App without Checks or Commit statuses read
+            // permission) leaves the others standing.
+            let (files, reviews, runs, status) = tokio::join!(
                 get_json::<Vec<RawFile>>(
                     cx,
                     inst,
@@ -515,10 +562,27 @@ impl Tool for GetPullRequest {
                     "/repos/{owner}/{repo}/commits/{ref}/status",
                     format!("{repo}/commits/{head}/status"),
                 ),
+            );
+            let mut unread = Vec::new();
+            let mut files =
+                part(files, "files", "Pull requests: read", &mut unread)?.unwrap_or_default();
+            let reviews = part(reviews, "reviews", "Pull requests: read", &mut unread)?;
+            let runs = part(runs, "check runs", "Checks: read", &mut unread)?;
+            let status = part(
+                status,
+                "commit statuses",
+                "Commit statuses: read",
+                &mut unread,
             )?;
             let pull = PullSummary::from(&raw);
-            let review = review_status(reviews, &pull.requested_reviewers);
-            let checks = checks_of(runs.check_runs, status.statuses);
+            let review = reviews.map(|r| review_status(r, &pull.requested_reviewers));
+            let checks = match (runs, status) {
+                (None, None) => None,
+                (runs, status) => Some(checks_of(
+                    runs.map(|r| r.check_runs).unwrap_or_default(),
+                    status.map(|s| s.statuses).unwrap_or_default(),
+                )),
+            };
             files.sort_by_key(|f| std::cmp::Reverse(f.additions + f.deletions));
             let max_files = a.max_files.unwrap_or(10).min(100);
             let top_files: Vec<FileChange> = files
@@ -544,7 +608,7 @@ impl Tool for GetPullRequest {
                 a.max_body_chars.unwrap_or(2000).min(100_000),
             );
             let mut text = format!(
-                "{}/{}{}\nhead {} at {}; mergeable: {}\nreview: {}",
+                "{}/{}{}\nhead {} at {}; mergeable: {}",
                 a.owner,
                 a.repo,
                 pull_line(&pull),
@@ -555,20 +619,27 @@ impl Tool for GetPullRequest {
                     (Some(m), None) => m.to_string(),
                     (None, _) => "unknown".into(),
                 },
-                review.decision
             );
-            for r in &review.reviews {
-                text.push_str(&format!(", {} {}", r.author, r.state.to_lowercase()));
+            if let Some(review) = &review {
+                text.push_str(&format!("\nreview: {}", review.decision));
+                for r in &review.reviews {
+                    text.push_str(&format!(", {} {}", r.author, r.state.to_lowercase()));
+                }
             }
-            text.push_str(&format!(
-                "\nchecks: {}{}",
-                checks.state,
-                checks
-                    .items
-                    .iter()
-                    .map(|c| format!(", {} {}", c.name, c.state))
-                    .collect::<String>()
-            ));
+            if let Some(checks) = &checks {
+                text.push_str(&format!(
+                    "\nchecks: {}{}",
+                    checks.state,
+                    checks
+                        .items
+                        .iter()
+                        .map(|c| format!(", {} {}", c.name, c.state))
+                        .collect::<String>()
+                ));
+            }
+            for u in &unread {
+                text.push_str(&format!("\n{}: {}", u.part, u.reason));
+            }
             text.push_str(&format!(
                 "\n{} commits, {} files, +{} -{}:",
                 changes.commits, changes.files, changes.additions, changes.deletions
@@ -597,6 +668,7 @@ impl Tool for GetPullRequest {
                     review,
                     changes,
                     checks,
+                    unread,
                     pull,
                 },
                 text,
@@ -628,6 +700,12 @@ pub struct CreateArgs {
     pub draft: bool,
 }
 
+/// A repository, for its default branch.
+#[derive(Debug, Deserialize)]
+pub(super) struct RawDefaultBranch {
+    default_branch: String,
+}
+
 /// `github_create_pull_request`.
 pub struct CreatePullRequest;
 
@@ -656,14 +734,10 @@ impl Tool for CreatePullRequest {
             let base = match a.base {
                 Some(b) => b,
                 None => {
-                    #[derive(Deserialize)]
-                    struct R {
-                        default_branch: String,
-                    }
                     let req = Request::get("/repos/{owner}/{repo}", repo.clone());
                     inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req)
                         .await?
-                        .json::<R>()?
+                        .json::<RawDefaultBranch>()?
                         .default_branch
                 }
             };
@@ -672,7 +746,9 @@ impl Tool for CreatePullRequest {
                 Method::POST,
                 "/repos/{owner}/{repo}/pulls",
                 format!("{repo}/pulls"),
-                serde_json::json!({"title": a.title, "head": a.head, "base": base, "body": a.body, "draft": a.draft}),
+                api::without_nulls(
+                    serde_json::json!({"title": a.title, "head": a.head, "base": base, "body": a.body, "draft": a.draft}),
+                ),
                 false,
             );
             let raw: RawPull = inst

@@ -13,7 +13,7 @@ use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall};
 
 /// The caller's access, as GitHub reports it per repository.
 #[derive(Debug, Default, Deserialize)]
-struct RawPermissions {
+pub(super) struct RawPermissions {
     #[serde(default)]
     admin: bool,
     #[serde(default)]
@@ -42,7 +42,7 @@ impl RawPermissions {
 }
 
 #[derive(Debug, Deserialize)]
-struct RawRepo {
+pub(super) struct RawRepo {
     full_name: String,
     description: Option<String>,
     #[serde(default)]
@@ -55,6 +55,12 @@ struct RawRepo {
     #[serde(default)]
     archived: bool,
     permissions: Option<RawPermissions>,
+}
+
+/// A page of `GET /search/repositories`.
+#[derive(Debug, Deserialize)]
+pub(super) struct FoundRepos {
+    items: Vec<RawRepo>,
 }
 
 /// A repository, compactly.
@@ -189,11 +195,7 @@ impl Tool for SearchRepositories {
                     .query([("q", Some(q.join(" ")))])
                     .query(page);
                 let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-                #[derive(Deserialize)]
-                struct Found {
-                    items: Vec<RawRepo>,
-                }
-                let raw = resp.json::<Found>()?.items;
+                let raw = resp.json::<FoundRepos>()?.items;
                 (resp, raw)
             };
             let out = Page {

@@ -96,6 +96,15 @@ pub struct Review {
     pub url: String,
 }
 
+/// A review just posted.
+#[derive(Debug, Deserialize)]
+pub(super) struct RawReviewResult {
+    id: u64,
+    state: String,
+    commit_id: Option<String>,
+    html_url: String,
+}
+
 /// `github_review_pull_request`.
 pub struct ReviewPullRequest;
 
@@ -157,14 +166,7 @@ impl Tool for ReviewPullRequest {
                 payload,
                 false,
             );
-            #[derive(Deserialize)]
-            struct Raw {
-                id: u64,
-                state: String,
-                commit_id: Option<String>,
-                html_url: String,
-            }
-            let r: Raw = inst
+            let r: RawReviewResult = inst
                 .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
                 .await?
                 .json()?;
@@ -250,6 +252,14 @@ pub struct Merged {
     pub message: String,
 }
 
+/// The answer to a merge.
+#[derive(Debug, Deserialize)]
+pub(super) struct RawMergeResult {
+    sha: String,
+    merged: bool,
+    message: String,
+}
+
 /// `github_merge_pull_request`.
 pub struct MergePullRequest;
 
@@ -289,13 +299,7 @@ impl Tool for MergePullRequest {
                 payload,
                 false,
             );
-            #[derive(Deserialize)]
-            struct Raw {
-                sha: String,
-                merged: bool,
-                message: String,
-            }
-            let r: Raw = inst
+            let r: RawMergeResult = inst
                 .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
                 .await?
                 .json()?;

@@ -144,6 +144,9 @@ pub struct ReviewArgs {
 pub struct Reviewed {
     /// Whether it was approved by this call.
     pub approved: bool,
+    /// Whether the user had approved it already (GitLab changed nothing; not an error).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub already_approved: bool,
     /// The comment posted, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<Posted>,
@@ -168,6 +171,24 @@ fn refused(inst: &Instance, resp: &Response, what: &str, why_401: &str) -> CallF
             ),
         ),
         _ => api::failure(inst, resp),
+    }
+}
+
+/// Whether the calling user has approved the merge request (`user_has_approved` of
+/// `GET .../approvals`); `false` when that cannot be read.
+async fn has_approved(cx: &ToolCall<'_>, inst: &Instance, base: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Approvals {
+        #[serde(default)]
+        user_has_approved: bool,
+    }
+    let req = Request::get(
+        "/projects/{id}/merge_requests/{iid}/approvals",
+        format!("{base}/approvals"),
+    );
+    match inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await {
+        Ok(resp) => resp.json::<Approvals>().is_ok_and(|a| a.user_has_approved),
+        Err(_) => false,
     }
 }
 
@@ -198,6 +219,7 @@ impl Tool for ReviewMergeRequest {
             }
             let base = path(&a.project, a.iid)?;
             let mut text = Vec::new();
+            let mut already = false;
             if a.approve {
                 let mut payload = serde_json::Map::new();
                 if let Some(sha) = &a.sha {
@@ -212,15 +234,26 @@ impl Tool for ReviewMergeRequest {
                     false,
                 );
                 let resp = inst.send_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-                if !resp.status.is_success() {
-                    return Err(refused(
-                        inst,
-                        &resp,
-                        "approval",
-                        "GitLab refuses an approval by the author, by someone who already approved, or by a user who may not approve here",
-                    ));
-                }
-                text.push(format!("approved {}!{}", a.project, a.iid));
+                already = match resp.status {
+                    s if s.is_success() => false,
+                    // GitLab's `not_modified!` when this user has approved already.
+                    StatusCode::NOT_MODIFIED => true,
+                    // Versions before it answered 401 for that too: ask whether it is so.
+                    StatusCode::UNAUTHORIZED if has_approved(cx, inst, &base).await => true,
+                    _ => {
+                        return Err(refused(
+                            inst,
+                            &resp,
+                            "approval",
+                            "GitLab refuses an approval by the author or by a user who may not approve here",
+                        ));
+                    }
+                };
+                text.push(if already {
+                    format!("already approved by you: {}!{}", a.project, a.iid)
+                } else {
+                    format!("approved {}!{}", a.project, a.iid)
+                });
             }
             let comment = match body {
                 None => None,
@@ -253,7 +286,8 @@ impl Tool for ReviewMergeRequest {
             };
             Ok(Rendered {
                 output: Reviewed {
-                    approved: a.approve,
+                    approved: a.approve && !already,
+                    already_approved: already,
                     comment,
                 },
                 text: text.join("\n"),

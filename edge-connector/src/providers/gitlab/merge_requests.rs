@@ -151,12 +151,23 @@ struct RawDiff {
     renamed_file: bool,
     #[serde(default)]
     deleted_file: bool,
-    // GitLab leaves `diff` empty for these.
+    /// File modes (`100644`...); a change of mode alone has no diff text.
+    #[serde(default)]
+    a_mode: Option<String>,
+    #[serde(default)]
+    b_mode: Option<String>,
+    // Over GitLab's diff limits: `diff` is then empty, and no line count is given
+    // (`Entities::Diff` has none).
     #[serde(default)]
     too_large: bool,
     #[serde(default)]
     collapsed: bool,
 }
+
+/// What is said of a file whose diff GitLab did not send.
+const TOO_LARGE: &str = "diff too large to show (GitLab sends neither its text nor a line count)";
+/// Said of a content change with no diff text and no flag saying why (older GitLab).
+const NO_TEXT: &str = "no diff text from GitLab (a binary file, or one over its diff limits); no line count is available";
 
 impl RawDiff {
     fn status(&self) -> &'static str {
@@ -176,9 +187,31 @@ impl RawDiff {
         }
     }
 
-    /// Added and removed lines, counted from the hunks.
-    fn counts(&self) -> (u64, u64) {
-        self.diff.lines().fold((0, 0), |(add, del), l| {
+    /// Why the diff text of a content change is missing, if it is.
+    fn missing(&self) -> Option<&'static str> {
+        if !self.diff.is_empty() {
+            None
+        } else if self.too_large || self.collapsed {
+            Some(TOO_LARGE)
+        } else if self.new_file
+            || self.deleted_file
+            || self.renamed_file
+            || self.a_mode != self.b_mode
+        {
+            // An empty file added or removed, a pure rename, a mode change: nothing to show.
+            None
+        } else {
+            Some(NO_TEXT)
+        }
+    }
+
+    /// Added and removed lines, counted from the hunks; `None` when GitLab sent no text
+    /// to count (never a made-up `+0 -0`).
+    fn counts(&self) -> Option<(u64, u64)> {
+        if self.missing().is_some() {
+            return None;
+        }
+        Some(self.diff.lines().fold((0, 0), |(add, del), l| {
             if l.starts_with('+') && !l.starts_with("+++ ") {
                 (add + 1, del)
             } else if l.starts_with('-') && !l.starts_with("--- ") {
@@ -186,17 +219,18 @@ impl RawDiff {
             } else {
                 (add, del)
             }
-        })
+        }))
     }
 
     fn changed_file(&self) -> ChangedFile {
-        let (additions, deletions) = self.counts();
+        let (additions, deletions) = self.counts().unzip();
         ChangedFile {
             path: self.path(),
             old_path: self.renamed_file.then(|| self.old_path.clone()),
             status: self.status().to_owned(),
             additions,
             deletions,
+            no_diff: self.missing().map(str::to_owned),
         }
     }
 }
@@ -211,10 +245,24 @@ pub struct ChangedFile {
     pub old_path: Option<String>,
     /// `added`, `modified`, `deleted` or `renamed`.
     pub status: String,
-    /// Lines added.
-    pub additions: u64,
-    /// Lines removed.
-    pub deletions: u64,
+    /// Lines added (absent when GitLab sent no diff text to count).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additions: Option<u64>,
+    /// Lines removed (absent likewise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletions: Option<u64>,
+    /// Why GitLab sent no diff text for a change of content (e.g. over its diff limits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_diff: Option<String>,
+}
+
+/// `+A -D`, or why there is no count.
+fn counted(additions: Option<u64>, deletions: Option<u64>, missing: Option<&str>) -> String {
+    match (additions, deletions, missing) {
+        (Some(a), Some(d), _) => format!("+{a} -{d}"),
+        (_, _, Some(why)) => why.to_owned(),
+        _ => "no line count".to_owned(),
+    }
 }
 
 /// A pipeline, briefly.
@@ -365,8 +413,10 @@ fn render_detail(d: &MergeRequestDetail) -> String {
     text.push_str(&format!("\n{} files changed:", d.changes_count));
     for f in &d.files {
         text.push_str(&format!(
-            "\n  {} {} (+{} -{})",
-            f.status, f.path, f.additions, f.deletions
+            "\n  {} {} ({})",
+            f.status,
+            f.path,
+            counted(f.additions, f.deletions, f.no_diff.as_deref())
         ));
     }
     if d.more_files {
@@ -412,10 +462,12 @@ pub struct FileDiff {
     pub old_path: Option<String>,
     /// `added`, `modified`, `deleted` or `renamed`.
     pub status: String,
-    /// Lines added.
-    pub additions: u64,
-    /// Lines removed.
-    pub deletions: u64,
+    /// Lines added (absent when GitLab sent no diff text to count).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additions: Option<u64>,
+    /// Lines removed (absent likewise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletions: Option<u64>,
     /// Unified diff hunks (cut at the limits, marked `…[truncated …]`).
     pub diff: String,
     /// Whether the diff shown is incomplete.
@@ -435,8 +487,8 @@ fn bounded(diff: &str, max: usize) -> (String, bool) {
 
 fn file_diff(raw: &RawDiff, per_file: usize, budget: &mut usize) -> FileDiff {
     let changed = raw.changed_file();
-    let (diff, truncated) = if raw.diff.is_empty() && (raw.too_large || raw.collapsed) {
-        ("…[diff too large for GitLab to show]".to_owned(), true)
+    let (diff, truncated) = if let Some(why) = raw.missing() {
+        (format!("…[{why}]"), true)
     } else if *budget == 0 {
         (
             "…[omitted: the line budget is spent; ask for this file with paths]".to_owned(),
@@ -503,8 +555,11 @@ impl Tool for GetMergeRequestDiff {
                 .iter()
                 .map(|f| {
                     format!(
-                        "--- {} ({}, +{} -{})\n{}",
-                        f.path, f.status, f.additions, f.deletions, f.diff
+                        "--- {} ({}, {})\n{}",
+                        f.path,
+                        f.status,
+                        counted(f.additions, f.deletions, None),
+                        f.diff
                     )
                 })
                 .collect();
@@ -534,15 +589,54 @@ mod tests {
             new_file: false,
             renamed_file: false,
             deleted_file: false,
+            a_mode: Some("100644".into()),
+            b_mode: Some("100644".into()),
             too_large: false,
             collapsed: false,
         }
     }
 
     #[test]
+    fn a_diff_gitlab_did_not_send_has_no_made_up_line_count() {
+        // (diff, too_large, collapsed, new file, mode after, counts, what is said)
+        let cases = [
+            (
+                "@@ -1 +1 @@\n-a\n+b\n",
+                false,
+                false,
+                false,
+                "100644",
+                Some((1, 1)),
+                None,
+            ),
+            ("", true, false, false, "100644", None, Some(TOO_LARGE)),
+            ("", false, true, false, "100644", None, Some(TOO_LARGE)),
+            ("", false, false, false, "100644", None, Some(NO_TEXT)),
+            // An empty file added, a mode change: truly nothing changed in lines.
+            ("", false, false, true, "100644", Some((0, 0)), None),
+            ("", false, false, false, "100755", Some((0, 0)), None),
+        ];
+        for (diff, too_large, collapsed, new_file, b_mode, counts, said) in cases {
+            let mut d = raw(diff);
+            d.too_large = too_large;
+            d.collapsed = collapsed;
+            d.new_file = new_file;
+            d.b_mode = Some(b_mode.into());
+            assert_eq!(d.counts(), counts, "{diff:?} {too_large} {collapsed}");
+            assert_eq!(d.missing(), said, "{diff:?} {too_large} {collapsed}");
+            let f = file_diff(&d, 100, &mut 100);
+            assert_eq!(f.additions, counts.map(|c| c.0));
+            if let Some(why) = said {
+                assert_eq!(f.diff, format!("…[{why}]"));
+                assert!(f.truncated);
+            }
+        }
+    }
+
+    #[test]
     fn diffs_are_counted_and_bounded_per_file_and_in_all() {
         let d = raw("@@ -1,2 +1,2 @@\n-old\n+new\n+more\n ctx\n");
-        assert_eq!(d.counts(), (2, 1));
+        assert_eq!(d.counts(), Some((2, 1)));
         let mut budget = 100;
         let f = file_diff(&d, 3, &mut budget);
         assert!(f.truncated);

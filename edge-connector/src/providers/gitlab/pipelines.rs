@@ -7,6 +7,7 @@ use shared::call::CallFailure;
 use shared::wire::ErrorCode;
 
 use super::api::{self, RawPipeline};
+use crate::providers::Instance;
 use crate::providers::http::{MAX_BODY, Request};
 use crate::providers::page::{Page, render_lines};
 use crate::tools::BoxFuture;
@@ -186,7 +187,41 @@ struct RawJob {
 #[derive(Deserialize)]
 struct PipelineRef {
     id: u64,
+    #[serde(default)]
+    project_id: Option<u64>,
 }
+
+/// A bridge: a job that triggers a downstream pipeline (a child pipeline, or one of
+/// another project), as `GET /pipelines/:id/bridges` lists it.
+#[derive(Deserialize)]
+struct RawBridge {
+    #[serde(default)]
+    name: String,
+    pipeline: Option<PipelineRef>,
+    /// Null until GitLab created it.
+    downstream_pipeline: Option<RawDownstream>,
+}
+
+#[derive(Deserialize)]
+struct RawDownstream {
+    id: u64,
+    project_id: Option<u64>,
+    #[serde(default)]
+    web_url: String,
+}
+
+/// One step from a pipeline to the downstream pipeline whose failure failed it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Hop {
+    /// The upstream pipeline.
+    pub pipeline_id: u64,
+    /// The bridge job of it that triggered the next pipeline, and failed with it.
+    pub bridge: String,
+}
+
+/// How many downstream pipelines are followed from the one asked about: GitLab nests
+/// child pipelines at most two levels deep.
+const MAX_HOPS: usize = 3;
 
 impl From<&RawJob> for JobSummary {
     fn from(j: &RawJob) -> Self {
@@ -204,8 +239,16 @@ impl From<&RawJob> for JobSummary {
 /// A failed pipeline's failed jobs, and the end of one job's log.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct FailedJobLog {
-    /// The pipeline.
+    /// The pipeline the failed jobs are in (a downstream one when `via` is not empty).
     pub pipeline_id: Option<u64>,
+    /// The pipelines followed to it: each failed only because a bridge's downstream
+    /// pipeline failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<Hop>,
+    /// A downstream pipeline of another project that failed this one; its jobs are not
+    /// read here (the policy allowed this project), ask with that project instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_elsewhere: Option<String>,
     /// Its failed jobs (or the one job asked for).
     pub failed_jobs: Vec<JobSummary>,
     /// The job whose log is shown.
@@ -331,6 +374,93 @@ fn tail(lines: &[String], n: usize) -> String {
         .join("\n")
 }
 
+/// The failed jobs of a pipeline, following bridges down when it has none of its own.
+struct Found {
+    pipeline_id: u64,
+    jobs: Vec<RawJob>,
+    via: Vec<Hop>,
+    elsewhere: Option<String>,
+}
+
+/// The failed jobs of pipeline `pid`; when it has none, the failed jobs of the downstream
+/// pipeline whose failure failed it (a parent pipeline fails through its failed bridge),
+/// and so on down. A downstream pipeline of another project is named, not read: the
+/// policy allowed this project only.
+async fn follow_bridges(
+    cx: &ToolCall<'_>,
+    inst: &Instance,
+    project: &str,
+    mut pid: u64,
+) -> Result<Found, CallFailure> {
+    let failed = || {
+        [
+            ("scope[]", Some("failed".to_owned())),
+            ("per_page", Some(api::MAX_LIMIT.to_string())),
+        ]
+    };
+    let mut via = Vec::new();
+    for _ in 0..=MAX_HOPS {
+        let req = Request::get(
+            "/projects/{id}/pipelines/{pipeline_id}/jobs",
+            format!("{project}/pipelines/{pid}/jobs"),
+        )
+        .query(failed());
+        let jobs: Vec<RawJob> = inst
+            .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
+            .await?
+            .json()?;
+        let done = |jobs, via, elsewhere| Found {
+            pipeline_id: pid,
+            jobs,
+            via,
+            elsewhere,
+        };
+        if !jobs.is_empty() || via.len() == MAX_HOPS {
+            return Ok(done(jobs, via, None));
+        }
+        let req = Request::get(
+            "/projects/{id}/pipelines/{pipeline_id}/bridges",
+            format!("{project}/pipelines/{pid}/bridges"),
+        )
+        .query(failed());
+        let bridges: Vec<RawBridge> = inst
+            .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
+            .await?
+            .json()?;
+        let Some((bridge, down, here)) = bridges.into_iter().find_map(|b| {
+            let here = b.pipeline.as_ref().and_then(|p| p.project_id);
+            b.downstream_pipeline.map(|d| (b.name, d, here))
+        }) else {
+            return Ok(done(jobs, via, None));
+        };
+        if down.project_id.is_none() || down.project_id != here {
+            let why = format!(
+                "pipeline {pid} failed because bridge {bridge:?} triggered pipeline {} of another project, which failed ({}); ask about that project to read its jobs",
+                down.id, down.web_url
+            );
+            return Ok(done(jobs, via, Some(why)));
+        }
+        via.push(Hop {
+            pipeline_id: pid,
+            bridge,
+        });
+        pid = down.id;
+    }
+    Ok(Found {
+        pipeline_id: pid,
+        jobs: Vec::new(),
+        via,
+        elsewhere: None,
+    })
+}
+
+/// `pipeline 10 (bridge "tests") → ` for each pipeline followed.
+fn route_text(via: &[Hop]) -> String {
+    via.iter()
+        .map(|h| format!("pipeline {} (bridge {:?}) → ", h.pipeline_id, h.bridge))
+        .collect()
+}
+
 /// `gitlab_get_failed_job_log`.
 pub struct GetFailedJobLog;
 
@@ -338,7 +468,7 @@ impl Tool for GetFailedJobLog {
     type Args = FailedLogArgs;
     type Output = FailedJobLog;
     const NAME: &'static str = "gitlab_get_failed_job_log";
-    const DESCRIPTION: &'static str = "Why did CI fail: the failed jobs of a GitLab pipeline (default: the newest failed one, of a branch if given) and the last lines of a failed job's log, cleaned of terminal escapes.";
+    const DESCRIPTION: &'static str = "Why did CI fail: the failed jobs of a GitLab pipeline (default: the newest failed one, of a branch if given; a parent pipeline that failed through a child pipeline leads to the child's failed jobs) and the last lines of a failed job's log, cleaned of terminal escapes.";
     const HINTS: Hints = READ;
     const TARGET: &'static [&'static str] = &["project"];
 
@@ -350,6 +480,8 @@ impl Tool for GetFailedJobLog {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             let project = api::project(&a.project)?;
+            let mut via = Vec::new();
+            let mut failed_elsewhere = None;
             let (pipeline_id, jobs): (Option<u64>, Vec<RawJob>) = match a.job_id {
                 Some(id) => {
                     let req = Request::get(
@@ -394,19 +526,10 @@ impl Tool for GetFailedJobLog {
                             })?
                         }
                     };
-                    let req = Request::get(
-                        "/projects/{id}/pipelines/{pipeline_id}/jobs",
-                        format!("{project}/pipelines/{pid}/jobs"),
-                    )
-                    .query([
-                        ("scope[]", Some("failed".to_owned())),
-                        ("per_page", Some(api::MAX_LIMIT.to_string())),
-                    ]);
-                    let jobs: Vec<RawJob> = inst
-                        .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                        .await?
-                        .json()?;
-                    (Some(pid), jobs)
+                    let found = follow_bridges(cx, inst, &project, pid).await?;
+                    via = found.via;
+                    failed_elsewhere = found.elsewhere;
+                    (Some(found.pipeline_id), found.jobs)
                 }
             };
             let failed_jobs: Vec<JobSummary> = jobs.iter().map(JobSummary::from).collect();
@@ -429,14 +552,20 @@ impl Tool for GetFailedJobLog {
                 None => failed_jobs.first(),
             }
             .cloned();
+            let route = route_text(&via);
             let Some(mut job) = chosen else {
-                let text = format!(
-                    "pipeline {} has no failed jobs",
-                    pipeline_id.map_or_else(|| "?".into(), |p| p.to_string())
-                );
+                let text = match &failed_elsewhere {
+                    Some(why) => format!("{route}{why}"),
+                    None => format!(
+                        "{route}pipeline {} has no failed jobs",
+                        pipeline_id.map_or_else(|| "?".into(), |p| p.to_string())
+                    ),
+                };
                 return Ok(Rendered {
                     output: FailedJobLog {
                         pipeline_id,
+                        via,
+                        failed_elsewhere,
                         failed_jobs,
                         job: None,
                         total_lines: 0,
@@ -461,7 +590,7 @@ impl Tool for GetFailedJobLog {
             let log = tail(&lines, n);
             let truncated = lines.len() > n;
             let mut text = format!(
-                "pipeline {}: job {} ({}) {}{}",
+                "{route}pipeline {}: job {} ({}) {}{}",
                 pipeline_id.map_or_else(|| "?".into(), |p| p.to_string()),
                 job.name,
                 job.stage,
@@ -492,6 +621,8 @@ impl Tool for GetFailedJobLog {
             Ok(Rendered {
                 output: FailedJobLog {
                     pipeline_id,
+                    via,
+                    failed_elsewhere,
                     failed_jobs,
                     job: Some(job),
                     total_lines: lines.len(),

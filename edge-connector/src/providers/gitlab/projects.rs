@@ -35,9 +35,6 @@ pub struct ProjectSummary {
     pub project: String,
     /// Description (long ones truncated).
     pub description: String,
-    /// `private`, `internal` or `public`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub visibility: Option<String>,
     /// Default branch.
     pub default_branch: Option<String>,
     /// Last activity, ISO 8601.
@@ -48,7 +45,6 @@ pub struct ProjectSummary {
 struct RawProject {
     path_with_namespace: String,
     description: Option<String>,
-    visibility: Option<String>,
     default_branch: Option<String>,
     last_activity_at: Option<String>,
 }
@@ -78,7 +74,7 @@ impl Tool for SearchProjects {
             let query = a.query.filter(|q| !q.trim().is_empty());
             let membership = a.membership.unwrap_or(query.is_none());
             // `simple` drops the permissions, links and settings that make up most of a
-            // project's payload.
+            // project's payload; it has no `visibility` either, so none is shown.
             let req = Request::get("/projects", "projects".into())
                 .query([
                     ("simple", Some("true".into())),
@@ -101,7 +97,6 @@ impl Tool for SearchProjects {
                         MAX_DESCRIPTION,
                     )
                     .0,
-                    visibility: p.visibility,
                     default_branch: p.default_branch,
                     last_activity_at: p.last_activity_at,
                 })
@@ -111,9 +106,6 @@ impl Tool for SearchProjects {
                 &output,
                 |p| {
                     let mut l = p.project.clone();
-                    if let Some(v) = &p.visibility {
-                        l.push_str(&format!(" [{v}]"));
-                    }
                     if !p.description.is_empty() {
                         l.push_str(&format!(": {}", p.description));
                     }

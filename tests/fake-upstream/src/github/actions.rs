@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -252,9 +252,37 @@ pub async fn job_logs(ctx: Ctx, Path((o, r, id)): Path<(String, String, String)>
     (StatusCode::FOUND, [("location", location)]).into_response()
 }
 
+/// The bytes a `Range: bytes=…` header asks of a body of `len` bytes (one range; a suffix
+/// `-N`, `A-` or `A-B`), `Err(())` when it cannot be satisfied, `Ok(None)` when there is no
+/// usable range header (the whole body is then sent, as HTTP allows).
+fn byte_range(header: Option<&str>, len: usize) -> Result<Option<(usize, usize)>, ()> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let range = match (a.parse::<usize>().ok(), b.parse::<usize>().ok()) {
+        (None, Some(n)) if a.is_empty() && n > 0 => (len.saturating_sub(n), len),
+        (Some(start), None) if b.is_empty() => (start, len),
+        (Some(start), Some(end)) if start <= end => (start, (end + 1).min(len)),
+        _ => return Ok(None),
+    };
+    if range.0 >= len {
+        return Err(());
+    }
+    Ok(Some(range))
+}
+
 /// The log storage the redirect points at: plain text, no credentials needed (the URL is
-/// the credential).
-pub async fn log_blob(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
+/// the credential). Like the blob stores GitHub uses, it serves a single byte range
+/// (`206 Partial Content`), so a client can read the end of a long log.
+pub async fn log_blob(
+    State(app): State<Arc<App>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let w = app.world();
     let Some((repo_id, job_id)) = w.log_links.get(&token).copied() else {
         return (StatusCode::NOT_FOUND, "The specified blob does not exist.").into_response();
@@ -268,5 +296,33 @@ pub async fn log_blob(State(app): State<Arc<App>>, Path(token): Path<String>) ->
         .find(|j| j.id == job_id)
         .map(|j| j.log.clone())
         .unwrap_or_default();
-    ([("content-type", "text/plain; charset=utf-8")], log).into_response()
+    drop(w);
+    let range = headers.get("range").and_then(|v| v.to_str().ok());
+    let text = [("content-type", "text/plain; charset=utf-8")];
+    match byte_range(range, log.len()) {
+        Ok(None) => (
+            [
+                ("content-type", "text/plain; charset=utf-8"),
+                ("accept-ranges", "bytes"),
+            ],
+            log,
+        )
+            .into_response(),
+        Ok(Some((start, end))) => {
+            let part = log.as_bytes().get(start..end).unwrap_or_default().to_vec();
+            let content_range = format!("bytes {start}-{}/{}", end - 1, log.len());
+            (
+                StatusCode::PARTIAL_CONTENT,
+                text,
+                [("content-range", content_range)],
+                part,
+            )
+                .into_response()
+        }
+        Err(()) => (
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [("content-range", format!("bytes */{}", log.len()))],
+        )
+            .into_response(),
+    }
 }

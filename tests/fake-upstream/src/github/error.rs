@@ -68,7 +68,12 @@ pub fn bad_json(doc: &str) -> Response {
 
 /// 422 for a field of the wrong type, worded like GitHub's schema validator.
 pub fn invalid_field(field: &str, value: &Value, expected: &str, doc: &str) -> Response {
-    let msg = format!("Invalid request.\n\nFor 'properties/{field}', {value} is not {expected}.");
+    // GitHub's validator is Ruby: a JSON null reads `nil`.
+    let shown = match value {
+        Value::Null => "nil".to_owned(),
+        v => v.to_string(),
+    };
+    let msg = format!("Invalid request.\n\nFor 'properties/{field}', {shown} is not {expected}.");
     error(StatusCode::UNPROCESSABLE_ENTITY, &msg, doc)
 }
 

@@ -26,12 +26,22 @@ pub fn commit_json(u: &Urls, w: &World, repo: &Repo, c: &Commit) -> Value {
     let full = repo.full_name();
     let api = u.repo_api(&full);
     let user = w.user(&c.author);
-    let person = json!({
-        "name": user.map_or(c.author.as_str(), |u| u.name.as_str()),
-        "email": user.map_or(String::new(), |u| u.email.clone()),
-        "date": c.date.github(),
-    });
-    let actor = user.map(|x| simple_user(u, x)).unwrap_or(Value::Null);
+    // An author who is no user of the seed is written `Name <email>`: their commit is
+    // matched to no account.
+    let (name, email) = match user {
+        Some(x) => (x.name.clone(), x.email.clone()),
+        None => match c.author.split_once(" <") {
+            Some((n, e)) => (n.to_owned(), e.trim_end_matches('>').to_owned()),
+            None => (c.author.clone(), String::new()),
+        },
+    };
+    let person = json!({"name": name, "email": email, "date": c.date.github()});
+    // With no account GitHub sends `author` and `committer` as `{}` or `null` (schema
+    // `commit`: nullable `oneOf [simple-user, empty-object]`); both forms are served.
+    let (author, committer) = match user {
+        Some(x) => (simple_user(u, x), simple_user(u, x)),
+        None => (json!({}), Value::Null),
+    };
     json!({
         "url": format!("{api}/commits/{}", c.sha),
         "sha": c.sha,
@@ -47,8 +57,8 @@ pub fn commit_json(u: &Urls, w: &World, repo: &Repo, c: &Commit) -> Value {
             "comment_count": 0,
             "verification": {"verified": false, "reason": "unsigned", "signature": null, "payload": null, "verified_at": null},
         },
-        "author": actor,
-        "committer": actor,
+        "author": author,
+        "committer": committer,
         "parents": c.parents.iter().map(|p| json!({
             "url": format!("{api}/commits/{p}"),
             "sha": p,

@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 
 use super::repos::repo_json;
 use super::users::{association, simple_user_by_login};
-use super::{Urls, created, error, find_repo, json_object, node_id, number, opt_str, opt_str_list};
+use super::{
+    Urls, created, error, find_repo, json_object, node_id, number, opt_nullable_str, opt_str,
+    opt_str_list,
+};
 use crate::app::Ctx;
 use crate::model::{Issue, Item, Label, Repo, Role, State, World};
 use crate::query::Query;
@@ -303,7 +306,7 @@ pub async fn create(ctx: Ctx, Path((o, r)): Path<(String, String)>, body: Bytes)
         opt_str(&m, "body", DOC_CREATE),
         opt_str_list(&m, "assignees", DOC_CREATE),
         opt_str_list(&m, "labels", DOC_CREATE),
-        opt_str(&m, "assignee", DOC_CREATE),
+        opt_nullable_str(&m, "assignee", DOC_CREATE),
     ) {
         (Ok(b), Ok(a), Ok(l), Ok(single)) => {
             let mut a = a.unwrap_or_default();
@@ -375,10 +378,10 @@ pub async fn update(
         Err(e) => return e,
     };
     let parsed = (
-        opt_str(&m, "title", DOC_UPDATE),
-        opt_str(&m, "body", DOC_UPDATE),
+        opt_nullable_str(&m, "title", DOC_UPDATE),
+        opt_nullable_str(&m, "body", DOC_UPDATE),
         opt_str(&m, "state", DOC_UPDATE),
-        opt_str(&m, "state_reason", DOC_UPDATE),
+        opt_nullable_str(&m, "state_reason", DOC_UPDATE),
         opt_str_list(&m, "labels", DOC_UPDATE),
         opt_str_list(&m, "assignees", DOC_UPDATE),
     );

@@ -194,12 +194,25 @@ pub fn json_object(body: &Bytes, doc: &str) -> Result<Map<String, Value>, Respon
     }
 }
 
-/// An optional string field; a present non-string (other than null) is a 422.
+/// An optional field the schema declares a plain string: any present non-string, `null`
+/// included, is a 422, as GitHub's request validation answers.
 pub fn opt_str(m: &Map<String, Value>, field: &str, doc: &str) -> Result<Option<String>, Response> {
     match m.get(field) {
-        None | Some(Value::Null) => Ok(None),
+        None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(v) => Err(error::invalid_field(field, v, "a string", doc)),
+    }
+}
+
+/// An optional string field the schema marks `nullable`: `null` reads as absent.
+pub fn opt_nullable_str(
+    m: &Map<String, Value>,
+    field: &str,
+    doc: &str,
+) -> Result<Option<String>, Response> {
+    match m.get(field) {
+        Some(Value::Null) => Ok(None),
+        _ => opt_str(m, field, doc),
     }
 }
 
@@ -210,7 +223,7 @@ pub fn opt_str_list(
     doc: &str,
 ) -> Result<Option<Vec<String>>, Response> {
     match m.get(field) {
-        None | Some(Value::Null) => Ok(None),
+        None => Ok(None),
         Some(Value::Array(items)) => items
             .iter()
             .map(|i| match i {

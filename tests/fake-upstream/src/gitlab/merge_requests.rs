@@ -228,7 +228,11 @@ pub async fn get(ctx: Ctx, Path((id, n)): Path<(String, String)>) -> Response {
     }
 }
 
-/// `GET /projects/:id/merge_requests/:iid/diffs` (paged).
+/// GitLab's default `diff_max_patch_bytes` (200 KiB): a file's diff past it is not sent.
+const DIFF_MAX_PATCH_BYTES: usize = 200 * 1024;
+
+/// `GET /projects/:id/merge_requests/:iid/diffs` (paged; a file's diff over
+/// [`DIFF_MAX_PATCH_BYTES`] comes back empty with `too_large`).
 pub async fn diffs(ctx: Ctx, Path((id, n)): Path<(String, String)>) -> Response {
     let n = match iid(&n, MR) {
         Ok(n) => n,
@@ -249,14 +253,16 @@ pub async fn diffs(ctx: Ctx, Path((id, n)): Path<(String, String)>) -> Response 
                 f.old.as_deref().unwrap_or(""),
                 f.new.as_deref().unwrap_or(""),
             );
+            // Over the limit GitLab empties `diff` and says `too_large`, with no line count.
+            let too_large = d.hunks.len() > DIFF_MAX_PATCH_BYTES;
             json!({
                 "old_path": f.path,
                 "new_path": f.path,
                 "a_mode": if f.old.is_some() { "100644" } else { "0" },
                 "b_mode": if f.new.is_some() { "100644" } else { "0" },
-                "diff": d.hunks,
+                "diff": if too_large { "" } else { d.hunks.as_str() },
                 "collapsed": false,
-                "too_large": false,
+                "too_large": too_large,
                 "new_file": f.old.is_none(),
                 "renamed_file": false,
                 "deleted_file": f.new.is_none(),
@@ -371,8 +377,10 @@ pub async fn create(ctx: Ctx, Path(id): Path<String>, headers: HeaderMap, body: 
         .into_response()
 }
 
-/// `POST /projects/:id/merge_requests/:iid/approve`: 201 with the approval state; 401 when
-/// the caller already approved, is the author, or may not approve (below developer).
+/// `POST /projects/:id/merge_requests/:iid/approve`: 201 with the approval state; 304 Not
+/// Modified when the caller already approved (`not_modified!` in GitLab's
+/// `lib/api/merge_request_approvals.rb`; versions before it answered 401); 401 when the
+/// caller is the author or may not approve (below developer).
 pub async fn approve(
     ctx: Ctx,
     Path((id, n)): Path<(String, String)>,
@@ -410,7 +418,10 @@ pub async fn approve(
         .reviews
         .iter()
         .any(|r| r.author == me && r.state == "APPROVED");
-    if already || p.author == me || role < Role::Write || p.state != State::Open {
+    if already {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    if p.author == me || role < Role::Write || p.state != State::Open {
         return error::unauthorized_message();
     }
     if let Some(sha) = params.str("sha")
@@ -435,13 +446,23 @@ pub async fn approve(
     let Some(p) = repo.pulls.iter().find(|p| p.number == n) else {
         return error::not_found(MR);
     };
+    let v = approval_state(&u, &w, repo, p, &me, role);
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+/// The approval state of a merge request as `me` sees it (`approve` and `GET approvals`).
+fn approval_state(u: &Urls, w: &World, repo: &Repo, p: &Pull, me: &str, role: Role) -> Value {
+    let has_approved = p
+        .reviews
+        .iter()
+        .any(|r| r.author == me && r.state == "APPROVED");
     let approved_by: Vec<Value> = p
         .reviews
         .iter()
         .filter(|r| r.state == "APPROVED")
-        .map(|r| json!({"user": basic_by_login(&u, &w, &r.author), "approved_at": r.submitted_at.gitlab()}))
+        .map(|r| json!({"user": basic_by_login(u, w, &r.author), "approved_at": r.submitted_at.gitlab()}))
         .collect();
-    let v = json!({
+    json!({
         "id": p.id,
         "iid": p.number,
         "project_id": repo.id,
@@ -451,7 +472,7 @@ pub async fn approve(
         "created_at": p.created_at.gitlab(),
         "updated_at": p.updated_at.gitlab(),
         "merge_status": if p.mergeable { "can_be_merged" } else { "cannot_be_merged" },
-        "approved": true,
+        "approved": !approved_by.is_empty(),
         "approvals_required": 0,
         "approvals_left": 0,
         "require_password_to_approve": false,
@@ -459,15 +480,34 @@ pub async fn approve(
         "suggested_approvers": [],
         "approvers": [],
         "approver_groups": [],
-        "user_has_approved": true,
-        "user_can_approve": false,
+        "user_has_approved": has_approved,
+        "user_can_approve": !has_approved && p.author != me && role >= Role::Write,
         "approval_rules_left": [],
         "has_approval_rules": false,
         "merge_request_approvers_available": false,
         "multiple_approval_rules_available": false,
         "invalid_approvers_rules": [],
-    });
-    (StatusCode::CREATED, Json(v)).into_response()
+    })
+}
+
+/// `GET /projects/:id/merge_requests/:iid/approvals`: who approved, and whether the caller
+/// has approved (`user_has_approved`) or may (`user_can_approve`).
+pub async fn approvals(ctx: Ctx, Path((id, n)): Path<(String, String)>) -> Response {
+    let n = match iid(&n, MR) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let w = ctx.app.world();
+    let (idx, role) = match find_project(&w, &ctx.caller, &id) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let repo = &w.repos[idx];
+    let Some(p) = repo.pulls.iter().find(|p| p.number == n) else {
+        return error::not_found(MR);
+    };
+    let u = ctx.gitlab_urls();
+    Json(approval_state(&u, &w, repo, p, &ctx.caller.login, role)).into_response()
 }
 
 /// `PUT /projects/:id/merge_requests/:iid/merge` (`sha`, `merge_commit_message`, `squash`,

@@ -80,6 +80,10 @@ pub fn routes() -> Router<Arc<App>> {
             post(merge_requests::approve),
         )
         .route(
+            &format!("{P}/merge_requests/{{iid}}/approvals"),
+            get(merge_requests::approvals),
+        )
+        .route(
             &format!("{P}/merge_requests/{{iid}}/merge"),
             put(merge_requests::merge),
         )
@@ -95,6 +99,10 @@ pub fn routes() -> Router<Arc<App>> {
         .route(
             &format!("{P}/pipelines/{{pipeline_id}}/jobs"),
             get(pipelines::jobs),
+        )
+        .route(
+            &format!("{P}/pipelines/{{pipeline_id}}/bridges"),
+            get(pipelines::bridges),
         )
         .route(&format!("{P}/jobs/{{job_id}}"), get(pipelines::job))
         .route(&format!("{P}/jobs/{{job_id}}/trace"), get(pipelines::trace))

@@ -1,5 +1,6 @@
 //! CI: pipelines (list with `ref`/`status`/`sha`, get), a pipeline's jobs
-//! (`scope[]=failed`...), a job, and its log (`/jobs/:id/trace`, text/plain).
+//! (`scope[]=failed`...) and bridges (jobs that trigger a downstream pipeline), a job, and
+//! its log (`/jobs/:id/trace`, text/plain).
 
 use axum::Json;
 use axum::extract::Path;
@@ -215,6 +216,7 @@ pub async fn jobs(ctx: Ctx, Path((id, pid)): Path<(String, String)>) -> Response
         .jobs
         .iter()
         .rev()
+        .filter(|j| j.trigger.is_none())
         .filter(|j| scopes.is_empty() || scopes.contains(&j.status.gitlab()))
         .map(|j| job_json(&u, &w, repo, p, j))
         .collect();
@@ -222,11 +224,75 @@ pub async fn jobs(ctx: Ctx, Path((id, pid)): Path<(String, String)>) -> Response
     ctx.paged(all)
 }
 
+/// `GET /projects/:id/pipelines/:pipeline_id/bridges` (`scope[]`), newest first: the jobs
+/// that trigger a downstream pipeline, each with its `downstream_pipeline` (null until
+/// created), as GitLab's `Entities::Ci::Bridge`.
+pub async fn bridges(ctx: Ctx, Path((id, pid)): Path<(String, String)>) -> Response {
+    let Ok(pid) = pid.parse::<u64>() else {
+        return error::message(axum::http::StatusCode::NOT_FOUND, "404 Not found");
+    };
+    let u = ctx.gitlab_urls();
+    let w = ctx.app.world();
+    let repo = match find_project(&w, &ctx.caller, &id) {
+        Ok((idx, _)) => &w.repos[idx],
+        Err(e) => return e,
+    };
+    let Some(p) = repo.pipelines.iter().find(|p| p.id == pid) else {
+        return error::message(axum::http::StatusCode::NOT_FOUND, "404 Not found");
+    };
+    let mut scopes = ctx.query.all("scope[]");
+    scopes.extend(ctx.query.all("scope"));
+    let all = p
+        .jobs
+        .iter()
+        .rev()
+        .filter(|j| scopes.is_empty() || scopes.contains(&j.status.gitlab()))
+        .filter_map(|j| {
+            let target = j.trigger.as_deref()?;
+            // The newest pipeline of that name created for it (the seed lists it first).
+            let downstream = repo
+                .pipelines
+                .iter()
+                .filter(|d| d.name == target && d.id != p.id)
+                .max_by_key(|d| d.id)
+                .map(|d| pipeline_basic(&u, repo, d));
+            let mut v = job_json(&u, &w, repo, p, j);
+            if let Some(o) = v.as_object_mut() {
+                for k in [
+                    "artifacts_file",
+                    "artifacts",
+                    "artifacts_expire_at",
+                    "runner",
+                    "runner_manager",
+                    "tag_list",
+                    "coverage",
+                    "archived",
+                    "erased_at",
+                ] {
+                    o.remove(k);
+                }
+                o.insert("pipeline".into(), pipeline_basic(&u, repo, p));
+                o.insert(
+                    "downstream_pipeline".into(),
+                    downstream.unwrap_or(Value::Null),
+                );
+            }
+            Some(v)
+        })
+        .collect();
+    drop(w);
+    ctx.paged(all)
+}
+
 fn find_job<'a>(repo: &'a Repo, id: &str) -> Option<(&'a Pipeline, &'a Job)> {
     let id = id.parse::<u64>().ok()?;
-    repo.pipelines
-        .iter()
-        .find_map(|p| p.jobs.iter().find(|j| j.id == id).map(|j| (p, j)))
+    // A bridge is no job: `/jobs/:id` does not find it.
+    repo.pipelines.iter().find_map(|p| {
+        p.jobs
+            .iter()
+            .find(|j| j.id == id && j.trigger.is_none())
+            .map(|j| (p, j))
+    })
 }
 
 /// `GET /projects/:id/jobs/:job_id`.

@@ -82,12 +82,13 @@ pub fn project_json(u: &Urls, w: &World, repo: &Repo, role: Option<Role>, simple
         "avatar_url": null,
         "star_count": 0,
         "last_activity_at": last_activity.gitlab(),
-        "visibility": if repo.private { "private" } else { "public" },
         "namespace": namespace,
     });
+    // `simple=true` is GitLab's `BasicProjectDetails`: no `visibility`.
     if simple {
         return v;
     }
+
     let api = format!("{}/projects/{}", u.api, repo.id);
     let open_issues = repo
         .issues
@@ -99,6 +100,10 @@ pub fn project_json(u: &Urls, w: &World, repo: &Repo, role: Option<Role>, simple
         |r| json!({"access_level": r.gitlab_access_level(), "notification_level": 3}),
     );
     let extra = [
+        (
+            "visibility",
+            json!(if repo.private { "private" } else { "public" }),
+        ),
         (
             "container_registry_image_prefix",
             json!(format!("{host}:5050/{full}")),
