@@ -253,23 +253,12 @@ mod tests {
     fn a_session_serves_only_the_user_and_agent_that_opened_it() {
         let owners = SessionOwners::default();
         owners.opened("s1".into(), owner("u-a", "claude"));
-        assert!(owners.allows("s1", &owner("u-a", "claude")));
-        assert!(
-            !owners.allows("s1", &owner("u-b", "claude")),
-            "another user"
-        );
-        assert!(
-            !owners.allows("s1", &owner("u-a", "cursor")),
-            "another agent"
-        );
-        assert!(
-            !owners.allows("s2", &owner("u-a", "claude")),
-            "unknown session"
-        );
+        let allows = |session, user, agent| owners.allows(session, &owner(user, agent));
+        assert_eq!(allows("s1", "u-a", "claude"), Some(true));
+        assert_eq!(allows("s1", "u-b", "claude"), Some(false), "another user");
+        assert_eq!(allows("s1", "u-a", "cursor"), Some(false), "another agent");
+        assert_eq!(allows("s2", "u-a", "claude"), None, "unknown session");
         owners.closed("s1");
-        assert!(
-            !owners.allows("s1", &owner("u-a", "claude")),
-            "ended session"
-        );
+        assert_eq!(allows("s1", "u-a", "claude"), None, "ended session");
     }
 }
