@@ -467,6 +467,7 @@ proxy = "none"
 "#;
         let c = Config::parse(Path::new("/etc/ec/config.toml"), text).unwrap();
         assert_eq!(c.state_dir, Path::new("/etc/ec/state"));
+        assert_eq!(c.service_user, "edge-connector");
         assert_eq!(
             c.policy_file.as_deref(),
             Some(Path::new("/etc/ec/policy.toml"))
@@ -508,6 +509,11 @@ proxy = "none"
         };
         let e = err("state_dir = 3\n");
         assert!(e.starts_with("c.toml:1:"), "{e}");
+        let e = err("service_user = \"\"\n");
+        assert!(
+            e.contains("service_user must be a user name or a uid"),
+            "{e}"
+        );
         let e =
             err("\n[[provider]]\nname = \"x\"\nkind = \"svn\"\napi_url = \"https://a/api/v3\"\n");
         assert!(e.contains("c.toml:4:") && e.contains("svn"), "{e}");
