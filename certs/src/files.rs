@@ -1,47 +1,22 @@
-//! Atomic file writes: a crash leaves the old file or the new one, never half of either.
+//! Key and certificate files, written through the workspace's one atomic-write helper
+//! ([`shared::fs::write_atomic`]): a crash leaves the old file or the new one, never half of
+//! either, and a link planted in a shared output directory is never followed.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::Path;
+
+use shared::fs::WriteOptions;
 
 use crate::Error;
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-/// Writes `bytes` to `path` with `mode` via a temporary file, fsync and rename, then fsyncs
-/// the directory so the rename itself survives a power cut.
+/// Writes `bytes` to `path` with `mode` atomically: random `O_EXCL|O_NOFOLLOW` temporary
+/// file created with `mode`, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        fs::rename(&tmp, path).map_err(io_err(path))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(dir))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    Ok(shared::fs::write_atomic(
+        path,
+        bytes,
+        &WriteOptions::mode(mode),
+    )?)
 }
 
 /// Writes a private key (or any secret): owner read/write only.
@@ -56,13 +31,16 @@ pub fn write_public(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// Reads a file to a string, naming the file on error.
 pub fn read_to_string(path: &Path) -> Result<String, Error> {
-    fs::read_to_string(path).map_err(io_err(path))
+    fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{PermissionsExt, symlink};
 
     #[test]
     fn secrets_are_owner_only_and_replace_atomically() {
@@ -80,5 +58,21 @@ mod tests {
             1,
             "no temp file left"
         );
+    }
+
+    #[test]
+    fn a_key_written_into_a_shared_directory_ignores_the_old_predictable_temporary_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"someone else's").unwrap();
+        // The name the previous helper always used: `.ca.key.tmp-PID`.
+        let guessed = dir
+            .path()
+            .join(format!(".ca.key.tmp-{}", std::process::id()));
+        symlink(&victim, &guessed).unwrap();
+        write_secret(&dir.path().join("ca.key"), b"key").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"someone else's");
+        assert_eq!(fs::read(dir.path().join("ca.key")).unwrap(), b"key");
+        assert!(fs::symlink_metadata(&guessed).unwrap().is_symlink());
     }
 }

@@ -67,4 +67,7 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// Writing a file failed, or a link was planted where it was to go.
+    #[error(transparent)]
+    File(#[from] shared::fs::FsError),
 }

@@ -5,6 +5,7 @@
 //!
 //! ```toml
 //! state_dir = "/var/lib/edge-connector"          # identity, vault (default shown)
+//! service_user = "edge-connector"                 # may own state_dir besides root (default)
 //! policy_file = "/etc/edge-connector/policy.toml" # default: policy.toml beside this file
 //!
 //! [vault]
@@ -263,6 +264,7 @@ pub struct TelemetryConfig {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     state_dir: Option<PathBuf>,
+    service_user: Option<String>,
     policy_file: Option<PathBuf>,
     #[serde(default)]
     vault: VaultConfig,
@@ -279,6 +281,9 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// Identity and vault.
     pub state_dir: PathBuf,
+    /// The user the service runs as (a name or a uid): besides root and the user running a
+    /// command, the only owner a state directory may have.
+    pub service_user: String,
     /// The local policy file.
     pub policy_file: Option<PathBuf>,
     /// The vault's key.
@@ -300,6 +305,7 @@ impl Config {
                 ..VaultConfig::default()
             },
             state_dir,
+            service_user: crate::state_guard::DEFAULT_SERVICE_USER.to_owned(),
             telemetry: TelemetryConfig::default(),
             providers: Vec::new(),
         }
@@ -393,6 +399,15 @@ impl Config {
         let state_dir = abs(raw
             .state_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)));
+        let service_user = raw
+            .service_user
+            .unwrap_or_else(|| crate::state_guard::DEFAULT_SERVICE_USER.to_owned());
+        if service_user.is_empty() || service_user.chars().any(|c| c.is_whitespace()) {
+            return Err(invalid(
+                None,
+                "service_user must be a user name or a uid".to_owned(),
+            ));
+        }
         let policy_file = Some(abs(raw
             .policy_file
             .unwrap_or_else(|| PathBuf::from("policy.toml"))));
@@ -411,6 +426,7 @@ impl Config {
         Ok(Self {
             path: Some(path.to_owned()),
             state_dir,
+            service_user,
             policy_file,
             vault,
             telemetry: raw.telemetry,
@@ -451,6 +467,7 @@ proxy = "none"
 "#;
         let c = Config::parse(Path::new("/etc/ec/config.toml"), text).unwrap();
         assert_eq!(c.state_dir, Path::new("/etc/ec/state"));
+        assert_eq!(c.service_user, "edge-connector");
         assert_eq!(
             c.policy_file.as_deref(),
             Some(Path::new("/etc/ec/policy.toml"))
@@ -492,6 +509,11 @@ proxy = "none"
         };
         let e = err("state_dir = 3\n");
         assert!(e.starts_with("c.toml:1:"), "{e}");
+        let e = err("service_user = \"\"\n");
+        assert!(
+            e.contains("service_user must be a user name or a uid"),
+            "{e}"
+        );
         let e =
             err("\n[[provider]]\nname = \"x\"\nkind = \"svn\"\napi_url = \"https://a/api/v3\"\n");
         assert!(e.contains("c.toml:4:") && e.contains("svn"), "{e}");

@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: the customer's configuration file (state, policy, vault, upstreams).
 //! - [`state`]: the state directory (enrollment, pinned CA, identity).
+//! - [`state_guard`]: who may own the state directory, checked before anything is written.
 //! - [`enroll`]: one-time enrollment with a join token and a pinned CA fingerprint.
 //! - [`providers`]: the GitHub Enterprise and GitLab instances and their tools.
 //! - [`local_policy`]: the customer's own allow-list, enforced on every call.
@@ -22,6 +23,7 @@ pub mod enroll;
 pub mod local_policy;
 pub mod providers;
 pub mod state;
+pub mod state_guard;
 pub mod tools;
 pub mod tunnel;
 pub mod vault;
@@ -44,7 +46,7 @@ pub async fn run(
     drain_timeout: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let state = state::StateDir::new(&config.state_dir);
+    let state = state::StateDir::new(&config.state_dir).with_service_user(&config.service_user);
     let identity = state.identity()?;
     let rules = local_policy::load(config.policy_file.as_deref())?;
     let tracing = Arc::new(Tracing::new(

@@ -154,7 +154,7 @@ async fn run(command: Command) -> Result<()> {
                 runtime,
                 token,
                 ca_fingerprint,
-                state: StateDir::new(&config.state_dir),
+                state: StateDir::new(&config.state_dir).with_service_user(&config.service_user),
             })
             .await?;
             println!("enrolled as {identity}");

@@ -8,6 +8,11 @@
 //! ```
 //! Chain and key share one file so that a renewal replaces both in a single atomic rename:
 //! a crash can never leave a certificate beside the wrong key.
+//!
+//! Files are read without following symbolic links and written through
+//! [`shared::fs::write_atomic`]; before writing, the directory must pass
+//! [`state_guard::check`] (owned by root, the caller or the service user; nobody else may
+//! write it).
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -18,7 +23,13 @@ use certs::inspect::CertInfo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
+use shared::fs::FsError;
 use shared::identity::ConnectorIdentity;
+
+use crate::state_guard::{self, StateDirError};
+
+/// Largest state file read (a certificate chain and key are a few kilobytes).
+const MAX_STATE_FILE: u64 = 1024 * 1024;
 
 /// Why the state directory cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +54,12 @@ pub enum StateError {
     /// Writing failed.
     #[error(transparent)]
     Write(#[from] certs::Error),
+    /// The directory may be written by someone else than root and the service user.
+    #[error(transparent)]
+    UnsafeDir(#[from] StateDirError),
+    /// A link or a non-regular file stands where a state file should be.
+    #[error(transparent)]
+    File(#[from] FsError),
     /// Creating the directory failed.
     #[error("{path}: {source}")]
     Io {
@@ -94,12 +111,42 @@ impl std::fmt::Debug for Identity {
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
+    service_user: String,
 }
 
 impl StateDir {
-    /// The directory at `root`.
+    /// The directory at `root`, for the packages' service user.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            service_user: state_guard::DEFAULT_SERVICE_USER.to_owned(),
+        }
+    }
+
+    /// The same directory, which `service_user` (a name or a uid) may own.
+    #[must_use]
+    pub fn with_service_user(self, service_user: &str) -> Self {
+        Self {
+            service_user: service_user.to_owned(),
+            ..self
+        }
+    }
+
+    /// Refuses a directory someone else could plant files in.
+    fn check_dir(&self) -> Result<(), StateError> {
+        state_guard::check(&self.root, &self.service_user)?;
+        Ok(())
+    }
+
+    /// Reads a state file, never through a link.
+    fn read(path: &Path) -> Result<Vec<u8>, StateError> {
+        shared::fs::read_file(path, MAX_STATE_FILE).map_err(|e| match e {
+            FsError::Io { path, source } => StateError::Invalid {
+                path,
+                reason: source.to_string(),
+            },
+            other => StateError::File(other),
+        })
     }
 
     /// The directory.
@@ -139,7 +186,8 @@ impl StateDir {
             .map_err(|source| StateError::Io {
                 path: self.root.clone(),
                 source,
-            })
+            })?;
+        self.check_dir()
     }
 
     /// Writes the result of an enrollment. `connector.toml` goes last: its presence means
@@ -151,6 +199,7 @@ impl StateDir {
         chain_pem: &str,
         key: &ConnectorKey,
     ) -> Result<(), StateError> {
+        self.check_dir()?;
         certs::files::write_public(&self.ca_path(), ca_pem.as_bytes())?;
         self.save_identity(chain_pem, key)?;
         let text = toml::to_string(config).map_err(|e| Self::invalid(&self.config_path(), e))?;
@@ -160,6 +209,7 @@ impl StateDir {
 
     /// Replaces the identity (chain + key) atomically.
     pub fn save_identity(&self, chain_pem: &str, key: &ConnectorKey) -> Result<(), StateError> {
+        self.check_dir()?;
         let mut both = chain_pem.to_owned();
         if !both.ends_with('\n') {
             both.push('\n');
@@ -172,21 +222,24 @@ impl StateDir {
     /// Reads `connector.toml`.
     pub fn config(&self) -> Result<ConnectorConfig, StateError> {
         let path = self.config_path();
-        let text =
-            fs::read_to_string(&path).map_err(|_| StateError::NotEnrolled(self.root.clone()))?;
-        toml::from_str(&text).map_err(|e| Self::invalid(&path, e))
+        let bytes = shared::fs::read_file(&path, MAX_STATE_FILE).map_err(|e| match e {
+            FsError::Io { .. } => StateError::NotEnrolled(self.root.clone()),
+            other => StateError::File(other),
+        })?;
+        let text = std::str::from_utf8(&bytes).map_err(|e| Self::invalid(&path, e))?;
+        toml::from_str(text).map_err(|e| Self::invalid(&path, e))
     }
 
     /// Reads the pinned CA.
     pub fn ca_der(&self) -> Result<CertificateDer<'static>, StateError> {
         let path = self.ca_path();
-        CertificateDer::from_pem_file(&path).map_err(|e| Self::invalid(&path, e))
+        CertificateDer::from_pem_slice(&Self::read(&path)?).map_err(|e| Self::invalid(&path, e))
     }
 
     /// Reads the identity and checks the key matches the certificate.
     pub fn identity(&self) -> Result<Identity, StateError> {
         let path = self.identity_path();
-        let pem = fs::read(&path).map_err(|e| Self::invalid(&path, e))?;
+        let pem = zeroize::Zeroizing::new(Self::read(&path)?);
         let chain = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Self::invalid(&path, e))?;
@@ -205,5 +258,46 @@ impl StateDir {
             key,
             cert,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn state_files_are_never_read_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "identity = \"x\"\n").unwrap();
+        for name in ["connector.toml", "ca.pem", "identity.pem"] {
+            symlink(&target, dir.path().join(name)).unwrap();
+        }
+        assert!(matches!(
+            state.config(),
+            Err(StateError::File(FsError::Symlink { .. }))
+        ));
+        assert!(matches!(
+            state.ca_der(),
+            Err(StateError::File(FsError::Symlink { .. }))
+        ));
+        assert!(matches!(
+            state.identity(),
+            Err(StateError::File(FsError::Symlink { .. }))
+        ));
+    }
+
+    #[test]
+    fn an_identity_is_not_saved_into_a_directory_others_may_write() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let key = ConnectorKey::generate().unwrap();
+        let err = StateDir::new(dir.path())
+            .save_identity("", &key)
+            .unwrap_err();
+        assert!(err.to_string().contains("chmod 0700"), "{err}");
+        assert!(!dir.path().join("identity.pem").exists());
     }
 }

@@ -14,7 +14,8 @@
 //! older one; anything that changes meaning bumps [`version::PROTOCOL_VERSION`], which the two
 //! sides negotiate in the hello exchange.
 //!
-//! This crate does no I/O of its own (except the optional `io` feature's thin async adapters):
+//! This crate does no I/O of its own (except the optional `io` feature's thin async adapters
+//! and the `fs` feature's file helpers):
 //! [`frame`] turns bytes into frames, [`control::Control`] is a sans-IO state machine that
 //! takes frames and the current time and gives back frames to send, events and deadlines.
 //! That keeps the protocol testable with byte vectors and a fake clock, and lets every
@@ -30,6 +31,7 @@
 //! - [`close`]: why a tunnel connection was closed.
 //! - [`identity`]: tenant and connector identifiers and the SPIFFE identity in certificates.
 //! - [`policy`]: tool and repository patterns and allow-rules, shared by both sides' policies.
+//! - [`fs`] (feature `fs`): symlink-safe state files and the one atomic-write helper.
 //! - [`io`] (feature `io`): read and write frames on async streams.
 //! - [`trace`] (feature `otel`): OpenTelemetry spans that join across the tunnel.
 
@@ -40,6 +42,8 @@ pub mod close;
 pub mod control;
 pub mod enroll;
 pub mod frame;
+#[cfg(feature = "fs")]
+pub mod fs;
 pub mod identity;
 #[cfg(feature = "io")]
 pub mod io;

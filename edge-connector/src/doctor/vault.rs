@@ -55,6 +55,11 @@ fn failure(e: &VaultError, key_file: &str, config: &Config) -> Check {
             "The vault does not decrypt with this key: restore the key that encrypted it (check {key_file} and the \
              service's LoadCredential), or restore {state}/vault.age from a backup."
         ),
+        VaultError::StateDir(e) => e.fix(),
+        VaultError::File(_) => format!(
+            "Something other than the connector put a link or special file in {state}: find who can write it, \
+             then remove the file named above (`rm` removes a link, not its target)."
+        ),
         _ => "See the message above.".to_owned(),
     };
     Check::fail(ID, format!("the vault cannot be used: {e}"), fix)

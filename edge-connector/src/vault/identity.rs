@@ -2,6 +2,7 @@
 //! (`$CREDENTIALS_DIRECTORY/<name>`, set up by `LoadCredential=` or `LoadCredentialEncrypted=`)
 //! or from a file that only its owner may read.
 
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,9 @@ use zeroize::Zeroizing;
 
 use super::VaultError;
 use crate::config::VaultConfig;
+
+/// Largest key file read (an identity is one line; comments make it a few hundred bytes).
+const MAX_KEY_BYTES: u64 = 64 * 1024;
 
 /// Where the key came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,20 +50,19 @@ pub fn locate(config: &VaultConfig) -> Result<KeySource, VaultError> {
         .ok_or(VaultError::NoKey)
 }
 
-/// Reads the key at `source`.
+/// Reads the key at `source`, never through a symbolic link.
 pub fn load(source: &KeySource) -> Result<Identity, VaultError> {
     let path = source.path();
     let io = |e: std::io::Error| VaultError::Key {
         path: path.to_owned(),
         reason: e.to_string(),
     };
-    let meta = std::fs::metadata(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            VaultError::KeyMissing(path.to_owned())
-        } else {
-            io(e)
-        }
+    let file = shared::fs::open_read(path).map_err(|e| match e {
+        e if e.is_not_found() => VaultError::KeyMissing(path.to_owned()),
+        shared::fs::FsError::Io { source, .. } => io(source),
+        other => VaultError::File(other),
     })?;
+    let meta = file.metadata().map_err(io)?;
     if matches!(source, KeySource::File(_)) && meta.permissions().mode() & 0o077 != 0 {
         return Err(VaultError::Key {
             path: path.to_owned(),
@@ -69,7 +72,10 @@ pub fn load(source: &KeySource) -> Result<Identity, VaultError> {
             ),
         });
     }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io)?);
+    let mut text = Zeroizing::new(String::new());
+    file.take(MAX_KEY_BYTES)
+        .read_to_string(&mut text)
+        .map_err(io)?;
     let line = text
         .lines()
         .map(str::trim)
@@ -111,8 +117,12 @@ pub fn write(path: &Path, identity: &Identity) -> Result<(), VaultError> {
             reason: e.to_string(),
         })?;
     }
-    certs::files::write_secret(path, file_text(identity).as_bytes()).map_err(|e| VaultError::Key {
-        path: path.to_owned(),
-        reason: e.to_string(),
+    let options = shared::fs::WriteOptions::mode(0o600);
+    shared::fs::write_atomic(path, file_text(identity).as_bytes(), &options).map_err(|e| match e {
+        shared::fs::FsError::Io { source, .. } => VaultError::Key {
+            path: path.to_owned(),
+            reason: source.to_string(),
+        },
+        other => VaultError::File(other),
     })
 }

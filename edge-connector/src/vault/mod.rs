@@ -5,8 +5,13 @@
 //!
 //! - The key is an age X25519 identity ([`identity`]): a systemd credential or a 0600 file.
 //! - Every change is a read-modify-write under an exclusive lock on `vault.lock`, written
-//!   to a temporary file, fsynced, renamed over `vault.age` and the directory fsynced, so a
-//!   crash (kill -9 included) at any moment leaves the old vault or the new one.
+//!   through [`shared::fs::write_atomic`] (random `O_EXCL|O_NOFOLLOW` temporary file,
+//!   fsync, rename over `vault.age`, directory fsync), so a crash (kill -9 included) at any
+//!   moment leaves the old vault or the new one.
+//! - The state directory is checked first ([`crate::state_guard`]), and no file in it is
+//!   opened through a symbolic link: the service user, who owns the directory, cannot turn
+//!   `vault set` run as root against a file of root's. Files root creates there are handed
+//!   to the directory's owner through their descriptor.
 //! - Reads decrypt only when the file changed since the last read (same inode, size and
 //!   modification time), so the running connector sees `vault set` at once.
 //! - `rotate-key` re-encrypts to the old and the new key before it replaces the key file,
@@ -16,14 +21,15 @@ pub mod entry;
 pub mod identity;
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use age::x25519::Identity;
 use serde::{Deserialize, Serialize};
+use shared::fs::{FsError, Owner, WriteOptions};
 use zeroize::Zeroizing;
 
 use entry::StoredEntry;
@@ -31,6 +37,7 @@ pub use entry::{Entry, EntryInfo, EntryKind, EntryName};
 use identity::KeySource;
 
 use crate::config::Config;
+use crate::state_guard::{self, StateDirError};
 
 /// Largest vault file read.
 const MAX_VAULT_BYTES: u64 = 64 * 1024 * 1024;
@@ -79,6 +86,25 @@ pub enum VaultError {
     /// A secret was too large.
     #[error("secrets are at most {} bytes", entry::MAX_SECRET)]
     TooLarge,
+    /// The state directory may be written by someone else than root and the service user.
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
+    /// A link or a non-regular file stands where a vault file should be.
+    #[error(transparent)]
+    File(FsError),
+}
+
+impl VaultError {
+    /// A file error: input/output failures keep their [`VaultError::Io`] form.
+    fn file(e: FsError) -> Self {
+        match e {
+            FsError::Io { path, source } => Self::Io {
+                path,
+                reason: source.to_string(),
+            },
+            other => Self::File(other),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -115,6 +141,8 @@ pub struct Vault {
     path: PathBuf,
     lock_path: PathBuf,
     source: KeySource,
+    /// Who gets the files this process creates (root writing for the service user).
+    owner: Option<Owner>,
     identity: Mutex<Identity>,
     cache: Mutex<Option<(Stamp, Entries)>>,
 }
@@ -135,30 +163,39 @@ fn now_ms() -> i64 {
 impl Vault {
     /// Opens the vault of `config` with its existing key.
     pub fn open(config: &Config) -> Result<Self, VaultError> {
+        let owner = state_guard::check(&config.state_dir, &config.service_user)?;
         let source = identity::locate(&config.vault)?;
         let key = identity::load(&source)?;
-        Ok(Self::with_key(config.vault_path(), source, key))
+        Ok(Self::with_key(config.vault_path(), source, key, owner))
     }
 
     /// Opens the vault of `config`, creating its key file first if there is none. Returns
     /// the vault and whether a key was made.
     pub fn init(config: &Config) -> Result<(Self, bool), VaultError> {
+        let owner = state_guard::check(&config.state_dir, &config.service_user)?;
         let source = identity::locate(&config.vault)?;
         match identity::load(&source) {
-            Ok(key) => Ok((Self::with_key(config.vault_path(), source, key), false)),
+            Ok(key) => Ok((
+                Self::with_key(config.vault_path(), source, key, owner),
+                false,
+            )),
             Err(VaultError::KeyMissing(path)) if matches!(source, KeySource::File(_)) => {
                 let key = identity::create(&path)?;
-                Ok((Self::with_key(config.vault_path(), source, key), true))
+                Ok((
+                    Self::with_key(config.vault_path(), source, key, owner),
+                    true,
+                ))
             }
             Err(e) => Err(e),
         }
     }
 
-    fn with_key(path: PathBuf, source: KeySource, key: Identity) -> Self {
+    fn with_key(path: PathBuf, source: KeySource, key: Identity, owner: Option<Owner>) -> Self {
         Self {
             lock_path: path.with_extension("lock"),
             path,
             source,
+            owner,
             identity: Mutex::new(key),
             cache: Mutex::new(None),
         }
@@ -190,32 +227,39 @@ impl Vault {
         }
     }
 
+    /// The vault file, never through a link; `None` when there is none yet.
+    fn open_file(&self) -> Result<Option<File>, VaultError> {
+        match shared::fs::open_read(&self.path) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(VaultError::file(e)),
+        }
+    }
+
     /// The entries now on disk.
     fn current(&self) -> Result<Entries, VaultError> {
-        let meta = match std::fs::metadata(&self.path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Arc::new(BTreeMap::new()));
-            }
-            Err(e) => return Err(self.io(e)),
+        let Some(file) = self.open_file()? else {
+            return Ok(Arc::new(BTreeMap::new()));
         };
-        let stamp = Stamp::of(&meta);
+        let stamp = Stamp::of(&file.metadata().map_err(|e| self.io(e))?);
         if let Some((s, entries)) = &*self.cache.lock().unwrap_or_else(|p| p.into_inner())
             && *s == stamp
         {
             return Ok(entries.clone());
         }
-        let entries = Arc::new(self.read()?);
+        let entries = Arc::new(self.decrypt(file)?);
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((stamp, entries.clone()));
         Ok(entries)
     }
 
     fn read(&self) -> Result<BTreeMap<EntryName, StoredEntry>, VaultError> {
-        let mut file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-            Err(e) => return Err(self.io(e)),
-        };
+        match self.open_file()? {
+            Some(file) => self.decrypt(file),
+            None => Ok(BTreeMap::new()),
+        }
+    }
+
+    fn decrypt(&self, mut file: File) -> Result<BTreeMap<EntryName, StoredEntry>, VaultError> {
         let mut cipher = Vec::new();
         Read::by_ref(&mut file)
             .take(MAX_VAULT_BYTES + 1)
@@ -261,40 +305,20 @@ impl Vault {
         let mut w = encryptor.wrap_output(&mut cipher).map_err(|e| self.io(e))?;
         w.write_all(&plain).map_err(|e| self.io(e))?;
         w.finish().map_err(|e| self.io(e))?;
-        write_atomic(&self.path, &cipher).map_err(|e| self.io(e))?;
+        let options = WriteOptions::mode(0o600).owned_by(self.owner);
+        shared::fs::write_atomic(&self.path, &cipher, &options).map_err(VaultError::file)?;
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
     }
 
+    /// Takes the writers' lock. Made by root (an operator's `vault set`), the lock file is
+    /// given to the directory's owner through its descriptor so that the service can still
+    /// open it; an existing one is never changed, whatever it is.
     fn lock(&self) -> Result<File, VaultError> {
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&self.lock_path)
-            .map_err(|e| self.io(e))?;
-        // Made by root (an operator's `vault set`), it must still open for the service.
-        give_to_directory_owner(&self.lock_path, &f).map_err(|e| self.io(e))?;
+        let f =
+            shared::fs::open_lock(&self.lock_path, 0o600, self.owner).map_err(VaultError::file)?;
         f.lock().map_err(|e| self.io(e))?;
         Ok(f)
-    }
-
-    /// Deletes temporary files a writer killed mid-write left behind. Only a writer holding
-    /// the lock makes them, and we hold it, so none is in use.
-    fn remove_stale_temporaries(&self) {
-        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
-            return;
-        };
-        let prefix = format!(".{}.tmp-", name.to_string_lossy());
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
     }
 
     /// One entry.
@@ -319,7 +343,8 @@ impl Vault {
         change: impl FnOnce(Option<Entry>) -> Option<Entry>,
     ) -> Result<Option<Entry>, VaultError> {
         let _lock = self.lock()?;
-        self.remove_stale_temporaries();
+        // Only writers holding the lock make temporaries, so none left now is in use.
+        shared::fs::remove_stale_temporaries(&self.path);
         let mut entries = self.read()?;
         let next = change(entries.get(name).map(Entry::from));
         if let Some(e) = &next {
@@ -411,48 +436,6 @@ fn clone_entries(e: &BTreeMap<EntryName, StoredEntry>) -> BTreeMap<EntryName, St
     e.iter()
         .map(|(n, s)| (n.clone(), StoredEntry::from(&Entry::from(s))))
         .collect()
-}
-
-/// When root writes in a directory owned by the service user, hands the file to that user,
-/// so the service can still read (and lock) it.
-fn give_to_directory_owner(path: &Path, file: &File) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let dir_meta = std::fs::metadata(dir)?;
-    if file.metadata()?.uid() != dir_meta.uid() {
-        std::os::unix::fs::chown(path, Some(dir_meta.uid()), Some(dir_meta.gid()))?;
-    }
-    Ok(())
-}
-
-/// Writes `bytes` over `path` through a uniquely named temporary file: fsync, rename,
-/// fsync the directory.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{:016x}",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        give_to_directory_owner(&tmp, &f)?;
-        std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]
@@ -555,5 +538,91 @@ mod tests {
         assert!(err.to_string().contains("is this the vault's key"), "{err}");
         std::fs::write(c.vault_path(), b"garbage").unwrap();
         assert!(Vault::open(&c).unwrap().get(&name("a")).is_err());
+    }
+
+    fn running_as_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    /// A root-only file, and what must not change about it.
+    fn root_only_file(dir: &Path) -> (PathBuf, (u32, u32, Vec<u8>)) {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("root-only");
+        std::fs::write(&p, b"root's secret").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let seen = seen(&p);
+        (p, seen)
+    }
+
+    fn seen(p: &Path) -> (u32, u32, Vec<u8>) {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.mode(), std::fs::read(p).unwrap())
+    }
+
+    #[test]
+    fn a_service_user_cannot_turn_vault_commands_run_as_root_against_a_root_file() {
+        if !running_as_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        // The state directory belongs to the (compromised) service user.
+        std::os::unix::fs::chown(&c.state_dir, Some(65534), Some(65534)).unwrap();
+        c.service_user = "65534".into();
+        let (v, _) = Vault::init(&c).unwrap();
+        v.set(&name("a"), SecretString::from("one")).unwrap();
+        // What root made there went to the service user, through the descriptors.
+        for f in ["vault.age", "vault.lock"] {
+            let m = std::fs::metadata(c.state_dir.join(f)).unwrap();
+            assert_eq!((m.uid(), m.mode() & 0o777), (65534, 0o600), "{f}");
+        }
+        let (target, before) = root_only_file(dir.path());
+        for planted in ["vault.lock", "vault.age"] {
+            let link = c.state_dir.join(planted);
+            let saved = c.state_dir.join("saved");
+            std::fs::rename(&link, &saved).unwrap();
+            std::os::unix::fs::symlink(&target, &link).unwrap();
+            let errors = [
+                v.set(&name("b"), SecretString::from("two")).unwrap_err(),
+                v.remove(&name("a")).unwrap_err(),
+                v.rotate_key().unwrap_err(),
+            ];
+            for err in errors {
+                assert!(
+                    matches!(&err, VaultError::File(FsError::Symlink { path }) if path == &link),
+                    "{planted}: {err}"
+                );
+                assert!(err.to_string().contains("symbolic link"), "{err}");
+                assert_eq!(seen(&target), before, "{planted}: the root file changed");
+            }
+            std::fs::rename(&saved, &link).unwrap();
+        }
+        assert_eq!(
+            v.get(&name("a")).unwrap().unwrap().secret.expose_secret(),
+            "one"
+        );
+    }
+
+    #[test]
+    fn a_state_directory_owned_by_another_user_is_refused_with_the_fix() {
+        if !running_as_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(dir.path());
+        std::os::unix::fs::chown(&c.state_dir, Some(4242), Some(4242)).unwrap();
+        let err = Vault::init(&c).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                VaultError::StateDir(StateDirError::ForeignOwner { uid: 4242, .. })
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("chown -R edge-connector:"),
+            "{err}"
+        );
+        assert!(!c.vault.identity_file.as_ref().unwrap().exists());
     }
 }
