@@ -111,6 +111,22 @@ enum Command {
         /// this file. Frames carry no credentials by design; this is how that is checked.
         #[arg(long)]
         debug_frame_log: Option<PathBuf>,
+        /// A load balancer's network (CIDR, e.g. 10.0.0.0/8, or one address); repeat for
+        /// several. Connections from inside it may name the client in a PROXY protocol
+        /// header (v1 or v2) and in X-Forwarded-For (the rightmost hop outside these
+        /// networks is the client); everyone else's such claims are ignored.
+        #[arg(long = "trusted-proxy", value_name = "CIDR")]
+        trusted_proxies: Vec<cloud_runtime::https::client_addr::Cidr>,
+        /// Close an HTTPS connection after this long with no request in flight.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        https_idle_timeout: Duration,
+        /// HTTPS connections open at once; more wait in the accept queue.
+        #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        https_max_connections: u32,
+        /// HTTPS connections one client (IPv4 address, IPv6 /64) may hold on an idle
+        /// listener; the share shrinks as the listener fills.
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        https_max_connections_per_client: u32,
     },
     /// Tenant policies: agent roles, user grants, gateways, hooks.
     Policy {
@@ -413,7 +429,17 @@ async fn run(command: Command) -> Result<()> {
             debug_frame_log,
             client_metadata_ca,
             dev_client_metadata_loopback,
+            trusted_proxies,
+            https_idle_timeout,
+            https_max_connections,
+            https_max_connections_per_client,
         } => {
+            if https_max_connections_per_client > https_max_connections {
+                bail!("--https-max-connections-per-client must not exceed --https-max-connections");
+            }
+            if https_idle_timeout.is_zero() {
+                bail!("--https-idle-timeout must be more than zero");
+            }
             if !(certs::authority::MIN_CONNECTOR_TTL..=certs::authority::MAX_CONNECTOR_TTL)
                 .contains(&connector_cert_ttl)
             {
@@ -446,6 +472,16 @@ async fn run(command: Command) -> Result<()> {
                 otlp_endpoint,
                 metrics_listen,
                 debug_frame_log,
+                https: cloud_runtime::https::HttpsOptions {
+                    limits: cloud_runtime::https::admission::Limits {
+                        max: https_max_connections as usize,
+                        per_client: https_max_connections_per_client as usize,
+                    },
+                    idle_timeout: https_idle_timeout,
+                    trusted_proxies: cloud_runtime::https::client_addr::TrustedProxies::new(
+                        trusted_proxies,
+                    ),
+                },
             })
             .await?;
             wait_for_signal().await?;

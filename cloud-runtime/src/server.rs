@@ -53,6 +53,8 @@ pub struct ServeOptions {
     pub metrics_listen: Option<SocketAddr>,
     /// Append every tunnel frame to this file (debugging; off when `None`).
     pub debug_frame_log: Option<std::path::PathBuf>,
+    /// Connection limits, idle timeout and trusted proxies of the HTTPS listener.
+    pub https: https::HttpsOptions,
 }
 
 /// MCP settings of `serve`.
@@ -347,6 +349,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
             listener,
             None,
             router.clone(),
+            opts.https.clone(),
             shutdown.clone(),
         ));
     }
@@ -354,6 +357,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         https_listener,
         Some(tls::https_server_config(&identity)?),
         router,
+        opts.https.clone(),
         shutdown.clone(),
     ));
     tracker.spawn(admin::serve(
