@@ -143,10 +143,12 @@ pub fn parse_v2(head: &[u8; 16], body: &[u8]) -> Result<Option<SocketAddr>, Prox
 mod tests {
     use super::*;
 
+    type Parsed = Result<Option<SocketAddr>, ProxyHeaderError>;
+
     #[test]
     fn version_1_lines() {
         let ok = |s: &str| Ok(Some(s.parse::<SocketAddr>().unwrap()));
-        let table: &[(&str, Result<Option<SocketAddr>, ProxyHeaderError>)] = &[
+        let table: &[(&str, Parsed)] = &[
             (
                 "PROXY TCP4 198.51.100.1 10.0.0.1 51000 443\r\n",
                 ok("198.51.100.1:51000"),
@@ -213,7 +215,7 @@ mod tests {
         tcp6.push(1);
         tcp6.extend([0; 16]);
         tcp6.extend([0xc7, 0x38, 1, 0xbb]);
-        let table: &[(u8, u8, &[u8], Result<Option<SocketAddr>, ProxyHeaderError>)] = &[
+        let table: &[(u8, u8, &[u8], Parsed)] = &[
             (
                 0x21,
                 0x11,
