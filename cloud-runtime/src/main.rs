@@ -16,6 +16,26 @@ use cloud_runtime::store::oauth::AgentRow;
 use cloud_runtime::store::{GatewayRow, Store, now_ms};
 use shared::identity::{ConnectorId, TenantId};
 
+// The commands print through these instead of std's `print!`/`println!`, which panic when
+// stdout is a closed pipe (`cloud-runtime connector list --json | grep -q online`): a write
+// error returns from the command, and `main` ends quietly on a broken pipe.
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*).map_err($crate::StdoutError)?;
+    }};
+}
+macro_rules! println {
+    () => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout()).map_err($crate::StdoutError)?;
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err($crate::StdoutError)?;
+    }};
+}
+
 mod cli;
 
 /// The cloud runtime of mcp-edge: enrolls edge connectors and brokers tool calls to them.
@@ -389,14 +409,36 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli.command)) {
+    let result = rt.block_on(run(cli.command)).and_then(|()| {
+        // What is still buffered goes out now, where a closed pipe is seen.
+        std::io::Write::flush(&mut std::io::stdout()).map_err(|e| StdoutError(e).into())
+    });
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) if e.is::<Denied>() => std::process::ExitCode::from(1),
+        // The reader went away (`| head`, `| grep -q`): end quietly, with the status a
+        // process killed by SIGPIPE has in a shell.
+        Err(e) if is_broken_pipe(&e) => std::process::ExitCode::from(BROKEN_PIPE_STATUS),
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The exit status after stdout was closed by its reader: 128 + SIGPIPE, as a shell shows
+/// for `ls | head`.
+const BROKEN_PIPE_STATUS: u8 = 141;
+
+/// Writing to stdout failed.
+#[derive(Debug, thiserror::Error)]
+#[error("writing to stdout: {0}")]
+pub struct StdoutError(std::io::Error);
+
+/// Whether `e` is a write to a stdout nobody reads any more.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<StdoutError>()
+        .is_some_and(|StdoutError(io)| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 async fn run(command: Command) -> Result<()> {
