@@ -3,13 +3,14 @@
 Usage: http2_early_answer.py URL CA_PEM SIZE...
 
 Posts an MCP initialize padded to each SIZE (bytes) several times on one HTTP/2 connection,
-without credentials, and prints one line per request: "<http version> <status>", or
+without credentials and sent in parts (so the answer comes before the body ends), and prints one line per request: "<http version> <status>", or
 "error <exception>" when the request failed (a stream reset, for instance).
 """
 
 import json
 import ssl
 import sys
+import time
 
 import httpx2 as httpx
 
@@ -31,6 +32,16 @@ def body(size: int) -> bytes:
     return json.dumps(msg).encode()
 
 
+def slowly(data: bytes):
+    """The body in four parts a moment apart, as over a real network: the server has
+    answered before the body ends."""
+    step = max(1, len(data) // 4)
+    for i in range(0, len(data), step):
+        if i:
+            time.sleep(0.1)
+        yield data[i : i + step]
+
+
 def main() -> None:
     url, ca, sizes = sys.argv[1], sys.argv[2], [int(s) for s in sys.argv[3:]]
     context = ssl.create_default_context(cafile=ca)
@@ -38,12 +49,14 @@ def main() -> None:
         for size in sizes:
             for _ in range(4):
                 try:
+                    data = body(size)
                     r = client.post(
                         url,
-                        content=body(size),
+                        content=slowly(data),
                         headers={
                             "content-type": "application/json",
                             "accept": "application/json, text/event-stream",
+                            "content-length": str(len(data)),
                         },
                     )
                     print(r.http_version, r.status_code, flush=True)
