@@ -237,7 +237,8 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum IdpCommand {
     /// Users of the tenant sign in at this provider from now on; their group claim becomes
-    /// their grants. Register https://HOST:PORT/oauth/idp/callback as the redirect URI there.
+    /// their grants. Prints the redirect URI to register there
+    /// (https://HOSTNAME:PORT/oauth/idp/callback).
     Set {
         /// Tenant.
         #[arg(long)]
@@ -254,6 +255,22 @@ enum IdpCommand {
         /// Name of the ID-token claim listing the user's groups.
         #[arg(long, default_value = "groups")]
         groups_claim: String,
+        /// The port MCP clients and browsers reach the runtime's HTTPS endpoint on (that of
+        /// `serve --https-listen`, or the load balancer's).
+        #[arg(long, default_value_t = 8443)]
+        https_port: u16,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Show the tenant's identity provider (not its secret) and the redirect URI to
+    /// register there.
+    Show {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The port MCP clients and browsers reach the runtime's HTTPS endpoint on.
+        #[arg(long, default_value_t = 8443)]
+        https_port: u16,
         #[command(flatten)]
         dir: DataDirArg,
     },
@@ -602,9 +619,11 @@ async fn run(command: Command) -> Result<()> {
                     client_id,
                     client_secret_file,
                     groups_claim,
+                    https_port,
                     dir,
                 },
         } => {
+            let hostname = DataDir::new(dir.data_dir.clone()).config()?.hostname;
             let tenant: TenantId = tenant.parse().context("--tenant")?;
             oauth::idp::check_issuer(&issuer).map_err(anyhow::Error::msg)?;
             let secret = std::fs::read_to_string(&client_secret_file)
@@ -628,6 +647,37 @@ async fn run(command: Command) -> Result<()> {
                 })
                 .await?;
             println!("tenant {tenant} now signs users in at {issuer}");
+            println!(
+                "register this redirect URI at the provider: {}",
+                server::idp_redirect_uri(&hostname, https_port)
+            );
+        }
+        Command::Idp {
+            command:
+                IdpCommand::Show {
+                    tenant,
+                    https_port,
+                    dir,
+                },
+        } => {
+            let hostname = DataDir::new(dir.data_dir.clone()).config()?.hostname;
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let store = dir.store().await?;
+            if !store.tenant_exists(&tenant).await? {
+                bail!("no tenant named {tenant}");
+            }
+            match store.idp(tenant.as_str()).await? {
+                Some(idp) => {
+                    println!("issuer:       {}", idp.issuer);
+                    println!("client id:    {}", idp.client_id);
+                    println!("groups claim: {}", idp.groups_claim);
+                }
+                None => println!("tenant {tenant} has no identity provider (local users only)"),
+            }
+            println!(
+                "redirect URI: {}",
+                server::idp_redirect_uri(&hostname, https_port)
+            );
         }
         Command::Agent {
             command:
