@@ -16,6 +16,26 @@ use cloud_runtime::store::oauth::AgentRow;
 use cloud_runtime::store::{GatewayRow, Store, now_ms};
 use shared::identity::{ConnectorId, TenantId};
 
+// The commands print through these instead of std's `print!`/`println!`, which panic when
+// stdout is a closed pipe (`cloud-runtime connector list --json | grep -q online`): a write
+// error returns from the command, and `main` ends quietly on a broken pipe.
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*).map_err($crate::StdoutError)?;
+    }};
+}
+macro_rules! println {
+    () => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout()).map_err($crate::StdoutError)?;
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err($crate::StdoutError)?;
+    }};
+}
+
 mod cli;
 
 /// The cloud runtime of mcp-edge: enrolls edge connectors and brokers tool calls to them.
@@ -111,6 +131,22 @@ enum Command {
         /// this file. Frames carry no credentials by design; this is how that is checked.
         #[arg(long)]
         debug_frame_log: Option<PathBuf>,
+        /// A load balancer's network (CIDR, e.g. 10.0.0.0/8, or one address); repeat for
+        /// several. Connections from inside it may name the client in a PROXY protocol
+        /// header (v1 or v2) and in X-Forwarded-For (the rightmost hop outside these
+        /// networks is the client); everyone else's such claims are ignored.
+        #[arg(long = "trusted-proxy", value_name = "CIDR")]
+        trusted_proxies: Vec<cloud_runtime::https::client_addr::Cidr>,
+        /// Close an HTTPS connection after this long with no request in flight.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        https_idle_timeout: Duration,
+        /// HTTPS connections open at once; more wait in the accept queue.
+        #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        https_max_connections: u32,
+        /// HTTPS connections one client (IPv4 address, IPv6 /64) may hold on an idle
+        /// listener; the share shrinks as the listener fills.
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        https_max_connections_per_client: u32,
     },
     /// Tenant policies: agent roles, user grants, gateways, hooks.
     Policy {
@@ -201,7 +237,8 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum IdpCommand {
     /// Users of the tenant sign in at this provider from now on; their group claim becomes
-    /// their grants. Register https://HOST:PORT/oauth/idp/callback as the redirect URI there.
+    /// their grants. Prints the redirect URI to register there
+    /// (https://HOSTNAME:PORT/oauth/idp/callback).
     Set {
         /// Tenant.
         #[arg(long)]
@@ -223,6 +260,22 @@ enum IdpCommand {
         /// without one, the user signs in again after this time). `0s`: at every refresh.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         recheck_groups: Duration,
+        /// The port MCP clients and browsers reach the runtime's HTTPS endpoint on (that of
+        /// `serve --https-listen`, or the load balancer's).
+        #[arg(long, default_value_t = 8443)]
+        https_port: u16,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Show the tenant's identity provider (not its secret) and the redirect URI to
+    /// register there.
+    Show {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The port MCP clients and browsers reach the runtime's HTTPS endpoint on.
+        #[arg(long, default_value_t = 8443)]
+        https_port: u16,
         #[command(flatten)]
         dir: DataDirArg,
     },
@@ -378,14 +431,36 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli.command)) {
+    let result = rt.block_on(run(cli.command)).and_then(|()| {
+        // What is still buffered goes out now, where a closed pipe is seen.
+        std::io::Write::flush(&mut std::io::stdout()).map_err(|e| StdoutError(e).into())
+    });
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) if e.is::<Denied>() => std::process::ExitCode::from(1),
+        // The reader went away (`| head`, `| grep -q`): end quietly, with the status a
+        // process killed by SIGPIPE has in a shell.
+        Err(e) if is_broken_pipe(&e) => std::process::ExitCode::from(BROKEN_PIPE_STATUS),
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The exit status after stdout was closed by its reader: 128 + SIGPIPE, as a shell shows
+/// for `ls | head`.
+const BROKEN_PIPE_STATUS: u8 = 141;
+
+/// Writing to stdout failed.
+#[derive(Debug, thiserror::Error)]
+#[error("writing to stdout: {0}")]
+pub struct StdoutError(std::io::Error);
+
+/// Whether `e` is a write to a stdout nobody reads any more.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<StdoutError>()
+        .is_some_and(|StdoutError(io)| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 async fn run(command: Command) -> Result<()> {
@@ -418,7 +493,17 @@ async fn run(command: Command) -> Result<()> {
             debug_frame_log,
             client_metadata_ca,
             dev_client_metadata_loopback,
+            trusted_proxies,
+            https_idle_timeout,
+            https_max_connections,
+            https_max_connections_per_client,
         } => {
+            if https_max_connections_per_client > https_max_connections {
+                bail!("--https-max-connections-per-client must not exceed --https-max-connections");
+            }
+            if https_idle_timeout.is_zero() {
+                bail!("--https-idle-timeout must be more than zero");
+            }
             if !(certs::authority::MIN_CONNECTOR_TTL..=certs::authority::MAX_CONNECTOR_TTL)
                 .contains(&connector_cert_ttl)
             {
@@ -451,6 +536,16 @@ async fn run(command: Command) -> Result<()> {
                 otlp_endpoint,
                 metrics_listen,
                 debug_frame_log,
+                https: cloud_runtime::https::HttpsOptions {
+                    limits: cloud_runtime::https::admission::Limits {
+                        max: https_max_connections as usize,
+                        per_client: https_max_connections_per_client as usize,
+                    },
+                    idle_timeout: https_idle_timeout,
+                    trusted_proxies: cloud_runtime::https::client_addr::TrustedProxies::new(
+                        trusted_proxies,
+                    ),
+                },
             })
             .await?;
             wait_for_signal().await?;
@@ -530,9 +625,11 @@ async fn run(command: Command) -> Result<()> {
                     client_secret_file,
                     groups_claim,
                     recheck_groups,
+                    https_port,
                     dir,
                 },
         } => {
+            let hostname = DataDir::new(dir.data_dir.clone()).config()?.hostname;
             let tenant: TenantId = tenant.parse().context("--tenant")?;
             oauth::idp::check_issuer(&issuer).map_err(anyhow::Error::msg)?;
             let secret = std::fs::read_to_string(&client_secret_file)
@@ -557,6 +654,43 @@ async fn run(command: Command) -> Result<()> {
                 })
                 .await?;
             println!("tenant {tenant} now signs users in at {issuer}");
+            println!(
+                "register this redirect URI at the provider: {}",
+                server::idp_redirect_uri(&hostname, https_port)
+            );
+        }
+        Command::Idp {
+            command:
+                IdpCommand::Show {
+                    tenant,
+                    https_port,
+                    dir,
+                },
+        } => {
+            let hostname = DataDir::new(dir.data_dir.clone()).config()?.hostname;
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let store = dir.store().await?;
+            if !store.tenant_exists(&tenant).await? {
+                bail!("no tenant named {tenant}");
+            }
+            match store.idp(tenant.as_str()).await? {
+                Some(idp) => {
+                    println!("issuer:       {}", idp.issuer);
+                    println!("client id:    {}", idp.client_id);
+                    println!("groups claim: {}", idp.groups_claim);
+                    println!(
+                        "recheck:      groups and status asked again at refresh, every {}",
+                        humantime::format_duration(Duration::from_secs(
+                            u64::try_from(idp.recheck_secs).unwrap_or(0)
+                        ))
+                    );
+                }
+                None => println!("tenant {tenant} has no identity provider (local users only)"),
+            }
+            println!(
+                "redirect URI: {}",
+                server::idp_redirect_uri(&hostname, https_port)
+            );
         }
         Command::Agent {
             command:

@@ -54,6 +54,8 @@ pub struct ServeOptions {
     pub metrics_listen: Option<SocketAddr>,
     /// Append every tunnel frame to this file (debugging; off when `None`).
     pub debug_frame_log: Option<std::path::PathBuf>,
+    /// Connection limits, idle timeout and trusted proxies of the HTTPS listener.
+    pub https: https::HttpsOptions,
 }
 
 /// MCP settings of `serve`.
@@ -238,11 +240,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
             public_limit.clone(),
             rate_limit::limit,
         ));
-    let issuer = if https_addr.port() == 443 {
-        format!("https://{host}")
-    } else {
-        format!("https://{host}:{}", https_addr.port())
-    };
+    let issuer = public_url(&config.hostname, https_addr.port());
     let mcp_options = mcp_options(
         &issuer,
         &config.hostname,
@@ -350,6 +348,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
             listener,
             None,
             router.clone(),
+            opts.https.clone(),
             shutdown.clone(),
         ));
     }
@@ -357,6 +356,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         https_listener,
         Some(tls::https_server_config(&identity)?),
         router,
+        opts.https.clone(),
         shutdown.clone(),
     ));
     tracker.spawn(admin::serve(
@@ -379,6 +379,25 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         telemetry,
         _lock: lock,
     })
+}
+
+/// The runtime's public base URL (its OAuth issuer) at `hostname` with HTTPS on `port`.
+pub fn public_url(hostname: &str, port: u16) -> String {
+    let host = if hostname.contains(':') {
+        format!("[{hostname}]")
+    } else {
+        hostname.to_owned()
+    };
+    if port == 443 {
+        format!("https://{host}")
+    } else {
+        format!("https://{host}:{port}")
+    }
+}
+
+/// Where a tenant's identity provider sends users back: the redirect URI to register there.
+pub fn idp_redirect_uri(hostname: &str, port: u16) -> String {
+    format!("{}/oauth/idp/callback", public_url(hostname, port))
 }
 
 /// Deletes expired one-time OAuth state every minute, so abandoned sign-ins do not pile up.

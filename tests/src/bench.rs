@@ -166,6 +166,7 @@ pub async fn start_in_process(
         otlp_endpoint: None,
         metrics_listen: None,
         debug_frame_log: None,
+        https: Default::default(),
     })
     .await?;
     connector.enroll_now(rt)?;
