@@ -68,7 +68,8 @@ fn a_copied_key_is_refused_once_the_connector_has_renewed() -> Result<()> {
 
     // `connector list` warns, in JSON and in the table.
     let row = rt.connector(&c.id).expect("listed");
-    assert_eq!(row["superseded_count"], 1, "{row}");
+    // (At least once: the copy may retry before it reads the close code, as after a revoke.)
+    assert!(row["superseded_count"].as_i64() >= Some(1), "{row}");
     assert_eq!(row["superseded_last_serial"], old_serial, "{row}");
     let warnings = row["warnings"].as_array().cloned().unwrap_or_default();
     assert!(
