@@ -812,6 +812,9 @@ async fn connector(command: ConnectorCommand) -> Result<()> {
                         r.last_seen.map(format_ms).unwrap_or_else(|| "never".into()),
                         format_ms(r.cert_not_after)
                     );
+                    for w in &r.warnings {
+                        println!("  WARNING: {w}");
+                    }
                 }
             }
         }

@@ -228,6 +228,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         cert_ttl: opts.cert_ttl,
         heartbeat_interval: opts.heartbeat_interval,
         registry: registry.clone(),
+        audit: audit.clone(),
     });
 
     let public_limit = RateLimit::new(PUBLIC_PER_MINUTE, PUBLIC_BURST);

@@ -21,11 +21,15 @@ pub enum CloseCode {
     GoingAway = 6,
     /// The hello named another connector than the certificate.
     IdentityMismatch = 7,
+    /// The certificate was replaced by a renewal that the connector has since used: whoever
+    /// still presents it holds a copy of an old key (or a restored backup), so a human must
+    /// look before the connector is re-enrolled.
+    Superseded = 8,
 }
 
 impl CloseCode {
     /// All codes, for lookup.
-    const ALL: [CloseCode; 8] = [
+    const ALL: [CloseCode; 9] = [
         CloseCode::Normal,
         CloseCode::Revoked,
         CloseCode::CertificateExpired,
@@ -34,6 +38,7 @@ impl CloseCode {
         CloseCode::UpgradeRequired,
         CloseCode::GoingAway,
         CloseCode::IdentityMismatch,
+        CloseCode::Superseded,
     ];
 
     /// The numeric code.
@@ -54,6 +59,7 @@ impl CloseCode {
                 | CloseCode::UnknownConnector
                 | CloseCode::UpgradeRequired
                 | CloseCode::IdentityMismatch
+                | CloseCode::Superseded
         )
     }
 }

@@ -57,6 +57,49 @@ pub struct CallFacts<'a> {
     pub span_id: String,
 }
 
+/// Who presented a refused connector certificate, and what was refused.
+#[derive(Debug, Clone)]
+pub struct CertificateRefusal<'a> {
+    /// The tenant the certificate names.
+    pub tenant: &'a str,
+    /// The connector it names.
+    pub connector: &'a str,
+    /// What was attempted: `tunnel.handshake` or `tunnel.renewal`.
+    pub action: &'a str,
+    /// The certificate's serial, hex.
+    pub serial: &'a str,
+    /// Why it was refused, with the peer's address.
+    pub reason: String,
+}
+
+impl CertificateRefusal<'_> {
+    /// The audit record: a denial naming the connector, with the serial as its target. The
+    /// user and agent are `-`: the only party is whoever holds the certificate's key.
+    pub fn record(&self) -> AuditRecord {
+        AuditRecord {
+            time: now_rfc3339(),
+            kind: Kind::Certificate,
+            tenant: self.tenant.to_owned(),
+            gateway: None,
+            user: "-".to_owned(),
+            agent: "-".to_owned(),
+            connector: Some(self.connector.to_owned()),
+            tool: self.action.to_owned(),
+            target: Some(format!("certificate {}", self.serial)),
+            decision: Some(Verdict::Deny),
+            layer: None,
+            reason: Some(self.reason.clone()),
+            outcome: Some("refused".to_owned()),
+            duration_ms: None,
+            upstream: None,
+            arguments: None,
+            call_id: 0,
+            trace_id: "0".repeat(32),
+            span_id: "0".repeat(16),
+        }
+    }
+}
+
 /// The outcome label of a finished call, for the audit trail and metrics.
 pub fn outcome_label(outcome: &Result<wire::ToolOutput, CallFailure>) -> String {
     match outcome {

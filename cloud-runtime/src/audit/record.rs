@@ -19,6 +19,9 @@ pub enum Kind {
     Outcome,
     /// A user connected (or failed to connect) an upstream account.
     Authorization,
+    /// The runtime refused a connector's certificate (a superseded one at the handshake, or
+    /// one that renewed already): no user or agent is involved.
+    Certificate,
 }
 
 /// Allow or deny.

@@ -5,6 +5,7 @@
 //! BIGINT Unix-millisecond timestamps) so the same migrations carry to PostgreSQL when the
 //! runtime scales out; every query goes through this one interface.
 
+pub mod certificates;
 pub mod connect;
 pub mod oauth;
 pub mod policy;
@@ -15,6 +16,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use shared::identity::{ConnectorId, TenantId};
+
+use crate::tunnel::lineage::Lineage;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -98,63 +101,104 @@ pub struct ConnectorRow {
     pub cert_not_after: UnixMs,
     /// Current certificate's serial, hex.
     pub cert_serial: String,
+    /// The certificate the last renewal replaced, hex, while the current one has not yet
+    /// been presented (it may still connect until then).
+    pub previous_cert_serial: Option<String>,
+    /// When the current certificate was first presented at a handshake, Unix ms.
+    pub cert_confirmed_at: Option<UnixMs>,
+    /// Handshakes refused for presenting a superseded certificate.
+    pub superseded_count: i64,
+    /// The last such refusal, Unix ms.
+    pub superseded_last_at: Option<UnixMs>,
+    /// The serial that refusal presented, hex.
+    pub superseded_last_serial: Option<String>,
+    /// What an operator should look at (for example a possible key copy).
+    pub warnings: Vec<String>,
     /// Enrollment time, Unix ms.
     pub enrolled_at: UnixMs,
     /// Revocation time, Unix ms.
     pub revoked_at: Option<UnixMs>,
 }
 
+impl ConnectorRow {
+    /// The connector's certificates, as the handshake and renewal rules read them.
+    pub fn lineage(&self) -> Lineage {
+        Lineage {
+            current: self.cert_serial.clone(),
+            previous: self.previous_cert_serial.clone(),
+            confirmed: self.cert_confirmed_at.is_some(),
+        }
+    }
+}
+
+/// The `connector list` warning for a connector whose superseded certificate was presented.
+pub const KEY_COPY_WARNING: &str = "possible key copy";
+
 /// A connector whose `online` flag is older than this is reported offline (the serve
 /// process that set it may have died without clearing it).
 const ONLINE_STALENESS: Duration = Duration::from_secs(30);
 
-type ConnectorTuple = (
-    String,
-    String,
-    i64,
-    String,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    i64,
-    Option<i64>,
-);
+/// A `connectors` row as read.
+#[derive(sqlx::FromRow)]
+struct ConnectorRecord {
+    id: String,
+    tenant: String,
+    enrolled_at: i64,
+    cert_serial: String,
+    cert_not_after: i64,
+    revoked_at: Option<i64>,
+    version: Option<String>,
+    transport: Option<String>,
+    online: i64,
+    last_seen: Option<i64>,
+    previous_cert_serial: Option<String>,
+    cert_confirmed_at: Option<i64>,
+    superseded_count: i64,
+    superseded_last_at: Option<i64>,
+    superseded_last_serial: Option<String>,
+}
 
-const CONNECTOR_COLUMNS: &str = "id, tenant, enrolled_at, cert_serial, cert_not_after, revoked_at, version, transport, online, last_seen";
+const CONNECTOR_COLUMNS: &str = "id, tenant, enrolled_at, cert_serial, cert_not_after, revoked_at, version, transport, online, last_seen, \
+     previous_cert_serial, cert_confirmed_at, superseded_count, superseded_last_at, superseded_last_serial";
 
-fn connector_from(t: ConnectorTuple, now: UnixMs) -> ConnectorRow {
-    let (
-        id,
-        tenant,
-        enrolled_at,
-        cert_serial,
-        cert_not_after,
-        revoked_at,
-        version,
-        transport,
-        online,
-        last_seen,
-    ) = t;
-    let fresh = last_seen.is_some_and(|s| now - s <= ONLINE_STALENESS.as_millis() as i64);
-    let status = if revoked_at.is_some() {
+fn connector_from(r: ConnectorRecord, now: UnixMs) -> ConnectorRow {
+    let fresh = r
+        .last_seen
+        .is_some_and(|s| now - s <= ONLINE_STALENESS.as_millis() as i64);
+    let status = if r.revoked_at.is_some() {
         ConnectorStatus::Revoked
-    } else if online != 0 && fresh {
+    } else if r.online != 0 && fresh {
         ConnectorStatus::Online
     } else {
         ConnectorStatus::Offline
     };
+    let warnings = if r.superseded_count > 0 {
+        vec![format!(
+            "{KEY_COPY_WARNING}: a superseded certificate (serial {}) was presented {} time(s) and refused; \
+             find where else this connector's key is, then revoke it and re-enroll",
+            r.superseded_last_serial.as_deref().unwrap_or("?"),
+            r.superseded_count
+        )]
+    } else {
+        Vec::new()
+    };
     ConnectorRow {
-        id,
-        tenant,
+        id: r.id,
+        tenant: r.tenant,
         status,
-        version,
-        transport,
-        last_seen,
-        cert_not_after,
-        cert_serial,
-        enrolled_at,
-        revoked_at,
+        version: r.version,
+        transport: r.transport,
+        last_seen: r.last_seen,
+        cert_not_after: r.cert_not_after,
+        cert_serial: r.cert_serial,
+        previous_cert_serial: r.previous_cert_serial,
+        cert_confirmed_at: r.cert_confirmed_at,
+        superseded_count: r.superseded_count,
+        superseded_last_at: r.superseded_last_at,
+        superseded_last_serial: r.superseded_last_serial,
+        warnings,
+        enrolled_at: r.enrolled_at,
+        revoked_at: r.revoked_at,
     }
 }
 
@@ -336,7 +380,7 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE id = ?"
         ));
-        let row: Option<ConnectorTuple> = sqlx::query_as(sql)
+        let row: Option<ConnectorRecord> = sqlx::query_as(sql)
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
@@ -348,7 +392,7 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {CONNECTOR_COLUMNS} FROM connectors ORDER BY tenant, id"
         ));
-        let rows: Vec<ConnectorTuple> = sqlx::query_as(sql).fetch_all(&self.pool).await?;
+        let rows: Vec<ConnectorRecord> = sqlx::query_as(sql).fetch_all(&self.pool).await?;
         let now = now_ms();
         Ok(rows.into_iter().map(|t| connector_from(t, now)).collect())
     }
@@ -482,22 +526,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(gateway_from).collect())
-    }
-
-    /// Records a renewed certificate.
-    pub async fn record_renewal(
-        &self,
-        id: &ConnectorId,
-        serial: &str,
-        not_after: UnixMs,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connectors SET cert_serial = ?, cert_not_after = ? WHERE id = ?")
-            .bind(serial)
-            .bind(not_after)
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 }
 

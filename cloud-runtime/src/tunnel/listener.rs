@@ -2,8 +2,9 @@
 //!
 //! rustls has already verified the client certificate's chain to the runtime CA, its validity
 //! period and its client-auth usage during the handshake. Here the identity inside it is
-//! checked against our trust domain and the store: an unknown or revoked connector is closed
-//! before it can open a stream.
+//! checked against our trust domain and the store: an unknown or revoked connector, or a
+//! certificate superseded by a renewal ([`super::lineage`]), is closed before it can open a
+//! stream.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use super::lineage::{self, Admission, Lineage};
 use super::{TunnelContext, session};
+use crate::audit::CertificateRefusal;
+use crate::store::KEY_COPY_WARNING;
 
 /// Time allowed for the QUIC + TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,6 +126,77 @@ async fn authenticate(
             close(conn, CloseCode::Revoked, "connector revoked");
             None
         }
-        Some(_) => Some((identity, cert)),
+        Some(row) => admit_certificate(conn, ctx, &row.lineage(), identity, cert).await,
     }
+}
+
+/// Applies the certificate rules of [`lineage`]: the current certificate (or, until the
+/// renewed one is used, the one it replaced) proceeds; a superseded one is refused, counted
+/// for `connector list` and audited.
+async fn admit_certificate(
+    conn: &quinn::Connection,
+    ctx: &TunnelContext,
+    lineage: &Lineage,
+    identity: ConnectorIdentity,
+    cert: CertInfo,
+) -> Option<(ConnectorIdentity, CertInfo)> {
+    let peer = conn.remote_address();
+    match lineage::admit(lineage, &cert.serial_hex) {
+        Admission::Current | Admission::Previous => Some((identity, cert)),
+        Admission::FirstUse => {
+            if let Err(e) = ctx
+                .store
+                .confirm_certificate(&identity.connector, &cert.serial_hex)
+                .await
+            {
+                warn!(%peer, error = %e, "could not record the certificate's first use; refusing tunnel");
+                close(conn, CloseCode::GoingAway, "runtime store unavailable");
+                return None;
+            }
+            info!(connector = %identity.connector, serial = %cert.serial_hex, "certificate first used; the one it renewed is superseded");
+            Some((identity, cert))
+        }
+        Admission::Superseded => {
+            refuse_superseded(conn, ctx, &identity, &cert.serial_hex).await;
+            None
+        }
+    }
+}
+
+/// Refuses a tunnel presenting a superseded certificate, and leaves a trace of it.
+pub(super) async fn refuse_superseded(
+    conn: &quinn::Connection,
+    ctx: &TunnelContext,
+    identity: &ConnectorIdentity,
+    serial: &str,
+) {
+    let peer = conn.remote_address();
+    warn!(%peer, tenant = %identity.tenant, connector = %identity.connector, serial,
+          "superseded certificate refused: possible key copy");
+    close(
+        conn,
+        CloseCode::Superseded,
+        "certificate superseded by a renewal",
+    );
+    if let Err(e) = ctx
+        .store
+        .record_superseded(&identity.connector, serial)
+        .await
+    {
+        warn!(error = %e, "could not record the superseded certificate");
+    }
+    ctx.audit
+        .submit(
+            CertificateRefusal {
+                tenant: identity.tenant.as_str(),
+                connector: identity.connector.as_str(),
+                action: "tunnel.handshake",
+                serial,
+                reason: format!(
+                    "{KEY_COPY_WARNING}: certificate superseded by a renewal the connector has used, presented from {peer}"
+                ),
+            }
+            .record(),
+        )
+        .await;
 }

@@ -7,8 +7,11 @@
 //! - [`registry`]: which connectors are online, per tenant; picks one for a call.
 //! - [`call`]: one tool call on its own bidirectional stream.
 //! - [`revocation`]: drops live tunnels of connectors revoked in the store.
+//! - [`lineage`]: which of a connector's certificates may connect and renew (a renewed-away
+//!   one may not).
 
 pub mod call;
+pub mod lineage;
 pub mod listener;
 pub mod registry;
 pub mod revocation;
@@ -19,6 +22,7 @@ use std::time::Duration;
 use certs::CertificateAuthority;
 use shared::identity::TrustDomain;
 
+use crate::audit::AuditLog;
 use crate::store::Store;
 pub use registry::Registry;
 
@@ -37,4 +41,6 @@ pub struct TunnelContext {
     pub heartbeat_interval: Duration,
     /// Online connectors.
     pub registry: std::sync::Arc<Registry>,
+    /// Where refused certificates are recorded.
+    pub audit: AuditLog,
 }

@@ -1,9 +1,16 @@
 //! Online connectors, per tenant.
 //!
-//! A connector may hold more than one tunnel for a moment (after a certificate renewal it
-//! connects anew before draining the old tunnel) and a tenant may run several connectors for
-//! availability. Calls go to a non-draining tunnel of the tenant with the fewest calls in
-//! flight; ties rotate.
+//! A tenant may run several connectors for availability, but a connector holds one live
+//! tunnel per transport, plus an overlap: after a certificate renewal it connects anew before
+//! draining the old tunnel (make before break), and a restarted connector reconnects before
+//! the runtime notices its old tunnel is dead. So the newest tunnel of a connector retires
+//! the older ones ([`replaces`]): they take no new calls at once and are closed after
+//! [`OVERLAP`], which leaves in-flight calls time to finish. A copy of the connector's key
+//! therefore cannot hold a tunnel beside the real one, and is refused outright once the
+//! real connector has renewed ([`super::lineage`]).
+//!
+//! Calls go to a non-draining tunnel of the tenant with the fewest calls in flight; ties
+//! rotate.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -17,8 +24,31 @@ use shared::identity::{ConnectorId, ConnectorIdentity, TenantId};
 use shared::policy::{RuleSet, Scope, Target};
 use shared::wire::{self, ErrorCode};
 
+use tokio_util::sync::CancellationToken;
+
 use super::call;
 use crate::tools_changed::ToolsChanged;
+
+/// How long a tunnel replaced by a newer one of the same connector stays open (taking no
+/// new calls) before the runtime closes it.
+pub const OVERLAP: Duration = Duration::from_secs(30);
+
+/// Whether a tunnel `newer` of a connector replaces its tunnel `older`: on the same
+/// transport always (one tunnel per transport), on another transport when `older` holds
+/// another certificate (the older one, since the newer tunnel passed the handshake rules
+/// last).
+pub fn replaces(newer: &TunnelKey<'_>, older: &TunnelKey<'_>) -> bool {
+    newer.transport == older.transport || newer.cert_serial != older.cert_serial
+}
+
+/// What [`replaces`] compares of two tunnels of one connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelKey<'a> {
+    /// `quic` (or, later, the SSH fallback).
+    pub transport: &'a str,
+    /// Serial of the certificate the tunnel was opened with, hex.
+    pub cert_serial: &'a str,
+}
 
 /// One live tunnel.
 #[derive(Debug)]
@@ -27,6 +57,10 @@ pub struct ConnectorHandle {
     pub identity: ConnectorIdentity,
     /// Unique per tunnel, to tell a replaced tunnel from its successor.
     pub session_id: String,
+    /// The transport it runs on.
+    pub transport: &'static str,
+    /// Serial of the certificate it was opened with, hex.
+    pub cert_serial: String,
     /// Connector build version.
     pub version: String,
     /// Tools the connector offers, by name (shared: every call looks one up).
@@ -36,13 +70,17 @@ pub struct ConnectorHandle {
     connection: quinn::Connection,
     draining: AtomicBool,
     in_flight: AtomicUsize,
+    retired: CancellationToken,
 }
 
 impl ConnectorHandle {
     /// A handle for an accepted tunnel.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         identity: ConnectorIdentity,
         session_id: String,
+        transport: &'static str,
+        cert_serial: String,
         version: String,
         tools: Vec<wire::ToolSpec>,
         local_policy: RuleSet,
@@ -51,6 +89,8 @@ impl ConnectorHandle {
         Self {
             identity,
             session_id,
+            transport,
+            cert_serial,
             version,
             tools: tools
                 .into_iter()
@@ -60,7 +100,26 @@ impl ConnectorHandle {
             connection,
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            retired: CancellationToken::new(),
         }
+    }
+
+    fn key(&self) -> TunnelKey<'_> {
+        TunnelKey {
+            transport: self.transport,
+            cert_serial: &self.cert_serial,
+        }
+    }
+
+    /// Resolves once a newer tunnel of the same connector has replaced this one; its
+    /// session then closes it after [`OVERLAP`].
+    pub async fn retired(&self) {
+        self.retired.cancelled().await;
+    }
+
+    fn retire(&self) {
+        self.set_draining();
+        self.retired.cancel();
     }
 
     /// Stops routing new calls here.
@@ -157,14 +216,26 @@ impl Registry {
         self.next_call_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Adds a tunnel.
-    pub fn insert(&self, handle: Arc<ConnectorHandle>) {
+    /// Adds a tunnel, retiring the older tunnels of the same connector that it replaces
+    /// ([`replaces`]); returns how many it retired.
+    pub fn insert(&self, handle: Arc<ConnectorHandle>) -> usize {
         let tenant = handle.identity.tenant.clone();
+        let mut retired = 0;
         {
             let mut map = self.tenants.write().unwrap_or_else(|p| p.into_inner());
-            map.entry(tenant.clone()).or_default().push(handle);
+            let list = map.entry(tenant.clone()).or_default();
+            for old in list.iter().filter(|h| {
+                h.identity.connector == handle.identity.connector
+                    && !h.retired.is_cancelled()
+                    && replaces(&handle.key(), &h.key())
+            }) {
+                old.retire();
+                retired += 1;
+            }
+            list.push(handle);
         }
         self.changes.notify(&tenant);
+        retired
     }
 
     /// Removes a tunnel.
@@ -431,5 +502,31 @@ impl Registry {
             actions: Vec::new(),
             connector: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key<'a>(transport: &'a str, cert_serial: &'a str) -> TunnelKey<'a> {
+        TunnelKey {
+            transport,
+            cert_serial,
+        }
+    }
+
+    #[test]
+    fn a_newer_tunnel_on_the_same_transport_replaces_the_older_one() {
+        // A restart reconnecting with the same certificate, and the make-before-break
+        // tunnel after a renewal: either way one tunnel remains after the overlap.
+        assert!(replaces(&key("quic", "0a"), &key("quic", "0a")));
+        assert!(replaces(&key("quic", "0b"), &key("quic", "0a")));
+    }
+
+    #[test]
+    fn another_transport_keeps_its_tunnel_only_with_the_same_certificate() {
+        assert!(!replaces(&key("ssh", "0b"), &key("quic", "0b")));
+        assert!(replaces(&key("ssh", "0b"), &key("quic", "0a")));
     }
 }

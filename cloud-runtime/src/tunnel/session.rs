@@ -1,5 +1,6 @@
 //! One tunnel's life on the runtime: drive the control stream, register the connector,
-//! answer renewals, enforce certificate expiry, clean up.
+//! answer renewals (once per certificate, see [`super::lineage`]), enforce certificate
+//! expiry, give way to a newer tunnel of the same connector, clean up.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,8 +16,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::TunnelContext;
-use super::registry::ConnectorHandle;
+use super::lineage::{self, RenewalRefusal, Validity};
+use super::listener::refuse_superseded;
+use super::registry::{ConnectorHandle, OVERLAP};
+use crate::audit::CertificateRefusal;
 use crate::store::now_ms;
+
+/// The transport name this session records (the SSH fallback would be another).
+const TRANSPORT: &str = "quic";
 
 /// How long connectors get to spread their reconnects after a go-away.
 pub const GO_AWAY_WINDOW: Duration = Duration::from_secs(5);
@@ -96,14 +103,22 @@ async fn drive(
     tokio::pin!(expiry);
     let mut last_touch = Instant::now();
     let mut going_away = false;
+    let mut retire_at: Option<Instant> = None;
 
     loop {
         while let Some(ev) = ctl.poll_event() {
             match ev {
                 Event::Accepted(hello) => {
+                    // The renewed certificate may have been used since this handshake; then
+                    // this tunnel must not take over from the one that used it.
+                    if !still_admitted(conn, ctx, identity, cert).await {
+                        return None;
+                    }
                     let h = Arc::new(ConnectorHandle::new(
                         identity.clone(),
                         session_id.to_owned(),
+                        TRANSPORT,
+                        cert.serial_hex.clone(),
                         hello.build_version.clone(),
                         hello.tools,
                         hello.local_policy.clone(),
@@ -117,7 +132,7 @@ async fn drive(
                             &identity.connector,
                             session_id,
                             &hello.build_version,
-                            "quic",
+                            TRANSPORT,
                         )
                         .await
                     {
@@ -171,7 +186,7 @@ async fn drive(
                     request_id,
                     csr_der,
                 } => {
-                    let result = renew(ctx, identity, &csr_der).await;
+                    let result = renew(conn, ctx, identity, cert, &csr_der).await;
                     ctl.answer_renewal(request_id, result);
                 }
                 Event::PeerLost(lost) => {
@@ -208,6 +223,13 @@ async fn drive(
                 }
             },
             _ = tokio::time::sleep_until(deadline.into()) => ctl.handle_timeout(Instant::now()),
+            _ = retired(handle.as_deref()), if retire_at.is_none() => {
+                info!(connector = %identity.connector, overlap_ms = OVERLAP.as_millis() as u64, "replaced by a newer tunnel; closing after the overlap");
+                retire_at = Some(Instant::now() + OVERLAP);
+            }
+            _ = sleep_until_opt(retire_at) => {
+                return Some((CloseCode::Normal, "replaced by a newer tunnel"));
+            }
             _ = &mut expiry => {
                 info!(connector = %identity.connector, "client certificate expired; closing tunnel");
                 return Some((CloseCode::CertificateExpired, "certificate expired"));
@@ -231,24 +253,122 @@ async fn flush(ctl: &mut Control, send: &mut quinn::SendStream) -> bool {
     true
 }
 
-/// Signs a renewal CSR for the tunnel's own identity (never another).
-async fn renew(
+/// Resolves when a newer tunnel of the connector has replaced this one.
+async fn retired(handle: Option<&ConnectorHandle>) {
+    match handle {
+        Some(h) => h.retired().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether the tunnel's certificate still passes the handshake rules; if not, the tunnel
+/// is refused as at the handshake.
+async fn still_admitted(
+    conn: &quinn::Connection,
     ctx: &TunnelContext,
     identity: &ConnectorIdentity,
+    cert: &CertInfo,
+) -> bool {
+    match ctx.store.connector(&identity.connector).await {
+        Ok(Some(row)) => {
+            if lineage::admit(&row.lineage(), &cert.serial_hex).admitted() {
+                return true;
+            }
+            refuse_superseded(conn, ctx, identity, &cert.serial_hex).await;
+            false
+        }
+        // Revoked or removed meanwhile: the revocation watcher closes it; unreadable
+        // store: keep what the handshake decided.
+        Ok(None) | Err(_) => true,
+    }
+}
+
+/// Signs a renewal CSR for the tunnel's own identity (never another), if the tunnel's
+/// certificate may renew ([`lineage::may_renew`]): once, and not too early.
+async fn renew(
+    conn: &quinn::Connection,
+    ctx: &TunnelContext,
+    identity: &ConnectorIdentity,
+    cert: &CertInfo,
     csr_der: &[u8],
 ) -> Result<String, String> {
+    let row = ctx
+        .store
+        .connector(&identity.connector)
+        .await
+        .map_err(|e| {
+            warn!(error = %e, "could not read the connector for a renewal");
+            "runtime could not check the renewal".to_owned()
+        })?
+        .ok_or_else(|| "unknown connector".to_owned())?;
+    let validity = Validity {
+        not_before: cert.not_before,
+        not_after: cert.not_after,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    if let Err(refusal) = lineage::may_renew(&row.lineage(), &cert.serial_hex, validity, now) {
+        return Err(refuse_renewal(conn, ctx, identity, cert, refusal).await);
+    }
     let issued = ctx
         .ca
         .sign_connector(csr_der, identity, ctx.cert_ttl)
         .map_err(|e| e.to_string())?;
     let not_after = issued.not_after.unix_timestamp().saturating_mul(1000);
-    ctx.store
-        .record_renewal(&identity.connector, &issued.serial_hex, not_after)
+    let recorded = ctx
+        .store
+        .renew_certificate(
+            &identity.connector,
+            &cert.serial_hex,
+            &issued.serial_hex,
+            not_after,
+        )
         .await
         .map_err(|e| {
             warn!(error = %e, "could not record renewal");
             "runtime could not record the renewal".to_owned()
         })?;
+    if !recorded {
+        // Another tunnel renewed this certificate first (or the connector was revoked):
+        // the certificate just signed was never recorded, so it cannot connect.
+        return Err(
+            refuse_renewal(conn, ctx, identity, cert, RenewalRefusal::AlreadyRenewed).await,
+        );
+    }
     info!(connector = %identity.connector, serial = %issued.serial_hex, "certificate renewed");
     Ok(issued.chain_pem)
+}
+
+/// Logs a refused renewal and, for an already-renewed certificate, audits it; returns the
+/// message for the connector.
+async fn refuse_renewal(
+    conn: &quinn::Connection,
+    ctx: &TunnelContext,
+    identity: &ConnectorIdentity,
+    cert: &CertInfo,
+    refusal: RenewalRefusal,
+) -> String {
+    let peer = conn.remote_address();
+    warn!(%peer, connector = %identity.connector, serial = %cert.serial_hex, reason = %refusal, "renewal refused");
+    if refusal == RenewalRefusal::AlreadyRenewed {
+        ctx.audit
+            .submit(
+                CertificateRefusal {
+                    tenant: identity.tenant.as_str(),
+                    connector: identity.connector.as_str(),
+                    action: "tunnel.renewal",
+                    serial: &cert.serial_hex,
+                    reason: format!("certificate already renewed, renewal asked again from {peer}"),
+                }
+                .record(),
+            )
+            .await;
+    }
+    refusal.to_string()
 }

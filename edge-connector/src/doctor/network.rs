@@ -213,6 +213,12 @@ fn refusal(e: &quinn::ConnectionError) -> Option<(String, String)> {
             "the runtime requires a newer protocol version".into(),
             "Upgrade the edge-connector package.".into(),
         )),
+        CloseCode::Superseded => Some((
+            "the runtime says this certificate was replaced by a renewal that another copy of this connector has used".into(),
+            format!(
+                "Find where else this connector's key is (a copied or restored state directory) and stop it; then revoke the connector (`cloud-runtime connector revoke`). {reenroll}"
+            ),
+        )),
         _ => None,
     }
 }

@@ -126,6 +126,12 @@ fn close_reason(err: &quinn::ConnectionError) -> SessionEnd {
                         "the runtime requires a newer protocol version; upgrade the edge-connector"
                             .to_owned()
                     }
+                    CloseCode::Superseded => {
+                        "the runtime refused this certificate: it was replaced by a renewal that another copy of this \
+                         connector has used (a copied key or a restored backup); check where else it runs, then \
+                         revoke it and re-enroll with a new join token"
+                            .to_owned()
+                    }
                     _ => format!("the runtime refused this connector: {reason}"),
                 });
             }
