@@ -82,6 +82,7 @@ impl CertificateRefusal<'_> {
             tenant: self.tenant.to_owned(),
             gateway: None,
             user: "-".to_owned(),
+            user_id: None,
             agent: "-".to_owned(),
             connector: Some(self.connector.to_owned()),
             tool: self.action.to_owned(),
