@@ -259,6 +259,7 @@ async fn execute(req: AdminRequest, admin: &Admin, started: Instant) -> AdminRes
         },
         target: None,
         traceparent: String::new(),
+        binding: Default::default(),
     };
     let report = registry
         .call(&tenant, connector.as_ref(), spec, &NoPeer)

@@ -303,6 +303,7 @@ async fn record(cx: &ConnectContext, row: &ConnectRow, outcome: &str, reason: Op
             duration_ms: None,
             upstream: None,
             arguments: None,
+            confirmation: None,
             call_id: 0,
             trace_id: "0".repeat(32),
             span_id: "0".repeat(16),

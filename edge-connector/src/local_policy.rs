@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use shared::call::{Call, CallFailure, CallOutcome};
+use shared::call::{Call, CallFailure, CallOutcome, PreviewOutcome};
 use shared::policy::{AllowRule, RuleSet, target_of};
 use shared::wire::{self, ErrorCode};
 
@@ -202,6 +202,18 @@ impl ToolSet for Enforced {
                 tracing::warn!(call_id = call.id, tool = call.tool.as_str(), user = %call.caller.user, reason = %f.message, "call refused by the local policy");
                 Box::pin(async move { Err(f) })
             }
+        }
+    }
+
+    fn preview<'a>(
+        &'a self,
+        call: &'a Call,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, PreviewOutcome> {
+        // A preview reads upstream as the user: the same rules as the call itself.
+        match self.check(call) {
+            Ok(()) => self.inner.preview(call, ctx),
+            Err(f) => Box::pin(async move { Err(f) }),
         }
     }
 

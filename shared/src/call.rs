@@ -3,6 +3,7 @@
 //! [`wire::CallRequest`] is what arrives from the network; [`Call`] is what the connector acts
 //! on, with every field checked once here so tools never see an unbounded or malformed value.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::frame::DecodeError;
@@ -17,6 +18,12 @@ pub const MAX_TOOL_NAME: usize = 128;
 
 /// Longest user or agent id accepted.
 pub const MAX_PRINCIPAL: usize = 256;
+
+/// Most values a confirmed call may be bound to ([`wire::CallRequest::binding`]).
+pub const MAX_BINDING: usize = 16;
+
+/// Longest name or value of a binding.
+pub const MAX_BINDING_LEN: usize = 256;
 
 /// A tool name: `[A-Za-z0-9_.-]{1,128}`, the alphabet MCP clients accept everywhere.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -87,6 +94,22 @@ pub struct Call {
     pub caller: Caller,
     /// Whether the tool may ask the caller questions during the call.
     pub interactive: bool,
+    /// The values the user confirmed (from a preview); the tool refuses with
+    /// [`ErrorCode::Stale`] when one no longer holds.
+    pub binding: BTreeMap<String, String>,
+}
+
+/// Checks a binding: a few short printable names and values.
+fn valid_binding(b: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, DecodeError> {
+    let printable = |s: &String| {
+        !s.is_empty() && s.len() <= MAX_BINDING_LEN && !s.chars().any(char::is_control)
+    };
+    if b.len() > MAX_BINDING || !b.iter().all(|(k, v)| printable(k) && printable(v)) {
+        return Err(DecodeError::Malformed(format!(
+            "binding must be at most {MAX_BINDING} names and values of 1 to {MAX_BINDING_LEN} printable characters"
+        )));
+    }
+    Ok(b)
 }
 
 impl TryFrom<wire::CallRequest> for Call {
@@ -117,6 +140,7 @@ impl TryFrom<wire::CallRequest> for Call {
             timeout: Duration::from_millis(req.timeout_ms).min(MAX_TIMEOUT),
             trace,
             interactive: req.interactive,
+            binding: valid_binding(req.binding)?,
             caller: Caller {
                 tenant: caller
                     .tenant
@@ -203,10 +227,49 @@ pub fn outcome_from_wire(resp: wire::CallResponse) -> CallOutcome {
     match resp.outcome {
         Some(Outcome::Output(out)) => Ok(out),
         Some(Outcome::Error(e)) => Err(CallFailure::from_wire(e)),
+        Some(Outcome::Effect(_)) => Err(CallFailure::new(
+            ErrorCode::Malformed,
+            "connector answered a call with a preview",
+        )),
         None => Err(CallFailure::new(
             ErrorCode::Malformed,
             "connector sent a response with neither output nor error",
         )),
+    }
+}
+
+/// The outcome of a preview: what the call would do.
+pub type PreviewOutcome = Result<wire::Effect, CallFailure>;
+
+/// Turns a preview's response into [`PreviewOutcome`].
+pub fn effect_from_wire(resp: wire::CallResponse) -> PreviewOutcome {
+    match resp.outcome {
+        Some(Outcome::Effect(e)) => Ok(e),
+        Some(Outcome::Error(e)) => Err(CallFailure::from_wire(e)),
+        _ => Err(CallFailure::new(
+            ErrorCode::Malformed,
+            "connector answered a preview without an effect",
+        )),
+    }
+}
+
+/// Builds the response frame of a preview (small by construction: no size check needed
+/// beyond the frame limit the writer enforces).
+pub fn preview_frame(
+    call_id: u64,
+    outcome: PreviewOutcome,
+    actions: Vec<wire::UpstreamAction>,
+) -> wire::CallFrame {
+    let outcome = match outcome {
+        Ok(e) => Outcome::Effect(e),
+        Err(e) => Outcome::Error(e.to_wire()),
+    };
+    wire::CallFrame {
+        kind: Some(wire::call_frame::Kind::Response(wire::CallResponse {
+            call_id,
+            outcome: Some(outcome),
+            actions,
+        })),
     }
 }
 
@@ -270,6 +333,7 @@ mod tests {
                 agent: "triage-bot".into(),
             }),
             interactive: false,
+            binding: BTreeMap::new(),
         }
     }
 
@@ -301,6 +365,17 @@ mod tests {
         let mut r = request();
         r.caller.as_mut().unwrap().user = "a\nb".into();
         assert!(Call::try_from(r).is_err());
+        let mut r = request();
+        r.binding.insert("head_sha".into(), "a\nb".into());
+        assert!(Call::try_from(r).is_err());
+        let mut r = request();
+        r.binding = (0..=MAX_BINDING)
+            .map(|i| (i.to_string(), "x".into()))
+            .collect();
+        assert!(Call::try_from(r).is_err());
+        let mut r = request();
+        r.binding.insert("head_sha".into(), "abc".into());
+        assert_eq!(Call::try_from(r).unwrap().binding["head_sha"], "abc");
     }
 
     #[test]

@@ -116,6 +116,11 @@ pub struct ToolSpec {
     /// Both sides read the call's target from them to apply repository rules.
     #[prost(string, repeated, tag = "9")]
     pub target_args: Vec<String>,
+    /// Argument values that make a call of this tool need the user's confirmation although
+    /// the tool is not destructive (an approval: `{"event": "APPROVE"}`), as a JSON object
+    /// text; a call needs it when every key has that value. Empty: only `destructive` asks.
+    #[prost(string, tag = "10")]
+    pub confirm_when_json: String,
 }
 
 /// The runtime's acceptance of a hello.
@@ -220,7 +225,7 @@ pub struct RenewResponse {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CallFrame {
     /// Which call message this is.
-    #[prost(oneof = "call_frame::Kind", tags = "1, 2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "call_frame::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub kind: Option<call_frame::Kind>,
 }
 
@@ -253,6 +258,12 @@ pub mod call_frame {
         /// [`CallResponse`].
         #[prost(message, tag = "7")]
         Authorize(super::AuthorizeCallback),
+        /// Runtime → connector, first frame on the stream instead of a request: say what
+        /// this call would do, without doing it (no write upstream), so the user can be
+        /// asked to confirm exactly that. Answered with a [`CallResponse`] whose outcome is
+        /// an [`Effect`] (or an error). A connector too old to know it answers `Malformed`.
+        #[prost(message, tag = "8")]
+        Preview(super::CallRequest),
     }
 }
 
@@ -319,6 +330,24 @@ pub struct CallRequest {
     /// questions; when false it has already finished it, and the tool may not ask.
     #[prost(bool, tag = "8")]
     pub interactive: bool,
+    /// The values the user approved after a preview ([`Effect::binding`], such as
+    /// `head_sha`): the tool acts only while they still hold, and answers
+    /// [`ErrorCode::Stale`] when they do not. Empty for a call nobody confirmed.
+    #[prost(btree_map = "string, string", tag = "9")]
+    pub binding: std::collections::BTreeMap<String, String>,
+}
+
+/// What a call would do, from a preview: the text the user is asked to confirm, and the
+/// values it was computed from, which the confirmed call is then bound to.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Effect {
+    /// One or a few lines for a human: what changes where (pull request number and title,
+    /// branches, head commit, merge method). Empty when the tool has no preview.
+    #[prost(string, tag = "1")]
+    pub text: String,
+    /// The values the text shows that must still hold when the call runs.
+    #[prost(btree_map = "string, string", tag = "2")]
+    pub binding: std::collections::BTreeMap<String, String>,
 }
 
 /// Progress of a long call.
@@ -425,6 +454,9 @@ pub enum ErrorCode {
     /// The upstream refused the request as invalid or conflicting (exists already, not
     /// mergeable, validation failed); the message says why.
     Rejected = 14,
+    /// What the user confirmed no longer holds (the pull request's head moved, the branch
+    /// points elsewhere): nothing was done; the user must be asked again.
+    Stale = 15,
 }
 
 /// What the user must do to connect an upstream account.
@@ -489,7 +521,7 @@ pub struct CallResponse {
     #[prost(uint64, tag = "1")]
     pub call_id: u64,
     /// Output or error.
-    #[prost(oneof = "call_response::Outcome", tags = "2, 3")]
+    #[prost(oneof = "call_response::Outcome", tags = "2, 3, 5")]
     pub outcome: Option<call_response::Outcome>,
     /// The upstream requests the call made, for the audit trail.
     #[prost(message, repeated, tag = "4")]
@@ -530,5 +562,8 @@ pub mod call_response {
         /// The call failed before or instead of a tool result.
         #[prost(message, tag = "3")]
         Error(super::CallError),
+        /// A preview's answer: what the call would do.
+        #[prost(message, tag = "5")]
+        Effect(super::Effect),
     }
 }

@@ -93,6 +93,7 @@ fn main() -> Result<()> {
                         caller: wire::Caller { tenant: "acme".into(), user: "bench".into(), agent: "bench".into() },
                         target: None,
                         traceparent: String::new(),
+                        binding: Default::default(),
                     };
                     matches!(reg.call(&t, None, spec, &NoPeer).await.outcome, Ok(out) if !out.is_error)
                 }

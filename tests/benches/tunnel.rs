@@ -36,6 +36,7 @@ fn ping_call() -> Call {
             agent: "bench".into(),
         }),
         interactive: false,
+        binding: Default::default(),
     };
     Call::try_from(req).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -107,6 +108,7 @@ fn main() -> Result<()> {
                         },
                         target: None,
                         traceparent: String::new(),
+                        binding: Default::default(),
                     };
                     matches!(reg.call(&t, None, spec, &NoPeer).await.outcome, Ok(out) if !out.is_error)
                 }

@@ -801,15 +801,12 @@ fn branches_and_commits_and_a_deletion_the_user_confirms() -> Result<()> {
     assert_eq!(deletes[0]["status"], 204);
     assert_eq!(deletes[0]["user"], "alice");
 
-    // A branch that is not there is not found (and nothing is deleted).
+    // A branch that is not there is not found, before the user is asked anything (the
+    // preview reads it), and nothing is deleted.
     let gone = with(json!({"branch": "docs/tour"}));
-    let asked = alice.call("github_delete_branch", gone.clone())?;
-    let state = asked["requestState"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let again = answer(&alice, "github_delete_branch", &gone, &state, true)?;
+    let again = alice.call("github_delete_branch", gone.clone())?;
     assert_eq!(again["isError"], true, "{again}");
+    assert!(again.get("inputRequests").is_none(), "{again}");
     assert!(text(&again).contains("not found"), "{again}");
     assert_eq!(env.journal("DELETE", "/git/refs/heads/docs/tour")?.len(), 1);
     Ok(())
@@ -1443,6 +1440,203 @@ fn pull_requests_are_opened_reviewed_and_merged() -> Result<()> {
         [409, 200],
         "each merge was sent once, never repeated"
     );
+    Ok(())
+}
+
+/// The decision records of `tool` in the runtime's audit log.
+fn decisions(env: &Env, tool: &str) -> Vec<Value> {
+    run_ok(env.rt.cli().args(["audit", "tail", "--json", "-n", "200"]))
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["kind"] == "decision" && r["tool"] == tool)
+        .collect()
+}
+
+/// The question of an input-required result, and its state.
+fn question(asked: &Value) -> (String, String) {
+    assert_eq!(asked["resultType"], "input_required", "{asked}");
+    let q = &asked["inputRequests"]["confirm"];
+    assert_eq!(q["method"], "elicitation/create", "{asked}");
+    (
+        q["params"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        asked["requestState"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[test]
+fn a_merge_confirmation_shows_the_exact_merge_and_a_push_after_it_refuses_the_merge() -> Result<()>
+{
+    let env = Env::start(true)?;
+    let alice = env.user("alice")?;
+    let with = |extra: Value| {
+        let mut args = json!({"owner": "acme", "repo": "widgets"});
+        if let (Some(a), Some(e)) = (args.as_object_mut(), extra.as_object()) {
+            a.extend(e.clone());
+        }
+        args
+    };
+    let (pr6, _) = ok(
+        &alice,
+        &env,
+        "github_get_pull_request",
+        with(json!({"number": 6})),
+    )?;
+    let head = pr6["head_sha"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(head.len(), 40, "{pr6}");
+
+    // The question names the pull request, its title, both branches, the head commit and
+    // the merge method: what will happen, not just which tool.
+    let args = with(json!({"number": 6, "method": "squash"}));
+    let (shown, state) = question(&alice.call("github_merge_pull_request", args.clone())?);
+    for part in [
+        "github_merge_pull_request on acme/widgets",
+        "pull request acme/widgets#6",
+        "\u{201c}Fix a typo in the README\u{201d}",
+        "from branch \u{201c}fix/readme-typo\u{201d} into \u{201c}main\u{201d}",
+        &format!("head commit {head}"),
+        "merge method squash",
+        "cannot be undone",
+    ] {
+        assert!(shown.contains(part), "{part:?} missing from {shown:?}");
+    }
+
+    // Someone pushes to the pull request's branch after the user approved the merge.
+    let pushed = env.ghes.control(
+        "push",
+        &json!({"repo": "acme/widgets", "branch": "fix/readme-typo", "author": "bob", "message": "Sneak in a change"}),
+    )?;
+    let new_head = pushed["sha"].as_str().unwrap_or_default().to_owned();
+    assert_ne!(new_head, head);
+    let refused = answer(&alice, "github_merge_pull_request", &args, &state, true)?;
+    assert_eq!(refused["isError"], true, "{refused}");
+    assert!(
+        text(&refused).contains("changed after the user approved it"),
+        "{refused}"
+    );
+    // Nothing merged: GitHub was asked to merge the approved head only, and refused.
+    let merges = env.journal("PUT", "/pulls/6/merge")?;
+    assert_eq!(merges.len(), 1, "{merges:?}");
+    assert_eq!(merges[0]["status"], 409, "{merges:?}");
+    let (pr6, _) = ok(
+        &alice,
+        &env,
+        "github_get_pull_request",
+        with(json!({"number": 6})),
+    )?;
+    assert_eq!(pr6["state"], "open");
+
+    // The audit trail records what the user was shown and the head it was bound to.
+    let records = decisions(&env, "github_merge_pull_request");
+    let confirmed = records
+        .iter()
+        .find(|r| r["decision"] == "allow")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        confirmed["confirmation"]["shown"],
+        shown.as_str(),
+        "{records:?}"
+    );
+    assert_eq!(confirmed["confirmation"]["answer"], "confirmed");
+    assert_eq!(
+        confirmed["confirmation"]["binding"],
+        json!({"head_sha": head, "merge_method": "squash"})
+    );
+
+    // Asked again, the user sees the new head; confirmed, the merge goes through.
+    let (shown, state) = question(&alice.call("github_merge_pull_request", args.clone())?);
+    assert!(
+        shown.contains(&format!("head commit {new_head}")),
+        "{shown}"
+    );
+    let done = answer(&alice, "github_merge_pull_request", &args, &state, true)?;
+    assert!(done["isError"] != true, "{done}\n{}", env.connector.log());
+    assert_eq!(done["structuredContent"]["merged"], true);
+    let statuses: Vec<u64> = env
+        .journal("PUT", "/pulls/6/merge")?
+        .iter()
+        .filter_map(|r| r["status"].as_u64())
+        .collect();
+    assert_eq!(statuses, [409, 200]);
+    Ok(())
+}
+
+#[test]
+fn an_approving_review_needs_confirmation_and_is_bound_to_the_head_shown() -> Result<()> {
+    let env = Env::start(true)?;
+    let alice = env.user("alice")?;
+    let bob = env.user("bob")?;
+    let with = |extra: Value| {
+        let mut args = json!({"owner": "acme", "repo": "widgets"});
+        if let (Some(a), Some(e)) = (args.as_object_mut(), extra.as_object()) {
+            a.extend(e.clone());
+        }
+        args
+    };
+    // A comment needs no confirmation.
+    let (commented, _) = ok(
+        &bob,
+        &env,
+        "github_review_pull_request",
+        with(json!({"number": 5, "event": "COMMENT", "body": "One nit."})),
+    )?;
+    assert_eq!(commented["state"], "COMMENTED");
+
+    // An approval does, naming what is approved.
+    let (pr6, _) = ok(
+        &alice,
+        &env,
+        "github_get_pull_request",
+        with(json!({"number": 6})),
+    )?;
+    let head = pr6["head_sha"].as_str().unwrap_or_default().to_owned();
+    let args = with(json!({"number": 6, "event": "APPROVE"}));
+    let (shown, state) = question(&alice.call("github_review_pull_request", args.clone())?);
+    for part in [
+        "approve pull request acme/widgets#6",
+        "\u{201c}Fix a typo in the README\u{201d}",
+        "\u{201c}fix/readme-typo\u{201d} into \u{201c}main\u{201d}",
+        &format!("head commit {head}"),
+    ] {
+        assert!(shown.contains(part), "{part:?} missing from {shown:?}");
+    }
+    assert!(!shown.contains("cannot be undone"), "{shown}");
+    assert!(env.journal("POST", "/pulls/6/reviews")?.is_empty());
+
+    // A push between the answer and the call: no review is posted.
+    env.ghes.control(
+        "push",
+        &json!({"repo": "acme/widgets", "branch": "fix/readme-typo", "author": "bob", "message": "More"}),
+    )?;
+    let refused = answer(&alice, "github_review_pull_request", &args, &state, true)?;
+    assert_eq!(refused["isError"], true, "{refused}");
+    assert!(
+        text(&refused).contains("changed after the user approved it"),
+        "{refused}"
+    );
+    assert!(env.journal("POST", "/pulls/6/reviews")?.is_empty());
+
+    // Asked anew and confirmed: the approval is of exactly the head shown.
+    let (shown, state) = question(&alice.call("github_review_pull_request", args.clone())?);
+    let (pr6, _) = ok(
+        &alice,
+        &env,
+        "github_get_pull_request",
+        with(json!({"number": 6})),
+    )?;
+    let new_head = pr6["head_sha"].as_str().unwrap_or_default().to_owned();
+    assert!(shown.contains(&new_head), "{shown}");
+    let done = answer(&alice, "github_review_pull_request", &args, &state, true)?;
+    assert!(done["isError"] != true, "{done}\n{}", env.connector.log());
+    assert_eq!(done["structuredContent"]["state"], "APPROVED");
+    assert_eq!(done["structuredContent"]["commit_sha"], new_head.as_str());
+    assert_eq!(env.journal("POST", "/pulls/6/reviews")?.len(), 1);
     Ok(())
 }
 

@@ -971,11 +971,15 @@ fn writes_change_gitlab_and_are_sent_once() -> Result<()> {
         json!({"project": w, "iid": 6}),
     );
     let sha = six["sha"].clone();
-    let (review, text) = s.ok(
+    // An approval is confirmed by the user like a merge.
+    let r = s.confirmed(
         &s.alice,
         "gitlab_review_merge_request",
         json!({"project": w, "iid": 6, "approve": true, "sha": sha, "body": "LGTM, thanks!"}),
+        true,
     );
+    assert_eq!(r["isError"], false, "{r}\n{}", s.connector.log());
+    let (review, text) = (r["structuredContent"].clone(), text_of(&r));
     assert_eq!(review["approved"], true);
     assert!(
         review["comment"]["url"]
@@ -1000,11 +1004,14 @@ fn writes_change_gitlab_and_are_sent_once() -> Result<()> {
         if let Some(f) = fault {
             s.gitlab.control("faults", &f).expect("fault armed");
         }
-        let (again, text) = s.ok(
+        let again = s.confirmed(
             &s.alice,
             "gitlab_review_merge_request",
             json!({"project": w, "iid": 6, "approve": true}),
+            true,
         );
+        assert_eq!(again["isError"], false, "{gitlab}: {again}");
+        let (again, text) = (again["structuredContent"].clone(), text_of(&again));
         assert_eq!(again["approved"], false, "{gitlab}: {again}");
         assert_eq!(again["already_approved"], true, "{gitlab}: {again}");
         assert_eq!(text, "already approved by you: acme/widgets!6", "{gitlab}");
@@ -1120,11 +1127,14 @@ fn gitlab_refuses_what_the_policy_allowed() -> Result<()> {
         json!({"project": w, "branch": "bob/x", "ref": "main"}),
     );
     assert!(refused.contains("refused this user"), "{refused}");
-    let approve = s.failed(
+    let approve = s.confirmed(
         &s.bob,
         "gitlab_review_merge_request",
         json!({"project": w, "iid": 5, "approve": true}),
+        true,
     );
+    assert_eq!(approve["isError"], true, "{approve}");
+    let approve = text_of(&approve);
     assert!(approve.contains("refused the approval"), "{approve}");
     // What a reporter may do, he can: comment on a merge request.
     let (note, _) = s.ok(
@@ -1148,14 +1158,19 @@ fn gitlab_refuses_what_the_policy_allowed() -> Result<()> {
     assert!(!text.contains("did not apply"), "{text}");
 
     // The author may not approve their own merge request.
-    let own = s.failed(
+    let own = s.confirmed(
         &s.alice,
         "gitlab_review_merge_request",
         json!({"project": w, "iid": 5, "approve": true}),
+        true,
     );
+    assert_eq!(own["isError"], true, "{own}");
+    let own = text_of(&own);
     assert!(own.contains("refused the approval"), "{own}");
 
-    // A merge at a head that moved on is rejected, not applied.
+    // A merge at a head the agent names but the user was not shown is refused, not
+    // applied (the user confirmed the actual head).
+    let before = s.journaled("PUT", "/merge_requests/5/merge");
     let r = s.confirmed(
         &s.alice,
         "gitlab_merge_merge_request",
@@ -1163,7 +1178,11 @@ fn gitlab_refuses_what_the_policy_allowed() -> Result<()> {
         true,
     );
     assert_eq!(r["isError"], true, "{r}");
-    assert!(text_of(&r).contains("moved past the given sha"), "{r}");
+    assert!(
+        text_of(&r).contains("but the user approved head commit"),
+        "{r}"
+    );
+    assert_eq!(s.journaled("PUT", "/merge_requests/5/merge"), before);
     // A draft with conflicts cannot be merged.
     let (seven, _) = s.ok(
         &s.alice,
@@ -1349,5 +1368,111 @@ fn a_parent_pipeline_leads_to_the_failed_job_of_its_child() -> Result<()> {
             "{text}"
         );
     }
+    Ok(())
+}
+
+/// The question and sealed state of an input-required result.
+fn question(asked: &Value) -> (String, Value) {
+    assert_eq!(asked["resultType"], "input_required", "{asked}");
+    let q = &asked["inputRequests"]["confirm"];
+    (
+        q["params"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        asked["requestState"].clone(),
+    )
+}
+
+#[test]
+fn merge_and_approval_confirmations_show_the_merge_request_and_a_push_after_them_refuses_both()
+-> Result<()> {
+    let s = setup()?;
+    let w = json!("acme/widgets");
+    let (six, _) = s.ok(
+        &s.alice,
+        "gitlab_get_merge_request",
+        json!({"project": w, "iid": 6}),
+    );
+    let head = six["sha"].as_str().unwrap_or_default().to_owned();
+    let answer = |tool: &str, args: &Value, state: &Value| -> Value {
+        let v = s
+            .alice
+            .request(
+                "tools/call",
+                json!({
+                    "name": tool,
+                    "arguments": args,
+                    "inputResponses": {"confirm": {"action": "accept", "content": {"confirm": true}}},
+                    "requestState": state,
+                }),
+            )
+            .expect("tools/call retry");
+        v.get("result").cloned().unwrap_or(v)
+    };
+    let push = || {
+        s.gitlab.control(
+            "push",
+            &json!({"repo": "acme/widgets", "branch": "fix/readme-typo", "author": "bob", "message": "Sneak in a change"}),
+        )
+    };
+
+    // An approval asks, naming what is approved.
+    let approve = json!({"project": w, "iid": 6, "approve": true});
+    let (shown, state) = question(
+        &s.alice
+            .call("gitlab_review_merge_request", approve.clone())?,
+    );
+    for part in [
+        "gitlab_review_merge_request on acme/widgets",
+        "approve merge request acme/widgets!6",
+        "\u{201c}Fix a typo in the README\u{201d}",
+        "from branch \u{201c}fix/readme-typo\u{201d} into \u{201c}main\u{201d}",
+        &format!("head commit {head}"),
+    ] {
+        assert!(shown.contains(part), "{part:?} missing from {shown:?}");
+    }
+    assert_eq!(s.journaled("POST", "/merge_requests/6/approve"), 0);
+    // The merge asks too, with its method.
+    let merge = json!({"project": w, "iid": 6, "sha": head, "squash": true});
+    let (shown, merge_state) =
+        question(&s.alice.call("gitlab_merge_merge_request", merge.clone())?);
+    for part in [
+        "merge merge request acme/widgets!6",
+        &format!("head commit {head}"),
+        "merge method squash",
+        "cannot be undone",
+    ] {
+        assert!(shown.contains(part), "{part:?} missing from {shown:?}");
+    }
+
+    // A push after both were confirmed: GitLab is asked to act on the approved head only,
+    // refuses, and the agent is told what happened.
+    push()?;
+    for (tool, args, state) in [
+        ("gitlab_review_merge_request", &approve, &state),
+        ("gitlab_merge_merge_request", &merge, &merge_state),
+    ] {
+        let r = answer(tool, args, state);
+        assert_eq!(r["isError"], true, "{tool}: {r}");
+        assert!(
+            text_of(&r).contains("changed after the user approved it"),
+            "{tool}: {r}\n{}",
+            s.connector.log()
+        );
+    }
+    let (_, up) = s.upstream("projects/acme%2Fwidgets/merge_requests/6");
+    assert_eq!(up["state"], "opened");
+    let statuses = |suffix: &str| -> Vec<u64> {
+        s.gitlab
+            .requests()
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r["path"].as_str().is_some_and(|p| p.ends_with(suffix)))
+            .filter_map(|r| r["status"].as_u64())
+            .collect()
+    };
+    assert_eq!(statuses("/merge_requests/6/approve"), [409]);
+    assert_eq!(statuses("/merge_requests/6/merge"), [409]);
     Ok(())
 }

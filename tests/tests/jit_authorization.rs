@@ -419,7 +419,7 @@ fn a_connect_link_opened_by_another_user_is_refused() -> Result<()> {
 /// The confirm-destructive hook with a real client, in both revisions: the user is asked
 /// (form elicitation during the call on 2025-11-25, an input-required round on 2026-07-28);
 /// declining leaves the pull request open and nothing reaches the upstream, accepting merges
-/// it once.
+/// it once. Both forms of the question show the effect the connector previewed.
 #[test]
 fn destructive_calls_wait_for_the_users_confirmation() -> Result<()> {
     let s = setup()?;
@@ -443,8 +443,13 @@ fn destructive_calls_wait_for_the_users_confirmation() -> Result<()> {
         assert!(
             call["asked"][0]
                 .as_str()
-                .is_some_and(|m| m.contains("github_merge_pull_request")),
-            "{v}"
+                .is_some_and(|m| m.contains("github_merge_pull_request")
+                    && m.contains(
+                        "pull request acme/widgets#6 \u{201c}Fix a typo in the README\u{201d}"
+                    )
+                    && m.contains("head commit ")
+                    && m.contains("merge method merge")),
+            "both forms show the previewed effect ({mode}): {v}"
         );
         assert_eq!(call["is_error"], true, "{v}");
         assert!(

@@ -256,6 +256,7 @@ mod tests {
             duration_ms: None,
             upstream: None,
             arguments: None,
+            confirmation: None,
             call_id: 1,
             trace_id: "0".repeat(32),
             span_id: "0".repeat(16),

@@ -343,6 +343,7 @@ mod tests {
             duration_ms: Some(1.0),
             upstream: None,
             arguments: None,
+            confirmation: None,
             call_id: i,
             trace_id: "0".repeat(32),
             span_id: "0".repeat(16),

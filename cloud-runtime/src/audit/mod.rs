@@ -94,6 +94,7 @@ impl CertificateRefusal<'_> {
             duration_ms: None,
             upstream: None,
             arguments: None,
+            confirmation: None,
             call_id: 0,
             trace_id: "0".repeat(32),
             span_id: "0".repeat(16),
@@ -132,6 +133,7 @@ impl CallAudit {
                 duration_ms: None,
                 upstream: None,
                 arguments: f.arguments,
+                confirmation: None,
                 call_id: f.call_id,
                 trace_id: f.trace_id,
                 span_id: f.span_id,
@@ -159,6 +161,20 @@ impl CallAudit {
             layer: denied_by,
             reason: Some(reason.to_owned()),
             ..self.record(Kind::Decision)
+        }
+    }
+
+    /// The decision record of a call that needed the user's confirmation, with what they
+    /// were shown and how they answered.
+    pub fn confirmed_decision(
+        &self,
+        denied_by: Option<Layer>,
+        reason: &str,
+        confirmation: record::Confirmation,
+    ) -> AuditRecord {
+        AuditRecord {
+            confirmation: Some(confirmation),
+            ..self.decision(denied_by, reason)
         }
     }
 

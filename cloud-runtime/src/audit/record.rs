@@ -63,6 +63,19 @@ pub struct Upstream {
     pub attempt: u32,
 }
 
+/// A confirmation the user was asked for: what they were shown, the values the call was
+/// bound to, and their answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The question as the user saw it (with the previewed effect).
+    pub shown: String,
+    /// The values the confirmed call was held to (`head_sha`, `merge_method`, ...).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub binding: std::collections::BTreeMap<String, String>,
+    /// `confirmed`, or `refused` (declined, expired, replayed, or the client cannot ask).
+    pub answer: String,
+}
+
 /// One audit record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -111,6 +124,9 @@ pub struct AuditRecord {
     /// The arguments, redacted by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Arguments>,
+    /// The user's confirmation (decision records of calls that needed one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Confirmation>,
     /// The runtime's call id, tying a call's records together.
     pub call_id: u64,
     /// W3C trace id (32 hex).

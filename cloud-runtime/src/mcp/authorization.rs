@@ -169,6 +169,7 @@ pub async fn required(
             duration_ms: None,
             upstream: None,
             arguments: None,
+            confirmation: None,
             call_id,
             trace_id: trace.0.to_owned(),
             span_id: trace.1.to_owned(),

@@ -3,7 +3,8 @@
 //! 1. find the tool among the tenant's online connectors and read its target repository;
 //! 2. decide it with the permission intersection ([`crate::policy::decide`]); a denial is
 //!    audited and answered here, and never reaches a connector;
-//! 3. run the pre-call hooks (a destructive tool asks the user first);
+//! 3. run the pre-call hooks (a destructive tool or an approval asks the user first, showing
+//!    the effect the connector previews, and the call is then bound to what was shown);
 //! 4. write the decision record, and only then send the call through the tunnel, under its
 //!    own span, whose `traceparent` the connector continues;
 //! 5. audit every upstream request the connector reports and the outcome; run the post-call
@@ -11,6 +12,7 @@
 
 #![allow(deprecated)] // logging is deprecated by SEP-2577 but current clients use it
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use opentelemetry::KeyValue;
@@ -21,13 +23,13 @@ use shared::call::{CallFailure, ToolName};
 use shared::policy::{RuleSet, target_of};
 use shared::wire::{self, ErrorCode};
 
-use super::confirm::{self, Claim, Confirmation};
+use super::confirm::{self, Claim, Confirmation, Shown};
 use super::principal::Principal;
 use super::relay::Relay;
 use super::server::Shared;
 use super::{authorization, convert};
 use crate::audit::outcome_label;
-use crate::audit::record::Arguments;
+use crate::audit::record::{Arguments, AuditRecord, Confirmation as AuditConfirmation};
 use crate::audit::{CallAudit, CallFacts};
 use crate::policy::decide::decide;
 use crate::policy::hooks::{CallInfo, PreCall};
@@ -170,6 +172,26 @@ pub async fn handle(
         return Ok(denied);
     }
 
+    let call_spec = |binding: BTreeMap<String, String>| CallSpec {
+        call_id,
+        tool: name.clone(),
+        arguments_json: serde_json::Value::Object(arguments.clone())
+            .to_string()
+            .into_bytes(),
+        timeout: shared.options.call_timeout,
+        caller: wire::Caller {
+            tenant: tenant.to_string(),
+            user: principal.user_id.to_string(),
+            agent: principal.agent.clone(),
+        },
+        target: target.clone(),
+        traceparent: span.traceparent(),
+        binding,
+    };
+    // What the user confirmed, if the call needed it: the values it is bound to, and the
+    // confirmation for the decision record.
+    let mut binding = BTreeMap::new();
+    let mut confirmation = None;
     let info = CallInfo {
         tenant: tenant.as_str(),
         user: &principal.user,
@@ -187,7 +209,7 @@ pub async fn handle(
                     deny(shared, &audit, tenant.as_str(), &name, Layer::Hook, &reason).await,
                 );
             }
-            PreCall::Confirm(message) => {
+            PreCall::Confirm(fallback) => {
                 let claim = Claim {
                     t: tenant.to_string(),
                     g: gateway.name.to_owned(),
@@ -197,25 +219,94 @@ pub async fn handle(
                     h: Arguments::of(&digest_key, &arguments, false).hmac_sha256,
                     e: 0,
                     j: String::new(),
+                    m: String::new(),
+                    b: BTreeMap::new(),
+                };
+                let answering = confirm::is_answer(
+                    ctx,
+                    request.input_responses.as_ref(),
+                    request.request_state.as_deref(),
+                );
+                // Ask the connector what the call would do, so the user confirms that
+                // effect (a stateless answer carries what was shown in its sealed state).
+                let shown = if answering {
+                    Shown::default()
+                } else {
+                    match shared
+                        .registry
+                        .preview(tenant, &call_spec(BTreeMap::new()))
+                        .await
+                    {
+                        Ok(effect) => {
+                            let effect = effect.unwrap_or_default();
+                            Shown {
+                                message: confirm::question(
+                                    &fallback,
+                                    &principal.agent,
+                                    &name,
+                                    target_text.as_deref(),
+                                    spec.destructive,
+                                    &effect.text,
+                                ),
+                                binding: effect.binding,
+                            }
+                        }
+                        Err(f) if f.code == ErrorCode::AuthorizationRequired => {
+                            let (trace_id, span_id) = (span.trace_id(), span.span_id());
+                            return authorization::required(
+                                shared,
+                                ctx,
+                                authorization::Refusal {
+                                    principal,
+                                    connector: None,
+                                    tool: &name,
+                                    call_id,
+                                    trace: (&trace_id, &span_id),
+                                    failure: &f,
+                                },
+                            )
+                            .await;
+                        }
+                        Err(f) => {
+                            // Nothing to confirm and nothing done: the agent sees why (the
+                            // pull request does not exist, the upstream is down).
+                            let label = format!("{:?}", f.code).to_lowercase();
+                            let reason = format!("the preview failed: {}", f.message);
+                            shared
+                                .audit
+                                .submit(audit.outcome(None, &label, Some(&reason)))
+                                .await;
+                            span.set_error(&f.message);
+                            return Ok(convert::failure(&f).into());
+                        }
+                    }
                 };
                 match confirm::ask(
                     ctx,
                     &shared.state_key,
                     &shared.store,
                     claim,
-                    &message,
+                    shown,
                     request.input_responses.as_ref(),
                     request.request_state.as_deref(),
                 )
                 .await
                 {
-                    Confirmation::Confirmed => {}
+                    Confirmation::Confirmed(shown) => {
+                        binding.clone_from(&shown.binding);
+                        confirmation = Some(confirmed(shown, "confirmed"));
+                    }
                     Confirmation::Ask(input) => return Ok(CallToolResponse::InputRequired(*input)),
-                    Confirmation::Refused(why) => {
+                    Confirmation::Refused(why, shown) => {
                         let reason = format!("hook {hook}: {why}");
-                        return Ok(deny(
+                        let record = audit.confirmed_decision(
+                            Some(Layer::Hook),
+                            &reason,
+                            confirmed(shown, "refused"),
+                        );
+                        return Ok(deny_recorded(
                             shared,
-                            &audit,
+                            record,
                             tenant.as_str(),
                             &name,
                             Layer::Hook,
@@ -228,30 +319,16 @@ pub async fn handle(
         }
     }
 
-    if let Err(e) = shared
-        .audit
-        .write(audit.decision(None, &decision.reason))
-        .await
-    {
+    let record = match confirmation {
+        Some(c) => audit.confirmed_decision(None, &decision.reason, c),
+        None => audit.decision(None, &decision.reason),
+    };
+    if let Err(e) = shared.audit.write(record).await {
         // No record, no action.
         span.set_error(&e.to_string());
         return Ok(convert::failure(&audit_unavailable()).into());
     }
-    let call = CallSpec {
-        call_id,
-        tool: name.clone(),
-        arguments_json: serde_json::Value::Object(arguments.clone())
-            .to_string()
-            .into_bytes(),
-        timeout: shared.options.call_timeout,
-        caller: wire::Caller {
-            tenant: tenant.to_string(),
-            user: principal.user_id.to_string(),
-            agent: principal.agent.clone(),
-        },
-        target: target.clone(),
-        traceparent: span.traceparent(),
-    };
+    let call = call_spec(binding);
     let relay = Relay::new(ctx, log_level);
     let started = std::time::Instant::now();
     let report = tokio::select! {
@@ -323,6 +400,15 @@ pub async fn handle(
     })
 }
 
+/// A confirmation as the audit trail records it.
+fn confirmed(shown: Shown, answer: &str) -> AuditConfirmation {
+    AuditConfirmation {
+        shown: shown.message,
+        binding: shown.binding,
+        answer: answer.to_owned(),
+    }
+}
+
 async fn deny(
     shared: &Shared,
     audit: &CallAudit,
@@ -331,12 +417,28 @@ async fn deny(
     layer: Layer,
     reason: &str,
 ) -> CallToolResponse {
+    deny_recorded(
+        shared,
+        audit.decision(Some(layer), reason),
+        tenant,
+        tool,
+        layer,
+        reason,
+    )
+    .await
+}
+
+/// Denies a call whose decision record is `record`.
+async fn deny_recorded(
+    shared: &Shared,
+    record: AuditRecord,
+    tenant: &str,
+    tool: &str,
+    layer: Layer,
+    reason: &str,
+) -> CallToolResponse {
     // A denial takes effect whether or not its record can be written.
-    if let Err(e) = shared
-        .audit
-        .write(audit.decision(Some(layer), reason))
-        .await
-    {
+    if let Err(e) = shared.audit.write(record).await {
         tracing::warn!(error = %e, "denial not recorded");
     }
     shared.metrics.denied(tenant, tool, layer);

@@ -81,6 +81,7 @@ mod tests {
             idempotent: true,
             interactive: false,
             target_args: vec![],
+            confirm_when_json: String::new(),
         }
     }
 

@@ -118,7 +118,26 @@ impl Hooks {
     }
 }
 
-/// Asks the user before any tool its connector marks destructive (merge, delete).
+/// Whether `call` needs the user's confirmation: its tool is destructive (merge, delete),
+/// or its arguments match the tool's `confirm_when_json` (an approval). A condition that
+/// does not parse asks too: a connector's mistake must not skip the question.
+pub fn needs_confirmation(call: &CallInfo<'_>) -> bool {
+    if call.tool.destructive {
+        return true;
+    }
+    if call.tool.confirm_when_json.is_empty() {
+        return false;
+    }
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
+        &call.tool.confirm_when_json,
+    ) {
+        Ok(when) => when.iter().all(|(k, v)| call.arguments.get(k) == Some(v)),
+        Err(_) => true,
+    }
+}
+
+/// Asks the user before any call that needs confirmation ([`needs_confirmation`]):
+/// destructive tools (merge, delete) and approvals.
 #[derive(Debug, Clone, Copy)]
 pub struct ConfirmDestructive;
 
@@ -128,12 +147,17 @@ impl PreCallHook for ConfirmDestructive {
     }
 
     fn before(&self, call: &CallInfo<'_>) -> PreCall {
-        if !call.tool.destructive {
+        if !needs_confirmation(call) {
             return PreCall::Continue;
         }
         let on = call.target.map(|t| format!(" on {t}")).unwrap_or_default();
+        let undo = if call.tool.destructive {
+            ", which cannot be undone"
+        } else {
+            ""
+        };
         PreCall::Confirm(format!(
-            "Agent {} wants to run {}{on}, which cannot be undone. Allow it?",
+            "Agent {} wants to run {}{on}{undo}. Allow it?",
             call.agent, call.tool.name
         ))
     }
@@ -252,6 +276,29 @@ mod tests {
             redact_secrets: false,
         });
         assert_eq!(off.before(&info(&d, &args)), None);
+    }
+
+    #[test]
+    fn approvals_need_confirmation_like_merges() {
+        let hooks = Hooks::builtin(HookSettings::default());
+        let review = wire::ToolSpec {
+            name: "github_review_pull_request".into(),
+            confirm_when_json: r#"{"event":"APPROVE"}"#.into(),
+            ..Default::default()
+        };
+        let args = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
+        let approve = args(serde_json::json!({"event": "APPROVE", "number": 5}));
+        assert!(matches!(
+            hooks.before(&info(&review, &approve)),
+            Some(("confirm-destructive", PreCall::Confirm(m))) if !m.contains("cannot be undone")
+        ));
+        let comment = args(serde_json::json!({"event": "COMMENT", "body": "x"}));
+        assert_eq!(hooks.before(&info(&review, &comment)), None);
+        let broken = wire::ToolSpec {
+            confirm_when_json: "not json".into(),
+            ..review.clone()
+        };
+        assert!(hooks.before(&info(&broken, &comment)).is_some());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use shared::call::{CallFailure, CallOutcome, outcome_from_wire};
+use shared::call::{CallFailure, CallOutcome, PreviewOutcome, effect_from_wire, outcome_from_wire};
 use shared::frame::MAX_FRAME_LEN;
 use shared::io::{FrameReader, write_frame};
 use shared::wire::{self, ErrorCode, PeerMethod, call_frame::Kind};
@@ -93,14 +93,34 @@ pub async fn run(
     timeout: Duration,
     peer: &dyn CallPeer,
 ) -> Result<(CallOutcome, Vec<wire::UpstreamAction>), Error> {
-    exchange(
+    let mut response = exchange(
         conn,
         Kind::Request(request.clone()),
         request.interactive,
         timeout,
         peer,
     )
+    .await?;
+    let actions = std::mem::take(&mut response.actions);
+    Ok((outcome_from_wire(response), actions))
+}
+
+/// Asks the connector what `request` would do, without doing it: the effect to show the
+/// user before they confirm it.
+pub async fn preview(
+    conn: &quinn::Connection,
+    request: &wire::CallRequest,
+    timeout: Duration,
+) -> Result<PreviewOutcome, Error> {
+    exchange(
+        conn,
+        Kind::Preview(request.clone()),
+        false,
+        timeout,
+        &NoPeer,
+    )
     .await
+    .map(effect_from_wire)
 }
 
 /// Relays a user's return from an upstream consent page to the connector that asked them
@@ -112,7 +132,7 @@ pub async fn authorize(
 ) -> Result<CallOutcome, Error> {
     exchange(conn, Kind::Authorize(callback), false, timeout, &NoPeer)
         .await
-        .map(|(outcome, _)| outcome)
+        .map(outcome_from_wire)
 }
 
 /// One call-shaped exchange: `first` out, frames in until the response.
@@ -122,7 +142,7 @@ async fn exchange(
     interactive: bool,
     timeout: Duration,
     peer: &dyn CallPeer,
-) -> Result<(CallOutcome, Vec<wire::UpstreamAction>), Error> {
+) -> Result<wire::CallResponse, Error> {
     let (send, recv) = conn
         .open_bi()
         .await
@@ -177,7 +197,10 @@ async fn exchange(
                     };
                     write_frame(&mut stream.send, &reply).await.map_err(lost)?;
                 }
-                Kind::Request(_) | Kind::PeerResponse(_) | Kind::Authorize(_) => {
+                Kind::Request(_)
+                | Kind::PeerResponse(_)
+                | Kind::Authorize(_)
+                | Kind::Preview(_) => {
                     return Err(malformed(
                         "connector sent a runtime-only frame on a call stream",
                     ));
@@ -186,13 +209,12 @@ async fn exchange(
         }
     };
     match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok(mut response)) => {
+        Ok(Ok(response)) => {
             stream.completed = true;
             if interactive {
                 let _ = stream.send.finish();
             }
-            let actions = std::mem::take(&mut response.actions);
-            Ok((outcome_from_wire(response), actions))
+            Ok(response)
         }
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::Failed(CallFailure::new(

@@ -180,6 +180,8 @@ pub struct CallSpec {
     pub target: Option<Target>,
     /// W3C traceparent to continue, if any.
     pub traceparent: String,
+    /// The values the user confirmed, which the call is held to (empty: not confirmed).
+    pub binding: std::collections::BTreeMap<String, String>,
 }
 
 /// How a call went, with what the audit trail needs.
@@ -191,6 +193,21 @@ pub struct CallReport {
     pub actions: Vec<wire::UpstreamAction>,
     /// The connector that ran it, if one was reached.
     pub connector: Option<ConnectorId>,
+}
+
+/// The wire request of a call.
+fn request_of(spec: &CallSpec) -> wire::CallRequest {
+    wire::CallRequest {
+        call_id: spec.call_id,
+        tool: spec.tool.clone(),
+        arguments_json: spec.arguments_json.clone(),
+        timeout_ms: u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX),
+        traceparent: spec.traceparent.clone(),
+        tracestate: String::new(),
+        caller: Some(spec.caller.clone()),
+        interactive: false,
+        binding: spec.binding.clone(),
+    }
 }
 
 /// The online connectors.
@@ -453,16 +470,7 @@ impl Registry {
         spec: CallSpec,
         peer: &dyn call::CallPeer,
     ) -> CallReport {
-        let request = wire::CallRequest {
-            call_id: spec.call_id,
-            tool: spec.tool,
-            arguments_json: spec.arguments_json,
-            timeout_ms: u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX),
-            traceparent: spec.traceparent,
-            tracestate: String::new(),
-            caller: Some(spec.caller),
-            interactive: false,
-        };
+        let request = request_of(&spec);
         for _attempt in 0..2 {
             let Some(handle) = self.pick(tenant, connector, &request.tool, spec.target.as_ref())
             else {
@@ -502,6 +510,35 @@ impl Registry {
             actions: Vec::new(),
             connector: None,
         }
+    }
+
+    /// Asks a connector that could run `spec` what it would do (nothing is written): the
+    /// effect a confirmation shows. `Ok(None)` when the connector is too old to preview.
+    pub async fn preview(
+        &self,
+        tenant: &TenantId,
+        spec: &CallSpec,
+    ) -> Result<Option<wire::Effect>, CallFailure> {
+        let request = request_of(spec);
+        for _attempt in 0..2 {
+            let Some(handle) = self.pick(tenant, None, &request.tool, spec.target.as_ref()) else {
+                break;
+            };
+            match call::preview(&handle.connection, &request, spec.timeout).await {
+                Err(call::Error::NotSent(_)) => {
+                    handle.set_draining();
+                }
+                Err(call::Error::Failed(f)) => return Err(f),
+                // A connector from before previews answers the unknown frame as malformed.
+                Ok(Err(f))
+                    if f.code == ErrorCode::Malformed && f.message == "expected a call request" =>
+                {
+                    return Ok(None);
+                }
+                Ok(outcome) => return outcome.map(Some),
+            }
+        }
+        Err(self.why_unserved(tenant, None, &request.tool, spec.target.as_ref()))
     }
 }
 

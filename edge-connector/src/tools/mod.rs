@@ -28,6 +28,16 @@ pub trait ToolSet: Send + Sync + 'static {
     fn specs(&self) -> Vec<wire::ToolSpec>;
     /// Runs one call.
     fn call<'a>(&'a self, call: &'a Call, ctx: &'a CallContext) -> BoxFuture<'a, CallOutcome>;
+    /// Says what `call` would do, writing nothing, for the user to confirm; the default is
+    /// an empty effect (nothing more to show than the tool's name).
+    fn preview<'a>(
+        &'a self,
+        call: &'a Call,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, PreviewOutcome> {
+        let _ = (call, ctx);
+        Box::pin(async { Ok(wire::Effect::default()) })
+    }
     /// Finishes a user's authorization at an upstream (the code from its consent page).
     fn authorize<'a>(&'a self, cb: &'a wire::AuthorizeCallback) -> BoxFuture<'a, CallOutcome> {
         let _ = cb;
@@ -45,7 +55,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
-use shared::call::{Call, CallFailure, CallOutcome};
+use shared::call::{Call, CallFailure, CallOutcome, PreviewOutcome};
 use shared::identity::ConnectorIdentity;
 use shared::wire::{self, ErrorCode};
 
@@ -95,6 +105,25 @@ impl Toolbox {
         }
     }
 
+    /// Previews a call: what it would do, read from the upstream, nothing written.
+    pub async fn dispatch_preview(&self, call: &Call, ctx: &CallContext) -> PreviewOutcome {
+        match self.tools.get(call.tool.as_str()) {
+            Some(tool) => {
+                let cx = ToolCall {
+                    call,
+                    ctx,
+                    providers: &self.providers,
+                    deadline: Instant::now() + call.timeout,
+                };
+                tool.preview(&cx).await
+            }
+            None if matches!(call.tool.as_str(), diagnostic::PING | diagnostic::ECHO) => {
+                Ok(wire::Effect::default())
+            }
+            None => Err(unknown_tool(call.tool.as_str())),
+        }
+    }
+
     /// Runs a call.
     pub async fn dispatch(&self, call: &Call, ctx: &CallContext) -> CallOutcome {
         match call.tool.as_str() {
@@ -124,6 +153,14 @@ impl ToolSet for Toolbox {
 
     fn call<'a>(&'a self, call: &'a Call, ctx: &'a CallContext) -> BoxFuture<'a, CallOutcome> {
         Box::pin(self.dispatch(call, ctx))
+    }
+
+    fn preview<'a>(
+        &'a self,
+        call: &'a Call,
+        ctx: &'a CallContext,
+    ) -> BoxFuture<'a, PreviewOutcome> {
+        Box::pin(self.dispatch_preview(call, ctx))
     }
 
     fn authorize<'a>(&'a self, cb: &'a wire::AuthorizeCallback) -> BoxFuture<'a, CallOutcome> {

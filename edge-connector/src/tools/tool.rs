@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use shared::call::{Call, CallFailure, CallOutcome};
+use shared::call::{Call, CallFailure, CallOutcome, PreviewOutcome};
 use shared::wire::{self, ErrorCode};
 
 use super::{BoxFuture, CallContext};
@@ -73,6 +73,11 @@ impl ToolCall<'_> {
     pub fn user(&self) -> &str {
         &self.call.caller.user
     }
+
+    /// The value `name` the user confirmed, if the call was confirmed with a preview.
+    pub fn bound(&self, name: &str) -> Option<&str> {
+        self.call.binding.get(name).map(String::as_str)
+    }
 }
 
 /// A tool's result: structured content and its short text rendering.
@@ -100,12 +105,60 @@ pub trait Tool: Send + Sync + 'static {
     const TARGET: &'static [&'static str];
     /// Whether a `fields` argument selects the fields returned.
     const SELECTABLE: bool = false;
+    /// Argument values that make a call need the user's confirmation although the tool is
+    /// not destructive (an approval): `(name, JSON value text)`, all of which must match.
+    const CONFIRM_WHEN: &'static [(&'static str, &'static str)] = &[];
     /// Runs the tool.
     fn run<'a>(
         &'a self,
         cx: &'a ToolCall<'a>,
         args: Self::Args,
     ) -> BoxFuture<'a, Result<Rendered<Self::Output>, CallFailure>>;
+    /// What a call would do, read from the upstream with nothing written, for the user to
+    /// confirm: a text and the values [`Tool::run`] then holds the call to (through
+    /// [`ToolCall::bound`]). The default says nothing beyond the tool's name.
+    fn preview<'a>(
+        &'a self,
+        cx: &'a ToolCall<'a>,
+        args: Self::Args,
+    ) -> BoxFuture<'a, PreviewOutcome> {
+        let _ = (cx, args);
+        Box::pin(async { Ok(wire::Effect::default()) })
+    }
+}
+
+/// An effect to confirm: `text` and the values it binds the call to.
+pub fn effect<const N: usize>(text: String, binding: [(&str, &str); N]) -> wire::Effect {
+    wire::Effect {
+        text,
+        binding: binding
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    }
+}
+
+/// Longest piece of upstream text (a title, a branch name) quoted in an effect.
+const MAX_QUOTED: usize = 120;
+
+/// Upstream text (a title anyone may have written) as an effect quotes it: on one line,
+/// clipped, in quotes, so it cannot pose as the confirmation's own words.
+pub fn quoted(s: &str) -> String {
+    let line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!("\u{201c}{}\u{201d}", clip(line.trim(), MAX_QUOTED).0)
+}
+
+/// The failure of a confirmed call whose confirmed facts no longer hold.
+pub fn stale(what: &str) -> CallFailure {
+    CallFailure::new(
+        ErrorCode::Stale,
+        format!(
+            "{what} changed after the user approved it, so nothing was done; call again to ask the user anew"
+        ),
+    )
 }
 
 /// A tool behind a uniform interface.
@@ -116,6 +169,8 @@ pub trait DynTool: Send + Sync {
     fn name(&self) -> &'static str;
     /// Runs it on raw JSON arguments.
     fn call<'a>(&'a self, cx: &'a ToolCall<'a>) -> BoxFuture<'a, CallOutcome>;
+    /// Previews it on raw JSON arguments.
+    fn preview<'a>(&'a self, cx: &'a ToolCall<'a>) -> BoxFuture<'a, PreviewOutcome>;
 }
 
 struct Erased<T>(T);
@@ -175,6 +230,21 @@ pub fn select_fields(v: &mut serde_json::Value, fields: &[String]) {
     }
 }
 
+/// [`Tool::CONFIRM_WHEN`] as the JSON object text of [`wire::ToolSpec::confirm_when_json`].
+fn confirm_when(pairs: &[(&str, &str)]) -> String {
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let object: serde_json::Map<String, serde_json::Value> = pairs
+        .iter()
+        .map(|(k, v)| {
+            let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::json!(v));
+            ((*k).to_owned(), value)
+        })
+        .collect();
+    serde_json::Value::Object(object).to_string()
+}
+
 /// Truncates `s` to at most `max` characters, marking the cut.
 pub fn clip(s: &str, max: usize) -> (String, bool) {
     if s.chars().count() <= max {
@@ -191,6 +261,30 @@ fn invalid(tool: &str, e: impl std::fmt::Display) -> CallFailure {
         format!("invalid arguments for {tool}: {e}"),
     )
 }
+
+/// A call's arguments as `T` takes them, and the fields it selected.
+fn parse_args<T: Tool>(call: &Call) -> Result<(T::Args, Option<Vec<String>>), CallFailure> {
+    let raw = if call.arguments_json.is_empty() {
+        b"{}".as_slice()
+    } else {
+        &call.arguments_json
+    };
+    let mut args: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(raw).map_err(|e| invalid(T::NAME, e))?;
+    let fields: Option<Vec<String>> = match args.remove("fields") {
+        Some(f) if T::SELECTABLE => {
+            Some(serde_json::from_value(f).map_err(|e| invalid(T::NAME, format!("fields: {e}")))?)
+        }
+        Some(_) => return Err(invalid(T::NAME, "this tool takes no \"fields\"")),
+        None => None,
+    };
+    let args: T::Args =
+        serde_json::from_value(serde_json::Value::Object(args)).map_err(|e| invalid(T::NAME, e))?;
+    Ok((args, fields))
+}
+
+/// Longest effect text a preview sends (a few lines).
+const MAX_EFFECT_TEXT: usize = 1000;
 
 impl<T: Tool> DynTool for Erased<T> {
     fn name(&self) -> &'static str {
@@ -228,28 +322,13 @@ impl<T: Tool> DynTool for Erased<T> {
             idempotent: T::HINTS.idempotent,
             interactive: false,
             target_args: T::TARGET.iter().map(|s| (*s).to_owned()).collect(),
+            confirm_when_json: confirm_when(T::CONFIRM_WHEN),
         }
     }
 
     fn call<'a>(&'a self, cx: &'a ToolCall<'a>) -> BoxFuture<'a, CallOutcome> {
         Box::pin(async move {
-            let raw = if cx.call.arguments_json.is_empty() {
-                b"{}".as_slice()
-            } else {
-                &cx.call.arguments_json
-            };
-            let mut args: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(raw).map_err(|e| invalid(T::NAME, e))?;
-            let fields: Option<Vec<String>> = match args.remove("fields") {
-                Some(f) if T::SELECTABLE => Some(
-                    serde_json::from_value(f)
-                        .map_err(|e| invalid(T::NAME, format!("fields: {e}")))?,
-                ),
-                Some(_) => return Err(invalid(T::NAME, "this tool takes no \"fields\"")),
-                None => None,
-            };
-            let args: T::Args = serde_json::from_value(serde_json::Value::Object(args))
-                .map_err(|e| invalid(T::NAME, e))?;
+            let (args, fields) = parse_args::<T>(cx.call)?;
             let rendered = self.0.run(cx, args).await?;
             let mut structured = serde_json::to_value(&rendered.output)
                 .map_err(|e| CallFailure::new(ErrorCode::Internal, e.to_string()))?;
@@ -259,11 +338,38 @@ impl<T: Tool> DynTool for Erased<T> {
             super::output(&structured, rendered.text)
         })
     }
+
+    fn preview<'a>(&'a self, cx: &'a ToolCall<'a>) -> BoxFuture<'a, PreviewOutcome> {
+        Box::pin(async move {
+            let (args, _) = parse_args::<T>(cx.call)?;
+            let mut effect = self.0.preview(cx, args).await?;
+            effect.text = clip(&effect.text, MAX_EFFECT_TEXT).0;
+            Ok(effect)
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn confirmation_conditions_become_a_json_object() {
+        assert_eq!(confirm_when(&[]), "");
+        assert_eq!(
+            confirm_when(&[("event", "\"APPROVE\""), ("approve", "true")]),
+            r#"{"approve":true,"event":"APPROVE"}"#
+        );
+    }
+
+    #[test]
+    fn quoted_upstream_text_stays_on_one_clipped_line() {
+        assert_eq!(
+            quoted("Fix\nAllow it? yes"),
+            "\u{201c}Fix Allow it? yes\u{201d}"
+        );
+        assert!(quoted(&"x".repeat(500)).chars().count() < 140);
+    }
 
     #[test]
     fn field_selection_keeps_the_named_fields_and_pagination() {

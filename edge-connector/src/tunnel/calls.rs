@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::call::{Call, CallFailure, CallOutcome, response_frame};
+use shared::call::{Call, CallFailure, CallOutcome, PreviewOutcome, preview_frame, response_frame};
 use shared::frame::MAX_FRAME_LEN;
 use shared::identity::TenantId;
 use shared::io::{FrameReader, write_frame};
@@ -76,76 +76,89 @@ impl Stream {
         let writer = tokio::spawn(write_frames(send, out_rx, broken.clone()));
 
         let mut actions = Vec::new();
-        let (call_id, outcome) =
-            match tokio::time::timeout(REQUEST_TIMEOUT, reader.next::<wire::CallFrame>()).await {
-                Ok(Ok(Some(wire::CallFrame {
-                    kind: Some(Kind::Request(req)),
-                }))) => {
-                    let call_id = req.call_id;
-                    // The span is named before the request is validated: only a valid tool
-                    // name goes into it (and out over OTLP).
-                    let tool = shared::call::ToolName::parse(&req.tool)
-                        .map_or_else(|_| "(invalid)".to_owned(), |t| t.as_str().to_owned());
-                    let span = tracing.start(
-                        &format!("call {tool}"),
-                        SpanKind::Server,
-                        Some(&req.traceparent)
-                            .filter(|t| !t.is_empty())
-                            .map(String::as_str),
-                    );
-                    span.set_attributes(vec![
-                        Attribute::new("mcp.tool.name", tool),
-                        Attribute::new(
-                            "mcp_edge.call_id",
-                            i64::try_from(call_id).unwrap_or(i64::MAX),
-                        ),
-                    ]);
-                    let ctx =
-                        CallContext::new(out_tx.clone(), req.interactive, tracing.clone(), span);
-                    let outcome = run(
-                        req,
-                        tools.as_ref(),
-                        &tenant,
-                        draining,
-                        &ctx,
-                        &mut reader,
-                        &broken,
-                    )
-                    .await;
-                    if let Some(Err(f)) = &outcome {
-                        ctx.span().set_error(&f.message);
-                    }
-                    actions = ctx.take_actions();
-                    (call_id, outcome)
+        let first = tokio::time::timeout(REQUEST_TIMEOUT, reader.next::<wire::CallFrame>()).await;
+        let preview = matches!(
+            &first,
+            Ok(Ok(Some(wire::CallFrame {
+                kind: Some(Kind::Preview(_))
+            })))
+        );
+        let (call_id, outcome) = match first {
+            Ok(Ok(Some(wire::CallFrame {
+                kind: Some(Kind::Request(req) | Kind::Preview(req)),
+            }))) => {
+                let call_id = req.call_id;
+                // The span is named before the request is validated: only a valid tool
+                // name goes into it (and out over OTLP).
+                let tool = shared::call::ToolName::parse(&req.tool)
+                    .map_or_else(|_| "(invalid)".to_owned(), |t| t.as_str().to_owned());
+                let span = tracing.start(
+                    &format!("{} {tool}", if preview { "preview" } else { "call" }),
+                    SpanKind::Server,
+                    Some(&req.traceparent)
+                        .filter(|t| !t.is_empty())
+                        .map(String::as_str),
+                );
+                span.set_attributes(vec![
+                    Attribute::new("mcp.tool.name", tool),
+                    Attribute::new(
+                        "mcp_edge.call_id",
+                        i64::try_from(call_id).unwrap_or(i64::MAX),
+                    ),
+                ]);
+                let ctx = CallContext::new(out_tx.clone(), req.interactive, tracing.clone(), span);
+                let outcome = run(
+                    req,
+                    preview,
+                    tools.as_ref(),
+                    &tenant,
+                    draining,
+                    &ctx,
+                    &mut reader,
+                    &broken,
+                )
+                .await;
+                if let Some(f) = outcome.as_ref().and_then(|a| a.failure()) {
+                    ctx.span().set_error(&f.message);
                 }
-                Ok(Ok(Some(wire::CallFrame {
-                    kind: Some(Kind::Authorize(cb)),
-                }))) => (
-                    cb.call_id,
-                    Some(authorize(tools.as_ref(), &tenant, cb).await),
-                ),
-                Ok(Ok(_)) => (
-                    0,
-                    Some(Err(CallFailure::new(
-                        ErrorCode::Malformed,
-                        "expected a call request",
-                    ))),
-                ),
-                Ok(Err(e)) => (
-                    0,
-                    Some(Err(CallFailure::new(ErrorCode::Malformed, e.to_string()))),
-                ),
-                Err(_) => (
-                    0,
-                    Some(Err(CallFailure::new(
-                        ErrorCode::Malformed,
-                        "no call request in time",
-                    ))),
-                ),
-            };
+                actions = ctx.take_actions();
+                (call_id, outcome)
+            }
+            Ok(Ok(Some(wire::CallFrame {
+                kind: Some(Kind::Authorize(cb)),
+            }))) => (
+                cb.call_id,
+                Some(Answer::Call(authorize(tools.as_ref(), &tenant, cb).await)),
+            ),
+            Ok(Ok(_)) => (
+                0,
+                Some(Answer::Call(Err(CallFailure::new(
+                    ErrorCode::Malformed,
+                    "expected a call request",
+                )))),
+            ),
+            Ok(Err(e)) => (
+                0,
+                Some(Answer::Call(Err(CallFailure::new(
+                    ErrorCode::Malformed,
+                    e.to_string(),
+                )))),
+            ),
+            Err(_) => (
+                0,
+                Some(Answer::Call(Err(CallFailure::new(
+                    ErrorCode::Malformed,
+                    "no call request in time",
+                )))),
+            ),
+        };
         match outcome {
-            Some(outcome) => {
-                let _ = out_tx.send(response_frame(call_id, outcome, actions)).await;
+            Some(answer) => {
+                let frame = match answer {
+                    Answer::Call(outcome) => response_frame(call_id, outcome, actions),
+                    Answer::Preview(effect) => preview_frame(call_id, effect, actions),
+                };
+                let _ = out_tx.send(frame).await;
                 drop(out_tx);
                 // Stay (and stay counted as in flight) until the response is delivered.
                 let _ = writer.await;
@@ -212,36 +225,81 @@ async fn write_frames(
     }
 }
 
-/// Runs one request; `None` if the runtime cancelled it.
+/// How a stream's request ended.
+enum Answer {
+    /// A call's outcome.
+    Call(CallOutcome),
+    /// A preview's outcome.
+    Preview(PreviewOutcome),
+}
+
+impl Answer {
+    /// The failure, if it is one.
+    fn failure(&self) -> Option<&CallFailure> {
+        match self {
+            Answer::Call(Err(f)) | Answer::Preview(Err(f)) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// `f` as the answer to a call (`preview` false) or a preview.
+    fn failed(preview: bool, f: CallFailure) -> Self {
+        if preview {
+            Answer::Preview(Err(f))
+        } else {
+            Answer::Call(Err(f))
+        }
+    }
+}
+
+/// Runs one request (or previews it: says what it would do, writing nothing); `None` if
+/// the runtime cancelled it.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 async fn run(
     req: wire::CallRequest,
+    preview: bool,
     tools: &dyn ToolSet,
     tenant: &TenantId,
     draining: bool,
     ctx: &CallContext,
     reader: &mut FrameReader<quinn::RecvStream>,
     broken: &CancellationToken,
-) -> Option<CallOutcome> {
+) -> Option<Answer> {
     if draining {
-        return Some(Err(CallFailure::new(
-            ErrorCode::Draining,
-            "connector is shutting down; retry on another",
-        )));
+        return Some(Answer::failed(
+            preview,
+            CallFailure::new(
+                ErrorCode::Draining,
+                "connector is shutting down; retry on another",
+            ),
+        ));
     }
     let call = match Call::try_from(req) {
         Ok(c) => c,
-        Err(e) => return Some(Err(CallFailure::new(ErrorCode::Malformed, e.to_string()))),
+        Err(e) => {
+            return Some(Answer::failed(
+                preview,
+                CallFailure::new(ErrorCode::Malformed, e.to_string()),
+            ));
+        }
     };
     if &call.caller.tenant != tenant {
         warn!(call_id = call.id, claimed = %call.caller.tenant, "call for another tenant refused");
-        return Some(Err(CallFailure::new(
-            ErrorCode::Denied,
-            "call is for another tenant",
-        )));
+        return Some(Answer::failed(
+            preview,
+            CallFailure::new(ErrorCode::Denied, "call is for another tenant"),
+        ));
     }
+    let work = async {
+        if preview {
+            Answer::Preview(tools.preview(&call, ctx).await)
+        } else {
+            Answer::Call(tools.call(&call, ctx).await)
+        }
+    };
     tokio::select! {
-        out = tokio::time::timeout(call.timeout, tools.call(&call, ctx)) => Some(out.unwrap_or_else(|_| {
-            Err(CallFailure::new(ErrorCode::DeadlineExceeded, format!("tool did not finish within {} ms", call.timeout.as_millis())))
+        out = tokio::time::timeout(call.timeout, work) => Some(out.unwrap_or_else(|_| {
+            Answer::failed(preview, CallFailure::new(ErrorCode::DeadlineExceeded, format!("tool did not finish within {} ms", call.timeout.as_millis())))
         })),
         () = answers(reader, ctx) => {
             info!(call_id = call.id, "call cancelled by the runtime");

@@ -32,6 +32,42 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/_fake/tokens/expire", post(expire))
         .route("/_fake/grants/revoke", post(revoke))
         .route("/_fake/oauth/clients", post(add_client))
+        .route("/_fake/push", post(push))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Push {
+    repo: String,
+    branch: String,
+    author: String,
+    message: String,
+}
+
+/// Someone pushes a commit (no file changes) onto a branch outside the API under test, as
+/// a collaborator would between an agent's read and its write.
+async fn push(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let p = match parse::<Push>(&body) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let mut w = app.world();
+    let Some(idx) = w.repo_index(&p.repo) else {
+        return bad_request(format!("unknown repository {}", p.repo));
+    };
+    let repo = &mut w.repos[idx];
+    let Some(head) = repo.git.branches.get(&p.branch).cloned() else {
+        return bad_request(format!("unknown branch {}", p.branch));
+    };
+    let sha = repo.git.commit(
+        vec![head],
+        &p.message,
+        &p.author,
+        crate::time_fmt::Timestamp::now(),
+        std::collections::BTreeMap::new(),
+    );
+    repo.git.branches.insert(p.branch, sha.clone());
+    (StatusCode::CREATED, Json(json!({ "sha": sha }))).into_response()
 }
 
 fn bad_request(msg: impl Into<String>) -> Response {

@@ -33,6 +33,7 @@ fn spec(name: &str, description: &str, input: Value) -> wire::ToolSpec {
         idempotent: true,
         interactive: false,
         target_args: vec![],
+        confirm_when_json: String::new(),
     }
 }
 

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use shared::call::CallFailure;
+use shared::call::{CallFailure, PreviewOutcome};
 use shared::wire::ErrorCode;
 
 use super::api;
@@ -12,7 +12,9 @@ use crate::providers::Instance;
 use crate::providers::http::Request;
 use crate::providers::page::{Page, render_lines};
 use crate::tools::BoxFuture;
-use crate::tools::tool::{CREATE, DESTRUCTIVE, Hints, READ, Rendered, Tool, ToolCall};
+use crate::tools::tool::{
+    CREATE, DESTRUCTIVE, Hints, READ, Rendered, Tool, ToolCall, effect, quoted, stale,
+};
 
 /// Arguments of `github_list_branches`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -327,6 +329,30 @@ pub struct DeletedBranch {
     pub sha: String,
 }
 
+/// The commit `branch` of `owner/repo` points at.
+async fn branch_head(
+    cx: &ToolCall<'_>,
+    inst: &Instance,
+    owner: &str,
+    repo: &str,
+    branch: &str,
+) -> Result<String, CallFailure> {
+    let req = Request::get(
+        "/repos/{owner}/{repo}/git/ref/{ref}",
+        format!(
+            "{}/git/ref/heads/{}",
+            api::repo(owner, repo)?,
+            api::file_path(branch)?
+        ),
+    );
+    Ok(inst
+        .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
+        .await?
+        .json::<RawRef>()?
+        .object
+        .sha)
+}
+
 /// `github_delete_branch`.
 pub struct DeleteBranch;
 
@@ -339,6 +365,25 @@ impl Tool for DeleteBranch {
     const HINTS: Hints = DESTRUCTIVE;
     const TARGET: &'static [&'static str] = &["owner", "repo"];
 
+    fn preview<'a>(
+        &'a self,
+        cx: &'a ToolCall<'a>,
+        a: DeleteBranchArgs,
+    ) -> BoxFuture<'a, PreviewOutcome> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            let branch = a.branch.trim().trim_start_matches("refs/heads/");
+            let sha = branch_head(cx, inst, &a.owner, &a.repo, branch).await?;
+            let text = format!(
+                "delete branch {} of {}/{}, which points at commit {sha}",
+                quoted(branch),
+                a.owner,
+                a.repo
+            );
+            Ok(effect(text, [("branch_sha", sha.as_str())]))
+        })
+    }
+
     fn run<'a>(
         &'a self,
         cx: &'a ToolCall<'a>,
@@ -349,18 +394,15 @@ impl Tool for DeleteBranch {
             let branch = a.branch.trim().trim_start_matches("refs/heads/");
             let repo = api::repo(&a.owner, &a.repo)?;
             let name = api::file_path(branch)?;
-            // Read first: the answer can then say what to recreate, and a missing branch
-            // is a plain "not found".
-            let req = Request::get(
-                "/repos/{owner}/{repo}/git/ref/{ref}",
-                format!("{repo}/git/ref/heads/{name}"),
-            );
-            let sha = inst
-                .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                .await?
-                .json::<RawRef>()?
-                .object
-                .sha;
+            // Read first: the answer can then say what to recreate, a missing branch is a
+            // plain "not found", and a branch moved since the user approved is not deleted.
+            let sha = branch_head(cx, inst, &a.owner, &a.repo, branch).await?;
+            if cx.bound("branch_sha").is_some_and(|b| b != sha) {
+                return Err(stale(&format!(
+                    "branch {branch} of {}/{} (it now points at {sha})",
+                    a.owner, a.repo
+                )));
+            }
             let mut req = Request::get(
                 "/repos/{owner}/{repo}/git/refs/{ref}",
                 format!("{repo}/git/refs/heads/{name}"),

@@ -843,3 +843,62 @@ mod tests {
         );
     }
 }
+
+/// What a confirmation shows of a pull request, read as the user just before asking.
+#[derive(Debug)]
+pub struct PullFacts {
+    /// Title, as its author wrote it (quote it with [`crate::tools::tool::quoted`]).
+    pub title: String,
+    /// Head branch (the changes).
+    pub head: String,
+    /// Base branch (merged into).
+    pub base: String,
+    /// The head commit.
+    pub head_sha: String,
+    /// `open`, `closed` or `merged`.
+    pub state: String,
+}
+
+/// Reads `owner/repo#number` for a confirmation.
+pub async fn facts(
+    cx: &ToolCall<'_>,
+    inst: &Instance,
+    owner: &str,
+    repo: &str,
+    number: u64,
+) -> Result<PullFacts, CallFailure> {
+    let req = Request::get(
+        "/repos/{owner}/{repo}/pulls/{pull_number}",
+        format!("{}/pulls/{number}", api::repo(owner, repo)?),
+    );
+    let raw: RawPull = inst
+        .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
+        .await?
+        .json()?;
+    let summary = PullSummary::from(&raw);
+    Ok(PullFacts {
+        title: raw.title,
+        head: raw.head.name,
+        base: raw.base.name,
+        head_sha: raw.head.sha,
+        state: summary.state,
+    })
+}
+
+impl PullFacts {
+    /// `owner/repo#n “title” (head → base), head commit sha` for a confirmation.
+    pub fn describe(&self, owner: &str, repo: &str, number: u64) -> String {
+        let state = if self.state == "open" {
+            String::new()
+        } else {
+            format!(" [{}]", self.state)
+        };
+        format!(
+            "pull request {owner}/{repo}#{number} {}{state} from branch {} into {}, head commit {}",
+            crate::tools::tool::quoted(&self.title),
+            crate::tools::tool::quoted(&self.head),
+            crate::tools::tool::quoted(&self.base),
+            self.head_sha
+        )
+    }
+}

@@ -8,9 +8,40 @@ use shared::call::CallFailure;
 use shared::wire::ErrorCode;
 
 use super::api;
-use crate::providers::http::Request;
+use super::pulls::facts;
+use crate::providers::http::{self, Request};
 use crate::tools::BoxFuture;
-use crate::tools::tool::{CREATE, DESTRUCTIVE, Hints, Rendered, Tool, ToolCall};
+use crate::tools::tool::{CREATE, DESTRUCTIVE, Hints, Rendered, Tool, ToolCall, effect, stale};
+use reqwest::StatusCode;
+use shared::call::PreviewOutcome;
+
+/// The head commit the user approved, checked against the one the agent named: a call
+/// whose agent names another commit than the user saw is refused, not silently retargeted.
+fn approved_head<'a>(
+    cx: &'a ToolCall<'a>,
+    agent_named: Option<&str>,
+) -> Result<Option<&'a str>, CallFailure> {
+    let Some(bound) = cx.bound("head_sha") else {
+        return Ok(None);
+    };
+    match agent_named {
+        Some(named) if named != bound => Err(CallFailure::new(
+            ErrorCode::Rejected,
+            format!(
+                "the agent named commit {named}, but the user approved head commit {bound}; nothing was done"
+            ),
+        )),
+        _ => Ok(Some(bound)),
+    }
+}
+
+/// A note for the user when the agent named another commit than the head.
+fn other_commit(named: Option<&str>, head: &str) -> String {
+    match named {
+        Some(n) if n != head => format!(" (the agent named commit {n}, which is not the head)"),
+        _ => String::new(),
+    }
+}
 
 /// A review's verdict.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -115,6 +146,27 @@ impl Tool for ReviewPullRequest {
     const DESCRIPTION: &'static str = "Review a pull request: approve it, request changes or comment, with optional comments on lines of the diff.";
     const HINTS: Hints = CREATE;
     const TARGET: &'static [&'static str] = &["owner", "repo"];
+    // An approval lets a pull request merge where a required review gates it: the user
+    // confirms it like a merge.
+    const CONFIRM_WHEN: &'static [(&'static str, &'static str)] = &[("event", "\"APPROVE\"")];
+
+    fn preview<'a>(&'a self, cx: &'a ToolCall<'a>, a: ReviewArgs) -> BoxFuture<'a, PreviewOutcome> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            let pull = facts(cx, inst, &a.owner, &a.repo, a.number).await?;
+            let verb = match a.event {
+                ReviewEvent::Approve => "approve",
+                ReviewEvent::RequestChanges => "request changes on",
+                ReviewEvent::Comment => "comment on",
+            };
+            let text = format!(
+                "{verb} {}{}",
+                pull.describe(&a.owner, &a.repo, a.number),
+                other_commit(a.commit_sha.as_deref(), &pull.head_sha)
+            );
+            Ok(effect(text, [("head_sha", pull.head_sha.as_str())]))
+        })
+    }
 
     fn run<'a>(
         &'a self,
@@ -123,6 +175,19 @@ impl Tool for ReviewPullRequest {
     ) -> BoxFuture<'a, Result<Rendered<Review>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
+            let approved = approved_head(cx, a.commit_sha.as_deref())?;
+            if let Some(head) = approved {
+                // GitHub takes a review of an older commit without complaint: check the
+                // head is still the one the user approved, then review exactly that commit.
+                let now = facts(cx, inst, &a.owner, &a.repo, a.number).await?;
+                if now.head_sha != head {
+                    return Err(stale(&format!(
+                        "pull request {}/{}#{} (its head commit is now {})",
+                        a.owner, a.repo, a.number, now.head_sha
+                    )));
+                }
+            }
+            let commit_sha = approved.map(str::to_owned).or(a.commit_sha.clone());
             let body = a.body.filter(|b| !b.trim().is_empty());
             if !matches!(a.event, ReviewEvent::Approve) && body.is_none() && a.comments.is_empty() {
                 return Err(CallFailure::new(
@@ -150,7 +215,7 @@ impl Tool for ReviewPullRequest {
                 if let Some(b) = &body {
                     o.insert("body".into(), serde_json::json!(b));
                 }
-                if let Some(c) = &a.commit_sha {
+                if let Some(c) = &commit_sha {
                     o.insert("commit_id".into(), serde_json::json!(c));
                 }
             }
@@ -271,6 +336,27 @@ impl Tool for MergePullRequest {
     const HINTS: Hints = DESTRUCTIVE;
     const TARGET: &'static [&'static str] = &["owner", "repo"];
 
+    fn preview<'a>(&'a self, cx: &'a ToolCall<'a>, a: MergeArgs) -> BoxFuture<'a, PreviewOutcome> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            let pull = facts(cx, inst, &a.owner, &a.repo, a.number).await?;
+            let method = a.method.unwrap_or(MergeMethod::Merge);
+            let text = format!(
+                "merge {}, merge method {}{}",
+                pull.describe(&a.owner, &a.repo, a.number),
+                method.as_str(),
+                other_commit(a.expected_head_sha.as_deref(), &pull.head_sha)
+            );
+            Ok(effect(
+                text,
+                [
+                    ("head_sha", pull.head_sha.as_str()),
+                    ("merge_method", method.as_str()),
+                ],
+            ))
+        })
+    }
+
     fn run<'a>(
         &'a self,
         cx: &'a ToolCall<'a>,
@@ -279,10 +365,19 @@ impl Tool for MergePullRequest {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             let method = a.method.unwrap_or(MergeMethod::Merge);
+            if cx
+                .bound("merge_method")
+                .is_some_and(|m| m != method.as_str())
+            {
+                return Err(stale("the merge method"));
+            }
+            // GitHub merges only if the head is still this commit (409 otherwise).
+            let approved = approved_head(cx, a.expected_head_sha.as_deref())?;
+            let sha = approved.map(str::to_owned).or(a.expected_head_sha.clone());
             let mut payload = serde_json::json!({"merge_method": method.as_str()});
             if let Some(o) = payload.as_object_mut() {
                 for (k, v) in [
-                    ("sha", &a.expected_head_sha),
+                    ("sha", &sha),
                     ("commit_title", &a.commit_title),
                     ("commit_message", &a.commit_message),
                 ] {
@@ -299,10 +394,17 @@ impl Tool for MergePullRequest {
                 payload,
                 false,
             );
-            let r: RawMergeResult = inst
-                .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                .await?
-                .json()?;
+            let resp = inst.send_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
+            if resp.status == StatusCode::CONFLICT && approved.is_some() {
+                return Err(stale(&format!(
+                    "pull request {}/{}#{} (its head commit moved)",
+                    a.owner, a.repo, a.number
+                )));
+            }
+            if !resp.status.is_success() {
+                return Err(http::failure(&inst.config.name, &resp));
+            }
+            let r: RawMergeResult = resp.json()?;
             let text = format!(
                 "{} {}/{}#{} ({}) as {}",
                 if r.merged { "merged" } else { "did not merge" },

@@ -3,15 +3,18 @@
 use reqwest::Method;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use shared::call::CallFailure;
+use shared::call::{CallFailure, PreviewOutcome};
 
 use super::api;
 use super::repository::{RawCommit, default_branch};
+use crate::providers::Instance;
 use crate::providers::http::Request;
 use crate::providers::page::{Page, render_lines};
 use crate::providers::path::seg;
 use crate::tools::BoxFuture;
-use crate::tools::tool::{CREATE, DESTRUCTIVE, Hints, READ, Rendered, Tool, ToolCall};
+use crate::tools::tool::{
+    CREATE, DESTRUCTIVE, Hints, READ, Rendered, Tool, ToolCall, effect, quoted, stale,
+};
 
 /// A branch, compactly.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -225,6 +228,28 @@ pub struct Deleted {
     pub deleted: String,
 }
 
+/// The commit `branch` of `project` points at.
+async fn branch_head(
+    cx: &ToolCall<'_>,
+    inst: &Instance,
+    project: &str,
+    branch: &str,
+) -> Result<String, CallFailure> {
+    let req = Request::get(
+        "/projects/{id}/repository/branches/{branch}",
+        format!(
+            "{}/repository/branches/{}",
+            api::project(project)?,
+            seg(branch)?
+        ),
+    );
+    let raw: RawBranch = inst
+        .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
+        .await?
+        .json()?;
+    Ok(raw.commit.map(|c| c.id).unwrap_or_default())
+}
+
 /// `gitlab_delete_branch`.
 pub struct DeleteBranch;
 
@@ -236,6 +261,19 @@ impl Tool for DeleteBranch {
     const HINTS: Hints = DESTRUCTIVE;
     const TARGET: &'static [&'static str] = &["project"];
 
+    fn preview<'a>(&'a self, cx: &'a ToolCall<'a>, a: DeleteArgs) -> BoxFuture<'a, PreviewOutcome> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            let sha = branch_head(cx, inst, &a.project, &a.branch).await?;
+            let text = format!(
+                "delete branch {} of {}, which points at commit {sha}",
+                quoted(&a.branch),
+                a.project
+            );
+            Ok(effect(text, [("branch_sha", sha.as_str())]))
+        })
+    }
+
     fn run<'a>(
         &'a self,
         cx: &'a ToolCall<'a>,
@@ -243,6 +281,17 @@ impl Tool for DeleteBranch {
     ) -> BoxFuture<'a, Result<Rendered<Deleted>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
+            // GitLab deletes whatever the branch points at: check it is still the commit
+            // the user approved.
+            if let Some(bound) = cx.bound("branch_sha") {
+                let sha = branch_head(cx, inst, &a.project, &a.branch).await?;
+                if sha != bound {
+                    return Err(stale(&format!(
+                        "branch {} of {} (it now points at {sha})",
+                        a.branch, a.project
+                    )));
+                }
+            }
             let mut req = Request::get(
                 "/projects/{id}/repository/branches/{branch}",
                 format!(

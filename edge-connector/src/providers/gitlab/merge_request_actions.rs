@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use shared::call::CallFailure;
+use shared::call::{CallFailure, PreviewOutcome};
 use shared::wire::ErrorCode;
 
 use super::api::{self, MergeRequestSummary, Posted, RawMergeRequest, RawNote, merge_request_line};
@@ -13,7 +13,66 @@ use super::repository::default_branch;
 use crate::providers::Instance;
 use crate::providers::http::{Request, Response};
 use crate::tools::BoxFuture;
-use crate::tools::tool::{CREATE, DESTRUCTIVE, Hints, Rendered, Tool, ToolCall};
+use crate::tools::tool::{
+    CREATE, DESTRUCTIVE, Hints, Rendered, Tool, ToolCall, effect, quoted, stale,
+};
+
+/// What a confirmation shows of a merge request, read as the user just before asking:
+/// `project!iid “title” from branch “source” into “target”, head commit sha`, and the head.
+async fn describe(
+    cx: &ToolCall<'_>,
+    inst: &Instance,
+    project: &str,
+    iid: u64,
+) -> Result<(String, String), CallFailure> {
+    let req = Request::get("/projects/{id}/merge_requests/{iid}", path(project, iid)?);
+    let raw: RawMergeRequest = inst
+        .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
+        .await?
+        .json()?;
+    let head = raw.sha.unwrap_or_default();
+    let state = if raw.state == "opened" {
+        String::new()
+    } else {
+        format!(" [{}]", raw.state)
+    };
+    let text = format!(
+        "merge request {project}!{iid} {}{state} from branch {} into {}, head commit {head}",
+        quoted(&raw.title),
+        quoted(&raw.source_branch),
+        quoted(&raw.target_branch)
+    );
+    Ok((text, head))
+}
+
+/// The head commit the user approved, checked against the one the agent named.
+fn approved_head<'a>(
+    cx: &'a ToolCall<'a>,
+    agent_named: Option<&str>,
+) -> Result<Option<&'a str>, CallFailure> {
+    let Some(bound) = cx.bound("head_sha") else {
+        return Ok(None);
+    };
+    match agent_named {
+        Some(named) if named != bound => Err(CallFailure::new(
+            ErrorCode::Rejected,
+            format!(
+                "the agent named commit {named}, but the user approved head commit {bound}; nothing was done"
+            ),
+        )),
+        _ => Ok(Some(bound)),
+    }
+}
+
+/// A note for the user when the agent named another commit than the head.
+fn other_commit(named: Option<&str>, head: &str) -> String {
+    match named {
+        Some(n) if n != head => {
+            format!(" (the agent named commit {n}, which is not the head: GitLab will refuse)")
+        }
+        _ => String::new(),
+    }
+}
 
 /// Arguments of `gitlab_create_merge_request`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -202,6 +261,23 @@ impl Tool for ReviewMergeRequest {
     const DESCRIPTION: &'static str = "Review a GitLab merge request: approve it (optionally only at the head commit you reviewed) and/or post a review comment.";
     const HINTS: Hints = CREATE;
     const TARGET: &'static [&'static str] = &["project"];
+    // An approval lets a merge request merge where approval rules gate it: the user
+    // confirms it like a merge.
+    const CONFIRM_WHEN: &'static [(&'static str, &'static str)] = &[("approve", "true")];
+
+    fn preview<'a>(&'a self, cx: &'a ToolCall<'a>, a: ReviewArgs) -> BoxFuture<'a, PreviewOutcome> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            let (mr, head) = describe(cx, inst, &a.project, a.iid).await?;
+            let verb = match (a.approve, a.body.is_some()) {
+                (true, true) => "approve and comment on",
+                (true, false) => "approve",
+                (false, _) => "comment on",
+            };
+            let text = format!("{verb} {mr}{}", other_commit(a.sha.as_deref(), &head));
+            Ok(effect(text, [("head_sha", head.as_str())]))
+        })
+    }
 
     fn run<'a>(
         &'a self,
@@ -210,6 +286,8 @@ impl Tool for ReviewMergeRequest {
     ) -> BoxFuture<'a, Result<Rendered<Reviewed>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
+            // GitLab approves only if the head is still this commit (409 otherwise).
+            let approved = approved_head(cx, a.sha.as_deref())?;
             let body = a.body.filter(|b| !b.trim().is_empty());
             if !a.approve && body.is_none() {
                 return Err(CallFailure::new(
@@ -222,8 +300,8 @@ impl Tool for ReviewMergeRequest {
             let mut already = false;
             if a.approve {
                 let mut payload = serde_json::Map::new();
-                if let Some(sha) = &a.sha {
-                    payload.insert("sha".into(), sha.clone().into());
+                if let Some(sha) = approved.or(a.sha.as_deref()) {
+                    payload.insert("sha".into(), sha.into());
                 }
                 // A repeat after a lost answer would read as "already approved" (401).
                 let req = Request::write(
@@ -234,6 +312,12 @@ impl Tool for ReviewMergeRequest {
                     false,
                 );
                 let resp = inst.send_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
+                if resp.status == StatusCode::CONFLICT && approved.is_some() {
+                    return Err(stale(&format!(
+                        "merge request {}!{} (its head commit moved)",
+                        a.project, a.iid
+                    )));
+                }
                 already = match resp.status {
                     s if s.is_success() => false,
                     // GitLab's `not_modified!` when this user has approved already.
@@ -333,6 +417,15 @@ pub struct Merged {
     pub url: String,
 }
 
+/// The merge method a confirmation names.
+fn merge_method(squash: Option<bool>) -> &'static str {
+    if squash == Some(true) {
+        "squash"
+    } else {
+        "merge commit (or the project's default)"
+    }
+}
+
 /// `gitlab_merge_merge_request`.
 pub struct MergeMergeRequest;
 
@@ -344,6 +437,27 @@ impl Tool for MergeMergeRequest {
     const HINTS: Hints = DESTRUCTIVE;
     const TARGET: &'static [&'static str] = &["project"];
 
+    fn preview<'a>(&'a self, cx: &'a ToolCall<'a>, a: MergeArgs) -> BoxFuture<'a, PreviewOutcome> {
+        Box::pin(async move {
+            let inst = api::instance(cx, a.instance.as_deref())?;
+            let (mr, head) = describe(cx, inst, &a.project, a.iid).await?;
+            let method = merge_method(a.squash);
+            let text = format!(
+                "merge {mr}, merge method {method}{}{}",
+                if a.remove_source_branch == Some(true) {
+                    ", then delete the source branch"
+                } else {
+                    ""
+                },
+                other_commit(Some(&a.sha), &head)
+            );
+            Ok(effect(
+                text,
+                [("head_sha", head.as_str()), ("merge_method", method)],
+            ))
+        })
+    }
+
     fn run<'a>(
         &'a self,
         cx: &'a ToolCall<'a>,
@@ -352,6 +466,13 @@ impl Tool for MergeMergeRequest {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             api::require("sha", &a.sha)?;
+            if cx
+                .bound("merge_method")
+                .is_some_and(|m| m != merge_method(a.squash))
+            {
+                return Err(stale("the merge method"));
+            }
+            let approved = approved_head(cx, Some(&a.sha))?;
             let mut body = serde_json::Map::new();
             body.insert("sha".into(), a.sha.clone().into());
             if let Some(s) = a.squash {
@@ -381,6 +502,12 @@ impl Tool for MergeMergeRequest {
                             inst.config.name, a.project, a.iid
                         ),
                     ));
+                }
+                StatusCode::CONFLICT if approved.is_some() => {
+                    return Err(stale(&format!(
+                        "merge request {}!{} (its head commit moved)",
+                        a.project, a.iid
+                    )));
                 }
                 _ => {
                     return Err(refused(
