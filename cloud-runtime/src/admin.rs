@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use shared::identity::{ConnectorId, TenantId};
+use shared::policy::Site;
 use shared::wire;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -224,6 +225,7 @@ async fn execute(req: AdminRequest, admin: &Admin, started: Instant) -> AdminRes
         user: &admin.user,
         agent: AGENT,
         tool: &tool,
+        instance: None,
         target: None,
         arguments: arguments.as_object().map(|a| Arguments::of(a, false)),
         call_id,
@@ -248,7 +250,7 @@ async fn execute(req: AdminRequest, admin: &Admin, started: Instant) -> AdminRes
             user: admin.user.clone(),
             agent: AGENT.into(),
         },
-        target: None,
+        site: Site::default(),
         traceparent: String::new(),
     };
     let report = registry

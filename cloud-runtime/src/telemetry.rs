@@ -124,6 +124,7 @@ impl RecordSink for OtlpAuditSink {
         let optional = [
             ("mcp_edge.gateway", &r.gateway),
             ("mcp_edge.connector", &r.connector),
+            ("mcp_edge.instance", &r.instance),
             ("mcp_edge.target", &r.target),
             ("mcp_edge.reason", &r.reason),
             ("mcp_edge.outcome", &r.outcome),

@@ -41,6 +41,8 @@ pub struct CallFacts<'a> {
     pub agent: &'a str,
     /// Tool.
     pub tool: &'a str,
+    /// Upstream instance.
+    pub instance: Option<&'a str>,
     /// Repository or project.
     pub target: Option<&'a str>,
     /// Arguments as recorded.
@@ -75,6 +77,7 @@ impl CallAudit {
                 agent: f.agent.to_owned(),
                 connector: None,
                 tool: f.tool.to_owned(),
+                instance: f.instance.map(str::to_owned),
                 target: f.target.map(str::to_owned),
                 decision: None,
                 layer: None,

@@ -257,9 +257,13 @@ impl Providers {
         Ok(Self { instances })
     }
 
-    /// Whether any instance of `kind` is configured.
-    pub fn has(&self, kind: ProviderKind) -> bool {
-        self.instances.iter().any(|i| i.config.kind == kind)
+    /// The names of the instances of `kind`, in configuration order.
+    pub fn names(&self, kind: ProviderKind) -> Vec<String> {
+        self.instances
+            .iter()
+            .filter(|i| i.config.kind == kind)
+            .map(|i| i.config.name.clone())
+            .collect()
     }
 
     /// The instance of `kind` a call names (`instance` argument), or the only one.

@@ -49,6 +49,7 @@ pub fn specs() -> Vec<wire::ToolSpec> {
             idempotent: true,
             interactive: false,
             target_args: vec![],
+            instances: vec![],
         },
         wire::ToolSpec {
             name: ECHO.into(),
@@ -60,6 +61,7 @@ pub fn specs() -> Vec<wire::ToolSpec> {
             idempotent: true,
             interactive: false,
             target_args: vec![],
+            instances: vec![],
         },
     ]
 }

@@ -228,6 +228,8 @@ impl<T: Tool> DynTool for Erased<T> {
             idempotent: T::HINTS.idempotent,
             interactive: false,
             target_args: T::TARGET.iter().map(|s| (*s).to_owned()).collect(),
+            // The toolbox fills in the configured instances of the tool's kind.
+            instances: Vec::new(),
         }
     }
 

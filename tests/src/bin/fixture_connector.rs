@@ -33,6 +33,7 @@ fn spec(name: &str, description: &str, input: Value) -> wire::ToolSpec {
         idempotent: true,
         interactive: false,
         target_args: vec![],
+        instances: vec![],
     }
 }
 
@@ -305,6 +306,7 @@ fn main() -> anyhow::Result<()> {
         // The fixtures stand in for a connector whose local policy allows all its tools.
         let allow_all = shared::policy::RuleSet(vec![shared::policy::AllowRule::parse(
             &["*".to_owned()],
+            None,
             None,
         )?]);
         let tracing = Arc::new(shared::trace::Tracing::new("fixture-connector", "0", None)?);
