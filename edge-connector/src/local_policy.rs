@@ -364,7 +364,11 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(prod.code, ErrorCode::Denied);
-        assert!(prod.message.contains("ghes-prod:acme/w"), "{}", prod.message);
+        assert!(
+            prod.message.contains("ghes-prod:acme/w"),
+            "{}",
+            prod.message
+        );
         assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 1);
         let e = parse(
             "p.toml",

@@ -3,6 +3,8 @@
 //!
 //! - [`http`]: requests with rate-limit manners, bounded retries, deadlines, audit and
 //!   tracing.
+//! - [`log_redirect`]: where job-log downloads may be redirected (listed hosts, address
+//!   fence).
 //! - [`oauth`]: users connecting their upstream accounts; token refresh.
 //! - [`path`]: escaping arguments into request paths.
 //! - [`github`] and [`gitlab`]: each API's paths, pagination and payloads, and the tools.
@@ -13,6 +15,7 @@
 pub mod github;
 pub mod gitlab;
 pub mod http;
+pub mod log_redirect;
 pub mod oauth;
 pub mod page;
 pub mod path;

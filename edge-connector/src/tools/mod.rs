@@ -86,7 +86,10 @@ impl Toolbox {
         let mut tools: Vec<Box<dyn DynTool>> = Vec::new();
         let mut instances = HashMap::new();
         for (kind, of_kind) in [
-            (ProviderKind::Github, github::tools as fn() -> Vec<Box<dyn DynTool>>),
+            (
+                ProviderKind::Github,
+                github::tools as fn() -> Vec<Box<dyn DynTool>>,
+            ),
             (ProviderKind::Gitlab, gitlab::tools),
         ] {
             let names = providers.names(kind);
