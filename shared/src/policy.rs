@@ -205,7 +205,10 @@ impl FromStr for Instance {
             .chars()
             .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
         {
-            return Err(PatternError::Character(c, " in an instance name: a-z, 0-9 and '-'"));
+            return Err(PatternError::Character(
+                c,
+                " in an instance name: a-z, 0-9 and '-'",
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -783,7 +786,10 @@ pub fn site_of(
 /// The instances a spec lists, as names (those that are not valid names are left out: no
 /// rule can name them).
 pub fn instances_of(spec: &wire::ToolSpec) -> Vec<Instance> {
-    spec.instances.iter().filter_map(|i| i.parse().ok()).collect()
+    spec.instances
+        .iter()
+        .filter_map(|i| i.parse().ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -900,7 +906,10 @@ mod tests {
         assert_eq!(pattern, both);
         for rule in [whole.clone(), pattern] {
             let rules = RuleSet(vec![rule]);
-            assert!(rules.allows("github_get_issue", &on("ghes-sandbox", Some("acme/widgets"))));
+            assert!(rules.allows(
+                "github_get_issue",
+                &on("ghes-sandbox", Some("acme/widgets"))
+            ));
             assert!(!rules.allows("github_get_issue", &on("ghes-prod", Some("acme/widgets"))));
             // A call whose instance is unknown (several, none named) matches no such rule.
             assert!(!rules.allows("github_get_issue", &at(Some("acme/widgets"))));
@@ -936,7 +945,10 @@ mod tests {
     fn instance_rules_survive_the_wire() {
         for (instance, repos) in [
             (Some("ghes-prod"), None),
-            (None, Some(vec!["ghes-prod:acme/**".to_owned(), "globex/*".to_owned()])),
+            (
+                None,
+                Some(vec!["ghes-prod:acme/**".to_owned(), "globex/*".to_owned()]),
+            ),
             (Some("ghes-prod"), Some(vec!["acme/*".to_owned()])),
             (None, None),
         ] {
@@ -971,7 +983,11 @@ mod tests {
         assert!(!m.allows(&on("ghes-prod", Some("acme/x"))));
         assert_eq!(sandbox.intersect(&prod), Scope::None);
         // tools/list: a sandbox-only scope admits a tool only where the tool reaches sandbox.
-        let names = |v: &[&str]| v.iter().map(|i| i.parse().unwrap()).collect::<Vec<Instance>>();
+        let names = |v: &[&str]| {
+            v.iter()
+                .map(|i| i.parse().unwrap())
+                .collect::<Vec<Instance>>()
+        };
         assert!(sandbox.admits_some(false, &names(&["ghes-prod", "ghes-sandbox"])));
         assert!(!sandbox.admits_some(true, &names(&["ghes-prod"])));
         assert!(!sandbox.admits_some(true, &[]));
@@ -987,12 +1003,19 @@ mod tests {
         };
         let args = |v: serde_json::Value| v.as_object().unwrap().clone();
         let two = spec(&["ghes-prod", "ghes-sandbox"]);
-        let named = args(serde_json::json!({"owner": "acme", "repo": "w", "instance": "ghes-prod"}));
-        assert_eq!(site_of(&two, &named).unwrap(), on("ghes-prod", Some("acme/w")));
+        let named =
+            args(serde_json::json!({"owner": "acme", "repo": "w", "instance": "ghes-prod"}));
+        assert_eq!(
+            site_of(&two, &named).unwrap(),
+            on("ghes-prod", Some("acme/w"))
+        );
         let unnamed = args(serde_json::json!({"owner": "acme", "repo": "w"}));
         assert_eq!(site_of(&two, &unnamed).unwrap(), at(Some("acme/w")));
         let one = spec(&["ghes-prod"]);
-        assert_eq!(site_of(&one, &unnamed).unwrap(), on("ghes-prod", Some("acme/w")));
+        assert_eq!(
+            site_of(&one, &unnamed).unwrap(),
+            on("ghes-prod", Some("acme/w"))
+        );
         let other = args(serde_json::json!({"owner": "acme", "repo": "w", "instance": "gitlab"}));
         assert!(matches!(
             site_of(&two, &other),

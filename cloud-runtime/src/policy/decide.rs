@@ -420,7 +420,12 @@ allow = [{ tools = ["github_*"], instance = "ghes-sandbox" }]
             gateway: ("eng", &gateway),
             connector: &Scope::Any,
         };
-        let d = decide(layers, subject("maintainer", &groups), "diag.ping", &Site::default());
+        let d = decide(
+            layers,
+            subject("maintainer", &groups),
+            "diag.ping",
+            &Site::default(),
+        );
         assert_eq!(d.denied_by, Some(Layer::Agent));
         assert!(d.reason.contains("no policy"), "{}", d.reason);
         let p = policy();
@@ -428,7 +433,12 @@ allow = [{ tools = ["github_*"], instance = "ghes-sandbox" }]
             policy: Some(&p),
             ..layers
         };
-        let d = decide(layers, subject("ghost", &groups), "github_x", &Site::default());
+        let d = decide(
+            layers,
+            subject("ghost", &groups),
+            "github_x",
+            &Site::default(),
+        );
         assert!(d.reason.contains("not defined"), "{}", d.reason);
     }
 
@@ -464,8 +474,21 @@ allow = [{ tools = ["github_*"], instance = "ghes-sandbox" }]
             decide(layers, s, "github_get_issue", &at(&repo)).denied_by,
             Some(Layer::Agent)
         );
-        let names = |v: &[&str]| -> Vec<Instance> { v.iter().map(|i| i.parse().unwrap()).collect() };
-        assert!(visible(layers, s, "github_get_issue", true, &names(&["ghes-prod", "ghes-sandbox"])));
-        assert!(!visible(layers, s, "github_get_issue", true, &names(&["ghes-prod"])));
+        let names =
+            |v: &[&str]| -> Vec<Instance> { v.iter().map(|i| i.parse().unwrap()).collect() };
+        assert!(visible(
+            layers,
+            s,
+            "github_get_issue",
+            true,
+            &names(&["ghes-prod", "ghes-sandbox"])
+        ));
+        assert!(!visible(
+            layers,
+            s,
+            "github_get_issue",
+            true,
+            &names(&["ghes-prod"])
+        ));
     }
 }

@@ -285,7 +285,7 @@ impl Checker<'_> {
                 instance.as_ref().map(Instance::as_str),
                 repos.as_deref(),
             )
-                .map_err(|e| self.error(tools_span.clone(), &at, e.to_string()))?;
+            .map_err(|e| self.error(tools_span.clone(), &at, e.to_string()))?;
             out.push(rule);
         }
         Ok(Grant {

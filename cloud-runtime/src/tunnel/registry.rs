@@ -394,8 +394,7 @@ impl Registry {
             interactive: false,
         };
         for _attempt in 0..2 {
-            let Some(handle) = self.pick(tenant, connector, &request.tool, &spec.site)
-            else {
+            let Some(handle) = self.pick(tenant, connector, &request.tool, &spec.site) else {
                 break;
             };
             handle.in_flight.fetch_add(1, Ordering::Relaxed);
