@@ -105,7 +105,7 @@ fn main() -> Result<()> {
                             user: "bench".into(),
                             agent: "bench".into(),
                         },
-                        target: None,
+                        site: shared::policy::Site::default(),
                         traceparent: String::new(),
                     };
                     matches!(reg.call(&t, None, spec, &NoPeer).await.outcome, Ok(out) if !out.is_error)
