@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use shared::identity::{ConnectorId, TenantId};
+use shared::policy::Site;
 use shared::wire;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -233,6 +234,7 @@ async fn execute(req: AdminRequest, admin: &Admin, started: Instant) -> AdminRes
         user_id: None,
         agent: AGENT,
         tool: &tool,
+        instance: None,
         target: None,
         arguments: arguments.as_object().map(|a| Arguments::of(&key, a, false)),
         call_id,
@@ -257,7 +259,7 @@ async fn execute(req: AdminRequest, admin: &Admin, started: Instant) -> AdminRes
             user: admin.user.clone(),
             agent: AGENT.into(),
         },
-        target: None,
+        site: Site::default(),
         traceparent: String::new(),
         binding: Default::default(),
     };

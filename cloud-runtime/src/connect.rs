@@ -295,6 +295,7 @@ async fn record(cx: &ConnectContext, row: &ConnectRow, outcome: &str, reason: Op
             agent: row.agent.clone(),
             connector: Some(row.connector.clone()),
             tool: format!("connect {}", row.provider),
+            instance: Some(row.provider.clone()),
             target: None,
             decision: None,
             layer: None,

@@ -125,6 +125,7 @@ impl RecordSink for OtlpAuditSink {
             ("mcp_edge.gateway", &r.gateway),
             ("mcp_edge.user_id", &r.user_id),
             ("mcp_edge.connector", &r.connector),
+            ("mcp_edge.instance", &r.instance),
             ("mcp_edge.target", &r.target),
             ("mcp_edge.reason", &r.reason),
             ("mcp_edge.outcome", &r.outcome),

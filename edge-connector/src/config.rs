@@ -21,6 +21,7 @@
 //! api_url = "https://github.example.com/api/v3"
 //! ca_bundle = "/etc/edge-connector/ghes-ca.pem"   # extra roots for a private PKI
 //! proxy = "env"                                   # env (HTTPS_PROXY/NO_PROXY) | none | URL
+//! log_storage_hosts = ["blobs.example.com"]       # where job-log downloads may redirect to
 //! [provider.oauth]
 //! client_id = "Iv1.0123456789abcdef"              # secret: vault entry provider/ghes/client_secret
 //! app = "github-app"                              # github-app | oauth-app (GitHub only)
@@ -179,6 +180,12 @@ pub struct ProviderConfig {
     /// Acting on behalf of users; without it, only an admin-provided token in the vault
     /// (`provider/<name>/token`) is used, for every user.
     pub oauth: Option<OAuthConfig>,
+    /// Hosts besides the upstream's own origin that job-log downloads may be redirected to
+    /// (the instance's log or blob storage), exact names, no wildcards; normalised to
+    /// lowercase when loaded. Their addresses must not be loopback, link-local, unspecified
+    /// or multicast.
+    #[serde(default)]
+    pub log_storage_hosts: Vec<String>,
 }
 
 impl ProviderConfig {
@@ -206,6 +213,20 @@ fn https_or_loopback(url: &Url) -> bool {
                 .is_ok_and(|ip| ip.is_loopback())
     });
     url.scheme() == "https" || (url.scheme() == "http" && local)
+}
+
+/// A `log_storage_hosts` entry in the form a URL's host takes (lowercase, IPv6 in
+/// brackets), or `None` when it is not a bare host.
+fn log_storage_host(entry: &str) -> Option<String> {
+    let bare = !entry.is_empty()
+        && !entry.contains(['/', '@', '?', '#', '\\'])
+        && (entry.starts_with('[') || !entry.contains(':'));
+    if !bare {
+        return None;
+    }
+    let url = Url::parse(&format!("https://{entry}/")).ok()?;
+    let plain = url.port().is_none() && url.path() == "/";
+    plain.then(|| url.host_str().map(str::to_owned)).flatten()
 }
 
 fn default_timeout() -> Duration {
@@ -340,12 +361,12 @@ impl Config {
                 message,
             }
         };
-        let raw: RawConfig =
+        let mut raw: RawConfig =
             toml::from_str(text).map_err(|e| invalid(e.span(), e.message().trim().to_owned()))?;
         let base = path.parent().unwrap_or(Path::new("/"));
         let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         let mut names = std::collections::HashSet::new();
-        for (i, p) in raw.providers.iter().enumerate() {
+        for (i, p) in raw.providers.iter_mut().enumerate() {
             let ok = !p.name.is_empty()
                 && p.name.len() <= 32
                 && p.name
@@ -387,6 +408,20 @@ impl Config {
                             p.name
                         ),
                     ));
+                }
+            }
+            for h in &mut p.log_storage_hosts {
+                match log_storage_host(h) {
+                    Some(host) => *h = host,
+                    None => {
+                        return Err(invalid(
+                            None,
+                            format!(
+                                "provider {}: log_storage_hosts entry {h:?} must be a host name or address, without scheme, port or path",
+                                p.name
+                            ),
+                        ));
+                    }
                 }
             }
             if p.max_retries > 10 {
@@ -443,6 +478,29 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_storage_hosts_are_bare_hosts_normalised() {
+        assert_eq!(
+            log_storage_host("Blobs.Example.COM").as_deref(),
+            Some("blobs.example.com")
+        );
+        assert_eq!(log_storage_host("10.0.0.5").as_deref(), Some("10.0.0.5"));
+        assert_eq!(log_storage_host("[::1]").as_deref(), Some("[::1]"));
+        for bad in [
+            "",
+            "https://blobs.example.com",
+            "blobs.example.com:443",
+            "blobs.example.com/logs",
+            "user@blobs.example.com",
+            "::1",
+        ] {
+            assert_eq!(log_storage_host(bad), None, "{bad}");
+        }
+        let text = "[[provider]]\nname = \"ghes\"\nkind = \"github\"\napi_url = \"https://g.example/api/v3\"\nlog_storage_hosts = [\"https://x\"]\n";
+        let e = Config::parse(Path::new("/c.toml"), text).unwrap_err();
+        assert!(e.to_string().contains("log_storage_hosts"), "{e}");
+    }
 
     #[test]
     fn reads_a_full_config_with_relative_paths_anchored() {

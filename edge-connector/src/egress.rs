@@ -289,6 +289,23 @@ fn provider_destinations(p: &ProviderConfig, env: &ProxyEnv) -> Vec<Destination>
         }
     }
     out.insert(0, upstream);
+    // Job-log downloads may be redirected to these (https, any port the redirect names;
+    // the report assumes 443).
+    for h in &p.log_storage_hosts {
+        let Ok(storage) = Url::parse(&format!("https://{h}/")) else {
+            continue;
+        };
+        let mut d = Destination::new(
+            format!("log storage of upstream {}", p.name),
+            h,
+            443,
+            Protocol::Https,
+        );
+        if let Route::Proxy { url: proxy, .. } = env.route(&p.proxy, &storage) {
+            d.via_proxy = Some(redact(&proxy));
+        }
+        out.push(d);
+    }
     out
 }
 
@@ -444,6 +461,7 @@ proxy = "http://proxy.corp:3128"
 name = "gl"
 kind = "gitlab"
 api_url = "https://gitlab.example.com:8443/api/v4"
+log_storage_hosts = ["blobs.example.com"]
 "#,
         )
         .unwrap();
@@ -467,6 +485,7 @@ api_url = "https://gitlab.example.com:8443/api/v4"
                 "TCP ghes.example.com:443",
                 "TCP proxy.corp:3128",
                 "TCP gitlab.example.com:8443",
+                "TCP blobs.example.com:443",
                 "TCP 127.0.0.1:4318",
             ]
         );

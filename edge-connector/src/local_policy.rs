@@ -10,6 +10,12 @@
 //! tools = ["github_*", "gitlab_*"]
 //! repos = ["acme/**"]        # optional; omitted means any repository
 //! [[allow]]
+//! tools = ["github_*"]
+//! instance = "ghes-sandbox"  # optional; omitted means every [[provider]] instance
+//! [[allow]]
+//! tools = ["gitlab_get_*"]
+//! repos = ["gitlab-prod:platform/**"]   # an instance for one pattern
+//! [[allow]]
 //! tools = ["diag.*"]
 //! ```
 //!
@@ -21,7 +27,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use shared::call::{Call, CallFailure, CallOutcome, PreviewOutcome};
-use shared::policy::{AllowRule, RuleSet, target_of};
+use shared::policy::{AllowRule, RuleSet, instances_of, site_of};
 use shared::wire::{self, ErrorCode};
 
 use crate::tools::{BoxFuture, CallContext, ToolSet, unknown_tool};
@@ -30,7 +36,7 @@ use crate::tools::{BoxFuture, CallContext, ToolSet, unknown_tool};
 pub fn default_rules() -> RuleSet {
     // A constant pattern (the tests below check it parses).
     RuleSet(
-        AllowRule::parse(&["diag.*".to_owned()], None)
+        AllowRule::parse(&["diag.*".to_owned()], None, None)
             .into_iter()
             .collect(),
     )
@@ -74,6 +80,7 @@ struct RawPolicy {
 #[serde(deny_unknown_fields)]
 struct RawRule {
     tools: Vec<String>,
+    instance: Option<String>,
     repos: Option<Vec<String>>,
 }
 
@@ -104,7 +111,7 @@ pub fn parse(path: &str, text: &str) -> Result<RuleSet, LocalPolicyError> {
     for (i, r) in raw.allow.into_iter().enumerate() {
         let span = r.span();
         let r = r.into_inner();
-        let rule = AllowRule::parse(&r.tools, r.repos.as_deref())
+        let rule = AllowRule::parse(&r.tools, r.instance.as_deref(), r.repos.as_deref())
             .map_err(|e| at(Some(span), format!("allow[{i}]: {e}")))?;
         rules.push(rule);
     }
@@ -141,7 +148,11 @@ impl Enforced {
         let offered = inner
             .specs()
             .into_iter()
-            .filter(|s| rules.scope(&s.name).admits_some(!s.target_args.is_empty()))
+            .filter(|s| {
+                rules
+                    .scope(&s.name)
+                    .admits_some(!s.target_args.is_empty(), &instances_of(s))
+            })
             .map(|s| (s.name.clone(), s))
             .collect();
         Self {
@@ -170,19 +181,20 @@ impl Enforced {
                 )
             })?
         };
-        let target = target_of(&spec.target_args, &args)
+        let site = site_of(spec, &args)
             .map_err(|e| CallFailure::new(ErrorCode::InvalidArguments, e.to_string()))?;
-        if self.rules.allows(&spec.name, target.as_ref()) {
+        if self.rules.allows(&spec.name, &site) {
             return Ok(());
         }
         Err(CallFailure::new(
             ErrorCode::Denied,
-            match target {
-                Some(t) => format!(
-                    "this connector's local policy does not allow {} on {t}",
+            if site.instance.is_none() && site.repo.is_none() {
+                format!("this connector's local policy does not allow {}", spec.name)
+            } else {
+                format!(
+                    "this connector's local policy does not allow {} on {site}",
                     spec.name
-                ),
-                None => format!("this connector's local policy does not allow {}", spec.name),
+                )
             },
         ))
     }
@@ -225,6 +237,8 @@ impl ToolSet for Enforced {
 
 #[cfg(test)]
 mod tests {
+    use shared::policy::Site;
+
     use super::*;
 
     #[test]
@@ -234,8 +248,12 @@ mod tests {
             "version = 1\n[[allow]]\ntools = [\"github_*\"]\nrepos = [\"acme/**\"]\n",
         )
         .unwrap();
-        assert!(rules.allows("github_get_issue", Some(&"acme/w".parse().unwrap())));
-        assert!(!rules.allows("github_get_issue", Some(&"globex/w".parse().unwrap())));
+        let at = |repo: &str| Site {
+            instance: None,
+            repo: Some(repo.parse().unwrap()),
+        };
+        assert!(rules.allows("github_get_issue", &at("acme/w")));
+        assert!(!rules.allows("github_get_issue", &at("globex/w")));
         let e = parse("p.toml", "version = 1\n\n[[allow]]\ntools = [\"a b\"]\n").unwrap_err();
         assert!(e.to_string().starts_with("p.toml:3:"), "{e}");
         let e = parse("p.toml", "version = 2\n").unwrap_err();
@@ -243,9 +261,9 @@ mod tests {
         assert!(
             load(Some(Path::new("/nonexistent/policy.toml")))
                 .unwrap()
-                .allows("diag.ping", None)
+                .allows("diag.ping", &Site::default())
         );
-        assert!(!default_rules().allows("github_get_issue", None));
+        assert!(!default_rules().allows("github_get_issue", &Site::default()));
     }
 
     /// Tools that count the calls that reach them.
@@ -258,6 +276,7 @@ mod tests {
                 .map(|name| wire::ToolSpec {
                     name: name.into(),
                     target_args: vec!["owner".into(), "repo".into()],
+                    instances: vec!["ghes-prod".into(), "ghes-sandbox".into()],
                     ..Default::default()
                 })
                 .into()
@@ -270,10 +289,17 @@ mod tests {
     }
 
     fn call(tool: &str, owner: &str) -> Call {
+        call_on(tool, "ghes-prod", owner)
+    }
+
+    fn call_on(tool: &str, instance: &str, owner: &str) -> Call {
         Call::try_from(wire::CallRequest {
             call_id: 1,
             tool: tool.into(),
-            arguments_json: format!(r#"{{"owner":"{owner}","repo":"w","number":1}}"#).into_bytes(),
+            arguments_json: format!(
+                r#"{{"instance":"{instance}","owner":"{owner}","repo":"w","number":1}}"#
+            )
+            .into_bytes(),
             timeout_ms: 1000,
             caller: Some(wire::Caller {
                 tenant: "acme".into(),
@@ -326,5 +352,41 @@ mod tests {
             .unwrap_err();
         assert_eq!(not_offered.code, ErrorCode::UnknownTool);
         assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    /// An instance-scoped local rule lets a call through on its instance and refuses the
+    /// same repository on another instance of the same kind.
+    #[tokio::test]
+    async fn an_instance_scoped_local_rule_refuses_the_same_repo_on_another_instance() {
+        let inner = Arc::new(Counting::default());
+        let rules = parse(
+            "policy.toml",
+            "version = 1\n[[allow]]\ntools = [\"github_get_issue\"]\ninstance = \"ghes-sandbox\"\nrepos = [\"acme/*\"]\n",
+        )
+        .unwrap();
+        let enforced = Enforced::new(inner.clone(), rules);
+        let tracing = Arc::new(shared::trace::Tracing::new("t", "0", None).unwrap());
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let span = tracing.start("t", shared::trace::Kind::Server, None);
+        let ctx = CallContext::new(tx, false, tracing.clone(), span);
+        let sandbox = call_on("github_get_issue", "ghes-sandbox", "acme");
+        assert!(enforced.call(&sandbox, &ctx).await.is_ok());
+        let prod = enforced
+            .call(&call_on("github_get_issue", "ghes-prod", "acme"), &ctx)
+            .await
+            .unwrap_err();
+        assert_eq!(prod.code, ErrorCode::Denied);
+        assert!(
+            prod.message.contains("ghes-prod:acme/w"),
+            "{}",
+            prod.message
+        );
+        assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let e = parse(
+            "p.toml",
+            "version = 1\n[[allow]]\ntools = [\"x\"]\ninstance = \"Prod\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("instance \"Prod\""), "{e}");
     }
 }

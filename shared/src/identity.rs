@@ -125,11 +125,12 @@ impl UserId {
     /// The id made of 16 bytes: random for a local user, a digest of issuer and subject for
     /// a user of an identity provider (see the runtime).
     pub fn from_bytes(bytes: &[u8; 16]) -> Self {
+        use std::fmt::Write as _;
         let mut s = String::with_capacity(34);
         s.push_str(Self::PREFIX);
         for b in bytes {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 0xf)]));
+            // Writing to a String cannot fail.
+            let _ = write!(s, "{b:02x}");
         }
         Self(s)
     }

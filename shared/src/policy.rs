@@ -1,9 +1,10 @@
 //! The vocabulary of permissions, shared by the runtime's tenant policy and the connector's
 //! local policy so that both sides decide the same question the same way.
 //!
-//! An [`AllowRule`] pairs tool-name patterns with, optionally, repository patterns. A
-//! [`RuleSet`] allows a call when one of its rules matches the tool and the call's
-//! [`Target`]. Nothing is allowed unless a rule says so.
+//! An [`AllowRule`] pairs tool-name patterns with, optionally, an upstream instance and
+//! repository patterns. A [`RuleSet`] allows a call when one of its rules matches the tool
+//! and the call's [`Site`] (instance and repository). Nothing is allowed unless a rule says
+//! so.
 //!
 //! - Tool patterns: `[A-Za-z0-9_.-]` plus `*`, which matches any run of characters
 //!   (`github_*`, `*_get_*`, `diag.ping`).
@@ -13,6 +14,12 @@
 //! - A rule without repositories allows the tool on any repository and tools that touch no
 //!   single repository (who am I, search). A rule with repositories allows only calls whose
 //!   target matches one of them; a call without a target never matches it.
+//! - Instances: a connector may configure several upstreams of one kind (`[[provider]]`
+//!   names such as `ghes-prod`, `ghes-sandbox`); a call picks one with its `instance`
+//!   argument ([`INSTANCE_ARG`]), or gets the only one. A rule may name the instance, for the
+//!   whole rule (`instance = "ghes-prod"`) or per pattern (`ghes-prod:acme/**`); it then
+//!   matches only calls on that instance. A rule that names no instance matches every
+//!   instance, as rules did before instances could be named.
 //!
 //! [`Scope`] answers "on which repositories could this tool be allowed", and intersects
 //! exactly, so tools/list can show a tool only when some repository passes every layer.
@@ -40,6 +47,9 @@ pub enum PatternError {
     /// An empty, `.` or `..` segment, or too many segments.
     #[error("{0}")]
     Segment(&'static str),
+    /// An instance name that is empty or longer than [`MAX_INSTANCE`].
+    #[error("an instance name must be 1 to {MAX_INSTANCE} characters")]
+    InstanceLength,
 }
 
 /// A tool-name pattern.
@@ -165,6 +175,69 @@ impl FromStr for Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The argument with which a call names the upstream instance it acts on.
+pub const INSTANCE_ARG: &str = "instance";
+/// Longest instance name.
+pub const MAX_INSTANCE: usize = 32;
+
+/// The name of an upstream instance, as the connector's configuration names it
+/// (`[[provider]] name`: 1 to [`MAX_INSTANCE`] of `a-z`, `0-9` and `-`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Instance(String);
+
+impl Instance {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Instance {
+    type Err = PatternError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() || s.len() > MAX_INSTANCE {
+            return Err(PatternError::InstanceLength);
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+        {
+            return Err(PatternError::Character(
+                c,
+                " in an instance name: a-z, 0-9 and '-'",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Display for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a call acts: the upstream instance (tools that reach an upstream) and the
+/// repository (tools that name one), each `None` when the call has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Site {
+    /// The upstream instance.
+    pub instance: Option<Instance>,
+    /// The repository or project.
+    pub repo: Option<Target>,
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.instance, &self.repo) {
+            (Some(i), Some(r)) => write!(f, "{i}:{r}"),
+            (Some(i), None) => write!(f, "{i}"),
+            (None, Some(r)) => write!(f, "{r}"),
+            (None, None) => f.write_str("no repository"),
+        }
     }
 }
 
@@ -296,92 +369,200 @@ impl fmt::Display for RepoPattern {
     }
 }
 
-/// Which repositories a tool may act on, as far as one layer (or an intersection of layers)
-/// is concerned.
+/// One place a rule allows: an instance (or any) and a repository pattern (or any
+/// repository, and calls that name none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    /// Only calls on this instance; `None`: any instance.
+    pub instance: Option<Instance>,
+    /// Only calls on a matching repository; `None`: any, and calls without one.
+    pub repo: Option<RepoPattern>,
+}
+
+impl Place {
+    /// Everywhere.
+    pub const ANY: Place = Place {
+        instance: None,
+        repo: None,
+    };
+
+    /// Whether a call at `site` is here.
+    pub fn matches(&self, site: &Site) -> bool {
+        let instance_ok = match &self.instance {
+            None => true,
+            Some(i) => site.instance.as_ref() == Some(i),
+        };
+        let repo_ok = match (&self.repo, &site.repo) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(p), Some(t)) => p.matches(t),
+        };
+        instance_ok && repo_ok
+    }
+
+    /// The places both allow, or `None` when there are none.
+    pub fn meet(&self, other: &Place) -> Option<Place> {
+        let instance = match (&self.instance, &other.instance) {
+            (Some(a), Some(b)) if a != b => return None,
+            (Some(i), _) | (None, Some(i)) => Some(i.clone()),
+            (None, None) => None,
+        };
+        let repo = match (&self.repo, &other.repo) {
+            (None, None) => None,
+            (Some(p), None) | (None, Some(p)) => Some(p.clone()),
+            (Some(a), Some(b)) => Some(a.meet(b)?),
+        };
+        Some(Place { instance, repo })
+    }
+
+    /// Parses a repository pattern, `pattern` or `instance:pattern`; `rule_instance`
+    /// applies when the pattern names none, and must agree with it when it does.
+    pub fn parse(text: &str, rule_instance: Option<&Instance>) -> Result<Place, RuleError> {
+        let repo_err = |source| RuleError::Repo {
+            pattern: text.to_owned(),
+            source,
+        };
+        let (instance, path) = match text.split_once(':') {
+            Some((i, path)) => {
+                let i: Instance = i.parse().map_err(repo_err)?;
+                if rule_instance.is_some_and(|r| r != &i) {
+                    return Err(RuleError::InstanceConflict {
+                        pattern: text.to_owned(),
+                    });
+                }
+                (Some(i), path)
+            }
+            None => (rule_instance.cloned(), text),
+        };
+        Ok(Place {
+            instance,
+            repo: Some(path.parse().map_err(repo_err)?),
+        })
+    }
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.instance, &self.repo) {
+            (Some(i), Some(r)) => write!(f, "{i}:{r}"),
+            (None, Some(r)) => write!(f, "{r}"),
+            (Some(i), None) => write!(f, "any repository on {i}"),
+            (None, None) => f.write_str("any repository"),
+        }
+    }
+}
+
+/// Where a tool may act (instances and repositories), as far as one layer (or an
+/// intersection of layers) is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// Not at all.
     None,
-    /// Any repository, and without one.
+    /// Any instance, any repository, and without one.
     Any,
-    /// Only repositories matching one of these patterns.
-    Repos(Vec<RepoPattern>),
+    /// Only at these places (never [`Place::ANY`]: that is [`Scope::Any`]).
+    Places(Vec<Place>),
 }
 
 impl Scope {
+    /// Only repositories matching one of `patterns`, on any instance.
+    pub fn repos(patterns: Vec<RepoPattern>) -> Scope {
+        Scope::of_places(
+            patterns
+                .into_iter()
+                .map(|p| Place {
+                    instance: None,
+                    repo: Some(p),
+                })
+                .collect(),
+        )
+    }
+
+    /// The scope of `places`, normalised.
+    pub fn of_places(places: Vec<Place>) -> Scope {
+        let mut out: Vec<Place> = Vec::with_capacity(places.len());
+        for p in places {
+            if p == Place::ANY {
+                return Scope::Any;
+            }
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        if out.is_empty() {
+            Scope::None
+        } else {
+            Scope::Places(out)
+        }
+    }
+
     /// What both scopes allow.
     pub fn intersect(&self, other: &Scope) -> Scope {
         match (self, other) {
             (Scope::None, _) | (_, Scope::None) => Scope::None,
             (Scope::Any, s) | (s, Scope::Any) => s.clone(),
-            (Scope::Repos(a), Scope::Repos(b)) => {
-                let mut out: Vec<RepoPattern> = Vec::new();
-                for x in a {
-                    for y in b {
-                        if let Some(m) = x.meet(y)
-                            && !out.contains(&m)
-                        {
-                            out.push(m);
-                        }
-                    }
-                }
-                if out.is_empty() {
-                    Scope::None
-                } else {
-                    Scope::Repos(out)
-                }
-            }
+            (Scope::Places(a), Scope::Places(b)) => Scope::of_places(
+                a.iter()
+                    .flat_map(|x| b.iter().filter_map(move |y| x.meet(y)))
+                    .collect(),
+            ),
         }
     }
 
-    /// Whether the scope allows a call on `target` (or on no single repository).
-    pub fn allows(&self, target: Option<&Target>) -> bool {
-        match (self, target) {
-            (Scope::None, _) => false,
-            (Scope::Any, _) => true,
-            (Scope::Repos(_), None) => false,
-            (Scope::Repos(ps), Some(t)) => ps.iter().any(|p| p.matches(t)),
-        }
-    }
-
-    /// Whether some call of a tool could pass: any target at all for tools that name one,
-    /// and the unrestricted scope for tools that touch no single repository.
-    pub fn admits_some(&self, has_target: bool) -> bool {
-        match self {
-            Scope::None => false,
-            Scope::Any => true,
-            Scope::Repos(_) => has_target,
-        }
-    }
-
-    fn union(self, other: Scope) -> Scope {
+    /// What either scope allows.
+    pub fn union(self, other: Scope) -> Scope {
         match (self, other) {
             (Scope::Any, _) | (_, Scope::Any) => Scope::Any,
             (Scope::None, s) | (s, Scope::None) => s,
-            (Scope::Repos(mut a), Scope::Repos(b)) => {
-                for p in b {
-                    if !a.contains(&p) {
-                        a.push(p);
-                    }
-                }
-                Scope::Repos(a)
+            (Scope::Places(mut a), Scope::Places(b)) => {
+                a.extend(b);
+                Scope::of_places(a)
             }
+        }
+    }
+
+    /// Whether the scope allows a call at `site`.
+    pub fn allows(&self, site: &Site) -> bool {
+        match self {
+            Scope::None => false,
+            Scope::Any => true,
+            Scope::Places(ps) => ps.iter().any(|p| p.matches(site)),
+        }
+    }
+
+    /// Whether some call of a tool could pass: `has_target` says whether the tool names a
+    /// repository, `instances` are the instances it can act on (empty for tools that reach
+    /// no upstream, and from connectors too old to say).
+    pub fn admits_some(&self, has_target: bool, instances: &[Instance]) -> bool {
+        match self {
+            Scope::None => false,
+            Scope::Any => true,
+            Scope::Places(ps) => ps.iter().any(|p| {
+                (p.repo.is_none() || has_target)
+                    && p.instance.as_ref().is_none_or(|i| instances.contains(i))
+            }),
         }
     }
 }
 
-/// Tools, and optionally the repositories they may act on.
+/// Tools, and optionally the instances and repositories they may act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowRule {
     /// Tool patterns.
     pub tools: Vec<ToolPattern>,
-    /// Repository patterns; `None` means any repository (and calls without one).
-    pub repos: Option<Vec<RepoPattern>>,
+    /// Where; never empty ([`Place::ANY`] for a rule without instance or repositories).
+    pub places: Vec<Place>,
 }
 
 impl AllowRule {
-    /// Parses a rule's patterns; an empty repository list is refused (omit it instead).
-    pub fn parse(tools: &[String], repos: Option<&[String]>) -> Result<Self, RuleError> {
+    /// Parses a rule's patterns: `instance` (optional) limits the whole rule to one
+    /// instance; each repository pattern may name its own as `instance:pattern`. An empty
+    /// repository list is refused (omit it instead).
+    pub fn parse(
+        tools: &[String],
+        instance: Option<&str>,
+        repos: Option<&[String]>,
+    ) -> Result<Self, RuleError> {
         if tools.is_empty() {
             return Err(RuleError::NoTools);
         }
@@ -394,50 +575,60 @@ impl AllowRule {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let repos = match repos {
-            None => None,
+        let instance = instance
+            .map(|i| {
+                i.parse::<Instance>().map_err(|source| RuleError::Instance {
+                    name: i.to_owned(),
+                    source,
+                })
+            })
+            .transpose()?;
+        let places = match repos {
+            None => vec![Place {
+                instance,
+                repo: None,
+            }],
             Some([]) => return Err(RuleError::EmptyRepos),
-            Some(list) => Some(
-                list.iter()
-                    .map(|r| {
-                        r.parse().map_err(|source| RuleError::Repo {
-                            pattern: r.clone(),
-                            source,
-                        })
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
+            Some(list) => list
+                .iter()
+                .map(|r| Place::parse(r, instance.as_ref()))
+                .collect::<Result<_, _>>()?,
         };
-        Ok(Self { tools, repos })
+        Ok(Self { tools, places })
     }
 
     fn scope(&self, tool: &str) -> Scope {
         if !self.tools.iter().any(|p| p.matches(tool)) {
             return Scope::None;
         }
-        match &self.repos {
-            None => Scope::Any,
-            Some(r) => Scope::Repos(r.clone()),
-        }
+        Scope::of_places(self.places.clone())
     }
 
-    /// The wire form (an empty repository list means any).
+    /// The wire form: repository patterns carry their instance as `instance:pattern`; a rule
+    /// without repositories carries its instance in `instance` (empty: any).
     pub fn to_wire(&self) -> wire::PolicyRule {
+        let repos: Vec<String> = self
+            .places
+            .iter()
+            .filter(|p| p.repo.is_some())
+            .map(|p| p.to_string())
+            .collect();
+        let instance = match (repos.is_empty(), self.places.first()) {
+            (true, Some(p)) => p.instance.as_ref().map(|i| i.0.clone()),
+            _ => None,
+        };
         wire::PolicyRule {
             tools: self.tools.iter().map(|t| t.0.clone()).collect(),
-            repos: self
-                .repos
-                .iter()
-                .flatten()
-                .map(|r| r.text.clone())
-                .collect(),
+            repos,
+            instance: instance.unwrap_or_default(),
         }
     }
 
     /// From the wire form.
     pub fn from_wire(rule: &wire::PolicyRule) -> Result<Self, RuleError> {
         let repos = (!rule.repos.is_empty()).then_some(rule.repos.as_slice());
-        Self::parse(&rule.tools, repos)
+        let instance = (!rule.instance.is_empty()).then_some(rule.instance.as_str());
+        Self::parse(&rule.tools, instance, repos)
     }
 }
 
@@ -467,6 +658,20 @@ pub enum RuleError {
         /// What is wrong.
         source: PatternError,
     },
+    /// A bad instance name.
+    #[error("instance {name:?}: {source}")]
+    Instance {
+        /// The text.
+        name: String,
+        /// What is wrong.
+        source: PatternError,
+    },
+    /// A pattern names another instance than its rule.
+    #[error("repository pattern {pattern:?} names another instance than the rule's instance")]
+    InstanceConflict {
+        /// The text.
+        pattern: String,
+    },
 }
 
 /// Allow-rules; anything none of them allows is denied.
@@ -481,9 +686,9 @@ impl RuleSet {
             .fold(Scope::None, |acc, r| acc.union(r.scope(tool)))
     }
 
-    /// Whether the rules allow `tool` on `target`.
-    pub fn allows(&self, tool: &str, target: Option<&Target>) -> bool {
-        self.0.iter().any(|r| r.scope(tool).allows(target))
+    /// Whether the rules allow `tool` at `site`.
+    pub fn allows(&self, tool: &str, site: &Site) -> bool {
+        self.0.iter().any(|r| r.scope(tool).allows(site))
     }
 }
 
@@ -501,6 +706,20 @@ pub enum TargetError {
         path: String,
         /// What is wrong.
         source: PatternError,
+    },
+    /// The `instance` argument is not an instance name.
+    #[error("argument \"instance\": {0}")]
+    Instance(PatternError),
+    /// The `instance` argument is not a string.
+    #[error("argument \"instance\" must be a string naming an upstream instance")]
+    InstanceNotString,
+    /// The `instance` argument names no instance the tool can act on.
+    #[error("argument \"instance\": {name:?} is not one of this tool's instances ({known})")]
+    UnknownInstance {
+        /// The name given.
+        name: String,
+        /// The tool's instances, comma-separated.
+        known: String,
     },
 }
 
@@ -524,6 +743,53 @@ pub fn target_of(
     path.parse()
         .map(Some)
         .map_err(|source| TargetError::Invalid { path, source })
+}
+
+/// Where a call to the tool `spec` describes acts: its repository ([`target_of`]) and its
+/// instance, the one the `instance` argument names or, when the tool can act on just one,
+/// that one (the connector picks it the same way). A tool whose spec lists no instances
+/// reaches no upstream, or comes from a connector too old to say: its calls have no
+/// instance, so only rules that name none allow them.
+pub fn site_of(
+    spec: &wire::ToolSpec,
+    arguments: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Site, TargetError> {
+    let repo = target_of(&spec.target_args, arguments)?;
+    if spec.instances.is_empty() {
+        return Ok(Site {
+            instance: None,
+            repo,
+        });
+    }
+    let name = match arguments.get(INSTANCE_ARG) {
+        None | Some(serde_json::Value::Null) => match spec.instances.as_slice() {
+            [only] => Some(only.as_str()),
+            _ => None,
+        },
+        Some(serde_json::Value::String(s)) => {
+            if !spec.instances.iter().any(|i| i == s) {
+                return Err(TargetError::UnknownInstance {
+                    name: s.chars().take(MAX_INSTANCE).collect(),
+                    known: spec.instances.join(", "),
+                });
+            }
+            Some(s.as_str())
+        }
+        Some(_) => return Err(TargetError::InstanceNotString),
+    };
+    let instance = name
+        .map(|n| n.parse::<Instance>().map_err(TargetError::Instance))
+        .transpose()?;
+    Ok(Site { instance, repo })
+}
+
+/// The instances a spec lists, as names (those that are not valid names are left out: no
+/// rule can name them).
+pub fn instances_of(spec: &wire::ToolSpec) -> Vec<Instance> {
+    spec.instances
+        .iter()
+        .filter_map(|i| i.parse().ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -587,37 +853,178 @@ mod tests {
         }
     }
 
+    /// A call on `repo` (or none) on no particular instance.
+    fn at(repo: Option<&str>) -> Site {
+        Site {
+            instance: None,
+            repo: repo.map(t),
+        }
+    }
+    /// A call on `repo` (or none) on `instance`.
+    fn on(instance: &str, repo: Option<&str>) -> Site {
+        Site {
+            instance: Some(instance.parse().unwrap()),
+            repo: repo.map(t),
+        }
+    }
+
     #[test]
     fn rule_sets_deny_what_no_rule_allows() {
         let rules = RuleSet(vec![
-            AllowRule::parse(&["github_get_*".into()], None).unwrap(),
+            AllowRule::parse(&["github_get_*".into()], None, None).unwrap(),
             AllowRule::parse(
                 &["github_comment_on_issue".into()],
+                None,
                 Some(&["acme/*".into()]),
             )
             .unwrap(),
         ]);
-        assert!(rules.allows("github_get_issue", None));
-        assert!(rules.allows("github_comment_on_issue", Some(&t("acme/w"))));
-        assert!(!rules.allows("github_comment_on_issue", Some(&t("globex/w"))));
-        assert!(!rules.allows("github_comment_on_issue", None));
-        assert!(!rules.allows("github_merge_pull_request", Some(&t("acme/w"))));
+        assert!(rules.allows("github_get_issue", &at(None)));
+        assert!(rules.allows("github_comment_on_issue", &at(Some("acme/w"))));
+        assert!(!rules.allows("github_comment_on_issue", &at(Some("globex/w"))));
+        assert!(!rules.allows("github_comment_on_issue", &at(None)));
+        assert!(!rules.allows("github_merge_pull_request", &at(Some("acme/w"))));
         assert_eq!(rules.scope("github_merge_pull_request"), Scope::None);
         assert!(RuleSet::default().scope("diag.ping") == Scope::None);
     }
 
     #[test]
+    fn an_instance_scoped_rule_allows_its_instance_and_denies_the_same_repo_on_another() {
+        let whole = AllowRule::parse(&["github_*".into()], Some("ghes-sandbox"), None).unwrap();
+        let pattern = AllowRule::parse(
+            &["github_*".into()],
+            None,
+            Some(&["ghes-sandbox:acme/**".into()]),
+        )
+        .unwrap();
+        let both = AllowRule::parse(
+            &["github_*".into()],
+            Some("ghes-sandbox"),
+            Some(&["acme/**".into()]),
+        )
+        .unwrap();
+        assert_eq!(pattern, both);
+        for rule in [whole.clone(), pattern] {
+            let rules = RuleSet(vec![rule]);
+            assert!(rules.allows(
+                "github_get_issue",
+                &on("ghes-sandbox", Some("acme/widgets"))
+            ));
+            assert!(!rules.allows("github_get_issue", &on("ghes-prod", Some("acme/widgets"))));
+            // A call whose instance is unknown (several, none named) matches no such rule.
+            assert!(!rules.allows("github_get_issue", &at(Some("acme/widgets"))));
+        }
+        // The whole-instance rule also covers calls that name no repository there.
+        let rules = RuleSet(vec![whole]);
+        assert!(rules.allows("github_whoami", &on("ghes-sandbox", None)));
+        assert!(!rules.allows("github_whoami", &on("ghes-prod", None)));
+        // A pattern naming another instance than its rule is refused.
+        assert!(matches!(
+            AllowRule::parse(
+                &["github_*".into()],
+                Some("ghes-sandbox"),
+                Some(&["ghes-prod:acme/**".into()]),
+            ),
+            Err(RuleError::InstanceConflict { .. })
+        ));
+        assert!(AllowRule::parse(&["x".into()], Some("Prod!"), None).is_err());
+        assert!(AllowRule::parse(&["x".into()], None, Some(&[":acme/*".into()])).is_err());
+    }
+
+    #[test]
+    fn a_rule_without_an_instance_matches_every_instance() {
+        let rules = RuleSet(vec![
+            AllowRule::parse(&["github_*".into()], None, Some(&["acme/**".into()])).unwrap(),
+        ]);
+        assert!(rules.allows("github_get_issue", &on("ghes-prod", Some("acme/w"))));
+        assert!(rules.allows("github_get_issue", &on("ghes-sandbox", Some("acme/w"))));
+        assert!(rules.allows("github_get_issue", &at(Some("acme/w"))));
+    }
+
+    #[test]
+    fn instance_rules_survive_the_wire() {
+        for (instance, repos) in [
+            (Some("ghes-prod"), None),
+            (
+                None,
+                Some(vec!["ghes-prod:acme/**".to_owned(), "globex/*".to_owned()]),
+            ),
+            (Some("ghes-prod"), Some(vec!["acme/*".to_owned()])),
+            (None, None),
+        ] {
+            let rule = AllowRule::parse(&["github_*".into()], instance, repos.as_deref()).unwrap();
+            assert_eq!(AllowRule::from_wire(&rule.to_wire()).unwrap(), rule);
+        }
+    }
+
+    #[test]
     fn scopes_intersect_across_layers() {
-        let acme = Scope::Repos(vec![r("acme/**")]);
-        let widgets = Scope::Repos(vec![r("*/widgets")]);
-        let globex = Scope::Repos(vec![r("globex/*")]);
+        let acme = Scope::repos(vec![r("acme/**")]);
+        let widgets = Scope::repos(vec![r("*/widgets")]);
+        let globex = Scope::repos(vec![r("globex/*")]);
         let both = acme.intersect(&widgets);
-        assert!(both.allows(Some(&t("acme/widgets"))));
-        assert!(!both.allows(Some(&t("acme/other"))));
+        assert!(both.allows(&at(Some("acme/widgets"))));
+        assert!(!both.allows(&at(Some("acme/other"))));
         assert_eq!(acme.intersect(&globex), Scope::None);
         assert_eq!(Scope::Any.intersect(&acme), acme);
-        assert!(!acme.admits_some(false) && acme.admits_some(true));
-        assert!(Scope::Any.admits_some(false));
+        assert!(!acme.admits_some(false, &[]) && acme.admits_some(true, &[]));
+        assert!(Scope::Any.admits_some(false, &[]));
+        // Instances meet too: sandbox-only meets any-instance acme, and never prod-only.
+        let sandbox = RuleSet(vec![
+            AllowRule::parse(&["*".into()], Some("ghes-sandbox"), None).unwrap(),
+        ])
+        .scope("github_get_issue");
+        let prod = RuleSet(vec![
+            AllowRule::parse(&["*".into()], Some("ghes-prod"), None).unwrap(),
+        ])
+        .scope("github_get_issue");
+        let m = sandbox.intersect(&acme);
+        assert!(m.allows(&on("ghes-sandbox", Some("acme/x"))));
+        assert!(!m.allows(&on("ghes-prod", Some("acme/x"))));
+        assert_eq!(sandbox.intersect(&prod), Scope::None);
+        // tools/list: a sandbox-only scope admits a tool only where the tool reaches sandbox.
+        let names = |v: &[&str]| {
+            v.iter()
+                .map(|i| i.parse().unwrap())
+                .collect::<Vec<Instance>>()
+        };
+        assert!(sandbox.admits_some(false, &names(&["ghes-prod", "ghes-sandbox"])));
+        assert!(!sandbox.admits_some(true, &names(&["ghes-prod"])));
+        assert!(!sandbox.admits_some(true, &[]));
+    }
+
+    #[test]
+    fn a_call_names_its_instance_or_gets_the_only_one() {
+        let spec = |instances: &[&str]| wire::ToolSpec {
+            name: "github_get_issue".into(),
+            target_args: vec!["owner".into(), "repo".into()],
+            instances: instances.iter().map(|i| (*i).to_owned()).collect(),
+            ..Default::default()
+        };
+        let args = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let two = spec(&["ghes-prod", "ghes-sandbox"]);
+        let named =
+            args(serde_json::json!({"owner": "acme", "repo": "w", "instance": "ghes-prod"}));
+        assert_eq!(
+            site_of(&two, &named).unwrap(),
+            on("ghes-prod", Some("acme/w"))
+        );
+        let unnamed = args(serde_json::json!({"owner": "acme", "repo": "w"}));
+        assert_eq!(site_of(&two, &unnamed).unwrap(), at(Some("acme/w")));
+        let one = spec(&["ghes-prod"]);
+        assert_eq!(
+            site_of(&one, &unnamed).unwrap(),
+            on("ghes-prod", Some("acme/w"))
+        );
+        let other = args(serde_json::json!({"owner": "acme", "repo": "w", "instance": "gitlab"}));
+        assert!(matches!(
+            site_of(&two, &other),
+            Err(TargetError::UnknownInstance { .. })
+        ));
+        let number = args(serde_json::json!({"owner": "acme", "repo": "w", "instance": 1}));
+        assert_eq!(site_of(&two, &number), Err(TargetError::InstanceNotString));
+        // A tool that reaches no upstream has no instance, whatever the arguments say.
+        assert_eq!(site_of(&spec(&[]), &named).unwrap(), at(Some("acme/w")));
     }
 
     #[test]

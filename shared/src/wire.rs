@@ -78,9 +78,12 @@ pub struct PolicyRule {
     /// Tool-name patterns.
     #[prost(string, repeated, tag = "1")]
     pub tools: Vec<String>,
-    /// Repository patterns; empty means any repository.
+    /// Repository patterns (`pattern` or `instance:pattern`); empty means any repository.
     #[prost(string, repeated, tag = "2")]
     pub repos: Vec<String>,
+    /// The instance a rule without repository patterns is limited to; empty means any.
+    #[prost(string, tag = "3")]
+    pub instance: String,
 }
 
 /// A tool the connector offers, in the shape MCP's tools/list needs.
@@ -121,6 +124,11 @@ pub struct ToolSpec {
     /// text; a call needs it when every key has that value. Empty: only `destructive` asks.
     #[prost(string, tag = "10")]
     pub confirm_when_json: String,
+    /// The upstream instances (the connector's `[[provider]]` names) the tool can act on,
+    /// chosen by its `instance` argument (optional when there is one); empty for tools that
+    /// reach no upstream. Both sides read a call's instance from it to apply instance rules.
+    #[prost(string, repeated, tag = "11")]
+    pub instances: Vec<String>,
 }
 
 /// The runtime's acceptance of a hello.

@@ -91,7 +91,7 @@ fn main() -> Result<()> {
                         arguments_json: b"{}".to_vec(),
                         timeout: Duration::from_secs(10),
                         caller: wire::Caller { tenant: "acme".into(), user: "bench".into(), agent: "bench".into() },
-                        target: None,
+                        site: shared::policy::Site::default(),
                         traceparent: String::new(),
                         binding: Default::default(),
                     };

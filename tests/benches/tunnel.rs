@@ -106,7 +106,7 @@ fn main() -> Result<()> {
                             user: "bench".into(),
                             agent: "bench".into(),
                         },
-                        target: None,
+                        site: shared::policy::Site::default(),
                         traceparent: String::new(),
                         binding: Default::default(),
                     };

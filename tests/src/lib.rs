@@ -591,6 +591,22 @@ impl FakeUpstream {
         Ok(resp.json().unwrap_or(Value::Null))
     }
 
+    /// Points job-log redirects at `origin` (`scheme://host[:port]`) instead of the fake's
+    /// own origin; `None` resets.
+    pub fn set_log_storage(&self, origin: Option<&str>) -> Result<()> {
+        let resp = self
+            .http
+            .put(format!("{}/_fake/log-storage", self.base))
+            .json(&serde_json::json!({ "origin": origin }))
+            .send()?;
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "fake log-storage: {}",
+            resp.status()
+        );
+        Ok(())
+    }
+
     /// `DELETE /_fake/{path}` (disarm faults).
     pub fn control_delete(&self, path: &str) -> Result<()> {
         self.http

@@ -56,6 +56,8 @@ const TOOLS: [&str; 22] = [
 struct Env {
     rt: Runtime,
     config: std::path::PathBuf,
+    /// The connector's provider instances, each given the users' tokens.
+    instances: &'static [&'static str],
     ghes: FakeUpstream,
     connector: Connector,
 }
@@ -104,6 +106,40 @@ impl Env {
         Ok(Self {
             rt,
             config,
+            instances: &["ghes"],
+            ghes,
+            connector,
+        })
+    }
+
+    /// Like [`Env::start`], with two instances of the same fake, `ghes-prod` and
+    /// `ghes-sandbox` (which lists `localhost` as log storage), and the tenant policy
+    /// `policy`.
+    fn start_two_instances(policy: &str) -> Result<Self> {
+        let mut rt = Runtime::init()?;
+        rt.apply_policy("acme", policy);
+        rt.start()?;
+        run_ok(
+            rt.cli()
+                .args(["gateway", "create", "--tenant", "acme", "eng"]),
+        );
+        let ghes = FakeUpstream::start(rt.dir.path(), "github", &[])?;
+        let mut connector = Connector::enroll(&rt, "acme", "c1")?;
+        let api = ghes.api_url();
+        let config = connector.configure(
+            &format!(
+                "[[provider]]\nname = \"ghes-prod\"\nkind = \"github\"\napi_url = \"{api}\"\n\n\
+                 [[provider]]\nname = \"ghes-sandbox\"\nkind = \"github\"\napi_url = \"{api}\"\n\
+                 log_storage_hosts = [\"localhost\"]\n"
+            ),
+            "version = 1\n[[allow]]\ntools = [\"github_*\", \"diag.*\"]\n",
+            &[],
+        )?;
+        connector.start_configured(&rt, &config)?;
+        Ok(Self {
+            rt,
+            config,
+            instances: &["ghes-prod", "ghes-sandbox"],
             ghes,
             connector,
         })
@@ -121,7 +157,10 @@ impl Env {
             "triage",
         )?;
         if let Some((_, pat)) = USERS.iter().find(|(u, _)| *u == login) {
-            Connector::vault_set(&self.config, &format!("user/ghes/{}", client.user_id), pat)?;
+            for instance in self.instances {
+                let entry = format!("user/{instance}/{}", client.user_id);
+                Connector::vault_set(&self.config, &entry, pat)?;
+            }
         }
         Ok(client)
     }
@@ -2123,5 +2162,167 @@ fn a_failed_job_is_found_past_the_first_hundred_and_a_long_log_is_read_from_its_
         );
     }
     assert!(t.contains("(the log has "), "{t}");
+    Ok(())
+}
+
+/// The tenant policy of the two-instance tests: the agent role `triage` may use GitHub tools
+/// on `ghes-sandbox` only; the users' grants allow everything.
+const SANDBOX_ONLY_POLICY: &str = r#"version = 1
+[roles.triage]
+allow = [{ tools = ["github_*"], instance = "ghes-sandbox" }]
+[groups.eng]
+allow = [{ tools = ["*"] }]
+[hooks]
+confirm_destructive = false
+"#;
+
+/// The runtime's audit records (the last 50).
+fn audit_tail(env: &Env) -> Vec<Value> {
+    run_ok(env.rt.cli().args(["audit", "tail", "--json", "-n", "50"]))
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// A role limited to one instance allows a call there, and denies the same owner/repo on
+/// the connector's other instance of the same kind; tools/list shows which instances each
+/// tool can act on; the audit records name the instance.
+#[test]
+fn an_instance_scoped_role_allows_its_instance_and_denies_the_same_repo_on_another() -> Result<()> {
+    let env = Env::start_two_instances(SANDBOX_ONLY_POLICY)?;
+    let alice = env.user("alice")?;
+
+    let tools = alice.tools()?;
+    let get_issue = tools
+        .iter()
+        .find(|t| t["name"] == "github_get_issue")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        get_issue["_meta"]["mcp-edge/instances"],
+        json!(["ghes-prod", "ghes-sandbox"]),
+        "{get_issue}"
+    );
+    let choices = get_issue["inputSchema"]["properties"]["instance"]["enum"].clone();
+    assert!(
+        choices
+            .as_array()
+            .is_some_and(|c| c.contains(&json!("ghes-prod")) && c.contains(&json!("ghes-sandbox"))),
+        "{get_issue}"
+    );
+
+    let issue = |instance: Option<&str>| {
+        let mut a = json!({"owner": "acme", "repo": "widgets", "number": 1});
+        if let (Some(i), Some(o)) = (instance, a.as_object_mut()) {
+            o.insert("instance".into(), json!(i));
+        }
+        a
+    };
+    let (sandbox, _) = ok(
+        &alice,
+        &env,
+        "github_get_issue",
+        issue(Some("ghes-sandbox")),
+    )?;
+    assert_eq!(sandbox["number"], 1);
+    let prod = alice.call("github_get_issue", issue(Some("ghes-prod")))?;
+    assert_eq!(prod["isError"], true, "{prod}");
+    let why = text(&prod);
+    assert!(
+        why.contains("role triage") && why.contains("ghes-prod:acme/widgets"),
+        "{why}"
+    );
+    // With two instances a call that names none has no instance: the scoped rule does not
+    // match it (and the connector would ask which one).
+    let unnamed = alice.call("github_get_issue", issue(None))?;
+    assert_eq!(unnamed["isError"], true, "{unnamed}");
+    // Only the sandbox call reached the upstream.
+    assert_eq!(env.journal("GET", "/repos/acme/widgets/issues/1")?.len(), 1);
+
+    let records = audit_tail(&env);
+    let decision = |instance: &str, verdict: &str| {
+        records.iter().any(|r| {
+            r["kind"] == "decision"
+                && r["tool"] == "github_get_issue"
+                && r["decision"] == verdict
+                && r["instance"] == instance
+                && r["target"] == "acme/widgets"
+        })
+    };
+    assert!(decision("ghes-sandbox", "allow"), "{records:?}");
+    assert!(decision("ghes-prod", "deny"), "{records:?}");
+    Ok(())
+}
+
+/// A job-log download redirected to a host that is neither the upstream's origin nor in the
+/// provider's `log_storage_hosts` is refused with a clear error and never fetched; the same
+/// redirect on an instance that lists the host is followed.
+#[test]
+fn a_job_log_redirect_to_an_unlisted_host_is_refused_and_a_listed_one_fetched() -> Result<()> {
+    let env = Env::start_two_instances(&format!(
+        "{OPEN_POLICY}\n[hooks]\nconfirm_destructive = false\n"
+    ))?;
+    let alice = env.user("alice")?;
+    let port = env
+        .ghes
+        .base
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    // The same fake under another name: another origin, as a separate blob store would be.
+    env.ghes
+        .set_log_storage(Some(&format!("http://localhost:{port}")))?;
+    let on = |instance: &str, extra: Value| {
+        let mut args = json!({"instance": instance, "owner": "acme", "repo": "widgets"});
+        if let (Some(a), Some(e)) = (args.as_object_mut(), extra.as_object()) {
+            a.extend(e.clone());
+        }
+        args
+    };
+    let (runs, _) = ok(
+        &alice,
+        &env,
+        "github_list_workflow_runs",
+        on("ghes-prod", json!({"status": "failure"})),
+    )?;
+    let run_id = runs["items"][0]["id"].as_u64().unwrap_or_default();
+
+    env.ghes.clear_requests()?;
+    let refused = alice.call(
+        "github_get_failed_job_log",
+        on("ghes-prod", json!({"run_id": run_id})),
+    )?;
+    assert_eq!(refused["isError"], true, "{refused}");
+    let why = text(&refused);
+    assert!(
+        why.contains("localhost")
+            && why.contains("not its own origin nor in log_storage_hosts of provider ghes-prod"),
+        "{why}"
+    );
+    assert!(env.journal("GET", "")?.iter().all(|r| {
+        !r["path"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("/_services/")
+    }));
+
+    let (logs, _) = ok(
+        &alice,
+        &env,
+        "github_get_failed_job_log",
+        on("ghes-sandbox", json!({"run_id": run_id})),
+    )?;
+    assert!(
+        logs["jobs"].as_array().is_some_and(|j| !j.is_empty()),
+        "{logs}"
+    );
+    assert!(
+        env.journal("GET", "")?.iter().any(|r| r["path"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("/_services/actions/logs/")),
+        "the listed log storage was fetched"
+    );
     Ok(())
 }

@@ -456,9 +456,15 @@ fn denials_stay_in_the_runtime_spans_join_and_audit_records_are_exported() -> Re
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
+        // Records are written behind the calls: wait for the last refusal's.
         records
             .iter()
-            .any(|r| r["tool"] == "github_no_such_tool")
+            .any(|r| {
+                r["tool"] == "github_get_issue"
+                    && r["reason"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("invalid target"))
+            })
             .then_some(records)
     })?;
     assert!(

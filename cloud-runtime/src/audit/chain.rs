@@ -248,6 +248,7 @@ mod tests {
             agent: "bot".into(),
             connector: None,
             tool: tool.into(),
+            instance: None,
             target: Some("acme/widgets".into()),
             decision: Some(super::super::record::Verdict::Allow),
             layer: None,

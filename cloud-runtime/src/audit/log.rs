@@ -335,6 +335,7 @@ mod tests {
             agent: "bot".into(),
             connector: None,
             tool: "diag.ping".into(),
+            instance: None,
             target: None,
             decision: None,
             layer: None,

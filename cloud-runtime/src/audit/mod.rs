@@ -45,6 +45,8 @@ pub struct CallFacts<'a> {
     pub agent: &'a str,
     /// Tool.
     pub tool: &'a str,
+    /// Upstream instance.
+    pub instance: Option<&'a str>,
     /// Repository or project.
     pub target: Option<&'a str>,
     /// Arguments as recorded.
@@ -85,6 +87,7 @@ impl CertificateRefusal<'_> {
             user_id: None,
             agent: "-".to_owned(),
             connector: Some(self.connector.to_owned()),
+            instance: None,
             tool: self.action.to_owned(),
             target: Some(format!("certificate {}", self.serial)),
             decision: Some(Verdict::Deny),
@@ -125,6 +128,7 @@ impl CallAudit {
                 agent: f.agent.to_owned(),
                 connector: None,
                 tool: f.tool.to_owned(),
+                instance: f.instance.map(str::to_owned),
                 target: f.target.map(str::to_owned),
                 decision: None,
                 layer: None,

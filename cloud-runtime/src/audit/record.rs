@@ -1,5 +1,5 @@
 //! What one audit record says (DESIGN invariant 4): who (tenant, user, agent), through what
-//! (gateway, connector), did what (tool, target, arguments redacted by default), what was
+//! (gateway, connector), did what (tool, instance, target, arguments redacted by default), what was
 //! decided and by which layer, how it ended, and the trace it belongs to.
 
 use serde::{Deserialize, Serialize};
@@ -100,6 +100,10 @@ pub struct AuditRecord {
     pub connector: Option<String>,
     /// The tool.
     pub tool: String,
+    /// The upstream instance acted on (the connector's `[[provider]]` name), for tools that
+    /// reach an upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// The repository or project acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,

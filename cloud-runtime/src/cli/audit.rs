@@ -97,7 +97,12 @@ pub fn run(command: AuditCommand) -> Result<()> {
                             r.user,
                             r.agent,
                             r.tool,
-                            r.target.as_deref().unwrap_or("-"),
+                            match (&r.instance, &r.target) {
+                                (Some(i), Some(t)) => format!("{i}:{t}"),
+                                (Some(i), None) => i.clone(),
+                                (None, Some(t)) => t.clone(),
+                                (None, None) => "-".to_owned(),
+                            },
                             what
                         );
                     }

@@ -55,6 +55,10 @@ pub enum PolicyCommand {
         /// Repository (GitHub owner/repo) or project (GitLab group/project) of the call.
         #[arg(long)]
         repo: Option<String>,
+        /// The upstream instance of the call (the connector's `[[provider]]` name); without
+        /// it, only rules that name no instance apply.
+        #[arg(long)]
+        instance: Option<String>,
         /// Only this gateway.
         #[arg(long)]
         gateway: Option<String>,
@@ -118,6 +122,7 @@ pub async fn run(command: PolicyCommand) -> Result<bool> {
             user,
             tool,
             repo,
+            instance,
             gateway,
             json,
             dir,
@@ -133,6 +138,7 @@ pub async fn run(command: PolicyCommand) -> Result<bool> {
                     user: &user,
                     tool: &tool,
                     repo: repo.as_deref(),
+                    instance: instance.as_deref(),
                     gateway: gateway.as_deref(),
                 },
             )

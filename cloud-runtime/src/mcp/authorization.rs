@@ -158,6 +158,7 @@ pub async fn required(
             agent: principal.agent.clone(),
             connector: Some(row.connector.clone()),
             tool: tool.to_owned(),
+            instance: Some(row.provider.clone()),
             target: None,
             decision: None,
             layer: None,

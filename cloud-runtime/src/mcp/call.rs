@@ -20,7 +20,7 @@ use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, Loggi
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer};
 use shared::call::{CallFailure, ToolName};
-use shared::policy::{RuleSet, target_of};
+use shared::policy::{RuleSet, site_of};
 use shared::wire::{self, ErrorCode};
 
 use super::confirm::{self, Claim, Confirmation, Shown};
@@ -98,6 +98,7 @@ pub async fn handle(
         user_id: Some(principal.user_id.as_str()),
         agent: &principal.agent,
         tool: &name,
+        instance: None,
         target: None,
         arguments: Some(Arguments::of(&digest_key, &arguments, record_arguments)),
         call_id,
@@ -123,7 +124,7 @@ pub async fn handle(
             None,
         ));
     };
-    let target = match target_of(&spec.target_args, &arguments) {
+    let site = match site_of(&spec, &arguments) {
         Ok(t) => t,
         Err(e) => {
             let reason = format!("invalid target: {e}");
@@ -134,8 +135,9 @@ pub async fn handle(
             return Err(McpError::invalid_params(format!("{name}: {e}"), None));
         }
     };
-    let target_text = target.as_ref().map(|t| t.to_string());
+    let target_text = site.repo.as_ref().map(|t| t.to_string());
     let audit = CallAudit::new(CallFacts {
+        instance: site.instance.as_ref().map(|i| i.as_str()),
         target: target_text.as_deref(),
         ..facts
     });
@@ -151,7 +153,7 @@ pub async fn handle(
         gateway: (gateway.name, gateway.rules),
         connector: &connector_scope,
     };
-    let decision = decide(layers, subject, &name, target.as_ref());
+    let decision = decide(layers, subject, &name, &site);
     if let Some(layer) = decision.denied_by {
         let denied = deny(
             shared,
@@ -184,7 +186,7 @@ pub async fn handle(
             user: principal.user_id.to_string(),
             agent: principal.agent.clone(),
         },
-        target: target.clone(),
+        site: site.clone(),
         traceparent: span.traceparent(),
         binding,
     };
@@ -197,7 +199,7 @@ pub async fn handle(
         user: &principal.user,
         agent: &principal.agent,
         tool: &spec,
-        target: target.as_ref(),
+        target: site.repo.as_ref(),
         arguments: &arguments,
     };
     if let Some((hook, verdict)) = applied.as_ref().and_then(|a| a.hooks.before(&info)) {

@@ -2,11 +2,16 @@
 
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, MetaObject, Tool, ToolAnnotations};
 use shared::call::CallFailure;
 use shared::wire::{self, ErrorCode};
 
+/// The `_meta` key listing the upstream instances (the connector's `[[provider]]` names) a
+/// tool can act on, chosen by its `instance` argument.
+pub const INSTANCES_META: &str = "mcp-edge/instances";
+
 /// An MCP tool from a connector's spec; `None` if the spec's schemas are not JSON objects.
+/// A tool that reaches upstreams names their instances in `_meta` ([`INSTANCES_META`]).
 pub fn tool(spec: &wire::ToolSpec) -> Option<Tool> {
     let input: JsonObject = serde_json::from_str(&spec.input_schema_json).ok()?;
     let mut tool = Tool::new(spec.name.clone(), spec.description.clone(), Arc::new(input))
@@ -20,6 +25,11 @@ pub fn tool(spec: &wire::ToolSpec) -> Option<Tool> {
     if !spec.output_schema_json.is_empty() {
         let output: JsonObject = serde_json::from_str(&spec.output_schema_json).ok()?;
         tool = tool.with_raw_output_schema(Arc::new(output));
+    }
+    if !spec.instances.is_empty() {
+        let mut meta = JsonObject::new();
+        meta.insert(INSTANCES_META.into(), spec.instances.clone().into());
+        tool = tool.with_meta(MetaObject(meta));
     }
     Some(tool)
 }
@@ -82,6 +92,7 @@ mod tests {
             interactive: false,
             target_args: vec![],
             confirm_when_json: String::new(),
+            instances: vec![],
         }
     }
 
@@ -95,6 +106,19 @@ mod tests {
         let mut bad = spec();
         bad.input_schema_json = "[1]".into();
         assert!(tool(&bad).is_none());
+        assert!(t.meta.is_none());
+    }
+
+    #[test]
+    fn tools_name_the_instances_they_act_on_in_meta() {
+        let mut s = spec();
+        s.instances = vec!["ghes-prod".into(), "ghes-sandbox".into()];
+        let t = tool(&s).unwrap();
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(
+            json["_meta"][INSTANCES_META],
+            serde_json::json!(["ghes-prod", "ghes-sandbox"])
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
-use shared::policy::{AllowRule, RuleSet};
+use shared::policy::{AllowRule, RuleSet, instances_of};
 use shared::wire;
 
 use super::call::{self, Gateway};
@@ -78,7 +78,7 @@ impl GatewayServer {
         let rules = gateway
             .tools
             .iter()
-            .filter_map(|t| AllowRule::parse(std::slice::from_ref(t), None).ok())
+            .filter_map(|t| AllowRule::parse(std::slice::from_ref(t), None, None).ok())
             .collect();
         Self {
             shared,
@@ -131,7 +131,13 @@ impl GatewayServer {
                     gateway: (&self.gateway.name, &self.rules),
                     connector: &scope,
                 };
-                visible(layers, subject, &t.name, !t.target_args.is_empty())
+                visible(
+                    layers,
+                    subject,
+                    &t.name,
+                    !t.target_args.is_empty(),
+                    &instances_of(t),
+                )
             })
             .collect()
     }

@@ -6,7 +6,7 @@
 //! be.
 
 use serde::Serialize;
-use shared::policy::{AllowRule, RuleSet, Target};
+use shared::policy::{AllowRule, Instance, RuleSet, Site, Target};
 use shared::wire;
 
 use super::decide::{Decision, Layer, Layers, Subject, decide};
@@ -26,6 +26,9 @@ pub enum CheckError {
     /// The repository is not a repository path.
     #[error("--repo {0}")]
     BadRepo(String),
+    /// The instance is not an instance name.
+    #[error("--instance {0}")]
+    BadInstance(String),
 }
 
 /// The decision on one gateway.
@@ -54,6 +57,8 @@ pub struct Question<'a> {
     pub tool: &'a str,
     /// Repository or project, if the call names one.
     pub repo: Option<&'a str>,
+    /// The upstream instance (the connector's `[[provider]]` name), if the call names one.
+    pub instance: Option<&'a str>,
     /// One gateway, or every gateway of the tenant.
     pub gateway: Option<&'a str>,
 }
@@ -81,6 +86,11 @@ fn connector_rules(reported: &[(String, Option<String>)]) -> RuleSet {
             let rule = wire::PolicyRule {
                 tools: strings("tools"),
                 repos: strings("repos"),
+                instance: r
+                    .get("instance")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
             };
             if let Ok(rule) = AllowRule::from_wire(&rule) {
                 rules.push(rule);
@@ -106,6 +116,15 @@ pub async fn check(store: &Store, q: &Question<'_>) -> Result<Vec<GatewayDecisio
         .map(str::parse)
         .transpose()
         .map_err(|e| CheckError::BadRepo(format!("{e}")))?;
+    let instance: Option<Instance> = q
+        .instance
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| CheckError::BadInstance(format!("{e}")))?;
+    let site = Site {
+        instance,
+        repo: target,
+    };
     let policy = match store.policy(q.tenant).await? {
         // Stored revisions were validated when applied.
         Some(row) => file::parse(&row.file_name, &row.source).ok(),
@@ -136,7 +155,7 @@ pub async fn check(store: &Store, q: &Question<'_>) -> Result<Vec<GatewayDecisio
             let rules = RuleSet(
                 gw.tools
                     .iter()
-                    .filter_map(|t| AllowRule::parse(std::slice::from_ref(t), None).ok())
+                    .filter_map(|t| AllowRule::parse(std::slice::from_ref(t), None, None).ok())
                     .collect(),
             );
             let layers = Layers {
@@ -144,7 +163,7 @@ pub async fn check(store: &Store, q: &Question<'_>) -> Result<Vec<GatewayDecisio
                 gateway: (&gw.name, &rules),
                 connector: &connector,
             };
-            let Decision { denied_by, reason } = decide(layers, subject, q.tool, target.as_ref());
+            let Decision { denied_by, reason } = decide(layers, subject, q.tool, &site);
             GatewayDecision {
                 gateway: gw.name.clone(),
                 decision: if denied_by.is_some() { "deny" } else { "allow" },

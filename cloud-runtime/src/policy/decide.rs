@@ -1,6 +1,6 @@
 //! The permission intersection: a call is allowed only where the gateway exposes the tool,
 //! the agent's role allows it, the user's grants allow it, and a connector's local policy
-//! allows it — each on the call's repository. The first layer that refuses is named in the
+//! allows it — each on the call's site (its upstream instance and repository). The first layer that refuses is named in the
 //! decision, with a reason that speaks only of the caller's own role and groups.
 //!
 //! Pure functions over plain data: no store, no transport, no clock.
@@ -8,7 +8,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use shared::policy::{RuleSet, Scope, Target};
+use shared::policy::{Instance, RuleSet, Scope, Site};
 
 use super::file::TenantPolicy;
 
@@ -115,41 +115,34 @@ fn user_scope(policy: Option<&TenantPolicy>, groups: &[String], tool: &str) -> S
     let Some(p) = policy else {
         return Scope::None;
     };
-    let mut scope = Scope::None;
-    for g in groups.iter().filter_map(|g| p.groups.get(g)) {
-        // A union of groups: any of the user's grants may allow it.
-        scope = match (scope, g.rules.scope(tool)) {
-            (Scope::Any, _) | (_, Scope::Any) => Scope::Any,
-            (Scope::None, s) | (s, Scope::None) => s,
-            (Scope::Repos(mut a), Scope::Repos(b)) => {
-                a.extend(b);
-                Scope::Repos(a)
-            }
-        };
-    }
-    scope
+    // A union of groups: any of the user's grants may allow it.
+    groups
+        .iter()
+        .filter_map(|g| p.groups.get(g))
+        .fold(Scope::None, |acc, g| acc.union(g.rules.scope(tool)))
 }
 
-fn where_phrase(scope: &Scope, target: Option<&Target>) -> String {
-    match (scope, target) {
-        (Scope::Repos(ps), Some(t)) => {
-            let list: Vec<&str> = ps.iter().map(|p| p.as_str()).collect();
-            format!("on {t} (only on {})", list.join(", "))
+fn where_phrase(scope: &Scope, site: &Site) -> String {
+    match (scope, site) {
+        (
+            Scope::Places(_),
+            Site {
+                instance: None,
+                repo: None,
+            },
+        ) => "without naming a repository".to_owned(),
+        (Scope::Places(ps), site) => {
+            let list: Vec<String> = ps.iter().map(ToString::to_string).collect();
+            format!("on {site} (only on {})", list.join(", "))
         }
-        (Scope::Repos(_), None) => "without naming a repository".to_owned(),
         _ => String::new(),
     }
 }
 
-/// Decides one call of `tool` on `target`.
-pub fn decide(
-    layers: Layers<'_>,
-    subject: Subject<'_>,
-    tool: &str,
-    target: Option<&Target>,
-) -> Decision {
+/// Decides one call of `tool` at `site` (its instance and repository).
+pub fn decide(layers: Layers<'_>, subject: Subject<'_>, tool: &str, site: &Site) -> Decision {
     let (gateway_name, gateway_rules) = layers.gateway;
-    if !gateway_rules.allows(tool, None) {
+    if !gateway_rules.allows(tool, &Site::default()) {
         return Decision::deny(
             Layer::Gateway,
             format!("gateway {gateway_name} does not expose {tool}"),
@@ -161,8 +154,8 @@ pub fn decide(
             return Decision::deny(Layer::Agent, format!("agent {}: {why}", subject.agent));
         }
     };
-    if !role.allows(target) {
-        let tail = where_phrase(&role, target);
+    if !role.allows(site) {
+        let tail = where_phrase(&role, site);
         return Decision::deny(
             Layer::Agent,
             format!(
@@ -178,8 +171,8 @@ pub fn decide(
         );
     }
     let user = user_scope(layers.policy, subject.groups, tool);
-    if !user.allows(target) {
-        let tail = where_phrase(&user, target);
+    if !user.allows(site) {
+        let tail = where_phrase(&user, site);
         let groups = if subject.groups.is_empty() {
             "no groups".to_owned()
         } else {
@@ -197,8 +190,8 @@ pub fn decide(
             ),
         );
     }
-    if !layers.connector.allows(target) {
-        let tail = where_phrase(layers.connector, target);
+    if !layers.connector.allows(site) {
+        let tail = where_phrase(layers.connector, site);
         return Decision::deny(
             Layer::Connector,
             format!(
@@ -221,10 +214,17 @@ pub fn decide(
 }
 
 /// Whether some call of `tool` could pass every layer: what tools/list shows. `has_target`
-/// says whether the tool names a repository in its arguments.
-pub fn visible(layers: Layers<'_>, subject: Subject<'_>, tool: &str, has_target: bool) -> bool {
+/// says whether the tool names a repository in its arguments, `instances` which upstream
+/// instances it can act on.
+pub fn visible(
+    layers: Layers<'_>,
+    subject: Subject<'_>,
+    tool: &str,
+    has_target: bool,
+    instances: &[Instance],
+) -> bool {
     let (_, gateway_rules) = layers.gateway;
-    if !gateway_rules.allows(tool, None) {
+    if !gateway_rules.allows(tool, &Site::default()) {
         return false;
     }
     let Ok(role) = role_scope(layers.policy, subject.role, tool) else {
@@ -232,13 +232,23 @@ pub fn visible(layers: Layers<'_>, subject: Subject<'_>, tool: &str, has_target:
     };
     role.intersect(&user_scope(layers.policy, subject.groups, tool))
         .intersect(layers.connector)
-        .admits_some(has_target)
+        .admits_some(has_target, instances)
 }
 
 #[cfg(test)]
 mod tests {
+    use shared::policy::Target;
+
     use super::*;
     use crate::policy::file;
+
+    /// A call on `repo`, on no particular instance.
+    fn at(repo: &Target) -> Site {
+        Site {
+            instance: None,
+            repo: Some(repo.clone()),
+        }
+    }
 
     const POLICY: &str = r#"
 version = 1
@@ -254,6 +264,8 @@ allow = [{ tools = ["github_*"] }]
 allow = [{ tools = ["github_get_issue", "github_list_issues", "github_comment_on_issue"] }]
 [groups.widgets]
 allow = [{ tools = ["github_*"], repos = ["*/widgets"] }]
+[roles.sandbox]
+allow = [{ tools = ["github_*"], instance = "ghes-sandbox" }]
 "#;
 
     fn policy() -> TenantPolicy {
@@ -263,7 +275,7 @@ allow = [{ tools = ["github_*"], repos = ["*/widgets"] }]
     fn rules(tools: &[&str]) -> RuleSet {
         let tools: Vec<String> = tools.iter().map(|s| (*s).to_owned()).collect();
         RuleSet(vec![
-            shared::policy::AllowRule::parse(&tools, None).unwrap(),
+            shared::policy::AllowRule::parse(&tools, None, None).unwrap(),
         ])
     }
 
@@ -295,7 +307,7 @@ allow = [{ tools = ["github_*"], repos = ["*/widgets"] }]
                 gateway: ("eng", &gateway),
                 connector: &connector,
             };
-            let d = decide(layers, subject(role, &groups), tool, Some(&target));
+            let d = decide(layers, subject(role, &groups), tool, &at(&target));
             let expected = if !gw_ok {
                 Some(Layer::Gateway)
             } else if !agent_ok {
@@ -308,7 +320,7 @@ allow = [{ tools = ["github_*"], repos = ["*/widgets"] }]
                 None
             };
             assert_eq!(d.denied_by, expected, "mask {mask:04b}: {}", d.reason);
-            let shown = visible(layers, subject(role, &groups), tool, true);
+            let shown = visible(layers, subject(role, &groups), tool, true, &[]);
             assert_eq!(shown, expected.is_none(), "mask {mask:04b} visibility");
         }
     }
@@ -329,19 +341,19 @@ allow = [{ tools = ["github_*"], repos = ["*/widgets"] }]
         let admins = vec!["admins".to_owned()];
         let triage = vec!["triage".to_owned()];
         for tool in ["github_merge_pull_request", "github_delete_branch"] {
-            let d = decide(layers, subject("triage", &admins), tool, Some(&repo));
+            let d = decide(layers, subject("triage", &admins), tool, &at(&repo));
             assert_eq!(d.denied_by, Some(Layer::Agent), "{}", d.reason);
             assert!(d.reason.contains("role triage"), "{}", d.reason);
-            let d = decide(layers, subject("maintainer", &admins), tool, Some(&repo));
+            let d = decide(layers, subject("maintainer", &admins), tool, &at(&repo));
             assert!(d.allowed(), "{}", d.reason);
-            let d = decide(layers, subject("maintainer", &triage), tool, Some(&repo));
+            let d = decide(layers, subject("maintainer", &triage), tool, &at(&repo));
             assert_eq!(d.denied_by, Some(Layer::User), "{}", d.reason);
         }
         let d = decide(
             layers,
             subject("triage", &triage),
             "github_comment_on_issue",
-            Some(&repo),
+            &at(&repo),
         );
         assert!(d.allowed());
     }
@@ -350,7 +362,7 @@ allow = [{ tools = ["github_*"], repos = ["*/widgets"] }]
     fn a_connector_limited_to_other_repositories_shows_the_tool_but_denies_the_call() {
         let p = policy();
         let gateway = rules(&["*"]);
-        let connector = Scope::Repos(vec!["globex/*".parse().unwrap()]);
+        let connector = Scope::repos(vec!["globex/*".parse().unwrap()]);
         let layers = Layers {
             policy: Some(&p),
             gateway: ("eng", &gateway),
@@ -360,11 +372,11 @@ allow = [{ tools = ["github_*"], repos = ["*/widgets"] }]
         let s = subject("maintainer", &admins);
         let acme: Target = "acme/widgets".parse().unwrap();
         let globex: Target = "globex/widgets".parse().unwrap();
-        let d = decide(layers, s, "github_get_issue", Some(&acme));
+        let d = decide(layers, s, "github_get_issue", &at(&acme));
         assert_eq!(d.denied_by, Some(Layer::Connector), "{}", d.reason);
         assert!(d.reason.contains("only on globex/*"), "{}", d.reason);
-        assert!(decide(layers, s, "github_get_issue", Some(&globex)).allowed());
-        assert!(visible(layers, s, "github_get_issue", true));
+        assert!(decide(layers, s, "github_get_issue", &at(&globex)).allowed());
+        assert!(visible(layers, s, "github_get_issue", true, &[]));
     }
 
     #[test]
@@ -381,22 +393,22 @@ allow = [{ tools = ["github_*"], repos = ["*/widgets"] }]
         let ok: Target = "acme/widgets".parse().unwrap();
         let other: Target = "acme/infra".parse().unwrap();
         let foreign: Target = "globex/widgets".parse().unwrap();
-        assert!(decide(layers, s, "github_get_issue", Some(&ok)).allowed());
+        assert!(decide(layers, s, "github_get_issue", &at(&ok)).allowed());
         assert_eq!(
-            decide(layers, s, "github_get_issue", Some(&other)).denied_by,
+            decide(layers, s, "github_get_issue", &at(&other)).denied_by,
             Some(Layer::User)
         );
         assert_eq!(
-            decide(layers, s, "github_get_issue", Some(&foreign)).denied_by,
+            decide(layers, s, "github_get_issue", &at(&foreign)).denied_by,
             Some(Layer::Agent)
         );
         // Repository-limited grants never allow a tool that names no repository.
         assert_eq!(
-            decide(layers, s, "github_whoami", None).denied_by,
+            decide(layers, s, "github_whoami", &Site::default()).denied_by,
             Some(Layer::Agent)
         );
-        assert!(visible(layers, s, "github_get_issue", true));
-        assert!(!visible(layers, s, "github_whoami", false));
+        assert!(visible(layers, s, "github_get_issue", true, &[]));
+        assert!(!visible(layers, s, "github_whoami", false, &[]));
     }
 
     #[test]
@@ -408,7 +420,12 @@ allow = [{ tools = ["github_*"], repos = ["*/widgets"] }]
             gateway: ("eng", &gateway),
             connector: &Scope::Any,
         };
-        let d = decide(layers, subject("maintainer", &groups), "diag.ping", None);
+        let d = decide(
+            layers,
+            subject("maintainer", &groups),
+            "diag.ping",
+            &Site::default(),
+        );
         assert_eq!(d.denied_by, Some(Layer::Agent));
         assert!(d.reason.contains("no policy"), "{}", d.reason);
         let p = policy();
@@ -416,7 +433,62 @@ allow = [{ tools = ["github_*"], repos = ["*/widgets"] }]
             policy: Some(&p),
             ..layers
         };
-        let d = decide(layers, subject("ghost", &groups), "github_x", None);
+        let d = decide(
+            layers,
+            subject("ghost", &groups),
+            "github_x",
+            &Site::default(),
+        );
         assert!(d.reason.contains("not defined"), "{}", d.reason);
+    }
+
+    /// A role limited to one upstream instance allows the call there, denies the same
+    /// repository on the other instance (naming it), and shows the tool only where it can
+    /// reach that instance.
+    #[test]
+    fn an_instance_scoped_role_denies_the_same_repo_on_another_instance() {
+        let p = policy();
+        let gateway = rules(&["*"]);
+        let layers = Layers {
+            policy: Some(&p),
+            gateway: ("eng", &gateway),
+            connector: &Scope::Any,
+        };
+        let admins = vec!["admins".to_owned()];
+        let s = subject("sandbox", &admins);
+        let on = |instance: &str| Site {
+            instance: Some(instance.parse().unwrap()),
+            repo: Some("acme/widgets".parse().unwrap()),
+        };
+        assert!(decide(layers, s, "github_get_issue", &on("ghes-sandbox")).allowed());
+        let d = decide(layers, s, "github_get_issue", &on("ghes-prod"));
+        assert_eq!(d.denied_by, Some(Layer::Agent), "{}", d.reason);
+        assert!(
+            d.reason.contains("on ghes-prod:acme/widgets")
+                && d.reason.contains("any repository on ghes-sandbox"),
+            "{}",
+            d.reason
+        );
+        let repo: Target = "acme/widgets".parse().unwrap();
+        assert_eq!(
+            decide(layers, s, "github_get_issue", &at(&repo)).denied_by,
+            Some(Layer::Agent)
+        );
+        let names =
+            |v: &[&str]| -> Vec<Instance> { v.iter().map(|i| i.parse().unwrap()).collect() };
+        assert!(visible(
+            layers,
+            s,
+            "github_get_issue",
+            true,
+            &names(&["ghes-prod", "ghes-sandbox"])
+        ));
+        assert!(!visible(
+            layers,
+            s,
+            "github_get_issue",
+            true,
+            &names(&["ghes-prod"])
+        ));
     }
 }

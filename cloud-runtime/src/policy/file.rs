@@ -13,6 +13,12 @@
 //! [groups.engineering]                         # user grants, by identity-provider group
 //! allow = [{ tools = ["github_*", "gitlab_*"] }]
 //!
+//! [groups.sandbox-testers]                     # rules may name the connector's upstream
+//! allow = [                                    # instance ([[provider]] name); a rule that
+//!   { tools = ["github_*"], instance = "ghes-sandbox" },         # names none matches every
+//!   { tools = ["gitlab_*"], repos = ["gitlab-prod:docs/**"] },   # instance
+//! ]
+//!
 //! [gateways.engineering]                       # tool collections (created if missing)
 //! tools = ["github_*", "gitlab_*", "diag.ping"]
 //! instructions = "Source control of the private network"
@@ -30,7 +36,7 @@ use std::ops::Range;
 
 use serde::Deserialize;
 use shared::identity::TenantId;
-use shared::policy::{AllowRule, RuleSet, ToolPattern};
+use shared::policy::{AllowRule, Instance, Place, RuleSet, ToolPattern};
 use toml::Spanned;
 
 use crate::mcp::principal::valid_name;
@@ -142,6 +148,7 @@ struct RawGrant {
 #[serde(deny_unknown_fields)]
 struct RawRule {
     tools: Spanned<Vec<Spanned<String>>>,
+    instance: Option<Spanned<String>>,
     repos: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
@@ -233,6 +240,19 @@ impl Checker<'_> {
                 }
                 tool_texts.push(t.into_inner());
             }
+            let instance = match rule.instance {
+                None => None,
+                Some(i) => match i.get_ref().parse::<Instance>() {
+                    Ok(name) => Some(name),
+                    Err(e) => {
+                        return Err(self.error(
+                            i.span(),
+                            &format!("{at}.instance"),
+                            format!("{:?}: {e}", i.get_ref()),
+                        ));
+                    }
+                },
+            };
             let repos = match rule.repos {
                 None => None,
                 Some(r) => {
@@ -247,11 +267,11 @@ impl Checker<'_> {
                     }
                     let mut texts = Vec::with_capacity(list.len());
                     for (j, p) in list.into_iter().enumerate() {
-                        if let Err(e) = p.get_ref().parse::<shared::policy::RepoPattern>() {
+                        if let Err(e) = Place::parse(p.get_ref(), instance.as_ref()) {
                             return Err(self.error(
                                 p.span(),
                                 &format!("{at}.repos[{j}]"),
-                                format!("{:?}: {e}", p.get_ref()),
+                                e.to_string(),
                             ));
                         }
                         texts.push(p.into_inner());
@@ -260,8 +280,12 @@ impl Checker<'_> {
                 }
             };
             // Every pattern was checked above, so this cannot fail; map it anyway.
-            let rule = AllowRule::parse(&tool_texts, repos.as_deref())
-                .map_err(|e| self.error(tools_span.clone(), &at, e.to_string()))?;
+            let rule = AllowRule::parse(
+                &tool_texts,
+                instance.as_ref().map(Instance::as_str),
+                repos.as_deref(),
+            )
+            .map_err(|e| self.error(tools_span.clone(), &at, e.to_string()))?;
             out.push(rule);
         }
         Ok(Grant {
@@ -370,6 +394,8 @@ pub fn parse(file: &str, text: &str) -> Result<TenantPolicy, PolicyError> {
 
 #[cfg(test)]
 mod tests {
+    use shared::policy::Site;
+
     use super::*;
 
     const GOOD: &str = r#"
@@ -395,14 +421,48 @@ record_arguments = true
     #[test]
     fn reads_a_good_file() {
         let p = parse("p.toml", GOOD).unwrap();
-        assert!(p.roles["triage"].rules.allows(
-            "github_comment_on_issue",
-            Some(&"acme/widgets".parse().unwrap())
-        ));
-        assert!(p.groups["engineering"].rules.allows("github_x", None));
+        let site = Site {
+            instance: None,
+            repo: Some("acme/widgets".parse().unwrap()),
+        };
+        assert!(
+            p.roles["triage"]
+                .rules
+                .allows("github_comment_on_issue", &site)
+        );
+        assert!(
+            p.groups["engineering"]
+                .rules
+                .allows("github_x", &Site::default())
+        );
         assert_eq!(p.gateways["engineering"].tools.len(), 2);
         assert!(p.audit.record_arguments);
         assert!(p.hooks.confirm_destructive && p.hooks.redact_secrets);
+    }
+
+    #[test]
+    fn reads_instance_scoped_rules() {
+        let p = parse(
+            "p.toml",
+            "version = 1\n[roles.t]\nallow = [\n  { tools = [\"github_*\"], instance = \"ghes-sandbox\" },\n  { tools = [\"gitlab_*\"], repos = [\"gitlab-prod:docs/**\"] },\n]\n",
+        )
+        .unwrap();
+        let on = |instance: &str, repo: &str| Site {
+            instance: Some(instance.parse().unwrap()),
+            repo: Some(repo.parse().unwrap()),
+        };
+        let rules = &p.roles["t"].rules;
+        assert!(rules.allows("github_get_issue", &on("ghes-sandbox", "acme/w")));
+        assert!(!rules.allows("github_get_issue", &on("ghes-prod", "acme/w")));
+        assert!(rules.allows("gitlab_get_issue", &on("gitlab-prod", "docs/site")));
+        assert!(!rules.allows("gitlab_get_issue", &on("gitlab-test", "docs/site")));
+        let e = err("version = 1\n[roles.t]\nallow = [{ tools = [\"x\"], instance = \"Prod\" }]\n");
+        assert_eq!((e.line, e.field.as_str()), (3, "roles.t.allow[0].instance"));
+        let e = err(
+            "version = 1\n[roles.t]\nallow = [{ tools = [\"x\"], instance = \"a\", repos = [\"b:c/d\"] }]\n",
+        );
+        assert_eq!(e.field, "roles.t.allow[0].repos[0]");
+        assert!(e.message.contains("another instance"), "{e}");
     }
 
     fn err(text: &str) -> PolicyError {

@@ -21,7 +21,7 @@ use serde::Serialize;
 use shared::call::{CallFailure, CallOutcome};
 use shared::close::CloseCode;
 use shared::identity::{ConnectorId, ConnectorIdentity, TenantId};
-use shared::policy::{RuleSet, Scope, Target};
+use shared::policy::{RuleSet, Scope, Site};
 use shared::wire::{self, ErrorCode};
 
 use tokio_util::sync::CancellationToken;
@@ -135,9 +135,9 @@ impl ConnectorHandle {
         self.tools.get(tool)
     }
 
-    /// Whether this tunnel offers `tool` and its local policy allows it on `target`.
-    fn serves(&self, tool: &str, target: Option<&Target>) -> bool {
-        self.spec(tool).is_some() && self.local_policy.allows(tool, target)
+    /// Whether this tunnel offers `tool` and its local policy allows it at `site`.
+    fn serves(&self, tool: &str, site: &Site) -> bool {
+        self.spec(tool).is_some() && self.local_policy.allows(tool, site)
     }
 
     /// Closes the tunnel.
@@ -175,9 +175,9 @@ pub struct CallSpec {
     pub timeout: Duration,
     /// On whose behalf.
     pub caller: wire::Caller,
-    /// The repository the call acts on, if the tool names one: only a connector whose
-    /// local policy allows it gets the call.
-    pub target: Option<Target>,
+    /// The instance and repository the call acts on, where the tool names them: only a
+    /// connector whose local policy allows it gets the call.
+    pub site: Site,
     /// W3C traceparent to continue, if any.
     pub traceparent: String,
     /// The values the user confirmed, which the call is held to (empty: not confirmed).
@@ -403,7 +403,7 @@ impl Registry {
         tenant: &TenantId,
         connector: Option<&ConnectorId>,
         tool: &str,
-        target: Option<&Target>,
+        site: &Site,
     ) -> CallFailure {
         let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
         let up: Vec<&Arc<ConnectorHandle>> = map
@@ -429,21 +429,22 @@ impl Registry {
         }
         CallFailure::new(
             ErrorCode::Denied,
-            match target {
-                Some(t) => format!("no connector's local policy allows {tool} on {t}"),
-                None => format!("no connector's local policy allows {tool}"),
+            if site.instance.is_none() && site.repo.is_none() {
+                format!("no connector's local policy allows {tool}")
+            } else {
+                format!("no connector's local policy allows {tool} on {site}")
             },
         )
     }
 
-    /// Picks a tunnel of `tenant` (optionally of one connector) that serves `tool` on
-    /// `target`, for a new call.
+    /// Picks a tunnel of `tenant` (optionally of one connector) that serves `tool` at
+    /// `site`, for a new call.
     fn pick(
         &self,
         tenant: &TenantId,
         connector: Option<&ConnectorId>,
         tool: &str,
-        target: Option<&Target>,
+        site: &Site,
     ) -> Option<Arc<ConnectorHandle>> {
         let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
         let list = map.get(tenant)?;
@@ -454,7 +455,7 @@ impl Registry {
             .filter(|h| {
                 h.available()
                     && connector.is_none_or(|c| &h.identity.connector == c)
-                    && h.serves(tool, target)
+                    && h.serves(tool, site)
             })
             .min_by_key(|h| h.in_flight.load(Ordering::Relaxed))
             .cloned()
@@ -472,8 +473,7 @@ impl Registry {
     ) -> CallReport {
         let request = request_of(&spec);
         for _attempt in 0..2 {
-            let Some(handle) = self.pick(tenant, connector, &request.tool, spec.target.as_ref())
-            else {
+            let Some(handle) = self.pick(tenant, connector, &request.tool, &spec.site) else {
                 break;
             };
             handle.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -504,7 +504,7 @@ impl Registry {
                 }
             }
         }
-        let failure = self.why_unserved(tenant, connector, &request.tool, spec.target.as_ref());
+        let failure = self.why_unserved(tenant, connector, &request.tool, &spec.site);
         CallReport {
             outcome: Err(failure),
             actions: Vec::new(),
@@ -521,7 +521,7 @@ impl Registry {
     ) -> Result<Option<wire::Effect>, CallFailure> {
         let request = request_of(spec);
         for _attempt in 0..2 {
-            let Some(handle) = self.pick(tenant, None, &request.tool, spec.target.as_ref()) else {
+            let Some(handle) = self.pick(tenant, None, &request.tool, &spec.site) else {
                 break;
             };
             match call::preview(&handle.connection, &request, spec.timeout).await {
@@ -538,7 +538,7 @@ impl Registry {
                 Ok(outcome) => return outcome.map(Some),
             }
         }
-        Err(self.why_unserved(tenant, None, &request.tool, spec.target.as_ref()))
+        Err(self.why_unserved(tenant, None, &request.tool, &spec.site))
     }
 }
 

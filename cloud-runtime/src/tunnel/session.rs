@@ -144,7 +144,7 @@ async fn drive(
                         .iter()
                         .map(|r| {
                             let w = r.to_wire();
-                            serde_json::json!({"tools": w.tools, "repos": w.repos})
+                            serde_json::json!({"tools": w.tools, "repos": w.repos, "instance": w.instance})
                         })
                         .collect();
                     if let Err(e) = ctx

@@ -29,6 +29,7 @@ use shared::trace::Attribute;
 use shared::wire::{self, ErrorCode};
 use url::Url;
 
+use super::log_redirect::{self, Destination};
 use crate::config::{ProviderConfig, ProviderKind, Proxy};
 use crate::tools::{BoxFuture, CallContext};
 use crate::tunnel::backoff::Backoff;
@@ -267,6 +268,38 @@ pub struct Upstream {
     timeout: Duration,
     max_retries: u32,
     buckets: Mutex<HashMap<(String, &'static str), Bucket>>,
+    /// Hosts job-log downloads may be redirected to besides the upstream's origin.
+    log_storage_hosts: Vec<String>,
+    /// Extra roots and proxy, for the one-off clients of log-storage downloads.
+    certs: Vec<reqwest::Certificate>,
+    proxy: Proxy,
+}
+
+/// A client builder with the instance's manners: user agent, no redirects, timeouts,
+/// extra roots, proxy.
+fn client_builder(
+    certs: &[reqwest::Certificate],
+    proxy: &Proxy,
+) -> Result<reqwest::ClientBuilder, String> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("mcp-edge-connector/", env!("CARGO_PKG_VERSION")))
+        // Redirects would carry the token to wherever they point; the one redirect the
+        // tools expect (job logs) is followed by hand, without the token.
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(60));
+    if !certs.is_empty() {
+        builder = builder.tls_certs_merge(certs.iter().cloned());
+    }
+    Ok(match proxy {
+        Proxy::Env => builder,
+        Proxy::None => builder.no_proxy(),
+        Proxy::Url(u) => builder.proxy(
+            reqwest::Proxy::all(u.as_str())
+                .map_err(|e| format!("proxy: {e}"))?
+                .no_proxy(reqwest::NoProxy::from_env()),
+        ),
+    })
 }
 
 fn fingerprint(token: &SecretString) -> String {
@@ -287,17 +320,11 @@ impl Upstream {
             provider: config.name.clone(),
             reason,
         };
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("mcp-edge-connector/", env!("CARGO_PKG_VERSION")))
-            // Redirects would carry the token to wherever they point; the one redirect the
-            // tools expect (job logs) is followed by hand, without the token.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(60));
+        let mut certs: Vec<reqwest::Certificate> = Vec::new();
         if let Some(path) = &config.ca_bundle {
             let pem = std::fs::read(path)
                 .map_err(|e| err(format!("ca_bundle {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| err(format!("ca_bundle {}: {e}", path.display())))?;
             if certs.is_empty() {
                 return Err(err(format!(
@@ -305,18 +332,11 @@ impl Upstream {
                     path.display()
                 )));
             }
-            builder = builder.tls_certs_merge(certs);
         }
-        builder = match &config.proxy {
-            Proxy::Env => builder,
-            Proxy::None => builder.no_proxy(),
-            Proxy::Url(u) => builder.proxy(
-                reqwest::Proxy::all(u.as_str())
-                    .map_err(|e| err(format!("proxy: {e}")))?
-                    .no_proxy(reqwest::NoProxy::from_env()),
-            ),
-        };
-        let client = builder.build().map_err(|e| err(e.to_string()))?;
+        let client = client_builder(&certs, &config.proxy)
+            .map_err(err)?
+            .build()
+            .map_err(|e| err(e.to_string()))?;
         let mut api = config.api_url.clone();
         if !api.path().ends_with('/') {
             api.set_path(&format!("{}/", api.path()));
@@ -330,6 +350,9 @@ impl Upstream {
             timeout: config.timeout,
             max_retries: config.max_retries,
             buckets: Mutex::new(HashMap::new()),
+            log_storage_hosts: config.log_storage_hosts.clone(),
+            certs,
+            proxy: config.proxy.clone(),
         })
     }
 
@@ -626,10 +649,12 @@ impl Upstream {
     }
 
     /// Follows one redirect (job logs) without credentials: the location is a pre-signed
-    /// URL and must not see the user's token. Only the last [`MAX_BODY`] bytes are asked
-    /// for (`Range: bytes=-N`): the end of a long log says why a job failed. A store that
-    /// serves ranges answers `206` with `Content-Range`; one that does not answers `200`
-    /// with the whole log, of which the first [`MAX_BODY`] bytes are read.
+    /// URL and must not see the user's token. Only to the upstream's origin or a listed
+    /// log-storage host whose addresses pass the fence ([`log_redirect`]). Only the last
+    /// [`MAX_BODY`] bytes are asked for (`Range: bytes=-N`): the end of a long log says why
+    /// a job failed. A store that serves ranges answers `206` with `Content-Range`; one that
+    /// does not answers `200` with the whole log, of which the first [`MAX_BODY`] bytes are
+    /// read.
     pub async fn fetch_redirect(
         &self,
         cx: &CallContext,
@@ -645,18 +670,31 @@ impl Upstream {
                     "the upstream redirected to an invalid location",
                 )
             })?;
-        if !fetchable_redirect(&self.api, &url) {
-            return Err(CallFailure::new(
-                ErrorCode::Unavailable,
-                "the upstream redirected the log download to a location the connector does not fetch (only its own host, or https to a named host)",
-            ));
-        }
+        let client = match log_redirect::rule(&self.name, &self.api, &self.log_storage_hosts, &url)?
+        {
+            Destination::Upstream => self.client.clone(),
+            Destination::Storage { host, port } => {
+                let loopback_ok = log_redirect::on_loopback(&self.api);
+                let addrs = log_redirect::resolve(&host, port, loopback_ok, deadline).await?;
+                let mut builder = client_builder(&self.certs, &self.proxy)
+                    .map_err(|e| CallFailure::new(ErrorCode::Internal, e))?;
+                if let url::Host::Domain(name) = &host {
+                    // Connect to the addresses just checked, not to a second lookup's.
+                    builder = builder.resolve_to_addrs(name, &addrs);
+                }
+                builder.build().map_err(|e| {
+                    CallFailure::new(
+                        ErrorCode::Internal,
+                        format!("{}: log download client: {e}", self.name),
+                    )
+                })?
+            }
+        };
         let left = deadline
             .checked_duration_since(Instant::now())
             .unwrap_or_default();
         let started = Instant::now();
-        let result = match self
-            .client
+        let result = match client
             .get(url)
             .header(reqwest::header::RANGE, format!("bytes=-{MAX_BODY}"))
             .timeout(self.timeout.min(left))
@@ -735,39 +773,9 @@ pub fn failure(provider: &str, resp: &Response) -> CallFailure {
     }
 }
 
-/// Whether a log download redirect may be followed: to the upstream's own origin (its
-/// storage), or over https to a named host (blob storage); never plain http or an address
-/// literal elsewhere, so a compromised upstream cannot point the connector at internal
-/// services and read them out through a tool result.
-fn fetchable_redirect(api: &Url, to: &Url) -> bool {
-    to.origin() == api.origin()
-        || (to.scheme() == "https" && matches!(to.host(), Some(url::Host::Domain(_))))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_redirects_go_only_to_the_upstream_or_named_https_hosts() {
-        let api = Url::parse("https://ghes.example/api/v3").unwrap();
-        let ok = |to: &str| fetchable_redirect(&api, &Url::parse(to).unwrap());
-        assert!(ok("https://ghes.example/_services/logs/1?sig=x"));
-        assert!(ok("https://blobs.example.net/logs/1?sig=x"));
-        assert!(!ok("http://blobs.example.net/logs/1"));
-        assert!(!ok("https://169.254.169.254/latest/meta-data/"));
-        assert!(!ok("https://[::1]/x"));
-        assert!(!ok("http://ghes.example/x"));
-        let local = Url::parse("http://127.0.0.1:8080/api/v3").unwrap();
-        assert!(fetchable_redirect(
-            &local,
-            &Url::parse("http://127.0.0.1:8080/logs/1").unwrap()
-        ));
-        assert!(!fetchable_redirect(
-            &local,
-            &Url::parse("http://127.0.0.1:9/x").unwrap()
-        ));
-    }
 
     #[test]
     fn validation_failures_say_what_failed() {

@@ -3,6 +3,8 @@
 //!
 //! - [`http`]: requests with rate-limit manners, bounded retries, deadlines, audit and
 //!   tracing.
+//! - [`log_redirect`]: where job-log downloads may be redirected (listed hosts, address
+//!   fence).
 //! - [`oauth`]: users connecting their upstream accounts; token refresh.
 //! - [`path`]: escaping arguments into request paths.
 //! - [`link`]: the `Link` header's pagination links.
@@ -15,6 +17,7 @@ pub mod github;
 pub mod gitlab;
 pub mod http;
 pub mod link;
+pub mod log_redirect;
 pub mod oauth;
 pub mod page;
 pub mod path;
@@ -259,9 +262,13 @@ impl Providers {
         Ok(Self { instances })
     }
 
-    /// Whether any instance of `kind` is configured.
-    pub fn has(&self, kind: ProviderKind) -> bool {
-        self.instances.iter().any(|i| i.config.kind == kind)
+    /// The names of the instances of `kind`, in configuration order.
+    pub fn names(&self, kind: ProviderKind) -> Vec<String> {
+        self.instances
+            .iter()
+            .filter(|i| i.config.kind == kind)
+            .map(|i| i.config.name.clone())
+            .collect()
     }
 
     /// The instance of `kind` a call names (`instance` argument), or the only one.

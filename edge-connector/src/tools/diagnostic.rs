@@ -50,6 +50,7 @@ pub fn specs() -> Vec<wire::ToolSpec> {
             interactive: false,
             target_args: vec![],
             confirm_when_json: String::new(),
+            instances: vec![],
         },
         wire::ToolSpec {
             name: ECHO.into(),
@@ -62,6 +63,7 @@ pub fn specs() -> Vec<wire::ToolSpec> {
             interactive: false,
             target_args: vec![],
             confirm_when_json: String::new(),
+            instances: vec![],
         },
     ]
 }

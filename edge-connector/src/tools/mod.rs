@@ -77,6 +77,8 @@ pub struct Toolbox {
     ctx: ToolContext,
     providers: Arc<Providers>,
     tools: HashMap<&'static str, Box<dyn DynTool>>,
+    /// The instances each upstream tool can act on (its kind's `[[provider]]` names).
+    instances: HashMap<&'static str, Vec<String>>,
 }
 
 impl std::fmt::Debug for Toolbox {
@@ -92,16 +94,28 @@ impl Toolbox {
     /// provider configured.
     pub fn new(ctx: ToolContext, providers: Arc<Providers>) -> Self {
         let mut tools: Vec<Box<dyn DynTool>> = Vec::new();
-        if providers.has(ProviderKind::Github) {
-            tools.extend(github::tools());
-        }
-        if providers.has(ProviderKind::Gitlab) {
-            tools.extend(gitlab::tools());
+        let mut instances = HashMap::new();
+        for (kind, of_kind) in [
+            (
+                ProviderKind::Github,
+                github::tools as fn() -> Vec<Box<dyn DynTool>>,
+            ),
+            (ProviderKind::Gitlab, gitlab::tools),
+        ] {
+            let names = providers.names(kind);
+            if names.is_empty() {
+                continue;
+            }
+            for t in of_kind() {
+                instances.insert(t.name(), names.clone());
+                tools.push(t);
+            }
         }
         Self {
             ctx,
             providers,
             tools: tools.into_iter().map(|t| (t.name(), t)).collect(),
+            instances,
         }
     }
 
@@ -143,10 +157,38 @@ impl Toolbox {
     }
 }
 
+/// Names the instances a tool can act on in its spec, and as the choices of its `instance`
+/// argument, so that tools/list shows them and both sides' policies can read a call's
+/// instance.
+fn with_instances(spec: &mut wire::ToolSpec, names: &[String]) {
+    spec.instances = names.to_vec();
+    let Ok(mut schema) = serde_json::from_str::<serde_json::Value>(&spec.input_schema_json) else {
+        return;
+    };
+    if let Some(prop) = schema
+        .get_mut("properties")
+        .and_then(|p| p.get_mut(shared::policy::INSTANCE_ARG))
+        .and_then(|p| p.as_object_mut())
+    {
+        // The argument is optional (`Option<String>`, so the schema allows null) when there
+        // is one instance; null stays allowed.
+        let mut choices: Vec<serde_json::Value> = names.iter().map(|n| n.as_str().into()).collect();
+        choices.push(serde_json::Value::Null);
+        prop.insert("enum".into(), choices.into());
+        spec.input_schema_json = schema.to_string();
+    }
+}
+
 impl ToolSet for Toolbox {
     fn specs(&self) -> Vec<wire::ToolSpec> {
         let mut specs = diagnostic::specs();
-        specs.extend(self.tools.values().map(|t| t.spec()));
+        specs.extend(self.tools.values().map(|t| {
+            let mut spec = t.spec();
+            if let Some(names) = self.instances.get(t.name()) {
+                with_instances(&mut spec, names);
+            }
+            spec
+        }));
         specs.sort_by(|a, b| a.name.cmp(&b.name));
         specs
     }

@@ -323,6 +323,8 @@ impl<T: Tool> DynTool for Erased<T> {
             interactive: false,
             target_args: T::TARGET.iter().map(|s| (*s).to_owned()).collect(),
             confirm_when_json: confirm_when(T::CONFIRM_WHEN),
+            // The toolbox fills in the configured instances of the tool's kind.
+            instances: Vec::new(),
         }
     }
 

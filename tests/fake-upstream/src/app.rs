@@ -37,6 +37,9 @@ pub struct App {
     pub faults: Faults,
     /// Per-user limits.
     pub limits: RateLimiter,
+    /// Where job-log redirects point instead of this server's own origin (a separate log
+    /// storage host), when set.
+    pub log_origin: Mutex<Option<String>>,
 }
 
 impl App {
@@ -49,6 +52,7 @@ impl App {
             journal: Journal::default(),
             faults: Faults::default(),
             limits: RateLimiter::new(core, search),
+            log_origin: Mutex::new(None),
         }
     }
 

@@ -33,6 +33,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/_fake/grants/revoke", post(revoke))
         .route("/_fake/oauth/clients", post(add_client))
         .route("/_fake/push", post(push))
+        .route("/_fake/log-storage", axum::routing::put(set_log_storage))
 }
 
 #[derive(Deserialize)]
@@ -68,6 +69,23 @@ async fn push(State(app): State<Arc<App>>, body: Bytes) -> Response {
     );
     repo.git.branches.insert(p.branch, sha.clone());
     (StatusCode::CREATED, Json(json!({ "sha": sha }))).into_response()
+}
+
+/// Body of `PUT /_fake/log-storage`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogStorage {
+    /// `scheme://host[:port]` job-log redirects point at; null: this server's own origin.
+    origin: Option<String>,
+}
+
+async fn set_log_storage(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let req = match parse::<LogStorage>(&body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    *app.log_origin.lock().unwrap_or_else(|e| e.into_inner()) = req.origin;
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn bad_request(msg: impl Into<String>) -> Response {

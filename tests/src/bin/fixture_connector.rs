@@ -34,6 +34,7 @@ fn spec(name: &str, description: &str, input: Value) -> wire::ToolSpec {
         interactive: false,
         target_args: vec![],
         confirm_when_json: String::new(),
+        instances: vec![],
     }
 }
 
@@ -306,6 +307,7 @@ fn main() -> anyhow::Result<()> {
         // The fixtures stand in for a connector whose local policy allows all its tools.
         let allow_all = shared::policy::RuleSet(vec![shared::policy::AllowRule::parse(
             &["*".to_owned()],
+            None,
             None,
         )?]);
         let tracing = Arc::new(shared::trace::Tracing::new("fixture-connector", "0", None)?);

@@ -244,9 +244,15 @@ pub async fn job_logs(ctx: Ctx, Path((o, r, id)): Path<(String, String, String)>
     let repo_id = repo.id;
     let token = random_alnum(32);
     w.log_links.insert(token.clone(), (repo_id, id));
+    let origin = ctx
+        .app
+        .log_origin
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_else(|| ctx.base.origin.clone());
     let location = format!(
-        "{}/_services/actions/logs/{token}?sig={}",
-        ctx.base.origin,
+        "{origin}/_services/actions/logs/{token}?sig={}",
         random_alnum(24)
     );
     (StatusCode::FOUND, [("location", location)]).into_response()
