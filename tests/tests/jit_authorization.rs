@@ -125,6 +125,20 @@ fn setup_with(upstream: Upstream) -> Result<Setup> {
     })
 }
 
+/// `vault list --json` of the suite's connector: entry names and kinds, no secrets.
+fn vault_list(s: &Setup) -> String {
+    run_ok(
+        Connector::cli()
+            .args(["vault", "list", "--json", "--config"])
+            .arg(
+                s.connector
+                    .state_dir
+                    .with_extension("etc")
+                    .join("config.toml"),
+            ),
+    )
+}
+
 fn python(s: &Setup, user: &str, secret: &str, mode: &str, calls: &Value) -> Result<Value> {
     python_confirming(s, user, secret, mode, calls, "decline")
 }
@@ -259,16 +273,7 @@ fn users_connect_their_account_when_a_tool_first_needs_it() -> Result<()> {
         assert_eq!(second["structured"]["login"], "alice");
     }
     // The token lives in the connector's vault, and its secret nowhere else.
-    let list = run_ok(
-        Connector::cli()
-            .args(["vault", "list", "--json", "--config"])
-            .arg(
-                s.connector
-                    .state_dir
-                    .with_extension("etc")
-                    .join("config.toml"),
-            ),
-    );
+    let list = vault_list(&s);
     assert!(
         list.contains(&format!("user/ghes/{}", s.alice_id)) && list.contains("user_token"),
         "{list}"
@@ -500,16 +505,7 @@ fn a_new_user_given_a_removed_users_name_gets_none_of_their_upstream_access() ->
         Some(1),
         "the newcomer is asked to connect their own account, not handed the old token: {v}"
     );
-    let list = run_ok(
-        Connector::cli()
-            .args(["vault", "list", "--json", "--config"])
-            .arg(
-                s.connector
-                    .state_dir
-                    .with_extension("etc")
-                    .join("config.toml"),
-            ),
-    );
+    let list = vault_list(&s);
     assert!(
         list.contains(&format!("user/ghes/{}", s.alice_id))
             && list.contains(&format!("user/ghes/{}", user_id(&newcomer))),

@@ -78,6 +78,24 @@ impl ToolCall<'_> {
     pub fn bound(&self, name: &str) -> Option<&str> {
         self.call.binding.get(name).map(String::as_str)
     }
+
+    /// The head commit the user approved, checked against the one the agent named: a call
+    /// whose agent names another commit than the user saw is refused, not silently
+    /// retargeted. `None` when the call was not confirmed with a preview.
+    pub fn approved_head(&self, agent_named: Option<&str>) -> Result<Option<&str>, CallFailure> {
+        let Some(bound) = self.bound("head_sha") else {
+            return Ok(None);
+        };
+        match agent_named {
+            Some(named) if named != bound => Err(CallFailure::new(
+                ErrorCode::Rejected,
+                format!(
+                    "the agent named commit {named}, but the user approved head commit {bound}; nothing was done"
+                ),
+            )),
+            _ => Ok(Some(bound)),
+        }
+    }
 }
 
 /// A tool's result: structured content and its short text rendering.

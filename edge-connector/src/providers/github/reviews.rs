@@ -15,26 +15,6 @@ use crate::tools::tool::{CREATE, DESTRUCTIVE, Hints, Rendered, Tool, ToolCall, e
 use reqwest::StatusCode;
 use shared::call::PreviewOutcome;
 
-/// The head commit the user approved, checked against the one the agent named: a call
-/// whose agent names another commit than the user saw is refused, not silently retargeted.
-fn approved_head<'a>(
-    cx: &'a ToolCall<'a>,
-    agent_named: Option<&str>,
-) -> Result<Option<&'a str>, CallFailure> {
-    let Some(bound) = cx.bound("head_sha") else {
-        return Ok(None);
-    };
-    match agent_named {
-        Some(named) if named != bound => Err(CallFailure::new(
-            ErrorCode::Rejected,
-            format!(
-                "the agent named commit {named}, but the user approved head commit {bound}; nothing was done"
-            ),
-        )),
-        _ => Ok(Some(bound)),
-    }
-}
-
 /// A note for the user when the agent named another commit than the head.
 fn other_commit(named: Option<&str>, head: &str) -> String {
     match named {
@@ -175,7 +155,7 @@ impl Tool for ReviewPullRequest {
     ) -> BoxFuture<'a, Result<Rendered<Review>, CallFailure>> {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
-            let approved = approved_head(cx, a.commit_sha.as_deref())?;
+            let approved = cx.approved_head(a.commit_sha.as_deref())?;
             if let Some(head) = approved {
                 // GitHub takes a review of an older commit without complaint: check the
                 // head is still the one the user approved, then review exactly that commit.
@@ -372,7 +352,7 @@ impl Tool for MergePullRequest {
                 return Err(stale("the merge method"));
             }
             // GitHub merges only if the head is still this commit (409 otherwise).
-            let approved = approved_head(cx, a.expected_head_sha.as_deref())?;
+            let approved = cx.approved_head(a.expected_head_sha.as_deref())?;
             let sha = approved.map(str::to_owned).or(a.expected_head_sha.clone());
             let mut payload = serde_json::json!({"merge_method": method.as_str()});
             if let Some(o) = payload.as_object_mut() {

@@ -45,25 +45,6 @@ async fn describe(
     Ok((text, head))
 }
 
-/// The head commit the user approved, checked against the one the agent named.
-fn approved_head<'a>(
-    cx: &'a ToolCall<'a>,
-    agent_named: Option<&str>,
-) -> Result<Option<&'a str>, CallFailure> {
-    let Some(bound) = cx.bound("head_sha") else {
-        return Ok(None);
-    };
-    match agent_named {
-        Some(named) if named != bound => Err(CallFailure::new(
-            ErrorCode::Rejected,
-            format!(
-                "the agent named commit {named}, but the user approved head commit {bound}; nothing was done"
-            ),
-        )),
-        _ => Ok(Some(bound)),
-    }
-}
-
 /// A note for the user when the agent named another commit than the head.
 fn other_commit(named: Option<&str>, head: &str) -> String {
     match named {
@@ -287,7 +268,7 @@ impl Tool for ReviewMergeRequest {
         Box::pin(async move {
             let inst = api::instance(cx, a.instance.as_deref())?;
             // GitLab approves only if the head is still this commit (409 otherwise).
-            let approved = approved_head(cx, a.sha.as_deref())?;
+            let approved = cx.approved_head(a.sha.as_deref())?;
             let body = a.body.filter(|b| !b.trim().is_empty());
             if !a.approve && body.is_none() {
                 return Err(CallFailure::new(
@@ -472,7 +453,7 @@ impl Tool for MergeMergeRequest {
             {
                 return Err(stale("the merge method"));
             }
-            let approved = approved_head(cx, Some(&a.sha))?;
+            let approved = cx.approved_head(Some(&a.sha))?;
             let mut body = serde_json::Map::new();
             body.insert("sha".into(), a.sha.clone().into());
             if let Some(s) = a.squash {
