@@ -9,6 +9,7 @@ pub mod bench;
 pub mod mcp_client;
 pub mod oauth_client;
 pub mod otlp;
+pub mod tool_suite;
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, UdpSocket};

@@ -2,6 +2,8 @@
 //! tunnel → connector → the fake GitLab (`tests/fake-upstream`, built-in seed), with each
 //! user's own personal access token in the connector's vault.
 //!
+//! One table per tool group (accounts and projects, files, branches, commits and code,
+//! issues, merge requests, pipelines), each with its own environment ([`ToolEnv`]):
 //! - every `gitlab_*` tool is listed with its schemas and annotations;
 //! - the reads answer from the seed (including the nested private project
 //!   `acme/platform/api`), compactly, with field selection, pagination and typed
@@ -12,13 +14,11 @@
 //!   may call merge, and GitLab refuses it with a typed error; stale or unmergeable merges
 //!   are rejected; a declined confirmation sends nothing upstream.
 
-use anyhow::{Context, Result};
-use e2e::mcp_client::McpClient;
-use e2e::{Connector, FakeUpstream, Runtime, run_ok};
-use serde_json::{Value, json};
+use std::cell::Cell;
 
-const ALICE_PAT: &str = "glpat-aliceFakeToken0000";
-const BOB_PAT: &str = "glpat-bobFakeToken000000";
+use anyhow::{Context, Result};
+use e2e::tool_suite::{GITLAB_TOKENS, Row, ToolEnv, sorted, strings, text, with};
+use serde_json::{Value, json};
 
 /// Every GitLab tool, with whether it is read-only and destructive.
 const TOOLS: &[(&str, bool, bool)] = &[
@@ -53,194 +53,20 @@ const UNTARGETED: &[&str] = &[
     "gitlab_search_issues",
 ];
 
-struct Setup {
-    gitlab: FakeUpstream,
-    connector: Connector,
-    alice: McpClient,
-    bob: McpClient,
-    http: reqwest::blocking::Client,
-    // Last: dropped (stopped) after the connector.
-    _rt: Runtime,
+/// The arguments naming `acme/widgets`, with `extra`.
+fn widgets(extra: Value) -> Value {
+    with(&json!({"project": "acme/widgets"}), extra)
 }
 
-fn setup() -> Result<Setup> {
-    setup_with(None)
-}
-
-/// Like [`setup`], with the fake seeded from `seed` when given.
-fn setup_with(seed: Option<&Value>) -> Result<Setup> {
-    let mut rt = Runtime::init()?;
-    rt.start()?;
-    run_ok(
-        rt.cli()
-            .args(["gateway", "create", "--tenant", "acme", "eng"]),
-    );
-    let seed_file = rt.dir.path().join("seed.json");
-    let extra = match seed {
-        Some(v) => {
-            std::fs::write(&seed_file, v.to_string())?;
-            vec!["--seed".to_owned(), seed_file.display().to_string()]
-        }
-        None => Vec::new(),
-    };
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let gitlab = FakeUpstream::start(rt.dir.path(), "gitlab", &extra)?;
-    let mut connector = Connector::enroll(&rt, "acme", "c1")?;
-    // No OAuth client: each user's token is the one their operator stored (OAuth and
-    // just-in-time authorization have suites of their own).
-    let config = connector.configure(
-        &format!(
-            "[[provider]]\nname = \"gitlab\"\nkind = \"gitlab\"\napi_url = \"{}\"\n",
-            gitlab.api_url()
-        ),
-        "version = 1\n[[allow]]\ntools = [\"gitlab_*\", \"diag.*\"]\n",
-        &[],
-    )?;
-    connector.start_configured(&rt, &config)?;
-    let alice = McpClient::new_user(
-        &rt,
-        "acme",
-        "eng",
-        "alice",
-        "eng",
-        "claude-alice",
-        "maintainer",
-    )?;
-    let bob = McpClient::new_user(&rt, "acme", "eng", "bob", "eng", "claude-bob", "maintainer")?;
-    for (user, pat) in [(&alice, ALICE_PAT), (&bob, BOB_PAT)] {
-        Connector::vault_set(&config, &format!("user/gitlab/{}", user.user_id), pat)?;
-    }
-    Ok(Setup {
-        gitlab,
-        connector,
-        alice,
-        bob,
-        http: reqwest::blocking::Client::new(),
-        _rt: rt,
-    })
-}
-
-fn text_of(result: &Value) -> String {
-    result["content"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["text"].as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-impl Setup {
-    /// A successful call: its structured content and text.
-    fn ok(&self, who: &McpClient, tool: &str, args: Value) -> (Value, String) {
-        let r = who.call(tool, args.clone()).expect("tools/call");
-        assert_eq!(
-            r["isError"],
-            false,
-            "{tool} {args}: {r}\nconnector log:\n{}",
-            self.connector.log()
-        );
-        (r["structuredContent"].clone(), text_of(&r))
-    }
-
-    /// A failed call (an `isError` result): its text.
-    fn failed(&self, who: &McpClient, tool: &str, args: Value) -> String {
-        let r = who.call(tool, args.clone()).expect("tools/call");
-        assert_eq!(r["isError"], true, "{tool} {args} should fail: {r}");
-        text_of(&r)
-    }
-
-    /// A destructive call, answering the runtime's confirmation (stateless: the first
-    /// answer asks, the retry carries the user's answer and the sealed request state).
-    fn confirmed(&self, who: &McpClient, tool: &str, args: Value, accept: bool) -> Value {
-        let first = who.call(tool, args.clone()).expect("tools/call");
-        assert_eq!(first["resultType"], "input_required", "{tool}: {first}");
-        assert!(
-            first["inputRequests"]["confirm"].is_object(),
-            "{tool}: {first}"
-        );
-        let answer = if accept {
-            json!({"action": "accept", "content": {"confirm": true}})
-        } else {
-            json!({"action": "decline"})
-        };
-        let v = who
-            .request(
-                "tools/call",
-                json!({
-                    "name": tool,
-                    "arguments": args,
-                    "inputResponses": {"confirm": answer},
-                    "requestState": first["requestState"],
-                }),
-            )
-            .expect("tools/call retry");
-        v.get("result").cloned().unwrap_or(v)
-    }
-
-    /// `GET {api}/{path}` at the fake, as alice: status and body.
-    fn upstream(&self, path: &str) -> (u16, Value) {
-        let resp = self
-            .http
-            .get(format!("{}/{path}", self.gitlab.api_url()))
-            .header("PRIVATE-TOKEN", ALICE_PAT)
-            .send()
-            .expect("fake GitLab");
-        let status = resp.status().as_u16();
-        (status, resp.json().unwrap_or(Value::Null))
-    }
-
-    /// The raw body of `GET {api}/{path}` (what a passthrough tool would return).
-    fn raw_len(&self, path: &str) -> usize {
-        self.http
-            .get(format!("{}/{path}", self.gitlab.api_url()))
-            .header("PRIVATE-TOKEN", ALICE_PAT)
-            .send()
-            .and_then(|r| r.bytes())
-            .map_or(0, |b| b.len())
-    }
-
-    /// The journaled requests with `method` whose path ends with `suffix`.
-    fn journaled(&self, method: &str, suffix: &str) -> usize {
-        self.gitlab
-            .requests()
-            .expect("journal")
-            .iter()
-            .filter(|r| r["method"] == method)
-            .filter(|r| r["path"].as_str().is_some_and(|p| p.ends_with(suffix)))
-            .count()
-    }
-}
-
-fn items(v: &Value) -> &Vec<Value> {
-    v["items"].as_array().expect("items")
-}
-
-fn strings(v: &Value, key: &str) -> Vec<String> {
-    items(v)
-        .iter()
-        .map(|i| match &i[key] {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .collect()
+/// The items of a list answer.
+fn items(v: &Value) -> Vec<Value> {
+    v["items"].as_array().cloned().unwrap_or_default()
 }
 
 #[test]
 fn every_tool_is_listed_with_its_schemas_and_annotations() -> Result<()> {
-    let s = setup()?;
-    let mut listed = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let params = cursor.map_or_else(|| json!({}), |c| json!({"cursor": c}));
-        let v = s.alice.request("tools/list", params)?;
-        let result = v.get("result").context("tools/list result")?;
-        listed.extend(result["tools"].as_array().cloned().unwrap_or_default());
-        match result["nextCursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let env = ToolEnv::gitlab().start()?;
+    let listed = env.user("alice").listed_tools();
     for (name, read_only, destructive) in TOOLS {
         let t = listed
             .iter()
@@ -251,41 +77,31 @@ fn every_tool_is_listed_with_its_schemas_and_annotations() -> Result<()> {
         assert_eq!(a["destructiveHint"], *destructive, "{name}: {a}");
         let input = &t["inputSchema"];
         assert_eq!(input["type"], "object", "{name}");
-        assert_eq!(
-            input["additionalProperties"], false,
-            "{name} refuses unknown arguments: {input}"
-        );
+        let closed = &input["additionalProperties"];
+        assert_eq!(closed, false, "{name} refuses unknown arguments: {input}");
         for (arg, schema) in input["properties"].as_object().context("properties")? {
-            assert!(
-                schema["description"]
-                    .as_str()
-                    .is_some_and(|d| !d.is_empty()),
-                "{name}.{arg} has a description: {schema}"
-            );
+            let described = schema["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty());
+            assert!(described, "{name}.{arg} has a description: {schema}");
         }
+        let required = input["required"].as_array();
         if UNTARGETED.contains(name) {
             assert!(input["properties"].get("project").is_none(), "{name}");
         } else {
-            assert!(
-                input["required"]
-                    .as_array()
-                    .is_some_and(|r| r.contains(&json!("project"))),
-                "{name} requires project: {input}"
-            );
+            let needs_project = required.is_some_and(|r| r.contains(&json!("project")));
+            assert!(needs_project, "{name} requires project: {input}");
         }
         assert_eq!(t["outputSchema"]["type"], "object", "{name}: {t}");
         assert!(t["description"].as_str().is_some_and(|d| d.len() > 20));
     }
-    let count = listed
-        .iter()
-        .filter(|t| t["name"].as_str().is_some_and(|n| n.starts_with("gitlab_")))
-        .count();
+    let gitlab = |t: &&Value| t["name"].as_str().is_some_and(|n| n.starts_with("gitlab_"));
+    let count = listed.iter().filter(gitlab).count();
     assert_eq!(count, TOOLS.len(), "no GitLab tool untested");
     // Lists select fields; single objects do not.
     let props = |name: &str| {
-        listed
-            .iter()
-            .find(|t| t["name"] == name)
+        let found = listed.iter().find(|t| t["name"] == name);
+        found
             .map(|t| t["inputSchema"]["properties"].clone())
             .unwrap_or(Value::Null)
     };
@@ -295,530 +111,697 @@ fn every_tool_is_listed_with_its_schemas_and_annotations() -> Result<()> {
 }
 
 #[test]
-fn reads_answer_from_the_seed_compactly() -> Result<()> {
-    let s = setup()?;
-    let w = json!("acme/widgets");
+fn accounts_and_projects_are_found() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    env.table(vec![
+        Row::ok("alice's account", "gitlab_whoami", json!({}), |me, t| {
+            assert_eq!(me["username"], "alice");
+            assert_eq!(me["name"], "Alice Admin");
+            assert_eq!(me["instance"], "gitlab");
+            assert!(t.starts_with("alice on GitLab at 127.0.0.1"), "{t}");
+        }),
+        // Membership inherited from the group, nested projects too.
+        Row::ok(
+            "alice's projects",
+            "gitlab_search_projects",
+            json!({}),
+            |mine, _| {
+                assert_eq!(
+                    sorted(mine, "project"),
+                    ["acme/infra", "acme/platform/api", "acme/widgets"]
+                );
+            },
+        ),
+        Row::ok(
+            "by name",
+            "gitlab_search_projects",
+            json!({"query": "platform"}),
+            |found, t| {
+                assert_eq!(strings(found, "project"), ["acme/platform/api"]);
+                assert_eq!(items(found)[0]["default_branch"], "main");
+                // `simple=true` answers carry no `visibility`: none is shown, not an empty one.
+                assert!(items(found)[0].get("visibility").is_none(), "{found}");
+                assert!(t.starts_with("acme/platform/api: "), "{t}");
+            },
+        ),
+    ]);
+    Ok(())
+}
 
-    // Who am I, and my projects (membership inherited from the group, nested ones too).
-    let (me, text) = s.ok(&s.alice, "gitlab_whoami", json!({}));
-    assert_eq!(me["username"], "alice");
-    assert_eq!(me["name"], "Alice Admin");
-    assert_eq!(me["instance"], "gitlab");
-    assert!(text.starts_with("alice on GitLab at 127.0.0.1"), "{text}");
-    let (mine, _) = s.ok(&s.alice, "gitlab_search_projects", json!({}));
-    let mut paths = strings(&mine, "project");
-    paths.sort();
-    assert_eq!(paths, ["acme/infra", "acme/platform/api", "acme/widgets"]);
-    let (found, text) = s.ok(
-        &s.alice,
-        "gitlab_search_projects",
-        json!({"query": "platform"}),
-    );
-    assert_eq!(strings(&found, "project"), ["acme/platform/api"]);
-    assert_eq!(items(&found)[0]["default_branch"], "main");
-    // `simple=true` answers carry no `visibility`: none is shown, not an empty one.
-    assert!(items(&found)[0].get("visibility").is_none(), "{found}");
-    assert!(text.starts_with("acme/platform/api: "), "{text}");
+#[test]
+fn files_are_read_at_a_ref_in_excerpts_and_in_nested_projects() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let get = "gitlab_get_file";
+    let csv = |extra: Value| widgets(with(&json!({"path": "data/catalog.csv"}), extra));
+    let next = Cell::new(0);
+    env.table(vec![
+        Row::ok(
+            "at the default branch",
+            get,
+            widgets(json!({"path": "README.md"})),
+            |readme, t| {
+                assert_eq!(readme["ref"], "main");
+                let content = readme["content"].as_str().unwrap_or_default();
+                assert!(content.contains("one space on each side"), "{readme}");
+                assert_eq!(
+                    (readme["truncated"].clone(), readme["binary"].clone()),
+                    (json!(false), json!(false))
+                );
+                assert!(t.starts_with("README.md@main"), "{t}");
+            },
+        ),
+        Row::ok(
+            "at a ref",
+            get,
+            widgets(json!({"path": "README.md", "ref": "fix/readme-typo"})),
+            |typo, _| {
+                assert!(
+                    typo["content"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("either side"))
+                );
+            },
+        ),
+        Row::ok(
+            "a long one in excerpts",
+            get,
+            csv(json!({"max_chars": 2000})),
+            |csv, _| {
+                assert_eq!(
+                    (csv["truncated"].clone(), csv["total_lines"].clone()),
+                    (json!(true), json!(3001))
+                );
+                assert!(
+                    csv["size"].as_u64().is_some_and(|n| n > 150_000),
+                    "{}",
+                    csv["size"]
+                );
+                let content = csv["content"].as_str().unwrap_or_default();
+                assert!(
+                    content.len() < 2100 && content.ends_with("…[truncated]"),
+                    "{content}"
+                );
+                next.set(csv["next_from_line"].as_u64().expect("next_from_line"));
+            },
+        ),
+        Row::fails(
+            "a missing one",
+            get,
+            widgets(json!({"path": "nope.txt"})),
+            &["not found"],
+        ),
+        // The nested private project, its path one escaped segment.
+        Row::ok(
+            "in a nested project",
+            get,
+            json!({"project": "acme/platform/api", "path": "main.go", "ref": "feature/health"}),
+            |go, _| {
+                assert!(
+                    go["content"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("healthz")),
+                    "{go}"
+                );
+            },
+        ),
+    ]);
+    let next = next.get();
+    env.table(vec![Row::ok(
+        "read on",
+        get,
+        csv(json!({"from_line": next, "max_chars": 200})),
+        |more, _| {
+            assert_eq!(more["from_line"], next);
+            let row = format!("W-{:05},", next - 2);
+            let content = more["content"].as_str().unwrap_or_default();
+            assert!(content.starts_with(&row), "reads on at line {next}: {more}");
+        },
+    )]);
+    Ok(())
+}
 
-    // Files: at the default branch, at a ref, long ones in excerpts, missing ones typed.
-    let (readme, text) = s.ok(
-        &s.alice,
-        "gitlab_get_file",
-        json!({"project": w, "path": "README.md"}),
-    );
-    assert_eq!(readme["ref"], "main");
-    assert!(
-        readme["content"]
-            .as_str()
-            .is_some_and(|c| c.contains("one space on each side")),
-        "{readme}"
-    );
-    assert_eq!(readme["truncated"], false);
-    assert_eq!(readme["binary"], false);
-    assert!(text.starts_with("README.md@main"), "{text}");
-    let (typo, _) = s.ok(
-        &s.alice,
-        "gitlab_get_file",
-        json!({"project": w, "path": "README.md", "ref": "fix/readme-typo"}),
-    );
-    assert!(
-        typo["content"]
-            .as_str()
-            .is_some_and(|c| c.contains("either side"))
-    );
-    let (csv, _) = s.ok(
-        &s.alice,
-        "gitlab_get_file",
-        json!({"project": w, "path": "data/catalog.csv", "max_chars": 2000}),
-    );
-    assert_eq!(csv["truncated"], true);
-    assert_eq!(csv["total_lines"], 3001);
-    assert!(
-        csv["size"].as_u64().is_some_and(|n| n > 150_000),
-        "{}",
-        csv["size"]
-    );
-    let content = csv["content"].as_str().unwrap_or_default();
-    assert!(
-        content.len() < 2100 && content.ends_with("…[truncated]"),
-        "{content}"
-    );
-    let next = csv["next_from_line"].as_u64().context("next_from_line")?;
-    let (more, _) = s.ok(
-        &s.alice,
-        "gitlab_get_file",
-        json!({"project": w, "path": "data/catalog.csv", "from_line": next, "max_chars": 200}),
-    );
-    assert_eq!(more["from_line"], next);
-    let row = format!("W-{:05},", next - 2);
-    assert!(
-        more["content"]
-            .as_str()
-            .is_some_and(|c| c.starts_with(&row)),
-        "reads on at line {next}: {more}"
-    );
-    let missing = s.failed(
-        &s.alice,
-        "gitlab_get_file",
-        json!({"project": w, "path": "nope.txt"}),
-    );
-    assert!(missing.contains("not found"), "{missing}");
-    // The nested private project, its path one escaped segment.
-    let (go, _) = s.ok(
-        &s.alice,
-        "gitlab_get_file",
-        json!({"project": "acme/platform/api", "path": "main.go", "ref": "feature/health"}),
-    );
-    assert!(
-        go["content"]
-            .as_str()
-            .is_some_and(|c| c.contains("healthz")),
-        "{go}"
-    );
+#[test]
+fn branches_are_listed_two_to_a_page() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let list = "gitlab_list_branches";
+    env.table(vec![
+        Row::ok(
+            "the first page",
+            list,
+            widgets(json!({"limit": 2})),
+            |p1, _| {
+                assert_eq!(
+                    strings(p1, "name"),
+                    ["feature/fast-render", "fix/readme-typo"]
+                );
+                assert_eq!(p1["next_cursor"], "2");
+            },
+        ),
+        Row::ok(
+            "the second page",
+            list,
+            widgets(json!({"limit": 2, "cursor": "2"})),
+            |p2, _| {
+                assert_eq!(strings(p2, "name"), ["main", "refactor/draw"]);
+                let main = &items(p2)[0];
+                assert_eq!(
+                    (main["default"].clone(), main["protected"].clone()),
+                    (json!(true), json!(true))
+                );
+                assert_eq!(main["title"], "Add the widget catalogue");
+            },
+        ),
+        Row::ok(
+            "the last page",
+            list,
+            widgets(json!({"limit": 2, "cursor": "3"})),
+            |p3, t| {
+                assert_eq!(strings(p3, "name"), ["stale"]);
+                assert_eq!(items(p3)[0]["merged"], true);
+                assert!(p3.get("next_cursor").is_none(), "last page: {p3}");
+                assert!(t.starts_with("stale [merged]"), "{t}");
+            },
+        ),
+        Row::fails(
+            "a cursor that is a URL",
+            list,
+            widgets(json!({"cursor": "https://evil.example/?page=2"})),
+            &["cursor"],
+        ),
+    ]);
+    Ok(())
+}
 
-    // Branches, two to a page.
-    let (p1, _) = s.ok(
-        &s.alice,
-        "gitlab_list_branches",
-        json!({"project": w, "limit": 2}),
-    );
-    assert_eq!(
-        strings(&p1, "name"),
-        ["feature/fast-render", "fix/readme-typo"]
-    );
-    assert_eq!(p1["next_cursor"], "2");
-    let (p2, _) = s.ok(
-        &s.alice,
-        "gitlab_list_branches",
-        json!({"project": w, "limit": 2, "cursor": p1["next_cursor"]}),
-    );
-    assert_eq!(strings(&p2, "name"), ["main", "refactor/draw"]);
-    assert_eq!(items(&p2)[0]["default"], true);
-    assert_eq!(items(&p2)[0]["protected"], true);
-    assert_eq!(items(&p2)[0]["title"], "Add the widget catalogue");
-    let (p3, text) = s.ok(
-        &s.alice,
-        "gitlab_list_branches",
-        json!({"project": w, "limit": 2, "cursor": "3"}),
-    );
-    assert_eq!(strings(&p3, "name"), ["stale"]);
-    assert_eq!(items(&p3)[0]["merged"], true);
-    assert!(p3.get("next_cursor").is_none(), "last page: {p3}");
-    assert!(text.starts_with("stale [merged]"), "{text}");
-    let bad = s.failed(
-        &s.alice,
-        "gitlab_list_branches",
-        json!({"project": w, "cursor": "https://evil.example/?page=2"}),
-    );
-    assert!(bad.contains("cursor"), "{bad}");
+#[test]
+fn commits_are_listed_and_code_is_searched() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let (commits, search) = ("gitlab_list_commits", "gitlab_search_code");
+    env.table(vec![
+        Row::ok(
+            "the default branch's",
+            commits,
+            widgets(json!({})),
+            |log, t| {
+                let titles = [
+                    "Add the widget catalogue",
+                    "README: document padding",
+                    "Initial commit",
+                ];
+                assert_eq!(strings(log, "title"), titles);
+                assert_eq!(items(log)[0]["sha"].as_str().map(str::len), Some(8));
+                assert!(
+                    t.contains("README: document padding (Bob Triage, 2024-02-03)"),
+                    "{t}"
+                );
+            },
+        ),
+        Row::ok(
+            "of a path at a ref",
+            commits,
+            widgets(json!({"ref": "feature/fast-render", "path": "src/render.rs"})),
+            |src, _| {
+                assert_eq!(strings(src, "title"), ["Render into a reusable buffer"]);
+            },
+        ),
+        Row::ok(
+            "by an author",
+            commits,
+            widgets(json!({"author": "bob"})),
+            |by_bob, _| {
+                assert_eq!(strings(by_bob, "title"), ["README: document padding"]);
+            },
+        ),
+        Row::ok(
+            "code",
+            search,
+            widgets(json!({"query": "pub fn initial"})),
+            |hits, t| {
+                assert_eq!(strings(hits, "path"), ["src/widget.rs"]);
+                let snippet = items(hits)[0]["snippet"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                assert!(snippet.contains("pub fn initial(&self) -> char"), "{hits}");
+                assert!(t.starts_with("src/widget.rs:"), "{t}");
+            },
+        ),
+        Row::ok(
+            "code at a ref",
+            search,
+            widgets(json!({"query": "Option<char>", "ref": "feature/fast-render"})),
+            |at_ref, _| {
+                assert_eq!(strings(at_ref, "path"), ["src/widget.rs"]);
+            },
+        ),
+    ]);
+    Ok(())
+}
 
-    // Commits.
-    let (log, text) = s.ok(&s.alice, "gitlab_list_commits", json!({"project": w}));
-    assert_eq!(
-        strings(&log, "title"),
-        [
-            "Add the widget catalogue",
-            "README: document padding",
-            "Initial commit"
-        ]
-    );
-    assert_eq!(items(&log)[0]["sha"].as_str().map(str::len), Some(8));
-    assert!(
-        text.contains("README: document padding (Bob Triage, 2024-02-03)"),
-        "{text}"
-    );
-    let (src, _) = s.ok(
-        &s.alice,
-        "gitlab_list_commits",
-        json!({"project": w, "ref": "feature/fast-render", "path": "src/render.rs"}),
-    );
-    assert_eq!(strings(&src, "title"), ["Render into a reusable buffer"]);
-    let (by_bob, _) = s.ok(
-        &s.alice,
-        "gitlab_list_commits",
-        json!({"project": w, "author": "bob"}),
-    );
-    assert_eq!(strings(&by_bob, "title"), ["README: document padding"]);
+#[test]
+fn a_projects_issues_are_listed_and_filtered() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let list = "gitlab_list_issues";
+    env.table(vec![
+        // Open by default, newest activity first.
+        Row::ok("open ones", list, widgets(json!({})), |open, t| {
+            assert_eq!(strings(open, "iid"), ["4", "2", "1"]);
+            let first = &items(open)[2];
+            assert_eq!(
+                (first["project"].clone(), first["author"].clone()),
+                (json!("acme/widgets"), json!("bob"))
+            );
+            assert_eq!(
+                (first["assignees"].clone(), first["labels"].clone()),
+                (json!(["alice"]), json!(["bug"]))
+            );
+            assert_eq!(first["comments"], 2);
+            assert!(
+                t.contains(
+                    "acme/widgets#1 [opened] Widget::initial panics on empty text (bug) @alice"
+                ),
+                "{t}"
+            );
+        }),
+        Row::ok(
+            "assigned to me",
+            list,
+            widgets(json!({"assignee": "me"})),
+            |mine, _| {
+                assert_eq!(strings(mine, "iid"), ["4", "1"]);
+            },
+        ),
+        Row::ok(
+            "by labels",
+            list,
+            widgets(json!({"labels": ["ci", "needs-triage"]})),
+            |bugs, _| {
+                assert_eq!(strings(bugs, "iid"), ["4"]);
+            },
+        ),
+        Row::ok(
+            "closed ones",
+            list,
+            widgets(json!({"state": "closed"})),
+            |closed, _| {
+                assert_eq!(strings(closed, "iid"), ["3"]);
+            },
+        ),
+        Row::ok(
+            "recent ones of mine",
+            list,
+            widgets(json!({"updated_after": "2024-03-01T00:00:00Z", "author": "me"})),
+            |recent, _| {
+                assert_eq!(strings(recent, "iid"), ["4"]);
+            },
+        ),
+    ]);
+    Ok(())
+}
 
-    // Code search.
-    let (hits, text) = s.ok(
-        &s.alice,
-        "gitlab_search_code",
-        json!({"project": w, "query": "pub fn initial"}),
-    );
-    assert_eq!(strings(&hits, "path"), ["src/widget.rs"]);
-    assert!(
-        items(&hits)[0]["snippet"]
-            .as_str()
-            .is_some_and(|d| d.contains("pub fn initial(&self) -> char")),
-        "{hits}"
-    );
-    assert!(text.starts_with("src/widget.rs:"), "{text}");
-    let (at_ref, _) = s.ok(
-        &s.alice,
-        "gitlab_search_code",
-        json!({"project": w, "query": "Option<char>", "ref": "feature/fast-render"}),
-    );
-    assert_eq!(strings(&at_ref, "path"), ["src/widget.rs"]);
-
-    // Issues of a project: open by default, newest activity first; the filters.
-    let (open, text) = s.ok(&s.alice, "gitlab_list_issues", json!({"project": w}));
-    assert_eq!(strings(&open, "iid"), ["4", "2", "1"]);
-    let first = &items(&open)[2];
-    assert_eq!(first["project"], "acme/widgets");
-    assert_eq!(first["author"], "bob");
-    assert_eq!(first["assignees"], json!(["alice"]));
-    assert_eq!(first["labels"], json!(["bug"]));
-    assert_eq!(first["comments"], 2);
-    assert!(
-        text.contains("acme/widgets#1 [opened] Widget::initial panics on empty text (bug) @alice"),
-        "{text}"
-    );
-    let (mine, _) = s.ok(
-        &s.alice,
-        "gitlab_list_issues",
-        json!({"project": w, "assignee": "me"}),
-    );
-    assert_eq!(strings(&mine, "iid"), ["4", "1"]);
-    let (bugs, _) = s.ok(
-        &s.alice,
-        "gitlab_list_issues",
-        json!({"project": w, "labels": ["ci", "needs-triage"]}),
-    );
-    assert_eq!(strings(&bugs, "iid"), ["4"]);
-    let (closed, _) = s.ok(
-        &s.alice,
-        "gitlab_list_issues",
-        json!({"project": w, "state": "closed"}),
-    );
-    assert_eq!(strings(&closed, "iid"), ["3"]);
-    let (recent, _) = s.ok(
-        &s.alice,
-        "gitlab_list_issues",
-        json!({"project": w, "updated_after": "2024-03-01T00:00:00Z", "author": "me"}),
-    );
-    assert_eq!(strings(&recent, "iid"), ["4"]);
-    // Field selection keeps the named fields and the cursor.
-    let (slim, _) = s.ok(
-        &s.alice,
-        "gitlab_list_issues",
-        json!({"project": w, "fields": ["iid", "title"], "limit": 2}),
-    );
-    assert_eq!(
-        items(&slim)[0],
-        json!({"iid": 4, "title": "Flaky test: wide_characters_are_measured"})
-    );
-    assert_eq!(slim["next_cursor"], "2");
-    let (page2, _) = s.ok(
-        &s.alice,
-        "gitlab_list_issues",
-        json!({"project": w, "fields": ["iid"], "limit": 2, "cursor": "2"}),
-    );
-    assert_eq!(page2, json!({"items": [{"iid": 1}]}));
-
-    // Issues across projects, nested ones included.
-    let (assigned, _) = s.ok(
-        &s.alice,
-        "gitlab_search_issues",
-        json!({"involvement": "assigned_to_me"}),
-    );
-    let mut refs: Vec<String> = items(&assigned)
-        .iter()
-        .map(|i| format!("{}#{}", i["project"].as_str().unwrap_or(""), i["iid"]))
-        .collect();
-    refs.sort();
-    assert_eq!(
-        refs,
-        [
-            "acme/infra#1",
-            "acme/platform/api#1",
-            "acme/widgets#1",
-            "acme/widgets#4"
-        ]
-    );
-    let (bobs, _) = s.ok(
-        &s.bob,
-        "gitlab_search_issues",
-        json!({"involvement": "created_by_me"}),
-    );
-    let mut bobs: Vec<String> = strings(&bobs, "project");
-    bobs.sort();
-    assert_eq!(bobs, ["acme/platform/api", "acme/widgets"]);
-    let (words, _) = s.ok(
-        &s.alice,
-        "gitlab_search_issues",
-        json!({"text": "TLS certificate"}),
-    );
-    assert_eq!(strings(&words, "project"), ["acme/infra"]);
-    let vague = s.failed(&s.alice, "gitlab_search_issues", json!({}));
-    assert!(vague.contains("say what to look for"), "{vague}");
-
-    // One issue with its notes, a page at a time.
-    let (issue, text) = s.ok(
-        &s.alice,
-        "gitlab_get_issue",
-        json!({"project": w, "iid": 1, "limit": 1}),
-    );
-    assert_eq!(issue["title"], "Widget::initial panics on empty text");
-    assert!(issue["description"].as_str().is_some_and(|d| !d.is_empty()));
-    assert_eq!(issue["notes"].as_array().map(Vec::len), Some(1));
-    assert_eq!(issue["notes"][0]["author"], "alice");
-    assert!(issue["notes"][0].get("system").is_none(), "{issue}");
-    assert_eq!(issue["next_cursor"], "2");
-    assert!(text.contains("--- alice at"), "{text}");
-    let (rest, _) = s.ok(
-        &s.alice,
-        "gitlab_get_issue",
-        json!({"project": w, "iid": 1, "limit": 1, "cursor": "2"}),
-    );
-    assert_eq!(rest["notes"][0]["author"], "bob");
-    assert!(rest.get("next_cursor").is_none());
-    let (nested, _) = s.ok(
-        &s.alice,
-        "gitlab_get_issue",
-        json!({"project": "acme/platform/api", "iid": 1}),
-    );
-    assert_eq!(nested["notes"][0]["body"], "On it in !2.");
-    let gone = s.failed(
-        &s.alice,
-        "gitlab_get_issue",
-        json!({"project": w, "iid": 999}),
-    );
-    assert!(
-        gone.contains("not found") && gone.contains("Issue"),
-        "{gone}"
-    );
-    let nowhere = s.failed(
-        &s.alice,
-        "gitlab_list_issues",
-        json!({"project": "acme/nope"}),
-    );
-    assert!(nowhere.contains("not found"), "{nowhere}");
+#[test]
+fn a_projects_issues_are_paged_and_unknown_projects_or_arguments_refused() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let list = "gitlab_list_issues";
+    env.table(vec![
+        // Field selection keeps the named fields and the cursor.
+        Row::ok(
+            "two fields, two to a page",
+            list,
+            widgets(json!({"fields": ["iid", "title"], "limit": 2})),
+            |slim, _| {
+                assert_eq!(
+                    items(slim)[0],
+                    json!({"iid": 4, "title": "Flaky test: wide_characters_are_measured"})
+                );
+                assert_eq!(slim["next_cursor"], "2");
+            },
+        ),
+        Row::ok(
+            "the second page",
+            list,
+            widgets(json!({"fields": ["iid"], "limit": 2, "cursor": "2"})),
+            |page2, _| {
+                assert_eq!(page2, &json!({"items": [{"iid": 1}]}));
+            },
+        ),
+        Row::fails(
+            "of a project that is not there",
+            list,
+            json!({"project": "acme/nope"}),
+            &["not found"],
+        ),
+        Row::fails(
+            "with an unknown argument",
+            list,
+            widgets(json!({"colour": "red"})),
+            &["unknown field"],
+        ),
+    ]);
     // A path that would walk elsewhere is refused before it reaches the connector (whose
     // own check is a unit test).
-    let walk = s
-        .alice
-        .call("gitlab_list_issues", json!({"project": "acme/../../user"}))?;
+    let walk = env
+        .user("alice")
+        .call(list, json!({"project": "acme/../../user"}));
     assert_eq!(walk["error"]["code"], -32602, "{walk}");
-    assert_eq!(s.journaled("GET", "/user/issues"), 0);
+    assert!(env.journal("GET", "/user/issues").is_empty());
+    Ok(())
+}
 
-    // Merge requests.
-    let (mrs, text) = s.ok(
-        &s.alice,
-        "gitlab_list_merge_requests",
-        json!({"project": w}),
-    );
-    let mut iids = strings(&mrs, "iid");
-    iids.sort();
-    assert_eq!(iids, ["5", "6", "7"]);
-    assert!(text.contains("(feature/fast-render → main)"), "{text}");
-    let (by_me, _) = s.ok(
-        &s.alice,
-        "gitlab_list_merge_requests",
-        json!({"project": w, "author": "me"}),
-    );
-    assert_eq!(strings(&by_me, "iid"), ["5"]);
-    assert_eq!(items(&by_me)[0]["reviewers"], json!(["bob"]));
-    let (mr, mr_text) = s.ok(
-        &s.alice,
-        "gitlab_get_merge_request",
-        json!({"project": w, "iid": 5}),
-    );
-    assert_eq!(mr["title"], "Fast rendering and no panic on empty text");
-    assert_eq!(mr["merge_status"], "mergeable");
-    assert_eq!(mr["sha"].as_str().map(str::len), Some(40));
-    assert_eq!(mr["pipeline"]["status"], "failed");
-    let mut files: Vec<String> = mr["files"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|f| {
-            format!(
-                "{} {}",
-                f["status"].as_str().unwrap_or(""),
-                f["path"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
-    files.sort();
-    assert_eq!(
-        files,
-        [
-            "added src/render.rs",
-            "modified src/lib.rs",
-            "modified src/widget.rs"
-        ]
-    );
-    assert_eq!(mr["changes_count"], "3");
-    assert_eq!(mr["more_files"], false);
-    assert!(
-        mr_text.contains("failed (gitlab_get_failed_job_log"),
-        "{mr_text}"
-    );
-    let (draft, _) = s.ok(
-        &s.alice,
-        "gitlab_get_merge_request",
-        json!({"project": w, "iid": 7}),
-    );
-    assert_eq!(draft["draft"], true);
-    assert_eq!(draft["has_conflicts"], true);
-    let (diff, text) = s.ok(
-        &s.alice,
-        "gitlab_get_merge_request_diff",
-        json!({"project": w, "iid": 5, "max_lines_per_file": 3}),
-    );
-    assert_eq!(items(&diff).len(), 3);
-    for f in items(&diff) {
-        let d = f["diff"].as_str().unwrap_or_default();
-        assert!(d.starts_with("@@"), "{f}");
-        if f["truncated"] == true {
-            assert!(d.contains("…[truncated:"), "{f}");
-        }
-        assert!(d.lines().count() <= 4, "bounded: {f}");
-    }
-    assert!(text.contains("--- src/render.rs (added"), "{text}");
-    let (one, _) = s.ok(
-        &s.alice,
-        "gitlab_get_merge_request_diff",
-        json!({"project": w, "iid": 5, "paths": ["src/render.rs"]}),
-    );
-    assert_eq!(strings(&one, "path"), ["src/render.rs"]);
-    assert_eq!(items(&one)[0]["truncated"], false);
-    assert_eq!(items(&one)[0]["deletions"], 0);
-    let (budget, _) = s.ok(
-        &s.alice,
-        "gitlab_get_merge_request_diff",
-        json!({"project": w, "iid": 5, "max_total_lines": 5, "fields": ["path", "truncated"]}),
-    );
-    assert!(
-        items(&budget).iter().all(|f| f["truncated"] == true),
-        "the total budget cuts: {budget}"
-    );
+#[test]
+fn issues_are_searched_across_projects_and_read_with_their_notes() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let (search, get) = ("gitlab_search_issues", "gitlab_get_issue");
+    env.table(vec![
+        Row::ok(
+            "assigned to me, nested projects included",
+            search,
+            json!({"involvement": "assigned_to_me"}),
+            |assigned, _| {
+                let mut refs: Vec<String> = items(assigned)
+                    .iter()
+                    .map(|i| format!("{}#{}", i["project"].as_str().unwrap_or(""), i["iid"]))
+                    .collect();
+                refs.sort();
+                assert_eq!(
+                    refs,
+                    [
+                        "acme/infra#1",
+                        "acme/platform/api#1",
+                        "acme/widgets#1",
+                        "acme/widgets#4"
+                    ]
+                );
+            },
+        ),
+        Row::ok(
+            "created by bob",
+            search,
+            json!({"involvement": "created_by_me"}),
+            |bobs, _| {
+                assert_eq!(
+                    sorted(bobs, "project"),
+                    ["acme/platform/api", "acme/widgets"]
+                );
+            },
+        )
+        .by("bob"),
+        Row::ok(
+            "by words",
+            search,
+            json!({"text": "TLS certificate"}),
+            |words, _| {
+                assert_eq!(strings(words, "project"), ["acme/infra"]);
+            },
+        ),
+        Row::fails("for nothing", search, json!({}), &["say what to look for"]),
+        // One issue with its notes, a page at a time.
+        Row::ok(
+            "one with its first note",
+            get,
+            widgets(json!({"iid": 1, "limit": 1})),
+            |issue, t| {
+                assert_eq!(issue["title"], "Widget::initial panics on empty text");
+                assert!(issue["description"].as_str().is_some_and(|d| !d.is_empty()));
+                assert_eq!(issue["notes"].as_array().map(Vec::len), Some(1));
+                assert_eq!(issue["notes"][0]["author"], "alice");
+                assert!(issue["notes"][0].get("system").is_none(), "{issue}");
+                assert_eq!(issue["next_cursor"], "2");
+                assert!(t.contains("--- alice at"), "{t}");
+            },
+        ),
+        Row::ok(
+            "its next note",
+            get,
+            widgets(json!({"iid": 1, "limit": 1, "cursor": "2"})),
+            |rest, _| {
+                assert_eq!(rest["notes"][0]["author"], "bob");
+                assert!(rest.get("next_cursor").is_none());
+            },
+        ),
+        Row::ok(
+            "one in a nested project",
+            get,
+            json!({"project": "acme/platform/api", "iid": 1}),
+            |nested, _| {
+                assert_eq!(nested["notes"][0]["body"], "On it in !2.");
+            },
+        ),
+        Row::fails(
+            "one that is not there",
+            get,
+            widgets(json!({"iid": 999})),
+            &["not found", "Issue"],
+        ),
+    ]);
+    Ok(())
+}
 
-    // CI.
-    let (pipelines, _) = s.ok(&s.alice, "gitlab_list_pipelines", json!({"project": w}));
-    assert_eq!(
-        strings(&pipelines, "status"),
-        ["running", "failed", "success"]
-    );
-    let (failed, _) = s.ok(
-        &s.alice,
-        "gitlab_list_pipelines",
-        json!({"project": w, "status": "failed"}),
-    );
-    assert_eq!(strings(&failed, "ref"), ["feature/fast-render"]);
+#[test]
+fn merge_requests_are_listed_and_summarised() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let get = "gitlab_get_merge_request";
+    env.table(vec![
+        Row::ok(
+            "open ones",
+            "gitlab_list_merge_requests",
+            widgets(json!({})),
+            |mrs, t| {
+                assert_eq!(sorted(mrs, "iid"), ["5", "6", "7"]);
+                assert!(t.contains("(feature/fast-render → main)"), "{t}");
+            },
+        ),
+        Row::ok(
+            "mine",
+            "gitlab_list_merge_requests",
+            widgets(json!({"author": "me"})),
+            |by_me, _| {
+                assert_eq!(strings(by_me, "iid"), ["5"]);
+                assert_eq!(items(by_me)[0]["reviewers"], json!(["bob"]));
+            },
+        ),
+        Row::ok("!5 summarised", get, widgets(json!({"iid": 5})), |mr, t| {
+            assert_eq!(mr["title"], "Fast rendering and no panic on empty text");
+            assert_eq!(mr["merge_status"], "mergeable");
+            assert_eq!(mr["sha"].as_str().map(str::len), Some(40));
+            assert_eq!(mr["pipeline"]["status"], "failed");
+            let file = |f: &Value| {
+                format!(
+                    "{} {}",
+                    f["status"].as_str().unwrap_or(""),
+                    f["path"].as_str().unwrap_or("")
+                )
+            };
+            let mut files: Vec<String> = mr["files"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(file)
+                .collect();
+            files.sort();
+            assert_eq!(
+                files,
+                [
+                    "added src/render.rs",
+                    "modified src/lib.rs",
+                    "modified src/widget.rs"
+                ]
+            );
+            assert_eq!(
+                (mr["changes_count"].clone(), mr["more_files"].clone()),
+                (json!("3"), json!(false))
+            );
+            assert!(t.contains("failed (gitlab_get_failed_job_log"), "{t}");
+        }),
+        Row::ok(
+            "!7, a draft with conflicts",
+            get,
+            widgets(json!({"iid": 7})),
+            |draft, _| {
+                assert_eq!(
+                    (draft["draft"].clone(), draft["has_conflicts"].clone()),
+                    (json!(true), json!(true))
+                );
+            },
+        ),
+    ]);
+    Ok(())
+}
+
+#[test]
+fn merge_request_diffs_are_bounded_per_file_and_in_total() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let diff = "gitlab_get_merge_request_diff";
+    env.table(vec![
+        Row::ok(
+            "a diff, bounded per file",
+            diff,
+            widgets(json!({"iid": 5, "max_lines_per_file": 3})),
+            |d, t| {
+                assert_eq!(items(d).len(), 3);
+                for f in items(d) {
+                    let lines = f["diff"].as_str().unwrap_or_default();
+                    assert!(lines.starts_with("@@"), "{f}");
+                    if f["truncated"] == true {
+                        assert!(lines.contains("…[truncated:"), "{f}");
+                    }
+                    assert!(lines.lines().count() <= 4, "bounded: {f}");
+                }
+                assert!(t.contains("--- src/render.rs (added"), "{t}");
+            },
+        ),
+        Row::ok(
+            "a diff of one path",
+            diff,
+            widgets(json!({"iid": 5, "paths": ["src/render.rs"]})),
+            |one, _| {
+                assert_eq!(strings(one, "path"), ["src/render.rs"]);
+                assert_eq!(
+                    (
+                        items(one)[0]["truncated"].clone(),
+                        items(one)[0]["deletions"].clone()
+                    ),
+                    (json!(false), json!(0))
+                );
+            },
+        ),
+        Row::ok(
+            "a diff within a total budget",
+            diff,
+            widgets(json!({"iid": 5, "max_total_lines": 5, "fields": ["path", "truncated"]})),
+            |budget, _| {
+                assert!(
+                    items(budget).iter().all(|f| f["truncated"] == true),
+                    "the total budget cuts: {budget}"
+                );
+            },
+        ),
+    ]);
+    Ok(())
+}
+
+#[test]
+fn pipelines_are_listed_and_failed_job_logs_tailed() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let alice = env.user("alice");
+    let (pipelines, log) = ("gitlab_list_pipelines", "gitlab_get_failed_job_log");
+    let failed = alice.ok(pipelines, widgets(json!({"status": "failed"})));
     let failed_id = items(&failed)[0]["id"].clone();
-    let (log, log_text) = s.ok(
-        &s.alice,
-        "gitlab_get_failed_job_log",
-        json!({"project": w, "ref": "feature/fast-render"}),
-    );
-    assert_eq!(log["pipeline_id"], failed_id);
-    assert_eq!(
-        strings(&json!({"items": log["failed_jobs"]}), "name"),
-        ["test"]
-    );
-    assert_eq!(log["job"]["failure_reason"], "script_failure");
-    assert!(
-        log["total_lines"].as_u64().is_some_and(|n| n > 300),
-        "{}",
-        log["total_lines"]
-    );
-    assert_eq!(log["truncated"], true);
-    let tail = log["log"].as_str().unwrap_or_default();
-    assert_eq!(tail.lines().count(), 50, "the default tail");
-    assert!(
-        tail.contains("wide_characters_are_measured ... FAILED"),
-        "{tail}"
-    );
-    assert!(
-        tail.ends_with("##[error]Process completed with exit code 101."),
-        "{tail}"
-    );
-    assert!(
-        log_text.contains("job test (test) failed: script_failure"),
-        "{log_text}"
-    );
-    let (short, _) = s.ok(
-        &s.alice,
-        "gitlab_get_failed_job_log",
-        json!({"project": w, "pipeline_id": failed_id, "lines": 3}),
-    );
-    assert_eq!(short["log"].as_str().map(|l| l.lines().count()), Some(3));
-    let (vet, _) = s.ok(
-        &s.alice,
-        "gitlab_get_failed_job_log",
-        json!({"project": "acme/platform/api"}),
-    );
-    assert_eq!(vet["job"]["name"], "vet");
-    let job_id = vet["job"]["id"].clone();
-    let (by_job, _) = s.ok(
-        &s.alice,
-        "gitlab_get_failed_job_log",
-        json!({"project": "acme/platform/api", "job_id": job_id}),
-    );
-    assert_eq!(by_job["log"], vet["log"]);
-    let no_such = s.failed(
-        &s.alice,
-        "gitlab_get_failed_job_log",
-        json!({"project": w, "pipeline_id": failed_id, "job_name": "deploy"}),
-    );
-    assert!(no_such.contains("the failed jobs are: test"), "{no_such}");
+    let api = json!({"project": "acme/platform/api"});
+    let vet = alice.ok(log, api.clone());
+    env.table(vec![
+        Row::ok("every pipeline", pipelines, widgets(json!({})), |all, _| {
+            assert_eq!(strings(all, "status"), ["running", "failed", "success"]);
+        }),
+        Row::ok(
+            "failed ones",
+            pipelines,
+            widgets(json!({"status": "failed"})),
+            |failed, _| {
+                assert_eq!(strings(failed, "ref"), ["feature/fast-render"]);
+            },
+        ),
+        Row::ok(
+            "the failed job's tail on a ref",
+            log,
+            widgets(json!({"ref": "feature/fast-render"})),
+            |log, t| {
+                assert_eq!(log["pipeline_id"], failed_id);
+                assert_eq!(
+                    strings(&json!({"items": log["failed_jobs"]}), "name"),
+                    ["test"]
+                );
+                assert_eq!(log["job"]["failure_reason"], "script_failure");
+                assert!(
+                    log["total_lines"].as_u64().is_some_and(|n| n > 300),
+                    "{}",
+                    log["total_lines"]
+                );
+                assert_eq!(log["truncated"], true);
+                let tail = log["log"].as_str().unwrap_or_default();
+                assert_eq!(tail.lines().count(), 50, "the default tail");
+                assert!(
+                    tail.contains("wide_characters_are_measured ... FAILED"),
+                    "{tail}"
+                );
+                assert!(
+                    tail.ends_with("##[error]Process completed with exit code 101."),
+                    "{tail}"
+                );
+                assert!(t.contains("job test (test) failed: script_failure"), "{t}");
+            },
+        ),
+        Row::ok(
+            "three lines of a pipeline's",
+            log,
+            widgets(json!({"pipeline_id": failed_id, "lines": 3})),
+            |short, _| {
+                assert_eq!(short["log"].as_str().map(|l| l.lines().count()), Some(3));
+            },
+        ),
+        Row::ok("a nested project's", log, api.clone(), |v, _| {
+            assert_eq!(v["job"]["name"], "vet");
+        }),
+        Row::ok(
+            "by job id",
+            log,
+            with(&api, json!({"job_id": vet["job"]["id"]})),
+            |by_job, _| {
+                assert_eq!(by_job["log"], vet["log"]);
+            },
+        ),
+        Row::fails(
+            "a job that did not fail",
+            log,
+            widgets(json!({"pipeline_id": failed_id, "job_name": "deploy"})),
+            &["the failed jobs are: test"],
+        ),
+    ]);
+    Ok(())
+}
 
-    // Compact: the answers (structured content, and text, each) against what a
-    // passthrough tool would return for the same question. The seed's payloads are small
-    // (short descriptions, few fields), so these ratios understate real ones.
-    let (mine_again, mine_text) = s.ok(
-        &s.alice,
-        "gitlab_list_issues",
-        json!({"project": w, "assignee": "me"}),
+#[test]
+fn answers_are_a_quarter_of_the_raw_responses_or_less() -> Result<()> {
+    // The answers (structured content, and text, each) against what a passthrough tool
+    // would return for the same question. The seed's payloads are small (short
+    // descriptions, few fields), so these ratios understate real ones.
+    let env = ToolEnv::gitlab().start()?;
+    let alice = env.user("alice");
+    let raw = |paths: &[String]| -> usize {
+        paths
+            .iter()
+            .map(|p| env.upstream_get("alice", p).1.len())
+            .sum()
+    };
+    let p = "projects/acme%2Fwidgets";
+    let mine = alice.ok_text("gitlab_list_issues", widgets(json!({"assignee": "me"})));
+    let mr = alice.ok_text("gitlab_get_merge_request", widgets(json!({"iid": 5})));
+    let log = alice.ok_text(
+        "gitlab_get_failed_job_log",
+        widgets(json!({"ref": "feature/fast-render"})),
     );
-    for (what, structured, text, raw) in [
+    let (pipeline, job) = (&log.0["pipeline_id"], &log.0["job"]["id"]);
+    for (what, (structured, text), raw) in [
         (
             "my open issues in acme/widgets",
-            &mine_again,
-            &mine_text,
-            s.raw_len("projects/acme%2Fwidgets/issues?state=opened&scope=assigned_to_me"),
+            &mine,
+            raw(&[format!("{p}/issues?state=opened&scope=assigned_to_me")]),
         ),
         (
             "what changed in !5",
             &mr,
-            &mr_text,
-            s.raw_len("projects/acme%2Fwidgets/merge_requests/5")
-                + s.raw_len("projects/acme%2Fwidgets/merge_requests/5/diffs"),
+            raw(&[
+                format!("{p}/merge_requests/5"),
+                format!("{p}/merge_requests/5/diffs"),
+            ]),
         ),
         (
             "why did CI fail on feature/fast-render",
             &log,
-            &log_text,
-            s.raw_len("projects/acme%2Fwidgets/pipelines?status=failed&ref=feature%2Ffast-render")
-                + s.raw_len(&format!(
-                    "projects/acme%2Fwidgets/pipelines/{failed_id}/jobs?scope[]=failed"
-                ))
-                + s.raw_len(&format!(
-                    "projects/acme%2Fwidgets/jobs/{}/trace",
-                    log["job"]["id"]
-                )),
+            raw(&[
+                format!("{p}/pipelines?status=failed&ref=feature%2Ffast-render"),
+                format!("{p}/pipelines/{pipeline}/jobs?scope[]=failed"),
+                format!("{p}/jobs/{job}/trace"),
+            ]),
         ),
     ] {
         let (structured, text) = (structured.to_string().len(), text.len());
@@ -836,408 +819,388 @@ fn reads_answer_from_the_seed_compactly() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn writes_change_gitlab_and_are_sent_once() -> Result<()> {
-    let s = setup()?;
-    let w = json!("acme/widgets");
+/// The path of `acme/widgets`' branch `name` in GitLab's API.
+fn branch_path(name: &str) -> String {
+    format!(
+        "projects/acme%2Fwidgets/repository/branches/{}",
+        name.replace('/', "%2F")
+    )
+}
 
-    // A branch from a ref.
-    let (branch, text) = s.ok(
-        &s.alice,
-        "gitlab_create_branch",
-        json!({"project": w, "branch": "gl/e2e", "ref": "feature/fast-render"}),
-    );
+#[test]
+fn branches_are_made_from_a_ref_and_deleted_once_confirmed() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let alice = env.user("alice");
+    let made = widgets(json!({"branch": "gl/e2e", "ref": "feature/fast-render"}));
+    let (branch, t) = alice.ok_text("gitlab_create_branch", made);
     assert_eq!(branch["name"], "gl/e2e");
-    assert!(text.starts_with("created gl/e2e in acme/widgets"), "{text}");
-    let (status, b) = s.upstream("projects/acme%2Fwidgets/repository/branches/gl%2Fe2e");
+    assert!(t.starts_with("created gl/e2e in acme/widgets"), "{t}");
+    let (status, b) = env.upstream_json(&branch_path("gl/e2e"));
     assert_eq!(status, 200);
     assert_eq!(
         b["commit"]["short_id"], branch["sha"],
         "at feature/fast-render's head"
     );
-    let again = s.failed(
-        &s.alice,
-        "gitlab_create_branch",
-        json!({"project": w, "branch": "gl/e2e"}),
+    let again = widgets(json!({"branch": "gl/e2e"}));
+    let refused = alice.fails("gitlab_create_branch", again.clone(), "already exists");
+    assert!(refused.contains("rejected"), "{refused}");
+    let delete = "gitlab_delete_branch";
+    let r = alice.confirm(delete, again.clone(), true);
+    alice.assert_ok(delete, &again, &r);
+    assert_eq!(
+        r["structuredContent"],
+        json!({"project": "acme/widgets", "deleted": "gl/e2e"})
     );
-    assert!(
-        again.contains("rejected") && again.contains("already exists"),
-        "{again}"
-    );
+    assert_eq!(env.upstream_json(&branch_path("gl/e2e")).0, 404);
+    let r = alice.confirm(delete, widgets(json!({"branch": "main"})), true);
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(text(&r).contains("default branch"), "{r}");
+    Ok(())
+}
 
-    // A merge request from it, into the default branch.
-    let (mr, text) = s.ok(
-        &s.alice,
-        "gitlab_create_merge_request",
-        json!({"project": w, "source_branch": "gl/e2e", "title": "E2E change", "labels": ["enhancement"], "reviewers": ["bob"], "draft": true}),
+#[test]
+fn a_merge_request_is_opened_with_reviewers_by_name_and_sent_once() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let alice = env.user("alice");
+    alice.ok(
+        "gitlab_create_branch",
+        widgets(json!({"branch": "gl/e2e", "ref": "feature/fast-render"})),
     );
+    let create = "gitlab_create_merge_request";
+    let args = json!({"source_branch": "gl/e2e", "title": "E2E change", "labels": ["enhancement"], "reviewers": ["bob"], "draft": true});
+    let (mr, t) = alice.ok_text(create, widgets(args));
     assert_eq!(mr["target_branch"], "main");
     assert_eq!(mr["title"], "Draft: E2E change");
     assert_eq!(mr["draft"], true);
-    assert!(text.starts_with("opened acme/widgets!"), "{text}");
+    assert!(t.starts_with("opened acme/widgets!"), "{t}");
     let iid = mr["iid"].as_u64().context("iid")?;
-    let (_, up) = s.upstream(&format!("projects/acme%2Fwidgets/merge_requests/{iid}"));
+    let (_, up) = env.upstream_json(&format!("projects/acme%2Fwidgets/merge_requests/{iid}"));
     assert_eq!(up["source_branch"], "gl/e2e");
     assert_eq!(up["labels"], json!(["enhancement"]));
-    assert_eq!(s.journaled("POST", "/merge_requests"), 1, "sent once");
-    let unknown = s.failed(
-        &s.alice,
-        "gitlab_create_merge_request",
-        json!({"project": w, "source_branch": "stale", "title": "x", "reviewers": ["nobody-here"]}),
-    );
-    assert!(
-        unknown.contains("no user named \"nobody-here\""),
-        "{unknown}"
-    );
+    assert_eq!(env.journal("POST", "/merge_requests").len(), 1, "sent once");
+    let unknown = json!({"source_branch": "stale", "title": "x", "reviewers": ["nobody-here"]});
+    alice.fails(create, widgets(unknown), "no user named \"nobody-here\"");
+    Ok(())
+}
 
-    // An issue with labels and assignees (usernames become ids), then changed.
-    let (issue, text) = s.ok(
-        &s.alice,
-        "gitlab_create_issue",
-        json!({"project": w, "title": "From the agent", "description": "Found by an agent.", "labels": ["bug", "needs-triage"], "assignees": ["bob"]}),
-    );
+#[test]
+fn issues_are_opened_changed_and_commented_with_users_by_name() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let alice = env.user("alice");
+    let new = json!({"title": "From the agent", "description": "Found by an agent.", "labels": ["bug", "needs-triage"], "assignees": ["bob"]});
+    let (issue, t) = alice.ok_text("gitlab_create_issue", widgets(new));
     let n = issue["iid"].as_u64().context("iid")?;
     assert_eq!(issue["state"], "opened");
-    assert!(!text.contains("did not apply"), "{text}");
-    let (_, up) = s.upstream(&format!("projects/acme%2Fwidgets/issues/{n}"));
-    assert_eq!(up["title"], "From the agent");
-    assert_eq!(up["description"], "Found by an agent.");
+    assert!(!t.contains("did not apply"), "{t}");
+    let upstream = || {
+        env.upstream_json(&format!("projects/acme%2Fwidgets/issues/{n}"))
+            .1
+    };
+    let up = upstream();
+    assert_eq!(
+        (up["title"].clone(), up["description"].clone()),
+        (json!("From the agent"), json!("Found by an agent."))
+    );
     assert_eq!(up["labels"], json!(["bug", "needs-triage"]));
     assert_eq!(up["assignees"][0]["username"], "bob");
-    assert_eq!(s.journaled("POST", "/issues"), 1, "sent once");
-    let (updated, _) = s.ok(
-        &s.alice,
-        "gitlab_update_issue",
-        json!({"project": w, "iid": n, "state_event": "close", "add_labels": ["ci"], "remove_labels": ["needs-triage"], "assignees": ["alice", "bob"]}),
-    );
-    assert_eq!(updated["state"], "closed");
-    let (_, up) = s.upstream(&format!("projects/acme%2Fwidgets/issues/{n}"));
-    assert_eq!(up["state"], "closed");
-    assert_eq!(up["closed_by"]["username"], "alice");
-    assert_eq!(up["labels"], json!(["bug", "ci"]));
-    let assignees: Vec<&str> = up["assignees"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a["username"].as_str())
-        .collect();
-    assert_eq!(assignees, ["alice", "bob"]);
-    let (reopened, _) = s.ok(
-        &s.alice,
-        "gitlab_update_issue",
-        json!({"project": w, "iid": n, "state_event": "reopen", "labels": ["documentation"], "assignees": []}),
-    );
-    assert_eq!(reopened["state"], "opened");
-    assert_eq!(reopened["labels"], json!(["documentation"]));
-    assert_eq!(reopened["assignees"], json!([]));
-    let nothing = s.failed(
-        &s.alice,
-        "gitlab_update_issue",
-        json!({"project": w, "iid": n}),
-    );
-    assert!(nothing.contains("nothing to change"), "{nothing}");
-
-    // A comment.
-    let (posted, text) = s.ok(
-        &s.alice,
-        "gitlab_comment_on_issue",
-        json!({"project": w, "iid": n, "body": "Looking into it."}),
-    );
-    assert!(
-        posted["url"].as_str().is_some_and(
-            |u| u.ends_with(&format!("/acme/widgets/-/issues/{n}#note_{}", posted["id"]))
+    assert_eq!(env.journal("POST", "/issues").len(), 1, "sent once");
+    let close = json!({"iid": n, "state_event": "close", "add_labels": ["ci"], "remove_labels": ["needs-triage"], "assignees": ["alice", "bob"]});
+    let reopen =
+        json!({"iid": n, "state_event": "reopen", "labels": ["documentation"], "assignees": []});
+    env.table(vec![
+        Row::ok(
+            "closed, labelled and assigned",
+            "gitlab_update_issue",
+            widgets(close),
+            |updated, _| {
+                assert_eq!(updated["state"], "closed");
+                let up = upstream();
+                assert_eq!(
+                    (up["state"].clone(), up["closed_by"]["username"].clone()),
+                    (json!("closed"), json!("alice"))
+                );
+                assert_eq!(up["labels"], json!(["bug", "ci"]));
+                let assignees: Vec<&str> = up["assignees"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a["username"].as_str())
+                    .collect();
+                assert_eq!(assignees, ["alice", "bob"]);
+            },
         ),
-        "{posted}"
-    );
-    assert!(
-        text.starts_with(&format!("commented on acme/widgets#{n}")),
-        "{text}"
-    );
-    let (_, notes) = s.upstream(&format!("projects/acme%2Fwidgets/issues/{n}/notes"));
-    assert_eq!(notes[0]["body"], "Looking into it.");
-    assert_eq!(notes[0]["author"]["username"], "alice");
-    assert_eq!(s.journaled("POST", &format!("/issues/{n}/notes")), 1);
-    let (detail, _) = s.ok(
-        &s.alice,
-        "gitlab_get_issue",
-        json!({"project": w, "iid": n}),
-    );
-    assert_eq!(detail["notes"][0]["body"], "Looking into it.");
+        Row::ok(
+            "reopened, relabelled and unassigned",
+            "gitlab_update_issue",
+            widgets(reopen),
+            |reopened, _| {
+                assert_eq!(reopened["state"], "opened");
+                assert_eq!(
+                    (reopened["labels"].clone(), reopened["assignees"].clone()),
+                    (json!(["documentation"]), json!([]))
+                );
+            },
+        ),
+        Row::fails(
+            "a change of nothing",
+            "gitlab_update_issue",
+            widgets(json!({"iid": n})),
+            &["nothing to change"],
+        ),
+        Row::ok(
+            "commented",
+            "gitlab_comment_on_issue",
+            widgets(json!({"iid": n, "body": "Looking into it."})),
+            |posted, t| {
+                let url = format!("/acme/widgets/-/issues/{n}#note_{}", posted["id"]);
+                assert!(
+                    posted["url"].as_str().is_some_and(|u| u.ends_with(&url)),
+                    "{posted}"
+                );
+                assert!(
+                    t.starts_with(&format!("commented on acme/widgets#{n}")),
+                    "{t}"
+                );
+                let (_, notes) =
+                    env.upstream_json(&format!("projects/acme%2Fwidgets/issues/{n}/notes"));
+                assert_eq!(
+                    (
+                        notes[0]["body"].clone(),
+                        notes[0]["author"]["username"].clone()
+                    ),
+                    (json!("Looking into it."), json!("alice"))
+                );
+                assert_eq!(env.journal("POST", &format!("/issues/{n}/notes")).len(), 1);
+            },
+        ),
+        Row::ok(
+            "the comment read back",
+            "gitlab_get_issue",
+            widgets(json!({"iid": n})),
+            |detail, _| {
+                assert_eq!(detail["notes"][0]["body"], "Looking into it.");
+            },
+        ),
+    ]);
+    Ok(())
+}
 
-    // A review of bob's merge request: approve at the head reviewed, with a comment.
-    let (six, _) = s.ok(
-        &s.alice,
-        "gitlab_get_merge_request",
-        json!({"project": w, "iid": 6}),
-    );
-    let sha = six["sha"].clone();
-    // An approval is confirmed by the user like a merge.
-    let r = s.confirmed(
-        &s.alice,
-        "gitlab_review_merge_request",
-        json!({"project": w, "iid": 6, "approve": true, "sha": sha, "body": "LGTM, thanks!"}),
-        true,
-    );
-    assert_eq!(r["isError"], false, "{r}\n{}", s.connector.log());
-    let (review, text) = (r["structuredContent"].clone(), text_of(&r));
-    assert_eq!(review["approved"], true);
-    assert!(
-        review["comment"]["url"]
-            .as_str()
-            .is_some_and(|u| u.contains("/-/merge_requests/6#note_"))
-    );
-    assert!(text.contains("approved acme/widgets!6"), "{text}");
-    assert_eq!(s.journaled("POST", "/merge_requests/6/approve"), 1);
-    let (_, notes) = s.upstream("projects/acme%2Fwidgets/merge_requests/6/notes");
-    assert_eq!(notes[0]["body"], "LGTM, thanks!");
+#[test]
+fn an_approval_is_confirmed_and_approving_again_is_not_a_failure() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let alice = env.user("alice");
+    let review = "gitlab_review_merge_request";
+    let sha = alice.ok("gitlab_get_merge_request", widgets(json!({"iid": 6})))["sha"].clone();
+    // An approval of bob's merge request, at the head reviewed, with a comment: confirmed
+    // by the user like a merge.
+    let args = widgets(json!({"iid": 6, "approve": true, "sha": sha, "body": "LGTM, thanks!"}));
+    let r = alice.confirm(review, args.clone(), true);
+    alice.assert_ok(review, &args, &r);
+    let done = &r["structuredContent"];
+    assert_eq!(done["approved"], true);
+    let url = done["comment"]["url"].as_str();
+    assert!(url.is_some_and(|u| u.contains("/-/merge_requests/6#note_")));
+    assert!(text(&r).contains("approved acme/widgets!6"), "{r}");
+    assert_eq!(env.journal("POST", "/merge_requests/6/approve").len(), 1);
+    let notes = || {
+        env.upstream_json("projects/acme%2Fwidgets/merge_requests/6/notes")
+            .1
+    };
+    assert_eq!(notes()[0]["body"], "LGTM, thanks!");
     // Approving again: current GitLab answers 304 Not Modified, versions before it 401
     // (the fault); both read as "already approved by you", not a failure to retry.
-    for (gitlab, fault) in [
-        ("current", None),
-        (
-            "old",
-            Some(
-                json!({"method": "POST", "path_regex": "/merge_requests/6/approve$", "action": "status", "status": 401}),
-            ),
-        ),
-    ] {
+    let old = json!({"method": "POST", "path_regex": "/merge_requests/6/approve$", "action": "status", "status": 401});
+    for (gitlab, fault) in [("current", None), ("old", Some(old))] {
         if let Some(f) = fault {
-            s.gitlab.control("faults", &f).expect("fault armed");
+            env.upstream.control("faults", &f)?;
         }
-        let again = s.confirmed(
-            &s.alice,
-            "gitlab_review_merge_request",
-            json!({"project": w, "iid": 6, "approve": true}),
-            true,
-        );
+        let again = alice.confirm(review, widgets(json!({"iid": 6, "approve": true})), true);
         assert_eq!(again["isError"], false, "{gitlab}: {again}");
-        let (again, text) = (again["structuredContent"].clone(), text_of(&again));
-        assert_eq!(again["approved"], false, "{gitlab}: {again}");
-        assert_eq!(again["already_approved"], true, "{gitlab}: {again}");
-        assert_eq!(text, "already approved by you: acme/widgets!6", "{gitlab}");
+        let said = &again["structuredContent"];
+        assert_eq!(
+            (said["approved"].clone(), said["already_approved"].clone()),
+            (json!(false), json!(true)),
+            "{gitlab}: {again}"
+        );
+        assert_eq!(
+            text(&again),
+            "already approved by you: acme/widgets!6",
+            "{gitlab}"
+        );
     }
-    assert_eq!(
-        s.upstream("projects/acme%2Fwidgets/merge_requests/6/notes")
-            .1
-            .as_array()
-            .map(Vec::len),
-        Some(1),
-        "approving again posts nothing"
-    );
+    let posted = notes().as_array().map(Vec::len);
+    assert_eq!(posted, Some(1), "approving again posts nothing");
+    Ok(())
+}
 
-    // Merge it, once the user confirmed, at the reviewed head.
-    let r = s.confirmed(
-        &s.alice,
-        "gitlab_merge_merge_request",
-        json!({"project": w, "iid": 6, "sha": sha, "remove_source_branch": true}),
-        true,
-    );
-    assert_eq!(r["isError"], false, "{r}\n{}", s.connector.log());
+#[test]
+fn a_confirmed_merge_merges_at_the_reviewed_head_once() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let alice = env.user("alice");
+    let merge = "gitlab_merge_merge_request";
+    let sha = alice.ok("gitlab_get_merge_request", widgets(json!({"iid": 6})))["sha"].clone();
+    let args = widgets(json!({"iid": 6, "sha": sha, "remove_source_branch": true}));
+    let r = alice.confirm(merge, args.clone(), true);
+    alice.assert_ok(merge, &args, &r);
     let merged = &r["structuredContent"];
     assert_eq!(merged["state"], "merged");
-    assert!(text_of(&r).starts_with("merged acme/widgets!6 as "), "{r}");
-    let (_, up) = s.upstream("projects/acme%2Fwidgets/merge_requests/6");
-    assert_eq!(up["state"], "merged");
-    assert_eq!(up["merged_by"]["username"], "alice");
-    assert_eq!(up["merge_commit_sha"], merged["merge_commit_sha"]);
+    assert!(text(&r).starts_with("merged acme/widgets!6 as "), "{r}");
+    let (_, up) = env.upstream_json("projects/acme%2Fwidgets/merge_requests/6");
     assert_eq!(
-        s.upstream("projects/acme%2Fwidgets/repository/branches/fix%2Freadme-typo")
-            .0,
-        404,
-        "the source branch went with it"
+        (up["state"].clone(), up["merged_by"]["username"].clone()),
+        (json!("merged"), json!("alice"))
     );
-    let (main, _) = s.ok(
-        &s.alice,
-        "gitlab_get_file",
-        json!({"project": w, "path": "README.md"}),
-    );
+    assert_eq!(up["merge_commit_sha"], merged["merge_commit_sha"]);
+    let source = env.upstream_json(&branch_path("fix/readme-typo")).0;
+    assert_eq!(source, 404, "the source branch went with it");
+    let main = alice.ok("gitlab_get_file", widgets(json!({"path": "README.md"})));
     assert!(
         main["content"]
             .as_str()
             .is_some_and(|c| c.contains("either side"))
     );
     assert_eq!(
-        s.journaled("PUT", "/merge_requests/6/merge"),
+        env.journal("PUT", "/merge_requests/6/merge").len(),
         1,
         "sent once"
     );
-
-    // Delete the branch made above, once confirmed.
-    let r = s.confirmed(
-        &s.alice,
-        "gitlab_delete_branch",
-        json!({"project": w, "branch": "gl/e2e"}),
-        true,
-    );
-    assert_eq!(r["isError"], false, "{r}");
-    assert_eq!(
-        r["structuredContent"],
-        json!({"project": "acme/widgets", "deleted": "gl/e2e"})
-    );
-    assert_eq!(
-        s.upstream("projects/acme%2Fwidgets/repository/branches/gl%2Fe2e")
-            .0,
-        404
-    );
-    let r = s.confirmed(
-        &s.alice,
-        "gitlab_delete_branch",
-        json!({"project": w, "branch": "main"}),
-        true,
-    );
-    assert_eq!(r["isError"], true, "{r}");
-    assert!(text_of(&r).contains("default branch"), "{r}");
     Ok(())
 }
 
 #[test]
-fn gitlab_refuses_what_the_policy_allowed() -> Result<()> {
-    let s = setup()?;
-    let w = json!("acme/widgets");
-    let (five, _) = s.ok(
-        &s.bob,
-        "gitlab_get_merge_request",
-        json!({"project": w, "iid": 5}),
-    );
-    let sha = five["sha"].clone();
-
+fn gitlab_refuses_a_reporter_what_the_policy_allowed() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let bob = env.user("bob");
+    let sha = bob.ok("gitlab_get_merge_request", widgets(json!({"iid": 5})))["sha"].clone();
+    let state_of_5 = || {
+        env.upstream_json("projects/acme%2Fwidgets/merge_requests/5")
+            .1["state"]
+            .clone()
+    };
     // bob is a reporter: the policy lets him call merge, GitLab does not let him merge.
-    let r = s.confirmed(
-        &s.bob,
+    let r = bob.confirm(
         "gitlab_merge_merge_request",
-        json!({"project": w, "iid": 5, "sha": sha}),
+        widgets(json!({"iid": 5, "sha": sha})),
         true,
     );
     assert_eq!(r["isError"], true, "{r}");
-    let why = text_of(&r);
+    let why = text(&r);
     assert!(why.contains("refused the merge for this user"), "{why}");
     assert!(!why.contains("glpat-"), "no token in errors: {why}");
+    assert_eq!(state_of_5(), "opened");
     assert_eq!(
-        s.upstream("projects/acme%2Fwidgets/merge_requests/5").1["state"],
-        "opened"
-    );
-    assert_eq!(
-        s.journaled("PUT", "/merge_requests/5/merge"),
+        env.journal("PUT", "/merge_requests/5/merge").len(),
         1,
         "tried once"
     );
-    let refused = s.failed(
-        &s.bob,
+    bob.fails(
         "gitlab_create_branch",
-        json!({"project": w, "branch": "bob/x", "ref": "main"}),
+        widgets(json!({"branch": "bob/x", "ref": "main"})),
+        "refused this user",
     );
-    assert!(refused.contains("refused this user"), "{refused}");
-    let approve = s.confirmed(
-        &s.bob,
+    let approve = bob.confirm(
         "gitlab_review_merge_request",
-        json!({"project": w, "iid": 5, "approve": true}),
+        widgets(json!({"iid": 5, "approve": true})),
         true,
     );
     assert_eq!(approve["isError"], true, "{approve}");
-    let approve = text_of(&approve);
-    assert!(approve.contains("refused the approval"), "{approve}");
-    // What a reporter may do, he can: comment on a merge request.
-    let (note, _) = s.ok(
-        &s.bob,
-        "gitlab_review_merge_request",
-        json!({"project": w, "iid": 5, "body": "Works for me."}),
-    );
-    assert_eq!(note["approved"], false);
-    assert!(note["comment"]["id"].is_u64());
-    // And a reporter's labels stick, where a guest's would be dropped.
-    let (labelled, text) = s.ok(
-        &s.bob,
-        "gitlab_update_issue",
-        json!({"project": w, "iid": 2, "add_labels": ["good first issue"]}),
-    );
-    assert!(
-        labelled["labels"]
-            .as_array()
-            .is_some_and(|l| l.contains(&json!("good first issue")))
-    );
-    assert!(!text.contains("did not apply"), "{text}");
+    assert!(text(&approve).contains("refused the approval"), "{approve}");
+    env.table(vec![
+        // What a reporter may do, he can: comment on a merge request.
+        Row::ok(
+            "bob comments on a merge request",
+            "gitlab_review_merge_request",
+            widgets(json!({"iid": 5, "body": "Works for me."})),
+            |note, _| {
+                assert_eq!(note["approved"], false);
+                assert!(note["comment"]["id"].is_u64());
+            },
+        )
+        .by("bob"),
+        // And a reporter's labels stick, where a guest's would be dropped.
+        Row::ok(
+            "bob labels an issue",
+            "gitlab_update_issue",
+            widgets(json!({"iid": 2, "add_labels": ["good first issue"]})),
+            |labelled, t| {
+                assert!(
+                    labelled["labels"]
+                        .as_array()
+                        .is_some_and(|l| l.contains(&json!("good first issue")))
+                );
+                assert!(!t.contains("did not apply"), "{t}");
+            },
+        )
+        .by("bob"),
+    ]);
+    Ok(())
+}
 
+#[test]
+fn merges_and_approvals_not_allowed_or_not_confirmed_are_not_sent() -> Result<()> {
+    let env = ToolEnv::gitlab().start()?;
+    let alice = env.user("alice");
+    let (merge, get) = ("gitlab_merge_merge_request", "gitlab_get_merge_request");
+    let sha = alice.ok(get, widgets(json!({"iid": 5})))["sha"].clone();
+    let merges = || env.journal("PUT", "/merge_requests/5/merge").len();
+    let refused = |r: &Value, part: &str| {
+        assert_eq!(r["isError"], true, "{r}");
+        assert!(text(r).contains(part), "{part:?}: {r}");
+    };
     // The author may not approve their own merge request.
-    let own = s.confirmed(
-        &s.alice,
+    let own = alice.confirm(
         "gitlab_review_merge_request",
-        json!({"project": w, "iid": 5, "approve": true}),
+        widgets(json!({"iid": 5, "approve": true})),
         true,
     );
-    assert_eq!(own["isError"], true, "{own}");
-    let own = text_of(&own);
-    assert!(own.contains("refused the approval"), "{own}");
-
+    refused(&own, "refused the approval");
     // A merge at a head the agent names but the user was not shown is refused, not
     // applied (the user confirmed the actual head).
-    let before = s.journaled("PUT", "/merge_requests/5/merge");
-    let r = s.confirmed(
-        &s.alice,
-        "gitlab_merge_merge_request",
-        json!({"project": w, "iid": 5, "sha": "0000000000000000000000000000000000000000"}),
-        true,
-    );
-    assert_eq!(r["isError"], true, "{r}");
-    assert!(
-        text_of(&r).contains("but the user approved head commit"),
-        "{r}"
-    );
-    assert_eq!(s.journaled("PUT", "/merge_requests/5/merge"), before);
+    let before = merges();
+    let zero = "0000000000000000000000000000000000000000";
+    let stale = alice.confirm(merge, widgets(json!({"iid": 5, "sha": zero})), true);
+    refused(&stale, "but the user approved head commit");
+    assert_eq!(merges(), before);
     // A draft with conflicts cannot be merged.
-    let (seven, _) = s.ok(
-        &s.alice,
-        "gitlab_get_merge_request",
-        json!({"project": w, "iid": 7}),
-    );
-    let r = s.confirmed(
-        &s.alice,
-        "gitlab_merge_merge_request",
-        json!({"project": w, "iid": 7, "sha": seven["sha"]}),
-        true,
-    );
-    assert_eq!(r["isError"], true, "{r}");
-    assert!(
-        text_of(&r).contains("cannot merge acme/widgets!7 now"),
-        "{r}"
-    );
-
+    let seven = alice.ok(get, widgets(json!({"iid": 7})))["sha"].clone();
+    let draft = alice.confirm(merge, widgets(json!({"iid": 7, "sha": seven})), true);
+    refused(&draft, "cannot merge acme/widgets!7 now");
     // A declined confirmation sends nothing upstream.
-    s.gitlab.clear_requests()?;
-    let r = s.confirmed(
-        &s.alice,
-        "gitlab_merge_merge_request",
-        json!({"project": w, "iid": 5, "sha": sha}),
-        false,
-    );
-    assert_eq!(r["isError"], true, "{r}");
-    assert!(text_of(&r).contains("did not confirm"), "{r}");
-    assert_eq!(s.journaled("PUT", "/merge"), 0);
-    assert_eq!(
-        s.upstream("projects/acme%2Fwidgets/merge_requests/5").1["state"],
-        "opened"
-    );
-    // Bad arguments are the caller's to fix.
-    let bad = s.failed(
-        &s.alice,
-        "gitlab_list_issues",
-        json!({"project": "acme/widgets", "colour": "red"}),
-    );
-    assert!(bad.contains("unknown field"), "{bad}");
+    env.upstream.clear_requests()?;
+    let declined = alice.confirm(merge, widgets(json!({"iid": 5, "sha": sha})), false);
+    refused(&declined, "did not confirm");
+    assert!(env.journal("PUT", "/merge").is_empty());
+    let state = env
+        .upstream_json("projects/acme%2Fwidgets/merge_requests/5")
+        .1["state"]
+        .clone();
+    assert_eq!(state, "opened");
     Ok(())
+}
+
+/// The seed's members with their tokens (alice, and bob when `with_bob`), all admins of
+/// `acme`, and `repo` the one repository.
+fn seed_of(with_bob: bool, repo: Value) -> Value {
+    let users: Vec<(&str, &str)> = GITLAB_TOKENS
+        .iter()
+        .copied()
+        .filter(|(u, _)| with_bob || *u == "alice")
+        .collect();
+    json!({
+        "users": users.iter().map(|(u, _)| json!({"login": u})).collect::<Vec<_>>(),
+        "tokens": users.iter().map(|(u, t)| json!({"token": t, "user": u, "scopes": ["api"]})).collect::<Vec<_>>(),
+        "namespaces": [{"path": "acme", "members": users.iter().map(|(u, _)| (u.to_string(), json!("admin"))).collect::<serde_json::Map<_, _>>()}],
+        "repos": [repo],
+    })
 }
 
 #[test]
 fn a_file_over_gitlabs_diff_limit_is_said_too_large_not_unchanged() -> Result<()> {
     // GitLab sends an empty `diff` with `too_large` and no line count past its limit.
     let big: String = (0..30_000).map(|i| format!("line {i}\n")).collect();
-    let seed = json!({
-        "users": [{"login": "alice"}, {"login": "bob"}],
-        "tokens": [
-            {"token": ALICE_PAT, "user": "alice", "scopes": ["api"]},
-            {"token": BOB_PAT, "user": "bob", "scopes": ["api"]},
-        ],
-        "namespaces": [{"path": "acme", "members": {"alice": "admin", "bob": "admin"}}],
-        "repos": [{
+    let seed = seed_of(
+        true,
+        json!({
             "namespace": "acme",
             "name": "data",
             "commits": [
@@ -1246,63 +1209,58 @@ fn a_file_over_gitlabs_diff_limit_is_said_too_large_not_unchanged() -> Result<()
             ],
             "branches": {"main": "init", "bulk": "bulk"},
             "pulls": [{"number": 1, "title": "Add the table", "body": "", "author": "alice", "head": "bulk", "base": "main", "created_at": "2024-01-02T00:00:00Z"}],
-        }],
-    });
-    let s = setup_with(Some(&seed))?;
-    let p = "acme/data";
-    let (diff, text) = s.ok(
-        &s.alice,
-        "gitlab_get_merge_request_diff",
-        json!({"project": p, "iid": 1}),
+        }),
     );
-    let files = items(&diff);
-    let table = files
-        .iter()
-        .find(|f| f["path"] == "table.txt")
-        .expect("table.txt");
-    let readme = files
-        .iter()
-        .find(|f| f["path"] == "README.md")
-        .expect("README.md");
-    assert!(table.get("additions").is_none(), "{table}");
-    assert!(
-        table["diff"]
-            .as_str()
-            .is_some_and(|d| d.contains("diff too large to show")),
-        "{table}"
-    );
-    assert_eq!(table["truncated"], true);
-    assert_eq!(
-        (readme["additions"].as_u64(), readme["deletions"].as_u64()),
-        (Some(1), Some(1))
-    );
-    assert!(
-        text.contains("--- table.txt (added, no line count)\n…[diff too large to show"),
-        "{text}"
-    );
-    assert!(!text.contains("table.txt (added, +0 -0)"), "{text}");
-    let (mr, text) = s.ok(
-        &s.alice,
-        "gitlab_get_merge_request",
-        json!({"project": p, "iid": 1}),
-    );
-    let entry = mr["files"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|f| f["path"] == "table.txt")
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        entry["no_diff"]
-            .as_str()
-            .is_some_and(|w| w.starts_with("diff too large to show")),
-        "{mr}"
-    );
-    assert!(
-        text.contains("added table.txt (diff too large to show"),
-        "{text}"
-    );
+    let env = ToolEnv::gitlab().seed(seed).start()?;
+    let mr = json!({"project": "acme/data", "iid": 1});
+    let file = |files: &[Value], path: &str| {
+        files
+            .iter()
+            .find(|f| f["path"] == path)
+            .cloned()
+            .unwrap_or_default()
+    };
+    env.table(vec![
+        Row::ok(
+            "in the diff",
+            "gitlab_get_merge_request_diff",
+            mr.clone(),
+            |diff, t| {
+                let (table, readme) = (
+                    file(&items(diff), "table.txt"),
+                    file(&items(diff), "README.md"),
+                );
+                assert!(table.get("additions").is_none(), "{table}");
+                assert!(
+                    table["diff"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("diff too large to show")),
+                    "{table}"
+                );
+                assert_eq!(table["truncated"], true);
+                assert_eq!(
+                    (readme["additions"].as_u64(), readme["deletions"].as_u64()),
+                    (Some(1), Some(1))
+                );
+                assert!(
+                    t.contains("--- table.txt (added, no line count)\n…[diff too large to show"),
+                    "{t}"
+                );
+                assert!(!t.contains("table.txt (added, +0 -0)"), "{t}");
+            },
+        ),
+        Row::ok("in the summary", "gitlab_get_merge_request", mr, |mr, t| {
+            let files = mr["files"].as_array().cloned().unwrap_or_default();
+            let entry = file(&files, "table.txt");
+            assert!(
+                entry["no_diff"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with("diff too large to show")),
+                "{mr}"
+            );
+            assert!(t.contains("added table.txt (diff too large to show"), "{t}");
+        }),
+    ]);
     Ok(())
 }
 
@@ -1310,11 +1268,9 @@ fn a_file_over_gitlabs_diff_limit_is_said_too_large_not_unchanged() -> Result<()
 fn a_parent_pipeline_leads_to_the_failed_job_of_its_child() -> Result<()> {
     // The parent's only failed job is the bridge that triggered the child pipeline: GitLab
     // lists it under `/bridges`, not `/jobs`.
-    let seed = json!({
-        "users": [{"login": "alice"}],
-        "tokens": [{"token": ALICE_PAT, "user": "alice", "scopes": ["api"]}],
-        "namespaces": [{"path": "acme", "members": {"alice": "admin"}}],
-        "repos": [{
+    let seed = seed_of(
+        false,
+        json!({
             "namespace": "acme",
             "name": "mono",
             "commits": [{"key": "init", "message": "Start", "author": "alice", "date": "2024-01-01T00:00:00Z", "files": {"README.md": "Mono.\n"}}],
@@ -1329,26 +1285,19 @@ fn a_parent_pipeline_leads_to_the_failed_job_of_its_child() -> Result<()> {
                     {"name": "backend", "stage": "test", "status": "failed", "trigger": "backend"},
                 ]},
             ],
-        }],
-    });
-    let s = setup_with(Some(&seed))?;
-    let (pipelines, _) = s.ok(
-        &s.alice,
-        "gitlab_list_pipelines",
-        json!({"project": "acme/mono"}),
+        }),
     );
+    let env = ToolEnv::gitlab().seed(seed).start()?;
+    let pipelines = env
+        .user("alice")
+        .ok("gitlab_list_pipelines", json!({"project": "acme/mono"}));
     let ids: Vec<u64> = items(&pipelines)
         .iter()
         .filter_map(|p| p["id"].as_u64())
         .collect();
     let (parent, child) = (ids[0], ids[1]);
-    // Asked by id, and as the newest failed pipeline: the same answer.
-    for args in [
-        json!({"project": "acme/mono", "pipeline_id": parent}),
-        json!({"project": "acme/mono"}),
-    ] {
-        let (log, text) = s.ok(&s.alice, "gitlab_get_failed_job_log", args.clone());
-        assert_eq!(log["pipeline_id"], child, "{args}: {log}");
+    let leads_to_the_child = |log: &Value, t: &str| {
+        assert_eq!(log["pipeline_id"], child, "{log}");
         assert_eq!(
             log["via"],
             json!([{"pipeline_id": parent, "bridge": "backend"}]),
@@ -1361,118 +1310,81 @@ fn a_parent_pipeline_leads_to_the_failed_job_of_its_child() -> Result<()> {
                 .is_some_and(|l| l.contains("assertion failed")),
             "{log}"
         );
-        assert!(
-            text.starts_with(&format!(
-                "pipeline {parent} (bridge \"backend\") → pipeline {child}: job unit (test) failed"
-            )),
-            "{text}"
+        let said = format!(
+            "pipeline {parent} (bridge \"backend\") → pipeline {child}: job unit (test) failed"
         );
-    }
+        assert!(t.starts_with(&said), "{t}");
+    };
+    // Asked by id, and as the newest failed pipeline: the same answer.
+    let log = "gitlab_get_failed_job_log";
+    env.table(vec![
+        Row::ok(
+            "the parent by id",
+            log,
+            json!({"project": "acme/mono", "pipeline_id": parent}),
+            leads_to_the_child,
+        ),
+        Row::ok(
+            "the newest failed pipeline",
+            log,
+            json!({"project": "acme/mono"}),
+            leads_to_the_child,
+        ),
+    ]);
     Ok(())
-}
-
-/// The question and sealed state of an input-required result.
-fn question(asked: &Value) -> (String, Value) {
-    assert_eq!(asked["resultType"], "input_required", "{asked}");
-    let q = &asked["inputRequests"]["confirm"];
-    (
-        q["params"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        asked["requestState"].clone(),
-    )
 }
 
 #[test]
 fn merge_and_approval_confirmations_show_the_merge_request_and_a_push_after_them_refuses_both()
 -> Result<()> {
-    let s = setup()?;
-    let w = json!("acme/widgets");
-    let (six, _) = s.ok(
-        &s.alice,
-        "gitlab_get_merge_request",
-        json!({"project": w, "iid": 6}),
-    );
+    let env = ToolEnv::gitlab().start()?;
+    let alice = env.user("alice");
+    let six = alice.ok("gitlab_get_merge_request", widgets(json!({"iid": 6})));
     let head = six["sha"].as_str().unwrap_or_default().to_owned();
-    let answer = |tool: &str, args: &Value, state: &Value| -> Value {
-        let v = s
-            .alice
-            .request(
-                "tools/call",
-                json!({
-                    "name": tool,
-                    "arguments": args,
-                    "inputResponses": {"confirm": {"action": "accept", "content": {"confirm": true}}},
-                    "requestState": state,
-                }),
-            )
-            .expect("tools/call retry");
-        v.get("result").cloned().unwrap_or(v)
+    let head_line = format!("head commit {head}");
+    let shows = |shown: &str, parts: &[&str]| {
+        for part in parts {
+            assert!(shown.contains(part), "{part:?} missing from {shown:?}");
+        }
     };
-    let push = || {
-        s.gitlab.control(
-            "push",
-            &json!({"repo": "acme/widgets", "branch": "fix/readme-typo", "author": "bob", "message": "Sneak in a change"}),
-        )
-    };
-
     // An approval asks, naming what is approved.
-    let approve = json!({"project": w, "iid": 6, "approve": true});
-    let (shown, state) = question(
-        &s.alice
-            .call("gitlab_review_merge_request", approve.clone())?,
+    let (review, merge) = ("gitlab_review_merge_request", "gitlab_merge_merge_request");
+    let approve = widgets(json!({"iid": 6, "approve": true}));
+    let approval = alice.ask(review, approve.clone());
+    shows(
+        &approval.message,
+        &[
+            "gitlab_review_merge_request on acme/widgets",
+            "approve merge request acme/widgets!6",
+            "\u{201c}Fix a typo in the README\u{201d}",
+            "from branch \u{201c}fix/readme-typo\u{201d} into \u{201c}main\u{201d}",
+            &head_line,
+        ],
     );
-    for part in [
-        "gitlab_review_merge_request on acme/widgets",
-        "approve merge request acme/widgets!6",
-        "\u{201c}Fix a typo in the README\u{201d}",
-        "from branch \u{201c}fix/readme-typo\u{201d} into \u{201c}main\u{201d}",
-        &format!("head commit {head}"),
-    ] {
-        assert!(shown.contains(part), "{part:?} missing from {shown:?}");
-    }
-    assert_eq!(s.journaled("POST", "/merge_requests/6/approve"), 0);
+    assert!(env.journal("POST", "/merge_requests/6/approve").is_empty());
     // The merge asks too, with its method.
-    let merge = json!({"project": w, "iid": 6, "sha": head, "squash": true});
-    let (shown, merge_state) =
-        question(&s.alice.call("gitlab_merge_merge_request", merge.clone())?);
-    for part in [
+    let squash = widgets(json!({"iid": 6, "sha": head, "squash": true}));
+    let merging = alice.ask(merge, squash.clone());
+    let parts = [
         "merge merge request acme/widgets!6",
-        &format!("head commit {head}"),
+        &head_line,
         "merge method squash",
         "cannot be undone",
-    ] {
-        assert!(shown.contains(part), "{part:?} missing from {shown:?}");
-    }
-
+    ];
+    shows(&merging.message, &parts);
     // A push after both were confirmed: GitLab is asked to act on the approved head only,
     // refuses, and the agent is told what happened.
-    push()?;
-    for (tool, args, state) in [
-        ("gitlab_review_merge_request", &approve, &state),
-        ("gitlab_merge_merge_request", &merge, &merge_state),
-    ] {
-        let r = answer(tool, args, state);
+    let push = json!({"repo": "acme/widgets", "branch": "fix/readme-typo", "author": "bob", "message": "Sneak in a change"});
+    env.upstream.control("push", &push)?;
+    for (tool, args, question) in [(review, &approve, &approval), (merge, &squash, &merging)] {
+        let r = alice.answer(tool, args, question, true);
         assert_eq!(r["isError"], true, "{tool}: {r}");
-        assert!(
-            text_of(&r).contains("changed after the user approved it"),
-            "{tool}: {r}\n{}",
-            s.connector.log()
-        );
+        let told = text(&r).contains("changed after the user approved it");
+        assert!(told, "{tool}: {r}\n{}", env.connector.log());
     }
-    let (_, up) = s.upstream("projects/acme%2Fwidgets/merge_requests/6");
+    let (_, up) = env.upstream_json("projects/acme%2Fwidgets/merge_requests/6");
     assert_eq!(up["state"], "opened");
-    let statuses = |suffix: &str| -> Vec<u64> {
-        s.gitlab
-            .requests()
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| r["path"].as_str().is_some_and(|p| p.ends_with(suffix)))
-            .filter_map(|r| r["status"].as_u64())
-            .collect()
-    };
-    assert_eq!(statuses("/merge_requests/6/approve"), [409]);
-    assert_eq!(statuses("/merge_requests/6/merge"), [409]);
+    assert_eq!(env.statuses("", "/merge_requests/6/approve"), [409]);
+    assert_eq!(env.statuses("", "/merge_requests/6/merge"), [409]);
     Ok(())
 }

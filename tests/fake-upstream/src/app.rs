@@ -1,92 +1,24 @@
-//! Shared state, the router, and the gate every request passes through: journal, faults,
+//! The router, and the gate every request passes through: journal, faults,
 //! authentication and rate limits, in that order, before the kind's handlers run.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::response::IntoResponse;
-
 use crate::auth::{self, AuthError, Caller};
-use crate::faults::{Action, Faults, Rule};
-use crate::journal::Journal;
-use crate::model::World;
-use crate::pagination::{self, Page};
+use crate::faults::{Action, Rule};
+use crate::headers::{rate_headers, set};
 use crate::query::Query;
-use crate::ratelimit::{Quota, RateLimiter, Resource};
+use crate::ratelimit::Resource;
 use crate::server::ConnectionKill;
-use crate::{Budget, Kind, control, github, gitlab};
-
-/// Everything the handlers share.
-pub struct App {
-    /// What this server fakes.
-    pub kind: Kind,
-    /// Whether it serves HTTPS (for the URLs it writes when no Host is given).
-    pub tls: bool,
-    world: Mutex<World>,
-    /// Every API request.
-    pub journal: Journal,
-    /// Armed faults.
-    pub faults: Faults,
-    /// Per-user limits.
-    pub limits: RateLimiter,
-    /// Where job-log redirects point instead of this server's own origin (a separate log
-    /// storage host), when set.
-    pub log_origin: Mutex<Option<String>>,
-}
-
-impl App {
-    /// State for a server of `kind` over `world`.
-    pub fn new(kind: Kind, tls: bool, world: World, core: Budget, search: Budget) -> App {
-        App {
-            kind,
-            tls,
-            world: Mutex::new(world),
-            journal: Journal::default(),
-            faults: Faults::default(),
-            limits: RateLimiter::new(core, search),
-            log_origin: Mutex::new(None),
-        }
-    }
-
-    /// Locks the world. A handler that panicked mid-change cannot leave it half-done in a
-    /// way later requests would trip on, so a poisoned lock is taken over.
-    pub fn world(&self) -> MutexGuard<'_, World> {
-        self.world.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The REST API prefix.
-    pub fn api_prefix(&self) -> &'static str {
-        match self.kind {
-            Kind::Github => "/api/v3",
-            Kind::Gitlab => "/api/v4",
-        }
-    }
-}
-
-/// Where the client reached us: the absolute URLs in payloads and `Link` headers use it.
-#[derive(Debug, Clone)]
-pub struct Base {
-    /// `scheme://host[:port]` from the `Host` header (or the HTTP/2 authority).
-    pub origin: String,
-}
-
-impl Base {
-    /// The REST API base, e.g. `http://127.0.0.1:8080/api/v3`.
-    pub fn api(&self, kind: Kind) -> String {
-        match kind {
-            Kind::Github => format!("{}/api/v3", self.origin),
-            Kind::Gitlab => format!("{}/api/v4", self.origin),
-        }
-    }
-}
+use crate::state::{App, Base, Ctx};
+use crate::{Kind, control, github, gitlab};
 
 /// The router of a server: the kind's API, its OAuth pages, and `/_fake/`.
 pub fn router(app: Arc<App>) -> Router {
@@ -149,7 +81,7 @@ async fn gate(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Resp
     if !is_api {
         // Whoever presents a token is journaled even where none is needed, so that tests
         // can tell that log downloads (signed URLs) arrive without one.
-        let presented = auth::authenticate(&app, req.headers()).ok();
+        let presented = auth::authenticate(&app.world(), req.headers()).ok();
         let resp = next.run(req).await;
         app.journal.finish(
             index,
@@ -159,7 +91,8 @@ async fn gate(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Resp
         );
         return resp;
     }
-    let caller = match auth::authenticate(&app, req.headers()) {
+    let authenticated = auth::authenticate(&app.world(), req.headers());
+    let caller = match authenticated {
         Ok(c) => c,
         Err(e) => {
             let resp = match app.kind {
@@ -221,41 +154,6 @@ fn fault_response(app: &App, rule: &Rule) -> Response {
     }
 }
 
-/// Sets a header, skipping values that are not valid header text.
-pub fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        h.insert(name, v);
-    }
-}
-
-/// The rate-limit headers each API sends on every authenticated response.
-pub fn rate_headers(kind: Kind, h: &mut HeaderMap, q: &Quota) {
-    match kind {
-        Kind::Github => {
-            set(h, "x-ratelimit-limit", &q.limit.to_string());
-            set(h, "x-ratelimit-remaining", &q.remaining.to_string());
-            set(h, "x-ratelimit-used", &q.used.to_string());
-            set(h, "x-ratelimit-reset", &q.reset.to_string());
-            set(h, "x-ratelimit-resource", q.resource.name());
-        }
-        Kind::Gitlab => {
-            set(h, "ratelimit-limit", &q.limit.to_string());
-            set(h, "ratelimit-observed", &q.used.to_string());
-            set(h, "ratelimit-remaining", &q.remaining.to_string());
-            set(h, "ratelimit-reset", &q.reset.to_string());
-            let reset = time::OffsetDateTime::from_unix_timestamp(q.reset as i64)
-                .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc2822)
-                        .ok()
-                });
-            if let Some(r) = reset {
-                set(h, "ratelimit-resettime", &r);
-            }
-        }
-    }
-}
-
 fn common_headers(kind: Kind, h: &mut HeaderMap, index: u64) {
     match kind {
         Kind::Github => {
@@ -275,23 +173,8 @@ fn common_headers(kind: Kind, h: &mut HeaderMap, index: u64) {
     }
 }
 
-/// What every API handler needs: the app, the caller, where the client reached us, and
-/// the query.
-pub struct Ctx {
-    /// Shared state.
-    pub app: Arc<App>,
-    /// Who is calling.
-    pub caller: Caller,
-    /// Where the client reached us.
-    pub base: Base,
-    /// Query parameters.
-    pub query: Query,
-    /// Request headers.
-    pub headers: HeaderMap,
-    /// The request path (for pagination links).
-    pub path: String,
-}
-
+/// Here rather than beside [`Ctx`]: a request without a caller is refused in the kind's own
+/// words, and the kinds' modules depend on the state, not the other way round.
 impl FromRequestParts<Arc<App>> for Ctx {
     type Rejection = Response;
 
@@ -318,19 +201,5 @@ impl FromRequestParts<Arc<App>> for Ctx {
             headers: parts.headers.clone(),
             path: parts.uri.path().to_owned(),
         })
-    }
-}
-
-impl Ctx {
-    /// A JSON array response cut to the requested page, with the kind's pagination headers.
-    pub fn paged(&self, all: Vec<serde_json::Value>) -> Response {
-        let sizes = match self.app.kind {
-            Kind::Github => pagination::GITHUB,
-            Kind::Gitlab => pagination::GITLAB,
-        };
-        let page = Page::of(all, &self.query, sizes);
-        let url = format!("{}{}", self.base.origin, self.path);
-        let headers = page.headers(self.app.kind, &url, &self.query);
-        (headers, axum::Json(serde_json::Value::Array(page.items))).into_response()
     }
 }

@@ -6,7 +6,6 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
-use crate::app::App;
 use crate::model::{AccessToken, AuthCode, ClientKind, OAuthClient, RefreshToken, World};
 use crate::time_fmt::Timestamp;
 
@@ -47,9 +46,8 @@ pub fn presented_token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Resolves the request's token to its user.
-pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, AuthError> {
+pub fn authenticate(w: &World, headers: &HeaderMap) -> Result<Caller, AuthError> {
     let token = presented_token(headers).ok_or(AuthError::Missing)?;
-    let w = app.world();
     let t = w.tokens.get(&token).ok_or(AuthError::Bad)?;
     if t.revoked {
         return Err(AuthError::Revoked);

@@ -14,9 +14,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::App;
 use crate::faults::Rule;
 use crate::model::{AccessToken, ClientKind, OAuthClient};
+use crate::state::App;
 use crate::{Kind, auth};
 
 /// The `/_fake/` routes.

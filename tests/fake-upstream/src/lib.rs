@@ -15,8 +15,10 @@
 //!
 //! Module map:
 //! - [`server`]: TCP/TLS accept loop; a connection can be reset on a fault's order.
-//! - [`app`]: shared state, the router, and the gate every request passes (journal,
-//!   faults, authentication, rate limit).
+//! - [`state`]: what every handler shares ([`App`]) and the per-request context of an API
+//!   handler; [`headers`]: the headers the gate and the error answers set.
+//! - [`app`]: the router and the gate every request passes (journal, faults,
+//!   authentication, rate limit).
 //! - [`journal`], [`faults`], [`ratelimit`], [`pagination`]: one concern each.
 //! - [`auth`]: tokens → users, and the OAuth grant logic both kinds share;
 //!   [`sign_in`] renders the authorization page.
@@ -41,6 +43,7 @@ pub mod faults;
 pub mod git;
 pub mod github;
 pub mod gitlab;
+pub mod headers;
 pub mod journal;
 pub mod model;
 pub mod pagination;
@@ -49,6 +52,7 @@ pub mod ratelimit;
 pub mod seed;
 pub mod server;
 pub mod sign_in;
+pub mod state;
 pub mod time_fmt;
 
 use std::net::SocketAddr;
@@ -59,8 +63,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use app::App;
 pub use seed::Seed;
+pub use state::App;
 
 /// Which API a server fakes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

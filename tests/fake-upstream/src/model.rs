@@ -501,7 +501,7 @@ pub struct AuthCode {
     pub expires_at: i64,
 }
 
-/// Everything the fake knows. Guarded by one mutex in [`crate::app::App`]; handlers lock,
+/// Everything the fake knows. Guarded by one mutex in [`crate::state::App`]; handlers lock,
 /// read or change, and unlock without awaiting.
 #[derive(Debug, Default)]
 pub struct World {

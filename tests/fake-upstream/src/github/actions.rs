@@ -12,11 +12,11 @@ use std::sync::Arc;
 use super::repos::repo_json;
 use super::users::simple_user_by_login;
 use super::{Urls, error, find_repo, node_id, number};
-use crate::app::App;
-use crate::app::Ctx;
 use crate::auth::random_alnum;
 use crate::model::{CiStatus, Job, Pipeline, Repo, World};
 use crate::pagination::{GITHUB, Page};
+use crate::state::App;
+use crate::state::Ctx;
 
 const DOC_RUNS: &str = "/actions/workflow-runs#list-workflow-runs-for-a-repository";
 const DOC_JOBS: &str = "/actions/workflow-jobs#list-jobs-for-a-workflow-run";

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use super::repos::repo_json;
 use super::{Urls, error, find_repo, node_id};
-use crate::app::Ctx;
 use crate::model::{Job, Pipeline, Repo};
 use crate::pagination::{GITHUB, Page};
+use crate::state::Ctx;
 
 const DOC_RUNS: &str = "/checks/runs#list-check-runs-for-a-git-reference";
 const DOC_STATUS: &str = "/commits/statuses#get-the-combined-status-for-a-specific-reference";

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::users::{association, simple_user_by_login};
 use super::{Urls, created, error, find_repo, json_object, node_id, number, req_str};
-use crate::app::Ctx;
 use crate::model::{Comment, Repo, World};
+use crate::state::Ctx;
 use crate::time_fmt::Timestamp;
 
 const DOC_LIST: &str = "/issues/comments#list-issue-comments";

@@ -12,9 +12,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::{Urls, accepts, error, find_repo};
-use crate::app::Ctx;
 use crate::git::blob_sha;
 use crate::model::Repo;
+use crate::state::Ctx;
 
 const DOC: &str = "/repos/contents#get-repository-content";
 

@@ -6,9 +6,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::app::set;
 use crate::auth::AuthError;
 use crate::faults::{Action, Rule};
+use crate::headers::set;
 use crate::ratelimit::Quota;
 
 /// Where GHES 3.19's REST documentation lives; `documentation_url`s start here.

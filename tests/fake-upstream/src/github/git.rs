@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 use super::users::simple_user;
 use super::{Urls, created, error, find_repo, json_object, node_id, opt_str};
-use crate::app::Ctx;
 use crate::git::Commit;
 use crate::model::{Repo, Role, World};
+use crate::state::Ctx;
 use crate::time_fmt::Timestamp;
 
 const DOC_BRANCHES: &str = "/branches/branches#list-branches";

@@ -14,9 +14,9 @@ use super::{
     Urls, created, error, find_repo, json_object, node_id, number, opt_nullable_str, opt_str,
     opt_str_list,
 };
-use crate::app::Ctx;
 use crate::model::{Issue, Item, Label, Repo, Role, State, World};
 use crate::query::Query;
+use crate::state::Ctx;
 use crate::time_fmt::Timestamp;
 
 const DOC_LIST: &str = "/issues/issues#list-repository-issues";

@@ -29,11 +29,11 @@ use axum::routing::{get, post, put};
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use crate::app::{App, Ctx};
+use crate::Kind;
 use crate::auth::Caller;
 use crate::model::{Role, World};
 use crate::pagination::{GITHUB, Page};
-use crate::{Kind, app};
+use crate::state::{App, Ctx};
 
 /// The GitHub routes.
 pub fn routes() -> Router<Arc<App>> {
@@ -275,6 +275,6 @@ pub fn accepts(headers: &HeaderMap, media: &str) -> bool {
 /// A 201 with a `Location` header.
 pub fn created(location: &str, body: Value) -> Response {
     let mut r = (StatusCode::CREATED, Json(body)).into_response();
-    app::set(r.headers_mut(), "location", location);
+    crate::headers::set(r.headers_mut(), "location", location);
     r
 }

@@ -13,11 +13,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::app::App;
 use crate::auth::{self, GrantError, TokenRequest};
 use crate::model::ClientKind;
 use crate::query::Query;
 use crate::sign_in;
+use crate::state::App;
 
 const TROUBLESHOOTING: &str = "https://docs.github.com/enterprise-server@3.19/apps/oauth-apps/maintaining-oauth-apps/troubleshooting-oauth-app-access-token-request-errors";
 

@@ -14,10 +14,10 @@ use super::issues::label_json;
 use super::repos::repo_json;
 use super::users::{association, owner, simple_user_by_login};
 use super::{Urls, accepts, created, error, find_repo, json_object, node_id, number, opt_str};
-use crate::app::Ctx;
 use crate::diff::diff;
 use crate::git::blob_sha;
 use crate::model::{CiStatus, Pull, Repo, Role, State, World, changes, head_sha, range};
+use crate::state::Ctx;
 use crate::time_fmt::Timestamp;
 
 const DOC_LIST: &str = "/pulls/pulls#list-pull-requests";

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::users::owner;
 use super::{Urls, error, find_repo, node_id};
-use crate::app::Ctx;
 use crate::model::{Repo, Role, State, World};
+use crate::state::Ctx;
 
 const DOC_GET: &str = "/repos/repos#get-a-repository";
 

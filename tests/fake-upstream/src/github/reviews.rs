@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use super::Urls;
 use super::users::{association, simple_user_by_login};
 use super::{error, find_repo, json_object, node_id, number, opt_str};
-use crate::app::Ctx;
 use crate::model::{Repo, Review, State, World, changes, head_sha};
+use crate::state::Ctx;
 use crate::time_fmt::Timestamp;
 
 const DOC: &str = "/pulls/reviews#create-a-review-for-a-pull-request";

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use super::issues::issue_json;
 use super::repos::repo_json;
 use super::{accepts, error};
-use crate::app::Ctx;
 use crate::model::{Item, Repo, State, World};
+use crate::state::Ctx;
 use axum::response::Response;
 
 const DOC_REPOS: &str = "/search/search#search-repositories";

@@ -5,8 +5,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{Urls, node_id};
-use crate::app::Ctx;
 use crate::model::{Repo, User, World};
+use crate::state::Ctx;
 
 /// A `simple-user`.
 pub fn simple_user(u: &Urls, user: &User) -> Value {

@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::app::{rate_headers, set};
 use crate::auth::AuthError;
 use crate::faults::{Action, Rule};
+use crate::headers::{rate_headers, set};
 use crate::ratelimit::Quota;
 
 /// `{"message": message}` with `status`.

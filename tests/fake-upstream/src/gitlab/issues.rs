@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 use super::users::basic_by_login;
 use super::{Params, Urls, error, find_project, iid};
-use crate::app::Ctx;
 use crate::model::{Issue, Label, Repo, Role, State, World};
 use crate::query::Query;
+use crate::state::Ctx;
 use crate::time_fmt::Timestamp;
 
 fn time_stats() -> Value {

@@ -16,9 +16,9 @@ use super::issues::tasks;
 use super::pipelines::{pipeline_basic, pipeline_full};
 use super::users::basic_by_login;
 use super::{Params, Urls, error, find_project, iid};
-use crate::app::Ctx;
 use crate::diff::diff;
 use crate::model::{Pull, Repo, Review, Role, State, World, changes, head_sha, range};
+use crate::state::Ctx;
 use crate::time_fmt::Timestamp;
 
 const MR: &str = "Merge Request";

@@ -23,9 +23,9 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use serde_json::{Map, Value};
 
-use crate::app::{App, Ctx};
 use crate::auth::Caller;
 use crate::model::{Role, World};
+use crate::state::{App, Ctx};
 use crate::{Kind, query::Query};
 
 /// The GitLab routes.

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::users::basic_by_login;
 use super::{Params, Urls, error, find_project, iid};
-use crate::app::Ctx;
 use crate::model::{Comment, Repo, World};
+use crate::state::Ctx;
 use crate::time_fmt::Timestamp;
 
 /// Which kind of object a note hangs on.

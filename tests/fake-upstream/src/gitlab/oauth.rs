@@ -13,11 +13,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::app::App;
 use crate::auth::{self, GrantError, TokenRequest};
 use crate::model::ClientKind;
 use crate::query::Query;
 use crate::sign_in;
+use crate::state::App;
 
 fn with_params(base: &str, params: &[(&str, &str)]) -> String {
     let qs = serde_urlencoded::to_string(params).unwrap_or_default();

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::users::basic_by_login;
 use super::{Urls, error, find_project};
-use crate::app::Ctx;
 use crate::model::{CiStatus, Job, Pipeline, Repo, World};
+use crate::state::Ctx;
 
 /// A pipeline as lists show it.
 pub fn pipeline_basic(u: &Urls, repo: &Repo, p: &Pipeline) -> Value {

@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{Urls, error, find_project};
-use crate::app::Ctx;
 use crate::model::{Repo, Role, State, World};
+use crate::state::Ctx;
 
 /// A project; `simple` gives the reduced `simple=true` form.
 pub fn project_json(u: &Urls, w: &World, repo: &Repo, role: Option<Role>, simple: bool) -> Value {

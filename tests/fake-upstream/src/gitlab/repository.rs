@@ -11,9 +11,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::{Params, Urls, error, find_project};
-use crate::app::Ctx;
 use crate::git::{Commit, blob_sha};
 use crate::model::{Repo, Role, World};
+use crate::state::Ctx;
 use crate::time_fmt::Timestamp;
 
 /// A commit object.

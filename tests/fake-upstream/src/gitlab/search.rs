@@ -8,8 +8,8 @@ use serde_json::json;
 use super::issues::issue_json;
 use super::merge_requests::mr_json;
 use super::{error, find_project};
-use crate::app::Ctx;
 use crate::model::Item;
+use crate::state::Ctx;
 
 /// `GET /projects/:id/search`.
 pub async fn project_search(ctx: Ctx, Path(id): Path<String>) -> Response {

@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::Urls;
-use crate::app::Ctx;
 use crate::model::{User, World};
+use crate::state::Ctx;
 
 /// The basic user (`UserBasic`).
 pub fn basic(u: &Urls, user: &User) -> Value {
