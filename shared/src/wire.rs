@@ -258,18 +258,18 @@ pub mod call_frame {
         /// (elicitation, sampling), relayed by the runtime.
         #[prost(message, tag = "5")]
         PeerRequest(super::PeerRequest),
-        /// Runtime → connector: the client's answer to a [`PeerRequest`].
+        /// Runtime → connector: the client's answer to a [`PeerRequest`](super::PeerRequest).
         #[prost(message, tag = "6")]
         PeerResponse(super::PeerResponse),
         /// Runtime → connector, first frame on the stream instead of a request: a user came
         /// back from the upstream's consent page; exchange the code. Answered with a
-        /// [`CallResponse`].
+        /// [`CallResponse`](super::CallResponse).
         #[prost(message, tag = "7")]
         Authorize(super::AuthorizeCallback),
         /// Runtime → connector, first frame on the stream instead of a request: say what
         /// this call would do, without doing it (no write upstream), so the user can be
-        /// asked to confirm exactly that. Answered with a [`CallResponse`] whose outcome is
-        /// an [`Effect`] (or an error). A connector too old to know it answers `Malformed`.
+        /// asked to confirm exactly that. Answered with a [`CallResponse`](super::CallResponse) whose outcome is
+        /// an [`Effect`](super::Effect) (or an error). A connector too old to know it answers `Malformed`.
         #[prost(message, tag = "8")]
         Preview(super::CallRequest),
     }

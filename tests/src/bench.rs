@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 /// Concurrencies every benchmark steps through.
 pub const CONCURRENCY: [usize; 4] = [1, 16, 64, 256];
 
-/// User + system CPU time of a process, from /proc/<pid>/stat.
+/// User + system CPU time of a process, from `/proc/<pid>/stat`.
 pub fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The command name may contain spaces; the numeric fields start after the last ')'.

@@ -413,7 +413,7 @@ impl Connector {
         })
     }
 
-    /// A connector whose token exists but which enrolls later ([`Connector::enroll_now`]),
+    /// A connector whose token exists but which enrolls later ([`PendingConnector::enroll_now`]),
     /// for when the runtime is started after the token is made.
     pub fn enroll_offline(rt: &Runtime, tenant: &str, name: &str) -> Result<PendingConnector> {
         let tok = rt.token(tenant, "15m");

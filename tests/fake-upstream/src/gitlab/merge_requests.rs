@@ -232,7 +232,7 @@ pub async fn get(ctx: Ctx, Path((id, n)): Path<(String, String)>) -> Response {
 const DIFF_MAX_PATCH_BYTES: usize = 200 * 1024;
 
 /// `GET /projects/:id/merge_requests/:iid/diffs` (paged; a file's diff over
-/// [`DIFF_MAX_PATCH_BYTES`] comes back empty with `too_large`).
+/// `DIFF_MAX_PATCH_BYTES` comes back empty with `too_large`).
 pub async fn diffs(ctx: Ctx, Path((id, n)): Path<(String, String)>) -> Response {
     let n = match iid(&n, MR) {
         Ok(n) => n,
