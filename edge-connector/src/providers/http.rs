@@ -30,9 +30,12 @@ use shared::wire::{self, ErrorCode};
 use url::Url;
 
 use super::log_redirect::{self, Destination};
+use super::trail::Scope;
+use crate::backoff::Backoff;
 use crate::config::{ProviderConfig, ProviderKind, Proxy};
-use crate::tools::{BoxFuture, CallContext};
-use crate::tunnel::backoff::Backoff;
+
+/// A boxed future (the `oauth2` client trait wants a nameable future type).
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Largest response body read.
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -168,6 +171,11 @@ impl Request {
             idempotent,
             web: false,
         }
+    }
+
+    /// Who the token acts as: the same `GET /user` on GitHub and GitLab.
+    pub fn current_user() -> Self {
+        Self::get("/user", "user".into())
     }
 
     /// Adds query parameters whose values are present.
@@ -481,16 +489,17 @@ impl Upstream {
                     .is_some_and(|m| m.to_ascii_lowercase().contains("rate limit")))
     }
 
-    /// Sends `req` with `token` (if any), within `deadline`, under the call `cx`.
-    /// Returns the final response, whatever its status, except for rate limits and
-    /// failures that outlast the retries, which become typed failures.
+    /// Sends `req` with `token` (if any), within the call's deadline, recording each
+    /// attempt in its trail (`scope`). Returns the final response, whatever its status,
+    /// except for rate limits and failures that outlast the retries, which become typed
+    /// failures.
     pub async fn send(
         &self,
-        cx: &CallContext,
+        scope: Scope<'_>,
         token: Option<&SecretString>,
-        deadline: Instant,
         req: &Request,
     ) -> Result<Response, CallFailure> {
+        let deadline = scope.deadline;
         let url = self.url(req)?;
         let key = (
             token.map(fingerprint).unwrap_or_default(),
@@ -510,7 +519,9 @@ impl Upstream {
                     format!("the call's deadline passed before {} answered", self.name),
                 ));
             };
-            let span = cx.client_span(&format!("{} {}", req.method, req.route));
+            let span = scope
+                .trail
+                .client_span(&format!("{} {}", req.method, req.route));
             span.set_attributes(vec![
                 Attribute::new("http.request.method", req.method.to_string()),
                 Attribute::new("http.route", req.route),
@@ -557,7 +568,7 @@ impl Upstream {
                 Err(e) => Err(e),
             };
             let status = result.as_ref().map_or(0, |r| u32::from(r.status.as_u16()));
-            cx.record_action(wire::UpstreamAction {
+            scope.trail.record(wire::UpstreamAction {
                 provider: self.name.clone(),
                 method: req.method.to_string(),
                 route: req.route.to_owned(),
@@ -657,11 +668,11 @@ impl Upstream {
     /// read.
     pub async fn fetch_redirect(
         &self,
-        cx: &CallContext,
-        deadline: Instant,
+        scope: Scope<'_>,
         location: &str,
         route: &'static str,
     ) -> Result<Response, CallFailure> {
+        let deadline = scope.deadline;
         let url = Url::parse(location)
             .or_else(|_| self.api.join(location))
             .map_err(|_| {
@@ -704,7 +715,7 @@ impl Upstream {
             Ok(r) => read_bounded(r).await,
             Err(e) => Err(e),
         };
-        cx.record_action(wire::UpstreamAction {
+        scope.trail.record(wire::UpstreamAction {
             provider: self.name.clone(),
             method: "GET".into(),
             route: route.to_owned(),
