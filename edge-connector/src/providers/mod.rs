@@ -5,6 +5,8 @@
 //!   tracing.
 //! - [`log_redirect`]: where job-log downloads may be redirected (listed hosts, address
 //!   fence).
+//! - [`retry`]: the rate-limit and retry decisions, as pure functions of the answer and the
+//!   time.
 //! - [`oauth`]: users connecting their upstream accounts; token refresh.
 //! - [`path`]: escaping arguments into request paths.
 //! - [`link`]: the `Link` header's pagination links.
@@ -24,6 +26,7 @@ pub mod log_redirect;
 pub mod oauth;
 pub mod page;
 pub mod path;
+pub mod retry;
 pub mod trail;
 
 use std::sync::Arc;
