@@ -6,16 +6,21 @@
 //! - [`state`]: the state directory (enrollment, pinned CA, identity).
 //! - [`state_guard`]: who may own the state directory, checked before anything is written.
 //! - [`enroll`]: one-time enrollment with a join token and a pinned CA fingerprint.
-//! - [`providers`]: the GitHub Enterprise and GitLab instances and their tools.
+//! - [`providers`]: the GitHub Enterprise and GitLab instances: HTTP, OAuth, each API.
 //! - [`local_policy`]: the customer's own allow-list, enforced on every call.
 //! - [`tunnel`]: dialling, sessions, call serving, reconnects.
-//! - [`tools`]: the tools served over the tunnel.
+//! - [`tools`]: the tools served over the tunnel, each provider's in its own folder.
+//! - [`toolset`]: what the tunnel serves (a set of tools, by name).
+//! - [`call_context`]: what a running call can do (progress, questions, upstream actions).
+//! - [`backoff`]: exponential backoff with full jitter (reconnects, upstream retries).
 //! - [`doctor`]: checks of this machine's readiness, each failure with its fix.
 //! - [`egress`]: every destination the connector contacts, for the firewall.
 //! - [`vault`]: the age-encrypted store of every credential the connector holds.
 
 #![forbid(unsafe_code)]
 
+pub mod backoff;
+pub mod call_context;
 pub mod config;
 pub mod doctor;
 pub mod egress;
@@ -25,6 +30,7 @@ pub mod providers;
 pub mod state;
 pub mod state_guard;
 pub mod tools;
+pub mod toolset;
 pub mod tunnel;
 pub mod vault;
 
@@ -80,7 +86,7 @@ pub async fn run(
 /// tools this way).
 pub async fn run_with_tools(
     state: state::StateDir,
-    tools: Arc<dyn tools::ToolSet>,
+    tools: Arc<dyn toolset::ToolSet>,
     rules: RuleSet,
     tracing: Arc<Tracing>,
     drain_timeout: Duration,

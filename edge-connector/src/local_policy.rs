@@ -30,7 +30,8 @@ use shared::call::{Call, CallFailure, CallOutcome, PreviewOutcome};
 use shared::policy::{AllowRule, RuleSet, instances_of, site_of};
 use shared::wire::{self, ErrorCode};
 
-use crate::tools::{BoxFuture, CallContext, ToolSet, unknown_tool};
+use crate::call_context::CallContext;
+use crate::toolset::{BoxFuture, ToolSet, unknown_tool};
 
 /// The policy without a file: the diagnostic tools.
 pub fn default_rules() -> RuleSet {

@@ -13,12 +13,16 @@
 //! - **Audit and tracing.** Each attempt is recorded as an upstream action of the call and
 //!   gets its own client span, whose `traceparent` goes upstream.
 //!
+//! The decisions themselves (wait, retry, give up) are the pure functions of
+//! [`super::retry`]; this module carries them out. It needs from the call only its deadline
+//! and trail ([`Scope`]), so it is driven on its own in tests.
+//!
 //! Tokens are sent in the `Authorization` header and appear nowhere else: not in spans,
 //! actions, logs or errors.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -30,17 +34,16 @@ use shared::wire::{self, ErrorCode};
 use url::Url;
 
 use super::log_redirect::{self, Destination};
+use super::retry::{self, Attempt, Bucket, Decision, GiveUp, Loss};
+use super::trail::Scope;
+use crate::backoff::Backoff;
 use crate::config::{ProviderConfig, ProviderKind, Proxy};
-use crate::tools::{BoxFuture, CallContext};
-use crate::tunnel::backoff::Backoff;
+
+/// A boxed future (the `oauth2` client trait wants a nameable future type).
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Largest response body read.
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
-/// Longest server-requested wait that is waited out rather than reported.
-const MAX_WAIT: Duration = Duration::from_secs(10);
-/// The longest wait an upstream's headers are believed (a reset or retry-after beyond it is
-/// a broken or hostile server, and is read as this).
-const MAX_ADVISED_WAIT_SECS: u64 = 24 * 3600;
 /// Remembered rate-limit buckets beyond which the passed ones are forgotten.
 const MAX_BUCKETS: usize = 256;
 /// First retry delay ceiling.
@@ -170,6 +173,11 @@ impl Request {
         }
     }
 
+    /// Who the token acts as: the same `GET /user` on GitHub and GitLab.
+    pub fn current_user() -> Self {
+        Self::get("/user", "user".into())
+    }
+
     /// Adds query parameters whose values are present.
     pub fn query(
         mut self,
@@ -249,13 +257,6 @@ impl Response {
     }
 }
 
-/// A rate-limit bucket's known state.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    remaining: u64,
-    reset_at: SystemTime,
-}
-
 /// HTTP to one upstream instance.
 #[derive(Debug)]
 pub struct Upstream {
@@ -305,12 +306,6 @@ fn client_builder(
 fn fingerprint(token: &SecretString) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.expose_secret().as_bytes());
     hex::encode(d.as_ref().get(..8).unwrap_or_default())
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl Upstream {
@@ -381,116 +376,97 @@ impl Upstream {
         }
     }
 
-    /// Fails fast when the bucket this request would draw from is known to be empty.
-    fn check_bucket(&self, key: &(String, &'static str)) -> Result<(), CallFailure> {
+    /// The bucket this request would draw from, if known.
+    fn bucket(&self, key: &(String, &'static str)) -> Option<Bucket> {
         let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = buckets.get(key)
-            && b.remaining == 0
-            && let Ok(wait) = b.reset_at.duration_since(SystemTime::now())
-        {
-            return Err(CallFailure::new(
+        buckets.get(key).copied()
+    }
+
+    fn remember(&self, key: (String, &'static str), headers: &HeaderMap) {
+        let now = SystemTime::now();
+        let Some((name, bucket)) = retry::read_bucket(headers, key.1, now) else {
+            return;
+        };
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_BUCKETS {
+            // Tokens rotate (every few hours per user): drop buckets that have reset.
+            buckets.retain(|_, b| b.reset_at > now);
+        }
+        buckets.insert((key.0, name), bucket);
+    }
+
+    /// The typed failure of giving up on `req` for `reason`; `resp` is the last response,
+    /// if there was one.
+    fn give_up(&self, req: &Request, reason: GiveUp, resp: Option<&Response>) -> CallFailure {
+        const MAYBE_APPLIED: &str =
+            "; the request may have been applied, so it was not repeated: check before retrying";
+        match reason {
+            GiveUp::BucketEmpty { resets_in } => CallFailure::new(
                 ErrorCode::RateLimited,
                 format!(
                     "{}'s rate limit for this user is used up until it resets in {} s",
                     self.name,
-                    wait.as_secs()
+                    resets_in.as_secs()
                 ),
             )
-            .retry_after(wait));
+            .retry_after(resets_in),
+            GiveUp::DeadlinePassed => CallFailure::new(
+                ErrorCode::DeadlineExceeded,
+                format!("the call's deadline passed before {} answered", self.name),
+            ),
+            GiveUp::RateLimited { retry_after } => CallFailure::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "{} is rate limiting this user: {}",
+                    self.name,
+                    resp.map(|r| r.message().unwrap_or_else(|| r.status.to_string()))
+                        .unwrap_or_default()
+                ),
+            )
+            .retry_after(retry_after.max(Duration::from_secs(1))),
+            GiveUp::ServerError { maybe_applied } => {
+                let mut msg = format!(
+                    "{} failed with {} ({} {})",
+                    self.name,
+                    resp.map(|r| r.status.to_string()).unwrap_or_default(),
+                    req.method,
+                    req.route
+                );
+                if maybe_applied {
+                    msg.push_str(MAYBE_APPLIED);
+                }
+                CallFailure::new(ErrorCode::Unavailable, msg).retry_after(Duration::from_secs(1))
+            }
+            GiveUp::Lost {
+                loss,
+                maybe_applied,
+            } => {
+                let mut msg = format!(
+                    "{} {} ({} {})",
+                    self.name,
+                    loss.says(),
+                    req.method,
+                    req.route
+                );
+                if maybe_applied {
+                    msg.push_str(MAYBE_APPLIED);
+                }
+                CallFailure::new(ErrorCode::Unavailable, msg).retry_after(Duration::from_secs(1))
+            }
         }
-        Ok(())
     }
 
-    fn remember(&self, key: (String, &'static str), headers: &HeaderMap) {
-        let get = |names: &[&str]| {
-            names.iter().find_map(|n| {
-                headers
-                    .get(*n)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-            })
-        };
-        let (Some(remaining), Some(reset)) = (
-            get(&["x-ratelimit-remaining", "ratelimit-remaining"]),
-            get(&["x-ratelimit-reset", "ratelimit-reset"]),
-        ) else {
-            return;
-        };
-        let bucket = match headers
-            .get("x-ratelimit-resource")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some("search") => "search",
-            _ => key.1,
-        };
-        let reset = reset.min(unix_now().saturating_add(MAX_ADVISED_WAIT_SECS));
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_BUCKETS {
-            // Tokens rotate (every few hours per user): drop buckets that have reset.
-            let now = SystemTime::now();
-            buckets.retain(|_, b| b.reset_at > now);
-        }
-        buckets.insert(
-            (key.0, bucket),
-            Bucket {
-                remaining,
-                reset_at: UNIX_EPOCH + Duration::from_secs(reset),
-            },
-        );
-    }
-
-    /// How long the server asks us to wait, if it does (`retry-after`, or an exhausted
-    /// bucket's reset).
-    fn requested_wait(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
-        let header_u64 = |n: &str| {
-            headers
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
-        if let Some(secs) = header_u64("retry-after") {
-            return Some(Duration::from_secs(secs.min(MAX_ADVISED_WAIT_SECS)));
-        }
-        let exhausted = header_u64("x-ratelimit-remaining")
-            .or_else(|| header_u64("ratelimit-remaining"))
-            == Some(0);
-        if status == StatusCode::TOO_MANY_REQUESTS || (status == StatusCode::FORBIDDEN && exhausted)
-        {
-            let reset = header_u64("x-ratelimit-reset").or_else(|| header_u64("ratelimit-reset"));
-            return Some(
-                reset
-                    .map(|r| {
-                        Duration::from_secs(r.saturating_sub(unix_now()).min(MAX_ADVISED_WAIT_SECS))
-                    })
-                    .unwrap_or(Duration::from_secs(60)),
-            );
-        }
-        None
-    }
-
-    /// Whether a response is the upstream pushing back (rate limit, abuse detection).
-    fn is_rate_limited(resp: &Response) -> bool {
-        if resp.status == StatusCode::TOO_MANY_REQUESTS {
-            return true;
-        }
-        resp.status == StatusCode::FORBIDDEN
-            && (resp.header("retry-after").is_some()
-                || resp.header("x-ratelimit-remaining") == Some("0")
-                || resp
-                    .message()
-                    .is_some_and(|m| m.to_ascii_lowercase().contains("rate limit")))
-    }
-
-    /// Sends `req` with `token` (if any), within `deadline`, under the call `cx`.
-    /// Returns the final response, whatever its status, except for rate limits and
-    /// failures that outlast the retries, which become typed failures.
+    /// Sends `req` with `token` (if any), within the call's deadline, recording each
+    /// attempt in its trail (`scope`). Returns the final response, whatever its status,
+    /// except for rate limits and failures that outlast the retries, which become typed
+    /// failures.
     pub async fn send(
         &self,
-        cx: &CallContext,
+        scope: Scope<'_>,
         token: Option<&SecretString>,
-        deadline: Instant,
         req: &Request,
     ) -> Result<Response, CallFailure> {
+        let deadline = scope.deadline;
         let url = self.url(req)?;
         let key = (
             token.map(fingerprint).unwrap_or_default(),
@@ -500,17 +476,16 @@ impl Upstream {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            self.check_bucket(&key)?;
-            let Some(left) = deadline
-                .checked_duration_since(Instant::now())
-                .filter(|d| !d.is_zero())
-            else {
-                return Err(CallFailure::new(
-                    ErrorCode::DeadlineExceeded,
-                    format!("the call's deadline passed before {} answered", self.name),
-                ));
-            };
-            let span = cx.client_span(&format!("{} {}", req.method, req.route));
+            let left = retry::before_attempt(
+                self.bucket(&key),
+                SystemTime::now(),
+                Instant::now(),
+                deadline,
+            )
+            .map_err(|reason| self.give_up(req, reason, None))?;
+            let span = scope
+                .trail
+                .client_span(&format!("{} {}", req.method, req.route));
             span.set_attributes(vec![
                 Attribute::new("http.request.method", req.method.to_string()),
                 Attribute::new("http.route", req.route),
@@ -557,7 +532,7 @@ impl Upstream {
                 Err(e) => Err(e),
             };
             let status = result.as_ref().map_or(0, |r| u32::from(r.status.as_u16()));
-            cx.record_action(wire::UpstreamAction {
+            scope.trail.record(wire::UpstreamAction {
                 provider: self.name.clone(),
                 method: req.method.to_string(),
                 route: req.route.to_owned(),
@@ -569,71 +544,54 @@ impl Upstream {
                 "http.response.status_code",
                 i64::from(status),
             )]);
-            let retries_left = attempt <= self.max_retries;
-            match result {
+            let attempt = Attempt {
+                number: attempt,
+                max_retries: self.max_retries,
+                idempotent: req.idempotent,
+            };
+            let (decision, resp) = match result {
                 Err(e) => {
                     span.set_error("no response");
                     // Only a failed connect proves the request never reached the server.
-                    let not_sent = e.is_connect();
-                    let may_retry = retries_left && (not_sent || req.idempotent);
-                    let what = if e.is_timeout() {
-                        "timed out"
-                    } else if e.is_connect() {
-                        "could not be reached"
-                    } else {
-                        "dropped the connection"
+                    let loss = Loss {
+                        timed_out: e.is_timeout(),
+                        never_sent: e.is_connect(),
                     };
-                    if !may_retry {
-                        let mut msg =
-                            format!("{} {what} ({} {})", self.name, req.method, req.route);
-                        if !req.idempotent && !not_sent {
-                            msg.push_str("; the request may have been applied, so it was not repeated: check before retrying");
-                        }
-                        return Err(CallFailure::new(ErrorCode::Unavailable, msg)
-                            .retry_after(Duration::from_secs(1)));
-                    }
-                    sleep_within(backoff.next_delay(), deadline).await;
+                    (retry::after_loss(loss, attempt), None)
                 }
                 Ok(resp) => {
                     self.remember(key.clone(), &resp.headers);
-                    if Self::is_rate_limited(&resp) {
-                        span.set_error("rate limited");
-                        let wait = Self::requested_wait(resp.status, &resp.headers)
-                            .unwrap_or(Duration::from_secs(60));
-                        let fits = Instant::now()
-                            .checked_add(wait)
-                            .is_some_and(|t| t < deadline);
-                        if retries_left && req.idempotent && wait <= MAX_WAIT && fits {
-                            sleep_within(wait, deadline).await;
-                            continue;
+                    let decision = retry::after_response(
+                        resp.status,
+                        &resp.headers,
+                        || resp.message(),
+                        attempt,
+                        SystemTime::now(),
+                        Instant::now(),
+                        deadline,
+                    );
+                    match decision {
+                        Decision::Wait(_) | Decision::GiveUp(GiveUp::RateLimited { .. }) => {
+                            span.set_error("rate limited");
                         }
-                        return Err(CallFailure::new(
-                            ErrorCode::RateLimited,
-                            format!(
-                                "{} is rate limiting this user: {}",
-                                self.name,
-                                resp.message().unwrap_or_else(|| resp.status.to_string())
-                            ),
-                        )
-                        .retry_after(wait.max(Duration::from_secs(1))));
+                        Decision::Backoff | Decision::GiveUp(GiveUp::ServerError { .. }) => {
+                            span.set_error("server error");
+                        }
+                        _ => {}
                     }
-                    if resp.status.is_server_error() {
-                        span.set_error("server error");
-                        if retries_left && req.idempotent {
-                            sleep_within(backoff.next_delay(), deadline).await;
-                            continue;
-                        }
-                        let mut msg = format!(
-                            "{} failed with {} ({} {})",
-                            self.name, resp.status, req.method, req.route
-                        );
-                        if !req.idempotent {
-                            msg.push_str("; the request may have been applied, so it was not repeated: check before retrying");
-                        }
-                        return Err(CallFailure::new(ErrorCode::Unavailable, msg)
-                            .retry_after(Duration::from_secs(1)));
-                    }
-                    return Ok(resp);
+                    (decision, Some(resp))
+                }
+            };
+            match (decision, resp) {
+                (Decision::Proceed, Some(resp)) => return Ok(resp),
+                // Without a response there is nothing to proceed with: `after_loss` never
+                // says so, and another attempt (bounded by `after_loss`) is the safe reading.
+                (Decision::Proceed, None) | (Decision::Backoff, _) => {
+                    sleep_within(backoff.next_delay(), deadline).await
+                }
+                (Decision::Wait(wait), _) => sleep_within(wait, deadline).await,
+                (Decision::GiveUp(reason), resp) => {
+                    return Err(self.give_up(req, reason, resp.as_ref()));
                 }
             }
         }
@@ -657,11 +615,11 @@ impl Upstream {
     /// read.
     pub async fn fetch_redirect(
         &self,
-        cx: &CallContext,
-        deadline: Instant,
+        scope: Scope<'_>,
         location: &str,
         route: &'static str,
     ) -> Result<Response, CallFailure> {
+        let deadline = scope.deadline;
         let url = Url::parse(location)
             .or_else(|_| self.api.join(location))
             .map_err(|_| {
@@ -704,7 +662,7 @@ impl Upstream {
             Ok(r) => read_bounded(r).await,
             Err(e) => Err(e),
         };
-        cx.record_action(wire::UpstreamAction {
+        scope.trail.record(wire::UpstreamAction {
             provider: self.name.clone(),
             method: "GET".into(),
             route: route.to_owned(),
@@ -776,6 +734,93 @@ pub fn failure(provider: &str, resp: &Response) -> CallFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    use shared::trace::{Kind as SpanKind, Tracing};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::providers::trail::Trail;
+
+    /// A loopback server answering each connection with the next of `statuses` (empty
+    /// body, connection closed), and a client for it with `max_retries`.
+    async fn upstream_answering(statuses: &'static [u16], max_retries: u32) -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            for status in statuses {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+            }
+        });
+        let config = ProviderConfig {
+            name: "ghes".into(),
+            kind: ProviderKind::Github,
+            api_url: Url::parse(&format!("http://{addr}/api/v3")).unwrap(),
+            web_url: None,
+            ca_bundle: None,
+            proxy: Proxy::None,
+            timeout: Duration::from_secs(10),
+            max_retries,
+            oauth: None,
+            log_storage_hosts: Vec::new(),
+        };
+        Upstream::new(&config).unwrap()
+    }
+
+    fn trail() -> Trail {
+        let tracing = Arc::new(Tracing::new("test", "0", None).unwrap());
+        let span = tracing.start("call", SpanKind::Server, None);
+        Trail::new(tracing, span)
+    }
+
+    #[tokio::test]
+    async fn a_read_is_retried_after_a_server_error_and_each_attempt_recorded() {
+        let upstream = upstream_answering(&[503, 200], 2).await;
+        let trail = trail();
+        let scope = Scope {
+            deadline: Instant::now() + Duration::from_secs(30),
+            trail: &trail,
+        };
+        let resp = upstream
+            .send(scope, None, &Request::get("/user", "user".into()))
+            .await
+            .unwrap();
+        assert_eq!(resp.status, StatusCode::OK);
+        let seen: Vec<(u32, u32)> = trail.take().iter().map(|a| (a.status, a.attempt)).collect();
+        assert_eq!(seen, vec![(503, 1), (200, 2)]);
+    }
+
+    #[tokio::test]
+    async fn a_write_is_not_repeated_after_a_server_error() {
+        let upstream = upstream_answering(&[502, 200], 2).await;
+        let trail = trail();
+        let scope = Scope {
+            deadline: Instant::now() + Duration::from_secs(30),
+            trail: &trail,
+        };
+        let req = Request::write(
+            Method::POST,
+            "/repos/{owner}/{repo}/issues",
+            "repos/acme/w/issues".into(),
+            serde_json::json!({"title": "t"}),
+            false,
+        );
+        let failure = upstream.send(scope, None, &req).await.unwrap_err();
+        assert_eq!(failure.code, ErrorCode::Unavailable);
+        assert!(
+            failure.message.contains("may have been applied"),
+            "{}",
+            failure.message
+        );
+        assert_eq!(trail.take().len(), 1);
+    }
 
     #[test]
     fn validation_failures_say_what_failed() {

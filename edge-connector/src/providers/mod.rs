@@ -5,10 +5,15 @@
 //!   tracing.
 //! - [`log_redirect`]: where job-log downloads may be redirected (listed hosts, address
 //!   fence).
+//! - [`retry`]: the rate-limit and retry decisions, as pure functions of the answer and the
+//!   time.
 //! - [`oauth`]: users connecting their upstream accounts; token refresh.
 //! - [`path`]: escaping arguments into request paths.
 //! - [`link`]: the `Link` header's pagination links.
-//! - [`github`] and [`gitlab`]: each API's paths, pagination and payloads, and the tools.
+//! - [`page`]: the page list tools return, and the page a cursor names.
+//! - [`trail`]: a call's spans and audit records, and its deadline, as requests need them.
+//! - [`github`] and [`gitlab`]: each API's paths, pagination and payloads (their tools are
+//!   in [`crate::tools`]).
 //!
 //! Every request carries the calling user's own token, so the upstream enforces the user's
 //! native permissions on top of the policy's.
@@ -21,9 +26,10 @@ pub mod log_redirect;
 pub mod oauth;
 pub mod page;
 pub mod path;
+pub mod retry;
+pub mod trail;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use reqwest::StatusCode;
 use secrecy::SecretString;
@@ -31,10 +37,10 @@ use shared::call::CallFailure;
 use shared::wire::{self, ErrorCode};
 
 use crate::config::{Config, ProviderConfig, ProviderKind};
-use crate::tools::CallContext;
 use crate::vault::{EntryName, Vault};
 use http::{Request, Response, Upstream};
 use oauth::{OAuthClient, vault_failure};
+use trail::Scope;
 
 /// Why the providers cannot be set up (the connector refuses to start).
 #[derive(Debug, thiserror::Error)]
@@ -123,53 +129,57 @@ impl Instance {
         token.ok_or_else(|| self.must_connect(user))
     }
 
-    /// Sends `req` as `user` (with their token), within `deadline`. A `401` is told apart:
+    /// Sends `req` as `user` (with their token), within the call's deadline. A `401` is told apart:
     /// if the token itself is dead it is refreshed (or the user is asked to connect again)
     /// and the request sent once more, which is safe because a `401` is refused before
     /// anything happens; otherwise (GitLab answers `401` to some permission refusals) the
     /// response is returned as it is.
     pub async fn send_as(
         &self,
-        cx: &CallContext,
+        scope: Scope<'_>,
         user: &str,
-        deadline: Instant,
         req: &Request,
     ) -> Result<Response, CallFailure> {
         let token = self.token(user, None).await?;
-        let resp = self.http.send(cx, Some(&token), deadline, req).await?;
+        let resp = self.http.send(scope, Some(&token), req).await?;
         if resp.status != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
         let probe = self
             .http
-            .send(
-                cx,
-                Some(&token),
-                deadline,
-                &Request::get("/user", "user".into()),
-            )
+            .send(scope, Some(&token), &Request::current_user())
             .await?;
         if probe.status != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
         let token = self.token(user, Some(&token)).await?;
-        self.http.send(cx, Some(&token), deadline, req).await
+        self.http.send(scope, Some(&token), req).await
     }
 
     /// Like [`Instance::send_as`], and fails with the typed failure of any non-success.
     pub async fn ok_as(
         &self,
-        cx: &CallContext,
+        scope: Scope<'_>,
         user: &str,
-        deadline: Instant,
         req: &Request,
     ) -> Result<Response, CallFailure> {
-        let resp = self.send_as(cx, user, deadline, req).await?;
+        let resp = self.send_as(scope, user, req).await?;
         if resp.status.is_success() {
             Ok(resp)
         } else {
             Err(http::failure(&self.config.name, &resp))
         }
+    }
+
+    /// The account `user`'s token acts as, read as `T` (each API's user object).
+    pub async fn whoami<T: serde::de::DeserializeOwned>(
+        &self,
+        scope: Scope<'_>,
+        user: &str,
+    ) -> Result<T, CallFailure> {
+        self.ok_as(scope, user, &Request::current_user())
+            .await?
+            .json()
     }
 
     /// Finishes a user's connection (the upstream's code came back through the runtime).

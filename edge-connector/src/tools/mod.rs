@@ -7,48 +7,17 @@
 //! is what the tunnel serves; [`Toolbox`] is the connector's own.
 //!
 //! - [`tool`]: the typed tool trait, schemas from types, field selection.
-//! - [`context`]: what a running call can do (progress, questions, upstream actions).
+//! - [`github`] and [`gitlab`]: each provider's tools, one file per group.
 //! - [`diagnostic`]: `diag.ping`, `diag.echo`.
 
-pub mod context;
 pub mod diagnostic;
+pub mod github;
+pub mod gitlab;
 pub mod tool;
 
-use std::future::Future;
-use std::pin::Pin;
-
-pub use context::CallContext;
-
-/// A boxed future, for the object-safe [`ToolSet`].
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A set of tools the tunnel can serve.
-pub trait ToolSet: Send + Sync + 'static {
-    /// The tools, for the hello.
-    fn specs(&self) -> Vec<wire::ToolSpec>;
-    /// Runs one call.
-    fn call<'a>(&'a self, call: &'a Call, ctx: &'a CallContext) -> BoxFuture<'a, CallOutcome>;
-    /// Says what `call` would do, writing nothing, for the user to confirm; the default is
-    /// an empty effect (nothing more to show than the tool's name).
-    fn preview<'a>(
-        &'a self,
-        call: &'a Call,
-        ctx: &'a CallContext,
-    ) -> BoxFuture<'a, PreviewOutcome> {
-        let _ = (call, ctx);
-        Box::pin(async { Ok(wire::Effect::default()) })
-    }
-    /// Finishes a user's authorization at an upstream (the code from its consent page).
-    fn authorize<'a>(&'a self, cb: &'a wire::AuthorizeCallback) -> BoxFuture<'a, CallOutcome> {
-        let _ = cb;
-        Box::pin(async {
-            Err(CallFailure::new(
-                ErrorCode::UnknownTool,
-                "this connector acts on no upstream on behalf of users",
-            ))
-        })
-    }
-}
+// Kept at their old paths for the crates that serve fixture tools (the e2e suites).
+pub use crate::call_context::CallContext;
+pub use crate::toolset::{BoxFuture, ToolSet, unknown_tool};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,7 +29,7 @@ use shared::identity::ConnectorIdentity;
 use shared::wire::{self, ErrorCode};
 
 use crate::config::ProviderKind;
-use crate::providers::{Providers, github, gitlab};
+use crate::providers::Providers;
 use tool::{DynTool, ToolCall};
 
 /// What tools may know about the connector they run in.
@@ -211,14 +180,6 @@ impl ToolSet for Toolbox {
             output(&serde_json::json!({ "connected": true }), text)
         })
     }
-}
-
-/// The error for a tool this connector does not have.
-pub fn unknown_tool(name: &str) -> CallFailure {
-    CallFailure::new(
-        ErrorCode::UnknownTool,
-        format!("this connector has no tool named {name}"),
-    )
 }
 
 /// Parses a call's arguments into the tool's argument type.

@@ -8,6 +8,7 @@
 //! argument (names of fields to keep in each item, or in the result), applied to its
 //! structured output after it ran.
 
+use std::future::Future;
 use std::time::Instant;
 
 use schemars::JsonSchema;
@@ -17,8 +18,11 @@ use serde::de::DeserializeOwned;
 use shared::call::{Call, CallFailure, CallOutcome, PreviewOutcome};
 use shared::wire::{self, ErrorCode};
 
-use super::{BoxFuture, CallContext};
-use crate::providers::Providers;
+use crate::call_context::CallContext;
+use crate::providers::http::{Request, Response};
+use crate::providers::trail::Scope;
+use crate::providers::{Instance, Providers};
+use crate::toolset::BoxFuture;
 
 /// What a tool's annotations say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +78,29 @@ impl ToolCall<'_> {
         &self.call.caller.user
     }
 
+    /// What the call's upstream requests need: its deadline and its trail.
+    pub fn scope(&self) -> Scope<'_> {
+        Scope {
+            deadline: self.deadline,
+            trail: self.ctx.trail(),
+        }
+    }
+
+    /// Sends `req` to `inst` as the calling user; the response, whatever its status.
+    pub async fn send(&self, inst: &Instance, req: &Request) -> Result<Response, CallFailure> {
+        inst.send_as(self.scope(), self.user(), req).await
+    }
+
+    /// Sends `req` to `inst` as the calling user; a non-success is its typed failure.
+    pub async fn ok(&self, inst: &Instance, req: &Request) -> Result<Response, CallFailure> {
+        inst.ok_as(self.scope(), self.user(), req).await
+    }
+
+    /// The account the calling user's token acts as at `inst`, read as `T`.
+    pub async fn whoami<T: DeserializeOwned>(&self, inst: &Instance) -> Result<T, CallFailure> {
+        inst.whoami(self.scope(), self.user()).await
+    }
+
     /// The value `name` the user confirmed, if the call was confirmed with a preview.
     pub fn bound(&self, name: &str) -> Option<&str> {
         self.call.binding.get(name).map(String::as_str)
@@ -126,22 +153,22 @@ pub trait Tool: Send + Sync + 'static {
     /// Argument values that make a call need the user's confirmation although the tool is
     /// not destructive (an approval): `(name, JSON value text)`, all of which must match.
     const CONFIRM_WHEN: &'static [(&'static str, &'static str)] = &[];
-    /// Runs the tool.
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    /// Runs the tool (implemented as an `async fn`).
+    fn run(
+        &self,
+        cx: &ToolCall<'_>,
         args: Self::Args,
-    ) -> BoxFuture<'a, Result<Rendered<Self::Output>, CallFailure>>;
+    ) -> impl Future<Output = Result<Rendered<Self::Output>, CallFailure>> + Send;
     /// What a call would do, read from the upstream with nothing written, for the user to
     /// confirm: a text and the values [`Tool::run`] then holds the call to (through
     /// [`ToolCall::bound`]). The default says nothing beyond the tool's name.
-    fn preview<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    fn preview(
+        &self,
+        cx: &ToolCall<'_>,
         args: Self::Args,
-    ) -> BoxFuture<'a, PreviewOutcome> {
+    ) -> impl Future<Output = PreviewOutcome> + Send {
         let _ = (cx, args);
-        Box::pin(async { Ok(wire::Effect::default()) })
+        async { Ok(wire::Effect::default()) }
     }
 }
 

@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::tools::{CallContext, ToolSet};
+use crate::call_context::CallContext;
+use crate::toolset::ToolSet;
 
 /// Time allowed for the request frame to arrive after the stream opens.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -4,9 +4,7 @@
 //! - [`session`]: one connection: hello, heartbeats, renewal, drain.
 //! - [`calls`]: serving the runtime's call streams.
 //! - [`supervisor`]: reconnects, replaces the tunnel after renewal, stops when told.
-//! - [`backoff`]: exponential backoff with full jitter.
 
-pub mod backoff;
 pub mod calls;
 pub mod dial;
 pub mod session;

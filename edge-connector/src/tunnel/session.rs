@@ -27,7 +27,7 @@ use shared::trace::Tracing;
 use super::calls;
 use crate::local_policy::Enforced;
 use crate::state::{Identity, StateDir};
-use crate::tools::ToolSet;
+use crate::toolset::ToolSet;
 
 /// What a session tells its supervisor.
 #[derive(Debug)]

@@ -9,9 +9,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use super::backoff::Backoff;
 use super::dial::{self, DialError};
 use super::session::{self, SessionContext, SessionEnd, SessionEvent};
+use crate::backoff::Backoff;
 use crate::state::StateError;
 
 /// First reconnect delay ceiling.

@@ -2,61 +2,16 @@
 //! GitHub's objects the tools read (the rest of each payload is never kept: that is where
 //! most of a raw response's tokens go).
 
-use std::sync::Arc;
-
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use shared::call::CallFailure;
 use shared::wire::ErrorCode;
 
-use crate::config::ProviderKind;
-use crate::providers::Instance;
 use crate::providers::http::Response;
 pub use crate::providers::path::{file_path, seg};
-use crate::tools::tool::ToolCall;
-pub use crate::tools::tool::clip;
 
 /// `repos/{owner}/{repo}` (escaped).
 pub fn repo(owner: &str, repo: &str) -> Result<String, CallFailure> {
     Ok(format!("repos/{}/{}", seg(owner)?, seg(repo)?))
-}
-
-/// The instance a call names.
-pub fn instance<'a>(
-    cx: &'a ToolCall<'a>,
-    name: Option<&str>,
-) -> Result<&'a Arc<Instance>, CallFailure> {
-    cx.providers.pick(ProviderKind::Github, name)
-}
-
-/// Default page size of the tools (small: answers, not dumps).
-pub const DEFAULT_LIMIT: u32 = 20;
-/// GitHub's largest page.
-pub const MAX_LIMIT: u32 = 100;
-
-/// `per_page` and `page` from a tool's `limit` and `cursor`.
-pub fn page(
-    limit: Option<u32>,
-    cursor: Option<&str>,
-) -> Result<[(&'static str, Option<String>); 2], CallFailure> {
-    let per_page = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let page = match cursor {
-        None => 1,
-        Some(c) => c
-            .parse::<u32>()
-            .ok()
-            .filter(|p| (1..=10_000).contains(p))
-            .ok_or_else(|| {
-                CallFailure::new(
-                    ErrorCode::InvalidArguments,
-                    "cursor must be a next_cursor value returned by this tool",
-                )
-            })?,
-    };
-    Ok([
-        ("per_page", Some(per_page.to_string())),
-        ("page", Some(page.to_string())),
-    ])
 }
 
 /// The next page's cursor, from the `Link` header's `rel="next"` (only its page number is
@@ -218,31 +173,6 @@ pub struct RawIssue {
     pub repository_url: Option<String>,
 }
 
-/// An issue, compactly.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct IssueSummary {
-    /// `owner/repo`.
-    pub repo: String,
-    /// Issue number.
-    pub number: u64,
-    /// Title.
-    pub title: String,
-    /// `open` or `closed`.
-    pub state: String,
-    /// Author's login.
-    pub author: String,
-    /// Assignees' logins.
-    pub assignees: Vec<String>,
-    /// Label names.
-    pub labels: Vec<String>,
-    /// Number of comments.
-    pub comments: u64,
-    /// Last update, RFC 3339.
-    pub updated_at: String,
-    /// Web URL.
-    pub url: String,
-}
-
 /// `owner/repo` from an API URL ending in `/repos/{owner}/{repo}`.
 pub fn repo_of(repository_url: Option<&str>) -> String {
     repository_url
@@ -251,38 +181,10 @@ pub fn repo_of(repository_url: Option<&str>) -> String {
         .to_owned()
 }
 
-impl From<RawIssue> for IssueSummary {
-    fn from(i: RawIssue) -> Self {
-        Self {
-            repo: repo_of(i.repository_url.as_deref()),
-            number: i.number,
-            title: i.title,
-            state: i.state,
-            author: i.user.map(|u| u.login).unwrap_or_default(),
-            assignees: i.assignees.into_iter().map(|u| u.login).collect(),
-            labels: i.labels.into_iter().map(|l| l.name).collect(),
-            comments: i.comments,
-            updated_at: i.updated_at,
-            url: i.html_url,
-        }
-    }
-}
-
-/// One line of an issue for the text rendering.
-pub fn issue_line(i: &IssueSummary) -> String {
-    let mut line = format!("{}#{} [{}] {}", i.repo, i.number, i.state, i.title);
-    if !i.labels.is_empty() {
-        line.push_str(&format!(" ({})", i.labels.join(", ")));
-    }
-    if !i.assignees.is_empty() {
-        line.push_str(&format!(" @{}", i.assignees.join(" @")));
-    }
-    line
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::page::page_query;
 
     #[test]
     fn search_scope_cannot_be_widened() {
@@ -314,10 +216,10 @@ mod tests {
 
     #[test]
     fn cursors_are_page_numbers_only() {
-        assert!(page(None, Some("abc")).is_err());
-        assert!(page(None, Some("0")).is_err());
+        assert!(page_query(None, Some("abc")).is_err());
+        assert!(page_query(None, Some("0")).is_err());
         assert_eq!(
-            page(Some(500), Some("3")).unwrap()[0].1.as_deref(),
+            page_query(Some(500), Some("3")).unwrap()[0].1.as_deref(),
             Some("100")
         );
         let resp = Response {

@@ -1,52 +1,7 @@
-//! GitLab: the `gitlab_*` tools, on the REST API (`/api/v4`). Every project-scoped tool
-//! takes the project's full path (`group/sub/project`) as `project`, its policy target.
+//! GitLab's REST API (`/api/v4`): project paths, pagination, user lookups and the fields of
+//! GitLab's objects the tools read. The `gitlab_*` tools themselves are in
+//! [`crate::tools::gitlab`].
 //!
-//! - [`api`]: project paths, pagination, user lookups, the payload fields the tools read.
-//! - [`account`]: who am I.
-//! - [`projects`]: find projects.
-//! - [`repository`]: files, commits, code search.
-//! - [`branches`]: list, create, delete.
-//! - [`issues`]: list, search, read, open, update, comment.
-//! - [`merge_requests`]: list, read with changed files and pipeline, diff.
-//! - [`merge_request_actions`]: open, review (approve, comment), merge.
-//! - [`pipelines`]: list, a failed job's log.
+//! - [`api`]: paths, pagination, user lookups, payloads.
 
-pub mod account;
 pub mod api;
-pub mod branches;
-pub mod issues;
-pub mod merge_request_actions;
-pub mod merge_requests;
-pub mod pipelines;
-pub mod projects;
-pub mod repository;
-
-use crate::tools::tool::{DynTool, erase};
-
-/// Every GitLab tool.
-pub fn tools() -> Vec<Box<dyn DynTool>> {
-    vec![
-        erase(account::Whoami),
-        erase(projects::SearchProjects),
-        erase(repository::GetFile),
-        erase(repository::ListCommits),
-        erase(repository::SearchCode),
-        erase(branches::ListBranches),
-        erase(branches::CreateBranch),
-        erase(branches::DeleteBranch),
-        erase(issues::ListIssues),
-        erase(issues::SearchIssues),
-        erase(issues::GetIssue),
-        erase(issues::CreateIssue),
-        erase(issues::UpdateIssue),
-        erase(issues::CommentOnIssue),
-        erase(merge_requests::ListMergeRequests),
-        erase(merge_requests::GetMergeRequest),
-        erase(merge_requests::GetMergeRequestDiff),
-        erase(merge_request_actions::CreateMergeRequest),
-        erase(merge_request_actions::ReviewMergeRequest),
-        erase(merge_request_actions::MergeMergeRequest),
-        erase(pipelines::ListPipelines),
-        erase(pipelines::GetFailedJobLog),
-    ]
-}

@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 use shared::wire::ErrorCode;
 
-use super::api;
+use super::common;
+use crate::providers::github::api;
 use crate::providers::http::Request;
-use crate::tools::BoxFuture;
-use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall};
+use crate::providers::page::page_query;
+use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall, clip};
 
 /// Default characters of a file returned.
 const DEFAULT_MAX_CHARS: usize = 20_000;
@@ -166,7 +167,7 @@ fn window(text: &str, start: usize, max: usize) -> Result<Window, CallFailure> {
     if to < start && total > 0 {
         // A single line longer than the budget: its head, marked.
         let first = lines.get(start - 1).copied().unwrap_or_default();
-        content = api::clip(first, max).0;
+        content = clip(first, max).0;
         to = start;
         return Ok(Window {
             content,
@@ -223,140 +224,135 @@ impl Tool for GetFile {
     const HINTS: Hints = READ;
     const TARGET: &'static [&'static str] = &["owner", "repo"];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: GetFileArgs,
-    ) -> BoxFuture<'a, Result<Rendered<FileContent>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let path = a.path.as_deref().unwrap_or_default().trim_matches('/');
-            let base = format!("{}/contents", api::repo(&a.owner, &a.repo)?);
-            let url = if path.is_empty() {
-                base
-            } else {
-                format!("{base}/{}", api::file_path(path)?)
-            };
-            let route = "/repos/{owner}/{repo}/contents/{path}";
-            let req = Request::get(route, url.clone()).query([("ref", a.git_ref.clone())]);
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let max = a.max_chars.unwrap_or(DEFAULT_MAX_CHARS).clamp(1, MAX_CHARS);
-            let at = a
-                .git_ref
-                .as_deref()
-                .map(|r| format!("@{r}"))
-                .unwrap_or_default();
-            let name = format!("{}/{}:{path}{at}", a.owner, a.repo);
-            let mut out = FileContent {
-                path: path.to_owned(),
-                git_ref: a.git_ref.clone(),
-                kind: String::new(),
-                size: None,
-                sha: None,
-                binary: false,
-                content: None,
-                from_line: None,
-                to_line: None,
-                total_lines: None,
-                truncated: false,
-                next_start_line: None,
-                entries: None,
-                target: None,
-            };
-            let raw = match resp.json::<RawContents>()? {
-                RawContents::Dir(entries) => {
-                    out.kind = "dir".into();
-                    let entries: Vec<Entry> = entries
-                        .into_iter()
-                        .map(|e| Entry {
-                            size: (e.kind == "file").then_some(e.size),
-                            name: e.name,
-                            kind: e.kind,
-                        })
-                        .collect();
-                    let mut text = format!("{name} (directory, {} entries)", entries.len());
-                    for e in &entries {
-                        text.push_str(&match e.kind.as_str() {
-                            "dir" => format!("\n{}/", e.name),
-                            "file" => format!("\n{} {} B", e.name, e.size.unwrap_or(0)),
-                            k => format!("\n{} ({k})", e.name),
-                        });
-                    }
-                    out.entries = Some(entries);
-                    return Ok(Rendered { output: out, text });
+    ) -> Result<Rendered<FileContent>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let path = a.path.as_deref().unwrap_or_default().trim_matches('/');
+        let base = format!("{}/contents", api::repo(&a.owner, &a.repo)?);
+        let url = if path.is_empty() {
+            base
+        } else {
+            format!("{base}/{}", api::file_path(path)?)
+        };
+        let route = "/repos/{owner}/{repo}/contents/{path}";
+        let req = Request::get(route, url.clone()).query([("ref", a.git_ref.clone())]);
+        let resp = cx.ok(inst, &req).await?;
+        let max = a.max_chars.unwrap_or(DEFAULT_MAX_CHARS).clamp(1, MAX_CHARS);
+        let at = a
+            .git_ref
+            .as_deref()
+            .map(|r| format!("@{r}"))
+            .unwrap_or_default();
+        let name = format!("{}/{}:{path}{at}", a.owner, a.repo);
+        let mut out = FileContent {
+            path: path.to_owned(),
+            git_ref: a.git_ref.clone(),
+            kind: String::new(),
+            size: None,
+            sha: None,
+            binary: false,
+            content: None,
+            from_line: None,
+            to_line: None,
+            total_lines: None,
+            truncated: false,
+            next_start_line: None,
+            entries: None,
+            target: None,
+        };
+        let raw = match resp.json::<RawContents>()? {
+            RawContents::Dir(entries) => {
+                out.kind = "dir".into();
+                let entries: Vec<Entry> = entries
+                    .into_iter()
+                    .map(|e| Entry {
+                        size: (e.kind == "file").then_some(e.size),
+                        name: e.name,
+                        kind: e.kind,
+                    })
+                    .collect();
+                let mut text = format!("{name} (directory, {} entries)", entries.len());
+                for e in &entries {
+                    text.push_str(&match e.kind.as_str() {
+                        "dir" => format!("\n{}/", e.name),
+                        "file" => format!("\n{} {} B", e.name, e.size.unwrap_or(0)),
+                        k => format!("\n{} ({k})", e.name),
+                    });
                 }
-                RawContents::One(c) => c,
-            };
-            out.path = raw.path;
-            out.kind = raw.kind.clone();
-            out.sha = raw.sha;
-            match raw.kind.as_str() {
-                "file" => {}
-                "symlink" => {
-                    let text = format!(
-                        "{name} is a symlink to {}",
-                        raw.target.as_deref().unwrap_or("?")
-                    );
-                    out.target = raw.target;
-                    return Ok(Rendered { output: out, text });
-                }
-                _ => {
-                    let text = format!(
-                        "{name} is a {} ({})",
-                        raw.kind,
-                        raw.submodule_git_url.as_deref().unwrap_or("?")
-                    );
-                    out.target = raw.submodule_git_url;
-                    return Ok(Rendered { output: out, text });
-                }
-            }
-            out.size = Some(raw.size);
-            // GitHub inlines files up to 1 MiB; past that `encoding` is "none" and the
-            // bytes come from the raw media type (bounded by the client's body limit).
-            let bytes = match (raw.encoding.as_deref(), raw.content.as_deref()) {
-                (Some("base64"), Some(c)) => decode_base64(c)?,
-                _ if raw.size == 0 => Vec::new(),
-                _ => {
-                    let req = Request::get(route, url)
-                        .query([("ref", a.git_ref.clone())])
-                        .accept("application/vnd.github.raw");
-                    inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                        .await?
-                        .body
-                        .to_vec()
-                }
-            };
-            let Some(text) = as_text(&bytes) else {
-                out.binary = true;
-                let text = format!(
-                    "{name} is a binary file of {} bytes (sha {}); its content is not shown",
-                    raw.size,
-                    out.sha.as_deref().unwrap_or("?")
-                );
+                out.entries = Some(entries);
                 return Ok(Rendered { output: out, text });
-            };
-            let w = window(text, a.start_line.unwrap_or(1), max)?;
-            // Bytes the body limit cut off count as truncation too.
-            let cut_short = (bytes.len() as u64) < raw.size;
-            out.truncated = w.truncated || cut_short;
-            out.next_start_line = (w.to < w.total).then_some(w.to + 1);
-            out.from_line = Some(w.from);
-            out.to_line = Some(w.to);
-            out.total_lines = Some(w.total);
-            let mut text = format!(
-                "{name} ({} bytes, lines {}-{} of {})\n{}",
-                raw.size, w.from, w.to, w.total, w.content
-            );
-            if let Some(next) = out.next_start_line {
-                text.push_str(&format!(
-                    "\n…[truncated: pass start_line {next} to read on]"
-                ));
-            } else if cut_short {
-                text.push_str("\n…[truncated: the file is larger than can be fetched]");
             }
-            out.content = Some(w.content);
-            Ok(Rendered { output: out, text })
-        })
+            RawContents::One(c) => c,
+        };
+        out.path = raw.path;
+        out.kind = raw.kind.clone();
+        out.sha = raw.sha;
+        match raw.kind.as_str() {
+            "file" => {}
+            "symlink" => {
+                let text = format!(
+                    "{name} is a symlink to {}",
+                    raw.target.as_deref().unwrap_or("?")
+                );
+                out.target = raw.target;
+                return Ok(Rendered { output: out, text });
+            }
+            _ => {
+                let text = format!(
+                    "{name} is a {} ({})",
+                    raw.kind,
+                    raw.submodule_git_url.as_deref().unwrap_or("?")
+                );
+                out.target = raw.submodule_git_url;
+                return Ok(Rendered { output: out, text });
+            }
+        }
+        out.size = Some(raw.size);
+        // GitHub inlines files up to 1 MiB; past that `encoding` is "none" and the
+        // bytes come from the raw media type (bounded by the client's body limit).
+        let bytes = match (raw.encoding.as_deref(), raw.content.as_deref()) {
+            (Some("base64"), Some(c)) => decode_base64(c)?,
+            _ if raw.size == 0 => Vec::new(),
+            _ => {
+                let req = Request::get(route, url)
+                    .query([("ref", a.git_ref.clone())])
+                    .accept("application/vnd.github.raw");
+                cx.ok(inst, &req).await?.body.to_vec()
+            }
+        };
+        let Some(text) = as_text(&bytes) else {
+            out.binary = true;
+            let text = format!(
+                "{name} is a binary file of {} bytes (sha {}); its content is not shown",
+                raw.size,
+                out.sha.as_deref().unwrap_or("?")
+            );
+            return Ok(Rendered { output: out, text });
+        };
+        let w = window(text, a.start_line.unwrap_or(1), max)?;
+        // Bytes the body limit cut off count as truncation too.
+        let cut_short = (bytes.len() as u64) < raw.size;
+        out.truncated = w.truncated || cut_short;
+        out.next_start_line = (w.to < w.total).then_some(w.to + 1);
+        out.from_line = Some(w.from);
+        out.to_line = Some(w.to);
+        out.total_lines = Some(w.total);
+        let mut text = format!(
+            "{name} ({} bytes, lines {}-{} of {})\n{}",
+            raw.size, w.from, w.to, w.total, w.content
+        );
+        if let Some(next) = out.next_start_line {
+            text.push_str(&format!(
+                "\n…[truncated: pass start_line {next} to read on]"
+            ));
+        } else if cut_short {
+            text.push_str("\n…[truncated: the file is larger than can be fetched]");
+        }
+        out.content = Some(w.content);
+        Ok(Rendered { output: out, text })
     }
 }
 
@@ -446,75 +442,73 @@ impl Tool for SearchCode {
     const TARGET: &'static [&'static str] = &["owner", "repo"];
     const SELECTABLE: bool = true;
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: SearchCodeArgs,
-    ) -> BoxFuture<'a, Result<Rendered<CodeHits>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let words = api::unscoped_words(a.query.trim())?;
-            if words.is_empty() {
-                return Err(CallFailure::new(
-                    ErrorCode::InvalidArguments,
-                    "query is empty",
-                ));
+    ) -> Result<Rendered<CodeHits>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let words = api::unscoped_words(a.query.trim())?;
+        if words.is_empty() {
+            return Err(CallFailure::new(
+                ErrorCode::InvalidArguments,
+                "query is empty",
+            ));
+        }
+        let mut q = vec![
+            words.to_owned(),
+            format!("repo:{}", api::searchable_repo(&a.owner, &a.repo)?),
+        ];
+        if let Some(p) = a.path.as_deref().map(|p| p.trim_matches('/')) {
+            q.push(plain_qualifier("path", p)?);
+        }
+        if let Some(e) = a.extension.as_deref().map(|e| e.trim_start_matches('.')) {
+            q.push(plain_qualifier("extension", e)?);
+        }
+        let req = Request::get("/search/code", "search/code".into())
+            .query([("q", Some(q.join(" ")))])
+            .query(page_query(a.limit, a.cursor.as_deref())?)
+            .accept("application/vnd.github.text-match+json");
+        let resp = cx.ok(inst, &req).await?;
+        let found: FoundCode = resp.json()?;
+        let items: Vec<CodeHit> = found
+            .items
+            .into_iter()
+            .map(|i| CodeHit {
+                path: i.path,
+                lines: i
+                    .text_matches
+                    .iter()
+                    .filter_map(|m| m.fragment.as_deref())
+                    .flat_map(str::lines)
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .take(3)
+                    .map(|l| clip(l, 200).0)
+                    .collect(),
+            })
+            .collect();
+        let out = CodeHits {
+            total: found.total_count,
+            items,
+            next_cursor: api::next_cursor(&resp),
+        };
+        let text = if out.items.is_empty() {
+            format!("no code in {}/{} matches {words:?}", a.owner, a.repo)
+        } else {
+            let mut lines = vec![format!(
+                "{} file(s) in {}/{} match:",
+                out.total, a.owner, a.repo
+            )];
+            for h in &out.items {
+                lines.push(format!("{}: {}", h.path, h.lines.join(" | ")));
             }
-            let mut q = vec![
-                words.to_owned(),
-                format!("repo:{}", api::searchable_repo(&a.owner, &a.repo)?),
-            ];
-            if let Some(p) = a.path.as_deref().map(|p| p.trim_matches('/')) {
-                q.push(plain_qualifier("path", p)?);
+            if out.next_cursor.is_some() {
+                lines.push("(more: pass next_cursor)".into());
             }
-            if let Some(e) = a.extension.as_deref().map(|e| e.trim_start_matches('.')) {
-                q.push(plain_qualifier("extension", e)?);
-            }
-            let req = Request::get("/search/code", "search/code".into())
-                .query([("q", Some(q.join(" ")))])
-                .query(api::page(a.limit, a.cursor.as_deref())?)
-                .accept("application/vnd.github.text-match+json");
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let found: FoundCode = resp.json()?;
-            let items: Vec<CodeHit> = found
-                .items
-                .into_iter()
-                .map(|i| CodeHit {
-                    path: i.path,
-                    lines: i
-                        .text_matches
-                        .iter()
-                        .filter_map(|m| m.fragment.as_deref())
-                        .flat_map(str::lines)
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty())
-                        .take(3)
-                        .map(|l| api::clip(l, 200).0)
-                        .collect(),
-                })
-                .collect();
-            let out = CodeHits {
-                total: found.total_count,
-                items,
-                next_cursor: api::next_cursor(&resp),
-            };
-            let text = if out.items.is_empty() {
-                format!("no code in {}/{} matches {words:?}", a.owner, a.repo)
-            } else {
-                let mut lines = vec![format!(
-                    "{} file(s) in {}/{} match:",
-                    out.total, a.owner, a.repo
-                )];
-                for h in &out.items {
-                    lines.push(format!("{}: {}", h.path, h.lines.join(" | ")));
-                }
-                if out.next_cursor.is_some() {
-                    lines.push("(more: pass next_cursor)".into());
-                }
-                lines.join("\n")
-            };
-            Ok(Rendered { output: out, text })
-        })
+            lines.join("\n")
+        };
+        Ok(Rendered { output: out, text })
     }
 }
 

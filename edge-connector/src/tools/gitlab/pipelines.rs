@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 use shared::wire::ErrorCode;
 
-use super::api::{self, RawPipeline};
+use super::common;
 use crate::providers::Instance;
+use crate::providers::gitlab::api::{self, RawPipeline};
 use crate::providers::http::{MAX_BODY, Request};
-use crate::providers::page::{Page, render_lines};
-use crate::tools::BoxFuture;
+use crate::providers::page::{MAX_LIMIT, Page, page_query, render_lines};
 use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall, clip};
 
 /// Arguments of `gitlab_list_pipelines`.
@@ -81,50 +81,48 @@ impl Tool for ListPipelines {
     const TARGET: &'static [&'static str] = &["project"];
     const SELECTABLE: bool = true;
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: ListArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Page<PipelineSummary>>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let req = Request::get(
-                "/projects/{id}/pipelines",
-                format!("{}/pipelines", api::project(&a.project)?),
-            )
-            .query([
-                ("ref", a.git_ref),
-                ("status", a.status),
-                ("sha", a.sha),
-                ("source", a.source),
-                ("order_by", Some("id".into())),
-                ("sort", Some("desc".into())),
-            ])
-            .query(api::page(a.limit, a.cursor.as_deref())?);
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let next_cursor = api::next_cursor(&resp);
-            let items: Vec<PipelineSummary> = resp
-                .json::<Vec<RawPipeline>>()?
-                .into_iter()
-                .map(PipelineSummary::from)
-                .collect();
-            let output = Page { items, next_cursor };
-            let text = render_lines(
-                &output,
-                |p| {
-                    format!(
-                        "{} [{}] {} {} ({})",
-                        p.id,
-                        p.status,
-                        p.git_ref,
-                        p.sha,
-                        p.source.as_deref().unwrap_or("?")
-                    )
-                },
-                "no matching pipelines",
-            );
-            Ok(Rendered { output, text })
-        })
+    ) -> Result<Rendered<Page<PipelineSummary>>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let req = Request::get(
+            "/projects/{id}/pipelines",
+            format!("{}/pipelines", api::project(&a.project)?),
+        )
+        .query([
+            ("ref", a.git_ref),
+            ("status", a.status),
+            ("sha", a.sha),
+            ("source", a.source),
+            ("order_by", Some("id".into())),
+            ("sort", Some("desc".into())),
+        ])
+        .query(page_query(a.limit, a.cursor.as_deref())?);
+        let resp = cx.ok(inst, &req).await?;
+        let next_cursor = api::next_cursor(&resp);
+        let items: Vec<PipelineSummary> = resp
+            .json::<Vec<RawPipeline>>()?
+            .into_iter()
+            .map(PipelineSummary::from)
+            .collect();
+        let output = Page { items, next_cursor };
+        let text = render_lines(
+            &output,
+            |p| {
+                format!(
+                    "{} [{}] {} {} ({})",
+                    p.id,
+                    p.status,
+                    p.git_ref,
+                    p.sha,
+                    p.source.as_deref().unwrap_or("?")
+                )
+            },
+            "no matching pipelines",
+        );
+        Ok(Rendered { output, text })
     }
 }
 
@@ -395,7 +393,7 @@ async fn follow_bridges(
     let failed = || {
         [
             ("scope[]", Some("failed".to_owned())),
-            ("per_page", Some(api::MAX_LIMIT.to_string())),
+            ("per_page", Some(MAX_LIMIT.to_string())),
         ]
     };
     let mut via = Vec::new();
@@ -405,10 +403,7 @@ async fn follow_bridges(
             format!("{project}/pipelines/{pid}/jobs"),
         )
         .query(failed());
-        let jobs: Vec<RawJob> = inst
-            .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-            .await?
-            .json()?;
+        let jobs: Vec<RawJob> = cx.ok(inst, &req).await?.json()?;
         let done = |jobs, via, elsewhere| Found {
             pipeline_id: pid,
             jobs,
@@ -423,10 +418,7 @@ async fn follow_bridges(
             format!("{project}/pipelines/{pid}/bridges"),
         )
         .query(failed());
-        let bridges: Vec<RawBridge> = inst
-            .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-            .await?
-            .json()?;
+        let bridges: Vec<RawBridge> = cx.ok(inst, &req).await?.json()?;
         let Some((bridge, down, here)) = bridges.into_iter().find_map(|b| {
             let here = b.pipeline.as_ref().and_then(|p| p.project_id);
             b.downstream_pipeline.map(|d| (b.name, d, here))
@@ -472,68 +464,62 @@ impl Tool for GetFailedJobLog {
     const HINTS: Hints = READ;
     const TARGET: &'static [&'static str] = &["project"];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: FailedLogArgs,
-    ) -> BoxFuture<'a, Result<Rendered<FailedJobLog>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let project = api::project(&a.project)?;
-            let mut via = Vec::new();
-            let mut failed_elsewhere = None;
-            let (pipeline_id, jobs): (Option<u64>, Vec<RawJob>) = match a.job_id {
-                Some(id) => {
-                    let req = Request::get(
-                        "/projects/{id}/jobs/{job_id}",
-                        format!("{project}/jobs/{id}"),
-                    );
-                    let job: RawJob = inst
-                        .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                        .await?
-                        .json()?;
-                    (job.pipeline.as_ref().map(|p| p.id), vec![job])
-                }
-                None => {
-                    let pid = match a.pipeline_id {
-                        Some(p) => p,
-                        None => {
-                            let req = Request::get(
-                                "/projects/{id}/pipelines",
-                                format!("{project}/pipelines"),
+    ) -> Result<Rendered<FailedJobLog>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let project = api::project(&a.project)?;
+        let mut via = Vec::new();
+        let mut failed_elsewhere = None;
+        let (pipeline_id, jobs): (Option<u64>, Vec<RawJob>) = match a.job_id {
+            Some(id) => {
+                let req = Request::get(
+                    "/projects/{id}/jobs/{job_id}",
+                    format!("{project}/jobs/{id}"),
+                );
+                let job: RawJob = cx.ok(inst, &req).await?.json()?;
+                (job.pipeline.as_ref().map(|p| p.id), vec![job])
+            }
+            None => {
+                let pid = match a.pipeline_id {
+                    Some(p) => p,
+                    None => {
+                        let req = Request::get(
+                            "/projects/{id}/pipelines",
+                            format!("{project}/pipelines"),
+                        )
+                        .query([
+                            ("status", Some("failed".to_owned())),
+                            ("ref", a.git_ref.clone()),
+                            ("order_by", Some("id".into())),
+                            ("sort", Some("desc".into())),
+                            ("per_page", Some("1".into())),
+                        ]);
+                        let found: Vec<RawPipeline> = cx.ok(inst, &req).await?.json()?;
+                        found.first().map(|p| p.id).ok_or_else(|| {
+                            CallFailure::new(
+                                ErrorCode::NotFound,
+                                match &a.git_ref {
+                                    Some(r) => {
+                                        format!("{} has no failed pipeline on {r}", a.project)
+                                    }
+                                    None => format!("{} has no failed pipeline", a.project),
+                                },
                             )
-                            .query([
-                                ("status", Some("failed".to_owned())),
-                                ("ref", a.git_ref.clone()),
-                                ("order_by", Some("id".into())),
-                                ("sort", Some("desc".into())),
-                                ("per_page", Some("1".into())),
-                            ]);
-                            let found: Vec<RawPipeline> = inst
-                                .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                                .await?
-                                .json()?;
-                            found.first().map(|p| p.id).ok_or_else(|| {
-                                CallFailure::new(
-                                    ErrorCode::NotFound,
-                                    match &a.git_ref {
-                                        Some(r) => {
-                                            format!("{} has no failed pipeline on {r}", a.project)
-                                        }
-                                        None => format!("{} has no failed pipeline", a.project),
-                                    },
-                                )
-                            })?
-                        }
-                    };
-                    let found = follow_bridges(cx, inst, &project, pid).await?;
-                    via = found.via;
-                    failed_elsewhere = found.elsewhere;
-                    (Some(found.pipeline_id), found.jobs)
-                }
-            };
-            let failed_jobs: Vec<JobSummary> = jobs.iter().map(JobSummary::from).collect();
-            let chosen = match &a.job_name {
+                        })?
+                    }
+                };
+                let found = follow_bridges(cx, inst, &project, pid).await?;
+                via = found.via;
+                failed_elsewhere = found.elsewhere;
+                (Some(found.pipeline_id), found.jobs)
+            }
+        };
+        let failed_jobs: Vec<JobSummary> = jobs.iter().map(JobSummary::from).collect();
+        let chosen =
+            match &a.job_name {
                 Some(name) => Some(failed_jobs.iter().find(|j| &j.name == name).ok_or_else(
                     || {
                         CallFailure::new(
@@ -552,85 +538,86 @@ impl Tool for GetFailedJobLog {
                 None => failed_jobs.first(),
             }
             .cloned();
-            let route = route_text(&via);
-            let Some(mut job) = chosen else {
-                let text = match &failed_elsewhere {
-                    Some(why) => format!("{route}{why}"),
-                    None => format!(
-                        "{route}pipeline {} has no failed jobs",
-                        pipeline_id.map_or_else(|| "?".into(), |p| p.to_string())
-                    ),
-                };
-                return Ok(Rendered {
-                    output: FailedJobLog {
-                        pipeline_id,
-                        via,
-                        failed_elsewhere,
-                        failed_jobs,
-                        job: None,
-                        total_lines: 0,
-                        log: String::new(),
-                        truncated: false,
-                    },
-                    text,
-                });
+        let route = route_text(&via);
+        let Some(mut job) = chosen else {
+            let text = match &failed_elsewhere {
+                Some(why) => format!("{route}{why}"),
+                None => format!(
+                    "{route}pipeline {} has no failed jobs",
+                    pipeline_id.map_or_else(|| "?".into(), |p| p.to_string())
+                ),
             };
-            job.url = jobs
-                .iter()
-                .find(|j| j.id == job.id)
-                .map(|j| j.web_url.clone());
-            let req = Request::get(
-                "/projects/{id}/jobs/{job_id}/trace",
-                format!("{project}/jobs/{}/trace", job.id),
-            )
-            .accept("text/plain, */*");
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let lines = clean_log(&String::from_utf8_lossy(&resp.body));
-            let n = a.lines.unwrap_or(50).clamp(1, 1000);
-            let log = tail(&lines, n);
-            let truncated = lines.len() > n;
-            let mut text = format!(
-                "{route}pipeline {}: job {} ({}) {}{}",
-                pipeline_id.map_or_else(|| "?".into(), |p| p.to_string()),
-                job.name,
-                job.stage,
-                job.status,
-                job.failure_reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            );
-            if failed_jobs.len() > 1 {
-                text.push_str(&format!(
-                    "\nfailed jobs: {}",
-                    failed_jobs
-                        .iter()
-                        .map(|j| j.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-            if resp.body.len() >= MAX_BODY {
-                text.push_str("\n(the log is longer than the connector reads; this is the end of its first part)");
-            }
-            text.push_str(&format!(
-                "\nlast {} of {} log lines:\n{log}",
-                n.min(lines.len()),
-                lines.len()
-            ));
-            Ok(Rendered {
+            return Ok(Rendered {
                 output: FailedJobLog {
                     pipeline_id,
                     via,
                     failed_elsewhere,
                     failed_jobs,
-                    job: Some(job),
-                    total_lines: lines.len(),
-                    log,
-                    truncated,
+                    job: None,
+                    total_lines: 0,
+                    log: String::new(),
+                    truncated: false,
                 },
                 text,
-            })
+            });
+        };
+        job.url = jobs
+            .iter()
+            .find(|j| j.id == job.id)
+            .map(|j| j.web_url.clone());
+        let req = Request::get(
+            "/projects/{id}/jobs/{job_id}/trace",
+            format!("{project}/jobs/{}/trace", job.id),
+        )
+        .accept("text/plain, */*");
+        let resp = cx.ok(inst, &req).await?;
+        let lines = clean_log(&String::from_utf8_lossy(&resp.body));
+        let n = a.lines.unwrap_or(50).clamp(1, 1000);
+        let log = tail(&lines, n);
+        let truncated = lines.len() > n;
+        let mut text = format!(
+            "{route}pipeline {}: job {} ({}) {}{}",
+            pipeline_id.map_or_else(|| "?".into(), |p| p.to_string()),
+            job.name,
+            job.stage,
+            job.status,
+            job.failure_reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+        if failed_jobs.len() > 1 {
+            text.push_str(&format!(
+                "\nfailed jobs: {}",
+                failed_jobs
+                    .iter()
+                    .map(|j| j.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if resp.body.len() >= MAX_BODY {
+            text.push_str(
+                "\n(the log is longer than the connector reads; this is the end of its first part)",
+            );
+        }
+        text.push_str(&format!(
+            "\nlast {} of {} log lines:\n{log}",
+            n.min(lines.len()),
+            lines.len()
+        ));
+        Ok(Rendered {
+            output: FailedJobLog {
+                pipeline_id,
+                via,
+                failed_elsewhere,
+                failed_jobs,
+                job: Some(job),
+                total_lines: lines.len(),
+                log,
+                truncated,
+            },
+            text,
         })
     }
 }

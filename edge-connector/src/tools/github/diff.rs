@@ -6,10 +6,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 
-use super::api;
+use super::common;
+use crate::providers::github::api;
 use crate::providers::http::Request;
-use crate::tools::BoxFuture;
-use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall};
+use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall, clip};
 
 /// Default characters of patches in all.
 const DEFAULT_MAX_CHARS: usize = 20_000;
@@ -154,7 +154,7 @@ fn clip_lines(patch: &str, max: usize) -> (String, bool) {
         kept += 1;
     }
     if kept == 0 {
-        out = api::clip(patch, max).0;
+        out = clip(patch, max).0;
         out.push('\n');
         kept = 1;
     }
@@ -176,115 +176,109 @@ impl Tool for GetPullRequestDiff {
     const HINTS: Hints = READ;
     const TARGET: &'static [&'static str] = &["owner", "repo"];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
-        a: DiffArgs,
-    ) -> BoxFuture<'a, Result<Rendered<PullDiff>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let path = format!("{}/pulls/{}/files", api::repo(&a.owner, &a.repo)?, a.number);
-            let mut room = a.max_chars.unwrap_or(DEFAULT_MAX_CHARS).min(MAX_CHARS);
-            let per_file = a.max_file_chars.unwrap_or(DEFAULT_MAX_FILE_CHARS).max(1);
-            let mut out = PullDiff {
-                files: Vec::new(),
-                omitted: Vec::new(),
-                more_files: false,
-                truncated: false,
-            };
-            let mut page = 1;
-            loop {
-                let req = Request::get(
-                    "/repos/{owner}/{repo}/pulls/{pull_number}/files",
-                    path.clone(),
-                )
-                .query([
-                    ("per_page", Some("100".to_owned())),
-                    ("page", Some(page.to_string())),
-                ]);
-                let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-                let next = api::next_cursor(&resp);
-                for f in resp.json::<Vec<RawFile>>()? {
-                    if !selected(&f.filename, &a.paths) {
-                        continue;
-                    }
-                    let patch_len = f.patch.as_deref().map_or(0, |p| p.chars().count());
-                    if patch_len > 0 && room < MIN_ROOM.min(patch_len) {
-                        out.truncated = true;
-                        if out.omitted.len() < MAX_OMITTED {
-                            out.omitted.push(f.filename);
-                        } else {
-                            out.more_files = true;
-                        }
-                        continue;
-                    }
-                    let (patch, truncated) = match f.patch.as_deref() {
-                        Some(p) => {
-                            let (clipped, cut) = clip_lines(p, per_file.min(room));
-                            room = room.saturating_sub(clipped.chars().count());
-                            (Some(clipped), cut)
-                        }
-                        None => (None, false),
-                    };
-                    out.truncated |= truncated;
-                    out.files.push(FilePatch {
-                        path: f.filename,
-                        previous_path: f.previous_filename,
-                        status: f.status,
-                        additions: f.additions,
-                        deletions: f.deletions,
-                        patch,
-                        truncated,
-                    });
+    async fn run(&self, cx: &ToolCall<'_>, a: DiffArgs) -> Result<Rendered<PullDiff>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let path = format!("{}/pulls/{}/files", api::repo(&a.owner, &a.repo)?, a.number);
+        let mut room = a.max_chars.unwrap_or(DEFAULT_MAX_CHARS).min(MAX_CHARS);
+        let per_file = a.max_file_chars.unwrap_or(DEFAULT_MAX_FILE_CHARS).max(1);
+        let mut out = PullDiff {
+            files: Vec::new(),
+            omitted: Vec::new(),
+            more_files: false,
+            truncated: false,
+        };
+        let mut page = 1;
+        loop {
+            let req = Request::get(
+                "/repos/{owner}/{repo}/pulls/{pull_number}/files",
+                path.clone(),
+            )
+            .query([
+                ("per_page", Some("100".to_owned())),
+                ("page", Some(page.to_string())),
+            ]);
+            let resp = cx.ok(inst, &req).await?;
+            let next = api::next_cursor(&resp);
+            for f in resp.json::<Vec<RawFile>>()? {
+                if !selected(&f.filename, &a.paths) {
+                    continue;
                 }
-                // Past the budget, further pages could only add names to `omitted`.
-                if next.is_none() {
-                    break;
-                }
-                if room < MIN_ROOM || page >= MAX_PAGES {
-                    out.more_files = true;
+                let patch_len = f.patch.as_deref().map_or(0, |p| p.chars().count());
+                if patch_len > 0 && room < MIN_ROOM.min(patch_len) {
                     out.truncated = true;
-                    break;
+                    if out.omitted.len() < MAX_OMITTED {
+                        out.omitted.push(f.filename);
+                    } else {
+                        out.more_files = true;
+                    }
+                    continue;
                 }
-                page += 1;
-            }
-            let mut text = Vec::new();
-            for f in &out.files {
-                let renamed = f
-                    .previous_path
-                    .as_deref()
-                    .map(|p| format!(" from {p}"))
-                    .unwrap_or_default();
-                text.push(format!(
-                    "--- {} ({}{renamed}, +{} -{})",
-                    f.path, f.status, f.additions, f.deletions
-                ));
-                text.push(
-                    f.patch
-                        .clone()
-                        .unwrap_or_else(|| "(no text diff: binary or too large)".into()),
-                );
-            }
-            if out.files.is_empty() && out.omitted.is_empty() {
-                text.push(if a.paths.is_empty() {
-                    "the pull request changes no files".into()
-                } else {
-                    "no changed file matches paths".into()
+                let (patch, truncated) = match f.patch.as_deref() {
+                    Some(p) => {
+                        let (clipped, cut) = clip_lines(p, per_file.min(room));
+                        room = room.saturating_sub(clipped.chars().count());
+                        (Some(clipped), cut)
+                    }
+                    None => (None, false),
+                };
+                out.truncated |= truncated;
+                out.files.push(FilePatch {
+                    path: f.filename,
+                    previous_path: f.previous_filename,
+                    status: f.status,
+                    additions: f.additions,
+                    deletions: f.deletions,
+                    patch,
+                    truncated,
                 });
             }
-            if !out.omitted.is_empty() {
-                text.push(format!(
-                    "…[left out for room: {}; ask for them with paths]",
-                    out.omitted.join(", ")
-                ));
+            // Past the budget, further pages could only add names to `omitted`.
+            if next.is_none() {
+                break;
             }
-            if out.more_files {
-                text.push("…[more files not shown: narrow with paths]".into());
+            if room < MIN_ROOM || page >= MAX_PAGES {
+                out.more_files = true;
+                out.truncated = true;
+                break;
             }
-            Ok(Rendered {
-                output: out,
-                text: text.join("\n"),
-            })
+            page += 1;
+        }
+        let mut text = Vec::new();
+        for f in &out.files {
+            let renamed = f
+                .previous_path
+                .as_deref()
+                .map(|p| format!(" from {p}"))
+                .unwrap_or_default();
+            text.push(format!(
+                "--- {} ({}{renamed}, +{} -{})",
+                f.path, f.status, f.additions, f.deletions
+            ));
+            text.push(
+                f.patch
+                    .clone()
+                    .unwrap_or_else(|| "(no text diff: binary or too large)".into()),
+            );
+        }
+        if out.files.is_empty() && out.omitted.is_empty() {
+            text.push(if a.paths.is_empty() {
+                "the pull request changes no files".into()
+            } else {
+                "no changed file matches paths".into()
+            });
+        }
+        if !out.omitted.is_empty() {
+            text.push(format!(
+                "…[left out for room: {}; ask for them with paths]",
+                out.omitted.join(", ")
+            ));
+        }
+        if out.more_files {
+            text.push("…[more files not shown: narrow with paths]".into());
+        }
+        Ok(Rendered {
+            output: out,
+            text: text.join("\n"),
         })
     }
 }

@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 use shared::wire::ErrorCode;
 
-use super::api;
+use super::common;
 use crate::providers::Instance;
+use crate::providers::gitlab::api;
 use crate::providers::http::Request;
-use crate::providers::page::{Page, render_lines};
+use crate::providers::page::{Page, page_query, render_lines};
 use crate::providers::path::{file_path, seg};
-use crate::tools::BoxFuture;
 use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall, clip};
 
 /// The project's default branch, for tools whose `ref` was left out (GitLab's file
@@ -28,10 +28,7 @@ pub async fn default_branch(
         default_branch: Option<String>,
     }
     let req = Request::get("/projects/{id}", api::project(project)?);
-    let p: P = inst
-        .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-        .await?
-        .json()?;
+    let p: P = cx.ok(inst, &req).await?.json()?;
     p.default_branch.ok_or_else(|| {
         CallFailure::new(
             ErrorCode::NotFound,
@@ -160,105 +157,100 @@ impl Tool for GetFile {
     const HINTS: Hints = READ;
     const TARGET: &'static [&'static str] = &["project"];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: GetFileArgs,
-    ) -> BoxFuture<'a, Result<Rendered<FileContent>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let path = a.path.trim_matches('/').to_owned();
-            // Checked part by part, then sent as one escaped segment, as GitLab wants it.
-            file_path(&path)?;
-            let git_ref = match a.git_ref.filter(|r| !r.trim().is_empty()) {
-                Some(r) => r,
-                None => default_branch(cx, inst, &a.project).await?,
-            };
-            let req = Request::get(
-                "/projects/{id}/repository/files/{file_path}",
-                format!(
-                    "{}/repository/files/{}",
-                    api::project(&a.project)?,
-                    seg(&path)?
-                ),
-            )
-            .query([("ref", Some(git_ref.clone()))]);
-            let raw: RawFile = inst
-                .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                .await?
-                .json()?;
-            let bytes = match raw.encoding.as_str() {
-                "base64" => STANDARD.decode(raw.content.trim()).map_err(|_| {
-                    CallFailure::new(
-                        ErrorCode::Unavailable,
-                        "GitLab sent file content that is not valid base64",
-                    )
-                })?,
-                _ => raw.content.into_bytes(),
-            };
-            let from_line = a.from_line.unwrap_or(1).max(1);
-            let max_chars = a
-                .max_chars
-                .unwrap_or(DEFAULT_FILE_CHARS)
-                .clamp(1, MAX_FILE_CHARS);
-            let last_commit = api::short(&raw.last_commit_id);
-            let (output, text) = match String::from_utf8(bytes) {
-                Ok(text) => {
-                    let e = excerpt(&text, from_line, max_chars);
-                    let head = match e.next_from_line {
-                        Some(n) => format!(
-                            "{path}@{git_ref}: lines {from_line}-{} of {} (pass from_line={n} for more)",
-                            n - 1,
-                            e.total_lines
-                        ),
-                        None if e.truncated => format!(
-                            "{path}@{git_ref}: line {from_line} of {}, truncated",
-                            e.total_lines
-                        ),
-                        None if from_line > 1 => format!(
-                            "{path}@{git_ref}: lines {from_line}-{} of {}",
-                            e.total_lines, e.total_lines
-                        ),
-                        None => format!("{path}@{git_ref} ({} bytes)", raw.size),
-                    };
-                    let text = format!("{head}\n{}", e.content);
-                    (
-                        FileContent {
-                            path,
-                            git_ref,
-                            size: raw.size,
-                            total_lines: e.total_lines,
-                            from_line,
-                            content: e.content,
-                            truncated: e.truncated,
-                            next_from_line: e.next_from_line,
-                            binary: false,
-                            last_commit,
-                        },
-                        text,
-                    )
-                }
-                Err(_) => {
-                    let text = format!("{path}@{git_ref}: binary file, {} bytes", raw.size);
-                    (
-                        FileContent {
-                            path,
-                            git_ref,
-                            size: raw.size,
-                            total_lines: 0,
-                            from_line,
-                            content: String::new(),
-                            truncated: false,
-                            next_from_line: None,
-                            binary: true,
-                            last_commit,
-                        },
-                        text,
-                    )
-                }
-            };
-            Ok(Rendered { output, text })
-        })
+    ) -> Result<Rendered<FileContent>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let path = a.path.trim_matches('/').to_owned();
+        // Checked part by part, then sent as one escaped segment, as GitLab wants it.
+        file_path(&path)?;
+        let git_ref = match a.git_ref.filter(|r| !r.trim().is_empty()) {
+            Some(r) => r,
+            None => default_branch(cx, inst, &a.project).await?,
+        };
+        let req = Request::get(
+            "/projects/{id}/repository/files/{file_path}",
+            format!(
+                "{}/repository/files/{}",
+                api::project(&a.project)?,
+                seg(&path)?
+            ),
+        )
+        .query([("ref", Some(git_ref.clone()))]);
+        let raw: RawFile = cx.ok(inst, &req).await?.json()?;
+        let bytes = match raw.encoding.as_str() {
+            "base64" => STANDARD.decode(raw.content.trim()).map_err(|_| {
+                CallFailure::new(
+                    ErrorCode::Unavailable,
+                    "GitLab sent file content that is not valid base64",
+                )
+            })?,
+            _ => raw.content.into_bytes(),
+        };
+        let from_line = a.from_line.unwrap_or(1).max(1);
+        let max_chars = a
+            .max_chars
+            .unwrap_or(DEFAULT_FILE_CHARS)
+            .clamp(1, MAX_FILE_CHARS);
+        let last_commit = api::short(&raw.last_commit_id);
+        let (output, text) = match String::from_utf8(bytes) {
+            Ok(text) => {
+                let e = excerpt(&text, from_line, max_chars);
+                let head = match e.next_from_line {
+                    Some(n) => format!(
+                        "{path}@{git_ref}: lines {from_line}-{} of {} (pass from_line={n} for more)",
+                        n - 1,
+                        e.total_lines
+                    ),
+                    None if e.truncated => format!(
+                        "{path}@{git_ref}: line {from_line} of {}, truncated",
+                        e.total_lines
+                    ),
+                    None if from_line > 1 => format!(
+                        "{path}@{git_ref}: lines {from_line}-{} of {}",
+                        e.total_lines, e.total_lines
+                    ),
+                    None => format!("{path}@{git_ref} ({} bytes)", raw.size),
+                };
+                let text = format!("{head}\n{}", e.content);
+                (
+                    FileContent {
+                        path,
+                        git_ref,
+                        size: raw.size,
+                        total_lines: e.total_lines,
+                        from_line,
+                        content: e.content,
+                        truncated: e.truncated,
+                        next_from_line: e.next_from_line,
+                        binary: false,
+                        last_commit,
+                    },
+                    text,
+                )
+            }
+            Err(_) => {
+                let text = format!("{path}@{git_ref}: binary file, {} bytes", raw.size);
+                (
+                    FileContent {
+                        path,
+                        git_ref,
+                        size: raw.size,
+                        total_lines: 0,
+                        from_line,
+                        content: String::new(),
+                        truncated: false,
+                        next_from_line: None,
+                        binary: true,
+                        last_commit,
+                    },
+                    text,
+                )
+            }
+        };
+        Ok(Rendered { output, text })
     }
 }
 
@@ -342,48 +334,46 @@ impl Tool for ListCommits {
     const TARGET: &'static [&'static str] = &["project"];
     const SELECTABLE: bool = true;
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: ListCommitsArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Page<CommitSummary>>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let req = Request::get(
-                "/projects/{id}/repository/commits",
-                format!("{}/repository/commits", api::project(&a.project)?),
-            )
-            .query([
-                ("ref_name", a.git_ref),
-                ("path", a.path.map(|p| p.trim_matches('/').to_owned())),
-                ("author", a.author),
-                ("since", a.since),
-                ("until", a.until),
-            ])
-            .query(api::page(a.limit, a.cursor.as_deref())?);
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let next_cursor = api::next_cursor(&resp);
-            let items: Vec<CommitSummary> = resp
-                .json::<Vec<RawCommit>>()?
-                .into_iter()
-                .map(CommitSummary::from)
-                .collect();
-            let output = Page { items, next_cursor };
-            let text = render_lines(
-                &output,
-                |c| {
-                    format!(
-                        "{} {} ({}, {})",
-                        c.sha,
-                        c.title,
-                        c.author,
-                        c.date.get(..10).unwrap_or(&c.date)
-                    )
-                },
-                "no matching commits",
-            );
-            Ok(Rendered { output, text })
-        })
+    ) -> Result<Rendered<Page<CommitSummary>>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let req = Request::get(
+            "/projects/{id}/repository/commits",
+            format!("{}/repository/commits", api::project(&a.project)?),
+        )
+        .query([
+            ("ref_name", a.git_ref),
+            ("path", a.path.map(|p| p.trim_matches('/').to_owned())),
+            ("author", a.author),
+            ("since", a.since),
+            ("until", a.until),
+        ])
+        .query(page_query(a.limit, a.cursor.as_deref())?);
+        let resp = cx.ok(inst, &req).await?;
+        let next_cursor = api::next_cursor(&resp);
+        let items: Vec<CommitSummary> = resp
+            .json::<Vec<RawCommit>>()?
+            .into_iter()
+            .map(CommitSummary::from)
+            .collect();
+        let output = Page { items, next_cursor };
+        let text = render_lines(
+            &output,
+            |c| {
+                format!(
+                    "{} {} ({}, {})",
+                    c.sha,
+                    c.title,
+                    c.author,
+                    c.date.get(..10).unwrap_or(&c.date)
+                )
+            },
+            "no matching commits",
+        );
+        Ok(Rendered { output, text })
     }
 }
 
@@ -444,47 +434,45 @@ impl Tool for SearchCode {
     const TARGET: &'static [&'static str] = &["project"];
     const SELECTABLE: bool = true;
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: SearchCodeArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Page<CodeMatch>>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            api::require("query", &a.query)?;
-            let req = Request::get(
-                "/projects/{id}/search",
-                format!("{}/search", api::project(&a.project)?),
-            )
-            .query([
-                ("scope", Some("blobs".into())),
-                ("search", Some(a.query.clone())),
-                ("ref", a.git_ref),
-            ])
-            .query(api::page(a.limit, a.cursor.as_deref())?);
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let next_cursor = api::next_cursor(&resp);
-            let items: Vec<CodeMatch> = resp
-                .json::<Vec<RawBlob>>()?
-                .into_iter()
-                .map(|b| CodeMatch {
-                    path: if b.path.is_empty() {
-                        b.filename
-                    } else {
-                        b.path
-                    },
-                    line: b.startline,
-                    snippet: clip(b.data.trim_end(), MAX_SNIPPET).0,
-                })
-                .collect();
-            let output = Page { items, next_cursor };
-            let text = render_lines(
-                &output,
-                |m| format!("{}:{}\n{}", m.path, m.line, m.snippet),
-                &format!("no matches for {:?}", a.query),
-            );
-            Ok(Rendered { output, text })
-        })
+    ) -> Result<Rendered<Page<CodeMatch>>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        common::require("query", &a.query)?;
+        let req = Request::get(
+            "/projects/{id}/search",
+            format!("{}/search", api::project(&a.project)?),
+        )
+        .query([
+            ("scope", Some("blobs".into())),
+            ("search", Some(a.query.clone())),
+            ("ref", a.git_ref),
+        ])
+        .query(page_query(a.limit, a.cursor.as_deref())?);
+        let resp = cx.ok(inst, &req).await?;
+        let next_cursor = api::next_cursor(&resp);
+        let items: Vec<CodeMatch> = resp
+            .json::<Vec<RawBlob>>()?
+            .into_iter()
+            .map(|b| CodeMatch {
+                path: if b.path.is_empty() {
+                    b.filename
+                } else {
+                    b.path
+                },
+                line: b.startline,
+                snippet: clip(b.data.trim_end(), MAX_SNIPPET).0,
+            })
+            .collect();
+        let output = Page { items, next_cursor };
+        let text = render_lines(
+            &output,
+            |m| format!("{}:{}\n{}", m.path, m.line, m.snippet),
+            &format!("no matches for {:?}", a.query),
+        );
+        Ok(Rendered { output, text })
     }
 }
 

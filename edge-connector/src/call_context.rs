@@ -8,12 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use shared::call::CallFailure;
-use shared::trace::{Kind as SpanKind, Span, Tracing};
+use shared::trace::{Span, Tracing};
 use shared::wire::{self, ErrorCode, PeerMethod, call_frame::Kind};
 use tokio::sync::{mpsc, oneshot};
 
-/// Most upstream requests recorded per call (a tool that makes more is summarised).
-const MAX_ACTIONS: usize = 256;
+use crate::providers::trail::Trail;
 
 /// The tool's handle on its call.
 #[derive(Debug)]
@@ -22,9 +21,7 @@ pub struct CallContext {
     interactive: bool,
     pending: Mutex<HashMap<u64, oneshot::Sender<wire::PeerResponse>>>,
     next_id: AtomicU64,
-    actions: Mutex<Vec<wire::UpstreamAction>>,
-    tracing: Arc<Tracing>,
-    span: Span,
+    trail: Trail,
 }
 
 impl CallContext {
@@ -41,33 +38,23 @@ impl CallContext {
             interactive,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
-            actions: Mutex::new(Vec::new()),
-            tracing,
-            span,
+            trail: Trail::new(tracing, span),
         }
     }
 
     /// The call's span.
     pub fn span(&self) -> &Span {
-        &self.span
+        self.trail.span()
     }
 
-    /// Starts a client span under the call's span (one per upstream request).
-    pub fn client_span(&self, name: &str) -> Span {
-        self.tracing.child(&self.span, name, SpanKind::Client)
-    }
-
-    /// Records an upstream request, for the audit trail.
-    pub fn record_action(&self, action: wire::UpstreamAction) {
-        let mut actions = self.actions.lock().unwrap_or_else(|p| p.into_inner());
-        if actions.len() < MAX_ACTIONS {
-            actions.push(action);
-        }
+    /// The call's spans and upstream actions, for the requests its tool makes.
+    pub fn trail(&self) -> &Trail {
+        &self.trail
     }
 
     /// The recorded upstream requests.
     pub fn take_actions(&self) -> Vec<wire::UpstreamAction> {
-        std::mem::take(&mut *self.actions.lock().unwrap_or_else(|p| p.into_inner()))
+        self.trail.take()
     }
 
     async fn send(&self, kind: Kind) -> Result<(), CallFailure> {

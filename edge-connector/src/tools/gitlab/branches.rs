@@ -5,13 +5,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use shared::call::{CallFailure, PreviewOutcome};
 
-use super::api;
+use super::common;
 use super::repository::{RawCommit, default_branch};
 use crate::providers::Instance;
+use crate::providers::gitlab::api;
 use crate::providers::http::Request;
-use crate::providers::page::{Page, render_lines};
+use crate::providers::page::{Page, page_query, render_lines};
 use crate::providers::path::seg;
-use crate::tools::BoxFuture;
 use crate::tools::tool::{
     CREATE, DESTRUCTIVE, Hints, READ, Rendered, Tool, ToolCall, effect, quoted, stale,
 };
@@ -116,30 +116,28 @@ impl Tool for ListBranches {
     const TARGET: &'static [&'static str] = &["project"];
     const SELECTABLE: bool = true;
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: ListArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Page<BranchSummary>>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let req = Request::get(
-                "/projects/{id}/repository/branches",
-                format!("{}/repository/branches", api::project(&a.project)?),
-            )
-            .query([("search", a.search.filter(|s| !s.is_empty()))])
-            .query(api::page(a.limit, a.cursor.as_deref())?);
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let next_cursor = api::next_cursor(&resp);
-            let items: Vec<BranchSummary> = resp
-                .json::<Vec<RawBranch>>()?
-                .into_iter()
-                .map(BranchSummary::from)
-                .collect();
-            let output = Page { items, next_cursor };
-            let text = render_lines(&output, branch_line, "no matching branches");
-            Ok(Rendered { output, text })
-        })
+    ) -> Result<Rendered<Page<BranchSummary>>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let req = Request::get(
+            "/projects/{id}/repository/branches",
+            format!("{}/repository/branches", api::project(&a.project)?),
+        )
+        .query([("search", a.search.filter(|s| !s.is_empty()))])
+        .query(page_query(a.limit, a.cursor.as_deref())?);
+        let resp = cx.ok(inst, &req).await?;
+        let next_cursor = api::next_cursor(&resp);
+        let items: Vec<BranchSummary> = resp
+            .json::<Vec<RawBranch>>()?
+            .into_iter()
+            .map(BranchSummary::from)
+            .collect();
+        let output = Page { items, next_cursor };
+        let text = render_lines(&output, branch_line, "no matching branches");
+        Ok(Rendered { output, text })
     }
 }
 
@@ -170,39 +168,33 @@ impl Tool for CreateBranch {
     const HINTS: Hints = CREATE;
     const TARGET: &'static [&'static str] = &["project"];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: CreateArgs,
-    ) -> BoxFuture<'a, Result<Rendered<BranchSummary>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            api::require("branch", &a.branch)?;
-            let from = match a.git_ref.filter(|r| !r.trim().is_empty()) {
-                Some(r) => r,
-                None => default_branch(cx, inst, &a.project).await?,
-            };
-            // Not repeated blindly: after a lost answer the branch may exist already.
-            let req = Request::write(
-                Method::POST,
-                "/projects/{id}/repository/branches",
-                format!("{}/repository/branches", api::project(&a.project)?),
-                serde_json::json!({"branch": a.branch, "ref": from}),
-                false,
-            );
-            let branch = BranchSummary::from(
-                inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                    .await?
-                    .json::<RawBranch>()?,
-            );
-            let text = format!(
-                "created {} in {} from {from} at {}",
-                branch.name, a.project, branch.sha
-            );
-            Ok(Rendered {
-                output: branch,
-                text,
-            })
+    ) -> Result<Rendered<BranchSummary>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        common::require("branch", &a.branch)?;
+        let from = match a.git_ref.filter(|r| !r.trim().is_empty()) {
+            Some(r) => r,
+            None => default_branch(cx, inst, &a.project).await?,
+        };
+        // Not repeated blindly: after a lost answer the branch may exist already.
+        let req = Request::write(
+            Method::POST,
+            "/projects/{id}/repository/branches",
+            format!("{}/repository/branches", api::project(&a.project)?),
+            serde_json::json!({"branch": a.branch, "ref": from}),
+            false,
+        );
+        let branch = BranchSummary::from(cx.ok(inst, &req).await?.json::<RawBranch>()?);
+        let text = format!(
+            "created {} in {} from {from} at {}",
+            branch.name, a.project, branch.sha
+        );
+        Ok(Rendered {
+            output: branch,
+            text,
         })
     }
 }
@@ -243,10 +235,7 @@ async fn branch_head(
             seg(branch)?
         ),
     );
-    let raw: RawBranch = inst
-        .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-        .await?
-        .json()?;
+    let raw: RawBranch = cx.ok(inst, &req).await?.json()?;
     Ok(raw.commit.map(|c| c.id).unwrap_or_default())
 }
 
@@ -261,58 +250,54 @@ impl Tool for DeleteBranch {
     const HINTS: Hints = DESTRUCTIVE;
     const TARGET: &'static [&'static str] = &["project"];
 
-    fn preview<'a>(&'a self, cx: &'a ToolCall<'a>, a: DeleteArgs) -> BoxFuture<'a, PreviewOutcome> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let sha = branch_head(cx, inst, &a.project, &a.branch).await?;
-            let text = format!(
-                "delete branch {} of {}, which points at commit {sha}",
-                quoted(&a.branch),
-                a.project
-            );
-            Ok(effect(text, [("branch_sha", sha.as_str())]))
-        })
+    async fn preview(&self, cx: &ToolCall<'_>, a: DeleteArgs) -> PreviewOutcome {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let sha = branch_head(cx, inst, &a.project, &a.branch).await?;
+        let text = format!(
+            "delete branch {} of {}, which points at commit {sha}",
+            quoted(&a.branch),
+            a.project
+        );
+        Ok(effect(text, [("branch_sha", sha.as_str())]))
     }
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: DeleteArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Deleted>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            // GitLab deletes whatever the branch points at: check it is still the commit
-            // the user approved.
-            if let Some(bound) = cx.bound("branch_sha") {
-                let sha = branch_head(cx, inst, &a.project, &a.branch).await?;
-                if sha != bound {
-                    return Err(stale(&format!(
-                        "branch {} of {} (it now points at {sha})",
-                        a.branch, a.project
-                    )));
-                }
+    ) -> Result<Rendered<Deleted>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        // GitLab deletes whatever the branch points at: check it is still the commit
+        // the user approved.
+        if let Some(bound) = cx.bound("branch_sha") {
+            let sha = branch_head(cx, inst, &a.project, &a.branch).await?;
+            if sha != bound {
+                return Err(stale(&format!(
+                    "branch {} of {} (it now points at {sha})",
+                    a.branch, a.project
+                )));
             }
-            let mut req = Request::get(
-                "/projects/{id}/repository/branches/{branch}",
-                format!(
-                    "{}/repository/branches/{}",
-                    api::project(&a.project)?,
-                    seg(&a.branch)?
-                ),
-            );
-            req.method = Method::DELETE;
-            // A repeat after a lost answer would read as "not found": say what happened
-            // instead of retrying.
-            req.idempotent = false;
-            inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let text = format!("deleted branch {} of {}", a.branch, a.project);
-            Ok(Rendered {
-                output: Deleted {
-                    project: a.project,
-                    deleted: a.branch,
-                },
-                text,
-            })
+        }
+        let mut req = Request::get(
+            "/projects/{id}/repository/branches/{branch}",
+            format!(
+                "{}/repository/branches/{}",
+                api::project(&a.project)?,
+                seg(&a.branch)?
+            ),
+        );
+        req.method = Method::DELETE;
+        // A repeat after a lost answer would read as "not found": say what happened
+        // instead of retrying.
+        req.idempotent = false;
+        cx.ok(inst, &req).await?;
+        let text = format!("deleted branch {} of {}", a.branch, a.project);
+        Ok(Rendered {
+            output: Deleted {
+                project: a.project,
+                deleted: a.branch,
+            },
+            text,
         })
     }
 }

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 use shared::wire::ErrorCode;
 
-use super::api::{self, IssueSummary, Note, Posted, RawIssue, RawNote, issue_line};
+use super::common::{self, IssueSummary, Note, Posted, issue_line};
+use crate::providers::gitlab::api::{self, RawIssue, RawNote};
 use crate::providers::http::Request;
-use crate::providers::page::{Page, render_lines};
-use crate::tools::BoxFuture;
+use crate::providers::page::{Page, page_query, render_lines};
 use crate::tools::tool::{CREATE, Hints, READ, Rendered, Tool, ToolCall, UPDATE, clip};
 
 /// Which issues by state.
@@ -81,56 +81,54 @@ impl Tool for ListIssues {
     const TARGET: &'static [&'static str] = &["project"];
     const SELECTABLE: bool = true;
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: ListArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Page<IssueSummary>>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            // GitLab knows "assigned to me" itself, which saves asking who "me" is.
-            let (scope, assignee_id, assignee_username) = match a.assignee.as_deref() {
-                Some("me") => (Some("assigned_to_me".to_owned()), None, None),
-                Some(n) if n.eq_ignore_ascii_case("none") => (None, Some("None".into()), None),
-                Some(n) if n.eq_ignore_ascii_case("any") => (None, Some("Any".into()), None),
-                Some(n) => (None, None, Some(n.trim_start_matches('@').to_owned())),
-                None => (None, None, None),
-            };
-            let author = match a.author.as_deref() {
-                Some("me") => Some(api::me(cx, inst).await?),
-                other => other.map(|n| n.trim_start_matches('@').to_owned()),
-            };
-            let req = Request::get(
-                "/projects/{id}/issues",
-                format!("{}/issues", api::project(&a.project)?),
-            )
-            .query([
-                (
-                    "state",
-                    Some(a.state.unwrap_or(StateFilter::Opened).as_str().to_owned()),
-                ),
-                ("scope", scope),
-                ("assignee_id", assignee_id),
-                ("assignee_username", assignee_username),
-                ("author_username", author),
-                ("labels", labels_param(&a.labels)),
-                ("search", a.text.filter(|t| !t.trim().is_empty())),
-                ("updated_after", a.updated_after),
-                ("order_by", Some("updated_at".into())),
-                ("sort", Some("desc".into())),
-            ])
-            .query(api::page(a.limit, a.cursor.as_deref())?);
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let next_cursor = api::next_cursor(&resp);
-            let items: Vec<IssueSummary> = resp
-                .json::<Vec<RawIssue>>()?
-                .into_iter()
-                .map(IssueSummary::listed)
-                .collect();
-            let output = Page { items, next_cursor };
-            let text = render_lines(&output, issue_line, "no matching issues");
-            Ok(Rendered { output, text })
-        })
+    ) -> Result<Rendered<Page<IssueSummary>>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        // GitLab knows "assigned to me" itself, which saves asking who "me" is.
+        let (scope, assignee_id, assignee_username) = match a.assignee.as_deref() {
+            Some("me") => (Some("assigned_to_me".to_owned()), None, None),
+            Some(n) if n.eq_ignore_ascii_case("none") => (None, Some("None".into()), None),
+            Some(n) if n.eq_ignore_ascii_case("any") => (None, Some("Any".into()), None),
+            Some(n) => (None, None, Some(n.trim_start_matches('@').to_owned())),
+            None => (None, None, None),
+        };
+        let author = match a.author.as_deref() {
+            Some("me") => Some(common::me(cx, inst).await?),
+            other => other.map(|n| n.trim_start_matches('@').to_owned()),
+        };
+        let req = Request::get(
+            "/projects/{id}/issues",
+            format!("{}/issues", api::project(&a.project)?),
+        )
+        .query([
+            (
+                "state",
+                Some(a.state.unwrap_or(StateFilter::Opened).as_str().to_owned()),
+            ),
+            ("scope", scope),
+            ("assignee_id", assignee_id),
+            ("assignee_username", assignee_username),
+            ("author_username", author),
+            ("labels", labels_param(&a.labels)),
+            ("search", a.text.filter(|t| !t.trim().is_empty())),
+            ("updated_after", a.updated_after),
+            ("order_by", Some("updated_at".into())),
+            ("sort", Some("desc".into())),
+        ])
+        .query(page_query(a.limit, a.cursor.as_deref())?);
+        let resp = cx.ok(inst, &req).await?;
+        let next_cursor = api::next_cursor(&resp);
+        let items: Vec<IssueSummary> = resp
+            .json::<Vec<RawIssue>>()?
+            .into_iter()
+            .map(IssueSummary::listed)
+            .collect();
+        let output = Page { items, next_cursor };
+        let text = render_lines(&output, issue_line, "no matching issues");
+        Ok(Rendered { output, text })
     }
 }
 
@@ -180,50 +178,48 @@ impl Tool for SearchIssues {
     const TARGET: &'static [&'static str] = &[];
     const SELECTABLE: bool = true;
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: SearchArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Page<IssueSummary>>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let text = a.text.filter(|t| !t.trim().is_empty());
-            let scope = match a.involvement {
-                Some(Involvement::AssignedToMe) => "assigned_to_me",
-                Some(Involvement::CreatedByMe) => "created_by_me",
-                None if text.is_none() && a.labels.is_empty() => {
-                    return Err(CallFailure::new(
-                        ErrorCode::InvalidArguments,
-                        "say what to look for: involvement, text or labels",
-                    ));
-                }
-                None => "all",
-            };
-            let req = Request::get("/issues", "issues".into())
-                .query([
-                    ("scope", Some(scope.to_owned())),
-                    (
-                        "state",
-                        Some(a.state.unwrap_or(StateFilter::Opened).as_str().to_owned()),
-                    ),
-                    ("labels", labels_param(&a.labels)),
-                    ("search", text),
-                    ("updated_after", a.updated_after),
-                    ("order_by", Some("updated_at".into())),
-                    ("sort", Some("desc".into())),
-                ])
-                .query(api::page(a.limit, a.cursor.as_deref())?);
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let next_cursor = api::next_cursor(&resp);
-            let items: Vec<IssueSummary> = resp
-                .json::<Vec<RawIssue>>()?
-                .into_iter()
-                .map(IssueSummary::listed)
-                .collect();
-            let output = Page { items, next_cursor };
-            let text = render_lines(&output, issue_line, "nothing found");
-            Ok(Rendered { output, text })
-        })
+    ) -> Result<Rendered<Page<IssueSummary>>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let text = a.text.filter(|t| !t.trim().is_empty());
+        let scope = match a.involvement {
+            Some(Involvement::AssignedToMe) => "assigned_to_me",
+            Some(Involvement::CreatedByMe) => "created_by_me",
+            None if text.is_none() && a.labels.is_empty() => {
+                return Err(CallFailure::new(
+                    ErrorCode::InvalidArguments,
+                    "say what to look for: involvement, text or labels",
+                ));
+            }
+            None => "all",
+        };
+        let req = Request::get("/issues", "issues".into())
+            .query([
+                ("scope", Some(scope.to_owned())),
+                (
+                    "state",
+                    Some(a.state.unwrap_or(StateFilter::Opened).as_str().to_owned()),
+                ),
+                ("labels", labels_param(&a.labels)),
+                ("search", text),
+                ("updated_after", a.updated_after),
+                ("order_by", Some("updated_at".into())),
+                ("sort", Some("desc".into())),
+            ])
+            .query(page_query(a.limit, a.cursor.as_deref())?);
+        let resp = cx.ok(inst, &req).await?;
+        let next_cursor = api::next_cursor(&resp);
+        let items: Vec<IssueSummary> = resp
+            .json::<Vec<RawIssue>>()?
+            .into_iter()
+            .map(IssueSummary::listed)
+            .collect();
+        let output = Page { items, next_cursor };
+        let text = render_lines(&output, issue_line, "nothing found");
+        Ok(Rendered { output, text })
     }
 }
 
@@ -292,72 +288,67 @@ impl Tool for GetIssue {
     const HINTS: Hints = READ;
     const TARGET: &'static [&'static str] = &["project"];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: GetArgs,
-    ) -> BoxFuture<'a, Result<Rendered<IssueDetail>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let base = format!("{}/issues/{}", api::project(&a.project)?, a.iid);
-            let raw: RawIssue = inst
-                .ok_as(
-                    cx.ctx,
-                    cx.user(),
-                    cx.deadline,
-                    &Request::get("/projects/{id}/issues/{iid}", base.clone()),
-                )
-                .await?
-                .json()?;
-            let max = a
-                .max_body_chars
-                .unwrap_or(DEFAULT_BODY_CHARS)
-                .min(MAX_BODY_CHARS);
-            let (description, _) = clip(raw.description.as_deref().unwrap_or_default(), max);
-            let (created_at, closed_at) = (raw.created_at.clone(), raw.closed_at.clone());
-            let issue = IssueSummary::from(raw);
-            // `user_notes_count` counts people's notes only: with none and no system notes
-            // wanted, there is nothing to fetch.
-            let skip = a.limit == Some(0) || (issue.comments == 0 && !a.include_system);
-            let (notes, system_notes_hidden, next_cursor) = if skip {
-                (Vec::new(), 0, None)
-            } else {
-                let req =
-                    Request::get("/projects/{id}/issues/{iid}/notes", format!("{base}/notes"))
-                        .query([
-                            ("sort", Some("asc".into())),
-                            ("order_by", Some("created_at".into())),
-                        ])
-                        .query(api::page(a.limit, a.cursor.as_deref())?);
-                let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-                let next = api::next_cursor(&resp);
-                let page = resp.json::<Vec<RawNote>>()?;
-                let (notes, hidden) = shown_notes(page, a.include_system, max);
-                (notes, hidden, next)
-            };
-            let mut text = format!("{}\n{}", issue_line(&issue), description);
-            for n in &notes {
-                let mark = if n.system { " (system)" } else { "" };
-                text.push_str(&format!(
-                    "\n--- {}{mark} at {}:\n{}",
-                    n.author, n.created_at, n.body
-                ));
-            }
-            if next_cursor.is_some() {
-                text.push_str("\n(more notes: pass next_cursor)");
-            }
-            Ok(Rendered {
-                output: IssueDetail {
-                    issue,
-                    description,
-                    created_at,
-                    closed_at,
-                    notes,
-                    system_notes_hidden,
-                    next_cursor,
-                },
-                text,
-            })
+    ) -> Result<Rendered<IssueDetail>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let base = format!("{}/issues/{}", api::project(&a.project)?, a.iid);
+        let raw: RawIssue = cx
+            .ok(
+                inst,
+                &Request::get("/projects/{id}/issues/{iid}", base.clone()),
+            )
+            .await?
+            .json()?;
+        let max = a
+            .max_body_chars
+            .unwrap_or(DEFAULT_BODY_CHARS)
+            .min(MAX_BODY_CHARS);
+        let (description, _) = clip(raw.description.as_deref().unwrap_or_default(), max);
+        let (created_at, closed_at) = (raw.created_at.clone(), raw.closed_at.clone());
+        let issue = IssueSummary::from(raw);
+        // `user_notes_count` counts people's notes only: with none and no system notes
+        // wanted, there is nothing to fetch.
+        let skip = a.limit == Some(0) || (issue.comments == 0 && !a.include_system);
+        let (notes, system_notes_hidden, next_cursor) = if skip {
+            (Vec::new(), 0, None)
+        } else {
+            let req = Request::get("/projects/{id}/issues/{iid}/notes", format!("{base}/notes"))
+                .query([
+                    ("sort", Some("asc".into())),
+                    ("order_by", Some("created_at".into())),
+                ])
+                .query(page_query(a.limit, a.cursor.as_deref())?);
+            let resp = cx.ok(inst, &req).await?;
+            let next = api::next_cursor(&resp);
+            let page = resp.json::<Vec<RawNote>>()?;
+            let (notes, hidden) = shown_notes(page, a.include_system, max);
+            (notes, hidden, next)
+        };
+        let mut text = format!("{}\n{}", issue_line(&issue), description);
+        for n in &notes {
+            let mark = if n.system { " (system)" } else { "" };
+            text.push_str(&format!(
+                "\n--- {}{mark} at {}:\n{}",
+                n.author, n.created_at, n.body
+            ));
+        }
+        if next_cursor.is_some() {
+            text.push_str("\n(more notes: pass next_cursor)");
+        }
+        Ok(Rendered {
+            output: IssueDetail {
+                issue,
+                description,
+                created_at,
+                closed_at,
+                notes,
+                system_notes_hidden,
+                next_cursor,
+            },
+            text,
         })
     }
 }
@@ -407,8 +398,8 @@ pub struct CreateIssue;
 fn written(verb: &str, issue: &IssueSummary, labels: &[String], assignees: &[String]) -> String {
     let mut text = format!("{verb} {}", issue_line(issue));
     let (l, u) = (
-        api::unapplied(labels, &issue.labels),
-        api::unapplied(assignees, &issue.assignees),
+        common::unapplied(labels, &issue.labels),
+        common::unapplied(assignees, &issue.assignees),
     );
     if !l.is_empty() || !u.is_empty() {
         text.push_str(&format!(
@@ -435,44 +426,38 @@ impl Tool for CreateIssue {
     const HINTS: Hints = CREATE;
     const TARGET: &'static [&'static str] = &["project"];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: CreateArgs,
-    ) -> BoxFuture<'a, Result<Rendered<IssueSummary>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            api::require("title", &a.title)?;
-            let path = format!("{}/issues", api::project(&a.project)?);
-            let mut body = serde_json::Map::new();
-            body.insert("title".into(), a.title.clone().into());
-            if let Some(d) = a.description {
-                body.insert("description".into(), d.into());
-            }
-            if !a.labels.is_empty() {
-                body.insert("labels".into(), a.labels.join(",").into());
-            }
-            if !a.assignees.is_empty() {
-                let ids = api::user_ids(cx, inst, &a.assignees).await?;
-                body.insert("assignee_ids".into(), serde_json::json!(ids));
-            }
-            let req = Request::write(
-                Method::POST,
-                "/projects/{id}/issues",
-                path,
-                serde_json::Value::Object(body),
-                false,
-            );
-            let issue = IssueSummary::from(
-                inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                    .await?
-                    .json::<RawIssue>()?,
-            );
-            let text = written("opened", &issue, &a.labels, &a.assignees);
-            Ok(Rendered {
-                output: issue,
-                text,
-            })
+    ) -> Result<Rendered<IssueSummary>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        common::require("title", &a.title)?;
+        let path = format!("{}/issues", api::project(&a.project)?);
+        let mut body = serde_json::Map::new();
+        body.insert("title".into(), a.title.clone().into());
+        if let Some(d) = a.description {
+            body.insert("description".into(), d.into());
+        }
+        if !a.labels.is_empty() {
+            body.insert("labels".into(), a.labels.join(",").into());
+        }
+        if !a.assignees.is_empty() {
+            let ids = common::user_ids(cx, inst, &a.assignees).await?;
+            body.insert("assignee_ids".into(), serde_json::json!(ids));
+        }
+        let req = Request::write(
+            Method::POST,
+            "/projects/{id}/issues",
+            path,
+            serde_json::Value::Object(body),
+            false,
+        );
+        let issue = IssueSummary::from(cx.ok(inst, &req).await?.json::<RawIssue>()?);
+        let text = written("opened", &issue, &a.labels, &a.assignees);
+        Ok(Rendered {
+            output: issue,
+            text,
         })
     }
 }
@@ -526,72 +511,66 @@ impl Tool for UpdateIssue {
     const HINTS: Hints = UPDATE;
     const TARGET: &'static [&'static str] = &["project"];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: UpdateArgs,
-    ) -> BoxFuture<'a, Result<Rendered<IssueSummary>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let mut body = serde_json::Map::new();
-            if let Some(s) = a.state_event {
-                let event = match s {
-                    StateEvent::Close => "close",
-                    StateEvent::Reopen => "reopen",
-                };
-                body.insert("state_event".into(), event.into());
-            }
-            if let Some(t) = &a.title {
-                api::require("title", t)?;
-                body.insert("title".into(), t.clone().into());
-            }
-            if let Some(d) = a.description {
-                body.insert("description".into(), d.into());
-            }
-            if let Some(l) = &a.labels {
-                body.insert("labels".into(), l.join(",").into());
-            }
-            if !a.add_labels.is_empty() {
-                body.insert("add_labels".into(), a.add_labels.join(",").into());
-            }
-            if !a.remove_labels.is_empty() {
-                body.insert("remove_labels".into(), a.remove_labels.join(",").into());
-            }
-            if let Some(names) = &a.assignees {
-                // GitLab reads `[0]` as "unassign everyone".
-                let ids = if names.is_empty() {
-                    vec![0]
-                } else {
-                    api::user_ids(cx, inst, names).await?
-                };
-                body.insert("assignee_ids".into(), serde_json::json!(ids));
-            }
-            if body.is_empty() {
-                return Err(CallFailure::new(
-                    ErrorCode::InvalidArguments,
-                    "nothing to change: give state_event, title, description, labels, add_labels, remove_labels or assignees",
-                ));
-            }
-            // Setting fields to given values: repeating it changes nothing more.
-            let req = Request::write(
-                Method::PUT,
-                "/projects/{id}/issues/{iid}",
-                format!("{}/issues/{}", api::project(&a.project)?, a.iid),
-                serde_json::Value::Object(body),
-                true,
-            );
-            let issue = IssueSummary::from(
-                inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                    .await?
-                    .json::<RawIssue>()?,
-            );
-            let mut labels = a.labels.unwrap_or_default();
-            labels.extend(a.add_labels);
-            let text = written("updated", &issue, &labels, &a.assignees.unwrap_or_default());
-            Ok(Rendered {
-                output: issue,
-                text,
-            })
+    ) -> Result<Rendered<IssueSummary>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let mut body = serde_json::Map::new();
+        if let Some(s) = a.state_event {
+            let event = match s {
+                StateEvent::Close => "close",
+                StateEvent::Reopen => "reopen",
+            };
+            body.insert("state_event".into(), event.into());
+        }
+        if let Some(t) = &a.title {
+            common::require("title", t)?;
+            body.insert("title".into(), t.clone().into());
+        }
+        if let Some(d) = a.description {
+            body.insert("description".into(), d.into());
+        }
+        if let Some(l) = &a.labels {
+            body.insert("labels".into(), l.join(",").into());
+        }
+        if !a.add_labels.is_empty() {
+            body.insert("add_labels".into(), a.add_labels.join(",").into());
+        }
+        if !a.remove_labels.is_empty() {
+            body.insert("remove_labels".into(), a.remove_labels.join(",").into());
+        }
+        if let Some(names) = &a.assignees {
+            // GitLab reads `[0]` as "unassign everyone".
+            let ids = if names.is_empty() {
+                vec![0]
+            } else {
+                common::user_ids(cx, inst, names).await?
+            };
+            body.insert("assignee_ids".into(), serde_json::json!(ids));
+        }
+        if body.is_empty() {
+            return Err(CallFailure::new(
+                ErrorCode::InvalidArguments,
+                "nothing to change: give state_event, title, description, labels, add_labels, remove_labels or assignees",
+            ));
+        }
+        // Setting fields to given values: repeating it changes nothing more.
+        let req = Request::write(
+            Method::PUT,
+            "/projects/{id}/issues/{iid}",
+            format!("{}/issues/{}", api::project(&a.project)?, a.iid),
+            serde_json::Value::Object(body),
+            true,
+        );
+        let issue = IssueSummary::from(cx.ok(inst, &req).await?.json::<RawIssue>()?);
+        let mut labels = a.labels.unwrap_or_default();
+        labels.extend(a.add_labels);
+        let text = written("updated", &issue, &labels, &a.assignees.unwrap_or_default());
+        Ok(Rendered {
+            output: issue,
+            text,
         })
     }
 }
@@ -621,35 +600,30 @@ impl Tool for CommentOnIssue {
     const HINTS: Hints = CREATE;
     const TARGET: &'static [&'static str] = &["project"];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: CommentArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Posted>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            api::require("body", &a.body)?;
-            let req = Request::write(
-                Method::POST,
-                "/projects/{id}/issues/{iid}/notes",
-                format!("{}/issues/{}/notes", api::project(&a.project)?, a.iid),
-                serde_json::json!({"body": a.body}),
-                false,
-            );
-            let n: RawNote = inst
-                .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                .await?
-                .json()?;
-            let url = api::note_url(inst, &a.project, "issues", a.iid, n.id);
-            let text = format!("commented on {}#{}: {url}", a.project, a.iid);
-            Ok(Rendered {
-                output: Posted {
-                    id: n.id,
-                    url,
-                    created_at: n.created_at,
-                },
-                text,
-            })
+    ) -> Result<Rendered<Posted>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        common::require("body", &a.body)?;
+        let req = Request::write(
+            Method::POST,
+            "/projects/{id}/issues/{iid}/notes",
+            format!("{}/issues/{}/notes", api::project(&a.project)?, a.iid),
+            serde_json::json!({"body": a.body}),
+            false,
+        );
+        let n: RawNote = cx.ok(inst, &req).await?.json()?;
+        let url = api::note_url(inst, &a.project, "issues", a.iid, n.id);
+        let text = format!("commented on {}#{}: {url}", a.project, a.iid);
+        Ok(Rendered {
+            output: Posted {
+                id: n.id,
+                url,
+                created_at: n.created_at,
+            },
+            text,
         })
     }
 }

@@ -5,11 +5,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 
-use super::api;
+use super::common;
+use crate::providers::github::api;
 use crate::providers::http::Request;
-use crate::providers::page::{Page, render_lines};
-use crate::tools::BoxFuture;
-use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall};
+use crate::providers::page::{Page, page_query, render_lines};
+use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall, clip};
 
 /// The caller's access, as GitHub reports it per repository.
 #[derive(Debug, Default, Deserialize)]
@@ -121,7 +121,7 @@ fn repo_line(r: &RepoSummary) -> String {
         line.push_str(", archived");
     }
     if let Some(d) = &r.description {
-        line.push_str(&format!(": {}", api::clip(d, 120).0));
+        line.push_str(&format!(": {}", clip(d, 120).0));
     }
     line
 }
@@ -165,45 +165,43 @@ impl Tool for SearchRepositories {
     const TARGET: &'static [&'static str] = &[];
     const SELECTABLE: bool = true;
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: SearchArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Page<RepoSummary>>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let mut q: Vec<String> = Vec::new();
-            if let Some(org) = &a.org {
-                q.push(qualifier("org", org));
-            }
-            if let Some(l) = &a.language {
-                q.push(qualifier("language", l));
-            }
-            if let Some(t) = a.text.as_deref().filter(|t| !t.trim().is_empty()) {
-                q.push(t.to_owned());
-            }
-            let page = api::page(a.limit, a.cursor.as_deref())?;
-            let (resp, raw) = if q.is_empty() {
-                let req = Request::get("/user/repos", "user/repos".into())
-                    .query([("sort", Some("updated".to_owned()))])
-                    .query(page);
-                let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-                let raw: Vec<RawRepo> = resp.json()?;
-                (resp, raw)
-            } else {
-                let req = Request::get("/search/repositories", "search/repositories".into())
-                    .query([("q", Some(q.join(" ")))])
-                    .query(page);
-                let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-                let raw = resp.json::<FoundRepos>()?.items;
-                (resp, raw)
-            };
-            let out = Page {
-                items: raw.into_iter().map(RepoSummary::from).collect(),
-                next_cursor: api::next_cursor(&resp),
-            };
-            let text = render_lines(&out, repo_line, "no repositories found");
-            Ok(Rendered { output: out, text })
-        })
+    ) -> Result<Rendered<Page<RepoSummary>>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let mut q: Vec<String> = Vec::new();
+        if let Some(org) = &a.org {
+            q.push(qualifier("org", org));
+        }
+        if let Some(l) = &a.language {
+            q.push(qualifier("language", l));
+        }
+        if let Some(t) = a.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            q.push(t.to_owned());
+        }
+        let page = page_query(a.limit, a.cursor.as_deref())?;
+        let (resp, raw) = if q.is_empty() {
+            let req = Request::get("/user/repos", "user/repos".into())
+                .query([("sort", Some("updated".to_owned()))])
+                .query(page);
+            let resp = cx.ok(inst, &req).await?;
+            let raw: Vec<RawRepo> = resp.json()?;
+            (resp, raw)
+        } else {
+            let req = Request::get("/search/repositories", "search/repositories".into())
+                .query([("q", Some(q.join(" ")))])
+                .query(page);
+            let resp = cx.ok(inst, &req).await?;
+            let raw = resp.json::<FoundRepos>()?.items;
+            (resp, raw)
+        };
+        let out = Page {
+            items: raw.into_iter().map(RepoSummary::from).collect(),
+            next_cursor: api::next_cursor(&resp),
+        };
+        let text = render_lines(&out, repo_line, "no repositories found");
+        Ok(Rendered { output: out, text })
     }
 }

@@ -4,9 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 
-use super::api;
-use crate::providers::http::Request;
-use crate::tools::BoxFuture;
+use super::common;
 use crate::tools::tool::{READ, Rendered, Tool, ToolCall};
 
 /// Arguments of `github_whoami`.
@@ -51,37 +49,23 @@ impl Tool for Whoami {
     const HINTS: crate::tools::tool::Hints = READ;
     const TARGET: &'static [&'static str] = &[];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
-        args: Args,
-    ) -> BoxFuture<'a, Result<Rendered<Account>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, args.instance.as_deref())?;
-            let resp = inst
-                .ok_as(
-                    cx.ctx,
-                    cx.user(),
-                    cx.deadline,
-                    &Request::get("/user", "user".into()),
-                )
-                .await?;
-            let u: RawUser = resp.json()?;
-            let text = format!(
-                "{} on {}{}",
-                u.login,
-                inst.display_name,
-                if u.site_admin { " (site admin)" } else { "" }
-            );
-            Ok(Rendered {
-                output: Account {
-                    login: u.login,
-                    name: u.name,
-                    site_admin: u.site_admin,
-                    instance: inst.config.name.clone(),
-                },
-                text,
-            })
+    async fn run(&self, cx: &ToolCall<'_>, args: Args) -> Result<Rendered<Account>, CallFailure> {
+        let inst = common::instance(cx, args.instance.as_deref())?;
+        let u: RawUser = cx.whoami(inst).await?;
+        let text = format!(
+            "{} on {}{}",
+            u.login,
+            inst.display_name,
+            if u.site_admin { " (site admin)" } else { "" }
+        );
+        Ok(Rendered {
+            output: Account {
+                login: u.login,
+                name: u.name,
+                site_admin: u.site_admin,
+                instance: inst.config.name.clone(),
+            },
+            text,
         })
     }
 }

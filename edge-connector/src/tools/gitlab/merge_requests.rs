@@ -5,10 +5,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 
-use super::api::{self, MergeRequestSummary, RawMergeRequest, merge_request_line};
+use super::common::{self, MergeRequestSummary, merge_request_line};
+use crate::providers::gitlab::api::{self, RawMergeRequest};
 use crate::providers::http::Request;
-use crate::providers::page::{Page, render_lines};
-use crate::tools::BoxFuture;
+use crate::providers::page::{MAX_LIMIT, Page, page_query, render_lines};
 use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall, clip};
 
 /// Which merge requests by state.
@@ -83,56 +83,54 @@ impl Tool for ListMergeRequests {
     const TARGET: &'static [&'static str] = &["project"];
     const SELECTABLE: bool = true;
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: ListArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Page<MergeRequestSummary>>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let wants_me = [&a.author, &a.reviewer]
-                .iter()
-                .any(|n| n.as_deref() == Some("me"));
-            let me = if wants_me {
-                Some(api::me(cx, inst).await?)
-            } else {
-                None
-            };
-            let person = |name: Option<String>| match name.as_deref() {
-                Some("me") => me.clone(),
-                other => other.map(|n| n.trim_start_matches('@').to_owned()),
-            };
-            let (author, reviewer) = (person(a.author), person(a.reviewer));
-            let req = Request::get(
-                "/projects/{id}/merge_requests",
-                format!("{}/merge_requests", api::project(&a.project)?),
-            )
-            .query([
-                (
-                    "state",
-                    Some(a.state.unwrap_or(StateFilter::Opened).as_str().to_owned()),
-                ),
-                ("author_username", author),
-                ("reviewer_username", reviewer),
-                ("labels", (!a.labels.is_empty()).then(|| a.labels.join(","))),
-                ("source_branch", a.source_branch),
-                ("target_branch", a.target_branch),
-                ("search", a.text.filter(|t| !t.trim().is_empty())),
-                ("order_by", Some("updated_at".into())),
-                ("sort", Some("desc".into())),
-            ])
-            .query(api::page(a.limit, a.cursor.as_deref())?);
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let next_cursor = api::next_cursor(&resp);
-            let items: Vec<MergeRequestSummary> = resp
-                .json::<Vec<RawMergeRequest>>()?
-                .iter()
-                .map(MergeRequestSummary::listed)
-                .collect();
-            let output = Page { items, next_cursor };
-            let text = render_lines(&output, merge_request_line, "no matching merge requests");
-            Ok(Rendered { output, text })
-        })
+    ) -> Result<Rendered<Page<MergeRequestSummary>>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let wants_me = [&a.author, &a.reviewer]
+            .iter()
+            .any(|n| n.as_deref() == Some("me"));
+        let me = if wants_me {
+            Some(common::me(cx, inst).await?)
+        } else {
+            None
+        };
+        let person = |name: Option<String>| match name.as_deref() {
+            Some("me") => me.clone(),
+            other => other.map(|n| n.trim_start_matches('@').to_owned()),
+        };
+        let (author, reviewer) = (person(a.author), person(a.reviewer));
+        let req = Request::get(
+            "/projects/{id}/merge_requests",
+            format!("{}/merge_requests", api::project(&a.project)?),
+        )
+        .query([
+            (
+                "state",
+                Some(a.state.unwrap_or(StateFilter::Opened).as_str().to_owned()),
+            ),
+            ("author_username", author),
+            ("reviewer_username", reviewer),
+            ("labels", (!a.labels.is_empty()).then(|| a.labels.join(","))),
+            ("source_branch", a.source_branch),
+            ("target_branch", a.target_branch),
+            ("search", a.text.filter(|t| !t.trim().is_empty())),
+            ("order_by", Some("updated_at".into())),
+            ("sort", Some("desc".into())),
+        ])
+        .query(page_query(a.limit, a.cursor.as_deref())?);
+        let resp = cx.ok(inst, &req).await?;
+        let next_cursor = api::next_cursor(&resp);
+        let items: Vec<MergeRequestSummary> = resp
+            .json::<Vec<RawMergeRequest>>()?
+            .iter()
+            .map(MergeRequestSummary::listed)
+            .collect();
+        let output = Page { items, next_cursor };
+        let text = render_lines(&output, merge_request_line, "no matching merge requests");
+        Ok(Rendered { output, text })
     }
 }
 
@@ -330,65 +328,61 @@ impl Tool for GetMergeRequest {
     const HINTS: Hints = READ;
     const TARGET: &'static [&'static str] = &["project"];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: GetArgs,
-    ) -> BoxFuture<'a, Result<Rendered<MergeRequestDetail>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let base = path(&a.project, a.iid)?;
-            let raw: RawMergeRequest = inst
-                .ok_as(
-                    cx.ctx,
-                    cx.user(),
-                    cx.deadline,
-                    &Request::get("/projects/{id}/merge_requests/{iid}", base.clone()),
-                )
-                .await?
-                .json()?;
-            let max_files = a.max_files.unwrap_or(50).clamp(1, api::MAX_LIMIT);
-            let req = Request::get(
-                "/projects/{id}/merge_requests/{iid}/diffs",
-                format!("{base}/diffs"),
+    ) -> Result<Rendered<MergeRequestDetail>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let base = path(&a.project, a.iid)?;
+        let raw: RawMergeRequest = cx
+            .ok(
+                inst,
+                &Request::get("/projects/{id}/merge_requests/{iid}", base.clone()),
             )
-            .query(api::page(Some(max_files), None)?);
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let more_files = api::next_cursor(&resp).is_some();
-            let files: Vec<ChangedFile> = resp
-                .json::<Vec<RawDiff>>()?
-                .iter()
-                .map(RawDiff::changed_file)
-                .collect();
-            let max = a
-                .max_body_chars
-                .unwrap_or(super::issues::DEFAULT_BODY_CHARS)
-                .min(super::issues::MAX_BODY_CHARS);
-            let description = clip(raw.description.as_deref().unwrap_or_default(), max).0;
-            let pipeline = raw.head_pipeline.as_ref().map(|p| PipelineBrief {
-                id: p.id,
-                status: p.status.clone(),
-            });
-            let detail = MergeRequestDetail {
-                merge_request: MergeRequestSummary::from(&raw),
-                description,
-                sha: raw.sha.clone().unwrap_or_default(),
-                has_conflicts: raw.has_conflicts,
-                comments: raw.user_notes_count,
-                changes_count: raw
-                    .changes_count
-                    .clone()
-                    .unwrap_or_else(|| files.len().to_string()),
-                files,
-                more_files,
-                pipeline,
-                merge_commit_sha: raw.merge_commit_sha,
-            };
-            let text = render_detail(&detail);
-            Ok(Rendered {
-                output: detail,
-                text,
-            })
+            .await?
+            .json()?;
+        let max_files = a.max_files.unwrap_or(50).clamp(1, MAX_LIMIT);
+        let req = Request::get(
+            "/projects/{id}/merge_requests/{iid}/diffs",
+            format!("{base}/diffs"),
+        )
+        .query(page_query(Some(max_files), None)?);
+        let resp = cx.ok(inst, &req).await?;
+        let more_files = api::next_cursor(&resp).is_some();
+        let files: Vec<ChangedFile> = resp
+            .json::<Vec<RawDiff>>()?
+            .iter()
+            .map(RawDiff::changed_file)
+            .collect();
+        let max = a
+            .max_body_chars
+            .unwrap_or(super::issues::DEFAULT_BODY_CHARS)
+            .min(super::issues::MAX_BODY_CHARS);
+        let description = clip(raw.description.as_deref().unwrap_or_default(), max).0;
+        let pipeline = raw.head_pipeline.as_ref().map(|p| PipelineBrief {
+            id: p.id,
+            status: p.status.clone(),
+        });
+        let detail = MergeRequestDetail {
+            merge_request: MergeRequestSummary::from(&raw),
+            description,
+            sha: raw.sha.clone().unwrap_or_default(),
+            has_conflicts: raw.has_conflicts,
+            comments: raw.user_notes_count,
+            changes_count: raw
+                .changes_count
+                .clone()
+                .unwrap_or_else(|| files.len().to_string()),
+            files,
+            more_files,
+            pipeline,
+            merge_commit_sha: raw.merge_commit_sha,
+        };
+        let text = render_detail(&detail);
+        Ok(Rendered {
+            output: detail,
+            text,
         })
     }
 }
@@ -522,57 +516,55 @@ impl Tool for GetMergeRequestDiff {
     const TARGET: &'static [&'static str] = &["project"];
     const SELECTABLE: bool = true;
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: DiffArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Page<FileDiff>>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let req = Request::get(
-                "/projects/{id}/merge_requests/{iid}/diffs",
-                format!("{}/diffs", path(&a.project, a.iid)?),
-            )
-            .query(api::page(a.limit, a.cursor.as_deref())?);
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let next_cursor = api::next_cursor(&resp);
-            let per_file = a.max_lines_per_file.unwrap_or(200).clamp(1, 5000);
-            let mut budget = a.max_total_lines.unwrap_or(1500).clamp(1, 20_000);
-            let wanted = |r: &RawDiff| {
-                a.paths.is_empty()
-                    || a.paths.iter().any(|p| {
-                        let p = p.trim_matches('/');
-                        p == r.new_path || p == r.old_path
-                    })
-            };
-            let items: Vec<FileDiff> = resp
-                .json::<Vec<RawDiff>>()?
-                .iter()
-                .filter(|r| wanted(r))
-                .map(|r| file_diff(r, per_file, &mut budget))
-                .collect();
-            let mut text: Vec<String> = items
-                .iter()
-                .map(|f| {
-                    format!(
-                        "--- {} ({}, {})\n{}",
-                        f.path,
-                        f.status,
-                        counted(f.additions, f.deletions, None),
-                        f.diff
-                    )
+    ) -> Result<Rendered<Page<FileDiff>>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let req = Request::get(
+            "/projects/{id}/merge_requests/{iid}/diffs",
+            format!("{}/diffs", path(&a.project, a.iid)?),
+        )
+        .query(page_query(a.limit, a.cursor.as_deref())?);
+        let resp = cx.ok(inst, &req).await?;
+        let next_cursor = api::next_cursor(&resp);
+        let per_file = a.max_lines_per_file.unwrap_or(200).clamp(1, 5000);
+        let mut budget = a.max_total_lines.unwrap_or(1500).clamp(1, 20_000);
+        let wanted = |r: &RawDiff| {
+            a.paths.is_empty()
+                || a.paths.iter().any(|p| {
+                    let p = p.trim_matches('/');
+                    p == r.new_path || p == r.old_path
                 })
-                .collect();
-            if text.is_empty() {
-                text.push("no matching files on this page".into());
-            }
-            if next_cursor.is_some() {
-                text.push("(more files: pass next_cursor)".into());
-            }
-            Ok(Rendered {
-                output: Page { items, next_cursor },
-                text: text.join("\n"),
+        };
+        let items: Vec<FileDiff> = resp
+            .json::<Vec<RawDiff>>()?
+            .iter()
+            .filter(|r| wanted(r))
+            .map(|r| file_diff(r, per_file, &mut budget))
+            .collect();
+        let mut text: Vec<String> = items
+            .iter()
+            .map(|f| {
+                format!(
+                    "--- {} ({}, {})\n{}",
+                    f.path,
+                    f.status,
+                    counted(f.additions, f.deletions, None),
+                    f.diff
+                )
             })
+            .collect();
+        if text.is_empty() {
+            text.push("no matching files on this page".into());
+        }
+        if next_cursor.is_some() {
+            text.push("(more files: pass next_cursor)".into());
+        }
+        Ok(Rendered {
+            output: Page { items, next_cursor },
+            text: text.join("\n"),
         })
     }
 }

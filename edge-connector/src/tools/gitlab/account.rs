@@ -4,9 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 
-use super::api;
-use crate::providers::http::Request;
-use crate::tools::BoxFuture;
+use super::common;
 use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall};
 
 /// Arguments of `gitlab_whoami`.
@@ -52,37 +50,23 @@ impl Tool for Whoami {
     const HINTS: Hints = READ;
     const TARGET: &'static [&'static str] = &[];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
-        args: Args,
-    ) -> BoxFuture<'a, Result<Rendered<Account>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, args.instance.as_deref())?;
-            let resp = inst
-                .ok_as(
-                    cx.ctx,
-                    cx.user(),
-                    cx.deadline,
-                    &Request::get("/user", "user".into()),
-                )
-                .await?;
-            let u: RawUser = resp.json()?;
-            let text = format!(
-                "{} on {}{}",
-                u.username,
-                inst.display_name,
-                if u.is_admin { " (admin)" } else { "" }
-            );
-            Ok(Rendered {
-                output: Account {
-                    username: u.username,
-                    name: u.name,
-                    admin: u.is_admin,
-                    instance: inst.config.name.clone(),
-                },
-                text,
-            })
+    async fn run(&self, cx: &ToolCall<'_>, args: Args) -> Result<Rendered<Account>, CallFailure> {
+        let inst = common::instance(cx, args.instance.as_deref())?;
+        let u: RawUser = cx.whoami(inst).await?;
+        let text = format!(
+            "{} on {}{}",
+            u.username,
+            inst.display_name,
+            if u.is_admin { " (admin)" } else { "" }
+        );
+        Ok(Rendered {
+            output: Account {
+                username: u.username,
+                name: u.name,
+                admin: u.is_admin,
+                instance: inst.config.name.clone(),
+            },
+            text,
         })
     }
 }

@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 use shared::wire::ErrorCode;
 
-use super::api::{self, User};
+use super::common;
+use crate::providers::github::api::{self, User};
 use crate::providers::http::{self, Request};
-use crate::providers::page::{Page, render_lines};
-use crate::tools::BoxFuture;
-use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall};
+use crate::providers::page::{Page, page_query, render_lines};
+use crate::tools::tool::{Hints, READ, Rendered, Tool, ToolCall, clip};
 
 /// A run's or job's state to filter by.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -129,7 +129,7 @@ impl From<RawRun> for RunSummary {
         Self {
             id: r.id,
             workflow: r.name.unwrap_or_default(),
-            title: api::clip(&r.display_title.unwrap_or_default(), 200).0,
+            title: clip(&r.display_title.unwrap_or_default(), 200).0,
             branch: r.head_branch.unwrap_or_default(),
             sha: r.head_sha,
             event: r.event,
@@ -168,36 +168,34 @@ impl Tool for ListWorkflowRuns {
     const TARGET: &'static [&'static str] = &["owner", "repo"];
     const SELECTABLE: bool = true;
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: ListRunsArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Page<RunSummary>>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let req = Request::get(
-                "/repos/{owner}/{repo}/actions/runs",
-                format!("{}/actions/runs", api::repo(&a.owner, &a.repo)?),
-            )
-            .query([
-                ("branch", a.branch),
-                ("status", a.status.map(|s| s.as_str().to_owned())),
-                ("event", a.event),
-            ])
-            .query(api::page(a.limit, a.cursor.as_deref())?);
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let out = Page {
-                next_cursor: api::next_cursor(&resp),
-                items: resp
-                    .json::<RunsPage>()?
-                    .workflow_runs
-                    .into_iter()
-                    .map(RunSummary::from)
-                    .collect(),
-            };
-            let text = render_lines(&out, run_line, "no matching runs");
-            Ok(Rendered { output: out, text })
-        })
+    ) -> Result<Rendered<Page<RunSummary>>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let req = Request::get(
+            "/repos/{owner}/{repo}/actions/runs",
+            format!("{}/actions/runs", api::repo(&a.owner, &a.repo)?),
+        )
+        .query([
+            ("branch", a.branch),
+            ("status", a.status.map(|s| s.as_str().to_owned())),
+            ("event", a.event),
+        ])
+        .query(page_query(a.limit, a.cursor.as_deref())?);
+        let resp = cx.ok(inst, &req).await?;
+        let out = Page {
+            next_cursor: api::next_cursor(&resp),
+            items: resp
+                .json::<RunsPage>()?
+                .workflow_runs
+                .into_iter()
+                .map(RunSummary::from)
+                .collect(),
+        };
+        let text = render_lines(&out, run_line, "no matching runs");
+        Ok(Rendered { output: out, text })
     }
 }
 
@@ -327,7 +325,7 @@ fn clean_line(line: &str) -> String {
         }
         out.push(c);
     }
-    api::clip(&out, MAX_LINE_CHARS).0
+    clip(&out, MAX_LINE_CHARS).0
 }
 
 /// The last `n` lines of `log`, cleaned, and how many lines it has.
@@ -353,118 +351,116 @@ impl Tool for GetFailedJobLog {
     const HINTS: Hints = READ;
     const TARGET: &'static [&'static str] = &["owner", "repo"];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: FailedLogArgs,
-    ) -> BoxFuture<'a, Result<Rendered<FailedLogs>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let repo = api::repo(&a.owner, &a.repo)?;
-            let jobs = run_jobs(cx, inst, &repo, a.run_id, a.job_id).await?;
-            let mut chosen: Vec<RawJob> = match a.job_id {
-                Some(id) => {
-                    let job = jobs.into_iter().find(|j| j.id == id).ok_or_else(|| {
-                        CallFailure::new(
-                            ErrorCode::NotFound,
-                            format!("run {} has no job {id}", a.run_id),
-                        )
-                    })?;
-                    vec![job]
-                }
-                None => {
-                    let (bad, good): (Vec<RawJob>, Vec<RawJob>) = jobs
-                        .into_iter()
-                        .partition(|j| failed(j.conclusion.as_deref()));
-                    if bad.is_empty() {
-                        let states: Vec<String> = good
-                            .iter()
-                            .map(|j| {
-                                format!(
-                                    "{} {}",
-                                    j.name,
-                                    j.conclusion.as_deref().unwrap_or(&j.status)
-                                )
-                            })
-                            .collect();
-                        let text = format!(
-                            "run {} has no failed job ({})",
-                            a.run_id,
-                            if states.is_empty() {
-                                "no jobs".into()
-                            } else {
-                                states.join(", ")
-                            }
-                        );
-                        return Ok(Rendered {
-                            output: FailedLogs {
-                                run_id: a.run_id,
-                                jobs: Vec::new(),
-                                other_failed_jobs: Vec::new(),
-                            },
-                            text,
-                        });
-                    }
-                    bad
-                }
-            };
-            let other_failed_jobs: Vec<String> = chosen
-                .drain(chosen.len().min(MAX_JOBS)..)
-                .map(|j| j.name)
-                .collect();
-            let n = a.lines.unwrap_or(DEFAULT_LINES).clamp(1, MAX_LINES);
-            let mut out = FailedLogs {
-                run_id: a.run_id,
-                jobs: Vec::new(),
-                other_failed_jobs,
-            };
-            for job in chosen {
-                let log = job_log(cx, inst, &repo, job.id).await?;
-                let (tail, total_lines) = tail(&log.text, n);
-                out.jobs.push(JobLog {
-                    id: job.id,
-                    failed_step: job
-                        .steps
-                        .into_iter()
-                        .find(|s| failed(s.conclusion.as_deref()))
-                        .map(|s| s.name),
-                    name: job.name,
-                    conclusion: job.conclusion,
-                    total_lines,
-                    partial: log.partial,
-                    tail,
-                    url: job.html_url,
-                });
+    ) -> Result<Rendered<FailedLogs>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let repo = api::repo(&a.owner, &a.repo)?;
+        let jobs = run_jobs(cx, inst, &repo, a.run_id, a.job_id).await?;
+        let mut chosen: Vec<RawJob> = match a.job_id {
+            Some(id) => {
+                let job = jobs.into_iter().find(|j| j.id == id).ok_or_else(|| {
+                    CallFailure::new(
+                        ErrorCode::NotFound,
+                        format!("run {} has no job {id}", a.run_id),
+                    )
+                })?;
+                vec![job]
             }
-            let mut text = Vec::new();
-            for j in &out.jobs {
-                text.push(format!(
-                    "job {} ({}) {}{}: last {} of {} lines",
-                    j.name,
-                    j.id,
-                    j.conclusion.as_deref().unwrap_or("not finished"),
-                    j.failed_step
-                        .as_deref()
-                        .map(|s| format!(" at step \"{s}\""))
-                        .unwrap_or_default(),
-                    n.min(j.total_lines),
-                    j.total_lines
-                ));
-                if let Some(p) = &j.partial {
-                    text.push(format!("({p})"));
+            None => {
+                let (bad, good): (Vec<RawJob>, Vec<RawJob>) = jobs
+                    .into_iter()
+                    .partition(|j| failed(j.conclusion.as_deref()));
+                if bad.is_empty() {
+                    let states: Vec<String> = good
+                        .iter()
+                        .map(|j| {
+                            format!(
+                                "{} {}",
+                                j.name,
+                                j.conclusion.as_deref().unwrap_or(&j.status)
+                            )
+                        })
+                        .collect();
+                    let text = format!(
+                        "run {} has no failed job ({})",
+                        a.run_id,
+                        if states.is_empty() {
+                            "no jobs".into()
+                        } else {
+                            states.join(", ")
+                        }
+                    );
+                    return Ok(Rendered {
+                        output: FailedLogs {
+                            run_id: a.run_id,
+                            jobs: Vec::new(),
+                            other_failed_jobs: Vec::new(),
+                        },
+                        text,
+                    });
                 }
-                text.push(j.tail.clone());
+                bad
             }
-            if !out.other_failed_jobs.is_empty() {
-                text.push(format!(
-                    "(also failed, not shown: {}; pass job_id)",
-                    out.other_failed_jobs.join(", ")
-                ));
+        };
+        let other_failed_jobs: Vec<String> = chosen
+            .drain(chosen.len().min(MAX_JOBS)..)
+            .map(|j| j.name)
+            .collect();
+        let n = a.lines.unwrap_or(DEFAULT_LINES).clamp(1, MAX_LINES);
+        let mut out = FailedLogs {
+            run_id: a.run_id,
+            jobs: Vec::new(),
+            other_failed_jobs,
+        };
+        for job in chosen {
+            let log = job_log(cx, inst, &repo, job.id).await?;
+            let (tail, total_lines) = tail(&log.text, n);
+            out.jobs.push(JobLog {
+                id: job.id,
+                failed_step: job
+                    .steps
+                    .into_iter()
+                    .find(|s| failed(s.conclusion.as_deref()))
+                    .map(|s| s.name),
+                name: job.name,
+                conclusion: job.conclusion,
+                total_lines,
+                partial: log.partial,
+                tail,
+                url: job.html_url,
+            });
+        }
+        let mut text = Vec::new();
+        for j in &out.jobs {
+            text.push(format!(
+                "job {} ({}) {}{}: last {} of {} lines",
+                j.name,
+                j.id,
+                j.conclusion.as_deref().unwrap_or("not finished"),
+                j.failed_step
+                    .as_deref()
+                    .map(|s| format!(" at step \"{s}\""))
+                    .unwrap_or_default(),
+                n.min(j.total_lines),
+                j.total_lines
+            ));
+            if let Some(p) = &j.partial {
+                text.push(format!("({p})"));
             }
-            Ok(Rendered {
-                output: out,
-                text: text.join("\n"),
-            })
+            text.push(j.tail.clone());
+        }
+        if !out.other_failed_jobs.is_empty() {
+            text.push(format!(
+                "(also failed, not shown: {}; pass job_id)",
+                out.other_failed_jobs.join(", ")
+            ));
+        }
+        Ok(Rendered {
+            output: out,
+            text: text.join("\n"),
         })
     }
 }
@@ -490,7 +486,7 @@ async fn run_jobs(
             ("per_page", Some("100".to_owned())),
             ("page", Some(page.to_string())),
         ]);
-        let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
+        let resp = cx.ok(inst, &req).await?;
         let next = api::next_cursor(&resp).and_then(|c| c.parse::<u32>().ok());
         jobs.extend(resp.json::<JobsPage>()?.jobs);
         let found = wanted.is_some_and(|id| jobs.iter().any(|j| j.id == id));
@@ -536,7 +532,7 @@ async fn job_log(
         "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs",
         format!("{repo}/actions/jobs/{job}/logs"),
     );
-    let resp = inst.send_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
+    let resp = cx.send(inst, &req).await?;
     let mb = http::MAX_BODY / (1024 * 1024);
     if resp.status.is_success() {
         // Served directly: read up to the connector's limit.
@@ -559,7 +555,7 @@ async fn job_log(
     })?;
     let blob = inst
         .http
-        .fetch_redirect(cx.ctx, cx.deadline, location, "job log storage")
+        .fetch_redirect(cx.scope(), location, "job log storage")
         .await?;
     match blob.status {
         StatusCode::PARTIAL_CONTENT => {

@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use shared::call::CallFailure;
 use shared::wire::ErrorCode;
 
-use super::api::{self, Label, User};
+use super::common;
 use super::issues::StateFilter;
 use crate::providers::Instance;
+use crate::providers::github::api::{self, Label, User};
 use crate::providers::http::Request;
-use crate::providers::page::{Page, render_lines};
-use crate::tools::BoxFuture;
-use crate::tools::tool::{CREATE, Hints, READ, Rendered, Tool, ToolCall};
+use crate::providers::page::{Page, page_query, render_lines};
+use crate::tools::tool::{CREATE, Hints, READ, Rendered, Tool, ToolCall, clip};
 
 /// One side of a pull request.
 #[derive(Debug, Deserialize)]
@@ -175,43 +175,41 @@ impl Tool for ListPullRequests {
     const TARGET: &'static [&'static str] = &["owner", "repo"];
     const SELECTABLE: bool = true;
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: ListArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Page<PullSummary>>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let state = match a.state.unwrap_or(StateFilter::Open) {
-                StateFilter::Open => "open",
-                StateFilter::Closed => "closed",
-                StateFilter::All => "all",
-            };
-            let req = Request::get(
-                "/repos/{owner}/{repo}/pulls",
-                format!("{}/pulls", api::repo(&a.owner, &a.repo)?),
-            )
-            .query([
-                ("state", Some(state.to_owned())),
-                ("base", a.base),
-                // GitHub filters heads as `owner:branch`.
-                ("head", a.head.map(|h| format!("{}:{h}", a.owner))),
-                ("sort", Some("updated".into())),
-                ("direction", Some("desc".into())),
-            ])
-            .query(api::page(a.limit, a.cursor.as_deref())?);
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let out = Page {
-                next_cursor: api::next_cursor(&resp),
-                items: resp
-                    .json::<Vec<RawPull>>()?
-                    .iter()
-                    .map(PullSummary::from)
-                    .collect(),
-            };
-            let text = render_lines(&out, pull_line, "no matching pull requests");
-            Ok(Rendered { output: out, text })
-        })
+    ) -> Result<Rendered<Page<PullSummary>>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let state = match a.state.unwrap_or(StateFilter::Open) {
+            StateFilter::Open => "open",
+            StateFilter::Closed => "closed",
+            StateFilter::All => "all",
+        };
+        let req = Request::get(
+            "/repos/{owner}/{repo}/pulls",
+            format!("{}/pulls", api::repo(&a.owner, &a.repo)?),
+        )
+        .query([
+            ("state", Some(state.to_owned())),
+            ("base", a.base),
+            // GitHub filters heads as `owner:branch`.
+            ("head", a.head.map(|h| format!("{}:{h}", a.owner))),
+            ("sort", Some("updated".into())),
+            ("direction", Some("desc".into())),
+        ])
+        .query(page_query(a.limit, a.cursor.as_deref())?);
+        let resp = cx.ok(inst, &req).await?;
+        let out = Page {
+            next_cursor: api::next_cursor(&resp),
+            items: resp
+                .json::<Vec<RawPull>>()?
+                .iter()
+                .map(PullSummary::from)
+                .collect(),
+        };
+        let text = render_lines(&out, pull_line, "no matching pull requests");
+        Ok(Rendered { output: out, text })
     }
 }
 
@@ -503,9 +501,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     path: String,
 ) -> Result<T, CallFailure> {
     let req = Request::get(route, path).query([("per_page", Some("100".to_owned()))]);
-    inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-        .await?
-        .json()
+    cx.ok(inst, &req).await?.json()
 }
 
 /// `github_get_pull_request`.
@@ -519,160 +515,155 @@ impl Tool for GetPullRequest {
     const HINTS: Hints = READ;
     const TARGET: &'static [&'static str] = &["owner", "repo"];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: GetArgs,
-    ) -> BoxFuture<'a, Result<Rendered<PullDetail>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let repo = api::repo(&a.owner, &a.repo)?;
-            let base = format!("{repo}/pulls/{}", a.number);
-            let req = Request::get("/repos/{owner}/{repo}/pulls/{pull_number}", base.clone());
-            let raw: RawPull = inst
-                .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                .await?
-                .json()?;
-            let head = api::seg(&raw.head.sha)?;
-            // The four reads are independent: one round trip's wait instead of four, and
-            // one refused (a GitHub App without Checks or Commit statuses read
-            // permission) leaves the others standing.
-            let (files, reviews, runs, status) = tokio::join!(
-                get_json::<Vec<RawFile>>(
-                    cx,
-                    inst,
-                    "/repos/{owner}/{repo}/pulls/{pull_number}/files",
-                    format!("{base}/files"),
-                ),
-                get_json::<Vec<RawReview>>(
-                    cx,
-                    inst,
-                    "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
-                    format!("{base}/reviews"),
-                ),
-                get_json::<RunsBody>(
-                    cx,
-                    inst,
-                    "/repos/{owner}/{repo}/commits/{ref}/check-runs",
-                    format!("{repo}/commits/{head}/check-runs"),
-                ),
-                get_json::<StatusBody>(
-                    cx,
-                    inst,
-                    "/repos/{owner}/{repo}/commits/{ref}/status",
-                    format!("{repo}/commits/{head}/status"),
-                ),
-            );
-            let mut unread = Vec::new();
-            let mut files =
-                part(files, "files", "Pull requests: read", &mut unread)?.unwrap_or_default();
-            let reviews = part(reviews, "reviews", "Pull requests: read", &mut unread)?;
-            let runs = part(runs, "check runs", "Checks: read", &mut unread)?;
-            let status = part(
-                status,
-                "commit statuses",
-                "Commit statuses: read",
-                &mut unread,
-            )?;
-            let pull = PullSummary::from(&raw);
-            let review = reviews.map(|r| review_status(r, &pull.requested_reviewers));
-            let checks = match (runs, status) {
-                (None, None) => None,
-                (runs, status) => Some(checks_of(
-                    runs.map(|r| r.check_runs).unwrap_or_default(),
-                    status.map(|s| s.statuses).unwrap_or_default(),
-                )),
-            };
-            files.sort_by_key(|f| std::cmp::Reverse(f.additions + f.deletions));
-            let max_files = a.max_files.unwrap_or(10).min(100);
-            let top_files: Vec<FileChange> = files
-                .into_iter()
-                .take(max_files)
-                .map(|f| FileChange {
-                    path: f.filename,
-                    status: f.status,
-                    additions: f.additions,
-                    deletions: f.deletions,
-                })
-                .collect();
-            let changes = Changes {
-                commits: raw.commits,
-                files: raw.changed_files,
-                additions: raw.additions,
-                deletions: raw.deletions,
-                other_files: raw.changed_files.saturating_sub(top_files.len() as u64),
-                top_files,
-            };
-            let (body, _) = api::clip(
-                raw.body.as_deref().unwrap_or_default(),
-                a.max_body_chars.unwrap_or(2000).min(100_000),
-            );
-            let mut text = format!(
-                "{}/{}{}\nhead {} at {}; mergeable: {}",
-                a.owner,
-                a.repo,
-                pull_line(&pull),
-                pull.head,
-                api::short(&raw.head.sha),
-                match (raw.mergeable, raw.mergeable_state.as_deref()) {
-                    (Some(m), Some(s)) => format!("{m} ({s})"),
-                    (Some(m), None) => m.to_string(),
-                    (None, _) => "unknown".into(),
-                },
-            );
-            if let Some(review) = &review {
-                text.push_str(&format!("\nreview: {}", review.decision));
-                for r in &review.reviews {
-                    text.push_str(&format!(", {} {}", r.author, r.state.to_lowercase()));
-                }
-            }
-            if let Some(checks) = &checks {
-                text.push_str(&format!(
-                    "\nchecks: {}{}",
-                    checks.state,
-                    checks
-                        .items
-                        .iter()
-                        .map(|c| format!(", {} {}", c.name, c.state))
-                        .collect::<String>()
-                ));
-            }
-            for u in &unread {
-                text.push_str(&format!("\n{}: {}", u.part, u.reason));
-            }
-            text.push_str(&format!(
-                "\n{} commits, {} files, +{} -{}:",
-                changes.commits, changes.files, changes.additions, changes.deletions
-            ));
-            for f in &changes.top_files {
-                text.push_str(&format!(
-                    "\n  {} ({}) +{} -{}",
-                    f.path, f.status, f.additions, f.deletions
-                ));
-            }
-            if changes.other_files > 0 {
-                text.push_str(&format!("\n  … and {} more files", changes.other_files));
-            }
-            if !body.is_empty() {
-                text.push_str(&format!("\n{body}"));
-            }
-            Ok(Rendered {
-                output: PullDetail {
-                    head_sha: raw.head.sha.clone(),
-                    created_at: raw.created_at.clone(),
-                    body,
-                    mergeable: raw.mergeable,
-                    mergeable_state: raw.mergeable_state.clone(),
-                    assignees: raw.assignees.iter().map(|u| u.login.clone()).collect(),
-                    comments: raw.comments + raw.review_comments,
-                    review,
-                    changes,
-                    checks,
-                    unread,
-                    pull,
-                },
-                text,
+    ) -> Result<Rendered<PullDetail>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let repo = api::repo(&a.owner, &a.repo)?;
+        let base = format!("{repo}/pulls/{}", a.number);
+        let req = Request::get("/repos/{owner}/{repo}/pulls/{pull_number}", base.clone());
+        let raw: RawPull = cx.ok(inst, &req).await?.json()?;
+        let head = api::seg(&raw.head.sha)?;
+        // The four reads are independent: one round trip's wait instead of four, and
+        // one refused (a GitHub App without Checks or Commit statuses read
+        // permission) leaves the others standing.
+        let (files, reviews, runs, status) = tokio::join!(
+            get_json::<Vec<RawFile>>(
+                cx,
+                inst,
+                "/repos/{owner}/{repo}/pulls/{pull_number}/files",
+                format!("{base}/files"),
+            ),
+            get_json::<Vec<RawReview>>(
+                cx,
+                inst,
+                "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+                format!("{base}/reviews"),
+            ),
+            get_json::<RunsBody>(
+                cx,
+                inst,
+                "/repos/{owner}/{repo}/commits/{ref}/check-runs",
+                format!("{repo}/commits/{head}/check-runs"),
+            ),
+            get_json::<StatusBody>(
+                cx,
+                inst,
+                "/repos/{owner}/{repo}/commits/{ref}/status",
+                format!("{repo}/commits/{head}/status"),
+            ),
+        );
+        let mut unread = Vec::new();
+        let mut files =
+            part(files, "files", "Pull requests: read", &mut unread)?.unwrap_or_default();
+        let reviews = part(reviews, "reviews", "Pull requests: read", &mut unread)?;
+        let runs = part(runs, "check runs", "Checks: read", &mut unread)?;
+        let status = part(
+            status,
+            "commit statuses",
+            "Commit statuses: read",
+            &mut unread,
+        )?;
+        let pull = PullSummary::from(&raw);
+        let review = reviews.map(|r| review_status(r, &pull.requested_reviewers));
+        let checks = match (runs, status) {
+            (None, None) => None,
+            (runs, status) => Some(checks_of(
+                runs.map(|r| r.check_runs).unwrap_or_default(),
+                status.map(|s| s.statuses).unwrap_or_default(),
+            )),
+        };
+        files.sort_by_key(|f| std::cmp::Reverse(f.additions + f.deletions));
+        let max_files = a.max_files.unwrap_or(10).min(100);
+        let top_files: Vec<FileChange> = files
+            .into_iter()
+            .take(max_files)
+            .map(|f| FileChange {
+                path: f.filename,
+                status: f.status,
+                additions: f.additions,
+                deletions: f.deletions,
             })
+            .collect();
+        let changes = Changes {
+            commits: raw.commits,
+            files: raw.changed_files,
+            additions: raw.additions,
+            deletions: raw.deletions,
+            other_files: raw.changed_files.saturating_sub(top_files.len() as u64),
+            top_files,
+        };
+        let (body, _) = clip(
+            raw.body.as_deref().unwrap_or_default(),
+            a.max_body_chars.unwrap_or(2000).min(100_000),
+        );
+        let mut text = format!(
+            "{}/{}{}\nhead {} at {}; mergeable: {}",
+            a.owner,
+            a.repo,
+            pull_line(&pull),
+            pull.head,
+            api::short(&raw.head.sha),
+            match (raw.mergeable, raw.mergeable_state.as_deref()) {
+                (Some(m), Some(s)) => format!("{m} ({s})"),
+                (Some(m), None) => m.to_string(),
+                (None, _) => "unknown".into(),
+            },
+        );
+        if let Some(review) = &review {
+            text.push_str(&format!("\nreview: {}", review.decision));
+            for r in &review.reviews {
+                text.push_str(&format!(", {} {}", r.author, r.state.to_lowercase()));
+            }
+        }
+        if let Some(checks) = &checks {
+            text.push_str(&format!(
+                "\nchecks: {}{}",
+                checks.state,
+                checks
+                    .items
+                    .iter()
+                    .map(|c| format!(", {} {}", c.name, c.state))
+                    .collect::<String>()
+            ));
+        }
+        for u in &unread {
+            text.push_str(&format!("\n{}: {}", u.part, u.reason));
+        }
+        text.push_str(&format!(
+            "\n{} commits, {} files, +{} -{}:",
+            changes.commits, changes.files, changes.additions, changes.deletions
+        ));
+        for f in &changes.top_files {
+            text.push_str(&format!(
+                "\n  {} ({}) +{} -{}",
+                f.path, f.status, f.additions, f.deletions
+            ));
+        }
+        if changes.other_files > 0 {
+            text.push_str(&format!("\n  … and {} more files", changes.other_files));
+        }
+        if !body.is_empty() {
+            text.push_str(&format!("\n{body}"));
+        }
+        Ok(Rendered {
+            output: PullDetail {
+                head_sha: raw.head.sha.clone(),
+                created_at: raw.created_at.clone(),
+                body,
+                mergeable: raw.mergeable,
+                mergeable_state: raw.mergeable_state.clone(),
+                assignees: raw.assignees.iter().map(|u| u.login.clone()).collect(),
+                comments: raw.comments + raw.review_comments,
+                review,
+                changes,
+                checks,
+                unread,
+                pull,
+            },
+            text,
         })
     }
 }
@@ -717,54 +708,49 @@ impl Tool for CreatePullRequest {
     const HINTS: Hints = CREATE;
     const TARGET: &'static [&'static str] = &["owner", "repo"];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: CreateArgs,
-    ) -> BoxFuture<'a, Result<Rendered<PullSummary>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            if a.title.trim().is_empty() {
-                return Err(CallFailure::new(
-                    ErrorCode::InvalidArguments,
-                    "title is empty",
-                ));
+    ) -> Result<Rendered<PullSummary>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        if a.title.trim().is_empty() {
+            return Err(CallFailure::new(
+                ErrorCode::InvalidArguments,
+                "title is empty",
+            ));
+        }
+        let repo = api::repo(&a.owner, &a.repo)?;
+        let base = match a.base {
+            Some(b) => b,
+            None => {
+                let req = Request::get("/repos/{owner}/{repo}", repo.clone());
+                cx.ok(inst, &req)
+                    .await?
+                    .json::<RawDefaultBranch>()?
+                    .default_branch
             }
-            let repo = api::repo(&a.owner, &a.repo)?;
-            let base = match a.base {
-                Some(b) => b,
-                None => {
-                    let req = Request::get("/repos/{owner}/{repo}", repo.clone());
-                    inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                        .await?
-                        .json::<RawDefaultBranch>()?
-                        .default_branch
-                }
-            };
-            // A repeat would open a second pull request (or fail as a duplicate).
-            let req = Request::write(
-                Method::POST,
-                "/repos/{owner}/{repo}/pulls",
-                format!("{repo}/pulls"),
-                api::without_nulls(
-                    serde_json::json!({"title": a.title, "head": a.head, "base": base, "body": a.body, "draft": a.draft}),
-                ),
-                false,
-            );
-            let raw: RawPull = inst
-                .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-                .await?
-                .json()?;
-            let pull = PullSummary::from(&raw);
-            let text = format!(
-                "opened {}/{}{}: {}",
-                a.owner,
-                a.repo,
-                pull_line(&pull),
-                pull.url
-            );
-            Ok(Rendered { output: pull, text })
-        })
+        };
+        // A repeat would open a second pull request (or fail as a duplicate).
+        let req = Request::write(
+            Method::POST,
+            "/repos/{owner}/{repo}/pulls",
+            format!("{repo}/pulls"),
+            api::without_nulls(
+                serde_json::json!({"title": a.title, "head": a.head, "base": base, "body": a.body, "draft": a.draft}),
+            ),
+            false,
+        );
+        let raw: RawPull = cx.ok(inst, &req).await?.json()?;
+        let pull = PullSummary::from(&raw);
+        let text = format!(
+            "opened {}/{}{}: {}",
+            a.owner,
+            a.repo,
+            pull_line(&pull),
+            pull.url
+        );
+        Ok(Rendered { output: pull, text })
     }
 }
 
@@ -871,10 +857,7 @@ pub async fn facts(
         "/repos/{owner}/{repo}/pulls/{pull_number}",
         format!("{}/pulls/{number}", api::repo(owner, repo)?),
     );
-    let raw: RawPull = inst
-        .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-        .await?
-        .json()?;
+    let raw: RawPull = cx.ok(inst, &req).await?.json()?;
     let summary = PullSummary::from(&raw);
     Ok(PullFacts {
         title: raw.title,

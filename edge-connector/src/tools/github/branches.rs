@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use shared::call::{CallFailure, PreviewOutcome};
 use shared::wire::ErrorCode;
 
-use super::api;
+use super::common;
 use crate::providers::Instance;
+use crate::providers::github::api;
 use crate::providers::http::Request;
-use crate::providers::page::{Page, render_lines};
-use crate::tools::BoxFuture;
+use crate::providers::page::{Page, page_query, render_lines};
 use crate::tools::tool::{
-    CREATE, DESTRUCTIVE, Hints, READ, Rendered, Tool, ToolCall, effect, quoted, stale,
+    CREATE, DESTRUCTIVE, Hints, READ, Rendered, Tool, ToolCall, clip, effect, quoted, stale,
 };
 
 /// Arguments of `github_list_branches`.
@@ -77,46 +77,44 @@ impl Tool for ListBranches {
     const TARGET: &'static [&'static str] = &["owner", "repo"];
     const SELECTABLE: bool = true;
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: ListBranchesArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Page<Branch>>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let req = Request::get(
-                "/repos/{owner}/{repo}/branches",
-                format!("{}/branches", api::repo(&a.owner, &a.repo)?),
-            )
-            .query([("protected", a.protected.map(|p| p.to_string()))])
-            .query(api::page(a.limit, a.cursor.as_deref())?);
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let out = Page {
-                next_cursor: api::next_cursor(&resp),
-                items: resp
-                    .json::<Vec<RawBranch>>()?
-                    .into_iter()
-                    .map(|b| Branch {
-                        name: b.name,
-                        sha: b.commit.sha,
-                        protected: b.protected,
-                    })
-                    .collect(),
-            };
-            let text = render_lines(
-                &out,
-                |b| {
-                    format!(
-                        "{} {}{}",
-                        b.name,
-                        api::short(&b.sha),
-                        if b.protected { " (protected)" } else { "" }
-                    )
-                },
-                "no branches",
-            );
-            Ok(Rendered { output: out, text })
-        })
+    ) -> Result<Rendered<Page<Branch>>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let req = Request::get(
+            "/repos/{owner}/{repo}/branches",
+            format!("{}/branches", api::repo(&a.owner, &a.repo)?),
+        )
+        .query([("protected", a.protected.map(|p| p.to_string()))])
+        .query(page_query(a.limit, a.cursor.as_deref())?);
+        let resp = cx.ok(inst, &req).await?;
+        let out = Page {
+            next_cursor: api::next_cursor(&resp),
+            items: resp
+                .json::<Vec<RawBranch>>()?
+                .into_iter()
+                .map(|b| Branch {
+                    name: b.name,
+                    sha: b.commit.sha,
+                    protected: b.protected,
+                })
+                .collect(),
+        };
+        let text = render_lines(
+            &out,
+            |b| {
+                format!(
+                    "{} {}{}",
+                    b.name,
+                    api::short(&b.sha),
+                    if b.protected { " (protected)" } else { "" }
+                )
+            },
+            "no branches",
+        );
+        Ok(Rendered { output: out, text })
     }
 }
 
@@ -177,7 +175,7 @@ impl From<RawCommit> for CommitSummary {
             ),
         };
         Self {
-            title: api::clip(c.commit.message.lines().next().unwrap_or_default(), 200).0,
+            title: clip(c.commit.message.lines().next().unwrap_or_default(), 200).0,
             author,
             author_email,
             date: person.and_then(|p| p.date).unwrap_or_default(),
@@ -211,7 +209,7 @@ async fn resolve(
         ("sha", rev.map(str::to_owned)),
         ("per_page", Some("1".into())),
     ]);
-    let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
+    let resp = cx.ok(inst, &req).await?;
     resp.json::<Vec<RawSha>>()?
         .into_iter()
         .next()
@@ -264,44 +262,42 @@ impl Tool for CreateBranch {
     const HINTS: Hints = CREATE;
     const TARGET: &'static [&'static str] = &["owner", "repo"];
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: CreateBranchArgs,
-    ) -> BoxFuture<'a, Result<Rendered<CreatedBranch>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let branch = a.branch.trim().trim_start_matches("refs/heads/");
-            if branch.is_empty() {
-                return Err(CallFailure::new(
-                    ErrorCode::InvalidArguments,
-                    "branch is empty",
-                ));
-            }
-            let sha = resolve(cx, inst, &a.owner, &a.repo, a.from.as_deref()).await?;
-            // Not repeated on a lost answer: the repeat would fail with "already exists".
-            let req = Request::write(
-                Method::POST,
-                "/repos/{owner}/{repo}/git/refs",
-                format!("{}/git/refs", api::repo(&a.owner, &a.repo)?),
-                serde_json::json!({"ref": format!("refs/heads/{branch}"), "sha": sha}),
-                false,
-            );
-            inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let text = format!(
-                "created branch {branch} at {} (from {}) in {}/{}",
-                api::short(&sha),
-                a.from.as_deref().unwrap_or("the default branch"),
-                a.owner,
-                a.repo
-            );
-            Ok(Rendered {
-                output: CreatedBranch {
-                    branch: branch.to_owned(),
-                    sha,
-                },
-                text,
-            })
+    ) -> Result<Rendered<CreatedBranch>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let branch = a.branch.trim().trim_start_matches("refs/heads/");
+        if branch.is_empty() {
+            return Err(CallFailure::new(
+                ErrorCode::InvalidArguments,
+                "branch is empty",
+            ));
+        }
+        let sha = resolve(cx, inst, &a.owner, &a.repo, a.from.as_deref()).await?;
+        // Not repeated on a lost answer: the repeat would fail with "already exists".
+        let req = Request::write(
+            Method::POST,
+            "/repos/{owner}/{repo}/git/refs",
+            format!("{}/git/refs", api::repo(&a.owner, &a.repo)?),
+            serde_json::json!({"ref": format!("refs/heads/{branch}"), "sha": sha}),
+            false,
+        );
+        cx.ok(inst, &req).await?;
+        let text = format!(
+            "created branch {branch} at {} (from {}) in {}/{}",
+            api::short(&sha),
+            a.from.as_deref().unwrap_or("the default branch"),
+            a.owner,
+            a.repo
+        );
+        Ok(Rendered {
+            output: CreatedBranch {
+                branch: branch.to_owned(),
+                sha,
+            },
+            text,
         })
     }
 }
@@ -345,12 +341,7 @@ async fn branch_head(
             api::file_path(branch)?
         ),
     );
-    Ok(inst
-        .ok_as(cx.ctx, cx.user(), cx.deadline, &req)
-        .await?
-        .json::<RawRef>()?
-        .object
-        .sha)
+    Ok(cx.ok(inst, &req).await?.json::<RawRef>()?.object.sha)
 }
 
 /// `github_delete_branch`.
@@ -365,62 +356,54 @@ impl Tool for DeleteBranch {
     const HINTS: Hints = DESTRUCTIVE;
     const TARGET: &'static [&'static str] = &["owner", "repo"];
 
-    fn preview<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
-        a: DeleteBranchArgs,
-    ) -> BoxFuture<'a, PreviewOutcome> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let branch = a.branch.trim().trim_start_matches("refs/heads/");
-            let sha = branch_head(cx, inst, &a.owner, &a.repo, branch).await?;
-            let text = format!(
-                "delete branch {} of {}/{}, which points at commit {sha}",
-                quoted(branch),
-                a.owner,
-                a.repo
-            );
-            Ok(effect(text, [("branch_sha", sha.as_str())]))
-        })
+    async fn preview(&self, cx: &ToolCall<'_>, a: DeleteBranchArgs) -> PreviewOutcome {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let branch = a.branch.trim().trim_start_matches("refs/heads/");
+        let sha = branch_head(cx, inst, &a.owner, &a.repo, branch).await?;
+        let text = format!(
+            "delete branch {} of {}/{}, which points at commit {sha}",
+            quoted(branch),
+            a.owner,
+            a.repo
+        );
+        Ok(effect(text, [("branch_sha", sha.as_str())]))
     }
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: DeleteBranchArgs,
-    ) -> BoxFuture<'a, Result<Rendered<DeletedBranch>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let branch = a.branch.trim().trim_start_matches("refs/heads/");
-            let repo = api::repo(&a.owner, &a.repo)?;
-            let name = api::file_path(branch)?;
-            // Read first: the answer can then say what to recreate, a missing branch is a
-            // plain "not found", and a branch moved since the user approved is not deleted.
-            let sha = branch_head(cx, inst, &a.owner, &a.repo, branch).await?;
-            if cx.bound("branch_sha").is_some_and(|b| b != sha) {
-                return Err(stale(&format!(
-                    "branch {branch} of {}/{} (it now points at {sha})",
-                    a.owner, a.repo
-                )));
-            }
-            let mut req = Request::get(
-                "/repos/{owner}/{repo}/git/refs/{ref}",
-                format!("{repo}/git/refs/heads/{name}"),
-            );
-            // Deleting twice deletes nothing more.
-            req.method = Method::DELETE;
-            inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let text = format!(
-                "deleted branch {branch} of {}/{} (it pointed at {sha})",
+    ) -> Result<Rendered<DeletedBranch>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let branch = a.branch.trim().trim_start_matches("refs/heads/");
+        let repo = api::repo(&a.owner, &a.repo)?;
+        let name = api::file_path(branch)?;
+        // Read first: the answer can then say what to recreate, a missing branch is a
+        // plain "not found", and a branch moved since the user approved is not deleted.
+        let sha = branch_head(cx, inst, &a.owner, &a.repo, branch).await?;
+        if cx.bound("branch_sha").is_some_and(|b| b != sha) {
+            return Err(stale(&format!(
+                "branch {branch} of {}/{} (it now points at {sha})",
                 a.owner, a.repo
-            );
-            Ok(Rendered {
-                output: DeletedBranch {
-                    branch: branch.to_owned(),
-                    sha,
-                },
-                text,
-            })
+            )));
+        }
+        let mut req = Request::get(
+            "/repos/{owner}/{repo}/git/refs/{ref}",
+            format!("{repo}/git/refs/heads/{name}"),
+        );
+        // Deleting twice deletes nothing more.
+        req.method = Method::DELETE;
+        cx.ok(inst, &req).await?;
+        let text = format!(
+            "deleted branch {branch} of {}/{} (it pointed at {sha})",
+            a.owner, a.repo
+        );
+        Ok(Rendered {
+            output: DeletedBranch {
+                branch: branch.to_owned(),
+                sha,
+            },
+            text,
         })
     }
 }
@@ -464,48 +447,46 @@ impl Tool for ListCommits {
     const TARGET: &'static [&'static str] = &["owner", "repo"];
     const SELECTABLE: bool = true;
 
-    fn run<'a>(
-        &'a self,
-        cx: &'a ToolCall<'a>,
+    async fn run(
+        &self,
+        cx: &ToolCall<'_>,
         a: ListCommitsArgs,
-    ) -> BoxFuture<'a, Result<Rendered<Page<CommitSummary>>, CallFailure>> {
-        Box::pin(async move {
-            let inst = api::instance(cx, a.instance.as_deref())?;
-            let req = Request::get(
-                "/repos/{owner}/{repo}/commits",
-                format!("{}/commits", api::repo(&a.owner, &a.repo)?),
-            )
-            .query([
-                ("sha", a.git_ref),
-                ("path", a.path.map(|p| p.trim_matches('/').to_owned())),
-                ("author", a.author),
-                ("since", a.since),
-                ("until", a.until),
-            ])
-            .query(api::page(a.limit, a.cursor.as_deref())?);
-            let resp = inst.ok_as(cx.ctx, cx.user(), cx.deadline, &req).await?;
-            let out = Page {
-                next_cursor: api::next_cursor(&resp),
-                items: resp
-                    .json::<Vec<RawCommit>>()?
-                    .into_iter()
-                    .map(CommitSummary::from)
-                    .collect(),
-            };
-            let text = render_lines(
-                &out,
-                |c| {
-                    format!(
-                        "{} {} {} {}",
-                        api::short(&c.sha),
-                        c.date.get(..10).unwrap_or(&c.date),
-                        author_text(c),
-                        c.title
-                    )
-                },
-                "no matching commits",
-            );
-            Ok(Rendered { output: out, text })
-        })
+    ) -> Result<Rendered<Page<CommitSummary>>, CallFailure> {
+        let inst = common::instance(cx, a.instance.as_deref())?;
+        let req = Request::get(
+            "/repos/{owner}/{repo}/commits",
+            format!("{}/commits", api::repo(&a.owner, &a.repo)?),
+        )
+        .query([
+            ("sha", a.git_ref),
+            ("path", a.path.map(|p| p.trim_matches('/').to_owned())),
+            ("author", a.author),
+            ("since", a.since),
+            ("until", a.until),
+        ])
+        .query(page_query(a.limit, a.cursor.as_deref())?);
+        let resp = cx.ok(inst, &req).await?;
+        let out = Page {
+            next_cursor: api::next_cursor(&resp),
+            items: resp
+                .json::<Vec<RawCommit>>()?
+                .into_iter()
+                .map(CommitSummary::from)
+                .collect(),
+        };
+        let text = render_lines(
+            &out,
+            |c| {
+                format!(
+                    "{} {} {} {}",
+                    api::short(&c.sha),
+                    c.date.get(..10).unwrap_or(&c.date),
+                    author_text(c),
+                    c.title
+                )
+            },
+            "no matching commits",
+        );
+        Ok(Rendered { output: out, text })
     }
 }

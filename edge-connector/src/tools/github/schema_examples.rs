@@ -6,7 +6,8 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::{account, actions, api, branches, code, diff, issues, pulls, repos, reviews};
+use super::{account, actions, branches, code, diff, issues, pulls, repos, reviews};
+use crate::providers::github::api;
 
 /// The subset of the official description the fake serves (see its `extract.py`).
 const SPEC: &str = include_str!("../../../../tests/fake-upstream/openapi/ghes-3.19-subset.json");
