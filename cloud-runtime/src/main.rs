@@ -939,7 +939,7 @@ impl std::error::Error for Denied {}
 
 /// Checks a user, agent, role or group name with the runtime's one rule.
 fn principal_name(s: &str, what: &str) -> Result<String> {
-    if cloud_runtime::mcp::principal::valid_name(s) {
+    if cloud_runtime::identity::valid_name(s) {
         Ok(s.to_owned())
     } else {
         bail!("{what} {s:?} must be 1 to 64 letters, digits, '.', '_', '-' or '@'")

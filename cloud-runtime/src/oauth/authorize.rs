@@ -25,7 +25,7 @@ use shared::identity::UserId;
 use url::Url;
 
 use super::{CODE_TTL_MS, OAuth, PENDING_TTL_MS, browser, secret};
-use crate::mcp::principal::valid_name;
+use crate::identity::valid_name;
 use crate::store::now_ms;
 use crate::store::oauth::PendingRow;
 

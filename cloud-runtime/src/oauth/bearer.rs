@@ -8,10 +8,10 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use shared::identity::UserId;
+use shared::identity::{TenantId, UserId};
 
 use super::{OAuth, SCOPE, secret};
-use crate::mcp::principal::Principal;
+use crate::identity::{AgentName, GatewayName, GroupName, Principal, RoleName, UserName};
 
 /// Header carrying an agent's key.
 pub const AGENT_KEY_HEADER: &str = "x-mcp-agent-key";
@@ -37,9 +37,10 @@ fn unauthorized(o: &OAuth, tenant: &str, gateway: &str, error: Option<&str>) -> 
 pub async fn authenticate(
     o: &OAuth,
     headers: &HeaderMap,
-    tenant: &str,
-    gateway: &str,
+    tenant_id: &TenantId,
+    gateway: &GatewayName,
 ) -> Result<Principal, Response> {
+    let (tenant, gateway) = (tenant_id.as_str(), gateway.as_str());
     let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -84,7 +85,15 @@ pub async fn authenticate(
             .ok()
             .flatten(),
     };
-    let Some(agent) = agent else {
+    // Agent names and roles were checked when the agent was made; one that no longer passes
+    // names no agent.
+    let agent = agent.and_then(|a| {
+        Some((
+            AgentName::parse(&a.name).ok()?,
+            RoleName::parse(&a.role).ok()?,
+        ))
+    });
+    let Some((agent, role)) = agent else {
         return Err((
             StatusCode::FORBIDDEN,
             axum::Json(json!({
@@ -94,7 +103,8 @@ pub async fn authenticate(
         )
             .into_response());
     };
-    let Ok(user_id) = UserId::parse(&claims.sub) else {
+    let (Ok(user_id), Ok(user)) = (UserId::parse(&claims.sub), UserName::parse(&claims.name))
+    else {
         return Err(unauthorized(
             o,
             tenant,
@@ -103,13 +113,16 @@ pub async fn authenticate(
         ));
     };
     Ok(Principal {
-        tenant: tenant
-            .parse()
-            .map_err(|_| unauthorized(o, tenant, gateway, None))?,
+        tenant: tenant_id.clone(),
         user_id,
-        user: claims.name,
-        groups: claims.groups,
-        agent: agent.name,
-        role: agent.role,
+        user,
+        // Groups were checked when the token was issued.
+        groups: claims
+            .groups
+            .iter()
+            .filter_map(|g| GroupName::parse(g).ok())
+            .collect(),
+        agent,
+        role,
     })
 }

@@ -39,7 +39,7 @@ use shared::identity::TenantId;
 use shared::policy::{AllowRule, Instance, Place, RuleSet, ToolPattern};
 use toml::Spanned;
 
-use crate::mcp::principal::valid_name;
+use crate::identity::valid_name;
 
 /// The policy format this runtime reads.
 pub const FORMAT_VERSION: u32 = 1;
