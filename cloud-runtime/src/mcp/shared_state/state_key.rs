@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum StateKeyError {
     /// The key file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {}: {source}", path.display())]
     Read {
         /// The key file.
         path: PathBuf,
@@ -19,7 +19,7 @@ pub enum StateKeyError {
     #[error("{} is not a 32-byte key", .0.display())]
     NotAKey(PathBuf),
     /// A new key could not be written.
-    #[error("writing {path}: {source}")]
+    #[error("writing {}: {source}", path.display())]
     Write {
         /// The key file.
         path: PathBuf,
