@@ -1,4 +1,4 @@
-//! One `tools/call`, as its steps ([`Call::run`]):
+//! One `tools/call`, as its steps (`Call::run`):
 //!
 //! 1. **resolve** the tool among the tenant's online connectors and read the site (instance
 //!    and repository) it acts on; a call no policy can decide (unknown tool, malformed
@@ -15,7 +15,8 @@
 //! 8. run the **post-call hooks** (redaction) on the output.
 //!
 //! Every step that ends the call early returns a [`Refusal`], which [`answer`] alone turns
-//! into the JSON-RPC answer. The caller's identity is named once, in [`Call`].
+//! into the JSON-RPC answer. The caller's identity is named once, in the `Call`
+//! that each step is a method of.
 
 #![allow(deprecated)] // logging is deprecated by SEP-2577 but current clients use it
 
