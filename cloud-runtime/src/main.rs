@@ -866,7 +866,8 @@ async fn gateway(command: GatewayCommand) -> Result<()> {
             dir,
         } => {
             let tenant: TenantId = tenant.parse().context("--tenant")?;
-            let name: TenantId = name.parse().context("gateway name")?;
+            let name =
+                cloud_runtime::identity::GatewayName::parse(&name).context("gateway name")?;
             let tools: Vec<String> = tools
                 .into_iter()
                 .map(|t| t.trim().to_owned())

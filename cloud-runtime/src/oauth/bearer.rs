@@ -16,7 +16,12 @@ use crate::identity::{AgentName, GatewayName, GroupName, Principal, RoleName, Us
 /// Header carrying an agent's key.
 pub const AGENT_KEY_HEADER: &str = "x-mcp-agent-key";
 
-fn unauthorized(o: &OAuth, tenant: &str, gateway: &str, error: Option<&str>) -> Response {
+fn unauthorized(
+    o: &OAuth,
+    tenant: &TenantId,
+    gateway: &GatewayName,
+    error: Option<&str>,
+) -> Response {
     let mut challenge = format!(
         "Bearer resource_metadata=\"{}\", scope=\"{SCOPE}\"",
         o.metadata_url(tenant, gateway)
@@ -37,10 +42,9 @@ fn unauthorized(o: &OAuth, tenant: &str, gateway: &str, error: Option<&str>) -> 
 pub async fn authenticate(
     o: &OAuth,
     headers: &HeaderMap,
-    tenant_id: &TenantId,
+    tenant: &TenantId,
     gateway: &GatewayName,
 ) -> Result<Principal, Response> {
-    let (tenant, gateway) = (tenant_id.as_str(), gateway.as_str());
     let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -62,7 +66,7 @@ pub async fn authenticate(
                 Some("token is invalid, expired or for another resource"),
             )
         })?;
-    if claims.tenant != tenant {
+    if claims.tenant != tenant.as_str() {
         return Err(unauthorized(
             o,
             tenant,
@@ -77,10 +81,10 @@ pub async fn authenticate(
             .await
             .ok()
             .flatten()
-            .filter(|a| a.tenant == tenant),
+            .filter(|a| a.tenant == tenant.as_str()),
         None => o
             .store
-            .agent_by_client(tenant, &claims.client_id)
+            .agent_by_client(tenant.as_str(), &claims.client_id)
             .await
             .ok()
             .flatten(),
@@ -113,7 +117,7 @@ pub async fn authenticate(
         ));
     };
     Ok(Principal {
-        tenant: tenant_id.clone(),
+        tenant: tenant.clone(),
         user_id,
         user,
         // Groups were checked when the token was issued.
