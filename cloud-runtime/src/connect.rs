@@ -1,5 +1,5 @@
 //! The connect pages: where a user connects their GitHub Enterprise or GitLab account after
-//! a tool call asked them to ([`crate::mcp::authorization`]).
+//! a tool call asked them to ([`crate::mcp::upstream_account`]).
 //!
 //! ```text
 //! GET /connect/{id}        the link from the MCP client. The browser must be signed in as
@@ -25,7 +25,7 @@ use shared::wire;
 
 use crate::audit::AuditLog;
 use crate::audit::record::{AuditRecord, Kind, now_rfc3339};
-use crate::mcp::authorization::Elicitations;
+use crate::mcp::shared_state::elicitations::Elicitations;
 use crate::oauth::{OAuth, authorize, browser};
 use crate::store::connect::ConnectRow;
 use crate::tunnel::Registry;

@@ -11,6 +11,7 @@
 //! - [`https`]: TLS + HTTP serving with limits.
 //! - [`tls`]: TLS configurations for QUIC (mTLS) and HTTPS.
 //! - [`tunnel`]: the QUIC listener, sessions, registry, calls and revocation.
+//! - [`identity`]: who is calling (principal) and the names that say so.
 //! - [`mcp`]: the MCP endpoint (Streamable HTTP) of every gateway.
 //! - [`oauth`]: OAuth 2.1 for MCP clients (metadata, registration, authorization, tokens).
 //! - [`policy`]: the permission intersection, policy files, hooks.
@@ -31,6 +32,7 @@ pub mod connect;
 pub mod data_dir;
 pub mod enroll;
 pub mod https;
+pub mod identity;
 pub mod join_token;
 pub mod mcp;
 pub mod metrics;

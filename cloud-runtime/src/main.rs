@@ -866,7 +866,8 @@ async fn gateway(command: GatewayCommand) -> Result<()> {
             dir,
         } => {
             let tenant: TenantId = tenant.parse().context("--tenant")?;
-            let name: TenantId = name.parse().context("gateway name")?;
+            let name =
+                cloud_runtime::identity::GatewayName::parse(&name).context("gateway name")?;
             let tools: Vec<String> = tools
                 .into_iter()
                 .map(|t| t.trim().to_owned())
@@ -939,7 +940,7 @@ impl std::error::Error for Denied {}
 
 /// Checks a user, agent, role or group name with the runtime's one rule.
 fn principal_name(s: &str, what: &str) -> Result<String> {
-    if cloud_runtime::mcp::principal::valid_name(s) {
+    if cloud_runtime::identity::valid_name(s) {
         Ok(s.to_owned())
     } else {
         bail!("{what} {s:?} must be 1 to 64 letters, digits, '.', '_', '-' or '@'")

@@ -18,9 +18,10 @@ use crate::audit::AuditLog;
 use crate::audit::digest::DigestKeys;
 use crate::data_dir::DataDir;
 use crate::enroll::{self, EnrollContext};
+use crate::mcp;
+use crate::mcp::authenticate::Auth;
 use crate::mcp::gateways::Gateways;
-use crate::mcp::principal::Auth;
-use crate::mcp::{self, McpOptions};
+use crate::mcp::shared_state::McpOptions;
 use crate::metrics::Metrics;
 use crate::oauth::OAuth;
 use crate::oauth::signer::TokenSigner;
@@ -267,7 +268,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
     } else {
         Auth::OAuth(oauth.clone())
     };
-    let elicitations = Arc::new(mcp::authorization::Elicitations::default());
+    let elicitations = Arc::new(mcp::shared_state::elicitations::Elicitations::default());
     let connect_routes = Router::new()
         .route("/connect/callback", get(crate::connect::callback))
         .route("/connect/{id}", get(crate::connect::start))
@@ -284,7 +285,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
     let digest_keys = Arc::new(DigestKeys::new(tunnel_ctx.store.clone()));
     let gateways = Arc::new(Gateways::new(
         tunnel_ctx.store.clone(),
-        Arc::new(mcp::server::Shared {
+        Arc::new(mcp::shared_state::Shared {
             registry: registry.clone(),
             options: mcp_options,
             policies: policies.clone(),
@@ -292,7 +293,9 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
             digest_keys: digest_keys.clone(),
             telemetry: telemetry.clone(),
             metrics: metrics.clone(),
-            state_key: mcp::confirm::StateKey::load_or_create(&dir.request_state_key())?,
+            state_key: mcp::shared_state::state_key::StateKey::load_or_create(
+                &dir.request_state_key(),
+            )?,
             tools_changed: tools_changed.clone(),
             store: tunnel_ctx.store.clone(),
             elicitations: elicitations.clone(),
@@ -308,7 +311,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         ))
         .route_layer(axum::middleware::from_fn_with_state(
             auth_mode,
-            mcp::principal::authenticate,
+            mcp::authenticate::authenticate,
         ))
         .with_state(gateways);
     let router = Router::new()

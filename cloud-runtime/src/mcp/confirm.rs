@@ -19,7 +19,6 @@
 //! binding ride in the sealed state, so the retry runs exactly what was shown.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
@@ -32,6 +31,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use serde::{Deserialize, Serialize};
 
+use super::shared_state::state_key::StateKey;
 use crate::store::{Store, now_ms};
 
 /// How long a stateless confirmation stays valid.
@@ -39,53 +39,21 @@ const STATE_TTL: Duration = Duration::from_secs(300);
 /// Key of the confirmation in `inputRequests` / `inputResponses`.
 const INPUT_KEY: &str = "confirm";
 
-/// The key sealing `requestState`.
-#[derive(Clone)]
-pub struct StateKey(aws_lc_rs::hmac::Key);
-
-impl std::fmt::Debug for StateKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StateKey(..)")
-    }
+/// `claim`, sealed under `key`: its JSON, and the HMAC of that.
+fn seal(key: &StateKey, claim: &Claim) -> String {
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claim).unwrap_or_default());
+    let tag = URL_SAFE_NO_PAD.encode(key.sign(body.as_bytes()));
+    format!("{body}.{tag}")
 }
 
-impl StateKey {
-    /// Loads the key from `path`, creating it (0600) on first use.
-    pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) if b.len() == 32 => b,
-            Ok(_) => anyhow::bail!("{} is not a 32-byte key", path.display()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let b: [u8; 32] = rand::random();
-                certs::files::write_secret(path, &b)?;
-                b.to_vec()
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Ok(Self(aws_lc_rs::hmac::Key::new(
-            aws_lc_rs::hmac::HMAC_SHA256,
-            &bytes,
-        )))
+/// The claim `sealed` carries, if `key` sealed it and nobody changed it since.
+fn open(key: &StateKey, sealed: &str) -> Option<Claim> {
+    let (body, tag) = sealed.split_once('.')?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+    if !key.verify(body.as_bytes(), &tag) {
+        return None;
     }
-
-    /// A key for one process (tests, benchmarks).
-    pub fn ephemeral() -> Self {
-        let b: [u8; 32] = rand::random();
-        Self(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &b))
-    }
-
-    fn seal(&self, claim: &Claim) -> String {
-        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claim).unwrap_or_default());
-        let tag = URL_SAFE_NO_PAD.encode(aws_lc_rs::hmac::sign(&self.0, body.as_bytes()));
-        format!("{body}.{tag}")
-    }
-
-    fn open(&self, sealed: &str) -> Option<Claim> {
-        let (body, tag) = sealed.split_once('.')?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        aws_lc_rs::hmac::verify(&self.0, body.as_bytes(), &tag).ok()?;
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()
-    }
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()
 }
 
 /// What a stateless confirmation is for.
@@ -231,7 +199,7 @@ pub async fn ask(
             request_state,
             input_responses.and_then(|r| r.get(INPUT_KEY)),
         ) {
-            let Some(sealed) = key.open(state) else {
+            let Some(sealed) = open(key, state) else {
                 return Confirmation::Refused(
                     "the confirmation's requestState is not ours".into(),
                     Shown::default(),
@@ -288,7 +256,7 @@ pub async fn ask(
         inputs.insert(INPUT_KEY.to_owned(), request);
         return Confirmation::Ask(Box::new(InputRequiredResult::new(
             Some(inputs),
-            Some(key.seal(&claim)),
+            Some(seal(key, &claim)),
         )));
     }
     let can_ask = ctx
@@ -333,21 +301,21 @@ mod tests {
     #[test]
     fn sealed_state_opens_only_untouched_and_with_the_same_key() {
         let key = StateKey::ephemeral();
-        let sealed = key.seal(&claim());
-        assert_eq!(key.open(&sealed), Some(claim()));
-        assert_eq!(StateKey::ephemeral().open(&sealed), None);
+        let sealed = seal(&key, &claim());
+        assert_eq!(open(&key, &sealed), Some(claim()));
+        assert_eq!(open(&StateKey::ephemeral(), &sealed), None);
         let (body, tag) = sealed.split_once('.').unwrap();
         let mut other = claim();
         other.u = "mallory".into();
         let forged = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).unwrap());
-        assert_eq!(key.open(&format!("{forged}.{tag}")), None);
+        assert_eq!(open(&key, &format!("{forged}.{tag}")), None);
         // Nor can a client swap the head commit the user approved for another.
         let mut moved = claim();
         moved.b.insert("head_sha".into(), "def".into());
         let forged = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&moved).unwrap());
-        assert_eq!(key.open(&format!("{forged}.{tag}")), None);
-        assert_eq!(key.open(body), None);
-        assert_eq!(key.open("garbage"), None);
+        assert_eq!(open(&key, &format!("{forged}.{tag}")), None);
+        assert_eq!(open(&key, body), None);
+        assert_eq!(open(&key, "garbage"), None);
     }
 
     #[test]

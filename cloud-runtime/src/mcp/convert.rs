@@ -1,10 +1,9 @@
-//! From the tunnel's tool specs and results to MCP's types, and back for failures.
+//! From the tunnel's tool specs and results to MCP's types (failures: [`super::refusal`]).
 
 use std::sync::Arc;
 
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, MetaObject, Tool, ToolAnnotations};
-use shared::call::CallFailure;
-use shared::wire::{self, ErrorCode};
+use shared::wire;
 
 /// The `_meta` key listing the upstream instances (the connector's `[[provider]]` names) a
 /// tool can act on, chosen by its `instance` argument.
@@ -57,23 +56,6 @@ pub fn result(out: wire::ToolOutput) -> CallToolResult {
         result.structured_content = serde_json::from_slice(&out.structured_json).ok();
     }
     result
-}
-
-/// A failed call as an `isError` result the agent can act on (retry, fix arguments).
-pub fn failure(f: &CallFailure) -> CallToolResult {
-    let hint = match f.code {
-        ErrorCode::Unavailable | ErrorCode::Draining => " (retryable)",
-        ErrorCode::DeadlineExceeded => " (retryable with a longer deadline)",
-        _ => "",
-    };
-    let retry = f
-        .retry_after
-        .map(|d| format!("; retry after {} ms", d.as_millis()))
-        .unwrap_or_default();
-    CallToolResult::error(vec![ContentBlock::text(format!(
-        "{}{hint}{retry}",
-        f.message
-    ))])
 }
 
 #[cfg(test)]

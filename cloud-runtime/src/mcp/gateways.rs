@@ -20,8 +20,9 @@ use tokio::sync::Mutex;
 use tower::ServiceExt;
 use tracing::warn;
 
-use super::principal::Principal;
-use super::server::{GatewayServer, Shared};
+use super::server::GatewayServer;
+use super::shared_state::Shared;
+use crate::identity::{GatewayName, Principal};
 use crate::store::{GatewayRow, Store};
 
 /// How long a gateway definition is trusted before it is read again.
@@ -71,7 +72,7 @@ impl Owner {
             tenant: p.tenant.to_string(),
             gateway: gateway.to_owned(),
             user_id: p.user_id.to_string(),
-            agent: p.agent.clone(),
+            agent: p.agent.to_string(),
         }
     }
 }
@@ -124,7 +125,7 @@ impl Gateways {
         }
     }
 
-    fn build(&self, gateway: Arc<GatewayRow>) -> Service {
+    fn build(&self, gateway: Arc<GatewayRow>, name: Arc<GatewayName>) -> Service {
         let opts = &self.shared.options;
         let config = StreamableHttpServerConfig::default()
             .with_allowed_hosts(opts.allowed_hosts.clone())
@@ -132,7 +133,13 @@ impl Gateways {
             .with_max_request_body_bytes(opts.max_body_bytes);
         let shared = self.shared.clone();
         StreamableHttpService::new(
-            move || Ok(GatewayServer::new(shared.clone(), gateway.clone())),
+            move || {
+                Ok(GatewayServer::new(
+                    shared.clone(),
+                    gateway.clone(),
+                    name.clone(),
+                ))
+            },
             Arc::new(LocalSessionManager::default()),
             config,
         )
@@ -150,7 +157,11 @@ impl Gateways {
         {
             return Ok(Some(e.service.clone()));
         }
-        let Some(row) = self.store.gateway(tenant, name).await? else {
+        // A stored name was checked when the gateway was made; one that no longer passes
+        // names no gateway.
+        let row = self.store.gateway(tenant, name).await?;
+        let Some((row, name)) = row.and_then(|r| GatewayName::parse(&r.name).ok().map(|n| (r, n)))
+        else {
             entries.remove(&key);
             return Ok(None);
         };
@@ -161,7 +172,7 @@ impl Gateways {
             }
             _ => {
                 let gateway = Arc::new(row);
-                let service = self.build(gateway.clone());
+                let service = self.build(gateway.clone(), Arc::new(name));
                 entries.insert(
                     key,
                     Entry {

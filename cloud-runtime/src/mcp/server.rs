@@ -18,61 +18,30 @@ use shared::policy::{AllowRule, RuleSet, instances_of};
 use shared::wire;
 
 use super::call::{self, Gateway};
-use super::confirm::StateKey;
-use super::principal::Principal;
-use super::{McpOptions, convert};
-use crate::audit::AuditLog;
-use crate::audit::digest::DigestKeys;
-use crate::metrics::Metrics;
-use crate::policy::decide::visible;
-use crate::policy::{Layers, Policies, Subject};
+use super::convert;
+use super::refusal::{Refusal, answer};
+use super::shared_state::Shared;
+use crate::identity::{GatewayName, Principal};
+use crate::policy::decide::{Layers, Subject, visible};
 use crate::store::GatewayRow;
-use crate::telemetry::Telemetry;
-use crate::tools_changed::ToolsChanged;
-use crate::tunnel::Registry;
 
 /// Tools per tools/list page.
 pub const PAGE_SIZE: usize = 50;
-
-/// What every gateway server shares.
-#[derive(Debug)]
-pub struct Shared {
-    /// Online connectors.
-    pub registry: Arc<Registry>,
-    /// Endpoint options.
-    pub options: McpOptions,
-    /// The policies in force.
-    pub policies: Arc<Policies>,
-    /// The audit trail.
-    pub audit: AuditLog,
-    /// The tenants' keys for argument digests in audit records.
-    pub digest_keys: Arc<DigestKeys>,
-    /// Spans and log export.
-    pub telemetry: Arc<Telemetry>,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// Seals stateless confirmations.
-    pub state_key: StateKey,
-    /// Tells live sessions their tools changed.
-    pub tools_changed: ToolsChanged,
-    /// The store (connect requests).
-    pub store: crate::store::Store,
-    /// Sessions waiting for users to finish connecting upstream accounts.
-    pub elicitations: Arc<super::authorization::Elicitations>,
-}
 
 /// The MCP server of one gateway (one instance per session).
 #[derive(Debug, Clone)]
 pub struct GatewayServer {
     shared: Arc<Shared>,
     gateway: Arc<GatewayRow>,
+    /// The gateway's name, checked when its row was read.
+    name: Arc<GatewayName>,
     rules: Arc<RuleSet>,
     log_level: Arc<Mutex<LoggingLevel>>,
 }
 
 impl GatewayServer {
-    /// A server for `gateway`.
-    pub fn new(shared: Arc<Shared>, gateway: Arc<GatewayRow>) -> Self {
+    /// A server for `gateway`, named `name`.
+    pub fn new(shared: Arc<Shared>, gateway: Arc<GatewayRow>, name: Arc<GatewayName>) -> Self {
         // Patterns were checked when the gateway was stored; one that no longer parses
         // exposes nothing rather than everything.
         let rules = gateway
@@ -83,25 +52,21 @@ impl GatewayServer {
         Self {
             shared,
             gateway,
+            name,
             rules: Arc::new(RuleSet(rules)),
             log_level: Arc::new(Mutex::new(LoggingLevel::Info)),
         }
     }
 
-    fn principal(&self, ctx: &RequestContext<RoleServer>) -> Result<Principal, McpError> {
+    fn principal(&self, ctx: &RequestContext<RoleServer>) -> Result<Principal, Refusal> {
         let principal = ctx
             .extensions
             .get::<axum::http::request::Parts>()
             .and_then(|p| p.extensions.get::<Principal>())
             .cloned()
-            .ok_or_else(|| {
-                McpError::internal_error("request reached the MCP server unauthenticated", None)
-            })?;
+            .ok_or(Refusal::Unauthenticated)?;
         if principal.tenant.as_str() != self.gateway.tenant {
-            return Err(McpError::invalid_request(
-                "credentials are for another tenant",
-                None,
-            ));
+            return Err(Refusal::OtherTenant);
         }
         Ok(principal)
     }
@@ -111,12 +76,7 @@ impl GatewayServer {
     /// repository.
     fn visible(&self, principal: &Principal) -> Vec<Arc<wire::ToolSpec>> {
         let applied = self.shared.policies.get(principal.tenant.as_str());
-        let subject = Subject {
-            agent: &principal.agent,
-            role: &principal.role,
-            user: &principal.user,
-            groups: &principal.groups,
-        };
+        let subject = Subject::from(principal);
         self.shared
             .registry
             .tools(&principal.tenant)
@@ -128,7 +88,7 @@ impl GatewayServer {
                     .connector_scope(&principal.tenant, &t.name);
                 let layers = Layers {
                     policy: applied.as_deref().map(|a| &a.policy),
-                    gateway: (&self.gateway.name, &self.rules),
+                    gateway: (&self.name, &self.rules),
                     connector: &scope,
                 };
                 visible(
@@ -246,7 +206,7 @@ impl ServerHandler for GatewayServer {
         request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let principal = self.principal(&ctx)?;
+        let principal = self.principal(&ctx).map_err(Refusal::into_error)?;
         let all = self.visible(&principal);
         let start = match request.and_then(|r| r.cursor) {
             None => 0,
@@ -254,7 +214,7 @@ impl ServerHandler for GatewayServer {
                 .parse::<usize>()
                 .ok()
                 .filter(|s| *s <= all.len())
-                .ok_or_else(|| McpError::invalid_params("invalid cursor", None))?,
+                .ok_or_else(|| Refusal::InvalidCursor.into_error())?,
         };
         let page: Vec<_> = all
             .iter()
@@ -274,11 +234,14 @@ impl ServerHandler for GatewayServer {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let principal = self.principal(&ctx)?;
+        let principal = match self.principal(&ctx) {
+            Ok(p) => p,
+            Err(refusal) => return answer(refusal),
+        };
         call::handle(
             &self.shared,
             Gateway {
-                name: &self.gateway.name,
+                name: &self.name,
                 rules: &self.rules,
             },
             &principal,

@@ -25,7 +25,7 @@ use shared::identity::UserId;
 use url::Url;
 
 use super::{CODE_TTL_MS, OAuth, PENDING_TTL_MS, browser, secret};
-use crate::mcp::principal::valid_name;
+use crate::identity::valid_name;
 use crate::store::now_ms;
 use crate::store::oauth::PendingRow;
 
@@ -181,10 +181,13 @@ pub async fn authorize(
     let Some((tenant, gateway)) = o.parse_resource(resource) else {
         return fail("invalid_target", "resource is not a gateway of this server");
     };
-    if !matches!(o.store.gateway(tenant, gateway).await, Ok(Some(_))) {
+    if !matches!(
+        o.store.gateway(tenant.as_str(), gateway.as_str()).await,
+        Ok(Some(_))
+    ) {
         return fail("invalid_target", "no such gateway");
     }
-    let idp = match o.store.idp(tenant).await {
+    let idp = match o.store.idp(tenant.as_str()).await {
         Ok(idp) => idp,
         Err(_) => {
             return page(
@@ -207,7 +210,7 @@ pub async fn authorize(
         code_challenge: challenge.to_owned(),
         state: state.map(str::to_owned),
         resource: resource.to_owned(),
-        tenant: tenant.to_owned(),
+        tenant: tenant.to_string(),
         expires_at: now_ms() + PENDING_TTL_MS,
         nonce: idp_leg.as_ref().map(|(nonce, _)| nonce.clone()),
         idp_verifier: idp_leg.as_ref().map(|(_, verifier)| verifier.clone()),
@@ -232,7 +235,7 @@ pub async fn authorize(
         {
             Ok(url) => with_cookie(Redirect::to(&url).into_response(), binding),
             Err(e) => {
-                tracing::warn!(tenant, error = %e, "identity provider unavailable");
+                tracing::warn!(%tenant, error = %e, "identity provider unavailable");
                 fail(
                     "temporarily_unavailable",
                     "the identity provider cannot be reached",
@@ -414,7 +417,7 @@ pub async fn browser_sign_in(
         code_challenge: String::new(),
         state: None,
         resource: String::new(),
-        tenant: tenant.to_owned(),
+        tenant: tenant.to_string(),
         expires_at: now_ms() + PENDING_TTL_MS,
         nonce: idp_leg.as_ref().map(|(nonce, _)| nonce.clone()),
         idp_verifier: idp_leg.as_ref().map(|(_, verifier)| verifier.clone()),
@@ -434,7 +437,7 @@ pub async fn browser_sign_in(
         {
             Ok(url) => with_cookie(Redirect::to(&url).into_response(), binding),
             Err(e) => {
-                tracing::warn!(tenant, error = %e, "identity provider unavailable");
+                tracing::warn!(%tenant, error = %e, "identity provider unavailable");
                 page(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Unavailable",

@@ -8,15 +8,20 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use shared::identity::UserId;
+use shared::identity::{TenantId, UserId};
 
 use super::{OAuth, SCOPE, secret};
-use crate::mcp::principal::Principal;
+use crate::identity::{AgentName, GatewayName, GroupName, Principal, RoleName, UserName};
 
 /// Header carrying an agent's key.
 pub const AGENT_KEY_HEADER: &str = "x-mcp-agent-key";
 
-fn unauthorized(o: &OAuth, tenant: &str, gateway: &str, error: Option<&str>) -> Response {
+fn unauthorized(
+    o: &OAuth,
+    tenant: &TenantId,
+    gateway: &GatewayName,
+    error: Option<&str>,
+) -> Response {
     let mut challenge = format!(
         "Bearer resource_metadata=\"{}\", scope=\"{SCOPE}\"",
         o.metadata_url(tenant, gateway)
@@ -37,8 +42,8 @@ fn unauthorized(o: &OAuth, tenant: &str, gateway: &str, error: Option<&str>) -> 
 pub async fn authenticate(
     o: &OAuth,
     headers: &HeaderMap,
-    tenant: &str,
-    gateway: &str,
+    tenant: &TenantId,
+    gateway: &GatewayName,
 ) -> Result<Principal, Response> {
     let Some(token) = headers
         .get(header::AUTHORIZATION)
@@ -61,7 +66,7 @@ pub async fn authenticate(
                 Some("token is invalid, expired or for another resource"),
             )
         })?;
-    if claims.tenant != tenant {
+    if claims.tenant != tenant.as_str() {
         return Err(unauthorized(
             o,
             tenant,
@@ -76,15 +81,23 @@ pub async fn authenticate(
             .await
             .ok()
             .flatten()
-            .filter(|a| a.tenant == tenant),
+            .filter(|a| a.tenant == tenant.as_str()),
         None => o
             .store
-            .agent_by_client(tenant, &claims.client_id)
+            .agent_by_client(tenant.as_str(), &claims.client_id)
             .await
             .ok()
             .flatten(),
     };
-    let Some(agent) = agent else {
+    // Agent names and roles were checked when the agent was made; one that no longer passes
+    // names no agent.
+    let agent = agent.and_then(|a| {
+        Some((
+            AgentName::parse(&a.name).ok()?,
+            RoleName::parse(&a.role).ok()?,
+        ))
+    });
+    let Some((agent, role)) = agent else {
         return Err((
             StatusCode::FORBIDDEN,
             axum::Json(json!({
@@ -94,7 +107,8 @@ pub async fn authenticate(
         )
             .into_response());
     };
-    let Ok(user_id) = UserId::parse(&claims.sub) else {
+    let (Ok(user_id), Ok(user)) = (UserId::parse(&claims.sub), UserName::parse(&claims.name))
+    else {
         return Err(unauthorized(
             o,
             tenant,
@@ -103,13 +117,16 @@ pub async fn authenticate(
         ));
     };
     Ok(Principal {
-        tenant: tenant
-            .parse()
-            .map_err(|_| unauthorized(o, tenant, gateway, None))?,
+        tenant: tenant.clone(),
         user_id,
-        user: claims.name,
-        groups: claims.groups,
-        agent: agent.name,
-        role: agent.role,
+        user,
+        // Groups were checked when the token was issued.
+        groups: claims
+            .groups
+            .iter()
+            .filter_map(|g| GroupName::parse(g).ok())
+            .collect(),
+        agent,
+        role,
     })
 }

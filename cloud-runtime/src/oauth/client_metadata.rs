@@ -9,7 +9,7 @@
 //! may be allowed for development and tests, never private networks.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -41,6 +41,28 @@ pub enum MetadataError {
     /// The document is not acceptable.
     #[error("the client's metadata document is invalid: {0}")]
     Invalid(String),
+}
+
+/// Why the extra trusted CA for metadata documents could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtraCaError {
+    /// The file could not be read.
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        /// The CA file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a PEM certificate bundle.
+    #[error("{} is not a PEM certificate bundle: {source}", path.display())]
+    NotPem {
+        /// The CA file.
+        path: PathBuf,
+        /// The cause.
+        source: reqwest::Error,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,10 +134,21 @@ pub struct MetadataFetcher {
 impl MetadataFetcher {
     /// A fetcher trusting the system's roots and, for development, `extra_ca` (a PEM file);
     /// `allow_loopback` lets documents be served from this machine.
-    pub fn new(extra_ca: Option<&Path>, allow_loopback: bool) -> anyhow::Result<Self> {
+    pub fn new(extra_ca: Option<&Path>, allow_loopback: bool) -> Result<Self, ExtraCaError> {
         let extra_roots = match extra_ca {
             None => Vec::new(),
-            Some(p) => reqwest::Certificate::from_pem_bundle(&std::fs::read(p)?)?,
+            Some(p) => {
+                let pem = std::fs::read(p).map_err(|source| ExtraCaError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                    ExtraCaError::NotPem {
+                        path: p.to_owned(),
+                        source,
+                    }
+                })?
+            }
         };
         Ok(Self {
             extra_roots,
@@ -243,6 +276,27 @@ fn check(client_id: &str, doc: Document) -> Result<ClientRow, MetadataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_extra_ca_that_is_missing_or_not_pem_is_a_typed_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.pem");
+        assert!(matches!(
+            MetadataFetcher::new(Some(&missing), false),
+            Err(ExtraCaError::Read { .. })
+        ));
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(
+            &junk,
+            "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            MetadataFetcher::new(Some(&junk), false),
+            Err(ExtraCaError::NotPem { .. })
+        ));
+        assert!(MetadataFetcher::new(None, true).is_ok());
+    }
 
     #[test]
     fn only_public_addresses_pass() {

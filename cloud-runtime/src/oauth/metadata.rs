@@ -8,8 +8,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use shared::identity::TenantId;
 
 use super::{OAuth, SCOPE};
+use crate::identity::GatewayName;
 
 /// `GET /.well-known/oauth-authorization-server`.
 pub async fn authorization_server(State(o): State<Arc<OAuth>>) -> Json<serde_json::Value> {
@@ -34,7 +36,12 @@ pub async fn protected_resource(
     State(o): State<Arc<OAuth>>,
     Path((tenant, gateway)): Path<(String, String)>,
 ) -> Response {
-    match o.store.gateway(&tenant, &gateway).await {
+    // Anything that is not a tenant and a gateway name is no gateway.
+    let (Ok(tenant), Ok(gateway)) = (tenant.parse::<TenantId>(), GatewayName::parse(&gateway))
+    else {
+        return (StatusCode::NOT_FOUND, "no such gateway").into_response();
+    };
+    match o.store.gateway(tenant.as_str(), gateway.as_str()).await {
         Ok(Some(_)) => Json(json!({
             "resource": o.resource_url(&tenant, &gateway),
             "authorization_servers": [o.issuer],

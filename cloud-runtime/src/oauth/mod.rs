@@ -32,7 +32,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
+use shared::identity::TenantId;
 
+use crate::identity::GatewayName;
 use crate::store::Store;
 use signer::TokenSigner;
 
@@ -64,21 +66,16 @@ pub struct OAuth {
 
 impl OAuth {
     /// The resource URL of a gateway (the audience of its tokens).
-    pub fn resource_url(&self, tenant: &str, gateway: &str) -> String {
+    pub fn resource_url(&self, tenant: &TenantId, gateway: &GatewayName) -> String {
         format!("{}/t/{tenant}/g/{gateway}/mcp", self.issuer)
     }
 
     /// Tenant and gateway of one of our resource URLs.
-    pub fn parse_resource<'a>(&self, resource: &'a str) -> Option<(&'a str, &'a str)> {
+    pub fn parse_resource(&self, resource: &str) -> Option<(TenantId, GatewayName)> {
         let path = resource.strip_prefix(&self.issuer)?;
         let rest = path.strip_prefix("/t/")?.strip_suffix("/mcp")?;
         let (tenant, gateway) = rest.split_once("/g/")?;
-        let ok = |s: &str| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        };
-        (ok(tenant) && ok(gateway)).then_some((tenant, gateway))
+        Some((tenant.parse().ok()?, GatewayName::parse(gateway).ok()?))
     }
 
     /// Where the tenant's identity provider sends the user back.
@@ -87,7 +84,7 @@ impl OAuth {
     }
 
     /// The protected-resource metadata URL of a gateway (RFC 9728 path insertion).
-    pub fn metadata_url(&self, tenant: &str, gateway: &str) -> String {
+    pub fn metadata_url(&self, tenant: &TenantId, gateway: &GatewayName) -> String {
         format!(
             "{}/.well-known/oauth-protected-resource/t/{tenant}/g/{gateway}/mcp",
             self.issuer

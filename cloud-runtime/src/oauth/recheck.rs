@@ -14,7 +14,7 @@
 
 use super::OAuth;
 use super::idp::IdpError;
-use crate::mcp::principal::valid_name;
+use crate::identity::valid_name;
 use crate::store::oauth::{Recheck, UserRow};
 
 /// What a refresh may do after the check.

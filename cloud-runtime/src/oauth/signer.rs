@@ -2,7 +2,7 @@
 //! runtime issues and checks them; they are never forwarded anywhere (the tunnel carries the
 //! user's stable id, not their token).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,39 @@ pub struct AccessClaims {
     pub scope: String,
 }
 
+/// Why the signing key could not be loaded or made. No key material is quoted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignerKeyError {
+    /// The key file could not be read.
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        /// The key file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A new key could not be made.
+    #[error("generating a token-signing key: {0}")]
+    Generate(rcgen::Error),
+    /// A new key could not be written.
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        /// The key file.
+        path: PathBuf,
+        /// The cause.
+        source: certs::Error,
+    },
+    /// The file holds no usable ES256 key.
+    #[error("{} holds no usable ES256 key: {reason}", path.display())]
+    Unusable {
+        /// The key file.
+        path: PathBuf,
+        /// What the key parser said.
+        reason: String,
+    },
+}
+
 /// Signs and verifies access tokens.
 pub struct TokenSigner {
     encoding: EncodingKey,
@@ -51,20 +84,38 @@ impl std::fmt::Debug for TokenSigner {
 
 impl TokenSigner {
     /// Loads the signing key from `path`, creating it (0600) on first use.
-    pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
+    pub fn load_or_create(path: &Path) -> Result<Self, SignerKeyError> {
         let pem = match std::fs::read_to_string(path) {
             Ok(pem) => pem,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let pem = rcgen::KeyPair::generate()?.serialize_pem();
-                certs::files::write_secret(path, pem.as_bytes())?;
+                let pem = rcgen::KeyPair::generate()
+                    .map_err(SignerKeyError::Generate)?
+                    .serialize_pem();
+                certs::files::write_secret(path, pem.as_bytes()).map_err(|source| {
+                    SignerKeyError::Write {
+                        path: path.to_owned(),
+                        source,
+                    }
+                })?;
                 pem
             }
-            Err(e) => return Err(e.into()),
+            Err(source) => {
+                return Err(SignerKeyError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         };
-        let pair = rcgen::KeyPair::from_pem(&pem)?;
+        let unusable = |reason: String| SignerKeyError::Unusable {
+            path: path.to_owned(),
+            reason,
+        };
+        let pair = rcgen::KeyPair::from_pem(&pem).map_err(|e| unusable(e.to_string()))?;
         Ok(Self {
-            encoding: EncodingKey::from_ec_pem(pem.as_bytes())?,
-            decoding: DecodingKey::from_ec_pem(pair.public_key_pem().as_bytes())?,
+            encoding: EncodingKey::from_ec_pem(pem.as_bytes())
+                .map_err(|e| unusable(e.to_string()))?,
+            decoding: DecodingKey::from_ec_pem(pair.public_key_pem().as_bytes())
+                .map_err(|e| unusable(e.to_string()))?,
             kid: hex::encode(
                 aws_lc_rs::digest::digest(
                     &aws_lc_rs::digest::SHA256,
@@ -168,5 +219,21 @@ mod tests {
                 .is_ok(),
             "key persists"
         );
+    }
+
+    #[test]
+    fn an_unusable_key_file_is_a_typed_error_that_quotes_no_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(
+            &path,
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let e = TokenSigner::load_or_create(&path).unwrap_err();
+        assert!(matches!(e, SignerKeyError::Unusable { .. }), "{e}");
+        let text = e.to_string();
+        assert!(text.contains("holds no usable ES256 key"), "{text}");
+        assert!(!text.contains("c2VjcmV0"), "{text}");
     }
 }

@@ -11,6 +11,7 @@ use shared::wire;
 
 use super::decide::{Decision, Layer, Layers, Subject, decide};
 use super::file;
+use crate::identity::{AgentName, GatewayName, GroupName, NameError, RoleName, UserName};
 use crate::store::{Store, StoreError};
 
 /// Why a check could not be made.
@@ -29,6 +30,9 @@ pub enum CheckError {
     /// The instance is not an instance name.
     #[error("--instance {0}")]
     BadInstance(String),
+    /// A stored name no longer follows its rule.
+    #[error("stored {0}")]
+    Name(#[from] NameError),
 }
 
 /// The decision on one gateway.
@@ -143,15 +147,26 @@ pub async fn check(store: &Store, q: &Question<'_>) -> Result<Vec<GatewayDecisio
         )));
     }
     let connector = connector_rules(&store.local_policies(q.tenant).await?).scope(q.tool);
+    // The names come from the store, which checked them when they were made.
+    let (agent, role) = (
+        AgentName::parse(&agent.name)?,
+        RoleName::parse(&agent.role)?,
+    );
+    let user = UserName::parse(q.user)?;
+    let groups: Vec<GroupName> = groups
+        .iter()
+        .map(|g| GroupName::parse(g))
+        .collect::<Result<_, _>>()?;
     let subject = Subject {
-        agent: &agent.name,
-        role: &agent.role,
-        user: q.user,
+        agent: &agent,
+        role: &role,
+        user: &user,
         groups: &groups,
     };
-    Ok(gateways
+    gateways
         .iter()
         .map(|gw| {
+            let name = GatewayName::parse(&gw.name)?;
             let rules = RuleSet(
                 gw.tools
                     .iter()
@@ -160,16 +175,16 @@ pub async fn check(store: &Store, q: &Question<'_>) -> Result<Vec<GatewayDecisio
             );
             let layers = Layers {
                 policy: policy.as_ref(),
-                gateway: (&gw.name, &rules),
+                gateway: (&name, &rules),
                 connector: &connector,
             };
             let Decision { denied_by, reason } = decide(layers, subject, q.tool, &site);
-            GatewayDecision {
+            Ok(GatewayDecision {
                 gateway: gw.name.clone(),
                 decision: if denied_by.is_some() { "deny" } else { "allow" },
                 layer: denied_by.map_or("all".to_owned(), |l: Layer| l.as_str().to_owned()),
                 reason,
-            }
+            })
         })
-        .collect())
+        .collect()
 }

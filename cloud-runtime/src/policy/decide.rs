@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use shared::policy::{Instance, RuleSet, Scope, Site};
 
 use super::file::TenantPolicy;
+use crate::identity::{AgentName, GatewayName, GroupName, Principal, RoleName, UserName};
 
 /// A layer of the intersection (and the hooks after it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -60,13 +61,24 @@ impl fmt::Display for Layer {
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
     /// The agent (application).
-    pub agent: &'a str,
+    pub agent: &'a AgentName,
     /// The agent's role.
-    pub role: &'a str,
+    pub role: &'a RoleName,
     /// The user.
-    pub user: &'a str,
+    pub user: &'a UserName,
     /// The user's groups (their grants).
-    pub groups: &'a [String],
+    pub groups: &'a [GroupName],
+}
+
+impl<'a> From<&'a Principal> for Subject<'a> {
+    fn from(p: &'a Principal) -> Self {
+        Self {
+            agent: &p.agent,
+            role: &p.role,
+            user: &p.user,
+            groups: &p.groups,
+        }
+    }
 }
 
 /// The outcome of the intersection.
@@ -98,27 +110,27 @@ pub struct Layers<'a> {
     /// The tenant's policy, if one was applied (none denies everything).
     pub policy: Option<&'a TenantPolicy>,
     /// The gateway's name and its exposed tools.
-    pub gateway: (&'a str, &'a RuleSet),
+    pub gateway: (&'a GatewayName, &'a RuleSet),
     /// Where the tenant's connectors' local policies allow the tool.
     pub connector: &'a Scope,
 }
 
-fn role_scope(policy: Option<&TenantPolicy>, role: &str, tool: &str) -> Result<Scope, String> {
-    match policy.and_then(|p| p.roles.get(role)) {
+fn role_scope(policy: Option<&TenantPolicy>, role: &RoleName, tool: &str) -> Result<Scope, String> {
+    match policy.and_then(|p| p.roles.get(role.as_str())) {
         Some(g) => Ok(g.rules.scope(tool)),
         None if policy.is_none() => Err("the tenant has no policy yet".to_owned()),
         None => Err(format!("role {role:?} is not defined in the tenant policy")),
     }
 }
 
-fn user_scope(policy: Option<&TenantPolicy>, groups: &[String], tool: &str) -> Scope {
+fn user_scope(policy: Option<&TenantPolicy>, groups: &[GroupName], tool: &str) -> Scope {
     let Some(p) = policy else {
         return Scope::None;
     };
     // A union of groups: any of the user's grants may allow it.
     groups
         .iter()
-        .filter_map(|g| p.groups.get(g))
+        .filter_map(|g| p.groups.get(g.as_str()))
         .fold(Scope::None, |acc, g| acc.union(g.rules.scope(tool)))
 }
 
@@ -176,7 +188,8 @@ pub fn decide(layers: Layers<'_>, subject: Subject<'_>, tool: &str, site: &Site)
         let groups = if subject.groups.is_empty() {
             "no groups".to_owned()
         } else {
-            format!("groups {}", subject.groups.join(", "))
+            let names: Vec<&str> = subject.groups.iter().map(GroupName::as_str).collect();
+            format!("groups {}", names.join(", "))
         };
         return Decision::deny(
             Layer::User,
@@ -279,13 +292,22 @@ allow = [{ tools = ["github_*"], instance = "ghes-sandbox" }]
         ])
     }
 
-    fn subject<'a>(role: &'a str, groups: &'a [String]) -> Subject<'a> {
+    /// Leaks: test names live as long as the test process.
+    fn subject(role: &str, groups: &[String]) -> Subject<'static> {
+        let groups: Vec<GroupName> = groups
+            .iter()
+            .map(|g| GroupName::parse(g).unwrap())
+            .collect();
         Subject {
-            agent: "bot",
-            role,
-            user: "alice",
-            groups,
+            agent: Box::leak(Box::new(AgentName::parse("bot").unwrap())),
+            role: Box::leak(Box::new(RoleName::parse(role).unwrap())),
+            user: Box::leak(Box::new(UserName::parse("alice").unwrap())),
+            groups: Box::leak(groups.into_boxed_slice()),
         }
+    }
+
+    fn eng() -> &'static GatewayName {
+        Box::leak(Box::new(GatewayName::parse("eng").unwrap()))
     }
 
     /// Every combination of allow/deny over the four layers: the call is allowed exactly
@@ -304,7 +326,7 @@ allow = [{ tools = ["github_*"], instance = "ghes-sandbox" }]
             let connector = if conn_ok { Scope::Any } else { Scope::None };
             let layers = Layers {
                 policy: Some(&p),
-                gateway: ("eng", &gateway),
+                gateway: (eng(), &gateway),
                 connector: &connector,
             };
             let d = decide(layers, subject(role, &groups), tool, &at(&target));
@@ -334,7 +356,7 @@ allow = [{ tools = ["github_*"], instance = "ghes-sandbox" }]
         let gateway = rules(&["*"]);
         let layers = Layers {
             policy: Some(&p),
-            gateway: ("eng", &gateway),
+            gateway: (eng(), &gateway),
             connector: &Scope::Any,
         };
         let repo: Target = "acme/widgets".parse().unwrap();
@@ -365,7 +387,7 @@ allow = [{ tools = ["github_*"], instance = "ghes-sandbox" }]
         let connector = Scope::repos(vec!["globex/*".parse().unwrap()]);
         let layers = Layers {
             policy: Some(&p),
-            gateway: ("eng", &gateway),
+            gateway: (eng(), &gateway),
             connector: &connector,
         };
         let admins = vec!["admins".to_owned()];
@@ -385,7 +407,7 @@ allow = [{ tools = ["github_*"], instance = "ghes-sandbox" }]
         let gateway = rules(&["*"]);
         let layers = Layers {
             policy: Some(&p),
-            gateway: ("eng", &gateway),
+            gateway: (eng(), &gateway),
             connector: &Scope::Any,
         };
         let widgets = vec!["widgets".to_owned()];
@@ -417,7 +439,7 @@ allow = [{ tools = ["github_*"], instance = "ghes-sandbox" }]
         let groups = vec!["admins".to_owned()];
         let layers = Layers {
             policy: None,
-            gateway: ("eng", &gateway),
+            gateway: (eng(), &gateway),
             connector: &Scope::Any,
         };
         let d = decide(
@@ -451,7 +473,7 @@ allow = [{ tools = ["github_*"], instance = "ghes-sandbox" }]
         let gateway = rules(&["*"]);
         let layers = Layers {
             policy: Some(&p),
-            gateway: ("eng", &gateway),
+            gateway: (eng(), &gateway),
             connector: &Scope::Any,
         };
         let admins = vec!["admins".to_owned()];

@@ -35,11 +35,10 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde::Deserialize;
-use shared::identity::TenantId;
 use shared::policy::{AllowRule, Instance, Place, RuleSet, ToolPattern};
 use toml::Spanned;
 
-use crate::mcp::principal::valid_name;
+use crate::identity::{GatewayName, valid_name};
 
 /// The policy format this runtime reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -347,7 +346,7 @@ pub fn parse(file: &str, text: &str) -> Result<TenantPolicy, PolicyError> {
     let mut gateways = BTreeMap::new();
     for (name, gw) in raw.gateways {
         let path = format!("gateways.{}", name.get_ref());
-        if name.get_ref().parse::<TenantId>().is_err() {
+        if GatewayName::parse(name.get_ref()).is_err() {
             return Err(c.error(
                 name.span(),
                 &path,

@@ -6,20 +6,22 @@
 use std::sync::LazyLock;
 
 use regex::Regex;
+use shared::identity::TenantId;
 use shared::policy::Target;
 use shared::wire;
 
 use super::file::HookSettings;
+use crate::identity::{AgentName, UserName};
 
 /// What a hook sees of a call.
 #[derive(Debug, Clone, Copy)]
 pub struct CallInfo<'a> {
     /// Tenant.
-    pub tenant: &'a str,
+    pub tenant: &'a TenantId,
     /// User.
-    pub user: &'a str,
+    pub user: &'a UserName,
     /// Agent.
-    pub agent: &'a str,
+    pub agent: &'a AgentName,
     /// The tool's spec as its connector declared it.
     pub tool: &'a wire::ToolSpec,
     /// The repository, if the tool names one.
@@ -251,9 +253,9 @@ mod tests {
         args: &'a serde_json::Map<String, serde_json::Value>,
     ) -> CallInfo<'a> {
         CallInfo {
-            tenant: "acme",
-            user: "alice",
-            agent: "bot",
+            tenant: Box::leak(Box::new("acme".parse().unwrap())),
+            user: Box::leak(Box::new(UserName::parse("alice").unwrap())),
+            agent: Box::leak(Box::new(AgentName::parse("bot").unwrap())),
             tool: spec,
             target: None,
             arguments: args,

@@ -2,7 +2,7 @@
 //! grants and a connector's local policy all allow it (DESIGN invariant 3); hooks then may
 //! still ask the user or refuse, and may redact the output.
 //!
-//! - [`file`]: the tenant policy file (TOML, versioned) and its validation.
+//! - [`file`](mod@file): the tenant policy file (TOML, versioned) and its validation.
 //! - [`decide`]: the four-layer intersection and tools/list visibility; pure functions.
 //! - [`hooks`]: pre- and post-call hooks (confirm destructive tools, redact secrets).
 //! - [`apply`] and [`check`]: `policy apply` and `policy check`.

@@ -1,6 +1,7 @@
-//! Just-in-time user authorization, MCP side: a connector answered a call with
-//! "authorization required" (the user has not connected their upstream account yet), so the
-//! runtime stores a connect request and sends the client to the runtime's own connect page
+//! Connecting a user's upstream account when a call needs it (just-in-time authorization,
+//! MCP side; not to be confused with [`crate::oauth::authorize`], where MCP clients get their
+//! tokens). A connector answered a call with "authorization required" (the user has not
+//! connected their upstream account yet), so the runtime stores a connect request and sends the client to the runtime's own connect page
 //! ([`crate::connect`]) in the form the client's protocol revision has:
 //!
 //! - 2026-07-28: an `input_required` result with a URL-mode `elicitation/create`; the client
@@ -13,72 +14,30 @@
 //! The link names only a random request id; the page checks the browser's signed-in user
 //! before sending it on to the upstream.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-use rmcp::model::{
-    CallToolResponse, CallToolResult, ContentBlock, CustomNotification, ErrorCode, InputRequest,
-    InputRequests, InputRequiredResult, ProtocolVersion, ServerNotification,
-};
-use rmcp::service::{Peer, RequestContext};
-use rmcp::{ErrorData as McpError, RoleServer};
+use rmcp::RoleServer;
+use rmcp::model::{InputRequest, InputRequests, InputRequiredResult, ProtocolVersion};
+use rmcp::service::RequestContext;
 use shared::call::CallFailure;
 
-use super::principal::Principal;
-use super::server::Shared;
+use super::refusal::Refusal;
+use super::shared_state::Shared;
 use crate::audit::record::{AuditRecord, Kind};
+use crate::identity::Principal;
 use crate::oauth::secret;
 use crate::store::connect::ConnectRow;
 use crate::store::now_ms;
 
-/// The URL-elicitation-required error code (MCP 2025-11-25).
-pub const URL_ELICITATION_REQUIRED: i32 = -32042;
 /// Longest a connect request stays open.
 const MAX_TTL_MS: i64 = 10 * 60 * 1000;
-/// How long a session waits for its completion notice.
-const NOTICE_TTL: Duration = Duration::from_secs(600);
-
-/// Sessions waiting to hear that a user finished connecting (per elicitation id).
-#[derive(Debug, Default)]
-pub struct Elicitations {
-    peers: Mutex<HashMap<String, (Instant, Peer<RoleServer>)>>,
-}
-
-impl Elicitations {
-    fn remember(&self, id: &str, peer: Peer<RoleServer>) {
-        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-        peers.retain(|_, (at, p)| at.elapsed() < NOTICE_TTL && !p.is_transport_closed());
-        peers.insert(id.to_owned(), (Instant::now(), peer));
-    }
-
-    /// Tells the session that asked (if it is still here) that elicitation `id` is done.
-    pub async fn complete(&self, id: &str) {
-        let peer = self
-            .peers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
-            .map(|(_, p)| p);
-        if let Some(peer) = peer {
-            let notice = CustomNotification::new(
-                "notifications/elicitation/complete",
-                Some(serde_json::json!({ "elicitationId": id })),
-            );
-            let _ = peer
-                .send_notification(ServerNotification::CustomNotification(notice))
-                .await;
-        }
-    }
-}
 
 fn link_allowed(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "http"))
 }
 
-/// A call a connector refused with "authorization required".
+/// A call a connector refused with "authorization required": the user has not connected
+/// their account at the upstream yet.
 #[derive(Debug, Clone, Copy)]
-pub struct Refusal<'a> {
+pub struct NotConnected<'a> {
     /// Who called.
     pub principal: &'a Principal,
     /// The connector that refused (it holds the request's state).
@@ -93,30 +52,30 @@ pub struct Refusal<'a> {
     pub failure: &'a CallFailure,
 }
 
-/// Answers a call the connector refused with "authorization required".
-pub async fn required(
+/// Asks the user to connect the account a call needs: records a connect request and
+/// answers with the link in the client's form (see the module documentation).
+pub async fn ask_to_connect(
     shared: &Shared,
     ctx: &RequestContext<RoleServer>,
-    refusal: Refusal<'_>,
-) -> Result<CallToolResponse, McpError> {
-    let Refusal {
+    refused: NotConnected<'_>,
+) -> Refusal {
+    let NotConnected {
         principal,
         connector,
         tool,
         call_id,
         trace,
         failure,
-    } = refusal;
+    } = refused;
     let (Some(request), Some(connector)) = (failure.authorization.as_deref(), connector) else {
-        return Ok(super::convert::failure(failure).into());
+        return Refusal::Failed(failure.clone());
     };
     if !link_allowed(&request.authorize_url) || request.state.is_empty() {
         tracing::warn!(%connector, "connector sent an unusable authorization link");
-        return Ok(super::convert::failure(&CallFailure::new(
+        return Refusal::Failed(CallFailure::new(
             shared::wire::ErrorCode::Internal,
             "the connector's authorization link is unusable",
-        ))
-        .into());
+        ));
     }
     let id = secret::generate("");
     let elicitation_id = secret::generate("");
@@ -128,7 +87,7 @@ pub async fn required(
         id: id.clone(),
         tenant: principal.tenant.to_string(),
         user_id: principal.user_id.to_string(),
-        agent: principal.agent.clone(),
+        agent: principal.agent.to_string(),
         connector: connector.to_owned(),
         provider: request.provider.clone(),
         display_name: request.display_name.clone(),
@@ -141,10 +100,7 @@ pub async fn required(
         outcome: None,
     };
     if shared.store.create_connect(&row).await.is_err() {
-        return Err(McpError::internal_error(
-            "could not record the connect request",
-            None,
-        ));
+        return Refusal::ConnectNotRecorded;
     }
     shared
         .audit
@@ -153,9 +109,9 @@ pub async fn required(
             kind: Kind::Authorization,
             tenant: row.tenant.clone(),
             gateway: None,
-            user: principal.user.clone(),
+            user: principal.user.to_string(),
             user_id: Some(row.user_id.clone()),
-            agent: principal.agent.clone(),
+            agent: principal.agent.to_string(),
             connector: Some(row.connector.clone()),
             tool: tool.to_owned(),
             instance: Some(row.provider.clone()),
@@ -190,15 +146,13 @@ pub async fn required(
             "method": "elicitation/create",
             "params": {"mode": "url", "message": message, "url": url, "elicitationId": elicitation_id},
         });
-        let input = serde_json::from_value::<InputRequest>(elicit).map_err(|e| {
-            McpError::internal_error(format!("building the elicitation: {e}"), None)
-        })?;
+        let input = match serde_json::from_value::<InputRequest>(elicit) {
+            Ok(i) => i,
+            Err(e) => return Refusal::ElicitationUnbuildable(e.to_string()),
+        };
         let mut inputs = InputRequests::new();
         inputs.insert(format!("connect-{}", request.provider), input);
-        return Ok(CallToolResponse::InputRequired(InputRequiredResult::new(
-            Some(inputs),
-            None,
-        )));
+        return Refusal::AskUser(Box::new(InputRequiredResult::new(Some(inputs), None)));
     }
     let url_capable = version
         .as_ref()
@@ -213,17 +167,15 @@ pub async fn required(
         shared
             .elicitations
             .remember(&elicitation_id, ctx.peer.clone());
-        return Err(McpError::new(
-            ErrorCode(URL_ELICITATION_REQUIRED),
-            message.clone(),
-            Some(serde_json::json!({
-                "elicitations": [{"mode": "url", "elicitationId": elicitation_id, "url": url, "message": message}],
-            })),
-        ));
+        return Refusal::ConnectAccount {
+            message,
+            url,
+            elicitation_id,
+        };
     }
-    Ok(CallToolResult::error(vec![ContentBlock::text(format!(
-        "{message} Link: {url} (valid for {} minutes). Then call the tool again.",
-        ttl / 60_000
-    ))])
-    .into())
+    Refusal::ConnectLink {
+        message,
+        url,
+        minutes: ttl / 60_000,
+    }
 }
