@@ -16,6 +16,7 @@
 //! - [`policy`]: the permission intersection, policy files, hooks.
 //! - [`tools_changed`]: notices that a tenant's tools may have changed.
 //! - [`connect`]: the pages where users connect their upstream accounts.
+//! - [`html`]: the HTML page helper (escaping, the protective headers of every page).
 //! - [`rate_limit`]: per-address limits on the endpoints reachable before authentication.
 //! - [`audit`]: the tamper-evident audit trail and its OpenTelemetry export.
 //! - [`metrics`]: Prometheus metrics.
@@ -30,6 +31,7 @@ pub mod audit;
 pub mod connect;
 pub mod data_dir;
 pub mod enroll;
+pub mod html;
 pub mod https;
 pub mod join_token;
 pub mod mcp;

@@ -13,7 +13,8 @@ use cloud_runtime::join_token;
 use cloud_runtime::oauth;
 use cloud_runtime::server::{self, ServeOptions};
 use cloud_runtime::store::oauth::AgentRow;
-use cloud_runtime::store::{GatewayRow, Store, now_ms};
+use cloud_runtime::store::{GatewayRow, Store};
+use shared::clock::now_ms;
 use shared::identity::{ConnectorId, TenantId};
 
 // The commands print through these instead of std's `print!`/`println!`, which panic when

@@ -24,13 +24,13 @@ use rmcp::model::{
 use rmcp::service::{Peer, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer};
 use shared::call::CallFailure;
+use shared::clock::now_ms;
 
 use super::principal::Principal;
 use super::server::Shared;
 use crate::audit::record::{AuditRecord, Kind};
 use crate::oauth::secret;
 use crate::store::connect::ConnectRow;
-use crate::store::now_ms;
 
 /// The URL-elicitation-required error code (MCP 2025-11-25).
 pub const URL_ELICITATION_REQUIRED: i32 = -32042;
