@@ -5,8 +5,11 @@
 //! calls to them.
 //!
 //! - [`data_dir`]: what `init` creates (CA, server certificate, config, store).
+//! - [`config_error`]: bad configuration, which the command line exits 64 for.
 //! - [`store`]: tenants, join tokens, connectors (SQLite, portable SQL).
-//! - [`join_token`]: minting and parsing one-time join tokens.
+//! - [`join_token`]: minting, issuing and parsing one-time join tokens.
+//! - [`tenancy`]: what operators set up in a tenant: users, agents, gateways, the identity
+//!   provider.
 //! - [`enroll`]: the HTTPS enrollment endpoint.
 //! - [`https`]: TLS + HTTP serving with limits.
 //! - [`tls`]: TLS configurations for QUIC (mTLS) and HTTPS.
@@ -28,6 +31,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod config_error;
 pub mod connect;
 pub mod data_dir;
 pub mod enroll;
@@ -42,6 +46,7 @@ pub mod rate_limit;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tenancy;
 pub mod tls;
 pub mod tools_changed;
 pub mod tunnel;
