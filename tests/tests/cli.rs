@@ -84,7 +84,12 @@ fn idp_set_and_show_name_the_redirect_uri_to_register() -> Result<()> {
 fn bad_configuration_exits_64_and_other_failures_1() -> Result<()> {
     let rt = Runtime::init()?;
     let empty = rt.dir.path().join("never-initialized");
-    let loopback = ["--quic-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"];
+    let loopback = [
+        "--quic-listen",
+        "127.0.0.1:0",
+        "--https-listen",
+        "127.0.0.1:0",
+    ];
     let cases: [(Vec<&str>, &str); 5] = [
         (
             [&["serve", "--heartbeat-interval", "10ms"][..], &loopback].concat(),
@@ -106,11 +111,20 @@ fn bad_configuration_exits_64_and_other_failures_1() -> Result<()> {
             "allowed only on a loopback address",
         ),
         (
-            [&["serve", "--dev-http-listen", "127.0.0.1:0"][..], &loopback].concat(),
+            [
+                &["serve", "--dev-http-listen", "127.0.0.1:0"][..],
+                &loopback,
+            ]
+            .concat(),
             "--dev-http-listen needs --dev-unauthenticated",
         ),
         (
-            vec!["tenant", "list", "--data-dir", empty.to_str().unwrap_or_default()],
+            vec![
+                "tenant",
+                "list",
+                "--data-dir",
+                empty.to_str().unwrap_or_default(),
+            ],
             "is not an initialized data directory",
         ),
     ];
