@@ -8,11 +8,10 @@
 //! (from the socket's peer credentials) as its user.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use shared::identity::{ConnectorId, TenantId};
 use shared::policy::Site;
@@ -28,6 +27,51 @@ use crate::audit::{AuditLog, CallAudit, CallFacts, outcome_label};
 use crate::tunnel::Registry;
 use crate::tunnel::call::NoPeer;
 use crate::tunnel::registry::CallSpec;
+
+/// Why the admin socket could not be served or asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// A stale socket file could not be removed.
+    #[error("removing stale {}", path.display())]
+    RemoveStale {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The socket could not be bound.
+    #[error("binding {}", path.display())]
+    Bind {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No runtime answers on the socket.
+    #[error(
+        "connecting to {} (is `cloud-runtime serve` running on this data directory?)",
+        path.display()
+    )]
+    Connect {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading or writing the socket failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A request or answer could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+    /// The runtime's answer is not an answer.
+    #[error("reading the admin answer")]
+    Answer(#[source] serde_json::Error),
+}
 
 /// Longest request line read.
 const MAX_LINE: u64 = 64 * 1024;
@@ -90,12 +134,17 @@ fn failure(msg: impl Into<String>, started: Instant) -> AdminResponse {
 }
 
 /// Binds the socket (replacing a stale one) with mode 0600.
-pub fn bind(path: &Path) -> Result<UnixListener> {
+pub fn bind(path: &Path) -> Result<UnixListener, AdminError> {
     if path.exists() {
-        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+        std::fs::remove_file(path).map_err(|source| AdminError::RemoveStale {
+            path: path.to_owned(),
+            source,
+        })?;
     }
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener = UnixListener::bind(path).map_err(|source| AdminError::Bind {
+        path: path.to_owned(),
+        source,
+    })?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
 }
@@ -143,7 +192,7 @@ pub async fn serve(
     }
 }
 
-async fn handle(stream: UnixStream, admin: &Admin) -> Result<()> {
+async fn handle(stream: UnixStream, admin: &Admin) -> Result<(), AdminError> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read.take(MAX_LINE * 64));
     let mut line = String::new();
@@ -291,13 +340,13 @@ fn tool_output_json(out: &wire::ToolOutput) -> serde_json::Value {
 }
 
 /// Sends one request to a running runtime's admin socket.
-pub async fn request(socket: &Path, req: &AdminRequest) -> Result<AdminResponse> {
-    let stream = UnixStream::connect(socket).await.with_context(|| {
-        format!(
-            "connecting to {} (is `cloud-runtime serve` running on this data directory?)",
-            socket.display()
-        )
-    })?;
+pub async fn request(socket: &Path, req: &AdminRequest) -> Result<AdminResponse, AdminError> {
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|source| AdminError::Connect {
+            path: socket.to_owned(),
+            source,
+        })?;
     let (read, mut write) = stream.into_split();
     let mut out = serde_json::to_vec(req)?;
     out.push(b'\n');
@@ -306,5 +355,5 @@ pub async fn request(socket: &Path, req: &AdminRequest) -> Result<AdminResponse>
     BufReader::new(read.take(16 * 1024 * 1024))
         .read_line(&mut line)
         .await?;
-    serde_json::from_str(&line).context("reading the admin answer")
+    serde_json::from_str(&line).map_err(AdminError::Answer)
 }

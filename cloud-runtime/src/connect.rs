@@ -17,14 +17,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use shared::identity::{ConnectorId, TenantId};
 use shared::wire;
 
 use crate::audit::AuditLog;
 use crate::audit::record::{AuditRecord, Kind, now_rfc3339};
+use crate::html::text_page;
 use crate::mcp::shared_state::elicitations::Elicitations;
 use crate::oauth::{OAuth, authorize, browser};
 use crate::store::connect::ConnectRow;
@@ -46,38 +47,8 @@ pub struct ConnectContext {
     pub elicitations: Arc<Elicitations>,
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1><p>{b}</p></body></html>",
-        t = esc(title),
-        b = esc(body)
-    );
-    (
-        status,
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::X_FRAME_OPTIONS, "DENY"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
-            ),
-            (header::REFERRER_POLICY, "no-referrer"),
-        ],
-        Html(html),
-    )
-        .into_response()
-}
-
 fn unavailable() -> Response {
-    page(
+    text_page(
         StatusCode::SERVICE_UNAVAILABLE,
         "Unavailable",
         "Try again in a moment.",
@@ -95,7 +66,7 @@ async fn check_browser(
         Ok(Some((tenant, user))) if tenant == row.tenant && user == row.user_id => Ok(()),
         Ok(Some(_)) => {
             tracing::warn!(connect = %row.id, "connect link opened by another signed-in user");
-            Err(page(
+            Err(text_page(
                 StatusCode::FORBIDDEN,
                 "This link is not yours",
                 "It was made for another user. Ask your agent for a new link from your own session.",
@@ -110,7 +81,7 @@ async fn check_browser(
                 authorize::CONNECT_SIGN_IN,
             )
             .await),
-            None => Err(page(
+            None => Err(text_page(
                 StatusCode::FORBIDDEN,
                 "Not signed in",
                 "This browser is not signed in as the user who asked to connect. Open the link from your agent again.",
@@ -131,7 +102,7 @@ pub async fn start(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return page(
+        return text_page(
             StatusCode::NOT_FOUND,
             "Unknown link",
             "This link is not valid.",
@@ -140,7 +111,7 @@ pub async fn start(
     let row = match cx.oauth.store.open_connect(&id).await {
         Ok(Some(r)) => r,
         Ok(None) => {
-            return page(
+            return text_page(
                 StatusCode::NOT_FOUND,
                 "Link expired",
                 "This link has expired or was used already. Call the tool again for a new one.",
@@ -169,7 +140,7 @@ pub async fn callback(
     headers: HeaderMap,
 ) -> Response {
     let Some(state) = answer.state.filter(|s| !s.is_empty() && s.len() <= 512) else {
-        return page(
+        return text_page(
             StatusCode::BAD_REQUEST,
             "Missing state",
             "The answer from the server is incomplete.",
@@ -179,7 +150,7 @@ pub async fn callback(
     let row = match cx.oauth.store.connect_by_state(&state).await {
         Ok(Some(r)) => r,
         Ok(None) => {
-            return page(
+            return text_page(
                 StatusCode::NOT_FOUND,
                 "Link expired",
                 "This authorization expired or was finished already. Call the tool again.",
@@ -203,7 +174,7 @@ pub async fn callback(
         )
         .await
     else {
-        return page(
+        return text_page(
             StatusCode::CONFLICT,
             "Already done",
             "This authorization was finished already.",
@@ -211,7 +182,7 @@ pub async fn callback(
     };
     let Some(code) = answer.code.filter(|c| !c.is_empty() && c.len() <= 2048) else {
         record(&cx, &row, "declined", answer.error.as_deref()).await;
-        return page(
+        return text_page(
             StatusCode::OK,
             "Not connected",
             &format!(
@@ -253,7 +224,7 @@ pub async fn callback(
                 .await;
             record(&cx, &row, "connected", None).await;
             cx.elicitations.complete(&row.elicitation_id).await;
-            page(
+            text_page(
                 StatusCode::OK,
                 "Connected",
                 &format!(
@@ -265,7 +236,7 @@ pub async fn callback(
         Err(f) => {
             let _ = cx.oauth.store.set_connect_outcome(&row.id, "failed").await;
             record(&cx, &row, "failed", Some(&f.message)).await;
-            page(
+            text_page(
                 StatusCode::BAD_GATEWAY,
                 "Not connected",
                 &format!(

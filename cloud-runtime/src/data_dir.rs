@@ -19,10 +19,70 @@ use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use certs::CertificateAuthority;
 use serde::{Deserialize, Serialize};
 use shared::identity::TrustDomain;
+
+use crate::config_error::ConfigError;
+use crate::store::{Store, StoreError};
+
+/// Why a data directory could not be made or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataDirError {
+    /// Bad configuration (see [`ConfigError`]).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `init` on a directory that already holds a CA.
+    #[error(
+        "{} is already initialized (found runtime.toml); refusing to replace its CA",
+        .0.display()
+    )]
+    AlreadyInitialized(PathBuf),
+    /// A directory or file could not be made.
+    #[error("creating {}", path.display())]
+    Create {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Setting the directory's permissions failed.
+    #[error(transparent)]
+    Permissions(std::io::Error),
+    /// Making, saving or issuing a certificate or key failed.
+    #[error(transparent)]
+    Certs(#[from] certs::Error),
+    /// The CA could not be loaded.
+    #[error("loading the CA from {}", root.display())]
+    LoadCa {
+        /// The data directory.
+        root: PathBuf,
+        /// Why.
+        #[source]
+        source: certs::Error,
+    },
+    /// The settings could not be written as TOML.
+    #[error(transparent)]
+    Serialize(#[from] toml::ser::Error),
+    /// The store could not be opened.
+    #[error("opening {}", path.display())]
+    Store {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl DataDirError {
+    /// Whether an operator must fix the configuration (exit status 64).
+    pub fn is_bad_configuration(&self) -> bool {
+        matches!(self, DataDirError::Config(_))
+    }
+}
 
 /// Settings fixed at `init`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,12 +157,13 @@ impl DataDir {
 
     /// Creates the CA, the server certificate and the config. Refuses to overwrite an
     /// existing data directory: a new CA would orphan every enrolled connector.
-    pub fn init(&self, hostname: &str, trust_domain: Option<&str>) -> Result<CertificateAuthority> {
+    pub fn init(
+        &self,
+        hostname: &str,
+        trust_domain: Option<&str>,
+    ) -> Result<CertificateAuthority, DataDirError> {
         if self.config_path().exists() {
-            bail!(
-                "{} is already initialized (found runtime.toml); refusing to replace its CA",
-                self.root.display()
-            );
+            return Err(DataDirError::AlreadyInitialized(self.root.clone()));
         }
         validate_hostname(hostname)?;
         let trust_domain = match trust_domain {
@@ -110,16 +171,24 @@ impl DataDir {
             None if hostname.parse::<std::net::IpAddr>().is_err() => hostname.to_ascii_lowercase(),
             None => "runtime.local".to_owned(),
         };
-        trust_domain
-            .parse::<TrustDomain>()
-            .with_context(|| format!("trust domain {trust_domain:?}"))?;
+        if let Err(source) = trust_domain.parse::<TrustDomain>() {
+            return Err(ConfigError::TrustDomain {
+                value: trust_domain,
+                source,
+            }
+            .into());
+        }
 
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.root)
-            .with_context(|| format!("creating {}", self.root.display()))?;
-        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))?;
+            .map_err(|source| DataDirError::Create {
+                path: self.root.clone(),
+                source,
+            })?;
+        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))
+            .map_err(DataDirError::Permissions)?;
 
         let (ca, ca_key) = CertificateAuthority::create(&trust_domain)?;
         ca.save(&self.root, &ca_key)?;
@@ -142,33 +211,37 @@ impl DataDir {
     }
 
     /// Reads the config.
-    pub fn config(&self) -> Result<RuntimeConfig> {
+    pub fn config(&self) -> Result<RuntimeConfig, ConfigError> {
         let path = self.config_path();
-        let text = fs::read_to_string(&path).with_context(|| {
-            format!(
-                "{} is not an initialized data directory (run `cloud-runtime init --data-dir {} --hostname NAME`)",
-                self.root.display(),
-                self.root.display()
-            )
+        let text = fs::read_to_string(&path).map_err(|source| ConfigError::NotInitialized {
+            root: self.root.clone(),
+            source,
         })?;
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        toml::from_str(&text).map_err(|source| ConfigError::Unparseable { path, source })
     }
 
     /// Loads the CA.
-    pub fn ca(&self, config: &RuntimeConfig) -> Result<CertificateAuthority> {
-        CertificateAuthority::load(&self.root, &config.trust_domain)
-            .with_context(|| format!("loading the CA from {}", self.root.display()))
+    pub fn ca(&self, config: &RuntimeConfig) -> Result<CertificateAuthority, DataDirError> {
+        CertificateAuthority::load(&self.root, &config.trust_domain).map_err(|source| {
+            DataDirError::LoadCa {
+                root: self.root.clone(),
+                source,
+            }
+        })
     }
 
     /// Opens the store.
-    pub async fn store(&self) -> Result<crate::store::Store> {
-        crate::store::Store::open(&self.db_path())
+    pub async fn store(&self) -> Result<Store, DataDirError> {
+        Store::open(&self.db_path())
             .await
-            .with_context(|| format!("opening {}", self.db_path().display()))
+            .map_err(|source| DataDirError::Store {
+                path: self.db_path(),
+                source,
+            })
     }
 }
 
-fn validate_hostname(h: &str) -> Result<()> {
+fn validate_hostname(h: &str) -> Result<(), ConfigError> {
     if h.parse::<std::net::IpAddr>().is_ok() {
         return Ok(());
     }
@@ -183,6 +256,6 @@ fn validate_hostname(h: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        bail!("--hostname {h:?} is neither a DNS name nor an IP address")
+        Err(ConfigError::Hostname(h.to_owned()))
     }
 }

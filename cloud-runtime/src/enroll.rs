@@ -20,7 +20,7 @@ use shared::identity::{ConnectorIdentity, TrustDomain};
 use tracing::{info, warn};
 
 use crate::join_token;
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Store, StoreError};
 
 /// What the enrollment handler needs.
 #[derive(Debug)]
@@ -106,7 +106,7 @@ pub async fn enroll(
             "join token was already used; create a new one",
         ));
     }
-    if row.expires_at <= now_ms() {
+    if row.expires_at <= ctx.store.now_ms() {
         return Err(refuse(
             EnrollErrorCode::TokenExpired,
             "join token has expired; create a new one",

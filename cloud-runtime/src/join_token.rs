@@ -6,10 +6,44 @@
 //! SHA-256 of the whole token, so a leaked database grants nothing, and changing the readable
 //! part changes the hash.
 
+use std::time::Duration;
+
 use aws_lc_rs::digest;
+use shared::enroll::JOIN_TOKEN_PREFIX as PREFIX;
 use shared::identity::{ConnectorId, TenantId};
 
-use shared::enroll::JOIN_TOKEN_PREFIX as PREFIX;
+use crate::store::{Store, StoreError, UnixMs};
+
+/// The shortest lifetime of a join token.
+pub const MIN_TTL: Duration = Duration::from_secs(1);
+/// The longest lifetime of a join token: a token is a credential, short-lived by design.
+pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Why a join token was not issued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// The lifetime is outside [`MIN_TTL`]..=[`MAX_TTL`].
+    #[error("--ttl must be between 1s and 7d")]
+    Ttl,
+    /// The tenant does not exist.
+    #[error("no tenant named {0} (create it with `cloud-runtime tenant create {0}`)")]
+    NoTenant(TenantId),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A join token issued and stored, as the operator is shown it.
+#[derive(Debug)]
+pub struct Issued {
+    /// The token (its text is shown once).
+    pub token: JoinToken,
+    /// The connector it enrolls.
+    pub connector: ConnectorId,
+    /// When it stops being accepted, by the store's clock.
+    pub expires_at: UnixMs,
+}
 
 /// A freshly minted token (shown once, never stored).
 pub struct JoinToken {
@@ -44,8 +78,42 @@ pub fn mint(tenant: &TenantId) -> (JoinToken, ConnectorId) {
     (JoinToken { text, hash }, connector)
 }
 
+/// Checks a join token's lifetime.
+pub fn check_ttl(ttl: Duration) -> Result<(), IssueError> {
+    if (MIN_TTL..=MAX_TTL).contains(&ttl) {
+        Ok(())
+    } else {
+        Err(IssueError::Ttl)
+    }
+}
+
+/// Mints a join token for a new connector of `tenant`, valid for `ttl` from now by the
+/// store's clock, and stores its hash.
+pub async fn issue(store: &Store, tenant: &TenantId, ttl: Duration) -> Result<Issued, IssueError> {
+    check_ttl(ttl)?;
+    if !store.tenant_exists(tenant).await? {
+        return Err(IssueError::NoTenant(tenant.clone()));
+    }
+    let (token, connector) = mint(tenant);
+    let expires_at = store
+        .now_ms()
+        .saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+    store
+        .create_join_token(&token.hash, tenant, &connector, expires_at)
+        .await?;
+    Ok(Issued {
+        token,
+        connector,
+        expires_at,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use shared::clock::ManualClock;
+
     use super::*;
 
     #[test]
@@ -57,5 +125,46 @@ mod tests {
         assert_eq!(claims.connector, id);
         assert_eq!(hash(&tok.text), tok.hash);
         assert!(!format!("{tok:?}").contains(&tok.text));
+    }
+
+    #[test]
+    fn lifetimes_outside_one_second_to_seven_days_are_refused() {
+        for ttl in [
+            Duration::ZERO,
+            Duration::from_millis(999),
+            MAX_TTL + Duration::from_secs(1),
+        ] {
+            assert!(matches!(check_ttl(ttl), Err(IssueError::Ttl)), "{ttl:?}");
+        }
+        for ttl in [MIN_TTL, Duration::from_secs(900), MAX_TTL] {
+            assert!(check_ttl(ttl).is_ok(), "{ttl:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_issued_token_expires_after_its_ttl_by_the_store_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::at(5_000_000));
+        let store = Store::open(&dir.path().join("runtime.db"))
+            .await
+            .unwrap()
+            .with_clock(clock.clone());
+        let t: TenantId = "acme".parse().unwrap();
+        assert!(matches!(
+            issue(&store, &t, Duration::from_secs(60)).await,
+            Err(IssueError::NoTenant(_))
+        ));
+        store.create_tenant(&t).await.unwrap();
+        let issued = issue(&store, &t, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(issued.expires_at, 5_060_000);
+        let row = store.join_token(&issued.token.hash).await.unwrap().unwrap();
+        assert_eq!(row.connector_id, issued.connector);
+        clock.advance(Duration::from_secs(60));
+        assert!(matches!(
+            store
+                .complete_enrollment(&issued.token.hash, &t, &issued.connector, "01", 0)
+                .await,
+            Err(StoreError::TokenAlreadyUsed)
+        ));
     }
 }

@@ -5,8 +5,11 @@
 //! calls to them.
 //!
 //! - [`data_dir`]: what `init` creates (CA, server certificate, config, store).
+//! - [`config_error`]: bad configuration, which the command line exits 64 for.
 //! - [`store`]: tenants, join tokens, connectors (SQLite, portable SQL).
-//! - [`join_token`]: minting and parsing one-time join tokens.
+//! - [`join_token`]: minting, issuing and parsing one-time join tokens.
+//! - [`tenancy`]: what operators set up in a tenant: users, agents, gateways, the identity
+//!   provider.
 //! - [`enroll`]: the HTTPS enrollment endpoint.
 //! - [`https`]: TLS + HTTP serving with limits.
 //! - [`tls`]: TLS configurations for QUIC (mTLS) and HTTPS.
@@ -17,6 +20,7 @@
 //! - [`policy`]: the permission intersection, policy files, hooks.
 //! - [`tools_changed`]: notices that a tenant's tools may have changed.
 //! - [`connect`]: the pages where users connect their upstream accounts.
+//! - [`html`]: the HTML page helper (escaping, the protective headers of every page).
 //! - [`rate_limit`]: per-address limits on the endpoints reachable before authentication.
 //! - [`audit`]: the tamper-evident audit trail and its OpenTelemetry export.
 //! - [`metrics`]: Prometheus metrics.
@@ -28,9 +32,11 @@
 
 pub mod admin;
 pub mod audit;
+pub mod config_error;
 pub mod connect;
 pub mod data_dir;
 pub mod enroll;
+pub mod html;
 pub mod https;
 pub mod identity;
 pub mod join_token;
@@ -42,6 +48,7 @@ pub mod rate_limit;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tenancy;
 pub mod tls;
 pub mod tools_changed;
 pub mod tunnel;

@@ -1,12 +1,13 @@
 //! `serve`: binds the QUIC tunnel, the HTTPS endpoint and the admin socket, and runs them
 //! until told to stop. Tests and benchmarks start it in-process through [`start`].
 
+use std::error::Error as StdError;
 use std::fs::File;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
@@ -14,9 +15,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
+use crate::admin::AdminError;
 use crate::audit::AuditLog;
 use crate::audit::digest::DigestKeys;
-use crate::data_dir::DataDir;
+use crate::audit::log::AuditError;
+use crate::config_error::ConfigError;
+use crate::data_dir::{DataDir, DataDirError};
 use crate::enroll::{self, EnrollContext};
 use crate::mcp;
 use crate::mcp::authenticate::Auth;
@@ -27,10 +31,93 @@ use crate::oauth::OAuth;
 use crate::oauth::signer::TokenSigner;
 use crate::policy::Policies;
 use crate::rate_limit::{self, RateLimit};
+use crate::store::StoreError;
 use crate::telemetry::Telemetry;
+use crate::tls::TlsError;
 use crate::tools_changed::ToolsChanged;
 use crate::tunnel::{self, Registry, TunnelContext};
 use crate::{admin, https, tls};
+
+/// Why `serve` could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Bad configuration (see [`ConfigError`]).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory could not be read.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// Another `serve` holds the data directory.
+    #[error("another `cloud-runtime serve` is already running on {}", .0.display())]
+    AlreadyRunning(PathBuf),
+    /// A file could not be opened or read, or an address could not be bound.
+    #[error("{doing}")]
+    Io {
+        /// What was being done.
+        doing: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A socket or file operation failed.
+    #[error(transparent)]
+    Os(#[from] std::io::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The TLS configuration could not be made.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The admin socket could not be bound.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// The audit log could not be opened.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The OpenTelemetry exporter could not be made.
+    #[error(transparent)]
+    Telemetry(#[from] shared::trace::ExporterError),
+    /// A part of the runtime (signing keys, identity-provider and metadata clients) could
+    /// not be made.
+    #[error(transparent)]
+    Component(Cause),
+}
+
+impl StartError {
+    /// Whether an operator must fix the configuration (exit status 64).
+    pub fn is_bad_configuration(&self) -> bool {
+        match self {
+            StartError::Config(_) => true,
+            StartError::DataDir(e) => e.is_bad_configuration(),
+            _ => false,
+        }
+    }
+
+    fn component(e: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        StartError::Component(Cause(e.into()))
+    }
+}
+
+/// An error of another part of the runtime, shown as that part shows it.
+#[derive(Debug)]
+pub struct Cause(Box<dyn StdError + Send + Sync>);
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl StdError for Cause {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()
+    }
+}
+
+fn io(doing: String) -> impl FnOnce(std::io::Error) -> StartError {
+    move |source| StartError::Io { doing, source }
+}
 
 /// How `serve` runs.
 #[derive(Debug, Clone)]
@@ -109,40 +196,65 @@ pub struct Runtime {
     _lock: File,
 }
 
+impl ServeOptions {
+    /// Checks the settings that do not depend on the data directory.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let limits = &self.https.limits;
+        if limits.per_client > limits.max {
+            return Err(ConfigError::PerClientAboveMax);
+        }
+        if self.https.idle_timeout.is_zero() {
+            return Err(ConfigError::ZeroIdleTimeout);
+        }
+        let (min, max) = (
+            certs::authority::MIN_CONNECTOR_TTL,
+            certs::authority::MAX_CONNECTOR_TTL,
+        );
+        if !(min..=max).contains(&self.cert_ttl) {
+            return Err(ConfigError::ConnectorCertTtl { min, max });
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(60))
+            .contains(&self.heartbeat_interval)
+        {
+            return Err(ConfigError::HeartbeatInterval);
+        }
+        Ok(())
+    }
+
+    /// Checks the development settings: no unauthenticated or plain-HTTP serving beyond
+    /// loopback.
+    fn validate_dev_mode(&self) -> Result<(), ConfigError> {
+        if self.mcp.dev_unauthenticated && !self.https_listen.ip().is_loopback() {
+            return Err(ConfigError::DevUnauthenticatedNotLoopback(
+                self.https_listen,
+            ));
+        }
+        match self.mcp.dev_http_listen {
+            Some(_) if !self.mcp.dev_unauthenticated => Err(ConfigError::DevHttpWithoutDevMode),
+            Some(addr) if !addr.ip().is_loopback() => Err(ConfigError::DevHttpNotLoopback(addr)),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Binds everything and starts serving.
-pub async fn start(opts: ServeOptions) -> Result<Runtime> {
+pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
+    opts.validate()?;
     let dir = &opts.data_dir;
     let config = dir.config()?;
-    if opts.mcp.dev_unauthenticated && !opts.https_listen.ip().is_loopback() {
-        bail!(
-            "--dev-unauthenticated serves MCP without authentication and is allowed only on a loopback address, not {}",
-            opts.https_listen
-        );
-    }
-    match opts.mcp.dev_http_listen {
-        Some(_) if !opts.mcp.dev_unauthenticated => {
-            bail!("--dev-http-listen needs --dev-unauthenticated")
-        }
-        Some(addr) if !addr.ip().is_loopback() => {
-            bail!("--dev-http-listen must be a loopback address, not {addr}")
-        }
-        _ => {}
-    }
+    opts.validate_dev_mode()?;
     if let Some(path) = &opts.debug_frame_log {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .with_context(|| format!("opening the frame log {}", path.display()))?;
+            .map_err(io(format!("opening the frame log {}", path.display())))?;
         shared::io::tap(file);
         tracing::warn!(path = %path.display(), "every tunnel frame is copied to the frame log");
     }
     let lock = File::create(dir.root().join("serve.lock"))?;
     if lock.try_lock().is_err() {
-        bail!(
-            "another `cloud-runtime serve` is already running on {}",
-            dir.root().display()
-        );
+        return Err(StartError::AlreadyRunning(dir.root().to_owned()));
     }
     let ca = dir.ca(&config)?;
     let store = dir.store().await?;
@@ -150,10 +262,12 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
     let identity = tls::ServerIdentity::load(dir)?;
 
     let reset_secret = std::fs::read(dir.reset_key())
-        .with_context(|| format!("reading {}", dir.reset_key().display()))?;
+        .map_err(io(format!("reading {}", dir.reset_key().display())))?;
     let reset_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &reset_secret);
-    let socket = std::net::UdpSocket::bind(opts.quic_listen)
-        .with_context(|| format!("binding the QUIC listener on {}", opts.quic_listen))?;
+    let socket = std::net::UdpSocket::bind(opts.quic_listen).map_err(io(format!(
+        "binding the QUIC listener on {}",
+        opts.quic_listen
+    )))?;
     let endpoint = quinn::Endpoint::new(
         quinn::EndpointConfig::new(Arc::new(reset_key)),
         Some(tls::quic_server_config(&identity, ca.cert_der())?),
@@ -163,13 +277,18 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
     let quic_addr = endpoint.local_addr()?;
     let https_listener = tokio::net::TcpListener::bind(opts.https_listen)
         .await
-        .with_context(|| format!("binding the HTTPS listener on {}", opts.https_listen))?;
+        .map_err(io(format!(
+            "binding the HTTPS listener on {}",
+            opts.https_listen
+        )))?;
     let https_addr = https_listener.local_addr()?;
     let dev_http_listener = match opts.mcp.dev_http_listen {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("binding the development HTTP listener on {addr}"))?,
+                .map_err(io(format!(
+                    "binding the development HTTP listener on {addr}"
+                )))?,
         ),
         None => None,
     };
@@ -179,10 +298,14 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         .transpose()?;
     let admin_listener = admin::bind(&dir.admin_socket())?;
 
-    let trust_domain: shared::identity::TrustDomain = config
-        .trust_domain
-        .parse()
-        .with_context(|| format!("trust domain {:?} in runtime.toml", config.trust_domain))?;
+    let trust_domain: shared::identity::TrustDomain =
+        config
+            .trust_domain
+            .parse()
+            .map_err(|source| ConfigError::StoredTrustDomain {
+                value: config.trust_domain.clone(),
+                source,
+            })?;
     let tools_changed = ToolsChanged::default();
     let registry = Arc::new(Registry::new(tools_changed.clone()));
     let telemetry = Arc::new(Telemetry::new(opts.otlp_endpoint.as_ref())?);
@@ -195,7 +318,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("binding the metrics listener on {addr}"))?,
+                .map_err(io(format!("binding the metrics listener on {addr}")))?,
         ),
         None => None,
     };
@@ -253,12 +376,13 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
     let oauth = Arc::new(OAuth {
         store: tunnel_ctx.store.clone(),
         issuer,
-        signer: TokenSigner::load_or_create(&dir.token_key())?,
-        idp: crate::oauth::idp::IdpClient::new()?,
+        signer: TokenSigner::load_or_create(&dir.token_key()).map_err(StartError::component)?,
+        idp: crate::oauth::idp::IdpClient::new().map_err(StartError::component)?,
         metadata: crate::oauth::client_metadata::MetadataFetcher::new(
             opts.mcp.client_metadata_ca.as_deref(),
             opts.mcp.dev_client_metadata_loopback,
-        )?,
+        )
+        .map_err(StartError::component)?,
     });
     let auth_mode = if opts.mcp.dev_unauthenticated {
         tracing::warn!(
@@ -295,7 +419,8 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime> {
             metrics: metrics.clone(),
             state_key: mcp::shared_state::state_key::StateKey::load_or_create(
                 &dir.request_state_key(),
-            )?,
+            )
+            .map_err(StartError::component)?,
             tools_changed: tools_changed.clone(),
             store: tunnel_ctx.store.clone(),
             elicitations: elicitations.clone(),

@@ -7,14 +7,45 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use quinn::crypto::rustls::QuicServerConfig;
+use std::path::PathBuf;
+
+use quinn::crypto::rustls::{NoInitialCipherSuite, QuicServerConfig};
 use rustls::RootCertStore;
-use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::pem::PemObject;
+use rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
+use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::data_dir::DataDir;
+
+/// Why a TLS configuration could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A PEM file could not be read.
+    #[error("reading {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: pem::Error,
+    },
+    /// The server certificate chain does not parse.
+    #[error("parsing the server certificate chain")]
+    Chain(#[source] pem::Error),
+    /// The client-certificate verifier could not be built.
+    #[error("building the client-certificate verifier")]
+    Verifier(#[source] VerifierBuilderError),
+    /// rustls refused the certificates, key or settings.
+    #[error(transparent)]
+    Rustls(#[from] rustls::Error),
+    /// The TLS configuration offers no cipher suite QUIC can use.
+    #[error(transparent)]
+    Quic(#[from] NoInitialCipherSuite),
+    /// The idle timeout does not fit QUIC's transport parameter.
+    #[error(transparent)]
+    IdleTimeout(#[from] quinn::VarIntBoundsExceeded),
+}
 
 /// Idle time after which a silent tunnel is dropped (connectors send keep-alives every 5 s).
 pub const TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -31,25 +62,34 @@ pub struct ServerIdentity {
 
 impl ServerIdentity {
     /// Loads `server.pem` and `server.key`.
-    pub fn load(dir: &DataDir) -> Result<Self> {
+    pub fn load(dir: &DataDir) -> Result<Self, TlsError> {
         let chain = CertificateDer::pem_file_iter(dir.server_cert())
-            .with_context(|| format!("reading {}", dir.server_cert().display()))?
+            .map_err(|source| TlsError::Read {
+                path: dir.server_cert(),
+                source,
+            })?
             .collect::<Result<Vec<_>, _>>()
-            .context("parsing the server certificate chain")?;
-        let key = PrivateKeyDer::from_pem_file(dir.server_key())
-            .with_context(|| format!("reading {}", dir.server_key().display()))?;
+            .map_err(TlsError::Chain)?;
+        let key =
+            PrivateKeyDer::from_pem_file(dir.server_key()).map_err(|source| TlsError::Read {
+                path: dir.server_key(),
+                source,
+            })?;
         Ok(Self { chain, key })
     }
 }
 
 /// QUIC server config: TLS 1.3, our ALPN, client certificates required and verified
 /// against the runtime CA (chain, validity, client-auth usage).
-pub fn quic_server_config(id: &ServerIdentity, ca_der: &[u8]) -> Result<quinn::ServerConfig> {
+pub fn quic_server_config(
+    id: &ServerIdentity,
+    ca_der: &[u8],
+) -> Result<quinn::ServerConfig, TlsError> {
     let mut roots = RootCertStore::empty();
     roots.add(CertificateDer::from(ca_der.to_vec()))?;
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .build()
-        .context("building the client-certificate verifier")?;
+        .map_err(TlsError::Verifier)?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -68,7 +108,7 @@ pub fn quic_server_config(id: &ServerIdentity, ca_der: &[u8]) -> Result<quinn::S
 }
 
 /// HTTPS server config (no client certificates; HTTP/2 and HTTP/1.1).
-pub fn https_server_config(id: &ServerIdentity) -> Result<Arc<rustls::ServerConfig>> {
+pub fn https_server_config(id: &ServerIdentity) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()

@@ -28,6 +28,7 @@
 //! - [`control`]: the control-stream state machine (hello, heartbeats, drain, renewal).
 //! - [`enroll`]: the JSON enrollment exchange that precedes the tunnel.
 //! - [`call`]: validated call requests and typed call errors.
+//! - [`clock`]: the wall clock, injectable (the system's, or a manual one for tests).
 //! - [`close`]: why a tunnel connection was closed.
 //! - [`identity`]: tenant and connector identifiers and the SPIFFE identity in certificates.
 //! - [`policy`]: tool and repository patterns and allow-rules, shared by both sides' policies.
@@ -38,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 pub mod call;
+pub mod clock;
 pub mod close;
 pub mod control;
 pub mod enroll;

@@ -1,11 +1,12 @@
 //! The runtime's command line as a script and an operator see it: commands end quietly when
 //! their reader goes away (`| head`, `| grep -q`); `idp set` and `idp show` name the
-//! redirect URI to register at the identity provider.
+//! redirect URI to register at the identity provider; bad configuration exits 64, other
+//! failures 1.
 
 use std::process::Stdio;
 
 use anyhow::Result;
-use e2e::{Runtime, run_ok};
+use e2e::{Runtime, run, run_ok};
 
 #[test]
 fn commands_end_quietly_when_stdout_is_a_closed_pipe() -> Result<()> {
@@ -76,5 +77,67 @@ fn idp_set_and_show_name_the_redirect_uri_to_register() -> Result<()> {
     );
     let none = run_ok(rt.cli().args(["idp", "show", "--tenant", "globex"]));
     assert!(none.contains("no identity provider"), "{none}");
+    Ok(())
+}
+
+#[test]
+fn bad_configuration_exits_64_and_other_failures_1() -> Result<()> {
+    let rt = Runtime::init()?;
+    let empty = rt.dir.path().join("never-initialized");
+    let loopback = [
+        "--quic-listen",
+        "127.0.0.1:0",
+        "--https-listen",
+        "127.0.0.1:0",
+    ];
+    let cases: [(Vec<&str>, &str); 5] = [
+        (
+            [&["serve", "--heartbeat-interval", "10ms"][..], &loopback].concat(),
+            "--heartbeat-interval must be between 100ms and 60s",
+        ),
+        (
+            [&["serve", "--connector-cert-ttl", "1s"][..], &loopback].concat(),
+            "--connector-cert-ttl must be between",
+        ),
+        (
+            vec![
+                "serve",
+                "--dev-unauthenticated",
+                "--quic-listen",
+                "127.0.0.1:0",
+                "--https-listen",
+                "0.0.0.0:0",
+            ],
+            "allowed only on a loopback address",
+        ),
+        (
+            [
+                &["serve", "--dev-http-listen", "127.0.0.1:0"][..],
+                &loopback,
+            ]
+            .concat(),
+            "--dev-http-listen needs --dev-unauthenticated",
+        ),
+        (
+            vec![
+                "tenant",
+                "list",
+                "--data-dir",
+                empty.to_str().unwrap_or_default(),
+            ],
+            "is not an initialized data directory",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = run(rt.cli().args(&args));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?} said: {stderr}");
+    }
+    // Not configuration: the tenant exists already.
+    let out = run(rt.cli().args(["tenant", "create", "acme"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("tenant acme already exists"), "{stderr}");
     Ok(())
 }

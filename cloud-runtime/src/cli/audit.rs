@@ -6,7 +6,7 @@ use cloud_runtime::audit::chain;
 use cloud_runtime::audit::log::verify_file;
 use cloud_runtime::data_dir::DataDir;
 
-use crate::DataDirArg;
+use super::DataDirArg;
 
 /// `audit` subcommands.
 #[derive(Subcommand)]

@@ -9,7 +9,7 @@ use cloud_runtime::policy::apply::apply;
 use cloud_runtime::policy::check::{Question, check};
 use shared::identity::TenantId;
 
-use crate::DataDirArg;
+use super::DataDirArg;
 
 /// `policy` subcommands.
 #[derive(Subcommand)]

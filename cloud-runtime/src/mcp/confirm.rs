@@ -30,9 +30,10 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use serde::{Deserialize, Serialize};
+use shared::clock::now_ms;
 
 use super::shared_state::state_key::StateKey;
-use crate::store::{Store, now_ms};
+use crate::store::Store;
 
 /// How long a stateless confirmation stays valid.
 const STATE_TTL: Duration = Duration::from_secs(300);

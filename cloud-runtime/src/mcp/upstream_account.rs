@@ -18,6 +18,7 @@ use rmcp::RoleServer;
 use rmcp::model::{InputRequest, InputRequests, InputRequiredResult, ProtocolVersion};
 use rmcp::service::RequestContext;
 use shared::call::CallFailure;
+use shared::clock::now_ms;
 
 use super::refusal::Refusal;
 use super::shared_state::Shared;
@@ -25,7 +26,6 @@ use crate::audit::record::{AuditRecord, Kind};
 use crate::identity::Principal;
 use crate::oauth::secret;
 use crate::store::connect::ConnectRow;
-use crate::store::now_ms;
 
 /// Longest a connect request stays open.
 const MAX_TTL_MS: i64 = 10 * 60 * 1000;

@@ -19,54 +19,22 @@ use std::sync::Arc;
 
 use axum::extract::{Form, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use shared::clock::now_ms;
 use shared::identity::UserId;
 use url::Url;
 
 use super::{CODE_TTL_MS, OAuth, PENDING_TTL_MS, browser, secret};
+use crate::html::{escape, page};
 use crate::identity::valid_name;
-use crate::store::now_ms;
 use crate::store::oauth::PendingRow;
-
-fn esc(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_owned(),
-            '<' => "&lt;".to_owned(),
-            '>' => "&gt;".to_owned(),
-            '"' => "&quot;".to_owned(),
-            '\'' => "&#39;".to_owned(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1>{body}</body></html>",
-        t = esc(title)
-    );
-    (
-        status,
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::X_FRAME_OPTIONS, "DENY"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
-            ),
-        ],
-        Html(html),
-    )
-        .into_response()
-}
 
 fn user_error(message: &str) -> Response {
     page(
         StatusCode::BAD_REQUEST,
         "Sign-in request refused",
-        &format!("<p>{}</p>", esc(message)),
+        &format!("<p>{}</p>", escape(message)),
     )
 }
 
@@ -255,7 +223,7 @@ pub async fn authorize(
 
 fn login_form(p: &PendingRow, client_name: &str, error: Option<&str>) -> Response {
     let error = error
-        .map(|e| format!("<p role=\"alert\">{}</p>", esc(e)))
+        .map(|e| format!("<p role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
     page(
         if error.is_empty() {
@@ -273,11 +241,11 @@ fn login_form(p: &PendingRow, client_name: &str, error: Option<&str>) -> Respons
              <button type=\"submit\">{button}</button></form>",
             intro = match &p.return_to {
                 // `client_name` is the reason the browser is asked to sign in.
-                Some(_) => format!("<p>{}</p>", esc(client_name)),
+                Some(_) => format!("<p>{}</p>", escape(client_name)),
                 None => format!(
                     "<p><b>{}</b> asks to use <code>{}</code> on your behalf.</p>",
-                    esc(client_name),
-                    esc(&p.resource)
+                    escape(client_name),
+                    escape(&p.resource)
                 ),
             },
             button = if p.return_to.is_some() {
@@ -285,7 +253,7 @@ fn login_form(p: &PendingRow, client_name: &str, error: Option<&str>) -> Respons
             } else {
                 "Allow"
             },
-            id = esc(&p.id),
+            id = escape(&p.id),
         ),
     )
 }
@@ -616,7 +584,7 @@ async fn consent_page(o: &OAuth, pending: &PendingRow, user: &str) -> Response {
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_default();
-    let id = esc(&pending.id);
+    let id = escape(&pending.id);
     page(
         StatusCode::OK,
         "Allow access?",
@@ -631,11 +599,11 @@ async fn consent_page(o: &OAuth, pending: &PendingRow, user: &str) -> Response {
              <form method=\"post\" action=\"/oauth/consent/deny\">\
              <input type=\"hidden\" name=\"consent\" value=\"{id}\">\
              <button type=\"submit\">Deny</button></form>",
-            user = esc(user),
-            name = esc(client_name.as_deref().unwrap_or("An MCP client")),
-            client = esc(&pending.client_id),
-            resource = esc(&pending.resource),
-            receiver = esc(&receiver),
+            user = escape(user),
+            name = escape(client_name.as_deref().unwrap_or("An MCP client")),
+            client = escape(&pending.client_id),
+            resource = escape(&pending.resource),
+            receiver = escape(&receiver),
         ),
     )
 }

@@ -14,10 +14,11 @@
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
+use shared::clock::now_ms;
 use shared::identity::UserId;
 
 use super::secret;
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Store, StoreError};
 
 /// The cookie's name.
 pub const COOKIE: &str = "__Host-mcp-edge-session";

@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use shared::clock::now_ms;
 
 use super::{OAuth, redirect, secret};
-use crate::store::now_ms;
 use crate::store::oauth::ClientRow;
 
 /// Most redirect URIs one client may register.

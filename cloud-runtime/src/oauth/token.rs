@@ -9,12 +9,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use shared::clock::now_ms;
 use tracing::warn;
 
 use super::recheck::{self, Verdict};
 use super::signer::AccessClaims;
 use super::{ACCESS_TTL_SECS, OAuth, REFRESH_TTL_MS, SCOPE, secret};
-use crate::store::now_ms;
 use crate::store::oauth::{RefreshRow, Spend};
 
 /// The token request (form-encoded).

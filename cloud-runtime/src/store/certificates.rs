@@ -6,7 +6,19 @@
 
 use shared::identity::ConnectorId;
 
-use super::{Store, StoreError, UnixMs, now_ms};
+use super::{Store, StoreError, UnixMs};
+
+/// A connector's certificates as the store records them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lineage {
+    /// Serial (hex) of the certificate issued last.
+    pub current: String,
+    /// Serial (hex) of the certificate the last renewal replaced, while `current` has not
+    /// yet been presented.
+    pub previous: Option<String>,
+    /// Whether `current` has been presented at a handshake.
+    pub confirmed: bool,
+}
 
 impl Store {
     /// Records the first use of the connector's current certificate `serial`: the
@@ -21,7 +33,7 @@ impl Store {
             "UPDATE connectors SET cert_confirmed_at = ?, previous_cert_serial = NULL \
              WHERE id = ? AND cert_serial = ? AND cert_confirmed_at IS NULL",
         )
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(id.as_str())
         .bind(serial)
         .execute(&self.pool)
@@ -62,7 +74,7 @@ impl Store {
             "UPDATE connectors SET superseded_count = superseded_count + 1, superseded_last_at = ?, \
              superseded_last_serial = ? WHERE id = ?",
         )
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(serial)
         .bind(id.as_str())
         .execute(&self.pool)
@@ -85,10 +97,10 @@ mod tests {
         let t: TenantId = "acme".parse().unwrap();
         let c: ConnectorId = "c1".parse().unwrap();
         s.create_tenant(&t).await.unwrap();
-        s.create_join_token("h", &t, &c, now_ms() + 60_000)
+        s.create_join_token("h", &t, &c, s.now_ms() + 60_000)
             .await
             .unwrap();
-        s.complete_enrollment("h", &t, &c, serial, now_ms() + 60_000)
+        s.complete_enrollment("h", &t, &c, serial, s.now_ms() + 60_000)
             .await
             .unwrap();
         (dir, s, c)
@@ -102,9 +114,17 @@ mod tests {
     async fn an_already_renewed_certificate_cannot_renew_again() {
         let (_d, s, c) = enrolled("0a").await;
         assert!(s.confirm_certificate(&c, "0a").await.unwrap());
-        assert!(s.renew_certificate(&c, "0a", "0b", now_ms()).await.unwrap());
+        assert!(
+            s.renew_certificate(&c, "0a", "0b", s.now_ms())
+                .await
+                .unwrap()
+        );
         // The copy (or a replay) asks again with X: refused, and Y stays current.
-        assert!(!s.renew_certificate(&c, "0a", "0c", now_ms()).await.unwrap());
+        assert!(
+            !s.renew_certificate(&c, "0a", "0c", s.now_ms())
+                .await
+                .unwrap()
+        );
         let row = s.connector(&c).await.unwrap().unwrap();
         assert_eq!(row.cert_serial, "0b");
         assert_eq!(row.previous_cert_serial.as_deref(), Some("0a"));
@@ -114,7 +134,11 @@ mod tests {
     async fn the_first_use_of_a_renewed_certificate_supersedes_the_old_one() {
         let (_d, s, c) = enrolled("0a").await;
         assert!(s.confirm_certificate(&c, "0a").await.unwrap());
-        assert!(s.renew_certificate(&c, "0a", "0b", now_ms()).await.unwrap());
+        assert!(
+            s.renew_certificate(&c, "0a", "0b", s.now_ms())
+                .await
+                .unwrap()
+        );
         assert_eq!(admission(&s, &c, "0a").await, Admission::Previous);
         assert_eq!(admission(&s, &c, "0b").await, Admission::FirstUse);
         assert!(s.confirm_certificate(&c, "0b").await.unwrap());
@@ -127,7 +151,11 @@ mod tests {
     async fn a_revoked_connector_does_not_renew() {
         let (_d, s, c) = enrolled("0a").await;
         s.revoke(&c).await.unwrap();
-        assert!(!s.renew_certificate(&c, "0a", "0b", now_ms()).await.unwrap());
+        assert!(
+            !s.renew_certificate(&c, "0a", "0b", s.now_ms())
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]

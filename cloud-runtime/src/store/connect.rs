@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, UnixMs, now_ms};
+use super::{Store, StoreError, UnixMs};
 
 /// A connector's request that a user connect their upstream account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -70,7 +70,7 @@ impl Store {
         ));
         Ok(sqlx::query_as(sql)
             .bind(id)
-            .bind(now_ms())
+            .bind(self.now_ms())
             .fetch_optional(&self.pool)
             .await?)
     }
@@ -82,7 +82,7 @@ impl Store {
         ));
         Ok(sqlx::query_as(sql)
             .bind(state)
-            .bind(now_ms())
+            .bind(self.now_ms())
             .fetch_optional(&self.pool)
             .await?)
     }
@@ -97,7 +97,7 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE connect_requests SET completed_at = ?, outcome = ? WHERE state = ? AND completed_at IS NULL AND expires_at > ? RETURNING {COLUMNS}"
         ));
-        let now = now_ms();
+        let now = self.now_ms();
         Ok(sqlx::query_as(sql)
             .bind(now)
             .bind(outcome)
@@ -146,7 +146,7 @@ impl Store {
             "SELECT tenant, user_id FROM browser_sessions WHERE session_hash = ? AND expires_at > ?",
         )
         .bind(session_hash)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -174,8 +174,8 @@ mod tests {
             authorize_url: "https://ghes/login/oauth/authorize?state=st".into(),
             state: "st".into(),
             elicitation_id: "e1".into(),
-            created_at: now_ms(),
-            expires_at: now_ms() + 60_000,
+            created_at: s.now_ms(),
+            expires_at: s.now_ms() + 60_000,
             completed_at: None,
             outcome: None,
         };
@@ -195,7 +195,7 @@ mod tests {
                 .is_none()
         );
         assert!(s.open_connect("c1").await.unwrap().is_none());
-        s.create_browser_session("h", "acme", "alice", now_ms() + 1000)
+        s.create_browser_session("h", "acme", "alice", s.now_ms() + 1000)
             .await
             .unwrap();
         assert_eq!(

@@ -12,15 +12,17 @@ pub mod policy;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use shared::clock::{Clock, SystemClock};
 use shared::identity::{ConnectorId, TenantId};
-
-use crate::tunnel::lineage::Lineage;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+
+use crate::store::certificates::Lineage;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,14 +50,6 @@ pub enum StoreError {
 
 /// Milliseconds since the Unix epoch.
 pub type UnixMs = i64;
-
-/// The current wall clock in Unix milliseconds.
-pub fn now_ms() -> UnixMs {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
 
 /// A stored join token (by hash).
 #[derive(Debug, Clone)]
@@ -219,6 +213,9 @@ pub struct GatewayRow {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Decides what has expired (join tokens, codes, refresh tokens, sessions) and stamps
+    /// what is recorded.
+    clock: Arc<dyn Clock>,
 }
 
 impl Store {
@@ -236,9 +233,23 @@ impl Store {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            clock: Arc::new(SystemClock),
+        };
         store.assign_user_ids().await?;
         Ok(store)
+    }
+
+    /// The same store reading time from `clock` (tests move a [`shared::clock::ManualClock`]
+    /// to expire what the store holds).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Now by the store's clock, in Unix milliseconds: what expiry times are set from.
+    pub fn now_ms(&self) -> UnixMs {
+        self.clock.now_ms()
     }
 
     /// Creates a tenant.
@@ -247,7 +258,7 @@ impl Store {
             "INSERT INTO tenants (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(name.as_str())
-        .bind(now_ms())
+        .bind(self.now_ms())
         .execute(&self.pool)
         .await?;
         if r.rows_affected() == 0 {
@@ -308,7 +319,7 @@ impl Store {
         .bind(token_hash)
         .bind(tenant.as_str())
         .bind(connector_id.as_str())
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(expires_at)
         .execute(&self.pool)
         .await?;
@@ -348,7 +359,7 @@ impl Store {
         cert_serial: &str,
         cert_not_after: UnixMs,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut tx = self.pool.begin().await?;
         let redeemed = sqlx::query(
             "UPDATE join_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
@@ -384,7 +395,7 @@ impl Store {
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|t| connector_from(t, now_ms())))
+        Ok(row.map(|t| connector_from(t, self.now_ms())))
     }
 
     /// All connectors, by tenant then id.
@@ -393,7 +404,7 @@ impl Store {
             "SELECT {CONNECTOR_COLUMNS} FROM connectors ORDER BY tenant, id"
         ));
         let rows: Vec<ConnectorRecord> = sqlx::query_as(sql).fetch_all(&self.pool).await?;
-        let now = now_ms();
+        let now = self.now_ms();
         Ok(rows.into_iter().map(|t| connector_from(t, now)).collect())
     }
 
@@ -405,7 +416,7 @@ impl Store {
         let r = sqlx::query(
             "UPDATE connectors SET revoked_at = ?, online = 0 WHERE id = ? AND revoked_at IS NULL",
         )
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(id.as_str())
         .execute(&self.pool)
         .await?;
@@ -433,7 +444,7 @@ impl Store {
             .bind(session_id)
             .bind(version)
             .bind(transport)
-            .bind(now_ms())
+            .bind(self.now_ms())
             .bind(id.as_str())
             .execute(&self.pool)
             .await?;
@@ -443,7 +454,7 @@ impl Store {
     /// Records a heartbeat of the given tunnel.
     pub async fn touch(&self, id: &ConnectorId, session_id: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE connectors SET last_seen = ? WHERE id = ? AND session_id = ?")
-            .bind(now_ms())
+            .bind(self.now_ms())
             .bind(id.as_str())
             .bind(session_id)
             .execute(&self.pool)
@@ -456,7 +467,7 @@ impl Store {
         sqlx::query(
             "UPDATE connectors SET online = 0, last_seen = ? WHERE id = ? AND session_id = ?",
         )
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(id.as_str())
         .bind(session_id)
         .execute(&self.pool)
@@ -488,7 +499,7 @@ impl Store {
         .bind(&gw.name)
         .bind(&gw.instructions)
         .bind(gw.tools.join(","))
-        .bind(now_ms())
+        .bind(self.now_ms())
         .execute(&self.pool)
         .await?;
         if r.rows_affected() == 0 {
@@ -564,14 +575,14 @@ mod tests {
             s.create_tenant(&t).await,
             Err(StoreError::AlreadyExists(_))
         ));
-        s.create_join_token("h", &t, &c, now_ms() + 60_000)
+        s.create_join_token("h", &t, &c, s.now_ms() + 60_000)
             .await
             .unwrap();
-        s.complete_enrollment("h", &t, &c, "01", now_ms())
+        s.complete_enrollment("h", &t, &c, "01", s.now_ms())
             .await
             .unwrap();
         assert!(matches!(
-            s.complete_enrollment("h", &t, &c, "02", now_ms()).await,
+            s.complete_enrollment("h", &t, &c, "02", s.now_ms()).await,
             Err(StoreError::TokenAlreadyUsed)
         ));
         assert_eq!(s.connectors().await.unwrap().len(), 1);
@@ -603,11 +614,11 @@ mod tests {
         let t: TenantId = "acme".parse().unwrap();
         let c: ConnectorId = "c1".parse().unwrap();
         s.create_tenant(&t).await.unwrap();
-        s.create_join_token("h", &t, &c, now_ms() - 1)
+        s.create_join_token("h", &t, &c, s.now_ms() - 1)
             .await
             .unwrap();
         assert!(matches!(
-            s.complete_enrollment("h", &t, &c, "01", now_ms()).await,
+            s.complete_enrollment("h", &t, &c, "01", s.now_ms()).await,
             Err(StoreError::TokenAlreadyUsed)
         ));
     }
@@ -618,10 +629,10 @@ mod tests {
         let t: TenantId = "acme".parse().unwrap();
         let c: ConnectorId = "c1".parse().unwrap();
         s.create_tenant(&t).await.unwrap();
-        s.create_join_token("h", &t, &c, now_ms() + 60_000)
+        s.create_join_token("h", &t, &c, s.now_ms() + 60_000)
             .await
             .unwrap();
-        s.complete_enrollment("h", &t, &c, "01", now_ms())
+        s.complete_enrollment("h", &t, &c, "01", s.now_ms())
             .await
             .unwrap();
         s.mark_online(&c, "new", "1.0", "quic").await.unwrap();
@@ -636,5 +647,27 @@ mod tests {
             ConnectorStatus::Revoked
         );
         assert_eq!(s.revoked_ids().await.unwrap(), vec!["c1".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn a_join_token_expires_when_the_store_clock_passes_its_expiry() {
+        let (_d, s) = store().await;
+        let clock = Arc::new(shared::clock::ManualClock::at(1_000_000));
+        let s = s.with_clock(clock.clone());
+        let t: TenantId = "acme".parse().unwrap();
+        let c: ConnectorId = "c1".parse().unwrap();
+        s.create_tenant(&t).await.unwrap();
+        s.create_join_token("h", &t, &c, s.now_ms() + 60_000)
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(60));
+        assert!(matches!(
+            s.complete_enrollment("h", &t, &c, "01", s.now_ms()).await,
+            Err(StoreError::TokenAlreadyUsed)
+        ));
+        clock.set(1_000_000 + 59_999);
+        s.complete_enrollment("h", &t, &c, "01", s.now_ms())
+            .await
+            .unwrap();
     }
 }

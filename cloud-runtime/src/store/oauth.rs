@@ -4,7 +4,7 @@
 use serde::Serialize;
 use shared::identity::UserId;
 
-use super::{Store, StoreError, UnixMs, now_ms};
+use super::{Store, StoreError, UnixMs};
 
 /// An agent (application) of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -231,7 +231,7 @@ impl Store {
         .bind(name)
         .bind(groups.join(","))
         .bind(secret_hash)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(id.as_str())
         .execute(&self.pool)
         .await?;
@@ -338,7 +338,7 @@ impl Store {
         .bind(&agent.role)
         .bind(key_hash)
         .bind(&agent.oauth_client_id)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .execute(&self.pool)
         .await?;
         if r.rows_affected() == 0 {
@@ -411,7 +411,7 @@ impl Store {
             .bind(&c.client_id)
             .bind(&c.client_name)
             .bind(uris)
-            .bind(now_ms())
+            .bind(self.now_ms())
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -428,7 +428,7 @@ impl Store {
         .bind(&c.client_id)
         .bind(&c.client_name)
         .bind(uris)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -481,7 +481,7 @@ impl Store {
             "SELECT id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user_id FROM oauth_pending WHERE id = ? AND expires_at > ?",
         )
         .bind(id)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -493,7 +493,7 @@ impl Store {
         )
         .bind(user_id.as_str())
         .bind(id)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() == 1)
@@ -505,7 +505,7 @@ impl Store {
             "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user_id",
         )
         .bind(id)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -523,7 +523,7 @@ impl Store {
             "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user_id",
         )
         .bind(id)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(p) = pending else {
@@ -539,7 +539,7 @@ impl Store {
         .bind(&p.resource)
         .bind(&p.tenant)
         .bind(user_id.as_str())
-        .bind(now_ms() + code_ttl_ms)
+        .bind(self.now_ms() + code_ttl_ms)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -556,7 +556,7 @@ impl Store {
         redirect_uri: &str,
         challenge: &str,
     ) -> Result<Spend<CodeRow>, StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let row: Option<CodeTuple> = sqlx::query_as(
             "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL \
              AND client_id = ? AND redirect_uri = ? AND code_challenge = ? \
@@ -625,7 +625,7 @@ impl Store {
 
     /// Spends a refresh token.
     pub async fn spend_refresh(&self, token_hash: &str) -> Result<Spend<RefreshRow>, StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let row: Option<RefreshTuple> = sqlx::query_as(
             "UPDATE oauth_refresh SET used_at = ? WHERE token_hash = ? AND used_at IS NULL RETURNING family, client_id, resource, tenant, user_id, expires_at, used_at, revoked",
         )
@@ -670,7 +670,7 @@ impl Store {
         .bind(&idp.client_id)
         .bind(&idp.client_secret)
         .bind(&idp.groups_claim)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(idp.recheck_secs)
         .execute(&self.pool)
         .await?;
@@ -721,7 +721,7 @@ impl Store {
         .bind(tenant)
         .bind(name)
         .bind(groups.join(","))
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(subject)
         .bind(id.as_str())
         .execute(&self.pool)
@@ -761,7 +761,7 @@ impl Store {
         .bind(tenant)
         .bind(user_id.as_str())
         .bind(refresh_token)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -786,7 +786,7 @@ impl Store {
         let Some((token, checked_at)) = row else {
             return Ok(Recheck::NoSession);
         };
-        let now = now_ms();
+        let now = self.now_ms();
         if now.saturating_sub(checked_at) < max_age_ms {
             return Ok(Recheck::Fresh);
         }
@@ -857,7 +857,7 @@ impl Store {
             "SELECT tenant, user_id FROM oauth_refresh WHERE token_hash = ? AND used_at IS NULL AND revoked = 0 AND expires_at > ?",
         )
         .bind(token_hash)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -911,7 +911,7 @@ impl Store {
 
     /// Deletes expired pending authorizations, codes and refresh tokens; returns how many.
     pub async fn purge_expired_oauth(&self) -> Result<u64, StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut n = 0;
         for sql in [
             "DELETE FROM oauth_pending WHERE expires_at <= ?",
@@ -949,5 +949,109 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use shared::clock::ManualClock;
+    use shared::identity::TenantId;
+
+    use super::*;
+
+    const START: UnixMs = 1_000_000;
+
+    async fn store() -> (tempfile::TempDir, Store, Arc<ManualClock>) {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::at(START));
+        let s = Store::open(&dir.path().join("runtime.db"))
+            .await
+            .unwrap()
+            .with_clock(clock.clone());
+        s.create_tenant(&"acme".parse::<TenantId>().unwrap())
+            .await
+            .unwrap();
+        (dir, s, clock)
+    }
+
+    fn pending(id: &str, expires_at: UnixMs) -> PendingRow {
+        PendingRow {
+            id: id.into(),
+            client_id: "cl".into(),
+            redirect_uri: "https://client.example/cb".into(),
+            code_challenge: "ch".into(),
+            state: None,
+            resource: "https://rt.example/t/acme/g/eng/mcp".into(),
+            tenant: "acme".into(),
+            expires_at,
+            nonce: None,
+            idp_verifier: None,
+            return_to: None,
+            browser_hash: None,
+            signed_in_user_id: None,
+        }
+    }
+
+    async fn code(s: &Store, pending_id: &str, code_hash: &str, ttl_ms: i64) {
+        let user = UserId::from_bytes(&[0; 16]);
+        s.create_pending(&pending(pending_id, START + 600_000))
+            .await
+            .unwrap();
+        assert!(
+            s.complete_pending(pending_id, code_hash, &user, ttl_ms)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    async fn redeem(s: &Store, code_hash: &str) -> Spend<CodeRow> {
+        s.redeem_code(code_hash, "cl", "https://client.example/cb", "ch")
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_authorization_code_expires_by_the_store_clock() {
+        let (_d, s, clock) = store().await;
+        code(&s, "p1", "fresh", 60_000).await;
+        code(&s, "p2", "stale", 60_000).await;
+        clock.advance(Duration::from_millis(59_999));
+        assert!(matches!(redeem(&s, "fresh").await, Spend::Ok(_)));
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(redeem(&s, "stale").await, Spend::Expired);
+    }
+
+    #[tokio::test]
+    async fn a_pending_sign_in_expires_by_the_store_clock() {
+        let (_d, s, clock) = store().await;
+        s.create_pending(&pending("p", START + 1_000))
+            .await
+            .unwrap();
+        assert!(s.pending("p").await.unwrap().is_some());
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(s.pending("p").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_token_expires_by_the_store_clock() {
+        let (_d, s, clock) = store().await;
+        let row = |family: &str| RefreshRow {
+            family: family.into(),
+            client_id: "cl".into(),
+            resource: "https://rt.example/t/acme/g/eng/mcp".into(),
+            tenant: "acme".into(),
+            user_id: "u-1".into(),
+            expires_at: START + 60_000,
+        };
+        s.create_refresh("a", &row("fa")).await.unwrap();
+        s.create_refresh("b", &row("fb")).await.unwrap();
+        clock.advance(Duration::from_millis(59_999));
+        assert!(matches!(s.spend_refresh("a").await.unwrap(), Spend::Ok(_)));
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(s.spend_refresh("b").await.unwrap(), Spend::Expired);
     }
 }

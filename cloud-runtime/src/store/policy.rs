@@ -4,7 +4,7 @@
 use serde::Serialize;
 use shared::identity::{ConnectorId, TenantId};
 
-use super::{GatewayRow, Store, StoreError, UnixMs, now_ms};
+use super::{GatewayRow, Store, StoreError, UnixMs};
 
 /// One applied policy file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -37,7 +37,7 @@ impl Store {
         if !self.tenant_exists(tenant).await? {
             return Err(StoreError::NotFound(format!("tenant {tenant}")));
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let mut tx = self.pool.begin().await?;
         let (current,): (Option<i64>,) =
             sqlx::query_as("SELECT MAX(revision) FROM policy_revisions WHERE tenant = ?")

@@ -28,21 +28,11 @@
 
 use time::OffsetDateTime;
 
+use crate::store::certificates::Lineage;
+
 /// The share of a certificate's lifetime that must pass before it may renew. Connectors
 /// renew at two thirds; a quarter leaves room for a connector whose clock runs ahead.
 pub const RENEWAL_EARLIEST_SHARE: f64 = 0.25;
-
-/// A connector's certificates as the store records them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lineage {
-    /// Serial (hex) of the certificate issued last.
-    pub current: String,
-    /// Serial (hex) of the certificate the last renewal replaced, while `current` has not
-    /// yet been presented.
-    pub previous: Option<String>,
-    /// Whether `current` has been presented at a handshake.
-    pub confirmed: bool,
-}
 
 /// What to do with a handshake presenting a given certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

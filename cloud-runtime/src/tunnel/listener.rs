@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use super::lineage::{self, Admission, Lineage};
+use super::lineage::{self, Admission};
+use super::refusal::{close, refuse_superseded};
 use super::{TunnelContext, session};
-use crate::audit::CertificateRefusal;
-use crate::store::KEY_COPY_WARNING;
+use crate::store::certificates::Lineage;
 
 /// Time allowed for the QUIC + TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,10 +65,6 @@ pub async fn accept_loop(
             session::run(conn, identity, cert, ctx, shutdown).await;
         });
     }
-}
-
-fn close(conn: &quinn::Connection, code: CloseCode, reason: &str) {
-    conn.close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
 }
 
 /// Checks the identity in the client certificate against the store.
@@ -161,42 +157,4 @@ async fn admit_certificate(
             None
         }
     }
-}
-
-/// Refuses a tunnel presenting a superseded certificate, and leaves a trace of it.
-pub(super) async fn refuse_superseded(
-    conn: &quinn::Connection,
-    ctx: &TunnelContext,
-    identity: &ConnectorIdentity,
-    serial: &str,
-) {
-    let peer = conn.remote_address();
-    warn!(%peer, tenant = %identity.tenant, connector = %identity.connector, serial,
-          "superseded certificate refused: possible key copy");
-    close(
-        conn,
-        CloseCode::Superseded,
-        "certificate superseded by a renewal",
-    );
-    if let Err(e) = ctx
-        .store
-        .record_superseded(&identity.connector, serial)
-        .await
-    {
-        warn!(error = %e, "could not record the superseded certificate");
-    }
-    ctx.audit
-        .submit(
-            CertificateRefusal {
-                tenant: identity.tenant.as_str(),
-                connector: identity.connector.as_str(),
-                action: "tunnel.handshake",
-                serial,
-                reason: format!(
-                    "{KEY_COPY_WARNING}: certificate superseded by a renewal the connector has used, presented from {peer}"
-                ),
-            }
-            .record(),
-        )
-        .await;
 }

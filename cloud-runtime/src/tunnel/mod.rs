@@ -7,12 +7,14 @@
 //! - [`registry`]: which connectors are online, per tenant; picks one for a call.
 //! - [`call`]: one tool call on its own bidirectional stream.
 //! - [`revocation`]: drops live tunnels of connectors revoked in the store.
+//! - [`refusal`]: closing a refused tunnel, and the trace a superseded certificate leaves.
 //! - [`lineage`]: which of a connector's certificates may connect and renew (a renewed-away
 //!   one may not).
 
 pub mod call;
 pub mod lineage;
 pub mod listener;
+pub mod refusal;
 pub mod registry;
 pub mod revocation;
 pub mod session;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use certs::inspect::CertInfo;
+use shared::clock::now_ms;
 use shared::close::CloseCode;
 use shared::control::{Control, Event, RuntimeSettings};
 use shared::frame::MAX_FRAME_LEN;
@@ -17,10 +18,9 @@ use tracing::{info, warn};
 
 use super::TunnelContext;
 use super::lineage::{self, RenewalRefusal, Validity};
-use super::listener::refuse_superseded;
+use super::refusal::refuse_superseded;
 use super::registry::{ConnectorHandle, OVERLAP};
 use crate::audit::CertificateRefusal;
-use crate::store::now_ms;
 
 /// The transport name this session records (the SSH fallback would be another).
 const TRANSPORT: &str = "quic";

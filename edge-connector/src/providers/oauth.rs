@@ -29,6 +29,7 @@ use oauth2::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use shared::call::CallFailure;
+use shared::clock::now_ms;
 use shared::wire::{self, ErrorCode};
 use tokio::sync::Mutex as AsyncMutex;
 use zeroize::Zeroizing;
@@ -76,10 +77,6 @@ impl std::fmt::Debug for OAuthClient {
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
-}
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 fn failure(code: ErrorCode, msg: impl Into<String>) -> CallFailure {

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use age::x25519::Identity;
 use serde::{Deserialize, Serialize};
+use shared::clock::now_ms;
 use shared::fs::{FsError, Owner, WriteOptions};
 use zeroize::Zeroizing;
 
@@ -154,10 +155,6 @@ impl std::fmt::Debug for Vault {
             .field("key", &self.source)
             .finish_non_exhaustive()
     }
-}
-
-fn now_ms() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
 }
 
 impl Vault {

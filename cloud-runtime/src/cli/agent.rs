@@ -1,0 +1,67 @@
+//! `cloud-runtime agent create | rm`.
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use cloud_runtime::tenancy;
+use shared::identity::TenantId;
+
+use super::{DataDirArg, principal_name};
+
+/// `agent` subcommands.
+#[derive(Subcommand)]
+pub enum AgentCommand {
+    /// Register an agent; prints its key once (send it as X-MCP-Agent-Key).
+    Create {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Agent name.
+        name: String,
+        /// Role: names the tools the agent may call in the tenant's policy.
+        #[arg(long)]
+        role: String,
+        /// Bind an OAuth client id to this agent, for clients that cannot send the key.
+        #[arg(long)]
+        oauth_client_id: Option<String>,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Remove an agent: its key is refused from the next request on.
+    Rm {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Agent name.
+        name: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+/// Runs an `agent` subcommand.
+pub async fn run(command: AgentCommand) -> Result<()> {
+    match command {
+        AgentCommand::Create {
+            tenant,
+            name,
+            role,
+            oauth_client_id,
+            dir,
+        } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let name = principal_name(&name, "agent name")?;
+            let role = principal_name(&role, "role")?;
+            let store = dir.store().await?;
+            let key = tenancy::create_agent(&store, &tenant, &name, &role, oauth_client_id).await?;
+            println!("created agent {name} (role {role}) of tenant {tenant}");
+            println!("agent key (shown once; send as X-MCP-Agent-Key): {}", key.0);
+        }
+        AgentCommand::Rm { tenant, name, dir } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let store = dir.store().await?;
+            tenancy::remove_agent(&store, &tenant, &name).await?;
+            println!("removed agent {name} of tenant {tenant}; its key is no longer accepted");
+        }
+    }
+    Ok(())
+}

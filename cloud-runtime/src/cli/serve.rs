@@ -1,0 +1,138 @@
+//! `cloud-runtime serve`: its flags, and running until SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use cloud_runtime::data_dir::DataDir;
+use cloud_runtime::https::HttpsOptions;
+use cloud_runtime::https::admission::Limits;
+use cloud_runtime::https::client_addr::{Cidr, TrustedProxies};
+use cloud_runtime::server::{self, McpServeOptions, ServeOptions};
+
+use super::DataDirArg;
+
+/// `serve` flags.
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    /// UDP address of the QUIC tunnel.
+    #[arg(long, default_value = "0.0.0.0:4433")]
+    quic_listen: SocketAddr,
+    /// TCP address of the HTTPS endpoint (enrollment).
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    https_listen: SocketAddr,
+    /// host:port connectors should dial for the tunnel (default: hostname and QUIC port).
+    #[arg(long)]
+    quic_advertise: Option<String>,
+    /// Lifetime of connector certificates; connectors renew at about two thirds of it.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    connector_cert_ttl: Duration,
+    /// Heartbeat interval on the control stream.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    heartbeat_interval: Duration,
+    /// Serve MCP without authentication, as a fixed development user and agent. Refused
+    /// unless --https-listen is a loopback address.
+    #[arg(long)]
+    dev_unauthenticated: bool,
+    /// With --dev-unauthenticated: also serve HTTP without TLS on this loopback address,
+    /// for local tools that expect http://localhost.
+    #[arg(long)]
+    dev_http_listen: Option<SocketAddr>,
+    /// A browser origin allowed to call the MCP endpoint besides the runtime's own
+    /// (e.g. https://inspector.example); repeat for several.
+    #[arg(long = "allow-origin")]
+    allow_origins: Vec<String>,
+    /// Time budget of one tool call.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    call_timeout: Duration,
+    /// OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318) for call spans and audit log
+    /// records; off when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<url::Url>,
+    /// Serve Prometheus metrics on GET /metrics at this address (off when unset).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// An extra CA (PEM) to trust when fetching OAuth client ID metadata documents
+    /// (besides the system's roots).
+    #[arg(long)]
+    client_metadata_ca: Option<PathBuf>,
+    /// Development: accept client ID metadata documents served from loopback (private
+    /// networks stay refused).
+    #[arg(long)]
+    dev_client_metadata_loopback: bool,
+    /// Debugging: append every tunnel frame (decrypted, as the protocol sees it) to
+    /// this file. Frames carry no credentials by design; this is how that is checked.
+    #[arg(long)]
+    debug_frame_log: Option<PathBuf>,
+    /// A load balancer's network (CIDR, e.g. 10.0.0.0/8, or one address); repeat for
+    /// several. Connections from inside it may name the client in a PROXY protocol
+    /// header (v1 or v2) and in X-Forwarded-For (the rightmost hop outside these
+    /// networks is the client); everyone else's such claims are ignored.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    trusted_proxies: Vec<Cidr>,
+    /// Close an HTTPS connection after this long with no request in flight.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    https_idle_timeout: Duration,
+    /// HTTPS connections open at once; more wait in the accept queue.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    https_max_connections: u32,
+    /// HTTPS connections one client (IPv4 address, IPv6 /64) may hold on an idle
+    /// listener; the share shrinks as the listener fills.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    https_max_connections_per_client: u32,
+}
+
+impl ServeArgs {
+    fn options(self) -> ServeOptions {
+        ServeOptions {
+            data_dir: DataDir::new(self.dir.data_dir),
+            quic_listen: self.quic_listen,
+            https_listen: self.https_listen,
+            quic_advertise: self.quic_advertise,
+            cert_ttl: self.connector_cert_ttl,
+            heartbeat_interval: self.heartbeat_interval,
+            mcp: McpServeOptions {
+                dev_unauthenticated: self.dev_unauthenticated,
+                dev_http_listen: self.dev_http_listen,
+                extra_origins: self.allow_origins,
+                call_timeout: self.call_timeout,
+                client_metadata_ca: self.client_metadata_ca,
+                dev_client_metadata_loopback: self.dev_client_metadata_loopback,
+            },
+            otlp_endpoint: self.otlp_endpoint,
+            metrics_listen: self.metrics_listen,
+            debug_frame_log: self.debug_frame_log,
+            https: HttpsOptions {
+                limits: Limits {
+                    max: self.https_max_connections as usize,
+                    per_client: self.https_max_connections_per_client as usize,
+                },
+                idle_timeout: self.https_idle_timeout,
+                trusted_proxies: TrustedProxies::new(self.trusted_proxies),
+            },
+        }
+    }
+}
+
+/// Runs the runtime until SIGTERM or SIGINT, then stops it gracefully.
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let runtime = server::start(args.options()).await?;
+    wait_for_signal().await?;
+    runtime.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

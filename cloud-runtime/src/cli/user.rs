@@ -1,0 +1,72 @@
+//! `cloud-runtime user add | rm`.
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use cloud_runtime::tenancy;
+use shared::identity::TenantId;
+
+use super::{DataDirArg, principal_name};
+
+/// `user` subcommands.
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a local user; prints their sign-in secret once.
+    Add {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// User name.
+        name: String,
+        /// Groups (the user's grants), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Remove a user: their refresh tokens and browser sessions end now, their access
+    /// tokens within minutes.
+    Rm {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+}
+
+/// Runs a `user` subcommand.
+pub async fn run(command: UserCommand) -> Result<()> {
+    match command {
+        UserCommand::Add {
+            tenant,
+            name,
+            groups,
+            dir,
+        } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let name = principal_name(&name, "user name")?;
+            for g in &groups {
+                principal_name(g, "group")?;
+            }
+            let store = dir.store().await?;
+            let added = tenancy::add_user(&store, &tenant, &name, &groups).await?;
+            println!(
+                "added user {name} ({}) to tenant {tenant} (groups: {})",
+                added.id,
+                groups.join(",")
+            );
+            println!("sign-in secret (shown once): {}", added.secret);
+        }
+        UserCommand::Rm { tenant, name, dir } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let store = dir.store().await?;
+            tenancy::remove_user(&store, &tenant, &name).await?;
+            println!(
+                "removed user {name} of tenant {tenant}; their sessions and refresh tokens are revoked"
+            );
+        }
+    }
+    Ok(())
+}
