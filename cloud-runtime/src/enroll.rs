@@ -37,6 +37,10 @@ pub struct EnrollContext {
     pub quic_endpoint: String,
     /// TLS server name of the tunnel.
     pub server_name: String,
+    /// `host:port` of the SSH-over-TCP tunnel, when served.
+    pub tcp_endpoint: Option<String>,
+    /// The SSH host key (OpenSSH public key line), when the SSH tunnel is served.
+    pub ssh_host_key: Option<String>,
 }
 
 /// A refused enrollment, rendered as JSON with the matching status.
@@ -164,5 +168,7 @@ pub async fn enroll(
         ca_pem: ctx.ca.cert_pem().to_owned(),
         quic_endpoint: ctx.quic_endpoint.clone(),
         server_name: ctx.server_name.clone(),
+        tcp_endpoint: ctx.tcp_endpoint.clone(),
+        ssh_host_key: ctx.ssh_host_key.clone(),
     }))
 }

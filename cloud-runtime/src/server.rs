@@ -344,6 +344,8 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
             .clone()
             .unwrap_or_else(|| format!("{host}:{}", quic_addr.port())),
         server_name: config.hostname.clone(),
+        tcp_endpoint: None,
+        ssh_host_key: None,
     });
     let tunnel_ctx = Arc::new(TunnelContext {
         store,

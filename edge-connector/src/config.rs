@@ -12,6 +12,12 @@
 //! identity_credential = "vault.key"   # looked up in $CREDENTIALS_DIRECTORY (systemd) first
 //! identity_file = "/etc/edge-connector/vault.key"
 //!
+//! [tunnel]
+//! transport = "auto"                  # auto (QUIC, else SSH over TCP) | quic | tcp
+//! proxy = "none"                      # for the TCP transport: none | env | http://proxy:3128
+//! proxy_user = "svc-edge"             # Basic auth; password: vault entry proxy/password
+//! exit_after_disconnected = "10m"     # exit (systemd restarts us) after this long without a tunnel
+//!
 //! [telemetry]
 //! otlp_endpoint = "http://127.0.0.1:4318"        # spans of calls and upstream requests
 //!
@@ -246,6 +252,17 @@ mod humantime_serde_compat {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map_err(serde::de::Error::custom)
     }
+
+    /// The same for an optional duration.
+    pub mod option {
+        use std::time::Duration;
+
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
+    }
 }
 
 /// The vault's key.
@@ -273,6 +290,53 @@ fn default_credential() -> String {
     "vault.key".to_owned()
 }
 
+/// Which transport carries the tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// QUIC; where its handshake gets no answer, SSH over TCP while QUIC is probed again.
+    #[default]
+    Auto,
+    /// QUIC over UDP only.
+    Quic,
+    /// SSH over TCP only (through `proxy` if set).
+    Tcp,
+}
+
+/// How the connector reaches the runtime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelConfig {
+    /// The transport, or `auto`.
+    #[serde(default)]
+    pub transport: Transport,
+    /// The HTTP CONNECT proxy the TCP transport (and enrollment) goes through. Default:
+    /// direct.
+    #[serde(default = "no_proxy")]
+    pub proxy: Proxy,
+    /// User for the proxy's Basic authentication; the password is the vault entry
+    /// `proxy/password`, never in this file.
+    pub proxy_user: Option<String>,
+    /// Exit after this long without a tunnel, so the service manager restarts us.
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub exit_after_disconnected: Option<Duration>,
+}
+
+impl Default for TunnelConfig {
+    fn default() -> Self {
+        Self {
+            transport: Transport::Auto,
+            proxy: Proxy::None,
+            proxy_user: None,
+            exit_after_disconnected: None,
+        }
+    }
+}
+
+fn no_proxy() -> Proxy {
+    Proxy::None
+}
+
 /// Telemetry.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -289,6 +353,8 @@ struct RawConfig {
     policy_file: Option<PathBuf>,
     #[serde(default)]
     vault: VaultConfig,
+    #[serde(default)]
+    tunnel: TunnelConfig,
     #[serde(default)]
     telemetry: TelemetryConfig,
     #[serde(default, rename = "provider")]
@@ -309,6 +375,8 @@ pub struct Config {
     pub policy_file: Option<PathBuf>,
     /// The vault's key.
     pub vault: VaultConfig,
+    /// How the tunnel reaches the runtime.
+    pub tunnel: TunnelConfig,
     /// Telemetry.
     pub telemetry: TelemetryConfig,
     /// Upstream instances.
@@ -327,6 +395,7 @@ impl Config {
             },
             state_dir,
             service_user: crate::state_guard::DEFAULT_SERVICE_USER.to_owned(),
+            tunnel: TunnelConfig::default(),
             telemetry: TelemetryConfig::default(),
             providers: Vec::new(),
         }
@@ -464,6 +533,7 @@ impl Config {
             service_user,
             policy_file,
             vault,
+            tunnel: raw.tunnel,
             telemetry: raw.telemetry,
             providers,
         })

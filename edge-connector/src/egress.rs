@@ -471,6 +471,8 @@ log_storage_hosts = ["blobs.example.com"]
             quic_endpoint: "rt.example.com:4433".into(),
             server_name: "rt.example.com".into(),
             ca_fingerprint: "sha256:00".into(),
+            tcp_endpoint: None,
+            ssh_host_key: None,
         };
         let d = destinations(&config, Some(&enrollment), &ProxyEnv::default());
         let summary: Vec<String> = d

@@ -84,6 +84,13 @@ pub struct ConnectorConfig {
     pub server_name: String,
     /// The pinned CA fingerprint.
     pub ca_fingerprint: String,
+    /// The runtime's SSH-over-TCP tunnel endpoint, `host:port`, if it offers one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_endpoint: Option<String>,
+    /// The runtime's SSH host key (OpenSSH public key line), learned at enrollment over the
+    /// CA-pinned HTTPS answer: the only host key the TCP transport accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_host_key: Option<String>,
 }
 
 /// The loaded identity: certificate chain and key.

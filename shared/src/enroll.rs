@@ -94,6 +94,12 @@ pub struct EnrollResponse {
     pub quic_endpoint: String,
     /// The TLS server name to expect on the tunnel.
     pub server_name: String,
+    /// Where the SSH-over-TCP tunnel listens, `host:port`, if the runtime offers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_endpoint: Option<String>,
+    /// The runtime's SSH host key as an OpenSSH public key line, with `tcp_endpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_host_key: Option<String>,
 }
 
 /// Machine-readable enrollment failure.

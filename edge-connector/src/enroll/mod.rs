@@ -193,6 +193,8 @@ pub async fn enroll(opts: EnrollOptions) -> Result<ConnectorIdentity, EnrollErro
         quic_endpoint: answer.quic_endpoint,
         server_name: answer.server_name,
         ca_fingerprint: opts.ca_fingerprint.to_string(),
+        tcp_endpoint: answer.tcp_endpoint,
+        ssh_host_key: answer.ssh_host_key,
     };
     opts.state
         .save_enrollment(&config, &answer.ca_pem, &answer.cert_chain_pem, &key)?;
