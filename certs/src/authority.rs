@@ -34,6 +34,8 @@ const BACKDATE: Duration = Duration::from_secs(60);
 pub struct Issued {
     /// The certificate, PEM.
     pub cert_pem: String,
+    /// The certificate, DER.
+    pub cert_der: Vec<u8>,
     /// The certificate chain (leaf then CA), PEM.
     pub chain_pem: String,
     /// Expiry.
@@ -192,6 +194,7 @@ impl CertificateAuthority {
     fn issued(&self, params: &CertificateParams, cert: rcgen::Certificate) -> Issued {
         let cert_pem = cert.pem();
         Issued {
+            cert_der: cert.der().to_vec(),
             chain_pem: format!("{cert_pem}{}", self.cert_pem),
             cert_pem,
             not_after: params.not_after,

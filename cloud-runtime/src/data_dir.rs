@@ -150,6 +150,11 @@ impl DataDir {
         self.root.join("audit.log")
     }
 
+    /// The SSH tunnel's host key (made at the first `serve --ssh-listen`).
+    pub fn ssh_host_key(&self) -> PathBuf {
+        self.root.join("ssh-host-ed25519.key")
+    }
+
     /// QUIC stateless-reset secret.
     pub fn reset_key(&self) -> PathBuf {
         self.root.join("quic-reset.key")

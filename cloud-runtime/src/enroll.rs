@@ -159,6 +159,14 @@ pub async fn enroll(
         }
         Err(e) => return Err(internal(e)),
     }
+    if let Err(e) = ctx
+        .store
+        .record_certificate(&row.connector_id, &issued.serial_hex, &issued.cert_der)
+        .await
+    {
+        // Enrolled all the same: QUIC works, SSH from the first renewal on.
+        warn!(error = %e, "could not keep the certificate for SSH authentication");
+    }
     info!(tenant = %row.tenant, connector = %row.connector_id, serial = %issued.serial_hex, "connector enrolled");
     Ok(Json(EnrollResponse {
         tenant: row.tenant.to_string(),

@@ -69,6 +69,9 @@ pub enum StartError {
     /// The TLS configuration could not be made.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The SSH host key cannot be read or made.
+    #[error(transparent)]
+    SshHostKey(#[from] crate::tunnel::ssh_listener::HostKeyError),
     /// The admin socket could not be bound.
     #[error(transparent)]
     Admin(#[from] AdminError),
@@ -130,6 +133,10 @@ pub struct ServeOptions {
     pub https_listen: SocketAddr,
     /// `host:port` told to connectors for the tunnel, if not `<hostname>:<quic port>`.
     pub quic_advertise: Option<String>,
+    /// TCP address of the SSH-over-TCP tunnel listener (off when `None`).
+    pub ssh_listen: Option<SocketAddr>,
+    /// `host:port` told to connectors for the SSH tunnel, if not `<hostname>:<ssh port>`.
+    pub ssh_advertise: Option<String>,
     /// Lifetime of connector certificates.
     pub cert_ttl: Duration,
     /// Heartbeat interval imposed on connectors.
@@ -184,6 +191,8 @@ pub struct Runtime {
     pub registry: Arc<Registry>,
     /// Where the tunnel listens.
     pub quic_addr: SocketAddr,
+    /// Where the SSH-over-TCP tunnel listens, if it does.
+    pub ssh_addr: Option<SocketAddr>,
     /// Where HTTPS listens.
     pub https_addr: SocketAddr,
     /// Where metrics are served, if they are.
@@ -282,6 +291,20 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
             opts.https_listen
         )))?;
     let https_addr = https_listener.local_addr()?;
+    let ssh = match opts.ssh_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(io(format!("binding the SSH tunnel listener on {addr}")))?;
+            let host_key = tunnel::ssh_listener::load_or_create_host_key(&dir.ssh_host_key())?;
+            Some((listener, host_key))
+        }
+        None => None,
+    };
+    let ssh_addr = match &ssh {
+        Some((l, _)) => Some(l.local_addr()?),
+        None => None,
+    };
     let dev_http_listener = match opts.mcp.dev_http_listen {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -344,8 +367,14 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
             .clone()
             .unwrap_or_else(|| format!("{host}:{}", quic_addr.port())),
         server_name: config.hostname.clone(),
-        tcp_endpoint: None,
-        ssh_host_key: None,
+        tcp_endpoint: ssh_addr.map(|a| {
+            opts.ssh_advertise
+                .clone()
+                .unwrap_or_else(|| format!("{host}:{}", a.port()))
+        }),
+        ssh_host_key: ssh
+            .as_ref()
+            .map(|(_, key)| tunnel::ssh_listener::public_line(key)),
     });
     let tunnel_ctx = Arc::new(TunnelContext {
         store,
@@ -459,6 +488,15 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
         shutdown.clone(),
         tracker.clone(),
     ));
+    if let Some((listener, host_key)) = ssh {
+        tracker.spawn(tunnel::ssh_listener::accept_loop(
+            listener,
+            tunnel::ssh_listener::server_config(host_key),
+            tunnel_ctx.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+    }
     tracker.spawn(purge_expired(
         tunnel_ctx.store.clone(),
         public_limit,
@@ -497,10 +535,11 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
         digest_keys,
         shutdown.clone(),
     ));
-    info!(quic = %quic_addr, https = %https_addr, hostname = %config.hostname, "runtime serving");
+    info!(quic = %quic_addr, ssh = ?ssh_addr, https = %https_addr, hostname = %config.hostname, "runtime serving");
     Ok(Runtime {
         registry,
         quic_addr,
+        ssh_addr,
         https_addr,
         metrics_addr,
         endpoint,

@@ -291,7 +291,7 @@ fn default_credential() -> String {
 }
 
 /// Which transport carries the tunnel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// QUIC; where its handshake gets no answer, SSH over TCP while QUIC is probed again.

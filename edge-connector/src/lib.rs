@@ -73,6 +73,7 @@ pub async fn run(
         state,
         Arc::new(toolbox),
         rules,
+        config.tunnel.clone(),
         tracing.clone(),
         drain_timeout,
         shutdown,
@@ -88,12 +89,14 @@ pub async fn run_with_tools(
     state: state::StateDir,
     tools: Arc<dyn toolset::ToolSet>,
     rules: RuleSet,
+    tunnel: config::TunnelConfig,
     tracing: Arc<Tracing>,
     drain_timeout: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let ctx = Arc::new(tunnel::session::SessionContext {
         state,
+        tunnel,
         tools: Arc::new(local_policy::Enforced::new(tools, rules)),
         tracing,
         drain_timeout,

@@ -45,6 +45,9 @@ enum Command {
         /// How long in-flight calls get to finish on SIGTERM.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         drain_timeout: Duration,
+        /// Overrides `[tunnel] transport` of the configuration.
+        #[arg(long, value_enum)]
+        transport: Option<edge_connector::config::Transport>,
     },
     /// Check this machine can run the connector, with a fix for each failure.
     ///
@@ -170,8 +173,12 @@ async fn run(command: Command) -> Result<()> {
         Command::Run {
             config,
             drain_timeout,
+            transport,
         } => {
-            let config = config.load()?;
+            let mut config = config.load()?;
+            if let Some(t) = transport {
+                config.tunnel.transport = t;
+            }
             let shutdown = CancellationToken::new();
             let signal_token = shutdown.clone();
             tokio::spawn(async move {

@@ -49,6 +49,8 @@ pub mod fs;
 pub mod identity;
 #[cfg(feature = "io")]
 pub mod io;
+#[cfg(feature = "link")]
+pub mod link;
 pub mod policy;
 #[cfg(feature = "otel")]
 pub mod trace;

@@ -28,6 +28,13 @@ pub struct ServeArgs {
     /// host:port connectors should dial for the tunnel (default: hostname and QUIC port).
     #[arg(long)]
     quic_advertise: Option<String>,
+    /// TCP address of the SSH-over-TCP tunnel, for connectors whose network blocks UDP
+    /// (e.g. 0.0.0.0:443 on its own address); off when unset.
+    #[arg(long)]
+    ssh_listen: Option<SocketAddr>,
+    /// host:port connectors should dial for the SSH tunnel (default: hostname and SSH port).
+    #[arg(long, requires = "ssh_listen")]
+    ssh_advertise: Option<String>,
     /// Lifetime of connector certificates; connectors renew at about two thirds of it.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     connector_cert_ttl: Duration,
@@ -93,6 +100,8 @@ impl ServeArgs {
             quic_listen: self.quic_listen,
             https_listen: self.https_listen,
             quic_advertise: self.quic_advertise,
+            ssh_listen: self.ssh_listen,
+            ssh_advertise: self.ssh_advertise,
             cert_ttl: self.connector_cert_ttl,
             heartbeat_interval: self.heartbeat_interval,
             mcp: McpServeOptions {

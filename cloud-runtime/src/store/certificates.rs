@@ -20,7 +20,47 @@ pub struct Lineage {
     pub confirmed: bool,
 }
 
+/// The certificates a connector may present, DER: the current one and, until that is used,
+/// the one it renewed. `None` for one issued before the store kept them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct IssuedCertificates {
+    /// The current certificate.
+    pub cert_der: Option<Vec<u8>>,
+    /// The certificate the last renewal replaced, while the current one is unused.
+    pub previous_cert_der: Option<Vec<u8>>,
+}
+
 impl Store {
+    /// Keeps the certificate `der` the runtime issued as `serial`, if `serial` is still the
+    /// connector's current certificate (called right after enrollment and renewal).
+    pub async fn record_certificate(
+        &self,
+        id: &ConnectorId,
+        serial: &str,
+        der: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connectors SET cert_der = ? WHERE id = ? AND cert_serial = ?")
+            .bind(der)
+            .bind(id.as_str())
+            .bind(serial)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The certificates connector `id` may present; `None` for an unknown connector.
+    pub async fn issued_certificates(
+        &self,
+        id: &ConnectorId,
+    ) -> Result<Option<IssuedCertificates>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT cert_der, previous_cert_der FROM connectors WHERE id = ?")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// Records the first use of the connector's current certificate `serial`: the
     /// certificate it replaced is superseded from now on. False if `serial` is not the
     /// current certificate or was used before.
@@ -30,7 +70,7 @@ impl Store {
         serial: &str,
     ) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "UPDATE connectors SET cert_confirmed_at = ?, previous_cert_serial = NULL \
+            "UPDATE connectors SET cert_confirmed_at = ?, previous_cert_serial = NULL, previous_cert_der = NULL \
              WHERE id = ? AND cert_serial = ? AND cert_confirmed_at IS NULL",
         )
         .bind(self.now_ms())
@@ -52,8 +92,8 @@ impl Store {
         not_after: UnixMs,
     ) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "UPDATE connectors SET previous_cert_serial = cert_serial, cert_serial = ?, cert_not_after = ?, \
-             cert_confirmed_at = NULL WHERE id = ? AND cert_serial = ? AND revoked_at IS NULL",
+            "UPDATE connectors SET previous_cert_serial = cert_serial, previous_cert_der = cert_der, \
+             cert_serial = ?, cert_der = NULL, cert_not_after = ?, cert_confirmed_at = NULL WHERE id = ? AND cert_serial = ? AND revoked_at IS NULL",
         )
         .bind(serial)
         .bind(not_after)

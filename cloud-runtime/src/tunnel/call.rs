@@ -15,6 +15,7 @@ use std::time::Duration;
 use shared::call::{CallFailure, CallOutcome, PreviewOutcome, effect_from_wire, outcome_from_wire};
 use shared::frame::MAX_FRAME_LEN;
 use shared::io::{FrameReader, write_frame};
+use shared::link::{Link, SendStream};
 use shared::wire::{self, ErrorCode, PeerMethod, call_frame::Kind};
 
 /// Stream error code sent when the runtime abandons a call (deadline or caller cancelled).
@@ -73,14 +74,14 @@ fn lost(e: impl std::fmt::Display) -> Error {
 /// Resets the stream unless the call completed, so that a dropped call (the MCP client
 /// cancelled, the deadline passed) stops the tool on the connector.
 struct CancelOnDrop {
-    send: quinn::SendStream,
+    send: SendStream,
     completed: bool,
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if !self.completed {
-            let _ = self.send.reset(quinn::VarInt::from_u32(STREAM_CANCELLED));
+            self.send.reset(STREAM_CANCELLED);
         }
     }
 }
@@ -88,7 +89,7 @@ impl Drop for CancelOnDrop {
 /// Sends `request` on a new stream of `conn` and waits at most `timeout` for its response,
 /// which comes with the upstream requests the connector made for it.
 pub async fn run(
-    conn: &quinn::Connection,
+    conn: &Link,
     request: &wire::CallRequest,
     timeout: Duration,
     peer: &dyn CallPeer,
@@ -108,7 +109,7 @@ pub async fn run(
 /// Asks the connector what `request` would do, without doing it: the effect to show the
 /// user before they confirm it.
 pub async fn preview(
-    conn: &quinn::Connection,
+    conn: &Link,
     request: &wire::CallRequest,
     timeout: Duration,
 ) -> Result<PreviewOutcome, Error> {
@@ -126,7 +127,7 @@ pub async fn preview(
 /// Relays a user's return from an upstream consent page to the connector that asked them
 /// to connect, on a stream of its own.
 pub async fn authorize(
-    conn: &quinn::Connection,
+    conn: &Link,
     callback: wire::AuthorizeCallback,
     timeout: Duration,
 ) -> Result<CallOutcome, Error> {
@@ -137,7 +138,7 @@ pub async fn authorize(
 
 /// One call-shaped exchange: `first` out, frames in until the response.
 async fn exchange(
-    conn: &quinn::Connection,
+    conn: &Link,
     first: Kind,
     interactive: bool,
     timeout: Duration,
@@ -162,7 +163,7 @@ async fn exchange(
     }
     if !interactive {
         // Nothing will be relayed back: finishing now lets the FIN ride with the request.
-        let _ = stream.send.finish();
+        stream.send.finish();
     }
     let mut reader = FrameReader::new(recv, MAX_FRAME_LEN);
     let exchange = async {
@@ -212,7 +213,7 @@ async fn exchange(
         Ok(Ok(response)) => {
             stream.completed = true;
             if interactive {
-                let _ = stream.send.finish();
+                stream.send.finish();
             }
             Ok(response)
         }

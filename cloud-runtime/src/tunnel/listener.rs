@@ -1,4 +1,4 @@
-//! The QUIC endpoint and the authentication of each new tunnel.
+//! The QUIC endpoint, and the admission of each new tunnel (QUIC or SSH).
 //!
 //! rustls has already verified the client certificate's chain to the runtime CA, its validity
 //! period and its client-auth usage during the handshake. Here the identity inside it is
@@ -13,6 +13,7 @@ use certs::inspect::CertInfo;
 use rustls_pki_types::CertificateDer;
 use shared::close::CloseCode;
 use shared::identity::ConnectorIdentity;
+use shared::link::Link;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -59,32 +60,47 @@ pub async fn accept_loop(
                     return;
                 }
             };
-            let Some((identity, cert)) = authenticate(&conn, &ctx).await else {
+            let link = Link::Quic(conn);
+            let Some(cert) = client_certificate(&link) else {
                 return;
             };
-            session::run(conn, identity, cert, ctx, shutdown).await;
+            let Some((identity, cert)) = admit(&link, &ctx, cert).await else {
+                return;
+            };
+            session::run(link, identity, cert, ctx, shutdown).await;
         });
     }
 }
 
-/// Checks the identity in the client certificate against the store.
-async fn authenticate(
-    conn: &quinn::Connection,
-    ctx: &TunnelContext,
-) -> Option<(ConnectorIdentity, CertInfo)> {
-    let peer = conn.remote_address();
+/// The client certificate rustls verified, or `None` (and the tunnel closed).
+fn client_certificate(link: &Link) -> Option<CertInfo> {
+    let Link::Quic(conn) = link else {
+        return None;
+    };
     let chain = conn
         .peer_identity()
         .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok());
-    let Some(cert) = chain
+    let cert = chain
         .as_ref()
         .and_then(|c| c.first())
-        .and_then(|der| CertInfo::from_der(der).ok())
-    else {
-        warn!(%peer, "tunnel without a readable client certificate");
-        close(conn, CloseCode::UnknownConnector, "no client certificate");
-        return None;
-    };
+        .and_then(|der| CertInfo::from_der(der).ok());
+    if cert.is_none() {
+        warn!(peer = %link.remote_address(), "tunnel without a readable client certificate");
+        close(link, CloseCode::UnknownConnector, "no client certificate");
+    }
+    cert
+}
+
+/// Checks the identity of a verified certificate (the one rustls verified for QUIC, or the
+/// one whose key signed the SSH authentication) against the store: trust domain, known
+/// connector of that tenant, not revoked, not superseded. `None` and the tunnel closed with
+/// the reason otherwise.
+pub async fn admit(
+    conn: &Link,
+    ctx: &TunnelContext,
+    cert: CertInfo,
+) -> Option<(ConnectorIdentity, CertInfo)> {
+    let peer = conn.remote_address();
     let Some(identity) = cert
         .identity
         .clone()
@@ -130,7 +146,7 @@ async fn authenticate(
 /// renewed one is used, the one it replaced) proceeds; a superseded one is refused, counted
 /// for `connector list` and audited.
 async fn admit_certificate(
-    conn: &quinn::Connection,
+    conn: &Link,
     ctx: &TunnelContext,
     lineage: &Lineage,
     identity: ConnectorIdentity,

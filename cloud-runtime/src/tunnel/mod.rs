@@ -1,7 +1,9 @@
-//! The runtime's end of the QUIC tunnel.
+//! The runtime's end of the tunnel, over QUIC or SSH over TCP ([`shared::link`]).
 //!
 //! - [`listener`]: the QUIC endpoint; authenticates each connection (client certificate,
 //!   identity, revocation) before anything else happens on it.
+//! - [`ssh_listener`]: the SSH-over-TCP endpoint, for networks without UDP; the same
+//!   admission, from the key that signed the SSH authentication.
 //! - [`session`]: one connection's life: the control stream (hello, heartbeats, renewal,
 //!   drain), certificate expiry, cleanup.
 //! - [`registry`]: which connectors are online, per tenant; picks one for a call.
@@ -18,6 +20,7 @@ pub mod refusal;
 pub mod registry;
 pub mod revocation;
 pub mod session;
+pub mod ssh_listener;
 
 use std::time::Duration;
 

@@ -6,6 +6,7 @@
 
 use shared::close::CloseCode;
 use shared::identity::ConnectorIdentity;
+use shared::link::Link;
 use tracing::warn;
 
 use super::TunnelContext;
@@ -13,13 +14,13 @@ use crate::audit::CertificateRefusal;
 use crate::store::KEY_COPY_WARNING;
 
 /// Closes `conn` with `code`, telling the connector `reason`.
-pub fn close(conn: &quinn::Connection, code: CloseCode, reason: &str) {
-    conn.close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
+pub fn close(conn: &Link, code: CloseCode, reason: &str) {
+    conn.close(code, reason);
 }
 
 /// Refuses a tunnel presenting a superseded certificate, and leaves a trace of it.
 pub async fn refuse_superseded(
-    conn: &quinn::Connection,
+    conn: &Link,
     ctx: &TunnelContext,
     identity: &ConnectorIdentity,
     serial: &str,

@@ -21,6 +21,7 @@ use serde::Serialize;
 use shared::call::{CallFailure, CallOutcome};
 use shared::close::CloseCode;
 use shared::identity::{ConnectorId, ConnectorIdentity, TenantId};
+use shared::link::Link;
 use shared::policy::{RuleSet, Scope, Site};
 use shared::wire::{self, ErrorCode};
 
@@ -44,7 +45,7 @@ pub fn replaces(newer: &TunnelKey<'_>, older: &TunnelKey<'_>) -> bool {
 /// What [`replaces`] compares of two tunnels of one connector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TunnelKey<'a> {
-    /// `quic` (or, later, the SSH fallback).
+    /// `quic` or `tcp` (SSH).
     pub transport: &'a str,
     /// Serial of the certificate the tunnel was opened with, hex.
     pub cert_serial: &'a str,
@@ -67,7 +68,7 @@ pub struct ConnectorHandle {
     pub tools: BTreeMap<String, Arc<wire::ToolSpec>>,
     /// The connector's local policy, which it enforces on every call.
     pub local_policy: RuleSet,
-    connection: quinn::Connection,
+    connection: Link,
     draining: AtomicBool,
     in_flight: AtomicUsize,
     retired: CancellationToken,
@@ -84,7 +85,7 @@ impl ConnectorHandle {
         version: String,
         tools: Vec<wire::ToolSpec>,
         local_policy: RuleSet,
-        connection: quinn::Connection,
+        connection: Link,
     ) -> Self {
         Self {
             identity,
@@ -142,8 +143,7 @@ impl ConnectorHandle {
 
     /// Closes the tunnel.
     pub fn close(&self, code: CloseCode, reason: &str) {
-        self.connection
-            .close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
+        self.connection.close(code, reason);
     }
 }
 
@@ -462,8 +462,9 @@ impl Registry {
     }
 
     /// Runs a call on a connector of `tenant` (never another tenant's) that offers the tool
-    /// and whose local policy allows it. A tunnel that fails before the request was sent is
-    /// skipped and the next one tried, once.
+    /// and whose local policy allows it. A tunnel that fails before the request was sent, or
+    /// whose connector refused the call unrun because it is draining, is skipped and the
+    /// next one tried, once.
     pub async fn call(
         &self,
         tenant: &TenantId,
@@ -485,6 +486,12 @@ impl Registry {
             let connector = Some(handle.identity.connector.clone());
             match result {
                 Err(call::Error::NotSent(_)) => {
+                    handle.set_draining();
+                    continue;
+                }
+                // The connector refused it before running it (its drain notice was on
+                // the way): another tunnel takes it.
+                Ok((Err(f), _)) if f.code == ErrorCode::Draining => {
                     handle.set_draining();
                     continue;
                 }

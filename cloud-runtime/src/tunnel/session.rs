@@ -12,6 +12,7 @@ use shared::control::{Control, Event, RuntimeSettings};
 use shared::frame::MAX_FRAME_LEN;
 use shared::identity::ConnectorIdentity;
 use shared::io::{FrameReader, write_frame};
+use shared::link::{Link, SendStream};
 use shared::wire::{ControlFrame, RejectReason};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -22,9 +23,6 @@ use super::refusal::refuse_superseded;
 use super::registry::{ConnectorHandle, OVERLAP};
 use crate::audit::CertificateRefusal;
 
-/// The transport name this session records (the SSH fallback would be another).
-const TRANSPORT: &str = "quic";
-
 /// How long connectors get to spread their reconnects after a go-away.
 pub const GO_AWAY_WINDOW: Duration = Duration::from_secs(5);
 
@@ -33,7 +31,7 @@ const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Runs an authenticated tunnel until it ends.
 pub async fn run(
-    conn: quinn::Connection,
+    conn: Link,
     identity: ConnectorIdentity,
     cert: CertInfo,
     ctx: Arc<TunnelContext>,
@@ -62,7 +60,7 @@ pub async fn run(
         }
     }
     if let Some((code, reason)) = code {
-        conn.close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
+        conn.close(code, reason);
     }
     info!(tenant = %identity.tenant, connector = %identity.connector, session = %session_id, "tunnel closed");
 }
@@ -70,7 +68,7 @@ pub async fn run(
 /// The control loop. Returns the close code to send, or `None` when the connection is
 /// already closed.
 async fn drive(
-    conn: &quinn::Connection,
+    conn: &Link,
     identity: &ConnectorIdentity,
     cert: &CertInfo,
     ctx: &TunnelContext,
@@ -117,7 +115,7 @@ async fn drive(
                     let h = Arc::new(ConnectorHandle::new(
                         identity.clone(),
                         session_id.to_owned(),
-                        TRANSPORT,
+                        conn.via().as_str(),
                         cert.serial_hex.clone(),
                         hello.build_version.clone(),
                         hello.tools,
@@ -132,7 +130,7 @@ async fn drive(
                             &identity.connector,
                             session_id,
                             &hello.build_version,
-                            TRANSPORT,
+                            conn.via().as_str(),
                         )
                         .await
                     {
@@ -163,7 +161,7 @@ async fn drive(
                 Event::Rejected { reason, message } => {
                     warn!(connector = %identity.connector, ?reason, %message, "hello refused");
                     flush(&mut ctl, &mut send).await;
-                    let _ = send.finish();
+                    send.finish();
                     // Give the reject frame a moment to reach the connector before the close.
                     let _ = tokio::time::timeout(Duration::from_millis(500), send.stopped()).await;
                     return Some(match reason {
@@ -244,7 +242,7 @@ async fn drive(
 }
 
 /// Writes queued control frames; false if the stream is gone.
-async fn flush(ctl: &mut Control, send: &mut quinn::SendStream) -> bool {
+async fn flush(ctl: &mut Control, send: &mut SendStream) -> bool {
     while let Some(f) = ctl.poll_transmit() {
         if write_frame(send, &f).await.is_err() {
             return false;
@@ -271,7 +269,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 /// Whether the tunnel's certificate still passes the handshake rules; if not, the tunnel
 /// is refused as at the handshake.
 async fn still_admitted(
-    conn: &quinn::Connection,
+    conn: &Link,
     ctx: &TunnelContext,
     identity: &ConnectorIdentity,
     cert: &CertInfo,
@@ -293,7 +291,7 @@ async fn still_admitted(
 /// Signs a renewal CSR for the tunnel's own identity (never another), if the tunnel's
 /// certificate may renew ([`lineage::may_renew`]): once, and not too early.
 async fn renew(
-    conn: &quinn::Connection,
+    conn: &Link,
     ctx: &TunnelContext,
     identity: &ConnectorIdentity,
     cert: &CertInfo,
@@ -341,6 +339,14 @@ async fn renew(
             refuse_renewal(conn, ctx, identity, cert, RenewalRefusal::AlreadyRenewed).await,
         );
     }
+    if let Err(e) = ctx
+        .store
+        .record_certificate(&identity.connector, &issued.serial_hex, &issued.cert_der)
+        .await
+    {
+        // The tunnel over QUIC still works; SSH waits for the next renewal.
+        warn!(error = %e, "could not keep the renewed certificate for SSH authentication");
+    }
     info!(connector = %identity.connector, serial = %issued.serial_hex, "certificate renewed");
     Ok(issued.chain_pem)
 }
@@ -348,7 +354,7 @@ async fn renew(
 /// Logs a refused renewal and, for an already-renewed certificate, audits it; returns the
 /// message for the connector.
 async fn refuse_renewal(
-    conn: &quinn::Connection,
+    conn: &Link,
     ctx: &TunnelContext,
     identity: &ConnectorIdentity,
     cert: &CertInfo,

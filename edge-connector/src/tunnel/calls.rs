@@ -14,6 +14,7 @@ use shared::call::{Call, CallFailure, CallOutcome, PreviewOutcome, preview_frame
 use shared::frame::MAX_FRAME_LEN;
 use shared::identity::TenantId;
 use shared::io::{FrameReader, write_frame};
+use shared::link::{Link, RecvStream, SendStream};
 use shared::trace::{Attribute, Kind as SpanKind, Tracing};
 use shared::wire::{self, ErrorCode, call_frame::Kind};
 use tokio::sync::mpsc;
@@ -33,7 +34,7 @@ const OUT_QUEUE: usize = 16;
 /// Accepts call streams until the connection closes. While `draining`, new calls are
 /// answered with [`ErrorCode::Draining`] so the runtime retries them on another tunnel.
 pub async fn accept(
-    conn: quinn::Connection,
+    conn: Link,
     tools: Arc<dyn ToolSet>,
     tracing: Arc<Tracing>,
     tenant: TenantId,
@@ -64,7 +65,7 @@ struct Stream {
 }
 
 impl Stream {
-    async fn serve(self, send: quinn::SendStream, recv: quinn::RecvStream) {
+    async fn serve(self, send: SendStream, recv: RecvStream) {
         let Stream {
             tools,
             tracing,
@@ -196,7 +197,7 @@ async fn authorize(
 /// Writes queued frames; finishes the stream after the response and waits until the runtime
 /// has it (a drain that closed the connection earlier would discard it).
 async fn write_frames(
-    mut send: quinn::SendStream,
+    mut send: SendStream,
     mut frames: mpsc::Receiver<wire::CallFrame>,
     broken: CancellationToken,
 ) {
@@ -219,7 +220,7 @@ async fn write_frames(
             return;
         }
         if last {
-            let _ = send.finish();
+            send.finish();
             let _ = tokio::time::timeout(REQUEST_TIMEOUT, send.stopped()).await;
             return;
         }
@@ -263,7 +264,7 @@ async fn run(
     tenant: &TenantId,
     draining: bool,
     ctx: &CallContext,
-    reader: &mut FrameReader<quinn::RecvStream>,
+    reader: &mut FrameReader<RecvStream>,
     broken: &CancellationToken,
 ) -> Option<Answer> {
     if draining {
@@ -315,7 +316,7 @@ async fn run(
 
 /// Routes the runtime's answers to the tool; returns when the runtime cancels the call (a
 /// reset) or breaks the protocol.
-async fn answers(reader: &mut FrameReader<quinn::RecvStream>, ctx: &CallContext) {
+async fn answers(reader: &mut FrameReader<RecvStream>, ctx: &CallContext) {
     loop {
         match reader.next::<wire::CallFrame>().await {
             Ok(Some(wire::CallFrame {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use quinn::crypto::rustls::QuicClientConfig;
 use rustls::RootCertStore;
+use shared::link::Link;
 
 use crate::state::Identity;
 
@@ -55,6 +56,43 @@ pub struct Dialled {
     pub endpoint: quinn::Endpoint,
     /// The connection.
     pub connection: quinn::Connection,
+}
+
+/// A live tunnel on either transport, as a session runs it.
+#[derive(Debug)]
+pub struct Tunnel {
+    /// The connection.
+    pub link: Link,
+    /// For QUIC, the endpoint that owns its socket (waited on at close so the close
+    /// reaches the runtime).
+    quic_endpoint: Option<quinn::Endpoint>,
+}
+
+impl Tunnel {
+    /// Waits (at most `limit`) until a closed QUIC connection's close has been sent.
+    pub async fn wait_idle(&self, limit: Duration) {
+        if let Some(endpoint) = &self.quic_endpoint {
+            let _ = tokio::time::timeout(limit, endpoint.wait_idle()).await;
+        }
+    }
+}
+
+impl From<Dialled> for Tunnel {
+    fn from(d: Dialled) -> Self {
+        Self {
+            link: Link::Quic(d.connection),
+            quic_endpoint: Some(d.endpoint),
+        }
+    }
+}
+
+impl From<Link> for Tunnel {
+    fn from(link: Link) -> Self {
+        Self {
+            link,
+            quic_endpoint: None,
+        }
+    }
 }
 
 /// Builds the QUIC client configuration: TLS 1.3 with our client certificate, the pinned
@@ -147,6 +185,7 @@ pub async fn dial(
     endpoint: &str,
     server_name: &str,
     config: &quinn::ClientConfig,
+    timeout: Duration,
 ) -> Result<Dialled, DialError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(endpoint)
         .await
@@ -157,7 +196,7 @@ pub async fn dial(
         .collect();
     let mut last = String::from("no addresses");
     for addr in addrs {
-        match connect(addr, server_name, config, HANDSHAKE_TIMEOUT).await {
+        match connect(addr, server_name, config, timeout).await {
             Ok(d) => return Ok(d),
             Err(e) => last = format!("{addr}: {e}"),
         }

@@ -15,6 +15,7 @@ use shared::close::CloseCode;
 use shared::control::{Control, Event};
 use shared::frame::MAX_FRAME_LEN;
 use shared::io::{FrameReader, write_frame};
+use shared::link::{Link, LinkError};
 use shared::wire::{self, ControlFrame, RejectReason};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +58,8 @@ pub enum SessionEnd {
 pub struct SessionContext {
     /// Where the identity lives (renewals are written there).
     pub state: StateDir,
+    /// Which transport to use, and how.
+    pub tunnel: crate::config::TunnelConfig,
     /// Our tools, behind the local policy.
     pub tools: Arc<Enforced>,
     /// Spans of calls.
@@ -94,28 +97,28 @@ fn hello(ctx: &SessionContext, identity: &Identity) -> wire::Hello {
 /// Runs a session on an established connection until it ends; the end is also sent as
 /// [`SessionEvent::Ended`].
 pub async fn run(
-    dialled: super::dial::Dialled,
+    tunnel: super::dial::Tunnel,
     identity: Identity,
     ctx: Arc<SessionContext>,
     events: mpsc::Sender<SessionEvent>,
     replaced: CancellationToken,
     shutdown: CancellationToken,
 ) {
-    let conn = dialled.connection.clone();
+    let conn = tunnel.link.clone();
     let end = drive(&conn, &identity, &ctx, &events, &replaced, &shutdown).await;
     let (code, reason) = match &end {
         SessionEnd::Drained => (CloseCode::Normal, "drained"),
         _ => (CloseCode::Normal, "closing"),
     };
-    conn.close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
-    let _ = tokio::time::timeout(Duration::from_secs(1), dialled.endpoint.wait_idle()).await;
+    conn.close(code, reason);
+    tunnel.wait_idle(Duration::from_secs(1)).await;
     let _ = events.send(SessionEvent::Ended(end)).await;
 }
 
-fn close_reason(err: &quinn::ConnectionError) -> SessionEnd {
-    if let quinn::ConnectionError::ApplicationClosed(close) = err {
-        let reason = String::from_utf8_lossy(&close.reason).into_owned();
-        match CloseCode::from_code(close.error_code.into_inner()) {
+fn close_reason(err: &LinkError) -> SessionEnd {
+    if let LinkError::Closed { code, reason } = err {
+        let reason = reason.clone();
+        match CloseCode::from_code(*code) {
             Some(code) if code.is_fatal() => {
                 return SessionEnd::Fatal(match code {
                     CloseCode::Revoked => {
@@ -143,7 +146,7 @@ fn close_reason(err: &quinn::ConnectionError) -> SessionEnd {
 }
 
 async fn drive(
-    conn: &quinn::Connection,
+    conn: &Link,
     identity: &Identity,
     ctx: &SessionContext,
     events: &mpsc::Sender<SessionEvent>,

@@ -1,23 +1,34 @@
-//! Keeps one tunnel up: dial, run a session, reconnect with backoff, replace the tunnel after
-//! a renewal, stop for good when the runtime says so, drain on shutdown.
+//! Keeps one tunnel up: dial (QUIC, or SSH over TCP where UDP is blocked), run a session,
+//! reconnect with backoff, replace the tunnel after a renewal or when QUIC works again,
+//! stop for good when the runtime says so, drain on shutdown.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use shared::link::Via;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use super::dial::{self, DialError};
+use super::dial::{self, DialError, Tunnel};
 use super::session::{self, SessionContext, SessionEnd, SessionEvent};
+use super::ssh_dial::{self, SshDialError};
 use crate::backoff::Backoff;
-use crate::state::StateError;
+use crate::config::Transport;
+use crate::state::{ConnectorConfig, Identity, StateError};
 
 /// First reconnect delay ceiling.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(250);
 /// Reconnect delay ceiling.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// In `auto`, how long a QUIC handshake may go unanswered before the connector takes TCP.
+pub const QUIC_PROBE: Duration = Duration::from_secs(3);
+/// In `auto` on TCP, the first wait before QUIC is tried again; it doubles up to
+/// [`QUIC_RETRY_CAP`] while UDP stays blocked.
+pub const QUIC_RETRY_BASE: Duration = Duration::from_secs(5);
+/// The longest wait between two QUIC attempts while on TCP.
+pub const QUIC_RETRY_CAP: Duration = Duration::from_secs(300);
 
 /// Why the connector stopped for good.
 #[derive(Debug, thiserror::Error)]
@@ -43,67 +54,201 @@ pub enum RunError {
     Telemetry(#[from] shared::trace::ExporterError),
 }
 
+/// Why no tunnel could be dialled this time.
+#[derive(Debug, thiserror::Error)]
+enum AttemptFailed {
+    #[error(transparent)]
+    Quic(#[from] DialError),
+    #[error(transparent)]
+    Ssh(#[from] SshDialError),
+    #[error("QUIC: {quic}; SSH over TCP: {ssh}")]
+    Both { quic: DialError, ssh: SshDialError },
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
 struct Live {
+    via: Via,
     replaced: CancellationToken,
     events: mpsc::Receiver<SessionEvent>,
 }
 
+/// Says once, in plain words, that UDP seems blocked and what to ask for.
+#[derive(Default)]
+struct UdpNotice {
+    told: bool,
+}
+
+impl UdpNotice {
+    fn blocked(&mut self, quic: &str, tcp: &str, error: &DialError) {
+        if !std::mem::replace(&mut self.told, true) {
+            warn!(
+                %error,
+                "UDP to {quic} seems blocked: the QUIC handshake got no answer. Working over SSH on TCP to {tcp} \
+                 instead. For the faster transport, ask the firewall team to allow outbound UDP from this host \
+                 to {quic} (replies on the same flow); nothing inbound is needed."
+            );
+        }
+    }
+
+    fn cleared(&mut self) {
+        if std::mem::take(&mut self.told) {
+            info!("QUIC works again; moving the tunnel back from TCP");
+        }
+    }
+}
+
+/// One QUIC attempt within `timeout`.
+async fn quic(
+    config: &ConnectorConfig,
+    identity: &Identity,
+    ca: rustls_pki_types::CertificateDer<'static>,
+    timeout: Duration,
+) -> Result<Tunnel, DialError> {
+    let client = dial::client_config(identity, ca)?;
+    let d = dial::dial(&config.quic_endpoint, &config.server_name, &client, timeout).await?;
+    Ok(d.into())
+}
+
+/// One SSH-over-TCP attempt.
+async fn ssh(config: &ConnectorConfig, identity: &Identity) -> Result<Tunnel, SshDialError> {
+    let endpoint = config.tcp_endpoint.as_deref().ok_or_else(|| {
+        SshDialError::NoHostKey("the runtime named no TCP endpoint at enrollment".into())
+    })?;
+    let expected = ssh_dial::host_key(config.ssh_host_key.as_deref())?;
+    let key = ssh_dial::client_key(&identity.key)?;
+    let (stream, remote) = ssh_dial::tcp(endpoint, dial::HANDSHAKE_TIMEOUT).await?;
+    let link = ssh_dial::connect(
+        stream,
+        remote,
+        expected,
+        identity.identity.connector.as_str(),
+        key,
+        dial::HANDSHAKE_TIMEOUT,
+    )
+    .await?;
+    Ok(link.into())
+}
+
+/// Dials by the configured transport: `auto` tries QUIC briefly, then TCP.
+async fn dial_any(
+    ctx: &SessionContext,
+    identity: &Identity,
+    notice: &mut UdpNotice,
+) -> Result<Tunnel, AttemptFailed> {
+    let config = ctx.state.config()?;
+    let ca = ctx.state.ca_der()?;
+    match ctx.tunnel.transport {
+        Transport::Quic => Ok(quic(&config, identity, ca, dial::HANDSHAKE_TIMEOUT).await?),
+        Transport::Tcp => Ok(ssh(&config, identity).await?),
+        Transport::Auto => {
+            let Some(tcp) = config.tcp_endpoint.clone() else {
+                return Ok(quic(&config, identity, ca, dial::HANDSHAKE_TIMEOUT).await?);
+            };
+            match quic(&config, identity, ca, QUIC_PROBE).await {
+                Ok(t) => {
+                    notice.cleared();
+                    Ok(t)
+                }
+                Err(quic_err) => {
+                    notice.blocked(&config.quic_endpoint, &tcp, &quic_err);
+                    ssh(&config, identity)
+                        .await
+                        .map_err(|ssh| AttemptFailed::Both {
+                            quic: quic_err,
+                            ssh,
+                        })
+                }
+            }
+        }
+    }
+}
+
+/// Runs a session on `tunnel` and waits for its first word: established, or ended.
+async fn start(
+    tunnel: Tunnel,
+    identity: Identity,
+    ctx: &Arc<SessionContext>,
+    sessions: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<Live, SessionEnd> {
+    let via = tunnel.link.via();
+    let (tx, mut rx) = mpsc::channel(8);
+    let replaced = CancellationToken::new();
+    sessions.spawn(session::run(
+        tunnel,
+        identity,
+        ctx.clone(),
+        tx,
+        replaced.clone(),
+        shutdown.clone(),
+    ));
+    loop {
+        match rx.recv().await {
+            Some(SessionEvent::Established) => {
+                return Ok(Live {
+                    via,
+                    replaced,
+                    events: rx,
+                });
+            }
+            Some(SessionEvent::Ended(end)) => return Err(end),
+            Some(SessionEvent::Renewed) => {}
+            None => return Err(SessionEnd::Lost("session ended".into())),
+        }
+    }
+}
+
+/// Makes `new` the current tunnel; the one it replaces drains and ends on its own.
+fn install(current: &mut Option<Live>, new: Live, sessions: &TaskTracker) {
+    info!(transport = %new.via, "tunnel in service");
+    if let Some(old) = current.replace(new) {
+        old.replaced.cancel();
+        sessions.spawn(async move {
+            let mut events = old.events;
+            while events.recv().await.is_some() {}
+        });
+    }
+}
+
 /// Runs until `shutdown` (then drains) or until the runtime refuses the connector.
 pub async fn run(ctx: Arc<SessionContext>, shutdown: CancellationToken) -> Result<(), RunError> {
-    let config = ctx.state.config()?;
+    ctx.state.config()?;
     let sessions = TaskTracker::new();
     let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
+    let mut quic_retry = Backoff::new(QUIC_RETRY_BASE, QUIC_RETRY_CAP);
+    let mut notice = UdpNotice::default();
     let mut current: Option<Live> = None;
     let mut want_new = true;
+    let mut quic_again_at: Option<Instant> = None;
     let result = loop {
         if want_new && !shutdown.is_cancelled() {
             // Reloaded on every attempt: a renewal may have replaced it.
             let identity = ctx.state.identity()?;
-            let client = dial::client_config(&identity, ctx.state.ca_der()?)?;
             let dialled = tokio::select! {
-                d = dial::dial(&config.quic_endpoint, &config.server_name, &client) => d,
+                d = dial_any(&ctx, &identity, &mut notice) => d,
                 _ = shutdown.cancelled() => break Ok(()),
             };
             match dialled {
-                Ok(dialled) => {
-                    let (tx, mut rx) = mpsc::channel(8);
-                    let replaced = CancellationToken::new();
-                    sessions.spawn(session::run(
-                        dialled,
-                        identity,
-                        ctx.clone(),
-                        tx,
-                        replaced.clone(),
-                        shutdown.clone(),
-                    ));
-                    match rx.recv().await {
-                        Some(SessionEvent::Established) => {
-                            backoff.reset();
-                            want_new = false;
-                            if let Some(old) = current.replace(Live {
-                                replaced,
-                                events: rx,
-                            }) {
-                                old.replaced.cancel();
-                                // The old session drains and ends on its own.
-                                sessions.spawn(async move {
-                                    let mut events = old.events;
-                                    while events.recv().await.is_some() {}
-                                });
-                            }
-                        }
-                        Some(SessionEvent::Ended(SessionEnd::Fatal(msg))) => {
-                            break Err(RunError::Refused(msg));
-                        }
-                        Some(SessionEvent::Ended(end)) => {
-                            warn!(?end, "tunnel did not come up");
-                            if !pause(backoff.next_delay(), &shutdown).await {
-                                break Ok(());
-                            }
-                        }
-                        Some(SessionEvent::Renewed) | None => {}
+                Ok(tunnel) => match start(tunnel, identity, &ctx, &sessions, &shutdown).await {
+                    Ok(live) => {
+                        backoff.reset();
+                        want_new = false;
+                        quic_again_at = (live.via == Via::Tcp
+                            && ctx.tunnel.transport == Transport::Auto)
+                            .then(|| Instant::now() + quic_retry.next_delay());
+                        install(&mut current, live, &sessions);
                     }
-                }
+                    Err(SessionEnd::Fatal(msg)) => break Err(RunError::Refused(msg)),
+                    Err(end) => {
+                        warn!(?end, "tunnel did not come up");
+                        if !pause(backoff.next_delay(), &shutdown).await {
+                            break Ok(());
+                        }
+                    }
+                },
+                Err(AttemptFailed::State(e)) => break Err(e.into()),
+                Err(AttemptFailed::Quic(e @ DialError::Tls(_))) => break Err(e.into()),
                 Err(e) => {
                     let delay = backoff.next_delay();
                     warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot reach the runtime");
@@ -121,12 +266,27 @@ pub async fn run(ctx: Arc<SessionContext>, shutdown: CancellationToken) -> Resul
             want_new = true;
             continue;
         };
-        match live.events.recv().await {
+        let event = tokio::select! {
+            e = live.events.recv() => e,
+            () = sleep_until_opt(quic_again_at), if !shutdown.is_cancelled() => {
+                quic_again_at = None;
+                if let Some(live) = try_quic_again(&ctx, &sessions, &shutdown).await {
+                    notice.cleared();
+                    quic_retry.reset();
+                    install(&mut current, live, &sessions);
+                } else {
+                    quic_again_at = Some(Instant::now() + quic_retry.next_delay());
+                }
+                continue;
+            }
+        };
+        match event {
             Some(SessionEvent::Renewed) => want_new = true,
             Some(SessionEvent::Established) => {}
             Some(SessionEvent::Ended(_)) | None if shutdown.is_cancelled() => break Ok(()),
             ended => {
                 current = None;
+                quic_again_at = None;
                 want_new = true;
                 match end_of(ended) {
                     SessionEnd::Fatal(msg) => break Err(RunError::Refused(msg)),
@@ -159,6 +319,32 @@ pub async fn run(ctx: Arc<SessionContext>, shutdown: CancellationToken) -> Resul
     result
 }
 
+/// While on TCP in `auto`: one QUIC attempt; a tunnel that comes up replaces the TCP one
+/// (make before break: the TCP tunnel drains its calls).
+async fn try_quic_again(
+    ctx: &Arc<SessionContext>,
+    sessions: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Option<Live> {
+    let identity = ctx.state.identity().ok()?;
+    let config = ctx.state.config().ok()?;
+    let ca = ctx.state.ca_der().ok()?;
+    let tunnel = match quic(&config, &identity, ca, QUIC_PROBE).await {
+        Ok(t) => t,
+        Err(e) => {
+            info!(error = %e, "QUIC still unreachable; staying on TCP");
+            return None;
+        }
+    };
+    match start(tunnel, identity, ctx, sessions, shutdown).await {
+        Ok(live) => Some(live),
+        Err(end) => {
+            info!(?end, "QUIC tunnel did not come up; staying on TCP");
+            None
+        }
+    }
+}
+
 fn end_of(event: Option<SessionEvent>) -> SessionEnd {
     match event {
         Some(SessionEvent::Ended(end)) => end,
@@ -171,5 +357,12 @@ async fn pause(delay: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(delay) => true,
         _ = shutdown.cancelled() => false,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }

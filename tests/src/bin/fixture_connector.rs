@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use edge_connector::config::{Transport, TunnelConfig};
 use edge_connector::tools::{BoxFuture, CallContext, ToolSet, args, unknown_tool};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -311,10 +312,20 @@ fn main() -> anyhow::Result<()> {
             None,
         )?]);
         let tracing = Arc::new(shared::trace::Tracing::new("fixture-connector", "0", None)?);
+        // Tests pick the transport: quic, tcp, or (unset) auto.
+        let transport = match std::env::var("FIXTURE_TRANSPORT").as_deref() {
+            Ok("tcp") => Transport::Tcp,
+            Ok("quic") => Transport::Quic,
+            _ => Transport::Auto,
+        };
         edge_connector::run_with_tools(
             edge_connector::state::StateDir::new(state_dir),
             Arc::new(Fixtures),
             allow_all,
+            TunnelConfig {
+                transport,
+                ..TunnelConfig::default()
+            },
             tracing,
             Duration::from_secs(5),
             shutdown,
