@@ -119,9 +119,10 @@ pub enum ProxyError {
         /// The time allowed.
         timeout: Duration,
     },
-    /// The proxy wants (other) credentials: HTTP 407.
+    /// The proxy wants (other) credentials: HTTP 407 (or 401, which some proxies, tinyproxy
+    /// among them, send instead).
     #[error(
-        "proxy {proxy} answered CONNECT {target} with 407 {reason}: {}",
+        "proxy {proxy} answered CONNECT {target} with {status} {reason}: {}",
         match user {
             Some(u) => format!("it does not accept user {u:?} with the password in the vault entry {PASSWORD_ENTRY}; check [tunnel] proxy_user and update the password with {SET_PASSWORD}"),
             None => format!("it requires authentication; set [tunnel] proxy_user and store the password with {SET_PASSWORD}"),
@@ -134,10 +135,12 @@ pub enum ProxyError {
         target: String,
         /// The user whose credentials were sent, if any.
         user: Option<String>,
+        /// 407 or 401.
+        status: u16,
         /// The proxy's reason phrase (sanitised).
         reason: String,
     },
-    /// The proxy refused the tunnel: 403 or any other status but 2xx and 407.
+    /// The proxy refused the tunnel: 403 or any other status but 2xx, 401 and 407.
     #[error(
         "proxy {proxy} refused CONNECT {target}: {status} {reason} (ask the proxy's administrators to allow CONNECT to {target})"
     )]
@@ -475,10 +478,11 @@ pub async fn connect(
     let head = head.map_err(|e| e.into_error(proxy(), secret))?;
     match check_answer(&head, secret) {
         Answer::Open => Ok(stream),
-        Answer::AuthRequired { reason } => Err(ProxyError::AuthRequired {
+        Answer::AuthRequired { status, reason } => Err(ProxyError::AuthRequired {
             proxy: proxy(),
             target,
             user: credentials.as_ref().and(route.user.clone()),
+            status,
             reason,
         }),
         Answer::Refused { status, reason } => Err(ProxyError::Refused {
@@ -618,8 +622,8 @@ fn head_complete(buf: &[u8]) -> bool {
 enum Answer {
     /// 2xx: the tunnel is open.
     Open,
-    /// 407.
-    AuthRequired { reason: String },
+    /// 407, or 401 from proxies that send that instead.
+    AuthRequired { status: u16, reason: String },
     /// Any other status.
     Refused { status: u16, reason: String },
     /// Not a parseable HTTP answer.
@@ -645,7 +649,7 @@ fn check_answer(head: &[u8], secret: Option<&str>) -> Answer {
     let reason = sanitize(response.reason.unwrap_or("").as_bytes(), secret);
     match status {
         200..=299 => Answer::Open,
-        407 => Answer::AuthRequired { reason },
+        401 | 407 => Answer::AuthRequired { status, reason },
         _ => Answer::Refused { status, reason },
     }
 }
@@ -809,6 +813,13 @@ mod tests {
             fake_proxy(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n").await;
         let e = connect_to(port, false).await.unwrap_err();
         assert!(e.to_string().contains("set [tunnel] proxy_user"), "{e}");
+        // tinyproxy answers a CONNECT without credentials with 401.
+        let (port, _proxy) = fake_proxy(b"HTTP/1.0 401 Unauthorized\r\n\r\n").await;
+        let e = connect_to(port, false).await.unwrap_err();
+        assert!(
+            matches!(e, ProxyError::AuthRequired { status: 401, .. }),
+            "{e:?}"
+        );
     }
 
     #[tokio::test]
