@@ -307,3 +307,79 @@ fn enrollment_goes_through_the_proxy_with_the_password_from_the_vault() {
     );
     assert!(!stdout.contains(PASSWORD) && !log.contains(PASSWORD));
 }
+
+/// `doctor --json`'s check `id` and `egress-report`'s text for `config`.
+fn doctor_check_and_report(config: &Path, id: &str) -> (serde_json::Value, String) {
+    let out = run(Connector::cli()
+        .args(["doctor", "--json", "--config"])
+        .arg(config));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let check = json["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == id).cloned())
+        .unwrap_or_else(|| panic!("no check {id} in {json:#}"));
+    let report = e2e::run_ok(
+        Connector::cli()
+            .args(["egress-report", "--config"])
+            .arg(config),
+    );
+    (check, report)
+}
+
+#[test]
+fn doctor_tries_the_tunnel_tcp_path_through_the_proxy_and_names_its_answer() {
+    let echo = echo_server();
+    let mut rt = Runtime::init().unwrap();
+    let Some(tp) = TinyProxy::start(&[echo]) else {
+        return;
+    };
+    rt.start().unwrap();
+    let connector = Connector::enroll(&rt, "acme", "c1").unwrap();
+    // The runtime's SSH endpoint, as enrollment would name it: here the echo server, which
+    // the proxy allows.
+    let enrollment = connector.state_dir.join("connector.toml");
+    let mut text = std::fs::read_to_string(&enrollment).unwrap();
+    text.push_str(&format!("tcp_endpoint = \"127.0.0.1:{echo}\"\n"));
+    std::fs::write(&enrollment, text).unwrap();
+    let config = proxy_config(
+        &connector.state_dir.with_extension("etc"),
+        &connector.state_dir,
+        &tp.url(),
+    );
+    e2e::run_ok(
+        Connector::cli()
+            .args(["vault", "init", "--config"])
+            .arg(&config),
+    );
+    let path = format!(
+        "tcp 127.0.0.1:{echo} via {} (user {USER}, password in vault)",
+        tp.authority()
+    );
+
+    Connector::vault_set(&config, "proxy/password", PASSWORD).unwrap();
+    let (check, report) = doctor_check_and_report(&config, "runtime-tcp");
+    assert_eq!(check["status"], "pass", "{check:#}");
+    assert_eq!(
+        check["summary"],
+        format!("{path}: the proxy opened the tunnel")
+    );
+    assert!(
+        report.contains(&format!(
+            "via proxy {} (user {USER}, password in the vault entry proxy/password)",
+            tp.authority()
+        )),
+        "{report}"
+    );
+    assert!(!report.contains(PASSWORD), "{report}");
+
+    Connector::vault_set(&config, "proxy/password", "wrong-password").unwrap();
+    let (check, _) = doctor_check_and_report(&config, "runtime-tcp");
+    assert_eq!(check["status"], "fail", "{check:#}");
+    let summary = check["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with(&path) && summary.contains("Unauthorized"),
+        "{check:#}"
+    );
+    assert!(!check.to_string().contains("wrong-password"), "{check:#}");
+}
