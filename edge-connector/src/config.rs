@@ -124,22 +124,31 @@ pub enum Proxy {
     Url(Url),
 }
 
-impl<'de> Deserialize<'de> for Proxy {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.as_str() {
+/// Why a proxy setting was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("proxy must be \"env\", \"none\" or an http(s):// proxy URL")]
+pub struct BadProxy;
+
+impl std::str::FromStr for Proxy {
+    type Err = BadProxy;
+    fn from_str(s: &str) -> Result<Self, BadProxy> {
+        match s {
             "env" => Ok(Proxy::Env),
             "none" => Ok(Proxy::None),
             other => Url::parse(other)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .map(Proxy::Url)
-                .ok_or_else(|| {
-                    serde::de::Error::custom(
-                        "proxy must be \"env\", \"none\" or an http(s):// proxy URL",
-                    )
-                }),
+                .ok_or(BadProxy),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Proxy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 

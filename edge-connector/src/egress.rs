@@ -5,7 +5,9 @@
 //!
 //! Upstream requests honour `HTTPS_PROXY`/`ALL_PROXY`/`NO_PROXY` when a provider says
 //! `proxy = "env"`, by the same rules the HTTP client applies ([`ProxyEnv::route`]), so the
-//! report names the proxy the connector really uses.
+//! report names the proxy the connector really uses. The tunnel's SSH-over-TCP path goes
+//! through `[tunnel] proxy` by the same rules (as `crate::tunnel::proxy::route_for` reads
+//! them; `doctor` tries that path for real).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use std::time::Duration;
 use serde::Serialize;
 use url::Url;
 
-use crate::config::{Config, ProviderConfig, Proxy};
+use crate::config::{Config, ProviderConfig, Proxy, Transport};
 use crate::state::ConnectorConfig;
 
 /// How long one name may take to resolve for the report.
@@ -31,6 +33,9 @@ pub enum Protocol {
     /// Plain HTTP over TCP (loopback upstreams, OTLP collectors, proxies).
     #[serde(rename = "tcp/http")]
     Http,
+    /// SSH over TCP (the tunnel where UDP is blocked).
+    #[serde(rename = "tcp/ssh")]
+    Ssh,
 }
 
 impl Protocol {
@@ -38,7 +43,7 @@ impl Protocol {
     pub fn transport(self) -> &'static str {
         match self {
             Protocol::Quic => "UDP",
-            Protocol::Https | Protocol::Http => "TCP",
+            Protocol::Https | Protocol::Http | Protocol::Ssh => "TCP",
         }
     }
 
@@ -252,6 +257,7 @@ pub fn destinations(
                 Protocol::Https,
             ));
         }
+        out.extend(tunnel_tcp_destinations(config, e, env));
     }
     for p in &config.providers {
         out.extend(provider_destinations(p, env));
@@ -267,6 +273,61 @@ pub fn destinations(
         ));
     }
     out
+}
+
+/// The tunnel's SSH-over-TCP endpoint (when the runtime offers one and the transport may
+/// use it) and the proxy it goes through.
+fn tunnel_tcp_destinations(
+    config: &Config,
+    enrollment: &ConnectorConfig,
+    env: &ProxyEnv,
+) -> Vec<Destination> {
+    let Some((host, port)) = enrollment.tcp_endpoint.as_deref().and_then(split_host_port) else {
+        return Vec::new();
+    };
+    if config.tunnel.transport == Transport::Quic {
+        return Vec::new();
+    }
+    let mut tunnel = Destination::new(
+        "runtime tunnel (SSH over TCP, where UDP is blocked)".into(),
+        host,
+        port,
+        Protocol::Ssh,
+    );
+    // CONNECT tunnels are what HTTPS requests take, so the https rules apply.
+    let Ok(as_url) = Url::parse(&format!("https://{}/", tunnel.authority())) else {
+        return vec![tunnel];
+    };
+    let Route::Proxy { url: proxy, .. } = env.route(&config.tunnel.proxy, &as_url) else {
+        return vec![tunnel];
+    };
+    let (Some(h), Some(p)) = (proxy.host_str(), proxy.port_or_known_default()) else {
+        return vec![tunnel];
+    };
+    let via = Destination::new(
+        "proxy of the runtime tunnel (HTTP CONNECT)".into(),
+        h,
+        p,
+        Protocol::of_scheme(proxy.scheme()),
+    );
+    let user = config
+        .tunnel
+        .proxy_user
+        .clone()
+        .or_else(|| (!proxy.username().is_empty()).then(|| proxy.username().to_owned()));
+    tunnel.via_proxy = Some(match user {
+        // The tunnel refuses such a URL (`doctor` says so); the report says it too.
+        _ if proxy.password().is_some() => format!(
+            "{} (unusable: its URL carries a password; set proxy_user and the vault entry proxy/password)",
+            via.authority()
+        ),
+        Some(u) => format!(
+            "{} (user {u}, password in the vault entry proxy/password)",
+            via.authority()
+        ),
+        None => format!("{} (no authentication)", via.authority()),
+    });
+    vec![tunnel, via]
 }
 
 fn provider_destinations(p: &ProviderConfig, env: &ProxyEnv) -> Vec<Destination> {
@@ -499,5 +560,85 @@ log_storage_hosts = ["blobs.example.com"]
         );
         assert_eq!(split_host_port("[::1]:4433"), Some(("::1", 4433)));
         assert_eq!(split_host_port("host"), None);
+    }
+
+    fn enrolled_with_tcp() -> ConnectorConfig {
+        ConnectorConfig {
+            identity: "spiffe://rt/tenant/acme/connector/c1".into(),
+            runtime: "rt.example.com:8443".into(),
+            quic_endpoint: "rt.example.com:4433".into(),
+            server_name: "rt.example.com".into(),
+            ca_fingerprint: "sha256:00".into(),
+            tcp_endpoint: Some("rt.example.com:443".into()),
+            ssh_host_key: None,
+        }
+    }
+
+    #[test]
+    fn the_tunnel_tcp_path_names_its_proxy_and_user_never_a_password() {
+        let config = |tunnel: &str| {
+            Config::parse(std::path::Path::new("/etc/ec/config.toml"), tunnel).unwrap()
+        };
+        let summary = |d: &[Destination]| -> Vec<String> {
+            d.iter()
+                .map(|d| format!("{} {} {}", d.protocol.transport(), d.authority(), d.purpose))
+                .collect()
+        };
+        let e = enrolled_with_tcp();
+        let proxied =
+            config("[tunnel]\nproxy = \"http://proxy.corp:3128\"\nproxy_user = \"svc-edge\"\n");
+        let d = destinations(&proxied, Some(&e), &ProxyEnv::default());
+        assert_eq!(
+            summary(&d),
+            [
+                "UDP rt.example.com:4433 runtime tunnel (QUIC, mutual TLS)",
+                "TCP rt.example.com:8443 runtime HTTPS (enrollment, TCP fallback)",
+                "TCP rt.example.com:443 runtime tunnel (SSH over TCP, where UDP is blocked)",
+                "TCP proxy.corp:3128 proxy of the runtime tunnel (HTTP CONNECT)",
+            ]
+        );
+        assert_eq!(
+            d[2].via_proxy.as_deref(),
+            Some("proxy.corp:3128 (user svc-edge, password in the vault entry proxy/password)")
+        );
+        let table = render(&d, true);
+        assert!(
+            table.contains("via proxy proxy.corp:3128 (user svc-edge"),
+            "{table}"
+        );
+
+        // From the environment, with NO_PROXY exempting the runtime: direct.
+        let from_env = config("[tunnel]\nproxy = \"env\"\n");
+        let env = ProxyEnv {
+            https: Some("http://u:pw@proxy.corp:3128".into()),
+            no: Some(".example.com".into()),
+            ..ProxyEnv::default()
+        };
+        let d = destinations(&from_env, Some(&e), &env);
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[2].via_proxy, None);
+        // Without NO_PROXY: through the environment's proxy, credentials never shown.
+        let env = ProxyEnv { no: None, ..env };
+        let d = destinations(&from_env, Some(&e), &env);
+        assert_eq!(
+            d[2].via_proxy.as_deref(),
+            Some(
+                "proxy.corp:3128 (unusable: its URL carries a password; set proxy_user and the vault entry proxy/password)"
+            )
+        );
+        assert!(!render(&d, true).contains("u:pw"));
+        let env = ProxyEnv {
+            https: Some("http://u@proxy.corp:3128".into()),
+            ..env
+        };
+        let d = destinations(&from_env, Some(&e), &env);
+        assert_eq!(
+            d[2].via_proxy.as_deref(),
+            Some("proxy.corp:3128 (user u, password in the vault entry proxy/password)")
+        );
+
+        // QUIC only: no TCP path.
+        let quic = config("[tunnel]\ntransport = \"quic\"\n");
+        assert_eq!(destinations(&quic, Some(&e), &ProxyEnv::default()).len(), 2);
     }
 }

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use edge_connector::config::{self, Config};
 use edge_connector::enroll::{self, EnrollOptions};
 use edge_connector::state::StateDir;
+use edge_connector::tunnel::proxy;
 use tokio_util::sync::CancellationToken;
 
 mod cli;
@@ -35,6 +36,14 @@ enum Command {
         /// The runtime CA fingerprint printed with the token, sha256:HEX.
         #[arg(long)]
         ca_fingerprint: String,
+        /// The HTTP proxy to enroll through: http://HOST:PORT, env (HTTPS_PROXY/NO_PROXY)
+        /// or none (default: [tunnel] proxy of the configuration, else none).
+        #[arg(long, value_name = "URL")]
+        proxy: Option<config::Proxy>,
+        /// The proxy's Basic-authentication user (default: [tunnel] proxy_user); the
+        /// password is the vault entry proxy/password (`edge-connector vault set proxy/password`).
+        #[arg(long, value_name = "USER")]
+        proxy_user: Option<String>,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -149,15 +158,35 @@ async fn run(command: Command) -> Result<()> {
             runtime,
             token,
             ca_fingerprint,
+            proxy,
+            proxy_user,
             config,
         } => {
             let ca_fingerprint = ca_fingerprint.parse().context("--ca-fingerprint")?;
-            let config = config.load()?;
+            let mut config = config.load()?;
+            if let Some(p) = proxy {
+                config.tunnel.proxy = p;
+            }
+            if proxy_user.is_some() {
+                config.tunnel.proxy_user = proxy_user;
+            }
+            let (host, port) = edge_connector::egress::split_host_port(&runtime)
+                .with_context(|| format!("--runtime {runtime:?} is not host:port"))?;
+            let proxy = tokio::task::block_in_place(|| {
+                proxy::route_for(
+                    &config.tunnel,
+                    &edge_connector::egress::ProxyEnv::from_process(),
+                    host,
+                    port,
+                    || proxy::vault_password(&config),
+                )
+            })?;
             let identity = enroll::enroll(EnrollOptions {
                 runtime,
                 token,
                 ca_fingerprint,
                 state: StateDir::new(&config.state_dir).with_service_user(&config.service_user),
+                proxy,
             })
             .await?;
             println!("enrolled as {identity}");

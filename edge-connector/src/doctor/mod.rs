@@ -5,6 +5,7 @@
 //! One module per check family:
 //! - [`identity`]: state directory, enrollment, certificate validity and time left;
 //! - [`network`]: DNS, the QUIC handshake over UDP with the enrolled identity, TCP to HTTPS;
+//! - [`tunnel_tcp`]: the tunnel's SSH-over-TCP path, direct or a real CONNECT through the proxy;
 //! - [`clock`]: skew against the runtime's clock (HTTPS `Date`);
 //! - [`vault`]: the vault's key and file;
 //! - [`upstreams`]: each `[[provider]]` over HTTPS with its `ca_bundle` and proxy;
@@ -18,6 +19,7 @@ pub mod listening;
 pub mod network;
 pub mod proxy;
 pub mod report;
+pub mod tunnel_tcp;
 pub mod upstreams;
 pub mod vault;
 
@@ -52,6 +54,8 @@ pub async fn run(config: &Config, env: &ProxyEnv) -> Report {
                 (Some(ca), true) => clock::check(&https, ca, &mut checks).await,
                 _ => checks.push(Check::skip("clock", "the runtime's HTTPS endpoint is not reachable (see above)")),
             }
+            let vault = || crate::tunnel::proxy::vault_password(config);
+            checks.push(tunnel_tcp::check(&config.tunnel, &e.config, env, vault).await);
         }
         None => checks.push(Check::skip(
             "runtime",

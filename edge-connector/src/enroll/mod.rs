@@ -2,7 +2,9 @@
 //!
 //! The key pair is made here and never leaves the machine; the runtime sees only the CSR.
 //! The HTTPS connection trusts nothing but the CA whose fingerprint the operator supplied
-//! ([`pinned_ca`]), so the token cannot be phished by a look-alike endpoint.
+//! ([`pinned_ca`]), so the token cannot be phished by a look-alike endpoint. Where the
+//! machine's only way out is a corporate proxy, enrollment goes through the tunnel's proxy
+//! ([`crate::tunnel::proxy`]) with the same pinning: the proxy relays TLS it cannot read.
 
 pub mod pinned_ca;
 
@@ -21,7 +23,11 @@ use shared::enroll::{
 use shared::identity::ConnectorIdentity;
 
 use crate::state::{ConnectorConfig, StateDir, StateError};
+use crate::tunnel::proxy::{ProxyError, ProxyRoute};
 use pinned_ca::PinnedCa;
+
+/// How long the proxy gets to open the first tunnel.
+const PROXY_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Why enrollment failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +71,9 @@ pub enum EnrollError {
     /// Key or CSR generation failed.
     #[error(transparent)]
     Certs(#[from] certs::Error),
+    /// The proxy setting cannot be used.
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
 }
 
 /// What to enroll with.
@@ -78,12 +87,18 @@ pub struct EnrollOptions {
     pub ca_fingerprint: Fingerprint,
     /// Where to keep the state.
     pub state: StateDir,
+    /// The proxy to go through ([`crate::tunnel::proxy::route_for`]); `None`: direct,
+    /// whatever the environment says.
+    pub proxy: Option<ProxyRoute>,
 }
 
 /// Enrolls; returns the identity now held in the state directory.
 pub async fn enroll(opts: EnrollOptions) -> Result<ConnectorIdentity, EnrollError> {
     let claims = TokenClaims::parse(&opts.token)?;
     opts.state.prepare_for_enrollment()?;
+    if let Some(route) = &opts.proxy {
+        check_proxy(route, &opts.runtime).await?;
+    }
 
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let verifier = Arc::new(PinnedCa::new(opts.ca_fingerprint, provider.clone()));
@@ -93,9 +108,14 @@ pub async fn enroll(opts: EnrollOptions) -> Result<ConnectorIdentity, EnrollErro
         .dangerous()
         .with_custom_certificate_verifier(verifier.clone())
         .with_no_client_auth();
-    let client = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
-        .timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(30));
+    let builder = match &opts.proxy {
+        Some(route) => builder.proxy(route.to_reqwest()?),
+        None => builder.no_proxy(),
+    };
+    let client = builder
         .build()
         .map_err(|e| EnrollError::BadResponse(e.to_string()))?;
     let base = format!("https://{}", opts.runtime);
@@ -106,9 +126,18 @@ pub async fn enroll(opts: EnrollOptions) -> Result<ConnectorIdentity, EnrollErro
                 pinned: opts.ca_fingerprint,
             }
         } else {
+            let mut reason = error_chain(&e);
+            if let Some(route) = &opts.proxy {
+                reason = format!("through proxy {}: {reason}", route.describe());
+                if reason.contains("proxy authorization required") {
+                    reason.push_str(
+                        " (set [tunnel] proxy_user or --proxy-user, and the password with `edge-connector vault set proxy/password`)",
+                    );
+                }
+            }
             EnrollError::Unreachable {
                 runtime: opts.runtime.clone(),
-                reason: error_chain(&e),
+                reason,
             }
         }
     };
@@ -199,6 +228,17 @@ pub async fn enroll(opts: EnrollOptions) -> Result<ConnectorIdentity, EnrollErro
     opts.state
         .save_enrollment(&config, &answer.ca_pem, &answer.cert_chain_pem, &key)?;
     Ok(identity)
+}
+
+/// One CONNECT through the proxy before the HTTP client takes the same path: a refusal
+/// comes back as a typed error that names the proxy, its answer and the fix, which the HTTP
+/// client's own proxy errors do not.
+async fn check_proxy(route: &ProxyRoute, runtime: &str) -> Result<(), EnrollError> {
+    let (host, port) = crate::egress::split_host_port(runtime).ok_or_else(|| {
+        EnrollError::BadResponse(format!("the runtime endpoint {runtime:?} is not host:port"))
+    })?;
+    crate::tunnel::proxy::connect(route, host, port, PROXY_CHECK_TIMEOUT).await?;
+    Ok(())
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -1,0 +1,385 @@
+//! The corporate egress proxy, for real: Debian's `tinyproxy` on loopback with Basic
+//! authentication and a `ConnectPort` allow-list, and the connector's CONNECT client
+//! (`edge_connector::tunnel::proxy`) and enrollment going through it.
+//!
+//! `scripts/test` installs tinyproxy. Without it, the suite runs only as root (which can
+//! install it); otherwise it says why it skipped.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use e2e::{Connector, Process, Runtime, free_port, run, wait_for};
+use edge_connector::config::{Proxy, TunnelConfig};
+use edge_connector::egress::ProxyEnv;
+use edge_connector::tunnel::proxy::{self, ProxyError, ProxyRoute};
+use secrecy::SecretString;
+
+const USER: &str = "svc-edge";
+const PASSWORD: &str = "Pr0xy-pa55word-7f3a";
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A tinyproxy in the foreground on a loopback port, killed on drop.
+struct TinyProxy {
+    port: u16,
+    process: Process,
+    _dir: tempfile::TempDir,
+}
+
+impl TinyProxy {
+    /// Starts one that wants `USER`/`PASSWORD` and allows CONNECT to `connect_ports` only.
+    fn start(connect_ports: &[u16]) -> Option<Self> {
+        let bin = tinyproxy()?;
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut conf = format!(
+            "Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\nLogLevel Connect\n\
+             Allow 127.0.0.1\nDisableViaHeader Yes\nBasicAuth {USER} {PASSWORD}\n"
+        );
+        for p in connect_ports {
+            conf.push_str(&format!("ConnectPort {p}\n"));
+        }
+        // As root tinyproxy drops privileges; nobody can read nothing of ours, which it
+        // does not need (no log or pid file: the log goes to our log file).
+        if nix::unistd::Uid::effective().is_root() {
+            conf.push_str("User nobody\nGroup nogroup\n");
+        }
+        let file = dir.path().join("tinyproxy.conf");
+        std::fs::write(&file, conf).unwrap();
+        let mut cmd = Command::new(bin);
+        cmd.arg("-d").arg("-c").arg(&file);
+        let process = Process::spawn(cmd, dir.path().join("tinyproxy.log")).unwrap();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_for(TIMEOUT, "tinyproxy to listen", || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .unwrap_or_else(|e| panic!("{e}: {}", process.log_text()));
+        Some(Self {
+            port,
+            process,
+            _dir: dir,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn authority(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// A route to it as `user` with `password` (from the "vault").
+    fn route(&self, user: Option<&str>, password: &str, target_port: u16) -> ProxyRoute {
+        let tunnel = TunnelConfig {
+            proxy: Proxy::Url(self.url().parse().unwrap()),
+            proxy_user: user.map(str::to_owned),
+            ..TunnelConfig::default()
+        };
+        let secret = SecretString::from(password.to_owned());
+        proxy::route_for(
+            &tunnel,
+            &ProxyEnv::default(),
+            "127.0.0.1",
+            target_port,
+            || Ok(Some(secret)),
+        )
+        .unwrap()
+        .unwrap()
+    }
+}
+
+/// tinyproxy's path; `None` (skip, said out loud) when it is missing and we cannot install it.
+fn tinyproxy() -> Option<PathBuf> {
+    let found = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_some() {
+        return found;
+    }
+    assert!(
+        !nix::unistd::Uid::effective().is_root(),
+        "tinyproxy is not installed: run ./scripts/test, which installs it (apt-get install tinyproxy)"
+    );
+    eprintln!(
+        "SKIPPED: tinyproxy is not installed and this is not root (./scripts/test installs it)"
+    );
+    None
+}
+
+/// A loopback TCP echo server; returns its port.
+fn echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn assert_no_password(e: &ProxyError) {
+    for text in [e.to_string(), format!("{e:?}")] {
+        assert!(!text.contains(PASSWORD), "{text}");
+    }
+}
+
+#[test]
+fn bytes_echo_through_tinyproxy_with_the_right_credentials() {
+    let echo = echo_server();
+    let Some(tp) = TinyProxy::start(&[echo]) else {
+        return;
+    };
+    let route = tp.route(Some(USER), PASSWORD, echo);
+    rt().block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = proxy::connect(&route, "127.0.0.1", echo, TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {}", tp.process.log_text()));
+        for msg in [
+            &b"SSH-2.0-edge-connector\r\n"[..],
+            &[0u8, 255, 13, 10, 7][..],
+        ] {
+            s.write_all(msg).await.unwrap();
+            let mut back = vec![0u8; msg.len()];
+            s.read_exact(&mut back).await.unwrap();
+            assert_eq!(back, msg);
+        }
+    });
+}
+
+#[test]
+fn missing_or_wrong_credentials_are_auth_required_naming_the_proxy() {
+    let echo = echo_server();
+    let Some(tp) = TinyProxy::start(&[echo]) else {
+        return;
+    };
+    rt().block_on(async {
+        let anonymous = ProxyRoute::new(&tp.url().parse().unwrap(), None, None, "test").unwrap();
+        let e = proxy::connect(&anonymous, "127.0.0.1", echo, TIMEOUT)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, ProxyError::AuthRequired { user: None, .. }),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains(&tp.authority()), "{e}");
+
+        let wrong = tp.route(Some(USER), "not-the-password", echo);
+        let e = proxy::connect(&wrong, "127.0.0.1", echo, TIMEOUT)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, ProxyError::AuthRequired { user: Some(u), .. } if u == USER),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains(&tp.authority()) && text.contains("proxy/password"),
+            "{text}"
+        );
+        assert!(!text.contains("not-the-password"), "{text}");
+        assert_no_password(&e);
+    });
+}
+
+#[test]
+fn a_port_outside_connect_port_is_refused_with_403() {
+    let echo = echo_server();
+    let other = echo_server();
+    let Some(tp) = TinyProxy::start(&[echo]) else {
+        return;
+    };
+    let route = tp.route(Some(USER), PASSWORD, other);
+    rt().block_on(async {
+        let e = proxy::connect(&route, "127.0.0.1", other, TIMEOUT)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, ProxyError::Refused { status: 403, .. }),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains(&tp.authority()) && text.contains(&format!("127.0.0.1:{other}")),
+            "{text}"
+        );
+        assert_no_password(&e);
+    });
+}
+
+/// A configuration for enrolling into `state_dir` through the proxy at `proxy_url`.
+fn proxy_config(dir: &Path, state_dir: &Path, proxy_url: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\n[vault]\nidentity_file = \"vault.key\"\n[tunnel]\nproxy = {proxy_url:?}\nproxy_user = {USER:?}\n",
+            state_dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn enrollment_goes_through_the_proxy_with_the_password_from_the_vault() {
+    let mut rt = Runtime::init().unwrap();
+    let Some(tp) = TinyProxy::start(&[rt.https_port]) else {
+        return;
+    };
+    rt.start().unwrap();
+    let etc = rt.dir.path().join("etc");
+    let state_dir = rt.dir.path().join("state");
+    let config = proxy_config(&etc, &state_dir, &tp.url());
+    std::fs::create_dir_all(&state_dir).unwrap();
+    std::fs::set_permissions(
+        &state_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    e2e::run_ok(
+        Connector::cli()
+            .args(["vault", "init", "--config"])
+            .arg(&config),
+    );
+    let enroll = |tok: &e2e::Token| {
+        run(Connector::cli()
+            .args([
+                "enroll",
+                "--runtime",
+                &format!("127.0.0.1:{}", rt.https_port),
+                "--token",
+                &tok.token,
+                "--ca-fingerprint",
+                &tok.ca_fingerprint,
+                "--config",
+            ])
+            .arg(&config))
+    };
+
+    // A wrong password: the proxy says 407 and enrollment names the proxy.
+    Connector::vault_set(&config, "proxy/password", "wrong-password").unwrap();
+    let out = enroll(&rt.token("acme", "15m"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&tp.authority()) && stderr.contains("proxy/password"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong-password"), "{stderr}");
+
+    Connector::vault_set(&config, "proxy/password", PASSWORD).unwrap();
+    let tok = rt.token("acme", "15m");
+    let out = enroll(&tok);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        tp.process.log_text()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&tok.connector_id), "{stdout}");
+    // tinyproxy logged the CONNECT to the runtime: the request did go through it.
+    let log = tp.process.log_text();
+    assert!(
+        log.contains(&format!("CONNECT 127.0.0.1:{}", rt.https_port)),
+        "{log}"
+    );
+    assert!(!stdout.contains(PASSWORD) && !log.contains(PASSWORD));
+}
+
+/// `doctor --json`'s check `id` and `egress-report`'s text for `config`.
+fn doctor_check_and_report(config: &Path, id: &str) -> (serde_json::Value, String) {
+    let out = run(Connector::cli()
+        .args(["doctor", "--json", "--config"])
+        .arg(config));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let check = json["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == id).cloned())
+        .unwrap_or_else(|| panic!("no check {id} in {json:#}"));
+    let report = e2e::run_ok(
+        Connector::cli()
+            .args(["egress-report", "--config"])
+            .arg(config),
+    );
+    (check, report)
+}
+
+#[test]
+fn doctor_tries_the_tunnel_tcp_path_through_the_proxy_and_names_its_answer() {
+    let echo = echo_server();
+    let mut rt = Runtime::init().unwrap();
+    let Some(tp) = TinyProxy::start(&[echo]) else {
+        return;
+    };
+    rt.start().unwrap();
+    let connector = Connector::enroll(&rt, "acme", "c1").unwrap();
+    // The runtime's SSH endpoint, as enrollment would name it: here the echo server, which
+    // the proxy allows.
+    let enrollment = connector.state_dir.join("connector.toml");
+    let mut text = std::fs::read_to_string(&enrollment).unwrap();
+    text.push_str(&format!("tcp_endpoint = \"127.0.0.1:{echo}\"\n"));
+    std::fs::write(&enrollment, text).unwrap();
+    let config = proxy_config(
+        &connector.state_dir.with_extension("etc"),
+        &connector.state_dir,
+        &tp.url(),
+    );
+    e2e::run_ok(
+        Connector::cli()
+            .args(["vault", "init", "--config"])
+            .arg(&config),
+    );
+    let path = format!(
+        "tcp 127.0.0.1:{echo} via {} (user {USER}, password in vault)",
+        tp.authority()
+    );
+
+    Connector::vault_set(&config, "proxy/password", PASSWORD).unwrap();
+    let (check, report) = doctor_check_and_report(&config, "runtime-tcp");
+    assert_eq!(check["status"], "pass", "{check:#}");
+    assert_eq!(
+        check["summary"],
+        format!("{path}: the proxy opened the tunnel")
+    );
+    assert!(
+        report.contains(&format!(
+            "via proxy {} (user {USER}, password in the vault entry proxy/password)",
+            tp.authority()
+        )),
+        "{report}"
+    );
+    assert!(!report.contains(PASSWORD), "{report}");
+
+    Connector::vault_set(&config, "proxy/password", "wrong-password").unwrap();
+    let (check, _) = doctor_check_and_report(&config, "runtime-tcp");
+    assert_eq!(check["status"], "fail", "{check:#}");
+    let summary = check["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with(&path) && summary.contains("Unauthorized"),
+        "{check:#}"
+    );
+    assert!(!check.to_string().contains("wrong-password"), "{check:#}");
+}
