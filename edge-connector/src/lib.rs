@@ -69,11 +69,14 @@ pub async fn run(
         },
         providers,
     );
+    let tunnel = config.tunnel.clone();
+    let vault_config = config.clone();
     let result = run_with_tools(
         state,
         Arc::new(toolbox),
         rules,
-        config.tunnel.clone(),
+        tunnel,
+        Arc::new(move || tunnel::proxy::vault_password(&vault_config)),
         tracing.clone(),
         drain_timeout,
         shutdown,
@@ -90,6 +93,7 @@ pub async fn run_with_tools(
     tools: Arc<dyn toolset::ToolSet>,
     rules: RuleSet,
     tunnel: config::TunnelConfig,
+    proxy_password: tunnel::session::ProxyPassword,
     tracing: Arc<Tracing>,
     drain_timeout: Duration,
     shutdown: CancellationToken,
@@ -97,6 +101,7 @@ pub async fn run_with_tools(
     let ctx = Arc::new(tunnel::session::SessionContext {
         state,
         tunnel,
+        proxy_password,
         tools: Arc::new(local_policy::Enforced::new(tools, rules)),
         tracing,
         drain_timeout,

@@ -383,3 +383,93 @@ fn doctor_tries_the_tunnel_tcp_path_through_the_proxy_and_names_its_answer() {
     );
     assert!(!check.to_string().contains("wrong-password"), "{check:#}");
 }
+
+#[test]
+fn the_ssh_tunnel_runs_through_the_proxy_and_its_password_stays_in_the_vault() {
+    let mut rt = Runtime::init().unwrap();
+    let ssh_port = free_port();
+    let Some(tp) = TinyProxy::start(&[rt.https_port, ssh_port]) else {
+        return;
+    };
+    let frames = rt.dir.path().join("frames.bin");
+    rt.serve_args = vec![
+        "--ssh-listen".into(),
+        format!("127.0.0.1:{ssh_port}"),
+        "--debug-frame-log".into(),
+        frames.display().to_string(),
+    ];
+    rt.start().unwrap();
+    let etc = rt.dir.path().join("etc");
+    let state_dir = rt.dir.path().join("state");
+    let config = proxy_config(&etc, &state_dir, &tp.url());
+    std::fs::create_dir_all(&state_dir).unwrap();
+    std::fs::set_permissions(
+        &state_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    e2e::run_ok(
+        Connector::cli()
+            .args(["vault", "init", "--config"])
+            .arg(&config),
+    );
+    Connector::vault_set(&config, "proxy/password", PASSWORD).unwrap();
+    let tok = rt.token("acme", "15m");
+    e2e::run_ok(
+        Connector::cli()
+            .args([
+                "enroll",
+                "--runtime",
+                &format!("127.0.0.1:{}", rt.https_port),
+                "--token",
+                &tok.token,
+                "--ca-fingerprint",
+                &tok.ca_fingerprint,
+                "--config",
+            ])
+            .arg(&config),
+    );
+    let mut cmd = Connector::cli();
+    cmd.args(["run", "--transport", "tcp", "--config"])
+        .arg(&config);
+    let log = rt.dir.path().join("connector.log");
+    let connector = Process::spawn(cmd, log.clone()).unwrap();
+    rt.wait_online(&tok.connector_id, TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}: {}", connector.log_text()));
+    assert_eq!(rt.connector(&tok.connector_id).unwrap()["transport"], "tcp");
+    assert!(
+        rt.ping(&tok.connector_id).is_ok(),
+        "{}",
+        connector.log_text()
+    );
+    // The tunnel went through the proxy: tinyproxy logged the CONNECT to the SSH port.
+    let proxy_log = tp.process.log_text();
+    assert!(proxy_log.contains(&format!(":{ssh_port}")), "{proxy_log}");
+    assert!(connector.log_text().contains("through the egress proxy"));
+
+    // The password is in the vault and nowhere else: logs, configuration, audit, frames.
+    let audit = std::fs::read(rt.data_dir().join("audit.log")).unwrap_or_default();
+    let places: Vec<(&str, Vec<u8>)> = vec![
+        ("connector log", connector.log_text().into_bytes()),
+        (
+            "runtime log",
+            rt.serve.as_ref().unwrap().log_text().into_bytes(),
+        ),
+        ("proxy log", proxy_log.into_bytes()),
+        ("config", std::fs::read(&config).unwrap()),
+        (
+            "connector.toml",
+            std::fs::read(state_dir.join("connector.toml")).unwrap(),
+        ),
+        ("audit", audit),
+        ("frames", std::fs::read(&frames).unwrap_or_default()),
+    ];
+    for (what, bytes) in places {
+        assert!(
+            !bytes
+                .windows(PASSWORD.len())
+                .any(|w| w == PASSWORD.as_bytes()),
+            "the proxy password is in the {what}"
+        );
+    }
+}

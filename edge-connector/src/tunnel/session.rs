@@ -54,12 +54,20 @@ pub enum SessionEnd {
     Fatal(String),
 }
 
+/// Reads the proxy password at dial time, so a password changed in the vault is used at
+/// the next connection.
+pub type ProxyPassword =
+    Arc<dyn Fn() -> Result<Option<secrecy::SecretString>, String> + Send + Sync>;
+
 /// Shared by all sessions of a connector.
 pub struct SessionContext {
     /// Where the identity lives (renewals are written there).
     pub state: StateDir,
     /// Which transport to use, and how.
     pub tunnel: crate::config::TunnelConfig,
+    /// Reads the egress proxy's password (the vault entry `proxy/password`) when the TCP
+    /// transport dials through a proxy that asks for one.
+    pub proxy_password: ProxyPassword,
     /// Our tools, behind the local policy.
     pub tools: Arc<Enforced>,
     /// Spans of calls.

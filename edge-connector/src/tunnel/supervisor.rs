@@ -12,10 +12,12 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::dial::{self, DialError, Tunnel};
+use super::proxy;
 use super::session::{self, SessionContext, SessionEnd, SessionEvent};
 use super::ssh_dial::{self, SshDialError};
 use crate::backoff::Backoff;
 use crate::config::Transport;
+use crate::egress::{ProxyEnv, split_host_port};
 use crate::state::{ConnectorConfig, Identity, StateError};
 
 /// First reconnect delay ceiling.
@@ -110,14 +112,33 @@ async fn quic(
     Ok(d.into())
 }
 
-/// One SSH-over-TCP attempt.
-async fn ssh(config: &ConnectorConfig, identity: &Identity) -> Result<Tunnel, SshDialError> {
+/// One SSH-over-TCP attempt, through the egress proxy when one applies.
+async fn ssh(
+    ctx: &SessionContext,
+    config: &ConnectorConfig,
+    identity: &Identity,
+) -> Result<Tunnel, SshDialError> {
     let endpoint = config.tcp_endpoint.as_deref().ok_or_else(|| {
         SshDialError::NoHostKey("the runtime named no TCP endpoint at enrollment".into())
     })?;
     let expected = ssh_dial::host_key(config.ssh_host_key.as_deref())?;
     let key = ssh_dial::client_key(&identity.key)?;
-    let (stream, remote) = ssh_dial::tcp(endpoint, dial::HANDSHAKE_TIMEOUT).await?;
+    let (host, port) = split_host_port(endpoint)
+        .ok_or_else(|| SshDialError::Tcp(format!("{endpoint:?} is not host:port")))?;
+    let route = proxy::route_for(&ctx.tunnel, &ProxyEnv::from_process(), host, port, || {
+        (ctx.proxy_password)()
+    })?;
+    let (stream, remote) = match route {
+        Some(route) => {
+            let stream = proxy::connect(&route, host, port, dial::HANDSHAKE_TIMEOUT).await?;
+            let remote = stream
+                .peer_addr()
+                .map_err(|e| SshDialError::Tcp(e.to_string()))?;
+            info!(proxy = %route.describe(), "SSH tunnel through the egress proxy");
+            (stream, remote)
+        }
+        None => ssh_dial::tcp(endpoint, dial::HANDSHAKE_TIMEOUT).await?,
+    };
     let link = ssh_dial::connect(
         stream,
         remote,
@@ -140,7 +161,7 @@ async fn dial_any(
     let ca = ctx.state.ca_der()?;
     match ctx.tunnel.transport {
         Transport::Quic => Ok(quic(&config, identity, ca, dial::HANDSHAKE_TIMEOUT).await?),
-        Transport::Tcp => Ok(ssh(&config, identity).await?),
+        Transport::Tcp => Ok(ssh(ctx, &config, identity).await?),
         Transport::Auto => {
             let Some(tcp) = config.tcp_endpoint.clone() else {
                 return Ok(quic(&config, identity, ca, dial::HANDSHAKE_TIMEOUT).await?);
@@ -152,7 +173,7 @@ async fn dial_any(
                 }
                 Err(quic_err) => {
                     notice.blocked(&config.quic_endpoint, &tcp, &quic_err);
-                    ssh(&config, identity)
+                    ssh(ctx, &config, identity)
                         .await
                         .map_err(|ssh| AttemptFailed::Both {
                             quic: quic_err,

@@ -326,6 +326,7 @@ fn main() -> anyhow::Result<()> {
                 transport,
                 ..TunnelConfig::default()
             },
+            Arc::new(|| Ok(None)),
             tracing,
             Duration::from_secs(5),
             shutdown,
