@@ -63,6 +63,8 @@ pub struct SessionContext {
     pub tracing: Arc<Tracing>,
     /// How long in-flight calls get to finish on drain.
     pub drain_timeout: Duration,
+    /// Where the tunnel's state is reported (status file, systemd).
+    pub health: crate::health::Health,
 }
 
 /// When to renew a certificate: at two thirds of its lifetime.
@@ -102,7 +104,18 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let conn = dialled.connection.clone();
-    let end = drive(&conn, &identity, &ctx, &events, &replaced, &shutdown).await;
+    let mut health = ctx.health.session();
+    let end = drive(
+        &conn,
+        &identity,
+        &ctx,
+        &events,
+        &replaced,
+        &shutdown,
+        &mut health,
+    )
+    .await;
+    health.ended(&end);
     let (code, reason) = match &end {
         SessionEnd::Drained => (CloseCode::Normal, "drained"),
         _ => (CloseCode::Normal, "closing"),
@@ -149,6 +162,7 @@ async fn drive(
     events: &mpsc::Sender<SessionEvent>,
     replaced: &CancellationToken,
     shutdown: &CancellationToken,
+    health: &mut crate::health::SessionHealth,
 ) -> SessionEnd {
     let (mut send, recv) = match conn.open_bi().await {
         Ok(s) => s,
@@ -158,6 +172,7 @@ async fn drive(
     let mut ctl = Control::connector(hello(ctx, identity), Instant::now());
 
     let calls = TaskTracker::new();
+    ctx.health.track_calls(&calls);
     let draining = CancellationToken::new();
     let acceptor = tokio::spawn(calls::accept(
         conn.clone(),
@@ -186,6 +201,7 @@ async fn drive(
                         - i128::from(server_time_unix_ms);
                     info!(connector = %identity.identity.connector, protocol = version, remote = %conn.remote_address(),
                           clock_skew_ms = skew_ms as i64, "tunnel up");
+                    health.up("quic", conn.remote_address().to_string(), None);
                     let _ = events.send(SessionEvent::Established).await;
                 }
                 Event::Rejected { reason, message } => {
@@ -233,6 +249,10 @@ async fn drive(
                 }
                 Event::Accepted(_) | Event::PeerDraining | Event::RenewalRequested { .. } => {}
             }
+        }
+        if ctl.is_established() {
+            ctx.health
+                .round_trip(ctl.last_heard(), ctl.heartbeat_interval());
         }
         while let Some(f) = ctl.poll_transmit() {
             if let Err(e) = write_frame(&mut send, &f).await {

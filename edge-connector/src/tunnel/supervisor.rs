@@ -32,6 +32,9 @@ pub enum RunError {
     /// The runtime refused us for good.
     #[error("{0}")]
     Refused(String),
+    /// No tunnel for `[tunnel] exit_after_disconnected`: exit so that systemd restarts us.
+    #[error(transparent)]
+    Disconnected(#[from] crate::health::service::Disconnected),
     /// The local policy file is unusable.
     #[error(transparent)]
     LocalPolicy(#[from] crate::local_policy::LocalPolicyError),
@@ -105,6 +108,7 @@ pub async fn run(ctx: Arc<SessionContext>, shutdown: CancellationToken) -> Resul
                     }
                 }
                 Err(e) => {
+                    ctx.health.attempt_failed(e.to_string());
                     let delay = backoff.next_delay();
                     warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot reach the runtime");
                     if !pause(delay, &shutdown).await {
