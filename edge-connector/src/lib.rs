@@ -90,9 +90,12 @@ pub async fn run(
         tools: Arc::new(local_policy::Enforced::new(Arc::new(toolbox), rules)),
         tracing: tracing.clone(),
         drain_timeout,
-        health,
+        health: health.clone(),
     });
     let result = tunnel::supervisor::run(ctx, stop.clone()).await;
+    if let Err(e) = &result {
+        health.stopped(e.to_string());
+    }
     stop.cancel();
     let gave_up = watcher.await;
     tracing.shutdown();

@@ -232,3 +232,25 @@ fn connector_exits_non_zero_after_exit_after_disconnected() -> Result<()> {
     assert_eq!(report["status"]["state"], "stopped", "{report}");
     Ok(())
 }
+
+#[test]
+fn status_says_why_a_revoked_connector_stopped() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    let mut c = Connector::enroll(&rt, "acme", "c3")?;
+    c.start(&rt, &[])?;
+    e2e::run_ok(rt.cli().args(["connector", "revoke", &c.id]));
+    let Some(connector) = c.process.as_mut() else {
+        bail!("the connector is not running");
+    };
+    let exit = connector.wait_exit(Duration::from_secs(60))?;
+    assert!(!exit.success());
+    let (code, report) = status_json(&c.state_dir)?;
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(report["status"]["state"], "stopped", "{report}");
+    let reason = report["status"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("revoked"), "{report}");
+    let (_, plain) = status(&c.state_dir, false);
+    assert!(plain.starts_with("stopped: "), "{plain}");
+    Ok(())
+}

@@ -169,11 +169,12 @@ pub async fn run(
             _ = sleep_until(give_up_at) => {}
         }
     };
-    let reason = match &result {
-        Ok(()) => "shutting down".to_owned(),
-        Err(e) => e.to_string(),
-    };
-    health.stopped(reason);
+    match &result {
+        // A reason given by whoever stopped the connector stands.
+        Ok(()) if health.snapshot().state == TunnelState::Stopped => {}
+        Ok(()) => health.stopped("shutting down".to_owned()),
+        Err(e) => health.stopped(e.to_string()),
+    }
     let now = tokio::time::Instant::now().into_std();
     write_status(
         &options.status_file,
@@ -181,9 +182,7 @@ pub async fn run(
         &mut write_error,
     )
     .await;
-    let mut last = notifier.notes(&health.snapshot(), now, false);
-    last.push(Note::Status("stopping".to_owned()));
-    send(&last);
+    send(&notifier.notes(&health.snapshot(), now, false));
     if let Err(e) = sd_notify::notify(&[NotifyState::Stopping]) {
         debug!(error = %e, "cannot notify the service manager");
     }
@@ -294,6 +293,31 @@ mod tests {
         assert_eq!(err.reason, "cannot connect");
         assert!(stop.is_cancelled(), "the connector is told to stop");
         assert_eq!(h.snapshot().state, TunnelState::Stopped);
+    }
+
+    #[tokio::test]
+    async fn service_stop_keeps_the_reason_the_connector_stopped_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Health::new();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(
+            h.clone(),
+            ServiceOptions {
+                status_file: dir.path().join("status.json"),
+                exit_after_disconnected: None,
+            },
+            stop.clone(),
+        ));
+        h.stopped("the runtime revoked this connector".into());
+        stop.cancel();
+        assert!(task.await.unwrap().is_ok());
+        let report = super::super::status_file::Report::read(dir.path(), SystemTime::now());
+        let status = report.status.unwrap();
+        assert_eq!(status.state, TunnelState::Stopped);
+        assert_eq!(
+            status.reason.as_deref(),
+            Some("the runtime revoked this connector")
+        );
     }
 
     #[tokio::test]
