@@ -85,14 +85,16 @@ pub async fn run(
         },
         stop.clone(),
     ));
-    let ctx = Arc::new(tunnel::session::SessionContext {
+    let result = serve(
         state,
-        tools: Arc::new(local_policy::Enforced::new(Arc::new(toolbox), rules)),
-        tracing: tracing.clone(),
+        Arc::new(toolbox),
+        rules,
+        tracing.clone(),
         drain_timeout,
-        health: health.clone(),
-    });
-    let result = tunnel::supervisor::run(ctx, stop.clone()).await;
+        health.clone(),
+        stop.clone(),
+    )
+    .await;
     if let Err(e) = &result {
         health.stopped(e.to_string());
     }
@@ -106,7 +108,7 @@ pub async fn run(
 }
 
 /// Like [`run`], serving the given tool set behind `rules` (test connectors serve fixture
-/// tools this way).
+/// tools this way), without a status file or systemd notifications.
 pub async fn run_with_tools(
     state: state::StateDir,
     tools: Arc<dyn toolset::ToolSet>,
@@ -115,12 +117,35 @@ pub async fn run_with_tools(
     drain_timeout: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    let health = health::Health::new();
+    serve(
+        state,
+        tools,
+        rules,
+        tracing,
+        drain_timeout,
+        health,
+        shutdown,
+    )
+    .await
+}
+
+/// Keeps the tunnel up, reporting to `health`.
+async fn serve(
+    state: state::StateDir,
+    tools: Arc<dyn toolset::ToolSet>,
+    rules: RuleSet,
+    tracing: Arc<Tracing>,
+    drain_timeout: Duration,
+    health: health::Health,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let ctx = Arc::new(tunnel::session::SessionContext {
         state,
         tools: Arc::new(local_policy::Enforced::new(tools, rules)),
         tracing,
         drain_timeout,
-        health: health::Health::new(),
+        health,
     });
     tunnel::supervisor::run(ctx, shutdown).await
 }

@@ -128,6 +128,9 @@ pub async fn run(
     options: ServiceOptions,
     stop: CancellationToken,
 ) -> Result<(), Disconnected> {
+    // Left by a service killed mid-write. The service is the file's only writer (a second
+    // connector on the same directory would at worst fail one write and retry).
+    shared::fs::remove_stale_temporaries(&options.status_file);
     let mut changes = health.subscribe();
     let watchdog = sd_notify::watchdog_enabled();
     let period = watchdog.map_or(STATUS_INTERVAL, |w| (w / 2).min(STATUS_INTERVAL));
@@ -298,6 +301,8 @@ mod tests {
     #[tokio::test]
     async fn service_stop_keeps_the_reason_the_connector_stopped_for() {
         let dir = tempfile::tempdir().unwrap();
+        let killed_mid_write = dir.path().join(".status.json.tmp-0123456789abcdef");
+        std::fs::write(&killed_mid_write, "{").unwrap();
         let h = Health::new();
         let stop = CancellationToken::new();
         let task = tokio::spawn(run(
@@ -311,6 +316,10 @@ mod tests {
         h.stopped("the runtime revoked this connector".into());
         stop.cancel();
         assert!(task.await.unwrap().is_ok());
+        assert!(
+            !killed_mid_write.exists(),
+            "a stale temporary is cleaned up"
+        );
         let report = super::super::status_file::Report::read(dir.path(), SystemTime::now());
         let status = report.status.unwrap();
         assert_eq!(status.state, TunnelState::Stopped);

@@ -178,6 +178,7 @@ impl Status {
 
     /// Replaces `path` with this status, atomically, mode 0640.
     pub fn write(&self, path: &Path) -> Result<(), FsError> {
+        // Strings and numbers only: serialising cannot fail.
         let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
         bytes.push(b'\n');
         shared::fs::write_atomic(path, &bytes, &WriteOptions::mode(0o640))
