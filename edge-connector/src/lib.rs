@@ -15,6 +15,8 @@
 //! - [`backoff`]: exponential backoff with full jitter (reconnects, upstream retries).
 //! - [`doctor`]: checks of this machine's readiness, each failure with its fix.
 //! - [`egress`]: every destination the connector contacts, for the firewall.
+//! - [`health`]: the tunnel's state for `edge-connector status` and systemd (READY,
+//!   WATCHDOG, STATUS, exit after `exit_after_disconnected`).
 //! - [`vault`]: the age-encrypted store of every credential the connector holds.
 
 #![forbid(unsafe_code)]
@@ -25,6 +27,7 @@ pub mod config;
 pub mod doctor;
 pub mod egress;
 pub mod enroll;
+pub mod health;
 pub mod local_policy;
 pub mod providers;
 pub mod state;
@@ -46,7 +49,9 @@ use tunnel::supervisor::RunError;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Runs the connector described by `config` with its own tools until `shutdown` (draining
-/// in-flight calls for at most `drain_timeout`) or until the runtime refuses it.
+/// in-flight calls for at most `drain_timeout`), until the runtime refuses it, or until it
+/// has had no tunnel for `[tunnel] exit_after_disconnected`. Meanwhile it keeps the status
+/// file and the systemd notifications current ([`health::service`]).
 pub async fn run(
     config: config::Config,
     drain_timeout: Duration,
@@ -69,25 +74,42 @@ pub async fn run(
         },
         providers,
     );
-    let tunnel = config.tunnel.clone();
+    let health = health::Health::new();
+    // The health task may stop the connector (exit_after_disconnected); SIGTERM stops both.
+    let stop = shutdown.child_token();
+    let watcher = tokio::spawn(health::service::run(
+        health.clone(),
+        health::service::ServiceOptions {
+            status_file: state.root().join(health::status_file::FILE_NAME),
+            exit_after_disconnected: config.tunnel.exit_after_disconnected,
+        },
+        stop.clone(),
+    ));
     let vault_config = config.clone();
-    let result = run_with_tools(
+    let ctx = tunnel::session::SessionContext {
         state,
-        Arc::new(toolbox),
-        rules,
-        tunnel,
-        Arc::new(move || tunnel::proxy::vault_password(&vault_config)),
-        tracing.clone(),
+        tunnel: config.tunnel.clone(),
+        proxy_password: Arc::new(move || tunnel::proxy::vault_password(&vault_config)),
+        tools: Arc::new(local_policy::Enforced::new(Arc::new(toolbox), rules)),
+        tracing: tracing.clone(),
         drain_timeout,
-        shutdown,
-    )
-    .await;
+        health: health.clone(),
+    };
+    let result = tunnel::supervisor::run(Arc::new(ctx), stop.clone()).await;
+    if let Err(e) = &result {
+        health.stopped(e.to_string());
+    }
+    stop.cancel();
+    let gave_up = watcher.await;
     tracing.shutdown();
-    result
+    match (result, gave_up) {
+        (Ok(()), Ok(Err(disconnected))) => Err(disconnected.into()),
+        (result, _) => result,
+    }
 }
 
 /// Like [`run`], serving the given tool set behind `rules` (test connectors serve fixture
-/// tools this way).
+/// tools this way), without a status file or systemd notifications.
 pub async fn run_with_tools(
     state: state::StateDir,
     tools: Arc<dyn toolset::ToolSet>,
@@ -105,6 +127,7 @@ pub async fn run_with_tools(
         tools: Arc::new(local_policy::Enforced::new(tools, rules)),
         tracing,
         drain_timeout,
+        health: health::Health::new(),
     });
     tunnel::supervisor::run(ctx, shutdown).await
 }

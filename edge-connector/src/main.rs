@@ -81,6 +81,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the running service's tunnel state: transport, runtime, since when, last round
+    /// trip, calls in flight, or why there is no tunnel.
+    ///
+    /// Read from the status file the service keeps in the state directory (no network
+    /// port). Exit code: 0 connected, 1 running without a working tunnel, 3 not running.
+    Status {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The age-encrypted vault of credentials (names and metadata are shown, secrets never).
     Vault {
         #[command(flatten)]
@@ -144,7 +156,7 @@ fn main() -> ExitCode {
         }
     };
     match rt.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -152,7 +164,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> Result<()> {
+async fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Enroll {
             runtime,
@@ -198,6 +210,15 @@ async fn run(command: Command) -> Result<()> {
             tokio::task::spawn_blocking(move || cli::vault::run(command, &config)).await??;
         }
         Command::Doctor { config, json } => doctor(config, json).await?,
+        // Exit codes of its own (LSB `status`).
+        Command::Status { config, json } => {
+            let config = config.load();
+            let state_dir = config.as_ref().map(|c| c.state_dir.as_path());
+            return Ok(cli::status::run(
+                state_dir.map_err(|e| anyhow::anyhow!("{e:#}")),
+                json,
+            ));
+        }
         Command::EgressReport { config, json } => egress_report(config, json).await?,
         Command::Run {
             config,
@@ -218,7 +239,7 @@ async fn run(command: Command) -> Result<()> {
             edge_connector::run(config, drain_timeout, shutdown).await?;
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn doctor(args: ConfigArgs, json: bool) -> Result<()> {

@@ -244,6 +244,18 @@ impl Control {
         self.state == State::Closed
     }
 
+    /// When the peer last sent a frame. Both sides heartbeat every interval and drop a peer
+    /// silent for [`MISSED_HEARTBEATS`] of them, so on an established connection a recent
+    /// value means the control stream works both ways: a health report's "last round trip".
+    pub fn last_heard(&self) -> Instant {
+        self.last_rx
+    }
+
+    /// The heartbeat interval in force (the runtime's choice once established).
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval
+    }
+
     fn push(&mut self, kind: Kind) {
         self.transmit.push_back(ControlFrame { kind: Some(kind) });
     }
@@ -641,6 +653,19 @@ mod tests {
         }
         assert!(c.is_established() && r.is_established());
         assert_eq!(c.poll_event(), None);
+    }
+
+    #[test]
+    fn last_heard_moves_with_each_frame_from_the_peer() {
+        let t0 = Instant::now();
+        let (mut c, mut r) = established(t0);
+        assert_eq!(c.last_heard(), t0);
+        let later = t0 + DEFAULT_HEARTBEAT_INTERVAL;
+        r.handle_timeout(later);
+        c.handle_timeout(later);
+        assert_eq!(c.last_heard(), t0, "our own heartbeat is not an answer");
+        pump(&mut r, &mut c, later);
+        assert_eq!(c.last_heard(), later);
     }
 
     #[test]

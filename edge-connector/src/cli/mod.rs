@@ -1,3 +1,4 @@
 //! Subcommands of the `edge-connector` binary that grew past a few lines.
 
+pub mod status;
 pub mod vault;

@@ -63,6 +63,8 @@ pub struct Dialled {
 pub struct Tunnel {
     /// The connection.
     pub link: Link,
+    /// The egress proxy it goes through, described for status and logs (no password).
+    pub proxy: Option<String>,
     /// For QUIC, the endpoint that owns its socket (waited on at close so the close
     /// reaches the runtime).
     quic_endpoint: Option<quinn::Endpoint>,
@@ -81,15 +83,18 @@ impl From<Dialled> for Tunnel {
     fn from(d: Dialled) -> Self {
         Self {
             link: Link::Quic(d.connection),
+            proxy: None,
             quic_endpoint: Some(d.endpoint),
         }
     }
 }
 
-impl From<Link> for Tunnel {
-    fn from(link: Link) -> Self {
+impl Tunnel {
+    /// An SSH tunnel, through `proxy` if one.
+    pub fn ssh(link: Link, proxy: Option<String>) -> Self {
         Self {
             link,
+            proxy,
             quic_endpoint: None,
         }
     }

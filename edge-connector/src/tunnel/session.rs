@@ -15,7 +15,7 @@ use shared::close::CloseCode;
 use shared::control::{Control, Event};
 use shared::frame::MAX_FRAME_LEN;
 use shared::io::{FrameReader, write_frame};
-use shared::link::{Link, LinkError};
+use shared::link::LinkError;
 use shared::wire::{self, ControlFrame, RejectReason};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +74,8 @@ pub struct SessionContext {
     pub tracing: Arc<Tracing>,
     /// How long in-flight calls get to finish on drain.
     pub drain_timeout: Duration,
+    /// Where the tunnel's state is reported (status file, systemd).
+    pub health: crate::health::Health,
 }
 
 /// When to renew a certificate: at two thirds of its lifetime.
@@ -113,7 +115,18 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let conn = tunnel.link.clone();
-    let end = drive(&conn, &identity, &ctx, &events, &replaced, &shutdown).await;
+    let mut health = ctx.health.session();
+    let end = drive(
+        &tunnel,
+        &identity,
+        &ctx,
+        &events,
+        &replaced,
+        &shutdown,
+        &mut health,
+    )
+    .await;
+    health.ended(&end);
     let (code, reason) = match &end {
         SessionEnd::Drained => (CloseCode::Normal, "drained"),
         _ => (CloseCode::Normal, "closing"),
@@ -154,13 +167,15 @@ fn close_reason(err: &LinkError) -> SessionEnd {
 }
 
 async fn drive(
-    conn: &Link,
+    tunnel: &super::dial::Tunnel,
     identity: &Identity,
     ctx: &SessionContext,
     events: &mpsc::Sender<SessionEvent>,
     replaced: &CancellationToken,
     shutdown: &CancellationToken,
+    health: &mut crate::health::SessionHealth,
 ) -> SessionEnd {
+    let conn = &tunnel.link;
     let (mut send, recv) = match conn.open_bi().await {
         Ok(s) => s,
         Err(e) => return close_reason(&e),
@@ -169,6 +184,7 @@ async fn drive(
     let mut ctl = Control::connector(hello(ctx, identity), Instant::now());
 
     let calls = TaskTracker::new();
+    ctx.health.track_calls(&calls);
     let draining = CancellationToken::new();
     let acceptor = tokio::spawn(calls::accept(
         conn.clone(),
@@ -197,6 +213,11 @@ async fn drive(
                         - i128::from(server_time_unix_ms);
                     info!(connector = %identity.identity.connector, protocol = version, remote = %conn.remote_address(),
                           clock_skew_ms = skew_ms as i64, "tunnel up");
+                    health.up(
+                        conn.via().as_str(),
+                        conn.remote_address().to_string(),
+                        tunnel.proxy.clone(),
+                    );
                     let _ = events.send(SessionEvent::Established).await;
                 }
                 Event::Rejected { reason, message } => {
@@ -244,6 +265,10 @@ async fn drive(
                 }
                 Event::Accepted(_) | Event::PeerDraining | Event::RenewalRequested { .. } => {}
             }
+        }
+        if ctl.is_established() {
+            ctx.health
+                .round_trip(ctl.last_heard(), ctl.heartbeat_interval());
         }
         while let Some(f) = ctl.poll_transmit() {
             if let Err(e) = write_frame(&mut send, &f).await {

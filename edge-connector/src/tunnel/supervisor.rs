@@ -45,6 +45,9 @@ pub enum RunError {
     /// The runtime refused us for good.
     #[error("{0}")]
     Refused(String),
+    /// No tunnel for `[tunnel] exit_after_disconnected`: exit so that systemd restarts us.
+    #[error(transparent)]
+    Disconnected(#[from] crate::health::service::Disconnected),
     /// The local policy file is unusable.
     #[error(transparent)]
     LocalPolicy(#[from] crate::local_policy::LocalPolicyError),
@@ -128,6 +131,7 @@ async fn ssh(
     let route = proxy::route_for(&ctx.tunnel, &ProxyEnv::from_process(), host, port, || {
         (ctx.proxy_password)()
     })?;
+    let proxy_name = route.as_ref().map(|r| r.authority().to_owned());
     let (stream, remote) = match route {
         Some(route) => {
             let stream = proxy::connect(&route, host, port, dial::HANDSHAKE_TIMEOUT).await?;
@@ -148,7 +152,7 @@ async fn ssh(
         dial::HANDSHAKE_TIMEOUT,
     )
     .await?;
-    Ok(link.into())
+    Ok(Tunnel::ssh(link, proxy_name))
 }
 
 /// Dials by the configured transport: `auto` tries QUIC briefly, then TCP.
@@ -271,6 +275,7 @@ pub async fn run(ctx: Arc<SessionContext>, shutdown: CancellationToken) -> Resul
                 Err(AttemptFailed::State(e)) => break Err(e.into()),
                 Err(AttemptFailed::Quic(e @ DialError::Tls(_))) => break Err(e.into()),
                 Err(e) => {
+                    ctx.health.attempt_failed(e.to_string());
                     let delay = backoff.next_delay();
                     warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot reach the runtime");
                     if !pause(delay, &shutdown).await {
