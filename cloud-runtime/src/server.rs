@@ -133,6 +133,9 @@ pub struct ServeOptions {
     pub https_listen: SocketAddr,
     /// `host:port` told to connectors for the tunnel, if not `<hostname>:<quic port>`.
     pub quic_advertise: Option<String>,
+    /// New tunnels admitted per second (QUIC and SSH together); beyond it, connectors are
+    /// told to retry after a spread delay.
+    pub tunnel_handshake_rate: std::num::NonZeroU32,
     /// TCP address of the SSH-over-TCP tunnel listener (off when `None`).
     pub ssh_listen: Option<SocketAddr>,
     /// `host:port` told to connectors for the SSH tunnel, if not `<hostname>:<ssh port>`.
@@ -384,6 +387,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
         heartbeat_interval: opts.heartbeat_interval,
         registry: registry.clone(),
         audit: audit.clone(),
+        handshakes: tunnel::handshake_rate::HandshakeRate::new(opts.tunnel_handshake_rate),
     });
 
     let public_limit = RateLimit::new(PUBLIC_PER_MINUTE, PUBLIC_BURST);

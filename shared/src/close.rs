@@ -25,11 +25,35 @@ pub enum CloseCode {
     /// still presents it holds a copy of an old key (or a restored backup), so a human must
     /// look before the connector is re-enrolled.
     Superseded = 8,
+    /// The runtime takes no more new tunnels this instant (a reconnect wave after a
+    /// restart); the reason is [`busy_reason`], whose delay the connector waits before
+    /// trying again.
+    Busy = 9,
+}
+
+/// The close reason of [`CloseCode::Busy`]: `retry-after-ms=<ms> <words>`.
+pub fn busy_reason(retry_after: std::time::Duration) -> String {
+    format!(
+        "retry-after-ms={} runtime busy with other connectors' handshakes",
+        retry_after.as_millis()
+    )
+}
+
+/// The delay a [`busy_reason`] asks for (capped at 10 minutes, so a runtime cannot park a
+/// connector for long), or `None` if the reason has none.
+pub fn retry_after(reason: &str) -> Option<std::time::Duration> {
+    let ms: u64 = reason
+        .split_whitespace()
+        .next()?
+        .strip_prefix("retry-after-ms=")?
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_millis(ms.min(600_000)))
 }
 
 impl CloseCode {
     /// All codes, for lookup.
-    const ALL: [CloseCode; 9] = [
+    const ALL: [CloseCode; 10] = [
         CloseCode::Normal,
         CloseCode::Revoked,
         CloseCode::CertificateExpired,
@@ -39,6 +63,7 @@ impl CloseCode {
         CloseCode::GoingAway,
         CloseCode::IdentityMismatch,
         CloseCode::Superseded,
+        CloseCode::Busy,
     ];
 
     /// The numeric code.
@@ -61,5 +86,33 @@ impl CloseCode {
                 | CloseCode::IdentityMismatch
                 | CloseCode::Superseded
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_busy_reason_carries_its_delay_and_a_hostile_one_is_capped() {
+        let r = busy_reason(Duration::from_millis(2500));
+        assert_eq!(retry_after(&r), Some(Duration::from_millis(2500)));
+        assert_eq!(
+            retry_after("retry-after-ms=99999999999 x"),
+            Some(Duration::from_secs(600))
+        );
+        for bad in [
+            "",
+            "busy",
+            "retry-after-ms=",
+            "retry-after-ms=-1",
+            "retry-after-ms=1e9",
+        ] {
+            assert_eq!(retry_after(bad), None, "{bad:?}");
+        }
+        assert_eq!(CloseCode::from_code(9), Some(CloseCode::Busy));
+        assert!(!CloseCode::Busy.is_fatal());
     }
 }

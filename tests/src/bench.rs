@@ -160,6 +160,7 @@ pub async fn start_in_process(
         quic_listen: format!("127.0.0.1:{}", rt.quic_port).parse()?,
         https_listen: format!("127.0.0.1:{}", rt.https_port).parse()?,
         quic_advertise: None,
+        tunnel_handshake_rate: std::num::NonZeroU32::MAX,
         ssh_listen: None,
         ssh_advertise: None,
         cert_ttl: Duration::from_secs(24 * 3600),

@@ -316,3 +316,63 @@ fn sigterm_drains_in_flight_calls() -> Result<()> {
     assert!(c.log().contains("draining"));
     Ok(())
 }
+
+#[test]
+fn a_reconnect_wave_beyond_the_handshake_rate_is_spread_out_and_all_come_back() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.serve_args = vec!["--tunnel-handshake-rate".into(), "1".into()];
+    rt.start()?;
+    let mut connectors = (0..5)
+        .map(|i| Connector::enroll(&rt, "acme", &format!("c{i}")))
+        .collect::<Result<Vec<_>>>()?;
+    // All at once, as after a runtime restart.
+    for c in &mut connectors {
+        let mut cmd = Connector::cli();
+        cmd.arg("run").arg("--state-dir").arg(&c.state_dir);
+        c.process = Some(e2e::Process::spawn(cmd, c.state_dir.with_extension("log"))?);
+    }
+    let t0 = Instant::now();
+    let mut online_after: Vec<Option<Duration>> = vec![None; connectors.len()];
+    while online_after.iter().any(Option::is_none) {
+        anyhow::ensure!(
+            t0.elapsed() < Duration::from_secs(60),
+            "not all online: {online_after:?}\n{}",
+            connectors
+                .iter()
+                .map(Connector::log)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let rows = rt.connectors();
+        for (i, c) in connectors.iter().enumerate() {
+            let online = rows
+                .iter()
+                .any(|r| r["id"] == c.id.as_str() && r["status"] == "online");
+            if online && online_after[i].is_none() {
+                online_after[i] = Some(t0.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut online_after: Vec<Duration> = online_after.into_iter().flatten().collect();
+    online_after.sort();
+    println!("5 connectors at 1 handshake/s came online after {online_after:?}");
+    let told = connectors
+        .iter()
+        .filter(|c| c.log().contains("runtime busy"))
+        .count();
+    assert!(
+        told >= 1,
+        "at most one handshake per second: the rest were told to wait"
+    );
+    // Told to wait is not refused: nobody gave up, and every one answers.
+    for c in &mut connectors {
+        assert!(
+            c.process.as_mut().and_then(|p| p.try_wait()).is_none(),
+            "{}",
+            c.log()
+        );
+        assert!(rt.ping(&c.id).is_ok(), "{}", c.log());
+    }
+    Ok(())
+}

@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// host:port connectors should dial for the tunnel (default: hostname and QUIC port).
     #[arg(long)]
     quic_advertise: Option<String>,
+    /// New tunnels admitted per second; beyond it a connector is told to retry after a delay
+    /// spread over the wave (no reconnect storm after a restart).
+    #[arg(long, default_value = "100")]
+    tunnel_handshake_rate: std::num::NonZeroU32,
     /// TCP address of the SSH-over-TCP tunnel, for connectors whose network blocks UDP
     /// (e.g. 0.0.0.0:443 on its own address); off when unset.
     #[arg(long)]
@@ -100,6 +104,7 @@ impl ServeArgs {
             quic_listen: self.quic_listen,
             https_listen: self.https_listen,
             quic_advertise: self.quic_advertise,
+            tunnel_handshake_rate: self.tunnel_handshake_rate,
             ssh_listen: self.ssh_listen,
             ssh_advertise: self.ssh_advertise,
             cert_ttl: self.connector_cert_ttl,

@@ -101,6 +101,11 @@ pub async fn admit(
     cert: CertInfo,
 ) -> Option<(ConnectorIdentity, CertInfo)> {
     let peer = conn.remote_address();
+    if let Some(delay) = ctx.handshakes.check() {
+        debug!(%peer, retry_in_ms = delay.as_millis() as u64, "tunnel refused: handshake rate reached");
+        close(conn, CloseCode::Busy, &shared::close::busy_reason(delay));
+        return None;
+    }
     let Some(identity) = cert
         .identity
         .clone()

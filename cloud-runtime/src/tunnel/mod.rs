@@ -10,10 +10,12 @@
 //! - [`call`]: one tool call on its own bidirectional stream.
 //! - [`revocation`]: drops live tunnels of connectors revoked in the store.
 //! - [`refusal`]: closing a refused tunnel, and the trace a superseded certificate leaves.
+//! - [`handshake_rate`]: how many new tunnels per second; beyond it, "busy, retry after".
 //! - [`lineage`]: which of a connector's certificates may connect and renew (a renewed-away
 //!   one may not).
 
 pub mod call;
+pub mod handshake_rate;
 pub mod lineage;
 pub mod listener;
 pub mod refusal;
@@ -48,4 +50,6 @@ pub struct TunnelContext {
     pub registry: std::sync::Arc<Registry>,
     /// Where refused certificates are recorded.
     pub audit: AuditLog,
+    /// How many new tunnels are admitted per second.
+    pub handshakes: handshake_rate::HandshakeRate,
 }

@@ -283,6 +283,10 @@ impl SessionHealth {
         self.end = Some(match end {
             SessionEnd::Drained => "drained (shutting down or replaced)".to_owned(),
             SessionEnd::GoAway(_) => "the runtime went away (restart or upgrade)".to_owned(),
+            SessionEnd::Busy(after) => format!(
+                "the runtime is busy with other connectors' handshakes; retrying in {} ms",
+                after.as_millis()
+            ),
             SessionEnd::Lost(reason) => format!("tunnel lost: {reason}"),
             SessionEnd::Fatal(reason) => reason.clone(),
         });

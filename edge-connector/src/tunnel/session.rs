@@ -48,6 +48,8 @@ pub enum SessionEnd {
     Drained,
     /// The runtime is going away; reconnect within this window.
     GoAway(Duration),
+    /// The runtime takes no new tunnels right now; try again after this delay.
+    Busy(Duration),
     /// The tunnel was lost; reconnect with backoff.
     Lost(String),
     /// The runtime refuses us for good (revoked, upgrade required, unknown); a human must act.
@@ -160,6 +162,11 @@ fn close_reason(err: &LinkError) -> SessionEnd {
                 });
             }
             Some(CloseCode::GoingAway) => return SessionEnd::GoAway(Duration::from_secs(5)),
+            Some(CloseCode::Busy) => {
+                return SessionEnd::Busy(
+                    shared::close::retry_after(&reason).unwrap_or(Duration::from_secs(5)),
+                );
+            }
             _ => return SessionEnd::Lost(format!("runtime closed the tunnel: {reason}")),
         }
     }

@@ -265,6 +265,11 @@ pub async fn run(ctx: Arc<SessionContext>, shutdown: CancellationToken) -> Resul
                         install(&mut current, live, &sessions);
                     }
                     Err(SessionEnd::Fatal(msg)) => break Err(RunError::Refused(msg)),
+                    Err(SessionEnd::Busy(after)) => {
+                        if !busy(after, &shutdown).await {
+                            break Ok(());
+                        }
+                    }
                     Err(end) => {
                         warn!(?end, "tunnel did not come up");
                         if !pause(backoff.next_delay(), &shutdown).await {
@@ -328,6 +333,11 @@ pub async fn run(ctx: Arc<SessionContext>, shutdown: CancellationToken) -> Resul
                             break Ok(());
                         }
                     }
+                    SessionEnd::Busy(after) => {
+                        if !busy(after, &shutdown).await {
+                            break Ok(());
+                        }
+                    }
                     SessionEnd::Lost(reason) => {
                         let delay = backoff.next_delay();
                         warn!(%reason, retry_in_ms = delay.as_millis() as u64, "tunnel lost");
@@ -376,6 +386,17 @@ fn end_of(event: Option<SessionEvent>) -> SessionEnd {
         Some(SessionEvent::Ended(end)) => end,
         _ => SessionEnd::Lost("session ended".into()),
     }
+}
+
+/// Waits as long as a busy runtime asked (plus up to a tenth more, so connectors told the
+/// same delay do not return together); false on shutdown.
+async fn busy(after: Duration, shutdown: &CancellationToken) -> bool {
+    let delay = after + after.mul_f64(rand::random::<f64>() / 10.0);
+    info!(
+        retry_in_ms = delay.as_millis() as u64,
+        "runtime busy with other connectors' handshakes; retrying as it asked"
+    );
+    pause(delay, shutdown).await
 }
 
 /// Sleeps unless shutdown comes first; false on shutdown.
