@@ -376,3 +376,86 @@ fn a_reconnect_wave_beyond_the_handshake_rate_is_spread_out_and_all_come_back() 
     }
     Ok(())
 }
+
+#[test]
+fn two_connectors_of_a_tenant_one_killed_under_load_calls_go_on_through_the_other() -> Result<()> {
+    for transport in ["quic", "tcp"] {
+        let mut rt = Runtime::init()?;
+        rt.serve_args = vec![
+            "--ssh-listen".into(),
+            format!("127.0.0.1:{}", e2e::free_port()),
+        ];
+        rt.start()?;
+        let mut a = Connector::enroll(&rt, "acme", "a")?;
+        a.start(&rt, &["--transport", transport])?;
+        let mut b = Connector::enroll(&rt, "acme", "b")?;
+        b.start(&rt, &["--transport", transport])?;
+
+        let call = |rt: &Runtime| {
+            run(rt.cli().args([
+                "connector",
+                "call",
+                "--tenant",
+                "acme",
+                "--tool",
+                "diag.echo",
+                "--args",
+                r#"{"message":"ha","delay_ms":100}"#,
+            ]))
+        };
+        // Both serve: calls are spread over the two.
+        for _ in 0..6 {
+            assert!(call(&rt).status.success());
+        }
+        let (mut ok, mut retryable, mut other) = (0, 0, Vec::new());
+        let t0 = Instant::now();
+        let mut killed = false;
+        while t0.elapsed() < Duration::from_secs(25) {
+            if !killed && t0.elapsed() > Duration::from_secs(1) {
+                a.process.as_mut().expect("running").kill();
+                killed = true;
+            }
+            let out = call(&rt);
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if out.status.success() {
+                ok += 1;
+            } else if ["Unavailable", "DeadlineExceeded", "Draining"]
+                .iter()
+                .any(|code| text.contains(&format!("error: {code}")))
+            {
+                // Retryable codes: a call sent to the killed tunnel before the runtime
+                // noticed it (up to three missed heartbeats) ends at its deadline or when
+                // the tunnel is declared lost; it never ran twice.
+                retryable += 1;
+            } else {
+                other.push(text);
+            }
+            if killed && rt.connector(&a.id).is_some_and(|r| r["status"] != "online") && ok > 10 {
+                break;
+            }
+        }
+        println!(
+            "{transport}: one of two connectors killed -9 under load: {ok} calls ok, {retryable} retryable failures, {} other",
+            other.len()
+        );
+        assert!(other.is_empty(), "only retryable failures: {other:?}");
+        // After the runtime noticed, every call goes through the survivor.
+        wait_for(Duration::from_secs(30), "the killed tunnel noticed", || {
+            rt.connector(&a.id).filter(|r| r["status"] != "online")
+        })?;
+        for _ in 0..5 {
+            let out = call(&rt);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(rt.ping(&b.id).is_ok());
+    }
+    Ok(())
+}
