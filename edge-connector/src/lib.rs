@@ -88,8 +88,10 @@ pub async fn run(
     let vault_config = config.clone();
     let ctx = tunnel::session::SessionContext {
         state,
-        tunnel: config.tunnel.clone(),
-        proxy_password: Arc::new(move || tunnel::proxy::vault_password(&vault_config)),
+        tunnel: tunnel::session::TunnelSettings {
+            config: config.tunnel.clone(),
+            proxy_password: Arc::new(move || tunnel::proxy::vault_password(&vault_config)),
+        },
         tools: Arc::new(local_policy::Enforced::new(Arc::new(toolbox), rules)),
         tracing: tracing.clone(),
         drain_timeout,
@@ -114,8 +116,7 @@ pub async fn run_with_tools(
     state: state::StateDir,
     tools: Arc<dyn toolset::ToolSet>,
     rules: RuleSet,
-    tunnel: config::TunnelConfig,
-    proxy_password: tunnel::session::ProxyPassword,
+    tunnel: tunnel::session::TunnelSettings,
     tracing: Arc<Tracing>,
     drain_timeout: Duration,
     shutdown: CancellationToken,
@@ -123,7 +124,6 @@ pub async fn run_with_tools(
     let ctx = Arc::new(tunnel::session::SessionContext {
         state,
         tunnel,
-        proxy_password,
         tools: Arc::new(local_policy::Enforced::new(tools, rules)),
         tracing,
         drain_timeout,

@@ -61,15 +61,32 @@ pub enum SessionEnd {
 pub type ProxyPassword =
     Arc<dyn Fn() -> Result<Option<secrecy::SecretString>, String> + Send + Sync>;
 
+/// How the connector reaches the runtime.
+#[derive(Clone)]
+pub struct TunnelSettings {
+    /// The `[tunnel]` section: transport, proxy, proxy user.
+    pub config: crate::config::TunnelConfig,
+    /// Reads the egress proxy's password (the vault entry `proxy/password`) when the TCP
+    /// transport dials through a proxy that asks for one.
+    pub proxy_password: ProxyPassword,
+}
+
+impl TunnelSettings {
+    /// `config`, with no proxy password to be had (a proxy that asks for one refuses).
+    pub fn without_password(config: crate::config::TunnelConfig) -> Self {
+        Self {
+            config,
+            proxy_password: Arc::new(|| Ok(None)),
+        }
+    }
+}
+
 /// Shared by all sessions of a connector.
 pub struct SessionContext {
     /// Where the identity lives (renewals are written there).
     pub state: StateDir,
     /// Which transport to use, and how.
-    pub tunnel: crate::config::TunnelConfig,
-    /// Reads the egress proxy's password (the vault entry `proxy/password`) when the TCP
-    /// transport dials through a proxy that asks for one.
-    pub proxy_password: ProxyPassword,
+    pub tunnel: TunnelSettings,
     /// Our tools, behind the local policy.
     pub tools: Arc<Enforced>,
     /// Spans of calls.

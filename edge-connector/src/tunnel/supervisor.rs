@@ -128,9 +128,13 @@ async fn ssh(
     let key = ssh_dial::client_key(&identity.key)?;
     let (host, port) = split_host_port(endpoint)
         .ok_or_else(|| SshDialError::Tcp(format!("{endpoint:?} is not host:port")))?;
-    let route = proxy::route_for(&ctx.tunnel, &ProxyEnv::from_process(), host, port, || {
-        (ctx.proxy_password)()
-    })?;
+    let route = proxy::route_for(
+        &ctx.tunnel.config,
+        &ProxyEnv::from_process(),
+        host,
+        port,
+        || (ctx.tunnel.proxy_password)(),
+    )?;
     let proxy_name = route.as_ref().map(|r| r.authority().to_owned());
     let (stream, remote) = match route {
         Some(route) => {
@@ -163,7 +167,7 @@ async fn dial_any(
 ) -> Result<Tunnel, AttemptFailed> {
     let config = ctx.state.config()?;
     let ca = ctx.state.ca_der()?;
-    match ctx.tunnel.transport {
+    match ctx.tunnel.config.transport {
         Transport::Quic => Ok(quic(&config, identity, ca, dial::HANDSHAKE_TIMEOUT).await?),
         Transport::Tcp => Ok(ssh(ctx, &config, identity).await?),
         Transport::Auto => {
@@ -260,7 +264,7 @@ pub async fn run(ctx: Arc<SessionContext>, shutdown: CancellationToken) -> Resul
                         backoff.reset();
                         want_new = false;
                         quic_again_at = (live.via == Via::Tcp
-                            && ctx.tunnel.transport == Transport::Auto)
+                            && ctx.tunnel.config.transport == Transport::Auto)
                             .then(|| Instant::now() + quic_retry.next_delay());
                         install(&mut current, live, &sessions);
                     }

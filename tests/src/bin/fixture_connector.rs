@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use edge_connector::config::{Transport, TunnelConfig};
 use edge_connector::tools::{BoxFuture, CallContext, ToolSet, args, unknown_tool};
+use edge_connector::tunnel::session::TunnelSettings;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::call::{Call, CallFailure, CallOutcome};
@@ -322,11 +323,10 @@ fn main() -> anyhow::Result<()> {
             edge_connector::state::StateDir::new(state_dir),
             Arc::new(Fixtures),
             allow_all,
-            TunnelConfig {
+            TunnelSettings::without_password(TunnelConfig {
                 transport,
                 ..TunnelConfig::default()
-            },
-            Arc::new(|| Ok(None)),
+            }),
             tracing,
             Duration::from_secs(5),
             shutdown,
