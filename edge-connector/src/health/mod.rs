@@ -29,8 +29,6 @@ use shared::control::{DEFAULT_HEARTBEAT_INTERVAL, MISSED_HEARTBEATS};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use crate::tunnel::session::SessionEnd;
-
 /// Where the tunnel stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -278,18 +276,9 @@ impl SessionHealth {
         }
     }
 
-    /// The session ended with `end`.
-    pub fn ended(mut self, end: &SessionEnd) {
-        self.end = Some(match end {
-            SessionEnd::Drained => "drained (shutting down or replaced)".to_owned(),
-            SessionEnd::GoAway(_) => "the runtime went away (restart or upgrade)".to_owned(),
-            SessionEnd::Busy(after) => format!(
-                "the runtime is busy with other connectors' handshakes; retrying in {} ms",
-                after.as_millis()
-            ),
-            SessionEnd::Lost(reason) => format!("tunnel lost: {reason}"),
-            SessionEnd::Fatal(reason) => reason.clone(),
-        });
+    /// The session ended, for the reason `why` (in plain words).
+    pub fn ended(mut self, why: String) {
+        self.end = Some(why);
     }
 }
 
@@ -323,8 +312,7 @@ mod tests {
     fn health_failed_attempts_count_until_a_tunnel_is_up() {
         let h = Health::new();
         h.attempt_failed("cannot connect".into());
-        h.session()
-            .ended(&SessionEnd::Lost("hello timed out".into()));
+        h.session().ended("tunnel lost: hello timed out".into());
         let s = h.snapshot();
         assert_eq!(s.state, TunnelState::Down);
         assert_eq!(s.reconnect_attempts, 2);
@@ -350,7 +338,7 @@ mod tests {
         let first = h.snapshot().since_instant;
         // A renewal: the new tunnel fails once, then comes up, then the old one drains.
         h.attempt_failed("cannot connect".into());
-        h.session().ended(&SessionEnd::Lost("refused".into()));
+        h.session().ended("tunnel lost: refused".into());
         assert_eq!(
             h.snapshot().state,
             TunnelState::Up,
@@ -358,14 +346,14 @@ mod tests {
         );
         let mut new = h.session();
         new.up("tcp", "a:443".into(), Some("proxy:3128".into()));
-        old.ended(&SessionEnd::Drained);
+        old.ended("drained (shutting down or replaced)".into());
         let s = h.snapshot();
         assert_eq!(s.state, TunnelState::Up);
         assert_eq!(s.since_instant, first, "make-before-break is no gap");
         assert_eq!(s.transport.as_deref(), Some("tcp"));
         assert_eq!(s.tunnels_up, 1);
 
-        new.ended(&SessionEnd::Lost("runtime unresponsive".into()));
+        new.ended("tunnel lost: runtime unresponsive".into());
         let down = h.snapshot();
         assert_eq!(down.state, TunnelState::Down);
         assert_eq!(

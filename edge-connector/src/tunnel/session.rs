@@ -81,6 +81,22 @@ impl TunnelSettings {
     }
 }
 
+impl std::fmt::Display for SessionEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionEnd::Drained => f.write_str("drained (shutting down or replaced)"),
+            SessionEnd::GoAway(_) => f.write_str("the runtime went away (restart or upgrade)"),
+            SessionEnd::Busy(after) => write!(
+                f,
+                "the runtime is busy with other connectors' handshakes; retrying in {} ms",
+                after.as_millis()
+            ),
+            SessionEnd::Lost(reason) => write!(f, "tunnel lost: {reason}"),
+            SessionEnd::Fatal(reason) => f.write_str(reason),
+        }
+    }
+}
+
 /// Shared by all sessions of a connector.
 pub struct SessionContext {
     /// Where the identity lives (renewals are written there).
@@ -145,7 +161,7 @@ pub async fn run(
         &mut health,
     )
     .await;
-    health.ended(&end);
+    health.ended(end.to_string());
     let (code, reason) = match &end {
         SessionEnd::Drained => (CloseCode::Normal, "drained"),
         _ => (CloseCode::Normal, "closing"),
