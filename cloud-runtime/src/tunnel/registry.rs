@@ -1,10 +1,11 @@
 //! Online connectors, per tenant.
 //!
 //! A tenant may run several connectors for availability, but a connector holds one live
-//! tunnel per transport, plus an overlap: after a certificate renewal it connects anew before
-//! draining the old tunnel (make before break), and a restarted connector reconnects before
-//! the runtime notices its old tunnel is dead. So the newest tunnel of a connector retires
-//! the older ones ([`replaces`]): they take no new calls at once and are closed after
+//! tunnel, QUIC or SSH, plus an overlap: after a certificate renewal, or when it moves
+//! between transports, it connects anew before draining the old tunnel (make before break),
+//! and a restarted connector reconnects before the runtime notices its old tunnel is dead.
+//! So the newest tunnel of a connector retires the older ones, whatever their transport:
+//! they take no new calls at once and are closed after
 //! [`OVERLAP`], which leaves in-flight calls time to finish. A copy of the connector's key
 //! therefore cannot hold a tunnel beside the real one, and is refused outright once the
 //! real connector has renewed ([`super::lineage`]).
@@ -33,23 +34,6 @@ use crate::tools_changed::ToolsChanged;
 /// How long a tunnel replaced by a newer one of the same connector stays open (taking no
 /// new calls) before the runtime closes it.
 pub const OVERLAP: Duration = Duration::from_secs(30);
-
-/// Whether a tunnel `newer` of a connector replaces its tunnel `older`: on the same
-/// transport always (one tunnel per transport), on another transport when `older` holds
-/// another certificate (the older one, since the newer tunnel passed the handshake rules
-/// last).
-pub fn replaces(newer: &TunnelKey<'_>, older: &TunnelKey<'_>) -> bool {
-    newer.transport == older.transport || newer.cert_serial != older.cert_serial
-}
-
-/// What [`replaces`] compares of two tunnels of one connector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TunnelKey<'a> {
-    /// `quic` or `tcp` (SSH).
-    pub transport: &'a str,
-    /// Serial of the certificate the tunnel was opened with, hex.
-    pub cert_serial: &'a str,
-}
 
 /// One live tunnel.
 #[derive(Debug)]
@@ -102,13 +86,6 @@ impl ConnectorHandle {
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             retired: CancellationToken::new(),
-        }
-    }
-
-    fn key(&self) -> TunnelKey<'_> {
-        TunnelKey {
-            transport: self.transport,
-            cert_serial: &self.cert_serial,
         }
     }
 
@@ -233,8 +210,8 @@ impl Registry {
         self.next_call_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Adds a tunnel, retiring the older tunnels of the same connector that it replaces
-    /// ([`replaces`]); returns how many it retired.
+    /// Adds a tunnel, retiring the older tunnels of the same connector, whatever their
+    /// transport; returns how many it retired.
     pub fn insert(&self, handle: Arc<ConnectorHandle>) -> usize {
         let tenant = handle.identity.tenant.clone();
         let mut retired = 0;
@@ -242,9 +219,7 @@ impl Registry {
             let mut map = self.tenants.write().unwrap_or_else(|p| p.into_inner());
             let list = map.entry(tenant.clone()).or_default();
             for old in list.iter().filter(|h| {
-                h.identity.connector == handle.identity.connector
-                    && !h.retired.is_cancelled()
-                    && replaces(&handle.key(), &h.key())
+                h.identity.connector == handle.identity.connector && !h.retired.is_cancelled()
             }) {
                 old.retire();
                 retired += 1;
@@ -546,31 +521,5 @@ impl Registry {
             }
         }
         Err(self.why_unserved(tenant, None, &request.tool, &spec.site))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key<'a>(transport: &'a str, cert_serial: &'a str) -> TunnelKey<'a> {
-        TunnelKey {
-            transport,
-            cert_serial,
-        }
-    }
-
-    #[test]
-    fn a_newer_tunnel_on_the_same_transport_replaces_the_older_one() {
-        // A restart reconnecting with the same certificate, and the make-before-break
-        // tunnel after a renewal: either way one tunnel remains after the overlap.
-        assert!(replaces(&key("quic", "0a"), &key("quic", "0a")));
-        assert!(replaces(&key("quic", "0b"), &key("quic", "0a")));
-    }
-
-    #[test]
-    fn another_transport_keeps_its_tunnel_only_with_the_same_certificate() {
-        assert!(!replaces(&key("ssh", "0b"), &key("quic", "0b")));
-        assert!(replaces(&key("ssh", "0b"), &key("quic", "0a")));
     }
 }
