@@ -510,6 +510,7 @@ fn udp_blocked_tunnel_comes_up_over_tcp_and_returns_to_quic() -> Result<()> {
         to_tcp.as_secs_f64()
     );
     assert!(rt.ping(&c.id).is_ok(), "{}", c.log());
+    assert!(c.log().contains("seems blocked"), "{}", c.log());
 
     let calls = CallLoop::start(&rt);
     calls.wait_more(2, "calls over tcp")?;
@@ -618,6 +619,21 @@ fn through_the_proxy_when_direct_tcp_and_udp_are_dropped() -> Result<()> {
         tunnel_proxy.addr.port(),
         upstream_proxy.addr.port()
     ));
+
+    // The rules are in force: the runtime's HTTPS port is out of reach without the proxy.
+    let direct = run(net.exec("timeout").args([
+        "2",
+        "bash",
+        "-c",
+        &format!("exec 3<>/dev/tcp/{}/{}", net.host_ip, rt.https_port),
+    ]));
+    // 124: `timeout` stopped a connect that got no answer.
+    assert_eq!(
+        direct.status.code(),
+        Some(124),
+        "a direct connection was not dropped: {}",
+        String::from_utf8_lossy(&direct.stderr)
+    );
 
     enroll(&net, &rt, &mut c, Some(&config));
     spawn(&net, &mut c, &config_args(&config))?;
