@@ -198,11 +198,10 @@ impl Drop for Netns {
 
 /// A runtime on the root side of `net` with the SSH tunnel beside QUIC; returns it and
 /// the SSH port.
-fn runtime(net: &Netns, extra: &[String]) -> Result<(Runtime, u16)> {
+fn runtime(net: &Netns) -> Result<(Runtime, u16)> {
     let mut rt = Runtime::init_with_hostname(&net.host_ip.to_string())?;
     let ssh = free_port();
     rt.serve_args = vec!["--ssh-listen".into(), format!("{}:{ssh}", net.host_ip)];
-    rt.serve_args.extend(extra.iter().cloned());
     rt.start()?;
     Ok((rt, ssh))
 }
@@ -492,7 +491,7 @@ fn udp_blocked_tunnel_comes_up_over_tcp_and_returns_to_quic() -> Result<()> {
         return Ok(());
     }
     let net = Netns::new();
-    let (rt, _ssh) = runtime(&net, &[])?;
+    let (rt, _ssh) = runtime(&net)?;
     let mut c = connector(&rt, "c1");
     enroll(&net, &rt, &mut c, None);
     // The firewall drops QUIC: every UDP datagram to the runtime's tunnel port.
@@ -533,7 +532,7 @@ fn no_inbound_packets_still_works() -> Result<()> {
         return Ok(());
     }
     let net = Netns::new();
-    let (rt, _ssh) = runtime(&net, &[])?;
+    let (rt, _ssh) = runtime(&net)?;
     let mut c = connector(&rt, "c1");
     enroll(&net, &rt, &mut c, None);
     // Nothing new gets in: only the replies to what the connector opened.
@@ -740,7 +739,7 @@ fn lossy_link_calls_complete_on_both_transports() -> Result<()> {
         return Ok(());
     }
     let net = Netns::new();
-    let (rt, _ssh) = runtime(&net, &[])?;
+    let (rt, _ssh) = runtime(&net)?;
     let mut c = connector(&rt, "c1");
     enroll(&net, &rt, &mut c, None);
     let link = lossy_link(&net);
@@ -805,7 +804,7 @@ fn runtime_killed_under_load_no_call_runs_twice() -> Result<()> {
         return Ok(());
     }
     let net = Netns::new();
-    let (mut rt, _ssh) = runtime(&net, &[])?;
+    let (mut rt, _ssh) = runtime(&net)?;
     let fake = FakeUpstream::start(rt.dir.path(), "github", &[])?;
     // The fake listens on the root namespace's loopback (a provider's http:// api_url must
     // be a loopback address), which the connector reaches through a tinyproxy without auth.
