@@ -12,7 +12,7 @@ pub mod otlp;
 pub mod tool_suite;
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -213,6 +213,9 @@ pub struct Runtime {
     pub serve_args: Vec<String>,
     /// Extra environment for serve (e.g. `RUST_LOG`).
     pub serve_env: Vec<(String, String)>,
+    /// The hostname given to `init`: `localhost`, or an IP address the runtime then also
+    /// listens on (the network namespace suite's veth address).
+    pub hostname: String,
     restarts: usize,
 }
 
@@ -230,6 +233,12 @@ pub struct Token {
 impl Runtime {
     /// `init` with hostname localhost and tenant `acme` (and `globex`).
     pub fn init() -> Result<Self> {
+        Self::init_with_hostname("localhost")
+    }
+
+    /// `init` with `hostname` (`localhost` or an IP address of this machine, where `start`
+    /// then listens) and tenant `acme` (and `globex`).
+    pub fn init_with_hostname(hostname: &str) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let rt = Self {
             quic_port: free_port(),
@@ -238,9 +247,10 @@ impl Runtime {
             serve: None,
             serve_args: Vec::new(),
             serve_env: Vec::new(),
+            hostname: hostname.to_owned(),
             restarts: 0,
         };
-        run_ok(rt.cli().args(["init", "--hostname", "localhost"]));
+        run_ok(rt.cli().args(["init", "--hostname", hostname]));
         for t in ["acme", "globex"] {
             run_ok(rt.cli().args(["tenant", "create", t]));
             rt.apply_policy(t, OPEN_POLICY);
@@ -274,18 +284,26 @@ impl Runtime {
 
     /// `host:port` of HTTPS.
     pub fn https_endpoint(&self) -> String {
-        format!("localhost:{}", self.https_port)
+        format!("{}:{}", self.hostname, self.https_port)
+    }
+
+    /// Where `start` listens: the hostname if it is an IP address, else IPv4 loopback.
+    pub fn listen_ip(&self) -> IpAddr {
+        self.hostname
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
     }
 
     /// Starts `serve` and waits until it answers.
     pub fn start(&mut self) -> Result<()> {
+        let ip = self.listen_ip();
         let mut cmd = self.cli();
         cmd.args([
             "serve",
             "--quic-listen",
-            &format!("127.0.0.1:{}", self.quic_port),
+            &SocketAddr::new(ip, self.quic_port).to_string(),
             "--https-listen",
-            &format!("127.0.0.1:{}", self.https_port),
+            &SocketAddr::new(ip, self.https_port).to_string(),
         ]);
         cmd.args(&self.serve_args);
         cmd.envs(self.serve_env.iter().map(|(k, v)| (k, v)));
@@ -295,7 +313,7 @@ impl Runtime {
             .path()
             .join(format!("runtime-{}.log", self.restarts));
         let proc = Process::spawn(cmd, log)?;
-        let addr: SocketAddr = ([127, 0, 0, 1], self.https_port).into();
+        let addr = SocketAddr::new(ip, self.https_port);
         wait_for(Duration::from_secs(20), "runtime to listen", || {
             std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
         })

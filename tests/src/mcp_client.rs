@@ -57,7 +57,7 @@ impl McpClient {
         secret: &str,
         agent_key: &str,
     ) -> Result<Self> {
-        let base = format!("https://localhost:{}", rt.https_port);
+        let base = format!("https://{}", rt.https_endpoint());
         let url = format!("{base}/t/{tenant}/g/{gateway}/mcp");
         let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
         let tokens = OAuthClient::new(base, &ca)?.access_token(&url, user, secret)?;
