@@ -125,7 +125,7 @@ fn a_runtime_with_another_host_key_is_refused_naming_both_fingerprints() -> Resu
         c.log().contains("enrollment pinned").then_some(())
     })?;
     let log = c.log();
-    assert_eq!(log.matches("SHA256:").count() >= 2, true, "{log}");
+    assert!(log.matches("SHA256:").count() >= 2, "{log}");
     assert!(!pinned.is_empty());
     assert_ne!(
         rt.connector(&c.id).expect("listed")["status"],
