@@ -146,22 +146,19 @@ pub fn step_duration() -> Duration {
 /// Writes an enrolled connector's configuration; returns its path.
 pub type Configure<'a> = &'a dyn Fn(&crate::Connector) -> anyhow::Result<std::path::PathBuf>;
 
-/// Starts the runtime of `rt` inside this process (as `serve` would) and brings `connector`
-/// up against it (with the configuration `configure` writes after enrollment, if any);
-/// returns the runtime and the connector's process id.
-pub async fn start_in_process(
+/// Starts the runtime of `rt` inside this process (as `serve` would), serving the tunnel over
+/// QUIC and over SSH on TCP (on a free loopback port).
+pub async fn start_runtime_in_process(
     rt: &crate::Runtime,
-    connector: &mut crate::PendingConnector,
     mcp: cloud_runtime::server::McpServeOptions,
-    configure: Option<Configure<'_>>,
-) -> anyhow::Result<(cloud_runtime::server::Runtime, u32)> {
+) -> anyhow::Result<cloud_runtime::server::Runtime> {
     let runtime = cloud_runtime::server::start(cloud_runtime::server::ServeOptions {
         data_dir: cloud_runtime::data_dir::DataDir::new(rt.data_dir()),
         quic_listen: format!("127.0.0.1:{}", rt.quic_port).parse()?,
         https_listen: format!("127.0.0.1:{}", rt.https_port).parse()?,
         quic_advertise: None,
         tunnel_handshake_rate: std::num::NonZeroU32::MAX,
-        ssh_listen: None,
+        ssh_listen: Some(format!("127.0.0.1:{}", crate::free_port()).parse()?),
         ssh_advertise: None,
         cert_ttl: Duration::from_secs(24 * 3600),
         heartbeat_interval: Duration::from_secs(5),
@@ -172,6 +169,34 @@ pub async fn start_in_process(
         https: Default::default(),
     })
     .await?;
+    Ok(runtime)
+}
+
+/// Enrolls `connector` against the running runtime of `rt` and starts it with `extra`
+/// arguments (`--transport tcp`); returns its process id once the runtime lists it online.
+pub fn start_connector(
+    rt: &crate::Runtime,
+    connector: &mut crate::PendingConnector,
+    extra: &[&str],
+) -> anyhow::Result<u32> {
+    connector.enroll_now(rt)?;
+    connector.start(rt, extra)?;
+    connector
+        .process()
+        .map(|p| p.pid())
+        .ok_or_else(|| anyhow::anyhow!("connector did not start"))
+}
+
+/// Starts the runtime of `rt` inside this process (as `serve` would) and brings `connector`
+/// up against it (with the configuration `configure` writes after enrollment, if any);
+/// returns the runtime and the connector's process id.
+pub async fn start_in_process(
+    rt: &crate::Runtime,
+    connector: &mut crate::PendingConnector,
+    mcp: cloud_runtime::server::McpServeOptions,
+    configure: Option<Configure<'_>>,
+) -> anyhow::Result<(cloud_runtime::server::Runtime, u32)> {
+    let runtime = start_runtime_in_process(rt, mcp).await?;
     connector.enroll_now(rt)?;
     match configure {
         Some(f) => connector.start_configured(rt, f)?,
