@@ -150,7 +150,6 @@ fn config() -> Arc<client::Config> {
     Arc::new(client::Config {
         inactivity_timeout: Some(Duration::from_secs(60)),
         keepalive_interval: Some(Duration::from_secs(15)),
-        nodelay: true,
         ..Default::default()
     })
 }
@@ -220,7 +219,12 @@ pub async fn tcp(
     let mut last = String::from("no addresses");
     for addr in addrs {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => return Ok((s, addr)),
+            Ok(Ok(s)) => {
+                // russh sets no-delay only on sockets it opens itself: without it every
+                // small frame waits for the previous one's acknowledgement (~40 ms).
+                let _ = s.set_nodelay(true);
+                return Ok((s, addr));
+            }
             Ok(Err(e)) => last = format!("{addr}: {e}"),
             Err(_) => last = format!("{addr}: timed out"),
         }
