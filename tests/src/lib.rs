@@ -360,6 +360,21 @@ impl Runtime {
         })
     }
 
+    /// `connector call --tenant acme --tool diag.echo` with `message`, answered after
+    /// `delay_ms`.
+    pub fn echo(&self, message: &str, delay_ms: u64) -> Output {
+        run(self.cli().args([
+            "connector",
+            "call",
+            "--tenant",
+            "acme",
+            "--tool",
+            "diag.echo",
+            "--args",
+            &serde_json::json!({"message": message, "delay_ms": delay_ms}).to_string(),
+        ]))
+    }
+
     /// `connector ping ID`: the parsed admin answer, or the error text.
     pub fn ping(&self, id: &str) -> std::result::Result<Value, String> {
         let out = run(self.cli().args(["connector", "ping", id]));

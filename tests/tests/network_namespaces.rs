@@ -14,7 +14,7 @@ use std::hash::BuildHasher;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -286,26 +286,12 @@ fn wait_transport(
     Ok(start.elapsed())
 }
 
-/// `connector call ... diag.echo` (on the runtime's side, which needs no namespace).
-fn echo(rt: &Runtime, message: &str, delay_ms: u64) -> Output {
-    run(rt.cli().args([
-        "connector",
-        "call",
-        "--tenant",
-        "acme",
-        "--tool",
-        "diag.echo",
-        "--args",
-        &json!({"message": message, "delay_ms": delay_ms}).to_string(),
-    ]))
-}
-
 /// `n` echo calls one after the other; each must succeed. Returns their latencies.
 fn timed_echoes(rt: &Runtime, c: &Connector, n: usize) -> Vec<Duration> {
     (0..n)
         .map(|i| {
             let start = Instant::now();
-            let out = echo(rt, &format!("call {i}"), 0);
+            let out = rt.echo(&format!("call {i}"), 0);
             let took = start.elapsed();
             assert!(
                 out.status.success()

@@ -391,18 +391,7 @@ fn two_connectors_of_a_tenant_one_killed_under_load_calls_go_on_through_the_othe
         let mut b = Connector::enroll(&rt, "acme", "b")?;
         b.start(&rt, &["--transport", transport])?;
 
-        let call = |rt: &Runtime| {
-            run(rt.cli().args([
-                "connector",
-                "call",
-                "--tenant",
-                "acme",
-                "--tool",
-                "diag.echo",
-                "--args",
-                r#"{"message":"ha","delay_ms":100}"#,
-            ]))
-        };
+        let call = |rt: &Runtime| rt.echo("ha", 100);
         // Both serve: calls are spread over the two.
         for _ in 0..6 {
             assert!(call(&rt).status.success());

@@ -43,19 +43,6 @@ fn enrollment_field(state_dir: &Path, key: &str) -> Result<String> {
     Ok(v[key].as_str().unwrap_or_default().to_owned())
 }
 
-fn echo(rt: &Runtime, message: &str) -> std::process::Output {
-    run(rt.cli().args([
-        "connector",
-        "call",
-        "--tenant",
-        "acme",
-        "--tool",
-        "diag.echo",
-        "--args",
-        &format!(r#"{{"message":"{message}"}}"#),
-    ]))
-}
-
 #[test]
 fn the_tunnel_runs_over_ssh_on_tcp_with_calls_restart_and_revocation() -> Result<()> {
     let mut rt = runtime_with_ssh()?;
@@ -67,7 +54,7 @@ fn the_tunnel_runs_over_ssh_on_tcp_with_calls_restart_and_revocation() -> Result
     c.start(&rt, &["--transport", "tcp"])?;
     assert_eq!(rt.connector(&c.id).expect("listed")["transport"], "tcp");
     assert!(rt.ping(&c.id).is_ok(), "{}", c.log());
-    let out = echo(&rt, "over ssh");
+    let out = rt.echo("over ssh", 0);
     assert!(
         out.status.success(),
         "{}",

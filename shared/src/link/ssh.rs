@@ -43,13 +43,7 @@ pub trait Session: Send + Sync + 'static {
 
 impl Session for russh::server::Handle {
     fn open(&self) -> BoxFuture<'_, Result<(SendStream, RecvStream), LinkError>> {
-        Box::pin(async move {
-            let channel = self
-                .channel_open_session()
-                .await
-                .map_err(|e| LinkError::Lost(format!("cannot open an SSH channel: {e}")))?;
-            Ok(stream_pair(channel, None))
-        })
+        Box::pin(async move { as_streams(self.channel_open_session().await) })
     }
 
     fn disconnect(&self, description: String) -> BoxFuture<'_, ()> {
@@ -67,13 +61,7 @@ impl Session for russh::server::Handle {
 
 impl<H: russh::client::Handler + 'static> Session for russh::client::Handle<H> {
     fn open(&self) -> BoxFuture<'_, Result<(SendStream, RecvStream), LinkError>> {
-        Box::pin(async move {
-            let channel = self
-                .channel_open_session()
-                .await
-                .map_err(|e| LinkError::Lost(format!("cannot open an SSH channel: {e}")))?;
-            Ok(stream_pair(channel, None))
-        })
+        Box::pin(async move { as_streams(self.channel_open_session().await) })
     }
 
     fn disconnect(&self, description: String) -> BoxFuture<'_, ()> {
@@ -87,6 +75,18 @@ impl<H: russh::client::Handler + 'static> Session for russh::client::Handle<H> {
             .await;
         })
     }
+}
+
+/// A channel we opened, as a stream pair.
+fn as_streams<S>(
+    opened: Result<Channel<S>, russh::Error>,
+) -> Result<(SendStream, RecvStream), LinkError>
+where
+    S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static,
+{
+    let channel =
+        opened.map_err(|e| LinkError::Lost(format!("cannot open an SSH channel: {e}")))?;
+    Ok(stream_pair(channel, None))
 }
 
 /// The disconnect description that carries `code` and `reason`.
