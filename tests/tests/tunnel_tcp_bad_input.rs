@@ -176,3 +176,26 @@ impl russh::client::Handler for AcceptAny {
         Ok(true)
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_key_is_refused_over_ssh() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.serve_args = vec![
+        "--ssh-listen".into(),
+        format!("127.0.0.1:{}", free_port()),
+        "--connector-cert-ttl".into(),
+        "60s".into(),
+    ];
+    rt.start()?;
+    // Enrolled, never run: nothing renews its one-minute certificate.
+    let c = Connector::enroll(&rt, "acme", "sleeper")?;
+    let enrolled = enrollment(&c.state_dir)?;
+    let link = ssh_as(&enrolled, &c.id, &c.state_dir).await?;
+    link.close(CloseCode::Normal, "checked");
+    tokio::time::sleep(Duration::from_secs(62)).await;
+    let e = ssh_as(&enrolled, &c.id, &c.state_dir)
+        .await
+        .expect_err("an expired certificate's key");
+    assert!(matches!(e, SshDialError::Refused), "{e}");
+    Ok(())
+}
