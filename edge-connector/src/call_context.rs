@@ -64,6 +64,13 @@ impl CallContext {
             .map_err(|_| CallFailure::new(ErrorCode::Cancelled, "the call's stream is closed"))
     }
 
+    /// Tells the runtime the call passed the connector's checks and its tool starts now
+    /// ([`wire::CallAccepted`]); from then on the runtime never sends it elsewhere.
+    pub async fn accepted(&self, call_id: u64) -> Result<(), CallFailure> {
+        self.send(Kind::Accepted(wire::CallAccepted { call_id }))
+            .await
+    }
+
     /// Reports progress (`total` when known).
     pub async fn progress(&self, progress: f64, total: Option<f64>, message: &str) {
         let _ = self

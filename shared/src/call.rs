@@ -25,6 +25,17 @@ pub const MAX_BINDING: usize = 16;
 /// Longest name or value of a binding.
 pub const MAX_BINDING_LEN: usize = 256;
 
+/// The [`wire::Hello::capabilities`] entry of a connector that acknowledges each call
+/// ([`wire::CallAccepted`]) before its tool starts.
+pub const CALL_ACK: &str = "call-ack";
+
+/// Whether running a call of `spec` twice does no harm: the tool only reads, or it is
+/// idempotent and destroys nothing. Only such a call may be retried on another tunnel when
+/// it is not known whether the first one ran.
+pub fn harmless_to_repeat(spec: &wire::ToolSpec) -> bool {
+    spec.read_only || (spec.idempotent && !spec.destructive)
+}
+
 /// A tool name: `[A-Za-z0-9_.-]{1,128}`, the alphabet MCP clients accept everywhere.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ToolName(String);
@@ -335,6 +346,23 @@ mod tests {
             interactive: false,
             binding: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn only_reads_and_harmless_idempotent_tools_may_run_twice() {
+        let spec = |read_only, idempotent, destructive| wire::ToolSpec {
+            read_only,
+            idempotent,
+            destructive,
+            ..Default::default()
+        };
+        assert!(harmless_to_repeat(&spec(true, true, false)));
+        assert!(
+            harmless_to_repeat(&spec(false, true, false)),
+            "setting a label"
+        );
+        assert!(!harmless_to_repeat(&spec(false, false, false)), "a comment");
+        assert!(!harmless_to_repeat(&spec(false, true, true)), "a delete");
     }
 
     #[test]

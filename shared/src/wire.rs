@@ -233,7 +233,7 @@ pub struct RenewResponse {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CallFrame {
     /// Which call message this is.
-    #[prost(oneof = "call_frame::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
+    #[prost(oneof = "call_frame::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9")]
     pub kind: Option<call_frame::Kind>,
 }
 
@@ -272,6 +272,11 @@ pub mod call_frame {
         /// an [`Effect`](super::Effect) (or an error). A connector too old to know it answers `Malformed`.
         #[prost(message, tag = "8")]
         Preview(super::CallRequest),
+        /// Connector → runtime, from a connector with the [`CALL_ACK`](crate::call::CALL_ACK)
+        /// capability: the request passed its checks and the tool starts now. Until it
+        /// arrives the runtime may take the call back (see [`CallAccepted`](super::CallAccepted)).
+        #[prost(message, tag = "9")]
+        Accepted(super::CallAccepted),
     }
 }
 
@@ -343,6 +348,17 @@ pub struct CallRequest {
     /// [`ErrorCode::Stale`] when they do not. Empty for a call nobody confirmed.
     #[prost(btree_map = "string, string", tag = "9")]
     pub binding: std::collections::BTreeMap<String, String>,
+}
+
+/// A connector's acknowledgement of a [`CallRequest`]: sent once, before the tool makes any
+/// upstream request. A call the runtime lost before this arrived had not started (or its
+/// acknowledgement was lost with the tunnel), so one that is harmless to repeat may run
+/// elsewhere; a call lost after it is reported as a retryable failure and never re-sent.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CallAccepted {
+    /// The request's [`CallRequest::call_id`].
+    #[prost(uint64, tag = "1")]
+    pub call_id: u64,
 }
 
 /// What a call would do, from a preview: the text the user is asked to confirm, and the

@@ -416,9 +416,9 @@ fn two_connectors_of_a_tenant_one_killed_under_load_calls_go_on_through_the_othe
                 .iter()
                 .any(|code| text.contains(&format!("error: {code}")))
             {
-                // Retryable codes: a call sent to the killed tunnel before the runtime
-                // noticed it (up to three missed heartbeats) ends at its deadline or when
-                // the tunnel is declared lost; it never ran twice.
+                // Retryable codes: a call the killed connector had acknowledged ends when
+                // its tunnel is declared lost (or at its deadline) and never runs twice.
+                // One it had not acknowledged moves to the other connector.
                 retryable += 1;
             } else {
                 other.push(text);
@@ -444,6 +444,102 @@ fn two_connectors_of_a_tenant_one_killed_under_load_calls_go_on_through_the_othe
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        assert!(rt.ping(&b.id).is_ok());
+    }
+    Ok(())
+}
+
+#[test]
+fn unacknowledged_reads_move_to_another_connector_and_acknowledged_calls_are_never_resent()
+-> Result<()> {
+    let moved = |rt: &Runtime| {
+        let log = rt.serve.as_ref().expect("serving").log_text();
+        log.matches("call not acknowledged").count()
+    };
+    for transport in ["quic", "tcp"] {
+        let mut rt = Runtime::init()?;
+        rt.serve_args = vec![
+            "--ssh-listen".into(),
+            format!("127.0.0.1:{}", e2e::free_port()),
+        ];
+        rt.start()?;
+        let mut a = Connector::enroll(&rt, "acme", "a")?;
+        a.start(&rt, &["--transport", transport])?;
+        let mut b = Connector::enroll(&rt, "acme", "b")?;
+        b.start(&rt, &["--transport", transport])?;
+
+        // A frozen connector keeps its tunnel (the kernel still acknowledges packets) but
+        // acknowledges no call: every read offered to it runs on the other one instead.
+        a.process.as_ref().expect("running").signal(Signal::SIGSTOP);
+        let mut calls = 0;
+        while moved(&rt) < 2 && calls < 20 {
+            let out = rt.echo(&format!("frozen-{calls}"), 0);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{transport}: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(stdout.contains(&b.id), "{transport}: ran on b: {stdout}");
+            calls += 1;
+        }
+        let moved_while_frozen = moved(&rt);
+        println!(
+            "{transport}: connector a frozen: {calls} reads ok on b, {moved_while_frozen} of them offered to a first"
+        );
+        assert_eq!(
+            moved_while_frozen, 2,
+            "{transport}: some reads went to a first"
+        );
+        a.process.as_ref().expect("running").signal(Signal::SIGCONT);
+        wait_for(Duration::from_secs(30), "a answering again", || {
+            rt.ping(&a.id).ok()
+        })?;
+
+        // Calls a acknowledged and is running when it dies are retryable failures, and are
+        // not offered to b (which would run them a second time).
+        let outs: Vec<std::process::Output> = std::thread::scope(|s| {
+            let calls: Vec<_> = (0..4)
+                .map(|i| {
+                    let rt = &rt;
+                    s.spawn(move || rt.echo(&format!("in-flight-{i}"), 4000))
+                })
+                .collect();
+            // Acknowledged long before a second passes.
+            std::thread::sleep(Duration::from_secs(1));
+            a.process.as_mut().expect("running").kill();
+            calls.into_iter().filter_map(|c| c.join().ok()).collect()
+        });
+        let mut failed = Vec::new();
+        for out in &outs {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() {
+                assert!(
+                    stdout.contains(&b.id),
+                    "{transport}: only b answered: {stdout}"
+                );
+            } else {
+                assert!(
+                    ["Unavailable", "DeadlineExceeded"]
+                        .iter()
+                        .any(|code| stderr.contains(&format!("error: {code}"))),
+                    "{transport}: a retryable failure: {stderr}"
+                );
+                failed.push(stderr.trim().to_owned());
+            }
+        }
+        println!(
+            "{transport}: 4 calls in flight, a killed -9: {} ok on b, failed on a: {failed:?}",
+            outs.len() - failed.len()
+        );
+        assert_eq!(outs.len(), 4);
+        assert!(!failed.is_empty(), "{transport}: calls were running on a");
+        assert_eq!(
+            moved(&rt),
+            moved_while_frozen,
+            "{transport}: acknowledged calls are never offered elsewhere"
+        );
         assert!(rt.ping(&b.id).is_ok());
     }
     Ok(())

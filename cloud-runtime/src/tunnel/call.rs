@@ -1,8 +1,9 @@
-//! One tool call on its own bidirectional QUIC stream.
+//! One tool call on its own bidirectional stream of the tunnel.
 //!
 //! The runtime sends the request frame, and keeps its side open when the tool is interactive
-//! (may ask questions), finishing it at once otherwise; the connector answers with
-//! zero or more progress, log and peer-request frames, then exactly one response. A peer
+//! (may ask questions), finishing it at once otherwise; the connector acknowledges it before
+//! the tool starts (when it has the [`CALL_ACK`] capability), then answers with zero or more
+//! progress, log and peer-request frames, and exactly one response. A peer
 //! request (the tool asking the MCP client to elicit input or sample a model) is relayed to
 //! the [`CallPeer`] and its answer written back on the same stream. If the caller goes away
 //! or the deadline passes, the stream is reset both ways, which cancels the tool on the
@@ -12,11 +13,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use shared::call::{CallFailure, CallOutcome, PreviewOutcome, effect_from_wire, outcome_from_wire};
+use shared::call::{
+    CALL_ACK, CallFailure, CallOutcome, PreviewOutcome, effect_from_wire, outcome_from_wire,
+};
 use shared::frame::MAX_FRAME_LEN;
 use shared::io::{FrameReader, write_frame};
-use shared::link::{Link, SendStream};
+use shared::link::{Link, RecvStream, SendStream};
 use shared::wire::{self, ErrorCode, PeerMethod, call_frame::Kind};
+use tokio::time::Instant;
 
 /// Stream error code sent when the runtime abandons a call (deadline or caller cancelled).
 pub const STREAM_CANCELLED: u32 = 1;
@@ -60,15 +64,49 @@ impl CallPeer for NoPeer {
 pub enum Error {
     /// The request never left: another tunnel may take it.
     NotSent(String),
+    /// The request left but the connector never acknowledged it: the tool had not started,
+    /// unless the acknowledgement was lost with the tunnel. Only a call that is harmless to
+    /// repeat may go to another tunnel; otherwise this failure is the outcome.
+    Unacknowledged(CallFailure),
     /// The request may have been delivered; the outcome is this failure.
     Failed(CallFailure),
 }
 
-fn lost(e: impl std::fmt::Display) -> Error {
-    Error::Failed(CallFailure::new(
+/// What the runtime expects of a connector's acknowledgements ([`wire::CallAccepted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// The connector predates acknowledgements: a lost call is simply failed.
+    Unsupported,
+    /// Tell an unacknowledged loss from an acknowledged one.
+    Tracked,
+    /// As [`Ack::Tracked`], and give up on the call (resetting its stream) when no
+    /// acknowledgement came within this long, so that a call sent into a tunnel that died
+    /// silently can run elsewhere before the tunnel is declared lost.
+    Within(Duration),
+}
+
+impl Ack {
+    /// What to expect of a connector that announced `capabilities` in its hello.
+    pub fn of(capabilities: &[String]) -> Self {
+        if capabilities.iter().any(|c| c == CALL_ACK) {
+            Ack::Tracked
+        } else {
+            Ack::Unsupported
+        }
+    }
+}
+
+/// The failure for a tunnel lost mid-call, typed by whether the call was acknowledged.
+fn lost(e: impl std::fmt::Display, unacknowledged: bool) -> Error {
+    let failure = CallFailure::new(
         ErrorCode::Unavailable,
         format!("tunnel lost during the call: {e}"),
-    ))
+    );
+    if unacknowledged {
+        Error::Unacknowledged(failure)
+    } else {
+        Error::Failed(failure)
+    }
 }
 
 /// Resets the stream unless the call completed, so that a dropped call (the MCP client
@@ -92,6 +130,7 @@ pub async fn run(
     conn: &Link,
     request: &wire::CallRequest,
     timeout: Duration,
+    ack: Ack,
     peer: &dyn CallPeer,
 ) -> Result<(CallOutcome, Vec<wire::UpstreamAction>), Error> {
     let mut response = exchange(
@@ -99,6 +138,7 @@ pub async fn run(
         Kind::Request(request.clone()),
         request.interactive,
         timeout,
+        ack,
         peer,
     )
     .await?;
@@ -118,6 +158,7 @@ pub async fn preview(
         Kind::Preview(request.clone()),
         false,
         timeout,
+        Ack::Unsupported,
         &NoPeer,
     )
     .await
@@ -131,19 +172,73 @@ pub async fn authorize(
     callback: wire::AuthorizeCallback,
     timeout: Duration,
 ) -> Result<CallOutcome, Error> {
-    exchange(conn, Kind::Authorize(callback), false, timeout, &NoPeer)
-        .await
-        .map(outcome_from_wire)
+    exchange(
+        conn,
+        Kind::Authorize(callback),
+        false,
+        timeout,
+        Ack::Unsupported,
+        &NoPeer,
+    )
+    .await
+    .map(outcome_from_wire)
 }
 
-/// One call-shaped exchange: `first` out, frames in until the response.
+/// One call-shaped exchange: `first` out, frames in until the response, all within
+/// `timeout`.
 async fn exchange(
     conn: &Link,
     first: Kind,
     interactive: bool,
     timeout: Duration,
+    ack: Ack,
     peer: &dyn CallPeer,
 ) -> Result<wire::CallResponse, Error> {
+    let ack_deadline = match ack {
+        Ack::Within(wait) => Some(Instant::now() + wait),
+        Ack::Unsupported | Ack::Tracked => None,
+    };
+    let call = async {
+        // Opening a stream waits for the peer over SSH (and for stream credit over QUIC):
+        // a silent connector is noticed here too.
+        let send = send_first(conn, first, interactive);
+        let (mut stream, recv) = match ack_deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, send)
+                .await
+                .map_err(|_| no_acknowledgement())??,
+            None => send.await?,
+        };
+        let response = receive(&mut stream, recv, ack, ack_deadline, peer).await?;
+        stream.completed = true;
+        if interactive {
+            stream.send.finish();
+        }
+        Ok(response)
+    };
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Failed(CallFailure::new(
+                ErrorCode::DeadlineExceeded,
+                format!("no answer within {} ms", timeout.as_millis()),
+            )))
+        })
+}
+
+fn no_acknowledgement() -> Error {
+    Error::Unacknowledged(CallFailure::new(
+        ErrorCode::Unavailable,
+        "the connector did not acknowledge the call in time",
+    ))
+}
+
+/// Opens the call's stream and sends its first frame (finishing our side when nothing will
+/// be relayed back).
+async fn send_first(
+    conn: &Link,
+    first: Kind,
+    interactive: bool,
+) -> Result<(CancelOnDrop, RecvStream), Error> {
     let (send, recv) = conn
         .open_bi()
         .await
@@ -165,63 +260,77 @@ async fn exchange(
         // Nothing will be relayed back: finishing now lets the FIN ride with the request.
         stream.send.finish();
     }
+    Ok((stream, recv))
+}
+
+/// Reads the connector's frames until its response, relaying progress, logs and questions
+/// to `peer`; with acknowledgements, tells a loss before the acknowledgement from one after.
+async fn receive(
+    stream: &mut CancelOnDrop,
+    recv: RecvStream,
+    ack: Ack,
+    ack_deadline: Option<Instant>,
+    peer: &dyn CallPeer,
+) -> Result<wire::CallResponse, Error> {
     let mut reader = FrameReader::new(recv, MAX_FRAME_LEN);
-    let exchange = async {
-        loop {
-            let frame = match reader.next::<wire::CallFrame>().await {
-                Ok(Some(wire::CallFrame { kind: Some(kind) })) => kind,
-                Ok(Some(_)) => return Err(malformed("empty frame on a call stream")),
-                Ok(None) => return Err(lost("stream ended without a response")),
-                Err(e) => return Err(lost(e)),
-            };
-            match frame {
-                Kind::Response(r) => return Ok(r),
-                Kind::Progress(p) => peer.progress(p).await,
-                Kind::Log(l) => peer.log(l).await,
-                Kind::PeerRequest(req) => {
-                    let method =
-                        PeerMethod::try_from(req.method).unwrap_or(PeerMethod::Unspecified);
-                    let answer = match method {
-                        PeerMethod::Unspecified => Err("unknown peer request".to_owned()),
-                        m => peer.request(m, req.params_json).await,
-                    };
-                    let (result_json, error) = match answer {
-                        Ok(json) => (json, String::new()),
-                        Err(e) => (Vec::new(), e),
-                    };
-                    let reply = wire::CallFrame {
-                        kind: Some(Kind::PeerResponse(wire::PeerResponse {
-                            id: req.id,
-                            result_json,
-                            error,
-                        })),
-                    };
-                    write_frame(&mut stream.send, &reply).await.map_err(lost)?;
-                }
-                Kind::Request(_)
-                | Kind::PeerResponse(_)
-                | Kind::Authorize(_)
-                | Kind::Preview(_) => {
-                    return Err(malformed(
-                        "connector sent a runtime-only frame on a call stream",
-                    ));
-                }
+    let mut unacknowledged = ack != Ack::Unsupported;
+    loop {
+        let next = reader.next::<wire::CallFrame>();
+        let read = match ack_deadline.filter(|_| unacknowledged) {
+            Some(deadline) => tokio::time::timeout_at(deadline, next)
+                .await
+                .map_err(|_| no_acknowledgement())?,
+            None => next.await,
+        };
+        let frame = match read {
+            Ok(Some(wire::CallFrame { kind: Some(kind) })) => kind,
+            Ok(Some(_)) => return Err(malformed("empty frame on a call stream")),
+            Ok(None) => return Err(lost("stream ended without a response", unacknowledged)),
+            Err(e) => return Err(lost(e, unacknowledged)),
+        };
+        match frame {
+            Kind::Response(r) => return Ok(r),
+            Kind::Accepted(_) if unacknowledged => unacknowledged = false,
+            Kind::Accepted(_) => {
+                return Err(malformed("call acknowledged twice, or without being asked"));
+            }
+            // Anything from the tool means it started, acknowledged or not.
+            Kind::Progress(p) => {
+                unacknowledged = false;
+                peer.progress(p).await;
+            }
+            Kind::Log(l) => {
+                unacknowledged = false;
+                peer.log(l).await;
+            }
+            Kind::PeerRequest(req) => {
+                unacknowledged = false;
+                let method = PeerMethod::try_from(req.method).unwrap_or(PeerMethod::Unspecified);
+                let answer = match method {
+                    PeerMethod::Unspecified => Err("unknown peer request".to_owned()),
+                    m => peer.request(m, req.params_json).await,
+                };
+                let (result_json, error) = match answer {
+                    Ok(json) => (json, String::new()),
+                    Err(e) => (Vec::new(), e),
+                };
+                let reply = wire::CallFrame {
+                    kind: Some(Kind::PeerResponse(wire::PeerResponse {
+                        id: req.id,
+                        result_json,
+                        error,
+                    })),
+                };
+                write_frame(&mut stream.send, &reply)
+                    .await
+                    .map_err(|e| lost(e, false))?;
+            }
+            Kind::Request(_) | Kind::PeerResponse(_) | Kind::Authorize(_) | Kind::Preview(_) => {
+                return Err(malformed(
+                    "connector sent a runtime-only frame on a call stream",
+                ));
             }
         }
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok(response)) => {
-            stream.completed = true;
-            if interactive {
-                stream.send.finish();
-            }
-            Ok(response)
-        }
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(Error::Failed(CallFailure::new(
-            ErrorCode::DeadlineExceeded,
-            format!("no answer within {} ms", timeout.as_millis()),
-        ))),
     }
 }
 

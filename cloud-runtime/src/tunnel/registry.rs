@@ -19,21 +19,32 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
-use shared::call::{CallFailure, CallOutcome};
+use shared::call::{CallFailure, CallOutcome, harmless_to_repeat};
 use shared::close::CloseCode;
 use shared::identity::{ConnectorId, ConnectorIdentity, TenantId};
 use shared::link::Link;
 use shared::policy::{RuleSet, Scope, Site};
 use shared::wire::{self, ErrorCode};
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::info;
 
-use super::call;
+use super::call::{self, Ack};
 use crate::tools_changed::ToolsChanged;
 
 /// How long a tunnel replaced by a newer one of the same connector stays open (taking no
 /// new calls) before the runtime closes it.
 pub const OVERLAP: Duration = Duration::from_secs(30);
+
+/// How long a call that is harmless to repeat waits for the connector's acknowledgement
+/// before it goes to another tunnel. Acknowledging costs the connector one frame decode;
+/// far longer means the tunnel died unnoticed (a loss is declared only after missed
+/// heartbeats).
+pub const ACK_WAIT: Duration = Duration::from_secs(2);
+
+/// Most tunnels one call is offered to.
+const MAX_ATTEMPTS: usize = 3;
 
 /// One live tunnel.
 #[derive(Debug)]
@@ -52,6 +63,8 @@ pub struct ConnectorHandle {
     pub tools: BTreeMap<String, Arc<wire::ToolSpec>>,
     /// The connector's local policy, which it enforces on every call.
     pub local_policy: RuleSet,
+    /// Whether the connector acknowledges calls before running them.
+    ack: Ack,
     connection: Link,
     draining: AtomicBool,
     in_flight: AtomicUsize,
@@ -69,6 +82,7 @@ impl ConnectorHandle {
         version: String,
         tools: Vec<wire::ToolSpec>,
         local_policy: RuleSet,
+        ack: Ack,
         connection: Link,
     ) -> Self {
         Self {
@@ -82,6 +96,7 @@ impl ConnectorHandle {
                 .map(|t| (t.name.clone(), Arc::new(t)))
                 .collect(),
             local_policy,
+            ack,
             connection,
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
@@ -367,7 +382,7 @@ impl Registry {
         match call::authorize(&handle.connection, callback, timeout).await {
             Ok(outcome) => outcome,
             Err(call::Error::NotSent(e)) => Err(CallFailure::new(ErrorCode::Unavailable, e)),
-            Err(call::Error::Failed(f)) => Err(f),
+            Err(call::Error::Failed(f) | call::Error::Unacknowledged(f)) => Err(f),
         }
     }
 
@@ -413,13 +428,14 @@ impl Registry {
     }
 
     /// Picks a tunnel of `tenant` (optionally of one connector) that serves `tool` at
-    /// `site`, for a new call.
+    /// `site`, for a new call, other than the tunnels (by session id) in `tried`.
     fn pick(
         &self,
         tenant: &TenantId,
         connector: Option<&ConnectorId>,
         tool: &str,
         site: &Site,
+        tried: &[String],
     ) -> Option<Arc<ConnectorHandle>> {
         let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
         let list = map.get(tenant)?;
@@ -431,15 +447,21 @@ impl Registry {
                 h.available()
                     && connector.is_none_or(|c| &h.identity.connector == c)
                     && h.serves(tool, site)
+                    && !tried.contains(&h.session_id)
             })
             .min_by_key(|h| h.in_flight.load(Ordering::Relaxed))
             .cloned()
     }
 
     /// Runs a call on a connector of `tenant` (never another tenant's) that offers the tool
-    /// and whose local policy allows it. A tunnel that fails before the request was sent, or
-    /// whose connector refused the call unrun because it is draining, is skipped and the
-    /// next one tried, once.
+    /// and whose local policy allows it, within the call's time budget.
+    ///
+    /// The call goes to another tunnel when it certainly did not run: the request never
+    /// left, or the connector refused it unrun because it is draining. It also does when
+    /// the connector did not acknowledge it (the tunnel died, or stayed silent for
+    /// [`ACK_WAIT`]) and the tool is harmless to repeat, since an acknowledgement lost with
+    /// the tunnel would mean it ran. Once acknowledged, a call is never sent again: losing
+    /// it is a retryable failure for the caller.
     pub async fn call(
         &self,
         tenant: &TenantId,
@@ -448,15 +470,38 @@ impl Registry {
         peer: &dyn call::CallPeer,
     ) -> CallReport {
         let request = request_of(&spec);
-        for _attempt in 0..2 {
-            let Some(handle) = self.pick(tenant, connector, &request.tool, &spec.site) else {
+        let deadline = Instant::now() + spec.timeout;
+        let mut tried = Vec::new();
+        let mut unacknowledged = None;
+        for _attempt in 0..MAX_ATTEMPTS {
+            let Some(handle) = self.pick(tenant, connector, &request.tool, &spec.site, &tried)
+            else {
                 break;
             };
-            handle.in_flight.fetch_add(1, Ordering::Relaxed);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            tried.push(handle.session_id.clone());
+            let tool = handle.spec(&request.tool);
+            let repeatable = tool.is_some_and(|t| harmless_to_repeat(t));
+            let ack = match handle.ack {
+                Ack::Unsupported => Ack::Unsupported,
+                _ if repeatable
+                    && remaining > ACK_WAIT
+                    && self
+                        .pick(tenant, connector, &request.tool, &spec.site, &tried)
+                        .is_some() =>
+                {
+                    Ack::Within(ACK_WAIT)
+                }
+                _ => Ack::Tracked,
+            };
             // Keep the stream open for answers only for tools that may ask questions.
             let mut request = request.clone();
-            request.interactive = handle.spec(&request.tool).is_some_and(|t| t.interactive);
-            let result = call::run(&handle.connection, &request, spec.timeout, peer).await;
+            request.interactive = tool.is_some_and(|t| t.interactive);
+            handle.in_flight.fetch_add(1, Ordering::Relaxed);
+            let result = call::run(&handle.connection, &request, remaining, ack, peer).await;
             handle.in_flight.fetch_sub(1, Ordering::Relaxed);
             let connector = Some(handle.identity.connector.clone());
             match result {
@@ -470,7 +515,13 @@ impl Registry {
                     handle.set_draining();
                     continue;
                 }
-                Err(call::Error::Failed(f)) => {
+                Err(call::Error::Unacknowledged(f)) if repeatable => {
+                    info!(call_id = spec.call_id, connector = %handle.identity.connector,
+                          reason = %f.message, "call not acknowledged; offering it to another tunnel");
+                    unacknowledged = Some(f);
+                    continue;
+                }
+                Err(call::Error::Failed(f) | call::Error::Unacknowledged(f)) => {
                     return CallReport {
                         outcome: Err(f),
                         actions: Vec::new(),
@@ -486,7 +537,8 @@ impl Registry {
                 }
             }
         }
-        let failure = self.why_unserved(tenant, connector, &request.tool, &spec.site);
+        let failure = unacknowledged
+            .unwrap_or_else(|| self.why_unserved(tenant, connector, &request.tool, &spec.site));
         CallReport {
             outcome: Err(failure),
             actions: Vec::new(),
@@ -503,14 +555,14 @@ impl Registry {
     ) -> Result<Option<wire::Effect>, CallFailure> {
         let request = request_of(spec);
         for _attempt in 0..2 {
-            let Some(handle) = self.pick(tenant, None, &request.tool, &spec.site) else {
+            let Some(handle) = self.pick(tenant, None, &request.tool, &spec.site, &[]) else {
                 break;
             };
             match call::preview(&handle.connection, &request, spec.timeout).await {
                 Err(call::Error::NotSent(_)) => {
                     handle.set_draining();
                 }
-                Err(call::Error::Failed(f)) => return Err(f),
+                Err(call::Error::Failed(f) | call::Error::Unacknowledged(f)) => return Err(f),
                 // A connector from before previews answers the unknown frame as malformed.
                 Ok(Err(f))
                     if f.code == ErrorCode::Malformed && f.message == "expected a call request" =>

@@ -120,6 +120,7 @@ async fn drive(
                         hello.build_version.clone(),
                         hello.tools,
                         hello.local_policy.clone(),
+                        super::call::Ack::of(&hello.capabilities),
                         conn.clone(),
                     ));
                     ctx.registry.insert(h.clone());

@@ -292,6 +292,10 @@ async fn run(
             CallFailure::new(ErrorCode::Denied, "call is for another tenant"),
         ));
     }
+    // Previews write nothing, so there is nothing to acknowledge.
+    if !preview && ctx.accepted(call.id).await.is_err() {
+        return None;
+    }
     let work = async {
         if preview {
             Answer::Preview(tools.preview(&call, ctx).await)

@@ -129,6 +129,7 @@ fn hello(ctx: &SessionContext, identity: &Identity) -> wire::Hello {
         connector_id: identity.identity.connector.to_string(),
         build_version: env!("CARGO_PKG_VERSION").to_owned(),
         capabilities: vec![
+            shared::call::CALL_ACK.into(),
             "renewal".into(),
             "drain".into(),
             "local-policy".into(),
