@@ -59,7 +59,7 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let state = state::StateDir::new(&config.state_dir).with_service_user(&config.service_user);
     let identity = state.identity()?;
-    let rules = local_policy::load(config.policy_file.as_deref())?;
+    let policy = local_policy::load(config.policy_file.as_deref())?;
     let tracing = Arc::new(Tracing::new(
         "edge-connector",
         VERSION,
@@ -92,7 +92,7 @@ pub async fn run(
             config: config.tunnel.clone(),
             proxy_password: Arc::new(move || tunnel::proxy::vault_password(&vault_config)),
         },
-        tools: Arc::new(local_policy::Enforced::new(Arc::new(toolbox), rules)),
+        tools: Arc::new(local_policy::Enforced::new(Arc::new(toolbox), policy)),
         tracing: tracing.clone(),
         drain_timeout,
         health: health.clone(),
@@ -124,7 +124,7 @@ pub async fn run_with_tools(
     let ctx = Arc::new(tunnel::session::SessionContext {
         state,
         tunnel,
-        tools: Arc::new(local_policy::Enforced::new(tools, rules)),
+        tools: Arc::new(local_policy::Enforced::new(tools, rules.into())),
         tracing,
         drain_timeout,
         health: health::Health::new(),

@@ -544,3 +544,37 @@ fn unacknowledged_reads_move_to_another_connector_and_acknowledged_calls_are_nev
     }
     Ok(())
 }
+
+#[test]
+fn the_connector_s_local_rate_refuses_calls_beyond_it_whatever_the_runtime_sends() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    let mut c = Connector::enroll(&rt, "acme", "c1")?;
+    let config = c.configure(
+        "",
+        "version = 1\nmax_calls_per_minute = 3\n[[allow]]\ntools = [\"diag.*\"]\n",
+        &[],
+    )?;
+    c.start_configured(&rt, &config)?;
+    let outcomes: Vec<String> = (0..4)
+        .map(|i| {
+            let out = rt.echo(&format!("call-{i}"), 0);
+            if out.status.success() {
+                "ok".to_owned()
+            } else {
+                String::from_utf8_lossy(&out.stderr).trim().to_owned()
+            }
+        })
+        .collect();
+    println!("4 calls of diag.echo at 3 per minute: {outcomes:?}");
+    assert_eq!(outcomes[..3], ["ok", "ok", "ok"]);
+    assert!(
+        outcomes[3].contains("RateLimited")
+            && outcomes[3].contains("3 calls of diag.echo per minute"),
+        "{}",
+        outcomes[3]
+    );
+    // Another tool has its own budget.
+    assert!(rt.ping(&c.id).is_ok());
+    Ok(())
+}

@@ -6,6 +6,7 @@
 //!
 //! ```toml
 //! version = 1
+//! max_calls_per_minute = 120  # optional: per user and tool, whatever the runtime sends
 //! [[allow]]
 //! tools = ["github_*", "gitlab_*"]
 //! repos = ["acme/**"]        # optional; omitted means any repository
@@ -21,7 +22,10 @@
 //!
 //! Without a file the connector runs its diagnostic tools only.
 
+pub mod rate;
+
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -32,6 +36,24 @@ use shared::wire::{self, ErrorCode};
 
 use crate::call_context::CallContext;
 use crate::toolset::{BoxFuture, ToolSet, unknown_tool};
+
+/// A parsed local policy file.
+#[derive(Debug, Clone)]
+pub struct LocalPolicy {
+    /// What may run.
+    pub rules: RuleSet,
+    /// At most this many calls of one tool for one user in any minute; `None`: no limit.
+    pub max_calls_per_minute: Option<NonZeroU32>,
+}
+
+impl From<RuleSet> for LocalPolicy {
+    fn from(rules: RuleSet) -> Self {
+        Self {
+            rules,
+            max_calls_per_minute: None,
+        }
+    }
+}
 
 /// The policy without a file: the diagnostic tools.
 pub fn default_rules() -> RuleSet {
@@ -73,6 +95,7 @@ pub enum LocalPolicyError {
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
     version: u32,
+    max_calls_per_minute: Option<toml::Spanned<u32>>,
     #[serde(default)]
     allow: Vec<toml::Spanned<RawRule>>,
 }
@@ -86,7 +109,7 @@ struct RawRule {
 }
 
 /// Parses a local policy file's text.
-pub fn parse(path: &str, text: &str) -> Result<RuleSet, LocalPolicyError> {
+pub fn parse(path: &str, text: &str) -> Result<LocalPolicy, LocalPolicyError> {
     let at = |span: Option<std::ops::Range<usize>>, message: String| {
         let start = span.map_or(0, |s| s.start);
         let before = text.get(..start).unwrap_or(text);
@@ -116,21 +139,37 @@ pub fn parse(path: &str, text: &str) -> Result<RuleSet, LocalPolicyError> {
             .map_err(|e| at(Some(span), format!("allow[{i}]: {e}")))?;
         rules.push(rule);
     }
-    Ok(RuleSet(rules))
+    let max_calls_per_minute = match raw.max_calls_per_minute {
+        None => None,
+        Some(n) => {
+            let span = n.span();
+            Some(NonZeroU32::new(n.into_inner()).ok_or_else(|| {
+                at(
+                    Some(span),
+                    "max_calls_per_minute must be at least 1 (leave it out for no limit)"
+                        .to_owned(),
+                )
+            })?)
+        }
+    };
+    Ok(LocalPolicy {
+        rules: RuleSet(rules),
+        max_calls_per_minute,
+    })
 }
 
 /// Loads the policy at `path`; without a path, or when the file does not exist, the
 /// diagnostic tools only.
-pub fn load(path: Option<&Path>) -> Result<RuleSet, LocalPolicyError> {
+pub fn load(path: Option<&Path>) -> Result<LocalPolicy, LocalPolicyError> {
     let Some(path) = path else {
-        return Ok(default_rules());
+        return Ok(default_rules().into());
     };
     let name = path.display().to_string();
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&name, &text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::warn!(path = %name, "no local policy file: serving the diagnostic tools only");
-            Ok(default_rules())
+            Ok(default_rules().into())
         }
         Err(source) => Err(LocalPolicyError::Read { path: name, source }),
     }
@@ -140,12 +179,18 @@ pub fn load(path: Option<&Path>) -> Result<RuleSet, LocalPolicyError> {
 pub struct Enforced {
     inner: Arc<dyn ToolSet>,
     rules: RuleSet,
+    rate: Option<rate::CallRate>,
     offered: HashMap<String, wire::ToolSpec>,
 }
 
 impl Enforced {
-    /// `inner`'s tools, of which only those `rules` could allow are offered and run.
-    pub fn new(inner: Arc<dyn ToolSet>, rules: RuleSet) -> Self {
+    /// `inner`'s tools, of which only those `policy` could allow are offered and run, at
+    /// its rate.
+    pub fn new(inner: Arc<dyn ToolSet>, policy: LocalPolicy) -> Self {
+        let LocalPolicy {
+            rules,
+            max_calls_per_minute,
+        } = policy;
         let offered = inner
             .specs()
             .into_iter()
@@ -159,6 +204,7 @@ impl Enforced {
         Self {
             inner,
             rules,
+            rate: max_calls_per_minute.map(rate::CallRate::new),
             offered,
         }
     }
@@ -209,7 +255,12 @@ impl ToolSet for Enforced {
     }
 
     fn call<'a>(&'a self, call: &'a Call, ctx: &'a CallContext) -> BoxFuture<'a, CallOutcome> {
-        match self.check(call) {
+        // Only an allowed call counts against the rate.
+        let checked = self.check(call).and_then(|()| match &self.rate {
+            Some(rate) => rate.check(call),
+            None => Ok(()),
+        });
+        match checked {
             Ok(()) => self.inner.call(call, ctx),
             Err(f) => {
                 tracing::warn!(call_id = call.id, tool = call.tool.as_str(), user = %call.caller.user, reason = %f.message, "call refused by the local policy");
@@ -248,7 +299,8 @@ mod tests {
             "p.toml",
             "version = 1\n[[allow]]\ntools = [\"github_*\"]\nrepos = [\"acme/**\"]\n",
         )
-        .unwrap();
+        .unwrap()
+        .rules;
         let at = |repo: &str| Site {
             instance: None,
             repo: Some(repo.parse().unwrap()),
@@ -262,6 +314,7 @@ mod tests {
         assert!(
             load(Some(Path::new("/nonexistent/policy.toml")))
                 .unwrap()
+                .rules
                 .allows("diag.ping", &Site::default())
         );
         assert!(!default_rules().allows("github_get_issue", &Site::default()));
@@ -291,6 +344,11 @@ mod tests {
 
     fn call(tool: &str, owner: &str) -> Call {
         call_on(tool, "ghes-prod", owner)
+    }
+
+    fn as_user(mut call: Call, user: &str) -> Call {
+        call.caller.user = user.to_owned();
+        call
     }
 
     fn call_on(tool: &str, instance: &str, owner: &str) -> Call {
@@ -389,5 +447,53 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("instance \"Prod\""), "{e}");
+    }
+
+    /// Whatever the runtime sends, one user gets at most `max_calls_per_minute` calls of a
+    /// tool; other users and other tools have their own budget, and a refused call spends none.
+    #[tokio::test]
+    async fn the_local_rate_holds_per_user_and_tool_whatever_the_runtime_sends() {
+        let inner = Arc::new(Counting::default());
+        let policy = parse(
+            "policy.toml",
+            "version = 1\nmax_calls_per_minute = 2\n[[allow]]\ntools = [\"github_*\"]\nrepos = [\"acme/*\"]\n",
+        )
+        .unwrap();
+        let enforced = Enforced::new(inner.clone(), policy);
+        let tracing = Arc::new(shared::trace::Tracing::new("t", "0", None).unwrap());
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let span = tracing.start("t", shared::trace::Kind::Server, None);
+        let ctx = CallContext::new(tx, false, tracing.clone(), span);
+        let get = || call("github_get_issue", "acme");
+
+        let denied = enforced
+            .call(&call("github_get_issue", "globex"), &ctx)
+            .await;
+        assert_eq!(denied.unwrap_err().code, ErrorCode::Denied);
+        for _ in 0..2 {
+            assert!(enforced.call(&get(), &ctx).await.is_ok());
+        }
+        let limited = enforced.call(&get(), &ctx).await.unwrap_err();
+        assert_eq!(limited.code, ErrorCode::RateLimited);
+        assert!(
+            limited
+                .retry_after
+                .is_some_and(|d| d >= std::time::Duration::from_secs(1))
+        );
+        assert!(
+            limited
+                .message
+                .contains("2 calls of github_get_issue per minute"),
+            "{}",
+            limited.message
+        );
+        assert!(enforced.call(&as_user(get(), "bob"), &ctx).await.is_ok());
+        let merge = call("github_merge_pull_request", "acme");
+        assert!(enforced.call(&merge, &ctx).await.is_ok());
+        assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 4);
+
+        let e = parse("p.toml", "version = 1\nmax_calls_per_minute = 0\n").unwrap_err();
+        assert!(e.to_string().starts_with("p.toml:2:"), "{e}");
+        assert!(e.to_string().contains("at least 1"), "{e}");
     }
 }
