@@ -34,10 +34,12 @@ use shared::wire::{self, ErrorCode};
 use url::Url;
 
 use super::log_redirect::{self, Destination};
+use super::proxy::{self as upstream_proxy, ProxyAuth};
 use super::retry::{self, Attempt, Bucket, Decision, GiveUp, Loss};
 use super::trail::Scope;
 use crate::backoff::Backoff;
 use crate::config::{ProviderConfig, ProviderKind, Proxy};
+use crate::egress::ProxyEnv;
 
 /// A boxed future (the `oauth2` client trait wants a nameable future type).
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -274,13 +276,19 @@ pub struct Upstream {
     /// Extra roots and proxy, for the one-off clients of log-storage downloads.
     certs: Vec<reqwest::Certificate>,
     proxy: Proxy,
+    /// The proxy's credentials (`Debug` hides the password).
+    proxy_auth: Option<ProxyAuth>,
+    /// The proxy variables when the client was built, which `proxy = "env"` follows.
+    env: ProxyEnv,
 }
 
 /// A client builder with the instance's manners: user agent, no redirects, timeouts,
-/// extra roots, proxy.
+/// extra roots, proxy (and its credentials).
 fn client_builder(
     certs: &[reqwest::Certificate],
     proxy: &Proxy,
+    auth: Option<&ProxyAuth>,
+    env: &ProxyEnv,
 ) -> Result<reqwest::ClientBuilder, String> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("mcp-edge-connector/", env!("CARGO_PKG_VERSION")))
@@ -292,15 +300,7 @@ fn client_builder(
     if !certs.is_empty() {
         builder = builder.tls_certs_merge(certs.iter().cloned());
     }
-    Ok(match proxy {
-        Proxy::Env => builder,
-        Proxy::None => builder.no_proxy(),
-        Proxy::Url(u) => builder.proxy(
-            reqwest::Proxy::all(u.as_str())
-                .map_err(|e| format!("proxy: {e}"))?
-                .no_proxy(reqwest::NoProxy::from_env()),
-        ),
-    })
+    upstream_proxy::configure(builder, proxy, auth, env)
 }
 
 fn fingerprint(token: &SecretString) -> String {
@@ -309,8 +309,12 @@ fn fingerprint(token: &SecretString) -> String {
 }
 
 impl Upstream {
-    /// A client for the instance `config` describes.
-    pub fn new(config: &ProviderConfig) -> Result<Self, ClientError> {
+    /// A client for the instance `config` describes, authenticating to its proxy with
+    /// `proxy_auth` (from the vault) when given.
+    pub fn new(
+        config: &ProviderConfig,
+        proxy_auth: Option<ProxyAuth>,
+    ) -> Result<Self, ClientError> {
         let err = |reason: String| ClientError {
             provider: config.name.clone(),
             reason,
@@ -328,7 +332,8 @@ impl Upstream {
                 )));
             }
         }
-        let client = client_builder(&certs, &config.proxy)
+        let env = ProxyEnv::from_process();
+        let client = client_builder(&certs, &config.proxy, proxy_auth.as_ref(), &env)
             .map_err(err)?
             .build()
             .map_err(|e| err(e.to_string()))?;
@@ -348,7 +353,54 @@ impl Upstream {
             log_storage_hosts: config.log_storage_hosts.clone(),
             certs,
             proxy: config.proxy.clone(),
+            proxy_auth,
+            env,
         })
+    }
+
+    /// The typed failure of the proxy refusing the request to `url`, if it did: `result`
+    /// is the attempt's outcome. A response is the proxy's when it says so
+    /// ([`upstream_proxy::is_proxy_answer`]); a failed connection is asked about
+    /// ([`upstream_proxy::refusal`]).
+    async fn proxy_refusal(
+        &self,
+        url: &Url,
+        result: &Result<Response, reqwest::Error>,
+        deadline: Instant,
+    ) -> Option<CallFailure> {
+        let hop = upstream_proxy::hop(&self.proxy, &self.env, url)?;
+        let host = url.host_str()?;
+        let port = url.port_or_known_default()?;
+        match result {
+            Ok(resp)
+                if url.scheme() == "http"
+                    && upstream_proxy::is_proxy_answer(resp.status, &resp.headers) =>
+            {
+                Some(upstream_proxy::refused(
+                    &self.name,
+                    &hop,
+                    &format!("{host}:{port}"),
+                    resp.status.as_u16(),
+                    resp.status.canonical_reason().unwrap_or_default(),
+                    self.proxy_auth.as_ref(),
+                ))
+            }
+            Err(e) if e.is_connect() => {
+                let left = deadline
+                    .checked_duration_since(Instant::now())
+                    .unwrap_or_default();
+                upstream_proxy::refusal(
+                    &self.name,
+                    &hop,
+                    host,
+                    port,
+                    self.proxy_auth.as_ref(),
+                    left,
+                )
+                .await
+            }
+            _ => None,
+        }
     }
 
     /// The web base URL (sign-in pages).
@@ -544,6 +596,10 @@ impl Upstream {
                 "http.response.status_code",
                 i64::from(status),
             )]);
+            if let Some(refused) = self.proxy_refusal(&url, &result, deadline).await {
+                span.set_error("proxy refused");
+                return Err(refused);
+            }
             let attempt = Attempt {
                 number: attempt,
                 max_retries: self.max_retries,
@@ -634,8 +690,13 @@ impl Upstream {
             Destination::Storage { host, port } => {
                 let loopback_ok = log_redirect::on_loopback(&self.api);
                 let addrs = log_redirect::resolve(&host, port, loopback_ok, deadline).await?;
-                let mut builder = client_builder(&self.certs, &self.proxy)
-                    .map_err(|e| CallFailure::new(ErrorCode::Internal, e))?;
+                let mut builder = client_builder(
+                    &self.certs,
+                    &self.proxy,
+                    self.proxy_auth.as_ref(),
+                    &self.env,
+                )
+                .map_err(|e| CallFailure::new(ErrorCode::Internal, e))?;
                 if let url::Host::Domain(name) = &host {
                     // Connect to the addresses just checked, not to a second lookup's.
                     builder = builder.resolve_to_addrs(name, &addrs);
@@ -653,7 +714,7 @@ impl Upstream {
             .unwrap_or_default();
         let started = Instant::now();
         let result = match client
-            .get(url)
+            .get(url.clone())
             .header(reqwest::header::RANGE, format!("bytes=-{MAX_BODY}"))
             .timeout(self.timeout.min(left))
             .send()
@@ -670,6 +731,9 @@ impl Upstream {
             duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             attempt: 1,
         });
+        if let Some(refused) = self.proxy_refusal(&url, &result, deadline).await {
+            return Err(refused);
+        }
         result.map_err(|_| {
             CallFailure::new(
                 ErrorCode::Unavailable,
@@ -766,12 +830,13 @@ mod tests {
             web_url: None,
             ca_bundle: None,
             proxy: Proxy::None,
+            proxy_user: None,
             timeout: Duration::from_secs(10),
             max_retries,
             oauth: None,
             log_storage_hosts: Vec::new(),
         };
-        Upstream::new(&config).unwrap()
+        Upstream::new(&config, None).unwrap()
     }
 
     fn trail() -> Trail {
@@ -820,6 +885,75 @@ mod tests {
             failure.message
         );
         assert_eq!(trail.take().len(), 1);
+    }
+
+    /// A proxy on loopback answering every connection with `answer`, counting them.
+    async fn proxy_answering(answer: &'static [u8]) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn.write_all(answer).await;
+            }
+        });
+        (port, seen)
+    }
+
+    #[tokio::test]
+    async fn a_connect_refused_by_the_proxy_names_the_proxy_and_its_answer_without_retries() {
+        for (answer, said) in [
+            (
+                &b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n"[..],
+                "407 Proxy Authentication Required",
+            ),
+            // tinyproxy's answer to wrong credentials, which the HTTP client reports only
+            // as an unsuccessful tunnel.
+            (
+                &b"HTTP/1.0 401 Unauthorized\r\n\r\n"[..],
+                "401 Unauthorized",
+            ),
+            (&b"HTTP/1.1 403 Forbidden\r\n\r\n"[..], "403 Forbidden"),
+        ] {
+            let (port, seen) = proxy_answering(answer).await;
+            let config = ProviderConfig {
+                name: "ghes".into(),
+                kind: ProviderKind::Github,
+                api_url: Url::parse("https://ghes.corp/api/v3").unwrap(),
+                web_url: None,
+                ca_bundle: None,
+                proxy: Proxy::Url(Url::parse(&format!("http://127.0.0.1:{port}")).unwrap()),
+                proxy_user: None,
+                timeout: Duration::from_secs(10),
+                max_retries: 3,
+                oauth: None,
+                log_storage_hosts: Vec::new(),
+            };
+            let upstream = Upstream::new(&config, None).unwrap();
+            let trail = trail();
+            let scope = Scope {
+                deadline: Instant::now() + Duration::from_secs(30),
+                trail: &trail,
+            };
+            let failure = upstream
+                .send(scope, None, &Request::get("/user", "user".into()))
+                .await
+                .unwrap_err();
+            assert_eq!(failure.code, ErrorCode::Unavailable);
+            assert!(
+                failure.message.starts_with(&format!(
+                    "ghes: the proxy 127.0.0.1:{port} refused the request to ghes.corp:443 with {said}"
+                )),
+                "{}",
+                failure.message
+            );
+            // The request's CONNECT and the one that read the answer back: no retries.
+            assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+        }
     }
 
     #[test]
