@@ -943,7 +943,7 @@ mod tests {
                 .send(scope, None, &Request::get("/user", "user".into()))
                 .await
                 .unwrap_err();
-            assert_eq!(failure.code, ErrorCode::Unavailable);
+            assert_eq!(failure.code, ErrorCode::Internal);
             assert!(
                 failure.message.starts_with(&format!(
                     "ghes: the proxy 127.0.0.1:{port} refused the request to ghes.corp:443 with {said}"

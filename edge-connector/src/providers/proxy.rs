@@ -138,7 +138,7 @@ pub fn configure(
     env: &ProxyEnv,
 ) -> Result<reqwest::ClientBuilder, String> {
     let with_auth = |p: reqwest::Proxy| match auth {
-        Some(a) => p.basic_auth(&a.user, a.password.expose_secret()),
+        Some(a) => with_auth(p, a),
         None => p,
     };
     Ok(match (proxy, auth) {
@@ -158,6 +158,11 @@ pub fn configure(
                 .no_proxy(reqwest::NoProxy::from_env()),
         )),
     })
+}
+
+/// `proxy` authenticating with Basic credentials `auth`.
+pub fn with_auth(proxy: reqwest::Proxy, auth: &ProxyAuth) -> reqwest::Proxy {
+    proxy.basic_auth(&auth.user, auth.password.expose_secret())
 }
 
 fn without_credentials(url: &Url) -> Url {
@@ -203,7 +208,9 @@ pub fn is_proxy_answer(status: StatusCode, headers: &HeaderMap) -> bool {
 }
 
 /// The typed failure of the proxy `hop` refusing a request of provider `provider` to
-/// `target` with `status` and `reason`. Never retried: asking again gets the same answer.
+/// `target` with `status` and `reason`. Never retried, and not marked retryable
+/// (`Internal`, the connector's condition): asking again gets the same answer until an
+/// operator fixes the credentials or the proxy's rules.
 pub fn refused(
     provider: &str,
     hop: &Hop,
@@ -224,7 +231,7 @@ pub fn refused(
         _ => format!("ask the proxy's administrators to allow {target}"),
     };
     CallFailure::new(
-        ErrorCode::Unavailable,
+        ErrorCode::Internal,
         format!(
             "{provider}: the proxy {} refused the request to {target} with {status} {reason}: {advice}",
             hop.authority
@@ -266,16 +273,27 @@ pub async fn refusal(
     }
 }
 
-/// The proxy path in words for reports: `proxy.corp:3128 (user svc-edge, password in the
-/// vault entry provider/ghes/proxy_password)` or `proxy.corp:3128 (no authentication)`.
-pub fn describe(p: &ProviderConfig, hop: &Hop) -> String {
+/// The proxy path in words for reports, from the proxy URL a request to `p` takes (which
+/// may carry a user from the environment): `proxy.corp:3128 (user svc-edge, password in
+/// the vault entry provider/ghes/proxy_password)`, `proxy.corp:3128 (user u, from the proxy
+/// URL)` or `proxy.corp:3128 (no authentication)`. Never a password.
+pub fn describe(p: &ProviderConfig, proxy: &Url) -> String {
+    let authority = match (proxy.host_str(), proxy.port_or_known_default()) {
+        (Some(h), Some(port)) => format!("{h}:{port}"),
+        _ => crate::egress::redact(proxy),
+    };
     match &p.proxy_user {
         Some(u) => format!(
-            "{} (user {u}, password in the vault entry {})",
-            hop.authority,
+            "{authority} (user {u}, password in the vault entry {})",
             password_entry(&p.name)
         ),
-        None => format!("{} (no authentication)", hop.authority),
+        None if !proxy.username().is_empty() => {
+            format!(
+                "{authority} (user {}, from the proxy URL)",
+                proxy.username()
+            )
+        }
+        None => format!("{authority} (no authentication)"),
     }
 }
 
@@ -412,7 +430,7 @@ mod tests {
         let f = refusal("ghes", &hop, "ghes.corp", 443, Some(&a), PROBE_TIMEOUT)
             .await
             .unwrap();
-        assert_eq!(f.code, ErrorCode::Unavailable);
+        assert_eq!(f.code, ErrorCode::Internal);
         assert!(
             f.message.starts_with(&format!(
                 "ghes: the proxy {} refused the request to ghes.corp:443 with 407 Proxy Authentication Required: it does not accept user \"svc-edge\"",
@@ -446,12 +464,21 @@ mod tests {
     fn reports_name_the_proxy_and_the_entry_never_a_password() {
         let p = provider("proxy = \"http://proxy.corp:3128\"\nproxy_user = \"svc-edge\"\n");
         let h = hop(&p.proxy, &ProxyEnv::default(), &p.api_url).unwrap();
+        assert_eq!(h.authority, "proxy.corp:3128");
         assert_eq!(
-            describe(&p, &h),
+            describe(&p, &h.url),
             "proxy.corp:3128 (user svc-edge, password in the vault entry provider/ghes/proxy_password)"
         );
         let anon = provider("proxy = \"http://proxy.corp:3128\"\n");
-        assert_eq!(describe(&anon, &h), "proxy.corp:3128 (no authentication)");
+        assert_eq!(
+            describe(&anon, &h.url),
+            "proxy.corp:3128 (no authentication)"
+        );
+        let from_env: Url = "http://u:pw@proxy.corp:3128".parse().unwrap();
+        assert_eq!(
+            describe(&anon, &from_env),
+            "proxy.corp:3128 (user u, from the proxy URL)"
+        );
         let direct = provider("");
         assert_eq!(
             hop(&direct.proxy, &ProxyEnv::default(), &direct.api_url),
