@@ -496,6 +496,8 @@ fn text_of(result: &Value) -> String {
 
 #[test]
 fn upstream_calls_go_through_the_providers_proxy_with_the_password_from_the_vault() {
+    // Also: a wrong or missing password fails naming the proxy, a corrected one is picked up
+    // without a restart, and the password is nowhere but in the vault.
     let mut rt = Runtime::init().unwrap();
     let Some(tp) = TinyProxy::start(&[]) else {
         return;
@@ -633,6 +635,16 @@ fn upstream_calls_go_through_the_providers_proxy_with_the_password_from_the_vaul
     );
     assert!(!check.to_string().contains("not-the-proxy-password"));
     assert!(!report.contains(PASSWORD), "{report}");
+
+    // The right password stored while the connector runs: the proxy's refusal makes it
+    // read the vault again, and the call goes through, once.
+    Connector::vault_set(&config, "provider/ghes-wrong/proxy_password", PASSWORD).unwrap();
+    fake.clear_requests().unwrap();
+    let r = alice
+        .call("github_whoami", json!({"instance": "ghes-wrong"}))
+        .unwrap();
+    assert_eq!(r["structuredContent"]["login"], "alice", "{r}");
+    assert_eq!(fake.requests().unwrap().len(), 1);
 
     // The password is in the vault and nowhere else, nor its Basic encoding.
     let encoded = {

@@ -174,7 +174,7 @@ pub async fn check(
     if let Some(refused) = refused {
         return Check::fail(
             id,
-            format!("GET {url} {via}: {}", refused.message),
+            format!("GET {url} {via}: {}", refused.failure.message),
             format!(
                 "Check proxy_user and the vault entry {} if the proxy wants credentials; otherwise ask the proxy's administrators to allow {host}:{port}, or exempt {host} with NO_PROXY if it is reachable directly.",
                 upstream_proxy::password_entry(&p.name)

@@ -21,7 +21,7 @@
 //! actions, logs or errors.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -34,7 +34,7 @@ use shared::wire::{self, ErrorCode};
 use url::Url;
 
 use super::log_redirect::{self, Destination};
-use super::proxy::{self as upstream_proxy, ProxyAuth};
+use super::proxy::{self as upstream_proxy, ProxyAuth, Refused};
 use super::retry::{self, Attempt, Bucket, Decision, GiveUp, Loss};
 use super::trail::Scope;
 use crate::backoff::Backoff;
@@ -267,7 +267,8 @@ pub struct Upstream {
     kind: ProviderKind,
     api: Url,
     web: Url,
-    client: reqwest::Client,
+    /// Replaced when the proxy password changes in the vault.
+    client: RwLock<reqwest::Client>,
     timeout: Duration,
     max_retries: u32,
     buckets: Mutex<HashMap<(String, &'static str), Bucket>>,
@@ -277,7 +278,7 @@ pub struct Upstream {
     certs: Vec<reqwest::Certificate>,
     proxy: Proxy,
     /// The proxy's credentials (`Debug` hides the password).
-    proxy_auth: Option<ProxyAuth>,
+    proxy_auth: RwLock<Option<ProxyAuth>>,
     /// The proxy variables when the client was built, which `proxy = "env"` follows.
     env: ProxyEnv,
 }
@@ -346,16 +347,49 @@ impl Upstream {
             kind: config.kind,
             api,
             web: config.web_url(),
-            client,
+            client: RwLock::new(client),
             timeout: config.timeout,
             max_retries: config.max_retries,
             buckets: Mutex::new(HashMap::new()),
             log_storage_hosts: config.log_storage_hosts.clone(),
             certs,
             proxy: config.proxy.clone(),
-            proxy_auth,
+            proxy_auth: RwLock::new(proxy_auth),
             env,
         })
+    }
+
+    /// The HTTP client (a cheap clone of the current one).
+    fn client(&self) -> reqwest::Client {
+        self.client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The proxy's credentials now.
+    fn proxy_auth(&self) -> Option<ProxyAuth> {
+        self.proxy_auth
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// After the proxy refused the credentials held: reads the password again and, when the
+    /// vault holds another one, rebuilds the client with it. Says whether it did.
+    fn reload_proxy_password(&self) -> bool {
+        let Some(fresh) = self.proxy_auth().as_ref().and_then(ProxyAuth::reloaded) else {
+            return false;
+        };
+        let Ok(client) = client_builder(&self.certs, &self.proxy, Some(&fresh), &self.env)
+            .and_then(|b| b.build().map_err(|e| e.to_string()))
+        else {
+            return false;
+        };
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
+        *self.proxy_auth.write().unwrap_or_else(|p| p.into_inner()) = Some(fresh);
+        tracing::info!(provider = %self.name, "the proxy refused the password held; using the one now in the vault");
+        true
     }
 
     /// The typed failure of the proxy refusing the request to `url`, if it did: `result`
@@ -367,8 +401,9 @@ impl Upstream {
         url: &Url,
         result: &Result<Response, reqwest::Error>,
         deadline: Instant,
-    ) -> Option<CallFailure> {
+    ) -> Option<Refused> {
         let hop = upstream_proxy::hop(&self.proxy, &self.env, url)?;
+        let auth = self.proxy_auth();
         let host = url.host_str()?;
         let port = url.port_or_known_default()?;
         match result {
@@ -382,22 +417,14 @@ impl Upstream {
                     &format!("{host}:{port}"),
                     resp.status.as_u16(),
                     resp.status.canonical_reason().unwrap_or_default(),
-                    self.proxy_auth.as_ref(),
+                    auth.as_ref(),
                 ))
             }
             Err(e) if e.is_connect() => {
                 let left = deadline
                     .checked_duration_since(Instant::now())
                     .unwrap_or_default();
-                upstream_proxy::refusal(
-                    &self.name,
-                    &hop,
-                    host,
-                    port,
-                    self.proxy_auth.as_ref(),
-                    left,
-                )
-                .await
+                upstream_proxy::refusal(&self.name, &hop, host, port, auth.as_ref(), left).await
             }
             _ => None,
         }
@@ -526,6 +553,7 @@ impl Upstream {
         );
         let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
         let mut attempt: u32 = 0;
+        let mut reloaded = false;
         loop {
             attempt += 1;
             let left = retry::before_attempt(
@@ -549,7 +577,7 @@ impl Upstream {
                 Attribute::new("http.request.resend_count", i64::from(attempt - 1)),
             ]);
             let mut builder = self
-                .client
+                .client()
                 .request(req.method.clone(), url.clone())
                 .timeout(self.timeout.min(left))
                 .header("traceparent", span.traceparent());
@@ -597,8 +625,14 @@ impl Upstream {
                 i64::from(status),
             )]);
             if let Some(refused) = self.proxy_refusal(&url, &result, deadline).await {
+                // The proxy answered before the upstream saw anything, so sending again
+                // is harmless, writes included; once, with a password changed in the vault.
+                if refused.wants_credentials() && !reloaded && self.reload_proxy_password() {
+                    reloaded = true;
+                    continue;
+                }
                 span.set_error("proxy refused");
-                return Err(refused);
+                return Err(refused.failure);
             }
             let attempt = Attempt {
                 number: attempt,
@@ -657,7 +691,7 @@ impl Upstream {
     /// and proxy), bounded in time and size.
     pub fn token_http(&self) -> TokenHttp {
         TokenHttp {
-            client: self.client.clone(),
+            client: self.client(),
             timeout: self.timeout,
         }
     }
@@ -686,14 +720,14 @@ impl Upstream {
             })?;
         let client = match log_redirect::rule(&self.name, &self.api, &self.log_storage_hosts, &url)?
         {
-            Destination::Upstream => self.client.clone(),
+            Destination::Upstream => self.client(),
             Destination::Storage { host, port } => {
                 let loopback_ok = log_redirect::on_loopback(&self.api);
                 let addrs = log_redirect::resolve(&host, port, loopback_ok, deadline).await?;
                 let mut builder = client_builder(
                     &self.certs,
                     &self.proxy,
-                    self.proxy_auth.as_ref(),
+                    self.proxy_auth().as_ref(),
                     &self.env,
                 )
                 .map_err(|e| CallFailure::new(ErrorCode::Internal, e))?;
@@ -732,7 +766,7 @@ impl Upstream {
             attempt: 1,
         });
         if let Some(refused) = self.proxy_refusal(&url, &result, deadline).await {
-            return Err(refused);
+            return Err(refused.failure);
         }
         result.map_err(|_| {
             CallFailure::new(

@@ -238,12 +238,20 @@ impl Providers {
         };
         let mut instances = Vec::with_capacity(config.providers.len());
         for p in &config.providers {
-            let auth = proxy::auth_for(p, |name| {
+            let read = |vault: &Vault, name: &EntryName| {
                 vault
                     .get(name)
                     .map(|e| e.map(|e| e.secret))
                     .map_err(|e| e.to_string())
-            })?;
+            };
+            let auth = proxy::auth_for(p, |name| read(&vault, name))?.map(|auth| {
+                // The proxy may come to refuse it: the password is read again then.
+                let (vault, name) = (vault.clone(), EntryName::proxy_password(&p.name));
+                auth.reloading(std::sync::Arc::new(move || match &name {
+                    Ok(name) => read(&vault, name),
+                    Err(e) => Err(e.to_string()),
+                }))
+            });
             let http = Upstream::new(p, auth)?;
             let host = p.api_url.host_str().unwrap_or_default().to_owned();
             let display_name = match p.kind {

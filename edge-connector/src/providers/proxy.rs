@@ -9,9 +9,10 @@
 //! ```
 //!
 //! The user is `proxy_user`; the password lives only in the vault entry
-//! `provider/<name>/proxy_password`, read once when the providers are set up, held as a
-//! [`SecretString`] and handed to the HTTP client for that header alone. No `Debug`, error
-//! or report of this module shows it.
+//! `provider/<name>/proxy_password`, read when the providers are set up (and again when the
+//! proxy refuses it, so a changed password needs no restart), held as a [`SecretString`]
+//! and handed to the HTTP client for that header alone. No `Debug`, error or report of this
+//! module shows it.
 //!
 //! A proxy that refuses is told apart from the upstream, so an agent and an operator read
 //! "the proxy refused" rather than a GHES failure: the HTTP client reports a refused
@@ -21,6 +22,7 @@
 //! answer as a response, which [`is_proxy_answer`] recognises.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -38,6 +40,9 @@ use crate::vault::EntryName;
 /// Longest wait for the proxy's answer when asking why it refused.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Reads a proxy password again (from the vault), for when the proxy refuses the one held.
+pub type PasswordSource = Arc<dyn Fn() -> Result<Option<SecretString>, String> + Send + Sync>;
+
 /// The Basic credentials for a provider's proxy. `Debug` shows the user, never the
 /// password.
 #[derive(Clone)]
@@ -46,6 +51,8 @@ pub struct ProxyAuth {
     password: SecretString,
     /// The vault entry the password came from, for errors.
     entry: String,
+    /// Where the password is read again, if anywhere.
+    source: Option<PasswordSource>,
 }
 
 impl fmt::Debug for ProxyAuth {
@@ -61,6 +68,40 @@ impl ProxyAuth {
     /// The user.
     pub fn user(&self) -> &str {
         &self.user
+    }
+
+    /// The same credentials, whose password is read again from `source` by
+    /// [`ProxyAuth::reloaded`].
+    pub fn reloading(self, source: PasswordSource) -> Self {
+        Self {
+            source: Some(source),
+            ..self
+        }
+    }
+
+    /// The credentials with the password `source` holds now, when it holds another one.
+    pub fn reloaded(&self) -> Option<Self> {
+        let fresh = (self.source.as_ref()?)().ok().flatten()?;
+        (fresh.expose_secret() != self.password.expose_secret()).then(|| Self {
+            password: fresh,
+            ..self.clone()
+        })
+    }
+}
+
+/// A proxy's refusal of an upstream request: its status, and the tool's failure.
+#[derive(Debug)]
+pub struct Refused {
+    /// The proxy's HTTP status.
+    pub status: u16,
+    /// The typed failure naming the proxy and its answer.
+    pub failure: CallFailure,
+}
+
+impl Refused {
+    /// Whether the proxy wants (other) credentials: 407, or tinyproxy's 401.
+    pub fn wants_credentials(&self) -> bool {
+        matches!(self.status, 401 | 407)
     }
 }
 
@@ -118,6 +159,7 @@ pub fn auth_for(
             user,
             password,
             entry,
+            source: None,
         })),
         None => Err(ProxyAuthError::PasswordMissing {
             provider: p.name.clone(),
@@ -218,11 +260,11 @@ pub fn refused(
     status: u16,
     reason: &str,
     auth: Option<&ProxyAuth>,
-) -> CallFailure {
+) -> Refused {
     let entry = password_entry(provider);
     let advice = match (status, auth) {
         (401 | 407, Some(a)) => format!(
-            "it does not accept user {:?} with the password in the vault entry {entry}; check proxy_user in the [[provider]] block of {provider} and update the password with `edge-connector vault set {entry}`, then restart the connector",
+            "it does not accept user {:?} with the password in the vault entry {entry}; check proxy_user in the [[provider]] block of {provider} and update the password with `edge-connector vault set {entry}`",
             a.user
         ),
         (401 | 407, None) => format!(
@@ -230,13 +272,16 @@ pub fn refused(
         ),
         _ => format!("ask the proxy's administrators to allow {target}"),
     };
-    CallFailure::new(
-        ErrorCode::Internal,
-        format!(
-            "{provider}: the proxy {} refused the request to {target} with {status} {reason}: {advice}",
-            hop.authority
+    Refused {
+        status,
+        failure: CallFailure::new(
+            ErrorCode::Internal,
+            format!(
+                "{provider}: the proxy {} refused the request to {target} with {status} {reason}: {advice}",
+                hop.authority
+            ),
         ),
-    )
+    }
 }
 
 /// After a request through `hop` to `target` failed to connect: asks the proxy for a
@@ -251,7 +296,7 @@ pub async fn refusal(
     target_port: u16,
     auth: Option<&ProxyAuth>,
     timeout: Duration,
-) -> Option<CallFailure> {
+) -> Option<Refused> {
     let route = ProxyRoute::new(
         &hop.url,
         auth.map(|a| a.user.clone()),
@@ -351,6 +396,23 @@ mod tests {
     }
 
     #[test]
+    fn a_password_is_reloaded_only_when_the_vault_holds_another() {
+        let held = auth();
+        assert!(held.reloaded().is_none(), "no source, nothing to reload");
+        let same = held
+            .clone()
+            .reloading(Arc::new(|| Ok(Some(SecretString::from(SECRET.to_owned())))));
+        assert!(same.reloaded().is_none());
+        let changed = held
+            .clone()
+            .reloading(Arc::new(|| Ok(Some(SecretString::from("n3w".to_owned())))));
+        let fresh = changed.reloaded().unwrap();
+        assert_eq!(fresh.password.expose_secret(), "n3w");
+        let gone = held.reloading(Arc::new(|| Ok(None)));
+        assert!(gone.reloaded().is_none());
+    }
+
+    #[test]
     fn a_missing_password_names_the_entry_and_the_command_that_adds_it() {
         let p = provider("proxy = \"env\"\nproxy_user = \"svc-edge\"\n");
         let e = auth_for(&p, |_| Ok(None)).unwrap_err();
@@ -427,9 +489,11 @@ mod tests {
     async fn a_refused_connect_is_read_back_as_the_proxys_answer() {
         let hop = fake_proxy(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n").await;
         let a = auth();
-        let f = refusal("ghes", &hop, "ghes.corp", 443, Some(&a), PROBE_TIMEOUT)
+        let r = refusal("ghes", &hop, "ghes.corp", 443, Some(&a), PROBE_TIMEOUT)
             .await
             .unwrap();
+        assert!(r.wants_credentials());
+        let f = r.failure;
         assert_eq!(f.code, ErrorCode::Internal);
         assert!(
             f.message.starts_with(&format!(
@@ -441,9 +505,11 @@ mod tests {
         );
         assert!(!f.message.contains(SECRET));
         let hop = fake_proxy(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
-        let f = refusal("ghes", &hop, "ghes.corp", 443, None, PROBE_TIMEOUT)
+        let r = refusal("ghes", &hop, "ghes.corp", 443, None, PROBE_TIMEOUT)
             .await
             .unwrap();
+        assert!(!r.wants_credentials());
+        let f = r.failure;
         assert!(
             f.message.contains(
                 "with 403 Forbidden: ask the proxy's administrators to allow ghes.corp:443"
