@@ -26,7 +26,8 @@
 //! kind = "github"                                 # github | gitlab
 //! api_url = "https://github.example.com/api/v3"
 //! ca_bundle = "/etc/edge-connector/ghes-ca.pem"   # extra roots for a private PKI
-//! proxy = "env"                                   # env (HTTPS_PROXY/NO_PROXY) | none | URL
+//! proxy = "http://proxy.corp:3128"               # none (default) | env (HTTPS_PROXY/NO_PROXY) | URL
+//! proxy_user = "svc-edge"                         # Basic auth; password: vault entry provider/ghes/proxy_password
 //! log_storage_hosts = ["blobs.example.com"]       # where job-log downloads may redirect to
 //! [provider.oauth]
 //! client_id = "Iv1.0123456789abcdef"              # secret: vault entry provider/ghes/client_secret
@@ -112,13 +113,14 @@ pub enum GithubApp {
     OauthApp,
 }
 
-/// How upstream requests reach the upstream.
+/// How requests reach an upstream or the runtime.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Proxy {
     /// `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` from the environment.
-    #[default]
     Env,
-    /// Direct, whatever the environment says.
+    /// Direct, whatever the environment says: the default, so that a proxy is used only
+    /// where the configuration names one.
+    #[default]
     None,
     /// This proxy.
     Url(Url),
@@ -183,9 +185,12 @@ pub struct ProviderConfig {
     pub web_url: Option<Url>,
     /// PEM file of extra CA certificates for a private PKI.
     pub ca_bundle: Option<PathBuf>,
-    /// How to reach it.
+    /// How to reach it (default: direct).
     #[serde(default)]
     pub proxy: Proxy,
+    /// User for the proxy's Basic authentication; the password is the vault entry
+    /// `provider/<name>/proxy_password`, never in this file.
+    pub proxy_user: Option<String>,
     /// Time budget of one upstream request.
     #[serde(default = "default_timeout", with = "humantime_serde_compat")]
     pub timeout: Duration,
@@ -242,6 +247,31 @@ fn log_storage_host(entry: &str) -> Option<String> {
     let url = Url::parse(&format!("https://{entry}/")).ok()?;
     let plain = url.port().is_none() && url.path() == "/";
     plain.then(|| url.host_str().map(str::to_owned)).flatten()
+}
+
+/// What is wrong with a provider's proxy settings, if anything: credentials belong in
+/// `proxy_user` and the vault, and a user needs a proxy to authenticate to.
+fn proxy_problem(p: &ProviderConfig) -> Option<String> {
+    let set_password = format!(
+        "`edge-connector vault set provider/{}/proxy_password`",
+        p.name
+    );
+    if let Proxy::Url(u) = &p.proxy
+        && (!u.username().is_empty() || u.password().is_some())
+    {
+        return Some(format!(
+            "the proxy URL carries credentials, which would end up in configuration and logs: remove them, set proxy_user and store the password with {set_password}"
+        ));
+    }
+    match (&p.proxy, p.proxy_user.as_deref()) {
+        (Proxy::None, Some(_)) => Some(
+            "proxy_user is set but proxy is \"none\" (the default): set proxy = \"http://HOST:PORT\" or \"env\", or remove proxy_user".to_owned(),
+        ),
+        (_, Some(u)) if u.is_empty() || u.contains(':') || u.chars().any(char::is_control) => {
+            Some("proxy_user must be a non-empty user name without ':' or control characters (Basic authentication)".to_owned())
+        }
+        _ => None,
+    }
 }
 
 fn default_timeout() -> Duration {
@@ -502,6 +532,9 @@ impl Config {
                     }
                 }
             }
+            if let Some(problem) = proxy_problem(p) {
+                return Err(invalid(None, format!("provider {}: {problem}", p.name)));
+            }
             if p.max_retries > 10 {
                 return Err(invalid(
                     None,
@@ -676,5 +709,44 @@ proxy = "none"
         assert!(e.contains("proxy must be"), "{e}");
         let e = err("unknown = 1\n");
         assert!(e.contains("unknown"), "{e}");
+    }
+
+    const GHES: &str = "[[provider]]\nname = \"ghes\"\nkind = \"github\"\napi_url = \"https://g.example/api/v3\"\n";
+
+    #[test]
+    fn a_providers_proxy_defaults_to_none_and_takes_a_user() {
+        let c = Config::parse(Path::new("/c.toml"), GHES).unwrap();
+        assert_eq!(c.providers[0].proxy, Proxy::None);
+        assert_eq!(c.providers[0].proxy_user, None);
+        for proxy in ["env", "http://proxy.corp:3128"] {
+            let text = format!("{GHES}proxy = \"{proxy}\"\nproxy_user = \"svc-edge\"\n");
+            let c = Config::parse(Path::new("/c.toml"), &text).unwrap();
+            assert_eq!(c.providers[0].proxy_user.as_deref(), Some("svc-edge"));
+        }
+    }
+
+    #[test]
+    fn a_proxy_user_needs_a_proxy_and_credentials_stay_out_of_the_url() {
+        let err = |extra: &str| {
+            Config::parse(Path::new("c.toml"), &format!("{GHES}{extra}"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("proxy_user = \"svc-edge\"\n");
+        assert!(
+            e.contains("provider ghes: proxy_user is set but proxy is \"none\""),
+            "{e}"
+        );
+        let e = err("proxy = \"none\"\nproxy_user = \"svc-edge\"\n");
+        assert!(e.contains("proxy_user is set but proxy is \"none\""), "{e}");
+        let e = err("proxy = \"http://u:Pa55word@proxy.corp:3128\"\n");
+        assert!(
+            e.contains("carries credentials")
+                && e.contains("`edge-connector vault set provider/ghes/proxy_password`")
+                && !e.contains("Pa55word"),
+            "{e}"
+        );
+        let e = err("proxy = \"env\"\nproxy_user = \"a:b\"\n");
+        assert!(e.contains("proxy_user must be"), "{e}");
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! Upstream requests honour `HTTPS_PROXY`/`ALL_PROXY`/`NO_PROXY` when a provider says
 //! `proxy = "env"`, by the same rules the HTTP client applies ([`ProxyEnv::route`]), so the
-//! report names the proxy the connector really uses. The tunnel's SSH-over-TCP path goes
+//! report names the proxy the connector really uses, and whether it authenticates (the
+//! user and the vault entry of the password, never the password). The tunnel's SSH-over-TCP path goes
 //! through `[tunnel] proxy` by the same rules (as `crate::tunnel::proxy::route_for` reads
 //! them; `doctor` tries that path for real).
 
@@ -339,7 +340,7 @@ fn provider_destinations(p: &ProviderConfig, env: &ProxyEnv) -> Vec<Destination>
     let mut upstream = Destination::new(purpose, host, port, Protocol::of_scheme(url.scheme()));
     let mut out = Vec::new();
     if let Route::Proxy { url: proxy, .. } = env.route(&p.proxy, url) {
-        upstream.via_proxy = Some(redact(&proxy));
+        upstream.via_proxy = Some(crate::providers::proxy::describe(p, &proxy));
         if let (Some(h), Some(port)) = (proxy.host_str(), proxy.port_or_known_default()) {
             out.push(Destination::new(
                 format!("proxy of upstream {}", p.name),
@@ -363,7 +364,7 @@ fn provider_destinations(p: &ProviderConfig, env: &ProxyEnv) -> Vec<Destination>
             Protocol::Https,
         );
         if let Route::Proxy { url: proxy, .. } = env.route(&p.proxy, &storage) {
-            d.via_proxy = Some(redact(&proxy));
+            d.via_proxy = Some(crate::providers::proxy::describe(p, &proxy));
         }
         out.push(d);
     }
@@ -552,14 +553,39 @@ log_storage_hosts = ["blobs.example.com"]
                 "TCP 127.0.0.1:4318",
             ]
         );
-        assert_eq!(d[2].via_proxy.as_deref(), Some("http://proxy.corp:3128"));
+        assert_eq!(
+            d[2].via_proxy.as_deref(),
+            Some("proxy.corp:3128 (no authentication)")
+        );
         let table = render(&d, true);
         assert!(
-            table.contains("via proxy http://proxy.corp:3128"),
+            table.contains("via proxy proxy.corp:3128 (no authentication)"),
             "{table}"
         );
         assert_eq!(split_host_port("[::1]:4433"), Some(("::1", 4433)));
         assert_eq!(split_host_port("host"), None);
+    }
+
+    #[test]
+    fn an_upstreams_proxy_names_its_user_and_vault_entry_never_a_password() {
+        let config = Config::parse(
+            std::path::Path::new("/etc/ec/config.toml"),
+            "[[provider]]\nname = \"ghes\"\nkind = \"github\"\napi_url = \"https://ghes.example.com/api/v3\"\nproxy = \"env\"\nproxy_user = \"svc-edge\"\n",
+        )
+        .unwrap();
+        let env = ProxyEnv {
+            https: Some("http://u:Pa55word@proxy.corp:3128".into()),
+            ..ProxyEnv::default()
+        };
+        let d = destinations(&config, None, &env);
+        assert_eq!(
+            d[0].via_proxy.as_deref(),
+            Some(
+                "proxy.corp:3128 (user svc-edge, password in the vault entry provider/ghes/proxy_password)"
+            )
+        );
+        assert_eq!(d[1].authority(), "proxy.corp:3128");
+        assert!(!render(&d, true).contains("Pa55word"));
     }
 
     fn enrolled_with_tcp() -> ConnectorConfig {

@@ -1,6 +1,6 @@
 //! The corporate egress proxy, for real: Debian's `tinyproxy` on loopback with Basic
 //! authentication and a `ConnectPort` allow-list, and the connector's CONNECT client
-//! (`edge_connector::tunnel::proxy`) and enrollment going through it.
+//! (`edge_connector::tunnel::proxy`), enrollment and upstream tool calls going through it.
 //!
 //! `scripts/test` installs tinyproxy. Without it, the suite runs only as root (which can
 //! install it); otherwise it says why it skipped.
@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::{Connector, Process, Runtime, free_port, run, wait_for};
+use e2e::mcp_client::McpClient;
+use e2e::{Connector, FakeUpstream, Process, Runtime, free_port, run, wait_for};
 use edge_connector::config::{Proxy, TunnelConfig};
 use edge_connector::egress::ProxyEnv;
 use edge_connector::tunnel::proxy::{self, ProxyError, ProxyRoute};
 use secrecy::SecretString;
+use serde_json::{Value, json};
 
 const USER: &str = "svc-edge";
 const PASSWORD: &str = "Pr0xy-pa55word-7f3a";
@@ -471,5 +473,203 @@ fn the_ssh_tunnel_runs_through_the_proxy_and_its_password_stays_in_the_vault() {
                 .any(|w| w == PASSWORD.as_bytes()),
             "the proxy password is in the {what}"
         );
+    }
+}
+
+const ALICE_PAT: &str = "ghp_aliceFakeToken000000000000000000000";
+
+/// A GitHub provider `name` on `fake` through the proxy at `proxy_url`, with `more` lines.
+fn provider_behind(name: &str, fake: &FakeUpstream, proxy_url: &str, more: &str) -> String {
+    format!(
+        "[[provider]]\nname = \"{name}\"\nkind = \"github\"\napi_url = \"{}\"\nproxy = \"{proxy_url}\"\n{more}\n",
+        fake.api_url()
+    )
+}
+
+/// The text of a `tools/call` result.
+fn text_of(result: &Value) -> String {
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn upstream_calls_go_through_the_providers_proxy_with_the_password_from_the_vault() {
+    // Also: a wrong or missing password fails naming the proxy, a corrected one is picked up
+    // without a restart, and the password is nowhere but in the vault.
+    let mut rt = Runtime::init().unwrap();
+    let Some(tp) = TinyProxy::start(&[]) else {
+        return;
+    };
+    rt.start().unwrap();
+    e2e::run_ok(
+        rt.cli()
+            .args(["gateway", "create", "--tenant", "acme", "eng"]),
+    );
+    let fake = FakeUpstream::start(rt.dir.path(), "github", &[]).unwrap();
+    let mut connector = Connector::enroll(&rt, "acme", "c1").unwrap();
+    // `ghes` authenticates with the right password, `ghes-wrong` with a wrong one,
+    // `ghes-anon` not at all: one fake behind one proxy.
+    let providers = [
+        provider_behind("ghes", &fake, &tp.url(), &format!("proxy_user = {USER:?}")),
+        provider_behind(
+            "ghes-wrong",
+            &fake,
+            &tp.url(),
+            &format!("proxy_user = {USER:?}"),
+        ),
+        provider_behind("ghes-anon", &fake, &tp.url(), ""),
+    ]
+    .concat();
+    let config = connector
+        .configure(
+            &providers,
+            "version = 1\n[[allow]]\ntools = [\"github_*\"]\n",
+            &[("provider/ghes/proxy_password", PASSWORD)],
+        )
+        .unwrap();
+
+    // A proxy user without its password refuses to start, naming the entry to add.
+    let mut cmd = Connector::cli();
+    cmd.args(["run", "--config"]).arg(&config);
+    let mut early = Process::spawn(cmd, rt.dir.path().join("no-password.log")).unwrap();
+    let status = early.wait_exit(TIMEOUT).unwrap();
+    let said = early.log_text();
+    assert!(!status.success(), "{said}");
+    assert!(
+        said.contains("the vault has no entry provider/ghes-wrong/proxy_password")
+            && said.contains("`edge-connector vault set provider/ghes-wrong/proxy_password`"),
+        "{said}"
+    );
+
+    Connector::vault_set(
+        &config,
+        "provider/ghes-wrong/proxy_password",
+        "not-the-proxy-password",
+    )
+    .unwrap();
+    connector.start_configured(&rt, &config).unwrap();
+    let alice = McpClient::new_user(&rt, "acme", "eng", "alice", "eng", "bot", "triage").unwrap();
+    for name in ["ghes", "ghes-wrong", "ghes-anon"] {
+        Connector::vault_set(
+            &config,
+            &format!("user/{name}/{}", alice.user_id),
+            ALICE_PAT,
+        )
+        .unwrap();
+    }
+    fake.clear_requests().unwrap();
+
+    // The right password: the call succeeds, and the proxy carried it.
+    let r = alice
+        .call("github_whoami", json!({"instance": "ghes"}))
+        .unwrap();
+    assert_eq!(
+        r["structuredContent"]["login"],
+        "alice",
+        "{r}\n{}",
+        connector.log()
+    );
+    let proxy_log = tp.process.log_text();
+    assert!(
+        proxy_log.contains(&format!("GET {}/user", fake.api_url())),
+        "{proxy_log}"
+    );
+    assert!(!fake.requests().unwrap().is_empty());
+
+    // A wrong password (tinyproxy answers 401) and none (407): the proxy is named with its
+    // answer, and nothing reaches the upstream.
+    fake.clear_requests().unwrap();
+    for (instance, status, advice) in [
+        (
+            "ghes-wrong",
+            "401 Unauthorized",
+            "`edge-connector vault set provider/ghes-wrong/proxy_password`",
+        ),
+        (
+            "ghes-anon",
+            "407 Proxy Authentication Required",
+            "set proxy_user in the [[provider]] block of ghes-anon",
+        ),
+    ] {
+        let r = alice
+            .call("github_whoami", json!({"instance": instance}))
+            .unwrap();
+        let text = text_of(&r);
+        assert_eq!(r["isError"], true, "{r}");
+        assert!(
+            text.contains(&format!("the proxy {} refused", tp.authority()))
+                && text.contains(status)
+                && text.contains(advice),
+            "{text}"
+        );
+        assert!(!text.contains("not-the-proxy-password"), "{text}");
+        assert!(!text.contains("retryable"), "{text}");
+        println!("{instance}: {text}");
+    }
+    assert_eq!(fake.requests().unwrap(), Vec::<Value>::new());
+
+    // doctor and egress-report show the proxy path, its user and the vault entry.
+    let path = format!(
+        "via proxy {} (user {USER}, password in the vault entry provider/ghes/proxy_password)",
+        tp.authority()
+    );
+    let (check, report) = doctor_check_and_report(&config, "upstream:ghes");
+    assert_eq!(check["status"], "pass", "{check:#}");
+    assert!(
+        check["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&path),
+        "{check:#}"
+    );
+    assert!(report.contains(&path), "{report}");
+    let (check, _) = doctor_check_and_report(&config, "upstream:ghes-wrong");
+    assert_eq!(check["status"], "fail", "{check:#}");
+    let summary = check["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains(&format!("the proxy {} refused", tp.authority()))
+            && summary.contains("401 Unauthorized"),
+        "{check:#}"
+    );
+    assert!(!check.to_string().contains("not-the-proxy-password"));
+    assert!(!report.contains(PASSWORD), "{report}");
+
+    // The right password stored while the connector runs: the proxy's refusal makes it
+    // read the vault again, and the call goes through, once.
+    Connector::vault_set(&config, "provider/ghes-wrong/proxy_password", PASSWORD).unwrap();
+    fake.clear_requests().unwrap();
+    let r = alice
+        .call("github_whoami", json!({"instance": "ghes-wrong"}))
+        .unwrap();
+    assert_eq!(r["structuredContent"]["login"], "alice", "{r}");
+    assert_eq!(fake.requests().unwrap().len(), 1);
+
+    // The password is in the vault and nowhere else, nor its Basic encoding.
+    let encoded = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    };
+    let audit = std::fs::read(rt.data_dir().join("audit.log")).unwrap_or_default();
+    assert!(!audit.is_empty(), "the audit log is empty");
+    let places: Vec<(&str, Vec<u8>)> = vec![
+        ("connector log", connector.log().into_bytes()),
+        (
+            "runtime log",
+            rt.serve.as_ref().unwrap().log_text().into_bytes(),
+        ),
+        ("proxy log", tp.process.log_text().into_bytes()),
+        ("fake upstream log", fake.process.log_text().into_bytes()),
+        ("config", std::fs::read(&config).unwrap()),
+        ("audit", audit),
+    ];
+    for (what, bytes) in &places {
+        for secret in [PASSWORD, encoded.as_str()] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "the proxy password is in the {what}"
+            );
+        }
     }
 }

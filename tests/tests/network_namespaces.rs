@@ -576,31 +576,38 @@ fn through_the_proxy_when_direct_tcp_and_udp_are_dropped() -> Result<()> {
     ];
     rt.start()?;
     let fake = FakeUpstream::start(rt.dir.path(), "github", &[])?;
-    // The tunnel's proxy, with Basic auth, may CONNECT to enrollment and the SSH tunnel only.
-    let tunnel_proxy = TinyProxy::start(&net, true, &[rt.https_port, ssh_port])?;
-    // The upstream's proxy: a second tinyproxy without Basic auth, because a provider's
-    // `proxy` has no credentials today; it forwards plain HTTP to the fake on the root
-    // namespace's loopback (a provider's http:// api_url must be a loopback address).
-    let upstream_proxy = TinyProxy::start(&net, false, &[])?;
+    // The one way out, with Basic auth: CONNECT to enrollment and the SSH tunnel only, and
+    // plain HTTP forwarded to the fake upstream on the root namespace's loopback (a
+    // provider's http:// api_url must be a loopback address), which `ConnectPort` does not
+    // restrict.
+    let proxy = TinyProxy::start(&net, true, &[rt.https_port, ssh_port])?;
 
     let mut c = connector(&rt, "c1");
     make_state_dir(&c)?;
     let config = c.configure(
         &format!(
             "[tunnel]\ntransport = \"tcp\"\nproxy = \"{}\"\nproxy_user = \"{PROXY_USER}\"\n\n{}",
-            tunnel_proxy.url(),
-            ghes_provider(&fake, &format!("proxy = \"{}\"\n", upstream_proxy.url()))
+            proxy.url(),
+            ghes_provider(
+                &fake,
+                &format!(
+                    "proxy = \"{}\"\nproxy_user = \"{PROXY_USER}\"\n",
+                    proxy.url()
+                )
+            )
         ),
         LOCAL_POLICY,
-        &[("proxy/password", PROXY_PASSWORD)],
+        &[
+            ("proxy/password", PROXY_PASSWORD),
+            ("provider/ghes/proxy_password", PROXY_PASSWORD),
+        ],
     )?;
-    // Out of the namespace: loopback, and TCP to the two proxies; nothing else.
+    // Out of the namespace: loopback, and TCP to the proxy; nothing else.
     net.nft(&format!(
         "table inet e2e {{\n chain out {{\n  type filter hook output priority 0; policy drop;\n  \
-         oif \"lo\" accept\n  ip daddr {} tcp dport {{ {}, {} }} accept\n }}\n}}\n",
+         oif \"lo\" accept\n  ip daddr {} tcp dport {} accept\n }}\n}}\n",
         net.host_ip,
-        tunnel_proxy.addr.port(),
-        upstream_proxy.addr.port()
+        proxy.addr.port()
     ));
 
     // The rules are in force: the runtime's HTTPS port is out of reach without the proxy.
@@ -626,7 +633,7 @@ fn through_the_proxy_when_direct_tcp_and_udp_are_dropped() -> Result<()> {
         took.as_secs_f64()
     );
     assert!(rt.ping(&c.id).is_ok(), "{}", c.log());
-    let proxy_log = tunnel_proxy.process.log_text();
+    let proxy_log = proxy.process.log_text();
     assert!(proxy_log.contains(&format!(":{ssh_port}")), "{proxy_log}");
     assert!(c.log().contains("through the egress proxy"), "{}", c.log());
 
@@ -640,12 +647,17 @@ fn through_the_proxy_when_direct_tcp_and_udp_are_dropped() -> Result<()> {
         .filter(|r| r["user"] == "alice")
         .count();
     println!(
-        "github_whoami through {}: {upstream_calls} request(s) as alice at the fake",
-        upstream_proxy.addr
+        "github_whoami through {} with Basic auth: {upstream_calls} request(s) as alice at the fake",
+        proxy.addr
     );
     assert!(upstream_calls >= 1);
+    let proxy_log = proxy.process.log_text();
+    assert!(
+        proxy_log.contains(&format!("GET {}/user", fake.api_url())),
+        "{proxy_log}"
+    );
 
-    // The password is in the vault and nowhere else.
+    // The password is in the vault and nowhere else, nor its Basic encoding.
     let audit = std::fs::read(rt.data_dir().join("audit.log")).unwrap_or_default();
     let frame_bytes = std::fs::read(&frames).unwrap_or_default();
     assert!(!frame_bytes.is_empty(), "the frame log is empty");
@@ -659,14 +671,8 @@ fn through_the_proxy_when_direct_tcp_and_udp_are_dropped() -> Result<()> {
                 .unwrap_or_default()
                 .into_bytes(),
         ),
-        (
-            "tunnel proxy log",
-            tunnel_proxy.process.log_text().into_bytes(),
-        ),
-        (
-            "upstream proxy log",
-            upstream_proxy.process.log_text().into_bytes(),
-        ),
+        ("proxy log", proxy.process.log_text().into_bytes()),
+        ("fake upstream log", fake.process.log_text().into_bytes()),
         ("config", std::fs::read(&config)?),
         (
             "connector.toml",
@@ -675,13 +681,17 @@ fn through_the_proxy_when_direct_tcp_and_udp_are_dropped() -> Result<()> {
         ("audit", audit),
         ("frames", frame_bytes),
     ];
+    let encoded = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("{PROXY_USER}:{PROXY_PASSWORD}"))
+    };
     for (what, bytes) in &places {
-        assert!(
-            !bytes
-                .windows(PROXY_PASSWORD.len())
-                .any(|w| w == PROXY_PASSWORD.as_bytes()),
-            "the proxy password is in the {what}"
-        );
+        for secret in [PROXY_PASSWORD, encoded.as_str()] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "the proxy password is in the {what}"
+            );
+        }
     }
     println!(
         "proxy password found in none of: {}",

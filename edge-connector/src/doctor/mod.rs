@@ -70,7 +70,14 @@ pub async fn run(config: &Config, env: &ProxyEnv) -> Report {
         ));
     }
     for p in &config.providers {
-        checks.push(upstreams::check(p, env).await);
+        let auth = crate::providers::proxy::auth_for(p, |name| {
+            let vault = crate::vault::Vault::open(config).map_err(|e| e.to_string())?;
+            vault
+                .get(name)
+                .map(|e| e.map(|e| e.secret))
+                .map_err(|e| e.to_string())
+        });
+        checks.push(upstreams::check(p, env, auth).await);
     }
     checks.push(proxy::check(env, proc_root));
     checks.push(listening::check(proc_root));

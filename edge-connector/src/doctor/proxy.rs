@@ -36,7 +36,7 @@ pub fn check(env: &ProxyEnv, proc_root: &Path) -> Check {
                 "doctor runs with {mine}, but the running edge-connector (process {pid}) has {}",
                 describe(&theirs)
             ),
-            "Upstream checks above used doctor's environment. Give the service the proxy settings it needs with \
+            "Upstream checks above used doctor's environment (for providers with proxy = \"env\"). Give the service the proxy settings it needs with \
              `systemctl edit edge-connector` ([Service] Environment=HTTPS_PROXY=http://PROXY:PORT NO_PROXY=...), or set \
              proxy = \"http://PROXY:PORT\" per [[provider]] in config.toml, which does not depend on the environment.",
         ),

@@ -1,7 +1,9 @@
 //! Each upstream `[[provider]]`: DNS, TCP, TLS with its `ca_bundle`, and an HTTP answer from
 //! `GET api_url`, over the route the connector uses (direct, the provider's proxy, or
-//! `HTTPS_PROXY`/`NO_PROXY` from the environment). Any HTTP status counts as reachable: the
-//! probe carries no credential, so 401 is the expected answer.
+//! `HTTPS_PROXY`/`NO_PROXY` from the environment), authenticating to the proxy as the
+//! connector does (`proxy_user`, password from the vault). Any HTTP status of the upstream
+//! counts as reachable: the probe carries no user token, so 401 is the expected answer; a
+//! refusal by the proxy does not.
 
 use std::time::{Duration, Instant};
 
@@ -10,13 +12,32 @@ use super::chain;
 use super::report::Check;
 use crate::config::ProviderConfig;
 use crate::egress::{ProxyEnv, Route, lookup, redact};
+use crate::providers::proxy::{self as upstream_proxy, ProxyAuth, ProxyAuthError};
 
 /// Budget of the HTTPS request (TCP, TLS, proxy tunnel and answer).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Checks one provider.
-pub async fn check(p: &ProviderConfig, env: &ProxyEnv) -> Check {
+/// Checks one provider; `auth` is its proxy's credentials as
+/// [`upstream_proxy::auth_for`] read them from the vault.
+pub async fn check(
+    p: &ProviderConfig,
+    env: &ProxyEnv,
+    auth: Result<Option<ProxyAuth>, ProxyAuthError>,
+) -> Check {
     let id = format!("upstream:{}", p.name);
+    let auth = match auth {
+        Ok(a) => a,
+        Err(e) => {
+            let entry = upstream_proxy::password_entry(&p.name);
+            return Check::fail(
+                id,
+                e.to_string(),
+                format!(
+                    "Store the proxy password with `edge-connector vault set {entry}` (or remove proxy_user from the [[provider]] block if the proxy needs none)."
+                ),
+            );
+        }
+    };
     let url = &p.api_url;
     let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
         return Check::fail(
@@ -31,7 +52,10 @@ pub async fn check(p: &ProviderConfig, env: &ProxyEnv) -> Check {
         Route::Proxy { url: proxy, source } => {
             match (proxy.host_str(), proxy.port_or_known_default()) {
                 (Some(h), Some(pp)) => (
-                    format!("via proxy {} (from {source})", redact(proxy)),
+                    format!(
+                        "via proxy {} (from {source})",
+                        upstream_proxy::describe(p, proxy)
+                    ),
                     h.to_owned(),
                     pp,
                 ),
@@ -109,7 +133,7 @@ pub async fn check(p: &ProviderConfig, env: &ProxyEnv) -> Check {
         );
     }
 
-    let client = match client(p, &route) {
+    let client = match client(p, &route, auth.as_ref()) {
         Ok(c) => c,
         Err(e) => {
             return Check::fail(
@@ -126,7 +150,38 @@ pub async fn check(p: &ProviderConfig, env: &ProxyEnv) -> Check {
         }
     };
     let start = Instant::now();
-    match client.get(url.clone()).send().await {
+    let hop = upstream_proxy::hop(&p.proxy, env, url);
+    let sent = client.get(url.clone()).send().await;
+    let refused = match (&sent, &hop) {
+        (Ok(resp), Some(hop))
+            if url.scheme() == "http"
+                && upstream_proxy::is_proxy_answer(resp.status(), resp.headers()) =>
+        {
+            Some(upstream_proxy::refused(
+                &p.name,
+                hop,
+                &format!("{host}:{port}"),
+                resp.status().as_u16(),
+                resp.status().canonical_reason().unwrap_or_default(),
+                auth.as_ref(),
+            ))
+        }
+        (Err(e), Some(hop)) if e.is_connect() => {
+            upstream_proxy::refusal(&p.name, hop, host, port, auth.as_ref(), REQUEST_TIMEOUT).await
+        }
+        _ => None,
+    };
+    if let Some(refused) = refused {
+        return Check::fail(
+            id,
+            format!("GET {url} {via}: {}", refused.failure.message),
+            format!(
+                "Check proxy_user and the vault entry {} if the proxy wants credentials; otherwise ask the proxy's administrators to allow {host}:{port}, or exempt {host} with NO_PROXY if it is reachable directly.",
+                upstream_proxy::password_entry(&p.name)
+            ),
+        );
+    }
+    match sent {
         Ok(resp) => Check::pass(
             id,
             format!(
@@ -181,9 +236,11 @@ fn failure(id: String, p: &ProviderConfig, e: &reqwest::Error, proxied: bool, vi
             id,
             format!("the proxy refused to tunnel to {host}: {text}"),
             format!(
-                "Ask your proxy team to allow CONNECT to {host}:{}; if the proxy needs credentials, put them in the proxy URL \
-                 (http://USER:PASSWORD@PROXY:PORT); or exempt {host} with NO_PROXY if it is reachable directly.",
-                p.api_url.port_or_known_default().unwrap_or(443)
+                "Ask your proxy team to allow CONNECT to {host}:{}; if the proxy needs credentials, set proxy_user in the \
+                 [[provider]] block and store the password with `edge-connector vault set {}`; or exempt {host} with NO_PROXY \
+                 if it is reachable directly.",
+                p.api_url.port_or_known_default().unwrap_or(443),
+                upstream_proxy::password_entry(&p.name)
             ),
         );
     }
@@ -229,7 +286,11 @@ fn tls_error(e: &reqwest::Error, text: &str) -> Option<String> {
     })
 }
 
-fn client(p: &ProviderConfig, route: &Route) -> Result<reqwest::Client, String> {
+fn client(
+    p: &ProviderConfig,
+    route: &Route,
+    auth: Option<&ProxyAuth>,
+) -> Result<reqwest::Client, String> {
     let mut b =
         reqwest::Client::builder().timeout(REQUEST_TIMEOUT.min(p.timeout.max(PROBE_TIMEOUT)));
     if let Some(bundle) = &p.ca_bundle {
@@ -244,7 +305,11 @@ fn client(p: &ProviderConfig, route: &Route) -> Result<reqwest::Client, String> 
     b = match route {
         Route::Direct { .. } => b.no_proxy(),
         Route::Proxy { url, .. } => {
-            b.proxy(reqwest::Proxy::all(url.as_str()).map_err(|e| e.to_string())?)
+            let proxy = reqwest::Proxy::all(url.as_str()).map_err(|e| e.to_string())?;
+            b.proxy(match auth {
+                Some(a) => upstream_proxy::with_auth(proxy, a),
+                None => proxy,
+            })
         }
     };
     b.build().map_err(|e| chain(&e))

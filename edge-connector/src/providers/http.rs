@@ -21,7 +21,7 @@
 //! actions, logs or errors.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -34,10 +34,12 @@ use shared::wire::{self, ErrorCode};
 use url::Url;
 
 use super::log_redirect::{self, Destination};
+use super::proxy::{self as upstream_proxy, ProxyAuth, Refused};
 use super::retry::{self, Attempt, Bucket, Decision, GiveUp, Loss};
 use super::trail::Scope;
 use crate::backoff::Backoff;
 use crate::config::{ProviderConfig, ProviderKind, Proxy};
+use crate::egress::ProxyEnv;
 
 /// A boxed future (the `oauth2` client trait wants a nameable future type).
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -265,7 +267,8 @@ pub struct Upstream {
     kind: ProviderKind,
     api: Url,
     web: Url,
-    client: reqwest::Client,
+    /// Replaced when the proxy password changes in the vault.
+    client: RwLock<reqwest::Client>,
     timeout: Duration,
     max_retries: u32,
     buckets: Mutex<HashMap<(String, &'static str), Bucket>>,
@@ -274,13 +277,19 @@ pub struct Upstream {
     /// Extra roots and proxy, for the one-off clients of log-storage downloads.
     certs: Vec<reqwest::Certificate>,
     proxy: Proxy,
+    /// The proxy's credentials (`Debug` hides the password).
+    proxy_auth: RwLock<Option<ProxyAuth>>,
+    /// The proxy variables when the client was built, which `proxy = "env"` follows.
+    env: ProxyEnv,
 }
 
 /// A client builder with the instance's manners: user agent, no redirects, timeouts,
-/// extra roots, proxy.
+/// extra roots, proxy (and its credentials).
 fn client_builder(
     certs: &[reqwest::Certificate],
     proxy: &Proxy,
+    auth: Option<&ProxyAuth>,
+    env: &ProxyEnv,
 ) -> Result<reqwest::ClientBuilder, String> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("mcp-edge-connector/", env!("CARGO_PKG_VERSION")))
@@ -292,15 +301,7 @@ fn client_builder(
     if !certs.is_empty() {
         builder = builder.tls_certs_merge(certs.iter().cloned());
     }
-    Ok(match proxy {
-        Proxy::Env => builder,
-        Proxy::None => builder.no_proxy(),
-        Proxy::Url(u) => builder.proxy(
-            reqwest::Proxy::all(u.as_str())
-                .map_err(|e| format!("proxy: {e}"))?
-                .no_proxy(reqwest::NoProxy::from_env()),
-        ),
-    })
+    upstream_proxy::configure(builder, proxy, auth, env)
 }
 
 fn fingerprint(token: &SecretString) -> String {
@@ -309,8 +310,12 @@ fn fingerprint(token: &SecretString) -> String {
 }
 
 impl Upstream {
-    /// A client for the instance `config` describes.
-    pub fn new(config: &ProviderConfig) -> Result<Self, ClientError> {
+    /// A client for the instance `config` describes, authenticating to its proxy with
+    /// `proxy_auth` (from the vault) when given.
+    pub fn new(
+        config: &ProviderConfig,
+        proxy_auth: Option<ProxyAuth>,
+    ) -> Result<Self, ClientError> {
         let err = |reason: String| ClientError {
             provider: config.name.clone(),
             reason,
@@ -328,7 +333,8 @@ impl Upstream {
                 )));
             }
         }
-        let client = client_builder(&certs, &config.proxy)
+        let env = ProxyEnv::from_process();
+        let client = client_builder(&certs, &config.proxy, proxy_auth.as_ref(), &env)
             .map_err(err)?
             .build()
             .map_err(|e| err(e.to_string()))?;
@@ -341,14 +347,87 @@ impl Upstream {
             kind: config.kind,
             api,
             web: config.web_url(),
-            client,
+            client: RwLock::new(client),
             timeout: config.timeout,
             max_retries: config.max_retries,
             buckets: Mutex::new(HashMap::new()),
             log_storage_hosts: config.log_storage_hosts.clone(),
             certs,
             proxy: config.proxy.clone(),
+            proxy_auth: RwLock::new(proxy_auth),
+            env,
         })
+    }
+
+    /// The HTTP client (a cheap clone of the current one).
+    fn client(&self) -> reqwest::Client {
+        self.client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The proxy's credentials now.
+    fn proxy_auth(&self) -> Option<ProxyAuth> {
+        self.proxy_auth
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// After the proxy refused the credentials held: reads the password again and, when the
+    /// vault holds another one, rebuilds the client with it. Says whether it did.
+    fn reload_proxy_password(&self) -> bool {
+        let Some(fresh) = self.proxy_auth().as_ref().and_then(ProxyAuth::reloaded) else {
+            return false;
+        };
+        let Ok(client) = client_builder(&self.certs, &self.proxy, Some(&fresh), &self.env)
+            .and_then(|b| b.build().map_err(|e| e.to_string()))
+        else {
+            return false;
+        };
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
+        *self.proxy_auth.write().unwrap_or_else(|p| p.into_inner()) = Some(fresh);
+        tracing::info!(provider = %self.name, "the proxy refused the password held; using the one now in the vault");
+        true
+    }
+
+    /// The typed failure of the proxy refusing the request to `url`, if it did: `result`
+    /// is the attempt's outcome. A response is the proxy's when it says so
+    /// ([`upstream_proxy::is_proxy_answer`]); a failed connection is asked about
+    /// ([`upstream_proxy::refusal`]).
+    async fn proxy_refusal(
+        &self,
+        url: &Url,
+        result: &Result<Response, reqwest::Error>,
+        deadline: Instant,
+    ) -> Option<Refused> {
+        let hop = upstream_proxy::hop(&self.proxy, &self.env, url)?;
+        let auth = self.proxy_auth();
+        let host = url.host_str()?;
+        let port = url.port_or_known_default()?;
+        match result {
+            Ok(resp)
+                if url.scheme() == "http"
+                    && upstream_proxy::is_proxy_answer(resp.status, &resp.headers) =>
+            {
+                Some(upstream_proxy::refused(
+                    &self.name,
+                    &hop,
+                    &format!("{host}:{port}"),
+                    resp.status.as_u16(),
+                    resp.status.canonical_reason().unwrap_or_default(),
+                    auth.as_ref(),
+                ))
+            }
+            Err(e) if e.is_connect() => {
+                let left = deadline
+                    .checked_duration_since(Instant::now())
+                    .unwrap_or_default();
+                upstream_proxy::refusal(&self.name, &hop, host, port, auth.as_ref(), left).await
+            }
+            _ => None,
+        }
     }
 
     /// The web base URL (sign-in pages).
@@ -474,6 +553,7 @@ impl Upstream {
         );
         let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
         let mut attempt: u32 = 0;
+        let mut reloaded = false;
         loop {
             attempt += 1;
             let left = retry::before_attempt(
@@ -497,7 +577,7 @@ impl Upstream {
                 Attribute::new("http.request.resend_count", i64::from(attempt - 1)),
             ]);
             let mut builder = self
-                .client
+                .client()
                 .request(req.method.clone(), url.clone())
                 .timeout(self.timeout.min(left))
                 .header("traceparent", span.traceparent());
@@ -544,6 +624,16 @@ impl Upstream {
                 "http.response.status_code",
                 i64::from(status),
             )]);
+            if let Some(refused) = self.proxy_refusal(&url, &result, deadline).await {
+                // The proxy answered before the upstream saw anything, so sending again
+                // is harmless, writes included; once, with a password changed in the vault.
+                if refused.wants_credentials() && !reloaded && self.reload_proxy_password() {
+                    reloaded = true;
+                    continue;
+                }
+                span.set_error("proxy refused");
+                return Err(refused.failure);
+            }
             let attempt = Attempt {
                 number: attempt,
                 max_retries: self.max_retries,
@@ -601,7 +691,7 @@ impl Upstream {
     /// and proxy), bounded in time and size.
     pub fn token_http(&self) -> TokenHttp {
         TokenHttp {
-            client: self.client.clone(),
+            client: self.client(),
             timeout: self.timeout,
         }
     }
@@ -630,12 +720,17 @@ impl Upstream {
             })?;
         let client = match log_redirect::rule(&self.name, &self.api, &self.log_storage_hosts, &url)?
         {
-            Destination::Upstream => self.client.clone(),
+            Destination::Upstream => self.client(),
             Destination::Storage { host, port } => {
                 let loopback_ok = log_redirect::on_loopback(&self.api);
                 let addrs = log_redirect::resolve(&host, port, loopback_ok, deadline).await?;
-                let mut builder = client_builder(&self.certs, &self.proxy)
-                    .map_err(|e| CallFailure::new(ErrorCode::Internal, e))?;
+                let mut builder = client_builder(
+                    &self.certs,
+                    &self.proxy,
+                    self.proxy_auth().as_ref(),
+                    &self.env,
+                )
+                .map_err(|e| CallFailure::new(ErrorCode::Internal, e))?;
                 if let url::Host::Domain(name) = &host {
                     // Connect to the addresses just checked, not to a second lookup's.
                     builder = builder.resolve_to_addrs(name, &addrs);
@@ -653,7 +748,7 @@ impl Upstream {
             .unwrap_or_default();
         let started = Instant::now();
         let result = match client
-            .get(url)
+            .get(url.clone())
             .header(reqwest::header::RANGE, format!("bytes=-{MAX_BODY}"))
             .timeout(self.timeout.min(left))
             .send()
@@ -670,6 +765,9 @@ impl Upstream {
             duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             attempt: 1,
         });
+        if let Some(refused) = self.proxy_refusal(&url, &result, deadline).await {
+            return Err(refused.failure);
+        }
         result.map_err(|_| {
             CallFailure::new(
                 ErrorCode::Unavailable,
@@ -766,12 +864,13 @@ mod tests {
             web_url: None,
             ca_bundle: None,
             proxy: Proxy::None,
+            proxy_user: None,
             timeout: Duration::from_secs(10),
             max_retries,
             oauth: None,
             log_storage_hosts: Vec::new(),
         };
-        Upstream::new(&config).unwrap()
+        Upstream::new(&config, None).unwrap()
     }
 
     fn trail() -> Trail {
@@ -820,6 +919,75 @@ mod tests {
             failure.message
         );
         assert_eq!(trail.take().len(), 1);
+    }
+
+    /// A proxy on loopback answering every connection with `answer`, counting them.
+    async fn proxy_answering(answer: &'static [u8]) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn.write_all(answer).await;
+            }
+        });
+        (port, seen)
+    }
+
+    #[tokio::test]
+    async fn a_connect_refused_by_the_proxy_names_the_proxy_and_its_answer_without_retries() {
+        for (answer, said) in [
+            (
+                &b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n"[..],
+                "407 Proxy Authentication Required",
+            ),
+            // tinyproxy's answer to wrong credentials, which the HTTP client reports only
+            // as an unsuccessful tunnel.
+            (
+                &b"HTTP/1.0 401 Unauthorized\r\n\r\n"[..],
+                "401 Unauthorized",
+            ),
+            (&b"HTTP/1.1 403 Forbidden\r\n\r\n"[..], "403 Forbidden"),
+        ] {
+            let (port, seen) = proxy_answering(answer).await;
+            let config = ProviderConfig {
+                name: "ghes".into(),
+                kind: ProviderKind::Github,
+                api_url: Url::parse("https://ghes.corp/api/v3").unwrap(),
+                web_url: None,
+                ca_bundle: None,
+                proxy: Proxy::Url(Url::parse(&format!("http://127.0.0.1:{port}")).unwrap()),
+                proxy_user: None,
+                timeout: Duration::from_secs(10),
+                max_retries: 3,
+                oauth: None,
+                log_storage_hosts: Vec::new(),
+            };
+            let upstream = Upstream::new(&config, None).unwrap();
+            let trail = trail();
+            let scope = Scope {
+                deadline: Instant::now() + Duration::from_secs(30),
+                trail: &trail,
+            };
+            let failure = upstream
+                .send(scope, None, &Request::get("/user", "user".into()))
+                .await
+                .unwrap_err();
+            assert_eq!(failure.code, ErrorCode::Internal);
+            assert!(
+                failure.message.starts_with(&format!(
+                    "ghes: the proxy 127.0.0.1:{port} refused the request to ghes.corp:443 with {said}"
+                )),
+                "{}",
+                failure.message
+            );
+            // The request's CONNECT and the one that read the answer back: no retries.
+            assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!   time.
 //! - [`oauth`]: users connecting their upstream accounts; token refresh.
 //! - [`path`]: escaping arguments into request paths.
+//! - [`proxy`]: each instance's proxy, its credentials from the vault, and its refusals.
 //! - [`link`]: the `Link` header's pagination links.
 //! - [`page`]: the page list tools return, and the page a cursor names.
 //! - [`trail`]: a call's spans and audit records, and its deadline, as requests need them.
@@ -26,6 +27,7 @@ pub mod log_redirect;
 pub mod oauth;
 pub mod page;
 pub mod path;
+pub mod proxy;
 pub mod retry;
 pub mod trail;
 
@@ -60,6 +62,9 @@ pub enum ProviderError {
     /// The vault is needed and unusable.
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultError),
+    /// A proxy user's password is missing from the vault (or cannot be read).
+    #[error(transparent)]
+    ProxyAuth(#[from] proxy::ProxyAuthError),
 }
 
 /// One upstream instance.
@@ -233,7 +238,21 @@ impl Providers {
         };
         let mut instances = Vec::with_capacity(config.providers.len());
         for p in &config.providers {
-            let http = Upstream::new(p)?;
+            let read = |vault: &Vault, name: &EntryName| {
+                vault
+                    .get(name)
+                    .map(|e| e.map(|e| e.secret))
+                    .map_err(|e| e.to_string())
+            };
+            let auth = proxy::auth_for(p, |name| read(&vault, name))?.map(|auth| {
+                // The proxy may come to refuse it: the password is read again then.
+                let (vault, name) = (vault.clone(), EntryName::proxy_password(&p.name));
+                auth.reloading(std::sync::Arc::new(move || match &name {
+                    Ok(name) => read(&vault, name),
+                    Err(e) => Err(e.to_string()),
+                }))
+            });
+            let http = Upstream::new(p, auth)?;
             let host = p.api_url.host_str().unwrap_or_default().to_owned();
             let display_name = match p.kind {
                 ProviderKind::Github => format!("GitHub Enterprise at {host}"),

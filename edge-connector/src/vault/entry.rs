@@ -4,6 +4,7 @@
 //!
 //! Names by convention:
 //! - `provider/<name>/client_secret`: the OAuth client secret of a provider instance;
+//! - `provider/<name>/proxy_password`: the password of its proxy's `proxy_user`;
 //! - `user/<provider>/<user>`: a user's access token (and refresh token) there, written by
 //!   the connector after the user connected, or by an admin (`vault set`) as a PAT;
 //! - anything else an operator wants to keep (proxy credentials, ...).
@@ -47,6 +48,11 @@ impl EntryName {
     /// The OAuth client secret of provider instance `provider`.
     pub fn client_secret(provider: &str) -> Result<Self, BadName> {
         Self::parse(&format!("provider/{provider}/client_secret"))
+    }
+
+    /// The password of the proxy user of provider instance `provider` (its `proxy_user`).
+    pub fn proxy_password(provider: &str) -> Result<Self, BadName> {
+        Self::parse(&format!("provider/{provider}/proxy_password"))
     }
 
     /// `user`'s token at provider instance `provider`.
