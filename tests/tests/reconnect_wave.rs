@@ -247,7 +247,11 @@ fn enroll_fleet(rt: &Runtime, n: usize) -> Result<Vec<Connector>> {
                     if i >= n {
                         break;
                     }
-                    let tenant = if i.is_multiple_of(2) { "acme" } else { "globex" };
+                    let tenant = if i.is_multiple_of(2) {
+                        "acme"
+                    } else {
+                        "globex"
+                    };
                     let c = enroll(rt, &front, tenant, &format!("w{i:03}"));
                     done.lock().unwrap_or_else(|p| p.into_inner()).push(c);
                 }
