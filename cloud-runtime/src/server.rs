@@ -275,13 +275,12 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
 
     let reset_secret = std::fs::read(dir.reset_key())
         .map_err(io(format!("reading {}", dir.reset_key().display())))?;
-    let reset_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &reset_secret);
     let socket = std::net::UdpSocket::bind(opts.quic_listen).map_err(io(format!(
         "binding the QUIC listener on {}",
         opts.quic_listen
     )))?;
     let endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::new(Arc::new(reset_key)),
+        tunnel::endpoint::endpoint_config(&reset_secret),
         Some(tls::quic_server_config(&identity, ca.cert_der())?),
         socket,
         Arc::new(quinn::TokioRuntime),

@@ -55,8 +55,14 @@ impl HandshakeRate {
 /// The delay for the `waiting`-th refused connector: uniform (by `unit`, in [0, 1)) over
 /// the time `waiting` connectors need at `per_second`, at least [`MIN_DELAY`].
 fn spread(waiting: u32, per_second: NonZeroU32, unit: f64) -> Duration {
-    let span = Duration::from_secs_f64(f64::from(waiting) / f64::from(per_second.get()));
+    let span = spread_bound(waiting, per_second) - MIN_DELAY;
     MIN_DELAY + span.mul_f64(unit.clamp(0.0, 1.0))
+}
+
+/// The longest delay asked of a refused connector while `waiting` wait: [`MIN_DELAY`] plus
+/// the time `waiting` handshakes take at `per_second`.
+pub fn spread_bound(waiting: u32, per_second: NonZeroU32) -> Duration {
+    MIN_DELAY + Duration::from_secs_f64(f64::from(waiting) / f64::from(per_second.get()))
 }
 
 #[cfg(test)]

@@ -106,6 +106,7 @@ pub async fn admit(
         close(conn, CloseCode::Busy, &shared::close::busy_reason(delay));
         return None;
     }
+    debug!(%peer, "tunnel admitted by the handshake rate");
     let Some(identity) = cert
         .identity
         .clone()

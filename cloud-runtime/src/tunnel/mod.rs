@@ -1,5 +1,6 @@
 //! The runtime's end of the tunnel, over QUIC or SSH over TCP ([`shared::link`]).
 //!
+//! - [`endpoint`]: the QUIC endpoint's keys that survive a restart (stateless reset).
 //! - [`listener`]: the QUIC endpoint; authenticates each connection (client certificate,
 //!   identity, revocation) before anything else happens on it.
 //! - [`ssh_listener`]: the SSH-over-TCP endpoint, for networks without UDP; the same
@@ -15,6 +16,7 @@
 //!   one may not).
 
 pub mod call;
+pub mod endpoint;
 pub mod handshake_rate;
 pub mod lineage;
 pub mod listener;

@@ -172,6 +172,16 @@ pub async fn run(
     let _ = events.send(SessionEvent::Ended(end)).await;
 }
 
+/// The end of a session whose control stream failed: the runtime's close of the connection
+/// when there is one (a busy runtime's "retry after" or a revocation often surfaces first as
+/// a failed read or write on the stream), else the stream's own error.
+fn stream_failed(conn: &shared::link::Link, error: impl std::fmt::Display) -> SessionEnd {
+    match conn.close_reason() {
+        Some(closed) => close_reason(&closed),
+        None => SessionEnd::Lost(format!("control stream: {error}")),
+    }
+}
+
 fn close_reason(err: &LinkError) -> SessionEnd {
     if let LinkError::Closed { code, reason } = err {
         let reason = reason.clone();
@@ -313,7 +323,7 @@ async fn drive(
         }
         while let Some(f) = ctl.poll_transmit() {
             if let Err(e) = write_frame(&mut send, &f).await {
-                return SessionEnd::Lost(format!("control stream: {e}"));
+                return stream_failed(conn, e);
             }
         }
         if ctl.is_closed() {
@@ -330,7 +340,7 @@ async fn drive(
                     return SessionEnd::Lost(e.to_string());
                 },
                 Ok(None) => return SessionEnd::Lost("runtime closed the control stream".into()),
-                Err(e) => return SessionEnd::Lost(format!("control stream: {e}")),
+                Err(e) => return stream_failed(conn, e),
             },
             _ = tokio::time::sleep_until(timer.into()) => ctl.handle_timeout(Instant::now()),
             _ = sleep_until_opt(renew_ready) => {
