@@ -7,7 +7,7 @@
 //! `proxy = "env"`, by the same rules the HTTP client applies ([`ProxyEnv::route`]), so the
 //! report names the proxy the connector really uses, and whether it authenticates (the
 //! user and the vault entry of the password, never the password). The tunnel's SSH-over-TCP path goes
-//! through `[tunnel] proxy` by the same rules (as `crate::tunnel::proxy::route_for` reads
+//! through `[tunnel] proxy` by the same rules (as `crate::connect_proxy::route_for` reads
 //! them; `doctor` tries that path for real).
 
 use std::net::IpAddr;
@@ -340,7 +340,7 @@ fn provider_destinations(p: &ProviderConfig, env: &ProxyEnv) -> Vec<Destination>
     let mut upstream = Destination::new(purpose, host, port, Protocol::of_scheme(url.scheme()));
     let mut out = Vec::new();
     if let Route::Proxy { url: proxy, .. } = env.route(&p.proxy, url) {
-        upstream.via_proxy = Some(crate::providers::proxy::describe(p, &proxy));
+        upstream.via_proxy = Some(describe_upstream_proxy(p, &proxy));
         if let (Some(h), Some(port)) = (proxy.host_str(), proxy.port_or_known_default()) {
             out.push(Destination::new(
                 format!("proxy of upstream {}", p.name),
@@ -364,7 +364,7 @@ fn provider_destinations(p: &ProviderConfig, env: &ProxyEnv) -> Vec<Destination>
             Protocol::Https,
         );
         if let Route::Proxy { url: proxy, .. } = env.route(&p.proxy, &storage) {
-            d.via_proxy = Some(crate::providers::proxy::describe(p, &proxy));
+            d.via_proxy = Some(describe_upstream_proxy(p, &proxy));
         }
         out.push(d);
     }
@@ -466,6 +466,35 @@ pub fn render(destinations: &[Destination], enrolled: bool) -> String {
         );
     }
     out
+}
+
+/// The vault entry holding the proxy password of provider instance `provider`.
+pub fn proxy_password_entry(provider: &str) -> String {
+    format!("provider/{provider}/proxy_password")
+}
+
+/// The proxy path in words for reports, from the proxy URL a request to `p` takes (which
+/// may carry a user from the environment): `proxy.corp:3128 (user svc-edge, password in
+/// the vault entry provider/ghes/proxy_password)`, `proxy.corp:3128 (user u, from the proxy
+/// URL)` or `proxy.corp:3128 (no authentication)`. Never a password.
+pub fn describe_upstream_proxy(p: &ProviderConfig, proxy: &Url) -> String {
+    let authority = match (proxy.host_str(), proxy.port_or_known_default()) {
+        (Some(h), Some(port)) => format!("{h}:{port}"),
+        _ => redact(proxy),
+    };
+    match &p.proxy_user {
+        Some(u) => format!(
+            "{authority} (user {u}, password in the vault entry {})",
+            proxy_password_entry(&p.name)
+        ),
+        None if !proxy.username().is_empty() => {
+            format!(
+                "{authority} (user {}, from the proxy URL)",
+                proxy.username()
+            )
+        }
+        None => format!("{authority} (no authentication)"),
+    }
 }
 
 #[cfg(test)]

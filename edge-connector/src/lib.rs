@@ -9,6 +9,8 @@
 //! - [`providers`]: the GitHub Enterprise and GitLab instances: HTTP, OAuth, each API.
 //! - [`local_policy`]: the customer's own allow-list, enforced on every call.
 //! - [`tunnel`]: dialling, sessions, call serving, reconnects.
+//! - [`connect_proxy`]: HTTP `CONNECT` through the corporate egress proxy (the TCP tunnel,
+//!   enrollment, and asking a proxy why it refused an upstream request).
 //! - [`tools`]: the tools served over the tunnel, each provider's in its own folder.
 //! - [`toolset`]: what the tunnel serves (a set of tools, by name).
 //! - [`call_context`]: what a running call can do (progress, questions, upstream actions).
@@ -24,6 +26,7 @@
 pub mod backoff;
 pub mod call_context;
 pub mod config;
+pub mod connect_proxy;
 pub mod doctor;
 pub mod egress;
 pub mod enroll;
@@ -43,10 +46,36 @@ use std::time::Duration;
 use shared::policy::RuleSet;
 use shared::trace::Tracing;
 use tokio_util::sync::CancellationToken;
-use tunnel::supervisor::RunError;
 
 /// This build's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Why the connector stopped for good.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The state directory is unusable.
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    /// The TLS configuration could not be built.
+    #[error(transparent)]
+    Dial(#[from] tunnel::dial::DialError),
+    /// The runtime refused us for good.
+    #[error("{0}")]
+    Refused(String),
+    /// No tunnel for `[tunnel] exit_after_disconnected`: exit so that systemd restarts us.
+    #[error(transparent)]
+    Disconnected(#[from] crate::health::service::Disconnected),
+    /// The local policy file is unusable.
+    #[error(transparent)]
+    LocalPolicy(#[from] crate::local_policy::LocalPolicyError),
+    /// An upstream instance cannot be set up.
+    #[error(transparent)]
+    Providers(#[from] crate::providers::ProviderError),
+    /// The span exporter could not be built.
+    #[error(transparent)]
+    Telemetry(#[from] shared::trace::ExporterError),
+}
 
 /// Runs the connector described by `config` with its own tools until `shutdown` (draining
 /// in-flight calls for at most `drain_timeout`), until the runtime refuses it, or until it
@@ -90,7 +119,7 @@ pub async fn run(
         state,
         tunnel: tunnel::session::TunnelSettings {
             config: config.tunnel.clone(),
-            proxy_password: Arc::new(move || tunnel::proxy::vault_password(&vault_config)),
+            proxy_password: Arc::new(move || connect_proxy::vault_password(&vault_config)),
         },
         tools: Arc::new(local_policy::Enforced::new(Arc::new(toolbox), policy)),
         tracing: tracing.clone(),

@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use edge_connector::config::{self, Config};
+use edge_connector::connect_proxy as proxy;
 use edge_connector::enroll::{self, EnrollOptions};
 use edge_connector::state::StateDir;
-use edge_connector::tunnel::proxy;
 use tokio_util::sync::CancellationToken;
 
 mod cli;

@@ -1,6 +1,6 @@
 //! The corporate egress proxy, for real: Debian's `tinyproxy` on loopback with Basic
 //! authentication and a `ConnectPort` allow-list, and the connector's CONNECT client
-//! (`edge_connector::tunnel::proxy`), enrollment and upstream tool calls going through it.
+//! (`edge_connector::connect_proxy`), enrollment and upstream tool calls going through it.
 //!
 //! `scripts/test` installs tinyproxy. Without it, the suite runs only as root (which can
 //! install it); otherwise it says why it skipped.
@@ -14,8 +14,8 @@ use std::time::Duration;
 use e2e::mcp_client::McpClient;
 use e2e::{Connector, FakeUpstream, Process, Runtime, free_port, run, wait_for};
 use edge_connector::config::{Proxy, TunnelConfig};
+use edge_connector::connect_proxy::{self as proxy, ProxyError, ProxyRoute};
 use edge_connector::egress::ProxyEnv;
-use edge_connector::tunnel::proxy::{self, ProxyError, ProxyRoute};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 

@@ -54,7 +54,7 @@ pub async fn run(config: &Config, env: &ProxyEnv) -> Report {
                 (Some(ca), true) => clock::check(&https, ca, &mut checks).await,
                 _ => checks.push(Check::skip("clock", "the runtime's HTTPS endpoint is not reachable (see above)")),
             }
-            let vault = || crate::tunnel::proxy::vault_password(config);
+            let vault = || crate::connect_proxy::vault_password(config);
             checks.push(tunnel_tcp::check(&config.tunnel, &e.config, env, vault).await);
         }
         None => checks.push(Check::skip(

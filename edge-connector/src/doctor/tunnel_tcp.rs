@@ -8,9 +8,9 @@ use secrecy::SecretString;
 use super::PROBE_TIMEOUT;
 use super::report::Check;
 use crate::config::{Transport, TunnelConfig};
+use crate::connect_proxy::{self as proxy, ProxyError, ProxyRoute};
 use crate::egress::{ProxyEnv, split_host_port};
 use crate::state::ConnectorConfig;
-use crate::tunnel::proxy::{self, ProxyError, ProxyRoute};
 
 const ID: &str = "runtime-tcp";
 

@@ -28,7 +28,7 @@ pub async fn check(
     let auth = match auth {
         Ok(a) => a,
         Err(e) => {
-            let entry = upstream_proxy::password_entry(&p.name);
+            let entry = crate::egress::proxy_password_entry(&p.name);
             return Check::fail(
                 id,
                 e.to_string(),
@@ -54,7 +54,7 @@ pub async fn check(
                 (Some(h), Some(pp)) => (
                     format!(
                         "via proxy {} (from {source})",
-                        upstream_proxy::describe(p, proxy)
+                        crate::egress::describe_upstream_proxy(p, proxy)
                     ),
                     h.to_owned(),
                     pp,
@@ -177,7 +177,7 @@ pub async fn check(
             format!("GET {url} {via}: {}", refused.failure.message),
             format!(
                 "Check proxy_user and the vault entry {} if the proxy wants credentials; otherwise ask the proxy's administrators to allow {host}:{port}, or exempt {host} with NO_PROXY if it is reachable directly.",
-                upstream_proxy::password_entry(&p.name)
+                crate::egress::proxy_password_entry(&p.name)
             ),
         );
     }
@@ -240,7 +240,7 @@ fn failure(id: String, p: &ProviderConfig, e: &reqwest::Error, proxied: bool, vi
                  [[provider]] block and store the password with `edge-connector vault set {}`; or exempt {host} with NO_PROXY \
                  if it is reachable directly.",
                 p.api_url.port_or_known_default().unwrap_or(443),
-                upstream_proxy::password_entry(&p.name)
+                crate::egress::proxy_password_entry(&p.name)
             ),
         );
     }

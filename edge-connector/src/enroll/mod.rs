@@ -4,7 +4,7 @@
 //! The HTTPS connection trusts nothing but the CA whose fingerprint the operator supplied
 //! ([`pinned_ca`]), so the token cannot be phished by a look-alike endpoint. Where the
 //! machine's only way out is a corporate proxy, enrollment goes through the tunnel's proxy
-//! ([`crate::tunnel::proxy`]) with the same pinning: the proxy relays TLS it cannot read.
+//! ([`crate::connect_proxy`]) with the same pinning: the proxy relays TLS it cannot read.
 
 pub mod pinned_ca;
 
@@ -22,8 +22,8 @@ use shared::enroll::{
 };
 use shared::identity::ConnectorIdentity;
 
+use crate::connect_proxy::{ProxyError, ProxyRoute};
 use crate::state::{ConnectorConfig, StateDir, StateError};
-use crate::tunnel::proxy::{ProxyError, ProxyRoute};
 use pinned_ca::PinnedCa;
 
 /// How long the proxy gets to open the first tunnel.
@@ -87,7 +87,7 @@ pub struct EnrollOptions {
     pub ca_fingerprint: Fingerprint,
     /// Where to keep the state.
     pub state: StateDir,
-    /// The proxy to go through ([`crate::tunnel::proxy::route_for`]); `None`: direct,
+    /// The proxy to go through ([`crate::connect_proxy::route_for`]); `None`: direct,
     /// whatever the environment says.
     pub proxy: Option<ProxyRoute>,
 }
@@ -237,7 +237,7 @@ async fn check_proxy(route: &ProxyRoute, runtime: &str) -> Result<(), EnrollErro
     let (host, port) = crate::egress::split_host_port(runtime).ok_or_else(|| {
         EnrollError::BadResponse(format!("the runtime endpoint {runtime:?} is not host:port"))
     })?;
-    crate::tunnel::proxy::connect(route, host, port, PROXY_CHECK_TIMEOUT).await?;
+    crate::connect_proxy::connect(route, host, port, PROXY_CHECK_TIMEOUT).await?;
     Ok(())
 }
 

@@ -33,8 +33,8 @@ use shared::wire::ErrorCode;
 use url::Url;
 
 use crate::config::{ProviderConfig, Proxy};
+use crate::connect_proxy::{self as connect_proxy, ProxyError, ProxyRoute};
 use crate::egress::{ProxyEnv, Route};
-use crate::tunnel::proxy::{self as connect_proxy, ProxyError, ProxyRoute};
 use crate::vault::EntryName;
 
 /// Longest wait for the proxy's answer when asking why it refused.
@@ -133,11 +133,6 @@ pub enum ProxyAuthError {
     },
 }
 
-/// The vault entry holding the proxy password of provider instance `provider`.
-pub fn password_entry(provider: &str) -> String {
-    format!("provider/{provider}/proxy_password")
-}
-
 /// The credentials of `p`'s proxy, when it has a `proxy_user`: the password from `get`
 /// (the vault), which is not called otherwise.
 pub fn auth_for(
@@ -147,7 +142,7 @@ pub fn auth_for(
     let Some(user) = p.proxy_user.clone() else {
         return Ok(None);
     };
-    let entry = password_entry(&p.name);
+    let entry = crate::egress::proxy_password_entry(&p.name);
     let vault_error = |reason: String| ProxyAuthError::Vault {
         provider: p.name.clone(),
         entry: entry.clone(),
@@ -261,7 +256,7 @@ pub fn refused(
     reason: &str,
     auth: Option<&ProxyAuth>,
 ) -> Refused {
-    let entry = password_entry(provider);
+    let entry = crate::egress::proxy_password_entry(provider);
     let advice = match (status, auth) {
         (401 | 407, Some(a)) => format!(
             "it does not accept user {:?} with the password in the vault entry {entry}; check proxy_user in the [[provider]] block of {provider} and update the password with `edge-connector vault set {entry}`",
@@ -315,30 +310,6 @@ pub async fn refusal(
         // Anything else (no proxy there, a garbled answer) may pass: the request's own
         // retries and errors deal with it.
         Err(_) => None,
-    }
-}
-
-/// The proxy path in words for reports, from the proxy URL a request to `p` takes (which
-/// may carry a user from the environment): `proxy.corp:3128 (user svc-edge, password in
-/// the vault entry provider/ghes/proxy_password)`, `proxy.corp:3128 (user u, from the proxy
-/// URL)` or `proxy.corp:3128 (no authentication)`. Never a password.
-pub fn describe(p: &ProviderConfig, proxy: &Url) -> String {
-    let authority = match (proxy.host_str(), proxy.port_or_known_default()) {
-        (Some(h), Some(port)) => format!("{h}:{port}"),
-        _ => crate::egress::redact(proxy),
-    };
-    match &p.proxy_user {
-        Some(u) => format!(
-            "{authority} (user {u}, password in the vault entry {})",
-            password_entry(&p.name)
-        ),
-        None if !proxy.username().is_empty() => {
-            format!(
-                "{authority} (user {}, from the proxy URL)",
-                proxy.username()
-            )
-        }
-        None => format!("{authority} (no authentication)"),
     }
 }
 
@@ -532,17 +503,17 @@ mod tests {
         let h = hop(&p.proxy, &ProxyEnv::default(), &p.api_url).unwrap();
         assert_eq!(h.authority, "proxy.corp:3128");
         assert_eq!(
-            describe(&p, &h.url),
+            crate::egress::describe_upstream_proxy(&p, &h.url),
             "proxy.corp:3128 (user svc-edge, password in the vault entry provider/ghes/proxy_password)"
         );
         let anon = provider("proxy = \"http://proxy.corp:3128\"\n");
         assert_eq!(
-            describe(&anon, &h.url),
+            crate::egress::describe_upstream_proxy(&anon, &h.url),
             "proxy.corp:3128 (no authentication)"
         );
         let from_env: Url = "http://u:pw@proxy.corp:3128".parse().unwrap();
         assert_eq!(
-            describe(&anon, &from_env),
+            crate::egress::describe_upstream_proxy(&anon, &from_env),
             "proxy.corp:3128 (user u, from the proxy URL)"
         );
         let direct = provider("");

@@ -5,13 +5,11 @@
 //!   enrolled key; the same frames on SSH channels ([`shared::link`]).
 //! - [`session`]: one connection: hello, heartbeats, renewal, drain.
 //! - [`calls`]: serving the runtime's call streams.
-//! - [`proxy`]: HTTP CONNECT through the corporate egress proxy, for the TCP transport.
 //! - [`supervisor`]: picks the transport, reconnects, replaces the tunnel after renewal or
 //!   when QUIC works again, stops when told.
 
 pub mod calls;
 pub mod dial;
-pub mod proxy;
 pub mod session;
 pub mod ssh_dial;
 pub mod supervisor;

@@ -37,7 +37,7 @@ pub enum SshDialError {
     Tcp(String),
     /// The egress proxy refused or failed (its error names it and its answer).
     #[error(transparent)]
-    Proxy(#[from] super::proxy::ProxyError),
+    Proxy(#[from] crate::connect_proxy::ProxyError),
     /// The runtime presented another host key than the one pinned at enrollment.
     #[error(
         "the runtime's SSH host key is {seen}, but enrollment pinned {expected}: refusing (a machine in the middle, or a runtime whose key changed: re-enroll if so)"

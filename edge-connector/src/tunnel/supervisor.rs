@@ -12,11 +12,12 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::dial::{self, DialError, Tunnel};
-use super::proxy;
 use super::session::{self, SessionContext, SessionEnd, SessionEvent};
 use super::ssh_dial::{self, SshDialError};
+use crate::RunError;
 use crate::backoff::Backoff;
 use crate::config::Transport;
+use crate::connect_proxy as proxy;
 use crate::egress::{ProxyEnv, split_host_port};
 use crate::state::{ConnectorConfig, Identity, StateError};
 
@@ -31,33 +32,6 @@ pub const QUIC_PROBE: Duration = Duration::from_secs(3);
 pub const QUIC_RETRY_BASE: Duration = Duration::from_secs(5);
 /// The longest wait between two QUIC attempts while on TCP.
 pub const QUIC_RETRY_CAP: Duration = Duration::from_secs(300);
-
-/// Why the connector stopped for good.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RunError {
-    /// The state directory is unusable.
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// The TLS configuration could not be built.
-    #[error(transparent)]
-    Dial(#[from] DialError),
-    /// The runtime refused us for good.
-    #[error("{0}")]
-    Refused(String),
-    /// No tunnel for `[tunnel] exit_after_disconnected`: exit so that systemd restarts us.
-    #[error(transparent)]
-    Disconnected(#[from] crate::health::service::Disconnected),
-    /// The local policy file is unusable.
-    #[error(transparent)]
-    LocalPolicy(#[from] crate::local_policy::LocalPolicyError),
-    /// An upstream instance cannot be set up.
-    #[error(transparent)]
-    Providers(#[from] crate::providers::ProviderError),
-    /// The span exporter could not be built.
-    #[error(transparent)]
-    Telemetry(#[from] shared::trace::ExporterError),
-}
 
 /// Why no tunnel could be dialled this time.
 #[derive(Debug, thiserror::Error)]

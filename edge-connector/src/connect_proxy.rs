@@ -1,5 +1,6 @@
-//! The corporate egress proxy: an HTTP `CONNECT` client for the TCP transport of the tunnel
-//! (and the route enrollment takes through the same proxy).
+//! The corporate egress proxy: an HTTP `CONNECT` client for the TCP transport of the tunnel,
+//! the route enrollment takes through the same proxy, and the probe that learns why a
+//! provider's proxy refused a request.
 //!
 //! ```text
 //!  connector ──TCP──▶ proxy.corp:3128 ──TCP──▶ runtime:443
