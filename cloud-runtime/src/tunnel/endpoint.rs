@@ -26,7 +26,7 @@ const CID_KEY_LABEL: &[u8] = b"quic connection id validation key v1";
 /// abused is elsewhere: a reset is smaller than the packet that caused it (no
 /// amplification), and only packets whose connection id passes the keyed check get one
 /// (random garbage passes with a chance of one in 2^32).
-const MIN_RESET_INTERVAL: Duration = Duration::ZERO;
+pub const MIN_RESET_INTERVAL: Duration = Duration::ZERO;
 
 /// The endpoint configuration: reset key and connection-id generator from `reset_secret`,
 /// resets at up to one per [`MIN_RESET_INTERVAL`].

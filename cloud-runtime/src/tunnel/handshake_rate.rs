@@ -15,7 +15,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 const WINDOW: Duration = Duration::from_secs(10);
 
 /// The shortest delay a refused connector is asked to wait.
-const MIN_DELAY: Duration = Duration::from_secs(1);
+pub const MIN_DELAY: Duration = Duration::from_secs(1);
 
 /// The handshake rate limit.
 #[derive(Debug)]
