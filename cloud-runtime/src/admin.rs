@@ -311,6 +311,8 @@ async fn execute(req: AdminRequest, admin: &Admin, started: Instant) -> AdminRes
         site: Site::default(),
         traceparent: String::new(),
         binding: Default::default(),
+        // An operator on the host is nobody the identity provider vouched for.
+        user_proof: String::new(),
     };
     let report = registry
         .call(&tenant, connector.as_ref(), spec, &NoPeer)

@@ -197,6 +197,10 @@ pub async fn callback(
     ) else {
         return unavailable();
     };
+    // The connector stores the grant under the user the provider proves, not our word.
+    let Ok(user_proof) = cx.oauth.store.user_proof(&row.tenant, &row.user_id).await else {
+        return unavailable();
+    };
     let outcome = cx
         .registry
         .authorize(
@@ -211,6 +215,7 @@ pub async fn callback(
                 }),
                 state,
                 code,
+                user_proof: user_proof.unwrap_or_default(),
             },
             EXCHANGE_TIMEOUT,
         )

@@ -224,7 +224,7 @@ impl ProviderConfig {
 }
 
 /// `https`, or `http` to a loopback host.
-fn https_or_loopback(url: &Url) -> bool {
+pub fn https_or_loopback(url: &Url) -> bool {
     let local = url.host_str().is_some_and(|h| {
         h == "localhost"
             || h.trim_start_matches('[')

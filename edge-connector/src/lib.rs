@@ -38,6 +38,7 @@ pub mod state_guard;
 pub mod tools;
 pub mod toolset;
 pub mod tunnel;
+pub mod user_proof;
 pub mod vault;
 
 use std::sync::Arc;
@@ -69,6 +70,9 @@ pub enum RunError {
     /// The local policy file is unusable.
     #[error(transparent)]
     LocalPolicy(#[from] crate::local_policy::LocalPolicyError),
+    /// The identity provider of the local policy cannot be set up.
+    #[error(transparent)]
+    UserProof(#[from] crate::user_proof::keys::KeysError),
     /// An upstream instance cannot be set up.
     #[error(transparent)]
     Providers(#[from] crate::providers::ProviderError),
@@ -121,7 +125,7 @@ pub async fn run(
             config: config.tunnel.clone(),
             proxy_password: Arc::new(move || connect_proxy::vault_password(&vault_config)),
         },
-        tools: Arc::new(local_policy::Enforced::new(Arc::new(toolbox), policy)),
+        tools: Arc::new(local_policy::Enforced::new(Arc::new(toolbox), policy)?),
         tracing: tracing.clone(),
         drain_timeout,
         health: health.clone(),
@@ -153,7 +157,7 @@ pub async fn run_with_tools(
     let ctx = Arc::new(tunnel::session::SessionContext {
         state,
         tunnel,
-        tools: Arc::new(local_policy::Enforced::new(tools, rules.into())),
+        tools: Arc::new(local_policy::Enforced::new(tools, rules.into())?),
         tracing,
         drain_timeout,
         health: health::Health::new(),

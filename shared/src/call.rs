@@ -108,6 +108,36 @@ pub struct Call {
     /// The values the user confirmed (from a preview); the tool refuses with
     /// [`ErrorCode::Stale`] when one no longer holds.
     pub binding: BTreeMap<String, String>,
+    /// The identity provider's proof of who the user is (see
+    /// [`wire::CallRequest::user_proof`]); empty for a local user.
+    pub user_proof: UserProof,
+}
+
+/// An ID token proving who a call's user is. Never printed: it is a bearer credential at
+/// its audience.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct UserProof(String);
+
+impl UserProof {
+    /// Wraps a token (empty: none).
+    pub fn new(token: String) -> Self {
+        Self(token)
+    }
+
+    /// The token, to verify it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for UserProof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "UserProof(none)"
+        } else {
+            "UserProof(..)"
+        })
+    }
 }
 
 /// Checks a binding: a few short printable names and values.
@@ -152,6 +182,7 @@ impl TryFrom<wire::CallRequest> for Call {
             trace,
             interactive: req.interactive,
             binding: valid_binding(req.binding)?,
+            user_proof: UserProof::new(req.user_proof),
             caller: Caller {
                 tenant: caller
                     .tenant
@@ -345,6 +376,7 @@ mod tests {
             }),
             interactive: false,
             binding: BTreeMap::new(),
+            user_proof: String::new(),
         }
     }
 

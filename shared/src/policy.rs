@@ -604,6 +604,11 @@ impl AllowRule {
         Scope::of_places(self.places.clone())
     }
 
+    /// Whether this rule alone lets `tool` act on `site`.
+    pub fn allows(&self, tool: &str, site: &Site) -> bool {
+        self.tools.iter().any(|p| p.matches(tool)) && self.places.iter().any(|p| p.matches(site))
+    }
+
     /// The wire form: repository patterns carry their instance as `instance:pattern`; a rule
     /// without repositories carries its instance in `instance` (empty: any).
     pub fn to_wire(&self) -> wire::PolicyRule {

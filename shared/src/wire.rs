@@ -297,6 +297,10 @@ pub struct AuthorizeCallback {
     /// The authorization code.
     #[prost(string, tag = "4")]
     pub code: String,
+    /// The user's proof, as in [`CallRequest::user_proof`]: the connector stores the
+    /// upstream grant under the identity it proves.
+    #[prost(string, tag = "5")]
+    pub user_proof: String,
 }
 
 /// Who a call is made for: the human user and the agent application acting for them.
@@ -348,6 +352,12 @@ pub struct CallRequest {
     /// [`ErrorCode::Stale`] when they do not. Empty for a call nobody confirmed.
     #[prost(btree_map = "string, string", tag = "9")]
     pub binding: std::collections::BTreeMap<String, String>,
+    /// The ID token the tenant's identity provider signed at the caller's most recent
+    /// sign-in (compact JWS), or empty for a user the provider does not know (a local
+    /// user). The connector verifies it against the provider's keys itself and takes the
+    /// user from it, not from [`Caller::user`]: the runtime cannot forge one.
+    #[prost(string, tag = "12")]
+    pub user_proof: String,
 }
 
 /// A connector's acknowledgement of a [`CallRequest`]: sent once, before the tool makes any
@@ -481,6 +491,9 @@ pub enum ErrorCode {
     /// What the user confirmed no longer holds (the pull request's head moved, the branch
     /// points elsewhere): nothing was done; the user must be asked again.
     Stale = 15,
+    /// The connector needs a fresh proof of who the user is, signed by the tenant's
+    /// identity provider (none was sent, or it is too old): the user signs in again.
+    SignInRequired = 16,
 }
 
 /// What the user must do to connect an upstream account.

@@ -94,6 +94,7 @@ fn main() -> Result<()> {
                         site: shared::policy::Site::default(),
                         traceparent: String::new(),
                         binding: Default::default(),
+                        user_proof: String::new(),
                     };
                     matches!(reg.call(&t, None, spec, &NoPeer).await.outcome, Ok(out) if !out.is_error)
                 }

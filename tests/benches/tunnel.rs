@@ -55,6 +55,7 @@ fn ping_call() -> Call {
         }),
         interactive: false,
         binding: Default::default(),
+        user_proof: String::new(),
     };
     Call::try_from(req).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -113,6 +114,7 @@ impl Side {
                     site: shared::policy::Site::default(),
                     traceparent: String::new(),
                     binding: Default::default(),
+                    user_proof: String::new(),
                 };
                 matches!(reg.call(&t, None, spec, &NoPeer).await.outcome, Ok(out) if !out.is_error)
             })

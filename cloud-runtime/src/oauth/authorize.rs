@@ -554,7 +554,12 @@ pub async fn idp_callback(
     };
     let refresh = signed_in.refresh_token.as_ref().map(|t| t.expose());
     if o.store
-        .set_idp_session(&pending.tenant, &user_id, refresh)
+        .set_idp_session(
+            &pending.tenant,
+            &user_id,
+            refresh,
+            signed_in.id_token.expose(),
+        )
         .await
         .is_err()
     {

@@ -68,6 +68,8 @@ pub struct Rechecked {
     pub groups: Vec<String>,
     /// A new refresh token, if the provider rotated it.
     pub refresh_token: Option<ProviderRefreshToken>,
+    /// The new ID token, the user's proof to connectors from now on.
+    pub id_token: IdToken,
 }
 
 /// What the runtime takes from a validated ID token.
@@ -81,6 +83,26 @@ pub struct SignedIn {
     pub groups: Vec<String>,
     /// The provider's refresh token, for later re-checks, if it gave one.
     pub refresh_token: Option<ProviderRefreshToken>,
+    /// The validated ID token itself, which the user's calls carry to connectors as the
+    /// provider's proof of who they are.
+    pub id_token: IdToken,
+}
+
+/// An ID token the provider signed; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IdToken(String);
+
+impl IdToken {
+    /// The token, to store or forward.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for IdToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdToken(..)")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -289,6 +311,7 @@ impl IdpClient {
             subject,
             groups: groups_of(&claims, &idp.groups_claim),
             refresh_token: resp.refresh_token.map(ProviderRefreshToken),
+            id_token: IdToken(id_token),
         })
     }
 
@@ -349,6 +372,7 @@ impl IdpClient {
         Ok(Rechecked {
             groups: groups_of(&claims, &idp.groups_claim),
             refresh_token: resp.refresh_token.map(ProviderRefreshToken),
+            id_token: IdToken(id_token),
         })
     }
 

@@ -73,7 +73,10 @@ pub async fn at_refresh(o: &OAuth, tenant: &str, user: &UserRow) -> Verdict {
                 .store
                 .set_user_groups(tenant, user.id.as_str(), &groups)
                 .await;
-            let session = o.store.set_idp_session(tenant, &user.id, Some(token)).await;
+            let session = o
+                .store
+                .set_idp_session(tenant, &user.id, Some(token), now.id_token.expose())
+                .await;
             if stored.is_err() || session.is_err() {
                 return Verdict::Unavailable;
             }

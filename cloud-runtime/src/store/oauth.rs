@@ -753,18 +753,38 @@ impl Store {
         tenant: &str,
         user_id: &UserId,
         refresh_token: Option<&str>,
+        id_token: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO idp_sessions (tenant, user_id, refresh_token, checked_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (tenant, user_id) DO UPDATE SET refresh_token = excluded.refresh_token, checked_at = excluded.checked_at",
+            "INSERT INTO idp_sessions (tenant, user_id, refresh_token, checked_at, id_token) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (tenant, user_id) DO UPDATE SET refresh_token = excluded.refresh_token, checked_at = excluded.checked_at, id_token = excluded.id_token",
         )
         .bind(tenant)
         .bind(user_id.as_str())
         .bind(refresh_token)
         .bind(self.now_ms())
+        .bind(id_token)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The ID token the provider signed at the user's latest sign-in or re-check, which
+    /// their calls carry to the connector as proof of who they are; `None` for a local user
+    /// or one whose grants ended.
+    pub async fn user_proof(
+        &self,
+        tenant: &str,
+        user_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> = sqlx::query_as(
+            "SELECT id_token FROM idp_sessions WHERE tenant = ? AND user_id = ?",
+        )
+        .bind(tenant)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|(t,)| t))
     }
 
     /// Claims the re-check of a provider user whose last check is older than `max_age_ms`:

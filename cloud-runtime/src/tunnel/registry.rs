@@ -174,6 +174,9 @@ pub struct CallSpec {
     pub traceparent: String,
     /// The values the user confirmed, which the call is held to (empty: not confirmed).
     pub binding: std::collections::BTreeMap<String, String>,
+    /// The identity provider's ID token for the user ([`wire::CallRequest::user_proof`]);
+    /// empty for a local user.
+    pub user_proof: String,
 }
 
 /// How a call went, with what the audit trail needs.
@@ -199,6 +202,7 @@ fn request_of(spec: &CallSpec) -> wire::CallRequest {
         caller: Some(spec.caller.clone()),
         interactive: false,
         binding: spec.binding.clone(),
+        user_proof: spec.user_proof.clone(),
     }
 }
 

@@ -7,9 +7,17 @@
 //! ```toml
 //! version = 1
 //! max_calls_per_minute = 120  # optional: per user and tool, whatever the runtime sends
+//! require_user_proof = true   # optional: refuse calls the identity provider does not vouch for
+//! user_proof_max_age = "12h"  # optional: how long ago the user may have signed in there
+//! [identity_provider]         # optional: whose ID tokens prove the caller (see user_proof)
+//! issuer = "https://login.corp.example/realms/eng"
+//! audience = "mcp-edge-runtime"   # the runtime's client id at the provider
 //! [[allow]]
 //! tools = ["github_*", "gitlab_*"]
 //! repos = ["acme/**"]        # optional; omitted means any repository
+//! [[allow]]
+//! tools = ["github_merge_pull_request"]
+//! groups = ["release-managers"]  # optional: only these groups (or `users`, by subject)
 //! [[allow]]
 //! tools = ["github_*"]
 //! instance = "ghes-sandbox"  # optional; omitted means every [[provider]] instance
@@ -30,28 +38,58 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use shared::call::{Call, CallFailure, CallOutcome, PreviewOutcome};
+use shared::call::{Call, CallFailure, CallOutcome, PreviewOutcome, UserProof};
 use shared::policy::{AllowRule, RuleSet, instances_of, site_of};
 use shared::wire::{self, ErrorCode};
 
 use crate::call_context::CallContext;
 use crate::toolset::{BoxFuture, ToolSet, unknown_tool};
+use crate::user_proof::{self, ProvenUser, UserProofPolicy, Verifier};
 
 /// A parsed local policy file.
 #[derive(Debug, Clone)]
 pub struct LocalPolicy {
     /// What may run.
     pub rules: RuleSet,
+    /// Who each rule of `rules` (same position) is for.
+    pub who: Vec<Who>,
     /// At most this many calls of one tool for one user in any minute; `None`: no limit.
     pub max_calls_per_minute: Option<NonZeroU32>,
+    /// The identity provider whose ID tokens prove who the caller is; `None`: the
+    /// runtime's word is taken.
+    pub user_proof: Option<UserProofPolicy>,
 }
 
 impl From<RuleSet> for LocalPolicy {
     fn from(rules: RuleSet) -> Self {
         Self {
+            who: vec![Who::default(); rules.0.len()],
             rules,
             max_calls_per_minute: None,
+            user_proof: None,
         }
+    }
+}
+
+/// The users a rule is for: anyone when both lists are empty, else only a caller the
+/// identity provider vouched for whose subject is in `users` or who is in one of `groups`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Who {
+    /// Subjects (`sub`) at the provider.
+    pub users: Vec<String>,
+    /// Groups, from the provider's group claim.
+    pub groups: Vec<String>,
+}
+
+impl Who {
+    /// Whether `user` (`None`: unproven) is one this rule is for.
+    pub fn admits(&self, user: Option<&ProvenUser>) -> bool {
+        if self.users.is_empty() && self.groups.is_empty() {
+            return true;
+        }
+        user.is_some_and(|u| {
+            self.users.contains(&u.subject) || u.groups.iter().any(|g| self.groups.contains(g))
+        })
     }
 }
 
@@ -96,6 +134,9 @@ pub enum LocalPolicyError {
 struct RawPolicy {
     version: u32,
     max_calls_per_minute: Option<toml::Spanned<u32>>,
+    require_user_proof: Option<toml::Spanned<bool>>,
+    user_proof_max_age: Option<toml::Spanned<String>>,
+    identity_provider: Option<toml::Spanned<RawIdentityProvider>>,
     #[serde(default)]
     allow: Vec<toml::Spanned<RawRule>>,
 }
@@ -106,6 +147,17 @@ struct RawRule {
     tools: Vec<String>,
     instance: Option<String>,
     repos: Option<Vec<String>>,
+    users: Option<Vec<String>>,
+    groups: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentityProvider {
+    issuer: String,
+    audience: String,
+    groups_claim: Option<String>,
+    ca_bundle: Option<std::path::PathBuf>,
 }
 
 /// Parses a local policy file's text.
@@ -131,13 +183,81 @@ pub fn parse(path: &str, text: &str) -> Result<LocalPolicy, LocalPolicyError> {
             ),
         ));
     }
+    let user_proof = match raw.identity_provider {
+        None => None,
+        Some(idp) => {
+            let span = idp.span();
+            let idp = idp.into_inner();
+            if !url::Url::parse(&idp.issuer).is_ok_and(|u| crate::config::https_or_loopback(&u))
+            {
+                return Err(at(
+                    Some(span),
+                    "identity_provider.issuer must be an https URL (http only on a loopback host)"
+                        .into(),
+                ));
+            }
+            if idp.audience.is_empty() {
+                return Err(at(Some(span), "identity_provider.audience is empty".into()));
+            }
+            let max_age = match &raw.user_proof_max_age {
+                None => user_proof::DEFAULT_MAX_AGE,
+                Some(a) => humantime::parse_duration(a.get_ref())
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        at(
+                            Some(a.span()),
+                            format!(
+                                "user_proof_max_age {:?} is not a duration such as \"12h\"",
+                                a.get_ref()
+                            ),
+                        )
+                    })?,
+            };
+            Some(UserProofPolicy {
+                issuer: idp.issuer,
+                audience: idp.audience,
+                groups_claim: idp.groups_claim.unwrap_or_else(|| "groups".to_owned()),
+                max_age,
+                required: raw.require_user_proof.as_ref().is_some_and(|r| *r.get_ref()),
+                ca_bundle: idp.ca_bundle,
+            })
+        }
+    };
+    // What only a provider can prove needs one to be named.
+    let without_provider = |span, what: &str| {
+        at(
+            Some(span),
+            format!("{what} needs an [identity_provider] whose ID tokens prove who the user is"),
+        )
+    };
+    if user_proof.is_none() {
+        if let Some(r) = raw.require_user_proof.as_ref().filter(|r| *r.get_ref()) {
+            return Err(without_provider(r.span(), "require_user_proof"));
+        }
+        if let Some(a) = &raw.user_proof_max_age {
+            return Err(without_provider(a.span(), "user_proof_max_age"));
+        }
+    }
     let mut rules = Vec::with_capacity(raw.allow.len());
+    let mut who = Vec::with_capacity(raw.allow.len());
     for (i, r) in raw.allow.into_iter().enumerate() {
         let span = r.span();
         let r = r.into_inner();
         let rule = AllowRule::parse(&r.tools, r.instance.as_deref(), r.repos.as_deref())
-            .map_err(|e| at(Some(span), format!("allow[{i}]: {e}")))?;
+            .map_err(|e| at(Some(span.clone()), format!("allow[{i}]: {e}")))?;
+        let w = Who {
+            users: r.users.unwrap_or_default(),
+            groups: r.groups.unwrap_or_default(),
+        };
+        if w != Who::default() && user_proof.is_none() {
+            return Err(without_provider(span, &format!("allow[{i}]: users or groups")));
+        }
+        if w.users.iter().chain(&w.groups).any(|n| n.is_empty()) {
+            return Err(at(Some(span), format!("allow[{i}]: an empty user or group name")));
+        }
         rules.push(rule);
+        who.push(w);
     }
     let max_calls_per_minute = match raw.max_calls_per_minute {
         None => None,
@@ -154,7 +274,9 @@ pub fn parse(path: &str, text: &str) -> Result<LocalPolicy, LocalPolicyError> {
     };
     Ok(LocalPolicy {
         rules: RuleSet(rules),
+        who,
         max_calls_per_minute,
+        user_proof,
     })
 }
 
@@ -179,17 +301,24 @@ pub fn load(path: Option<&Path>) -> Result<LocalPolicy, LocalPolicyError> {
 pub struct Enforced {
     inner: Arc<dyn ToolSet>,
     rules: RuleSet,
+    who: Vec<Who>,
+    verifier: Option<Verifier>,
     rate: Option<rate::CallRate>,
     offered: HashMap<String, wire::ToolSpec>,
 }
 
 impl Enforced {
     /// `inner`'s tools, of which only those `policy` could allow are offered and run, at
-    /// its rate.
-    pub fn new(inner: Arc<dyn ToolSet>, policy: LocalPolicy) -> Self {
+    /// its rate, for the users it names.
+    pub fn new(
+        inner: Arc<dyn ToolSet>,
+        policy: LocalPolicy,
+    ) -> Result<Self, user_proof::keys::KeysError> {
         let LocalPolicy {
             rules,
+            who,
             max_calls_per_minute,
+            user_proof,
         } = policy;
         let offered = inner
             .specs()
@@ -201,12 +330,14 @@ impl Enforced {
             })
             .map(|s| (s.name.clone(), s))
             .collect();
-        Self {
+        Ok(Self {
             inner,
             rules,
+            who,
+            verifier: user_proof.map(Verifier::new).transpose()?,
             rate: max_calls_per_minute.map(rate::CallRate::new),
             offered,
-        }
+        })
     }
 
     /// The rules, for the hello.
@@ -214,7 +345,18 @@ impl Enforced {
         &self.rules
     }
 
-    fn check(&self, call: &Call) -> Result<(), CallFailure> {
+    /// Who the call's user is, as the identity provider proves it (`None` where the policy
+    /// takes the runtime's word).
+    async fn prove(&self, proof: &UserProof, claimed: &str) -> Result<Option<ProvenUser>, CallFailure> {
+        match &self.verifier {
+            Some(v) => v.check(proof.expose(), claimed).await.map_err(|e| e.failure()),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the policy lets `user` run the call: its tool offered, its arguments
+    /// naming a site a rule for this user allows.
+    fn check(&self, call: &Call, user: Option<&ProvenUser>) -> Result<(), CallFailure> {
         let Some(spec) = self.offered.get(call.tool.as_str()) else {
             return Err(unknown_tool(call.tool.as_str()));
         };
@@ -230,20 +372,46 @@ impl Enforced {
         };
         let site = site_of(spec, &args)
             .map_err(|e| CallFailure::new(ErrorCode::InvalidArguments, e.to_string()))?;
-        if self.rules.allows(&spec.name, &site) {
-            return Ok(());
+        let mut for_others = false;
+        for (rule, who) in self.rules.0.iter().zip(&self.who) {
+            if rule.allows(&spec.name, &site) {
+                if who.admits(user) {
+                    return Ok(());
+                }
+                for_others = true;
+            }
         }
+        let place = if site.instance.is_none() && site.repo.is_none() {
+            String::new()
+        } else {
+            format!(" on {site}")
+        };
+        let whom = if for_others {
+            match user {
+                Some(u) => format!(" for the user {:?}", u.name.as_deref().unwrap_or(&u.subject)),
+                None => " for a user its identity provider did not vouch for".to_owned(),
+            }
+        } else {
+            String::new()
+        };
         Err(CallFailure::new(
             ErrorCode::Denied,
-            if site.instance.is_none() && site.repo.is_none() {
-                format!("this connector's local policy does not allow {}", spec.name)
-            } else {
-                format!(
-                    "this connector's local policy does not allow {} on {site}",
-                    spec.name
-                )
-            },
+            format!(
+                "this connector's local policy does not allow {}{place}{whom}",
+                spec.name
+            ),
         ))
+    }
+
+    /// Every check before `call` may run: the user's proof, the rules, then the rate (only
+    /// an allowed call counts against it).
+    async fn admit(&self, call: &Call, counted: bool) -> Result<(), CallFailure> {
+        let user = self.prove(&call.user_proof, &call.caller.user).await?;
+        self.check(call, user.as_ref())?;
+        match &self.rate {
+            Some(rate) if counted => rate.check(call),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -255,18 +423,13 @@ impl ToolSet for Enforced {
     }
 
     fn call<'a>(&'a self, call: &'a Call, ctx: &'a CallContext) -> BoxFuture<'a, CallOutcome> {
-        // Only an allowed call counts against the rate.
-        let checked = self.check(call).and_then(|()| match &self.rate {
-            Some(rate) => rate.check(call),
-            None => Ok(()),
-        });
-        match checked {
-            Ok(()) => self.inner.call(call, ctx),
-            Err(f) => {
+        Box::pin(async move {
+            if let Err(f) = self.admit(call, true).await {
                 tracing::warn!(call_id = call.id, tool = call.tool.as_str(), user = %call.caller.user, reason = %f.message, "call refused by the local policy");
-                Box::pin(async move { Err(f) })
+                return Err(f);
             }
-        }
+            self.inner.call(call, ctx).await
+        })
     }
 
     fn preview<'a>(
@@ -275,15 +438,21 @@ impl ToolSet for Enforced {
         ctx: &'a CallContext,
     ) -> BoxFuture<'a, PreviewOutcome> {
         // A preview reads upstream as the user: the same rules as the call itself.
-        match self.check(call) {
-            Ok(()) => self.inner.preview(call, ctx),
-            Err(f) => Box::pin(async move { Err(f) }),
-        }
+        Box::pin(async move {
+            self.admit(call, false).await?;
+            self.inner.preview(call, ctx).await
+        })
     }
 
     fn authorize<'a>(&'a self, cb: &'a wire::AuthorizeCallback) -> BoxFuture<'a, CallOutcome> {
-        // Finishing a user's sign-in runs no tool: nothing for the policy to refuse.
-        self.inner.authorize(cb)
+        // Finishing a user's sign-in runs no tool, but stores a grant under the user's
+        // id: the same proof as for a call.
+        Box::pin(async move {
+            let claimed = cb.caller.as_ref().map_or("", |c| c.user.as_str());
+            self.prove(&UserProof::new(cb.user_proof.clone()), claimed)
+                .await?;
+            self.inner.authorize(cb).await
+        })
     }
 }
 
@@ -380,7 +549,7 @@ mod tests {
             "version = 1\n[[allow]]\ntools = [\"github_get_issue\"]\nrepos = [\"acme/*\"]\n",
         )
         .unwrap();
-        let enforced = Enforced::new(inner.clone(), rules);
+        let enforced = Enforced::new(inner.clone(), rules).unwrap();
         let offered: Vec<String> = enforced.specs().into_iter().map(|s| s.name).collect();
         assert_eq!(offered, ["github_get_issue"]);
 
@@ -423,7 +592,7 @@ mod tests {
             "version = 1\n[[allow]]\ntools = [\"github_get_issue\"]\ninstance = \"ghes-sandbox\"\nrepos = [\"acme/*\"]\n",
         )
         .unwrap();
-        let enforced = Enforced::new(inner.clone(), rules);
+        let enforced = Enforced::new(inner.clone(), rules).unwrap();
         let tracing = Arc::new(shared::trace::Tracing::new("t", "0", None).unwrap());
         let (tx, _rx) = tokio::sync::mpsc::channel(1);
         let span = tracing.start("t", shared::trace::Kind::Server, None);
@@ -459,7 +628,7 @@ mod tests {
             "version = 1\nmax_calls_per_minute = 2\n[[allow]]\ntools = [\"github_*\"]\nrepos = [\"acme/*\"]\n",
         )
         .unwrap();
-        let enforced = Enforced::new(inner.clone(), policy);
+        let enforced = Enforced::new(inner.clone(), policy).unwrap();
         let tracing = Arc::new(shared::trace::Tracing::new("t", "0", None).unwrap());
         let (tx, _rx) = tokio::sync::mpsc::channel(1);
         let span = tracing.start("t", shared::trace::Kind::Server, None);
@@ -495,5 +664,83 @@ mod tests {
         let e = parse("p.toml", "version = 1\nmax_calls_per_minute = 0\n").unwrap_err();
         assert!(e.to_string().starts_with("p.toml:2:"), "{e}");
         assert!(e.to_string().contains("at least 1"), "{e}");
+    }
+
+    fn proven(subject: &str, groups: &[&str]) -> ProvenUser {
+        ProvenUser {
+            id: crate::user_proof::claims::user_id("https://idp.example", subject),
+            subject: subject.into(),
+            name: Some(subject.into()),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            authenticated_at: std::time::SystemTime::now(),
+        }
+    }
+
+    /// Rules naming users or groups admit only callers the identity provider vouched for,
+    /// by subject or group claim; an unproven caller gets the rules for anyone only.
+    #[test]
+    fn rules_for_users_and_groups_admit_only_proven_members() {
+        let policy = parse(
+            "policy.toml",
+            "version = 1\nrequire_user_proof = true\nuser_proof_max_age = \"8h\"\n\
+             [identity_provider]\nissuer = \"https://idp.example\"\naudience = \"rt\"\n\
+             [[allow]]\ntools = [\"github_get_issue\"]\n\
+             [[allow]]\ntools = [\"github_merge_pull_request\"]\ngroups = [\"release\"]\n\
+             [[allow]]\ntools = [\"github_merge_pull_request\"]\nusers = [\"carol\"]\n",
+        )
+        .unwrap();
+        let proof = policy.user_proof.clone().unwrap();
+        assert!(proof.required);
+        assert_eq!(proof.max_age, std::time::Duration::from_secs(8 * 3600));
+        assert_eq!(proof.groups_claim, "groups");
+        let enforced = Enforced::new(Arc::new(Counting::default()), policy).unwrap();
+        let merge = call("github_merge_pull_request", "acme");
+        let release = proven("alice", &["eng", "release"]);
+        assert!(enforced.check(&merge, Some(&release)).is_ok());
+        assert!(enforced.check(&merge, Some(&proven("carol", &[]))).is_ok());
+        let bob = enforced
+            .check(&merge, Some(&proven("bob", &["eng"])))
+            .unwrap_err();
+        assert_eq!(bob.code, ErrorCode::Denied);
+        assert!(bob.message.contains("for the user \"bob\""), "{}", bob.message);
+        let unproven = enforced.check(&merge, None).unwrap_err();
+        assert!(
+            unproven.message.contains("did not vouch for"),
+            "{}",
+            unproven.message
+        );
+        // The rule for anyone still admits everyone.
+        let get = call("github_get_issue", "acme");
+        assert!(enforced.check(&get, None).is_ok());
+        assert!(enforced.check(&get, Some(&proven("bob", &[]))).is_ok());
+    }
+
+    /// What only an identity provider can prove needs one named, with a usable issuer and
+    /// max age: each mistake names its line.
+    #[test]
+    fn user_rules_without_an_identity_provider_are_refused_with_their_line() {
+        for (text, line, says) in [
+            ("version = 1\nrequire_user_proof = true\n", 2, "needs an [identity_provider]"),
+            ("version = 1\nuser_proof_max_age = \"1h\"\n", 2, "needs an [identity_provider]"),
+            (
+                "version = 1\n[[allow]]\ntools = [\"x\"]\ngroups = [\"g\"]\n",
+                2,
+                "allow[0]: users or groups needs",
+            ),
+            (
+                "version = 1\n[identity_provider]\nissuer = \"http://idp.example\"\naudience = \"rt\"\n",
+                2,
+                "must be an https URL",
+            ),
+            (
+                "version = 1\nuser_proof_max_age = \"soon\"\n[identity_provider]\nissuer = \"https://idp.example\"\naudience = \"rt\"\n",
+                2,
+                "not a duration",
+            ),
+        ] {
+            let e = parse("p.toml", text).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("p.toml:{line}:")), "{e}");
+            assert!(e.contains(says), "{e}");
+        }
     }
 }

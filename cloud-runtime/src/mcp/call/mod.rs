@@ -167,9 +167,8 @@ impl<'a> Call<'a> {
         let confirmed = self.pre_call_hooks(&tool, &key, request).await?;
         self.record_decision(&tool, &reason, confirmed.confirmation)
             .await?;
-        let (report, started) = self
-            .relay(self.route(&tool, confirmed.binding), &tool, log_level)
-            .await?;
+        let call = self.route(&tool, confirmed.binding).await?;
+        let (report, started) = self.relay(call, &tool, log_level).await?;
         let connector = self.record_outcome(&tool, &report, started).await;
         match report.outcome {
             Ok(output) => Ok(self.post_call_hooks(&tool, output)),
@@ -368,7 +367,7 @@ impl<'a> Call<'a> {
     /// confirms that effect. Nothing to confirm and nothing done when the preview fails: the
     /// agent sees why (the pull request does not exist, the upstream is down).
     async fn preview(&self, tool: &Resolved, fallback: &str) -> Result<Shown, Refusal> {
-        let call = self.route(tool, BTreeMap::new());
+        let call = self.route(tool, BTreeMap::new()).await?;
         match self.shared.registry.preview(self.tenant(), &call).await {
             Ok(effect) => {
                 let effect = effect.unwrap_or_default();
@@ -417,9 +416,27 @@ impl<'a> Call<'a> {
         Ok(())
     }
 
-    /// Step 5: what the tunnel carries, on whose behalf, held to `binding`.
-    fn route(&self, tool: &Resolved, binding: BTreeMap<String, String>) -> CallSpec {
-        CallSpec {
+    /// Step 5: what the tunnel carries, on whose behalf (with the identity provider's
+    /// proof of the user, when it has one), held to `binding`.
+    async fn route(
+        &self,
+        tool: &Resolved,
+        binding: BTreeMap<String, String>,
+    ) -> Result<CallSpec, Refusal> {
+        let user_proof = self
+            .shared
+            .store
+            .user_proof(self.tenant().as_str(), self.principal.user_id.as_str())
+            .await
+            .map_err(|e| {
+                self.span.set_error(&e.to_string());
+                Refusal::Failed(CallFailure::new(
+                    ErrorCode::Unavailable,
+                    "the user's sign-in could not be read; retry",
+                ))
+            })?
+            .unwrap_or_default();
+        Ok(CallSpec {
             call_id: self.call_id,
             tool: self.name.clone(),
             arguments_json: serde_json::Value::Object(self.arguments.clone())
@@ -434,7 +451,8 @@ impl<'a> Call<'a> {
             site: tool.site.clone(),
             traceparent: self.span.traceparent(),
             binding,
-        }
+            user_proof,
+        })
     }
 
     /// Step 6: the call through the tunnel, until it ends or the client cancels it.
