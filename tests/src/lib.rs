@@ -6,6 +6,7 @@
 //! them first: `cargo build --bins` (the README's test command does).
 
 pub mod bench;
+pub mod browser;
 pub mod mcp_client;
 pub mod oauth_client;
 pub mod otlp;

@@ -62,6 +62,20 @@ impl McpClient {
         let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
         let tokens = OAuthClient::new(base, &ca)?.access_token(&url, user, secret)?;
         let token = tokens["access_token"].as_str().context("access token")?;
+        Self::with_token(rt, tenant, gateway, token, agent_key)
+    }
+
+    /// A client of `tenant`'s `gateway` of `rt` holding the access token `token` (from any
+    /// sign-in), acting through the agent whose key is `agent_key`.
+    pub fn with_token(
+        rt: &Runtime,
+        tenant: &str,
+        gateway: &str,
+        token: &str,
+        agent_key: &str,
+    ) -> Result<Self> {
+        let url = format!("https://{}/t/{tenant}/g/{gateway}/mcp", rt.https_endpoint());
+        let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
         let claims = token
             .split('.')
             .nth(1)
@@ -79,10 +93,7 @@ impl McpClient {
                 .timeout(std::time::Duration::from_secs(60))
                 .build()?,
             url,
-            token: tokens["access_token"]
-                .as_str()
-                .context("access token")?
-                .to_owned(),
+            token: token.to_owned(),
             agent_key: agent_key.to_owned(),
             next_id: std::cell::Cell::new(1),
         })

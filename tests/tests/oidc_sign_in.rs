@@ -6,77 +6,11 @@
 
 use anyhow::{Context, Result};
 use base64::Engine;
+use e2e::browser::{at_the_provider, browser, form_action, hidden_inputs};
 use e2e::mcp_client::message;
 use e2e::oauth_client::{OAuthClient, REDIRECT, field, pkce, query_of};
 use e2e::{Connector, OidcProvider, Runtime, run_ok};
-use reqwest::blocking::Client;
 use serde_json::{Value, json};
-
-/// A browser: keeps cookies, follows redirects until one leaves for the MCP client's
-/// redirect URI.
-fn browser(ca: &[u8]) -> Result<Client> {
-    Ok(Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca)?])
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::custom(|attempt| {
-            if attempt.url().as_str().starts_with(REDIRECT) || attempt.previous().len() > 20 {
-                attempt.stop()
-            } else {
-                attempt.follow()
-            }
-        }))
-        .build()?)
-}
-
-/// The hidden inputs of a page's form (`name`, `value`).
-fn hidden_inputs(page: &str) -> Vec<(String, String)> {
-    page.split("<input type=\"hidden\"")
-        .skip(1)
-        .filter_map(|rest| {
-            let attr = |a: &str| {
-                rest.split(&format!("{a}=\""))
-                    .nth(1)
-                    .and_then(|s| s.split('"').next())
-                    .map(str::to_owned)
-            };
-            Some((attr("name")?, attr("value")?))
-        })
-        .collect()
-}
-
-/// The action of the first form on a page, as an absolute URL.
-fn form_action(page: &str, origin: &str) -> Option<String> {
-    let action = page
-        .split("action=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())?;
-    Some(if action.starts_with("http") {
-        action.to_owned()
-    } else {
-        format!("{origin}{action}")
-    })
-}
-
-/// Signs `login` in on the provider's login page (`login`) and allows its consent page;
-/// returns the answer that follows, back at the runtime.
-fn at_the_provider(
-    b: &Client,
-    login: reqwest::blocking::Response,
-    issuer: &str,
-    user: &str,
-) -> Result<reqwest::blocking::Response> {
-    let login_page = login.text()?;
-    let action = form_action(&login_page, issuer).context(login_page.clone())?;
-    let mut fields = hidden_inputs(&login_page);
-    fields.extend([
-        ("login".to_owned(), user.to_owned()),
-        ("password".to_owned(), "anything".to_owned()),
-    ]);
-    let consent = b.post(action).form(&fields).send()?;
-    let consent_page = consent.text()?;
-    let confirm = form_action(&consent_page, issuer).context(consent_page.clone())?;
-    Ok(b.post(confirm).form(&hidden_inputs(&consent_page)).send()?)
-}
 
 #[test]
 fn users_sign_in_at_the_tenants_identity_provider() -> Result<()> {

@@ -777,13 +777,12 @@ impl Store {
         tenant: &str,
         user_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row: Option<(Option<String>,)> = sqlx::query_as(
-            "SELECT id_token FROM idp_sessions WHERE tenant = ? AND user_id = ?",
-        )
-        .bind(tenant)
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT id_token FROM idp_sessions WHERE tenant = ? AND user_id = ?")
+                .bind(tenant)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.and_then(|(t,)| t))
     }
 

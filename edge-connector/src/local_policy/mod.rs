@@ -188,8 +188,7 @@ pub fn parse(path: &str, text: &str) -> Result<LocalPolicy, LocalPolicyError> {
         Some(idp) => {
             let span = idp.span();
             let idp = idp.into_inner();
-            if !url::Url::parse(&idp.issuer).is_ok_and(|u| crate::config::https_or_loopback(&u))
-            {
+            if !url::Url::parse(&idp.issuer).is_ok_and(|u| crate::config::https_or_loopback(&u)) {
                 return Err(at(
                     Some(span),
                     "identity_provider.issuer must be an https URL (http only on a loopback host)"
@@ -219,7 +218,10 @@ pub fn parse(path: &str, text: &str) -> Result<LocalPolicy, LocalPolicyError> {
                 audience: idp.audience,
                 groups_claim: idp.groups_claim.unwrap_or_else(|| "groups".to_owned()),
                 max_age,
-                required: raw.require_user_proof.as_ref().is_some_and(|r| *r.get_ref()),
+                required: raw
+                    .require_user_proof
+                    .as_ref()
+                    .is_some_and(|r| *r.get_ref()),
                 ca_bundle: idp.ca_bundle,
             })
         }
@@ -251,10 +253,16 @@ pub fn parse(path: &str, text: &str) -> Result<LocalPolicy, LocalPolicyError> {
             groups: r.groups.unwrap_or_default(),
         };
         if w != Who::default() && user_proof.is_none() {
-            return Err(without_provider(span, &format!("allow[{i}]: users or groups")));
+            return Err(without_provider(
+                span,
+                &format!("allow[{i}]: users or groups"),
+            ));
         }
         if w.users.iter().chain(&w.groups).any(|n| n.is_empty()) {
-            return Err(at(Some(span), format!("allow[{i}]: an empty user or group name")));
+            return Err(at(
+                Some(span),
+                format!("allow[{i}]: an empty user or group name"),
+            ));
         }
         rules.push(rule);
         who.push(w);
@@ -347,9 +355,16 @@ impl Enforced {
 
     /// Who the call's user is, as the identity provider proves it (`None` where the policy
     /// takes the runtime's word).
-    async fn prove(&self, proof: &UserProof, claimed: &str) -> Result<Option<ProvenUser>, CallFailure> {
+    async fn prove(
+        &self,
+        proof: &UserProof,
+        claimed: &str,
+    ) -> Result<Option<ProvenUser>, CallFailure> {
         match &self.verifier {
-            Some(v) => v.check(proof.expose(), claimed).await.map_err(|e| e.failure()),
+            Some(v) => v
+                .check(proof.expose(), claimed)
+                .await
+                .map_err(|e| e.failure()),
             None => Ok(None),
         }
     }
@@ -388,7 +403,10 @@ impl Enforced {
         };
         let whom = if for_others {
             match user {
-                Some(u) => format!(" for the user {:?}", u.name.as_deref().unwrap_or(&u.subject)),
+                Some(u) => format!(
+                    " for the user {:?}",
+                    u.name.as_deref().unwrap_or(&u.subject)
+                ),
                 None => " for a user its identity provider did not vouch for".to_owned(),
             }
         } else {
@@ -702,7 +720,11 @@ mod tests {
             .check(&merge, Some(&proven("bob", &["eng"])))
             .unwrap_err();
         assert_eq!(bob.code, ErrorCode::Denied);
-        assert!(bob.message.contains("for the user \"bob\""), "{}", bob.message);
+        assert!(
+            bob.message.contains("for the user \"bob\""),
+            "{}",
+            bob.message
+        );
         let unproven = enforced.check(&merge, None).unwrap_err();
         assert!(
             unproven.message.contains("did not vouch for"),
@@ -720,8 +742,16 @@ mod tests {
     #[test]
     fn user_rules_without_an_identity_provider_are_refused_with_their_line() {
         for (text, line, says) in [
-            ("version = 1\nrequire_user_proof = true\n", 2, "needs an [identity_provider]"),
-            ("version = 1\nuser_proof_max_age = \"1h\"\n", 2, "needs an [identity_provider]"),
+            (
+                "version = 1\nrequire_user_proof = true\n",
+                2,
+                "needs an [identity_provider]",
+            ),
+            (
+                "version = 1\nuser_proof_max_age = \"1h\"\n",
+                2,
+                "needs an [identity_provider]",
+            ),
             (
                 "version = 1\n[[allow]]\ntools = [\"x\"]\ngroups = [\"g\"]\n",
                 2,

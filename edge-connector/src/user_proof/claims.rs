@@ -91,7 +91,10 @@ pub fn verify(
     let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)
         .map_err(|e| invalid(policy, e.to_string()))?
         .claims;
-    let issuer = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
+    let issuer = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if issuer.trim_end_matches('/') != policy.issuer.trim_end_matches('/') {
         return Err(ProofError::OtherIssuer {
             expected: policy.issuer.clone(),
@@ -153,9 +156,14 @@ pub fn verify(
 
 /// The stable id of the provider's account `sub` at `issuer`, as the runtime derives it.
 pub fn user_id(issuer: &str, sub: &str) -> String {
-    let digest =
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{issuer} {sub}").as_bytes());
-    format!("u-{}", hex::encode(digest.as_ref().get(..16).unwrap_or_default()))
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("{issuer} {sub}").as_bytes(),
+    );
+    format!(
+        "u-{}",
+        hex::encode(digest.as_ref().get(..16).unwrap_or_default())
+    )
 }
 
 #[cfg(test)]
@@ -241,7 +249,11 @@ mod tests {
         assert_eq!(user.groups, ["eng"]);
         assert_eq!(user.authenticated_at, signed_in);
         assert_eq!(user.id, user_id(ISSUER, "alice"));
-        assert!(user.id.starts_with("u-") && user.id.len() == 34, "{}", user.id);
+        assert!(
+            user.id.starts_with("u-") && user.id.len() == 34,
+            "{}",
+            user.id
+        );
     }
 
     #[test]

@@ -1,0 +1,254 @@
+//! Split trust (issue 17): the connector, not the cloud runtime, decides who a call's user is.
+//!
+//! Users sign in at the tenant's identity provider (a real OpenID Provider, npm
+//! `oidc-provider`, on loopback); the runtime forwards the ID token the provider signed, and
+//! the connector verifies it against the provider's own keys. Then the runtime is replaced by
+//! a compromised one: this test process, holding the runtime's keys and data directory, runs
+//! the runtime's tunnel and sends calls of its choosing straight through it, skipping sign-in,
+//! agent roles and policy. It cannot act as a user without that user's proof.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use cloud_runtime::tunnel::call::NoPeer;
+use cloud_runtime::tunnel::registry::{CallSpec, Registry};
+use e2e::mcp_client::McpClient;
+use e2e::oauth_client::{OAuthClient, field};
+use e2e::{Connector, OidcProvider, Runtime, browser, run_ok};
+use serde_json::{Value, json};
+use shared::call::CallOutcome;
+use shared::identity::TenantId;
+use shared::wire::{self, ErrorCode};
+
+/// Signs `user` in at `provider` for `tenant`'s gateway `eng`; returns their MCP client.
+fn signed_in(
+    rt: &Runtime,
+    provider: &OidcProvider,
+    tenant: &str,
+    user: &str,
+    agent_key: &str,
+) -> Result<McpClient> {
+    let base = format!("https://{}", rt.https_endpoint());
+    let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
+    let oauth = OAuthClient::new(base.clone(), &ca)?;
+    let resource = format!("{base}/t/{tenant}/g/eng/mcp");
+    let token = browser::sign_in(&oauth, &ca, &provider.issuer, &resource, user)?;
+    McpClient::with_token(rt, tenant, "eng", &token, agent_key)
+}
+
+/// The text of a tool result.
+fn text(result: &Value) -> String {
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A call of `tool` as `user` carrying `proof`, as a compromised runtime would send it.
+async fn rogue_call(registry: &Registry, tool: &str, user: &str, proof: &str) -> CallOutcome {
+    let tenant: TenantId = "acme".parse().unwrap_or_else(|e| panic!("{e}"));
+    let spec = CallSpec {
+        call_id: registry.new_call_id(),
+        tool: tool.into(),
+        arguments_json: if tool == "diag.echo" {
+            br#"{"message": "from the rogue runtime"}"#.to_vec()
+        } else {
+            b"{}".to_vec()
+        },
+        timeout: Duration::from_secs(10),
+        caller: wire::Caller {
+            tenant: "acme".into(),
+            user: user.into(),
+            agent: "bot".into(),
+        },
+        site: shared::policy::Site::default(),
+        traceparent: String::new(),
+        binding: Default::default(),
+        user_proof: proof.into(),
+    };
+    registry.call(&tenant, None, spec, &NoPeer).await.outcome
+}
+
+/// The same token with its payload's subject replaced (the signature no longer matches).
+fn with_subject(token: &str, sub: &str) -> Result<String> {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = token.split('.').collect();
+    let payload = parts.get(1).context("not a JWS")?;
+    let mut claims: Value = serde_json::from_slice(&b64.decode(payload)?)?;
+    claims["sub"] = json!(sub);
+    Ok(format!(
+        "{}.{}.{}",
+        parts[0],
+        b64.encode(claims.to_string()),
+        parts.get(2).context("not a JWS")?
+    ))
+}
+
+fn policy(issuer: &str, max_age: &str) -> String {
+    format!(
+        "version = 1\nrequire_user_proof = true\nuser_proof_max_age = \"{max_age}\"\n\
+         [identity_provider]\nissuer = \"{issuer}\"\naudience = \"mcp-edge-runtime\"\n\
+         [[allow]]\ntools = [\"diag.ping\"]\n\
+         [[allow]]\ntools = [\"diag.echo\"]\ngroups = [\"admins\"]\n"
+    )
+}
+
+#[test]
+fn a_compromised_runtime_cannot_act_as_a_user_without_the_identity_provider_s_proof() -> Result<()>
+{
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    let acme_idp = OidcProvider::start(&rt, "acme")?;
+    let globex_idp = OidcProvider::start(&rt, "globex")?;
+    let mut keys = Vec::new();
+    for tenant in ["acme", "globex"] {
+        run_ok(
+            rt.cli()
+                .args(["gateway", "create", "--tenant", tenant, "eng"]),
+        );
+        let agent = run_ok(rt.cli().args([
+            "agent", "create", "--tenant", tenant, "bot", "--role", "triage",
+        ]));
+        keys.push(field(&agent, "X-MCP-Agent-Key):"));
+    }
+    let mut c = Connector::enroll(&rt, "acme", "c1")?;
+    let config = c.configure("", &policy(&acme_idp.issuer, "12h"), &[])?;
+    c.start_configured(&rt, &config)?;
+    rt.wait_online(&c.id, Duration::from_secs(20))?;
+
+    // The honest path: alice (groups eng, admins) and bob (triage) sign in at the provider;
+    // the connector takes each from the provider's token, and its rule by group holds.
+    let alice = signed_in(&rt, &acme_idp, "acme", "alice", &keys[0])?;
+    let pong = alice.call("diag.ping", json!({}))?;
+    assert_eq!(pong["isError"], false, "{pong}");
+    assert_eq!(
+        pong["structuredContent"]["caller"]["user"], alice.user_id,
+        "{pong}"
+    );
+    let echoed = alice.call("diag.echo", json!({"message": "hi"}))?;
+    assert_eq!(echoed["isError"], false, "{echoed}");
+    let bob = signed_in(&rt, &acme_idp, "acme", "bob", &keys[0])?;
+    assert_eq!(bob.call("diag.ping", json!({}))?["isError"], false);
+    let refused = bob.call("diag.echo", json!({"message": "hi"}))?;
+    println!("bob's diag.echo: {}", text(&refused));
+    assert_eq!(refused["isError"], true, "{refused}");
+    assert!(
+        text(&refused).contains("does not allow diag.echo for the user \"bob\""),
+        "{refused}"
+    );
+    // An operator's call from the runtime's host carries no proof at all.
+    let operator = rt.ping(&c.id).expect_err("an unproven operator call ran");
+    assert!(operator.contains("carries no proof"), "{operator}");
+    // alice at another tenant's provider, for the cross-provider case below.
+    let alice_globex = signed_in(&rt, &globex_idp, "globex", "alice", &keys[1])?;
+
+    // The runtime is compromised: stopped, and its keys and data used by this process,
+    // which sends what it likes through the tunnel.
+    rt.stop()?;
+    let tokio = tokio::runtime::Runtime::new()?;
+    tokio.block_on(async {
+        let store = cloud_runtime::store::Store::open(&rt.data_dir().join("runtime.db")).await?;
+        let proof_of = |tenant: &'static str, user: String| {
+            let store = &store;
+            async move {
+                store
+                    .user_proof(tenant, &user)
+                    .await?
+                    .context("no stored proof")
+            }
+        };
+        let alice_proof = proof_of("acme", alice.user_id.clone()).await?;
+        let bob_proof = proof_of("acme", bob.user_id.clone()).await?;
+        let globex_proof = proof_of("globex", alice_globex.user_id.clone()).await?;
+        drop(store);
+        let rogue = e2e::bench::start_runtime_in_process(&rt, Default::default()).await?;
+        let registry = rogue.registry.clone();
+        // alice's own proof still works through the rogue tunnel once the connector is back.
+        let mut back = None;
+        for _ in 0..60 {
+            match rogue_call(&registry, "diag.ping", &alice.user_id, &alice_proof).await {
+                Ok(out) => {
+                    back = Some(out);
+                    break;
+                }
+                Err(f) if f.code == ErrorCode::Unavailable => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(f) => anyhow::bail!("alice's own proof refused: {f}"),
+            }
+        }
+        back.context("the connector never came back to the rogue runtime")?;
+
+        let cases = [
+            ("bob, no proof", bob.user_id.clone(), String::new()),
+            (
+                "bob, with alice's proof",
+                bob.user_id.clone(),
+                alice_proof.clone(),
+            ),
+            (
+                "alice, her proof edited to name bob",
+                alice.user_id.clone(),
+                with_subject(&alice_proof, "bob")?,
+            ),
+            (
+                "alice, a proof from another tenant's provider",
+                alice.user_id.clone(),
+                globex_proof.clone(),
+            ),
+            (
+                "bob's proof, echo (a tool his groups may not use)",
+                bob.user_id.clone(),
+                bob_proof.clone(),
+            ),
+        ];
+        for (what, user, proof) in cases {
+            let tool = if what.contains("echo") {
+                "diag.echo"
+            } else {
+                "diag.ping"
+            };
+            let outcome = rogue_call(&registry, tool, &user, &proof).await;
+            let f = outcome.expect_err(what);
+            println!("rogue call ({what}): {:?}: {}", f.code, f.message);
+            let expected = if proof.is_empty() {
+                ErrorCode::SignInRequired
+            } else {
+                ErrorCode::Denied
+            };
+            assert_eq!(f.code, expected, "{what}: {}", f.message);
+        }
+        rogue.shutdown().await;
+        anyhow::Ok(())
+    })?;
+    let log = c.log();
+    println!(
+        "refusals in the connector's log: {}",
+        log.matches("call refused by the local policy").count()
+    );
+    assert!(
+        log.matches("call refused by the local policy").count() >= 5,
+        "the connector did not record the refusals: {log}"
+    );
+
+    // A proof older than the local policy allows: the user must sign in again.
+    std::thread::sleep(Duration::from_secs(2));
+    if let Some(mut old) = c.process.take() {
+        old.kill();
+    }
+    std::fs::write(
+        config.with_file_name("policy.toml"),
+        policy(&acme_idp.issuer, "1s"),
+    )?;
+    rt.start()?;
+    c.start_configured(&rt, &config)?;
+    let stale = alice.call("diag.ping", json!({}))?;
+    println!("alice's stale proof: {}", text(&stale));
+    assert_eq!(stale["isError"], true, "{stale}");
+    assert!(
+        text(&stale).contains("longer than this connector allows (1 s): sign in again"),
+        "{stale}"
+    );
+    Ok(())
+}
