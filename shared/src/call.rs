@@ -111,6 +111,9 @@ pub struct Call {
     /// The identity provider's proof of who the user is (see
     /// [`wire::CallRequest::user_proof`]); empty for a local user.
     pub user_proof: UserProof,
+    /// The user's approval of this call (see [`wire::CallRequest::approval`]); empty when
+    /// there is none.
+    pub approval: UserProof,
 }
 
 /// An ID token proving who a call's user is. Never printed: it is a bearer credential at
@@ -183,6 +186,7 @@ impl TryFrom<wire::CallRequest> for Call {
             interactive: req.interactive,
             binding: valid_binding(req.binding)?,
             user_proof: UserProof::new(req.user_proof),
+            approval: UserProof::new(req.approval),
             caller: Caller {
                 tenant: caller
                     .tenant
@@ -208,6 +212,8 @@ pub struct CallFailure {
     /// With [`ErrorCode::AuthorizationRequired`]: how the user connects the upstream
     /// (boxed: rare, and it would triple the size of every `Result` carrying a failure).
     pub authorization: Option<Box<wire::AuthorizationRequest>>,
+    /// With [`ErrorCode::ApprovalRequired`]: what the user must approve, and how.
+    pub approval: Option<Box<wire::ApprovalChallenge>>,
 }
 
 impl CallFailure {
@@ -218,6 +224,7 @@ impl CallFailure {
             message: message.into(),
             retry_after: None,
             authorization: None,
+            approval: None,
         }
     }
 
@@ -247,6 +254,7 @@ impl CallFailure {
                 .retry_after
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             authorization: self.authorization.as_deref().cloned(),
+            approval: self.approval.as_deref().cloned(),
         }
     }
 
@@ -257,6 +265,7 @@ impl CallFailure {
             message: e.message,
             retry_after: (e.retry_after_ms > 0).then(|| Duration::from_millis(e.retry_after_ms)),
             authorization: e.authorization.map(Box::new),
+            approval: e.approval.map(Box::new),
         }
     }
 }
@@ -377,6 +386,7 @@ mod tests {
             interactive: false,
             binding: BTreeMap::new(),
             user_proof: String::new(),
+            approval: String::new(),
         }
     }
 

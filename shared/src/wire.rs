@@ -358,6 +358,11 @@ pub struct CallRequest {
     /// user from it, not from [`Caller::user`]: the runtime cannot forge one.
     #[prost(string, tag = "12")]
     pub user_proof: String,
+    /// The user's approval of this exact call: an ID token of the tenant's identity provider
+    /// from a sign-in made for it, whose `nonce` is the one an [`ApprovalChallenge`] of the
+    /// connector named. Empty when the user approved nothing.
+    #[prost(string, tag = "13")]
+    pub approval: String,
 }
 
 /// A connector's acknowledgement of a [`CallRequest`]: sent once, before the tool makes any
@@ -494,6 +499,9 @@ pub enum ErrorCode {
     /// The connector needs a fresh proof of who the user is, signed by the tenant's
     /// identity provider (none was sent, or it is too old): the user signs in again.
     SignInRequired = 16,
+    /// The connector's local policy wants the user's own approval of this call at the
+    /// identity provider; see [`CallError::approval`].
+    ApprovalRequired = 17,
 }
 
 /// What the user must do to connect an upstream account.
@@ -531,6 +539,30 @@ pub struct CallError {
     /// With [`ErrorCode::AuthorizationRequired`]: how the user connects.
     #[prost(message, optional, tag = "4")]
     pub authorization: Option<AuthorizationRequest>,
+    /// With [`ErrorCode::ApprovalRequired`]: what the user approves, and how.
+    #[prost(message, optional, tag = "5")]
+    pub approval: Option<ApprovalChallenge>,
+}
+
+/// The connector asks the user to approve one call by signing in again at the tenant's
+/// identity provider with `nonce`: a digest of the call (tool, target, arguments, the values
+/// it is held to) and a secret challenge only the connector knows. The ID token that comes
+/// back is the approval ([`CallRequest::approval`]); the runtime cannot make one without the
+/// user's real sign-in, nor reuse it for another call.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ApprovalChallenge {
+    /// The `nonce` the sign-in must carry.
+    #[prost(string, tag = "1")]
+    pub nonce: String,
+    /// What the call will do, for the page the user approves on.
+    #[prost(string, tag = "2")]
+    pub summary: String,
+    /// The identity provider the approval must come from.
+    #[prost(string, tag = "3")]
+    pub issuer: String,
+    /// How long the connector keeps the challenge, in milliseconds.
+    #[prost(uint64, tag = "4")]
+    pub expires_in_ms: u64,
 }
 
 /// A tool's result.

@@ -18,6 +18,9 @@
 //! [[allow]]
 //! tools = ["github_merge_pull_request"]
 //! groups = ["release-managers"]  # optional: only these groups (or `users`, by subject)
+//! # With an [identity_provider], the user approves each destructive call and each
+//! # approval (merge, delete, approve) by signing in there again; or name the tools:
+//! # require_approval = ["github_merge_*"]   (top level; [] for none)
 //! [[allow]]
 //! tools = ["github_*"]
 //! instance = "ghes-sandbox"  # optional; omitted means every [[provider]] instance
@@ -39,11 +42,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use shared::call::{Call, CallFailure, CallOutcome, PreviewOutcome, UserProof};
-use shared::policy::{AllowRule, RuleSet, instances_of, site_of};
+use shared::policy::{AllowRule, RuleSet, Site, ToolPattern, instances_of, site_of};
 use shared::wire::{self, ErrorCode};
 
 use crate::call_context::CallContext;
 use crate::toolset::{BoxFuture, ToolSet, unknown_tool};
+use crate::user_proof::approval::{Approvable, Approvals};
 use crate::user_proof::{self, ProvenUser, UserProofPolicy, Verifier};
 
 /// A parsed local policy file.
@@ -58,6 +62,30 @@ pub struct LocalPolicy {
     /// The identity provider whose ID tokens prove who the caller is; `None`: the
     /// runtime's word is taken.
     pub user_proof: Option<UserProofPolicy>,
+    /// The tools whose calls the user approves at the identity provider; `None`: the
+    /// destructive ones and approvals ([`needs_confirmation`]). Only with `user_proof`.
+    pub require_approval: Option<Vec<ToolPattern>>,
+}
+
+/// Whether a call of `spec` with `args` changes something the user must confirm: a
+/// destructive tool, or arguments matching the tool's `confirm_when` (an approval). A
+/// condition that does not parse asks too.
+pub fn needs_confirmation(
+    spec: &wire::ToolSpec,
+    args: &serde_json::Map<String, serde_json::Value>,
+) -> bool {
+    if spec.destructive {
+        return true;
+    }
+    if spec.confirm_when_json.is_empty() {
+        return false;
+    }
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
+        &spec.confirm_when_json,
+    ) {
+        Ok(when) => when.iter().all(|(k, v)| args.get(k) == Some(v)),
+        Err(_) => true,
+    }
 }
 
 impl From<RuleSet> for LocalPolicy {
@@ -67,6 +95,7 @@ impl From<RuleSet> for LocalPolicy {
             rules,
             max_calls_per_minute: None,
             user_proof: None,
+            require_approval: None,
         }
     }
 }
@@ -136,6 +165,7 @@ struct RawPolicy {
     max_calls_per_minute: Option<toml::Spanned<u32>>,
     require_user_proof: Option<toml::Spanned<bool>>,
     user_proof_max_age: Option<toml::Spanned<String>>,
+    require_approval: Option<toml::Spanned<Vec<String>>>,
     identity_provider: Option<toml::Spanned<RawIdentityProvider>>,
     #[serde(default)]
     allow: Vec<toml::Spanned<RawRule>>,
@@ -240,7 +270,23 @@ pub fn parse(path: &str, text: &str) -> Result<LocalPolicy, LocalPolicyError> {
         if let Some(a) = &raw.user_proof_max_age {
             return Err(without_provider(a.span(), "user_proof_max_age"));
         }
+        if let Some(a) = &raw.require_approval {
+            return Err(without_provider(a.span(), "require_approval"));
+        }
     }
+    let require_approval = match raw.require_approval {
+        None => None,
+        Some(list) => {
+            let span = list.span();
+            Some(
+                list.into_inner()
+                    .iter()
+                    .map(|t| t.parse::<ToolPattern>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| at(Some(span), format!("require_approval: {e}")))?,
+            )
+        }
+    };
     let mut rules = Vec::with_capacity(raw.allow.len());
     let mut who = Vec::with_capacity(raw.allow.len());
     for (i, r) in raw.allow.into_iter().enumerate() {
@@ -285,6 +331,7 @@ pub fn parse(path: &str, text: &str) -> Result<LocalPolicy, LocalPolicyError> {
         who,
         max_calls_per_minute,
         user_proof,
+        require_approval,
     })
 }
 
@@ -311,8 +358,18 @@ pub struct Enforced {
     rules: RuleSet,
     who: Vec<Who>,
     verifier: Option<Verifier>,
+    require_approval: Option<Vec<ToolPattern>>,
+    approvals: Approvals,
     rate: Option<rate::CallRate>,
     offered: HashMap<String, wire::ToolSpec>,
+}
+
+/// A call that passed the rules: its tool, site and arguments.
+#[derive(Debug)]
+struct Checked<'a> {
+    spec: &'a wire::ToolSpec,
+    site: Site,
+    args: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Enforced {
@@ -327,6 +384,7 @@ impl Enforced {
             who,
             max_calls_per_minute,
             user_proof,
+            require_approval,
         } = policy;
         let offered = inner
             .specs()
@@ -343,6 +401,8 @@ impl Enforced {
             rules,
             who,
             verifier: user_proof.map(Verifier::new).transpose()?,
+            require_approval,
+            approvals: Approvals::default(),
             rate: max_calls_per_minute.map(rate::CallRate::new),
             offered,
         })
@@ -371,7 +431,7 @@ impl Enforced {
 
     /// Whether the policy lets `user` run the call: its tool offered, its arguments
     /// naming a site a rule for this user allows.
-    fn check(&self, call: &Call, user: Option<&ProvenUser>) -> Result<(), CallFailure> {
+    fn check(&self, call: &Call, user: Option<&ProvenUser>) -> Result<Checked<'_>, CallFailure> {
         let Some(spec) = self.offered.get(call.tool.as_str()) else {
             return Err(unknown_tool(call.tool.as_str()));
         };
@@ -391,7 +451,7 @@ impl Enforced {
         for (rule, who) in self.rules.0.iter().zip(&self.who) {
             if rule.allows(&spec.name, &site) {
                 if who.admits(user) {
-                    return Ok(());
+                    return Ok(Checked { spec, site, args });
                 }
                 for_others = true;
             }
@@ -425,11 +485,76 @@ impl Enforced {
     /// an allowed call counts against it).
     async fn admit(&self, call: &Call, counted: bool) -> Result<(), CallFailure> {
         let user = self.prove(&call.user_proof, &call.caller.user).await?;
-        self.check(call, user.as_ref())?;
+        let checked = self.check(call, user.as_ref())?;
+        // Previews write nothing: only the call itself needs the user's approval.
+        if counted {
+            self.approved(call, user.as_ref(), &checked).await?;
+        }
         match &self.rate {
             Some(rate) if counted => rate.check(call),
             _ => Ok(()),
         }
+    }
+}
+
+impl Enforced {
+    /// Whether the user approved `call` at the identity provider, where the policy wants
+    /// them to: refused with a challenge when they have not (yet, or validly).
+    async fn approved(
+        &self,
+        call: &Call,
+        user: Option<&ProvenUser>,
+        checked: &Checked<'_>,
+    ) -> Result<(), CallFailure> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(());
+        };
+        let wanted = match &self.require_approval {
+            Some(tools) => tools.iter().any(|t| t.matches(&checked.spec.name)),
+            None => needs_confirmation(checked.spec, &checked.args),
+        };
+        if !wanted {
+            return Ok(());
+        }
+        let Some(user) = user else {
+            return Err(user_proof::ProofError::Missing.failure());
+        };
+        let approvable = Approvable {
+            tool: &checked.spec.name,
+            target: if checked.site.instance.is_none() && checked.site.repo.is_none() {
+                String::new()
+            } else {
+                checked.site.to_string()
+            },
+            arguments: &checked.args,
+            binding: &call.binding,
+        };
+        let why = if call.approval.expose().is_empty() {
+            "this call needs your approval at your identity provider".to_owned()
+        } else {
+            let refused = match verifier.verify(call.approval.expose()).await {
+                Ok(approver) => match self.approvals.redeem(&user.id, &approver, &approvable) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(call_id = call.id, tool = call.tool.as_str(), user = %user.id, reason = %refused, "approval refused");
+            format!("the approval sent with this call was refused ({refused}); approve it again")
+        };
+        let nonce = self
+            .approvals
+            .challenge(&user.id, &approvable)
+            .map_err(|e| CallFailure::new(ErrorCode::Unavailable, e.to_string()))?;
+        let mut f = CallFailure::new(ErrorCode::ApprovalRequired, why);
+        f.approval = Some(Box::new(wire::ApprovalChallenge {
+            nonce,
+            summary: approvable.summary(),
+            issuer: verifier.policy().issuer.clone(),
+            expires_in_ms: u64::try_from(user_proof::approval::CHALLENGE_TTL.as_millis())
+                .unwrap_or(u64::MAX),
+        }));
+        Err(f)
     }
 }
 
@@ -691,6 +816,7 @@ mod tests {
             name: Some(subject.into()),
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             authenticated_at: std::time::SystemTime::now(),
+            nonce: None,
         }
     }
 

@@ -151,6 +151,10 @@ pub fn verify(
         subject,
         groups,
         authenticated_at,
+        nonce: claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     })
 }
 

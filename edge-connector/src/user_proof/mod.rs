@@ -11,6 +11,7 @@
 //!
 //! [`wire::CallRequest::user_proof`]: shared::wire::CallRequest::user_proof
 
+pub mod approval;
 pub mod claims;
 pub mod keys;
 
@@ -56,6 +57,8 @@ pub struct ProvenUser {
     pub groups: Vec<String>,
     /// When the user signed in at the provider (`auth_time`, else `iat`).
     pub authenticated_at: SystemTime,
+    /// The token's `nonce`, which binds an approval to its call ([`approval`]).
+    pub nonce: Option<String>,
 }
 
 /// Why a proof was not accepted. Messages never carry the token.
@@ -155,12 +158,17 @@ impl Verifier {
                 Ok(None)
             };
         }
-        let header = claims::header(token, &self.policy)?;
-        let set = self.keys.for_token(header.kid.as_deref()).await?;
-        let user = claims::verify(token, &header, &set, &self.policy, SystemTime::now())?;
+        let user = self.verify(token).await?;
         if user.id != claimed {
             return Err(ProofError::OtherUser);
         }
         Ok(Some(user))
+    }
+
+    /// The user a provider-signed `token` names, if every check holds now.
+    pub async fn verify(&self, token: &str) -> Result<ProvenUser, ProofError> {
+        let header = claims::header(token, &self.policy)?;
+        let set = self.keys.for_token(header.kid.as_deref()).await?;
+        claims::verify(token, &header, &set, &self.policy, SystemTime::now())
     }
 }
