@@ -2,3 +2,23 @@
 -- re-check): forwarded with each of their calls, so that a connector can verify who the user
 -- is against the provider's keys instead of taking the runtime's word (issue 17).
 ALTER TABLE idp_sessions ADD COLUMN id_token TEXT;
+
+-- A connector's request that the user approve one call by signing in again at the identity
+-- provider with the connector's nonce; the ID token that comes back is the approval, sent
+-- with the user's next identical call and then spent.
+CREATE TABLE approvals (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    arguments_json TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    pending_id TEXT,
+    id_token TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE INDEX approvals_by_call ON approvals(tenant, user_id, tool);
+CREATE INDEX approvals_by_pending ON approvals(pending_id);

@@ -313,6 +313,7 @@ async fn execute(req: AdminRequest, admin: &Admin, started: Instant) -> AdminRes
         binding: Default::default(),
         // An operator on the host is nobody the identity provider vouched for.
         user_proof: String::new(),
+        approval: String::new(),
     };
     let report = registry
         .call(&tenant, connector.as_ref(), spec, &NoPeer)

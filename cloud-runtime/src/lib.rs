@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod approve;
 pub mod audit;
 pub mod config_error;
 pub mod connect;

@@ -427,6 +427,10 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
         Auth::OAuth(oauth.clone())
     };
     let elicitations = Arc::new(mcp::shared_state::elicitations::Elicitations::default());
+    let approve_routes = Router::new()
+        .route("/approve/{id}", get(crate::approve::show))
+        .route("/approve/{id}/sign-in", get(crate::approve::sign_in))
+        .with_state(oauth.clone());
     let connect_routes = Router::new()
         .route("/connect/callback", get(crate::connect::callback))
         .route("/connect/{id}", get(crate::connect::start))
@@ -436,6 +440,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
             audit: audit.clone(),
             elicitations: elicitations.clone(),
         }))
+        .merge(approve_routes)
         .layer(axum::middleware::from_fn_with_state(
             public_limit.clone(),
             rate_limit::limit,

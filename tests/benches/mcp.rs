@@ -95,6 +95,7 @@ fn main() -> Result<()> {
                         traceparent: String::new(),
                         binding: Default::default(),
                         user_proof: String::new(),
+                        approval: String::new(),
                     };
                     matches!(reg.call(&t, None, spec, &NoPeer).await.outcome, Ok(out) if !out.is_error)
                 }

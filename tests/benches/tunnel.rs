@@ -56,6 +56,7 @@ fn ping_call() -> Call {
         interactive: false,
         binding: Default::default(),
         user_proof: String::new(),
+        approval: String::new(),
     };
     Call::try_from(req).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -115,6 +116,7 @@ impl Side {
                     traceparent: String::new(),
                     binding: Default::default(),
                     user_proof: String::new(),
+                    approval: String::new(),
                 };
                 matches!(reg.call(&t, None, spec, &NoPeer).await.outcome, Ok(out) if !out.is_error)
             })

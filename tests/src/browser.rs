@@ -120,3 +120,37 @@ pub fn sign_in(
         .map(str::to_owned)
         .context("no access token")
 }
+
+/// Opens an approval link in a new browser, checks the page shows `expect`, approves by
+/// signing `user` in at the provider at `issuer`, and returns the page it ends on.
+pub fn approve(ca: &[u8], url: &str, issuer: &str, user: &str, expect: &str) -> Result<String> {
+    let b = browser(ca)?;
+    let page = b.get(url).send()?.text()?;
+    anyhow::ensure!(
+        page.contains(expect),
+        "the approval page does not show {expect}: {page}"
+    );
+    let login = b.get(format!("{url}/sign-in")).send()?;
+    anyhow::ensure!(
+        login.url().as_str().starts_with(issuer),
+        "not sent to the provider: {}",
+        login.url()
+    );
+    let login_page = login.text()?;
+    let action = form_action(&login_page, issuer).context(login_page.clone())?;
+    let mut fields = hidden_inputs(&login_page);
+    fields.extend([
+        ("login".to_owned(), user.to_owned()),
+        ("password".to_owned(), "anything".to_owned()),
+    ]);
+    let next = b.post(action).form(&fields).send()?;
+    // The provider may ask for consent again; then the browser lands back at the runtime.
+    let done = if next.url().as_str().starts_with(issuer) {
+        let consent = next.text()?;
+        let confirm = form_action(&consent, issuer).context(consent.clone())?;
+        b.post(confirm).form(&hidden_inputs(&consent)).send()?
+    } else {
+        next
+    };
+    Ok(done.text()?)
+}

@@ -47,14 +47,27 @@ fn text(result: &Value) -> String {
 
 /// A call of `tool` as `user` carrying `proof`, as a compromised runtime would send it.
 async fn rogue_call(registry: &Registry, tool: &str, user: &str, proof: &str) -> CallOutcome {
+    rogue_call_with(registry, tool, user, proof, None, "").await
+}
+
+/// A call of `tool` (with `arguments`, else the tool's defaults) as `user` carrying `proof`
+/// and `approval`, as a compromised runtime would send it.
+async fn rogue_call_with(
+    registry: &Registry,
+    tool: &str,
+    user: &str,
+    proof: &str,
+    arguments: Option<&str>,
+    approval: &str,
+) -> CallOutcome {
     let tenant: TenantId = "acme".parse().unwrap_or_else(|e| panic!("{e}"));
     let spec = CallSpec {
         call_id: registry.new_call_id(),
         tool: tool.into(),
-        arguments_json: if tool == "diag.echo" {
-            br#"{"message": "from the rogue runtime"}"#.to_vec()
-        } else {
-            b"{}".to_vec()
+        arguments_json: match arguments {
+            Some(a) => a.as_bytes().to_vec(),
+            None if tool == "diag.echo" => br#"{"message": "from the rogue runtime"}"#.to_vec(),
+            None => b"{}".to_vec(),
         },
         timeout: Duration::from_secs(10),
         caller: wire::Caller {
@@ -66,6 +79,7 @@ async fn rogue_call(registry: &Registry, tool: &str, user: &str, proof: &str) ->
         traceparent: String::new(),
         binding: Default::default(),
         user_proof: proof.into(),
+        approval: approval.into(),
     };
     registry.call(&tenant, None, spec, &NoPeer).await.outcome
 }
@@ -250,5 +264,151 @@ fn a_compromised_runtime_cannot_act_as_a_user_without_the_identity_provider_s_pr
         text(&stale).contains("longer than this connector allows (1 s): sign in again"),
         "{stale}"
     );
+    Ok(())
+}
+
+/// The approval link in a tool call's answer.
+fn approval_link(answer: &Value) -> Option<String> {
+    let text = answer.to_string();
+    let start = text.find("https://")?;
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !matches!(c, '"' | '\\' | ' '))
+        .collect();
+    link.contains("/approve/").then_some(link)
+}
+
+#[test]
+fn an_approval_made_at_the_identity_provider_runs_exactly_its_call_once() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    let idp = OidcProvider::start(&rt, "acme")?;
+    run_ok(
+        rt.cli()
+            .args(["gateway", "create", "--tenant", "acme", "eng"]),
+    );
+    let agent = run_ok(rt.cli().args([
+        "agent", "create", "--tenant", "acme", "bot", "--role", "triage",
+    ]));
+    let key = field(&agent, "X-MCP-Agent-Key):");
+    let mut c = Connector::enroll(&rt, "acme", "c1")?;
+    let policy = format!(
+        "version = 1\nrequire_user_proof = true\nrequire_approval = [\"diag.echo\"]\n\
+         [identity_provider]\nissuer = \"{}\"\naudience = \"mcp-edge-runtime\"\n\
+         [[allow]]\ntools = [\"diag.*\"]\n",
+        idp.issuer
+    );
+    let config = c.configure("", &policy, &[])?;
+    c.start_configured(&rt, &config)?;
+    let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
+    let alice = signed_in(&rt, &idp, "acme", "alice", &key)?;
+    let ship = json!({"message": "ship release 7"});
+
+    // The call waits for alice's approval: a link to the runtime's approval page.
+    let asked = alice.call("diag.echo", ship.clone())?;
+    let link = approval_link(&asked).with_context(|| format!("no approval link: {asked}"))?;
+    println!("approval asked with {link}");
+    // Reads need none.
+    assert_eq!(alice.call("diag.ping", json!({}))?["isError"], false);
+    let done = browser::approve(&ca, &link, &idp.issuer, "alice", "ship release 7")?;
+    assert!(done.contains("You approved this call"), "{done}");
+    let ran = alice.call("diag.echo", ship.clone())?;
+    assert_eq!(ran["isError"], false, "{ran}");
+    assert_eq!(text(&ran), "ship release 7", "{ran}");
+    // Once: the same call again needs a new approval.
+    let again = alice.call("diag.echo", ship.clone())?;
+    assert!(approval_link(&again).is_some(), "{again}");
+
+    // bob cannot approve alice's call: the page keeps asking, and her call still waits.
+    let other = approval_link(&alice.call("diag.echo", json!({"message": "tag v7"}))?)
+        .context("no second approval link")?;
+    let by_bob = browser::approve(&ca, &other, &idp.issuer, "bob", "tag v7")?;
+    assert!(!by_bob.contains("You approved this call"), "{by_bob}");
+    assert!(approval_link(&alice.call("diag.echo", json!({"message": "tag v7"}))?).is_some());
+
+    // alice approves one more call; then the runtime is compromised, and tries her approval
+    // on another call, then on the call itself twice.
+    let third = approval_link(&alice.call("diag.echo", json!({"message": "delete the tag"}))?)
+        .context("no third approval link")?;
+    let done = browser::approve(&ca, &third, &idp.issuer, "alice", "delete the tag")?;
+    assert!(done.contains("You approved this call"), "{done}");
+    rt.stop()?;
+    let tokio = tokio::runtime::Runtime::new()?;
+    tokio.block_on(async {
+        let store = cloud_runtime::store::Store::open(&rt.data_dir().join("runtime.db")).await?;
+        let proof = store
+            .user_proof("acme", &alice.user_id)
+            .await?
+            .context("no proof")?;
+        let approved = r#"{"message":"delete the tag"}"#;
+        let approval = store
+            .take_approval("acme", &alice.user_id, "diag.echo", approved)
+            .await?
+            .context("no approval token")?;
+        drop(store);
+        let rogue = e2e::bench::start_runtime_in_process(&rt, Default::default()).await?;
+        let registry = rogue.registry.clone();
+        let mut up = false;
+        for _ in 0..60 {
+            if rogue_call(&registry, "diag.ping", &alice.user_id, &proof)
+                .await
+                .is_ok()
+            {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        anyhow::ensure!(up, "the connector never came back to the rogue runtime");
+        let call = |arguments: &'static str| {
+            rogue_call_with(
+                &registry,
+                "diag.echo",
+                &alice.user_id,
+                &proof,
+                Some(arguments),
+                &approval,
+            )
+        };
+        let other = call(r#"{"message":"delete every tag"}"#)
+            .await
+            .expect_err("another call ran");
+        println!(
+            "rogue: her approval on another call: {:?}: {}",
+            other.code, other.message
+        );
+        assert_eq!(other.code, ErrorCode::ApprovalRequired);
+        assert!(
+            other.message.contains("different call"),
+            "{}",
+            other.message
+        );
+        let out = call(approved).await.map_err(|f| anyhow::anyhow!("{f}"))?;
+        assert_eq!(out.text, "delete the tag");
+        let replay = call(approved).await.expect_err("a replayed approval ran");
+        println!(
+            "rogue: her approval replayed: {:?}: {}",
+            replay.code, replay.message
+        );
+        assert_eq!(replay.code, ErrorCode::ApprovalRequired);
+        assert!(
+            replay.message.contains("no open challenge"),
+            "{}",
+            replay.message
+        );
+        let none = rogue_call_with(
+            &registry,
+            "diag.echo",
+            &alice.user_id,
+            &proof,
+            Some(approved),
+            "",
+        )
+        .await
+        .expect_err("an unapproved call ran");
+        assert_eq!(none.code, ErrorCode::ApprovalRequired);
+        rogue.shutdown().await;
+        anyhow::Ok(())
+    })?;
     Ok(())
 }

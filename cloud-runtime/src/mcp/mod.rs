@@ -17,7 +17,9 @@
 //! - [`convert`]: tunnel tool specs and results to MCP types.
 //! - [`jsonrpc_guard`]: JSON-RPC errors for malformed, batched, oversize or slow bodies.
 
+pub mod approval;
 pub mod authenticate;
+pub mod browser_link;
 pub mod call;
 pub mod confirm;
 pub mod convert;

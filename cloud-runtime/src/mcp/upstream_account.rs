@@ -1,25 +1,19 @@
 //! Connecting a user's upstream account when a call needs it (just-in-time authorization,
 //! MCP side; not to be confused with [`crate::oauth::authorize`], where MCP clients get their
 //! tokens). A connector answered a call with "authorization required" (the user has not
-//! connected their upstream account yet), so the runtime stores a connect request and sends the client to the runtime's own connect page
-//! ([`crate::connect`]) in the form the client's protocol revision has:
-//!
-//! - 2026-07-28: an `input_required` result with a URL-mode `elicitation/create`; the client
-//!   retries the call once the user is done;
-//! - 2025-11-25, when the client declared URL elicitation: the `-32042`
-//!   URL-elicitation-required error, and `notifications/elicitation/complete` when the user
-//!   is back;
-//! - otherwise (2025-06-18, older clients): an `isError` result whose text carries the link.
+//! connected their upstream account yet), so the runtime stores a connect request and sends
+//! the client to the runtime's own connect page ([`crate::connect`]), in the form the
+//! client's protocol revision has ([`super::browser_link`]).
 //!
 //! The link names only a random request id; the page checks the browser's signed-in user
 //! before sending it on to the upstream.
 
 use rmcp::RoleServer;
-use rmcp::model::{InputRequest, InputRequests, InputRequiredResult, ProtocolVersion};
 use rmcp::service::RequestContext;
 use shared::call::CallFailure;
 use shared::clock::now_ms;
 
+use super::browser_link::BrowserLink;
 use super::refusal::Refusal;
 use super::shared_state::Shared;
 use crate::audit::record::{AuditRecord, Kind};
@@ -137,45 +131,15 @@ pub async fn ask_to_connect(
         "Connect your {} account so I can act as you there: open the link, sign in and allow access.",
         request.display_name
     );
-    let version = ctx.protocol_version();
-    if version
-        .as_ref()
-        .is_some_and(|v| *v >= ProtocolVersion::V_2026_07_28)
-    {
-        let elicit = serde_json::json!({
-            "method": "elicitation/create",
-            "params": {"mode": "url", "message": message, "url": url, "elicitationId": elicitation_id},
-        });
-        let input = match serde_json::from_value::<InputRequest>(elicit) {
-            Ok(i) => i,
-            Err(e) => return Refusal::ElicitationUnbuildable(e.to_string()),
-        };
-        let mut inputs = InputRequests::new();
-        inputs.insert(format!("connect-{}", request.provider), input);
-        return Refusal::AskUser(Box::new(InputRequiredResult::new(Some(inputs), None)));
-    }
-    let url_capable = version
-        .as_ref()
-        .is_some_and(|v| *v >= ProtocolVersion::V_2025_11_25)
-        && ctx.peer.peer_info().is_some_and(|i| {
-            i.capabilities
-                .elicitation
-                .as_ref()
-                .is_some_and(|e| e.url.is_some())
-        });
-    if url_capable {
-        shared
-            .elicitations
-            .remember(&elicitation_id, ctx.peer.clone());
-        return Refusal::ConnectAccount {
+    super::browser_link::ask(
+        shared,
+        ctx,
+        format!("connect-{}", request.provider),
+        BrowserLink {
             message,
             url,
             elicitation_id,
-        };
-    }
-    Refusal::ConnectLink {
-        message,
-        url,
-        minutes: ttl / 60_000,
-    }
+            ttl_ms: ttl,
+        },
+    )
 }

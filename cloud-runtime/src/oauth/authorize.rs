@@ -198,7 +198,14 @@ pub async fn authorize(
         let challenge = secret::s256(&verifier);
         return match o
             .idp
-            .authorization_url(&idp, &pending.id, &nonce, &challenge, &o.idp_redirect_uri())
+            .authorization_url(
+                &idp,
+                &pending.id,
+                &nonce,
+                &challenge,
+                &o.idp_redirect_uri(),
+                false,
+            )
             .await
         {
             Ok(url) => with_cookie(Redirect::to(&url).into_response(), binding),
@@ -368,6 +375,48 @@ pub async fn browser_sign_in(
     return_to: &str,
     why: &str,
 ) -> Response {
+    start_sign_in(
+        o,
+        headers,
+        tenant,
+        return_to,
+        why,
+        None,
+        secret::generate(""),
+    )
+    .await
+}
+
+/// Sends the browser to `tenant`'s identity provider to sign in again, whatever session it
+/// has there, with the connector's `nonce`: the ID token that comes back approves one call
+/// ([`crate::store::approval`]). `pending_id` names the sign-in; then to `return_to`.
+pub async fn approval_sign_in(
+    o: &OAuth,
+    headers: &HeaderMap,
+    tenant: &str,
+    return_to: &str,
+    nonce: &str,
+    pending_id: String,
+) -> Response {
+    match o.store.idp(tenant).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return user_error("this tenant has no identity provider to approve the call at");
+        }
+        Err(_) => return unavailable(),
+    }
+    start_sign_in(o, headers, tenant, return_to, "", Some(nonce), pending_id).await
+}
+
+async fn start_sign_in(
+    o: &OAuth,
+    headers: &HeaderMap,
+    tenant: &str,
+    return_to: &str,
+    why: &str,
+    approval_nonce: Option<&str>,
+    pending_id: String,
+) -> Response {
     let idp = match o.store.idp(tenant).await {
         Ok(idp) => idp,
         Err(_) => return unavailable(),
@@ -375,11 +424,14 @@ pub async fn browser_sign_in(
     let Ok((browser_hash, binding)) = browser::binding(headers) else {
         return unavailable();
     };
-    let idp_leg = idp
-        .as_ref()
-        .map(|_| (secret::generate(""), secret::generate("")));
+    let idp_leg = idp.as_ref().map(|_| {
+        (
+            approval_nonce.map_or_else(|| secret::generate(""), str::to_owned),
+            secret::generate(""),
+        )
+    });
     let pending = PendingRow {
-        id: secret::generate(""),
+        id: pending_id,
         client_id: String::new(),
         redirect_uri: String::new(),
         code_challenge: String::new(),
@@ -400,7 +452,14 @@ pub async fn browser_sign_in(
         let challenge = secret::s256(&verifier);
         return match o
             .idp
-            .authorization_url(&idp, &pending.id, &nonce, &challenge, &o.idp_redirect_uri())
+            .authorization_url(
+                &idp,
+                &pending.id,
+                &nonce,
+                &challenge,
+                &o.idp_redirect_uri(),
+                approval_nonce.is_some(),
+            )
             .await
         {
             Ok(url) => with_cookie(Redirect::to(&url).into_response(), binding),
@@ -564,6 +623,15 @@ pub async fn idp_callback(
         .is_err()
     {
         return back("server_error", "could not record the sign-in");
+    }
+    // A sign-in started to approve a call: its ID token is the approval (only when the
+    // user who signed in is the one who must approve).
+    if o.store
+        .complete_approval(&pending.id, user_id.as_str(), signed_in.id_token.expose())
+        .await
+        .is_err()
+    {
+        return unavailable();
     }
     if pending.return_to.is_some() {
         // A connect page's sign-in: no client to consent to.

@@ -243,6 +243,7 @@ impl IdpClient {
         nonce: &str,
         challenge: &str,
         redirect_uri: &str,
+        fresh: bool,
     ) -> Result<String, IdpError> {
         let d = self.discover(&idp.issuer).await?;
         let mut url = Url::parse(&d.authorization_endpoint)
@@ -256,6 +257,13 @@ impl IdpClient {
             .append_pair("nonce", nonce)
             .append_pair("code_challenge", challenge)
             .append_pair("code_challenge_method", "S256");
+        if fresh {
+            // The user must really sign in now (an approval), not ride an earlier session;
+            // `max_age=0` also makes the provider state `auth_time`.
+            url.query_pairs_mut()
+                .append_pair("prompt", "login")
+                .append_pair("max_age", "0");
+        }
         Ok(url.into())
     }
 

@@ -5,6 +5,7 @@
 //! BIGINT Unix-millisecond timestamps) so the same migrations carry to PostgreSQL when the
 //! runtime scales out; every query goes through this one interface.
 
+pub mod approval;
 pub mod certificates;
 pub mod connect;
 pub mod oauth;

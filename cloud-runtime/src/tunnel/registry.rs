@@ -177,6 +177,8 @@ pub struct CallSpec {
     /// The identity provider's ID token for the user ([`wire::CallRequest::user_proof`]);
     /// empty for a local user.
     pub user_proof: String,
+    /// The user's approval of this call ([`wire::CallRequest::approval`]); empty if none.
+    pub approval: String,
 }
 
 /// How a call went, with what the audit trail needs.
@@ -203,6 +205,7 @@ fn request_of(spec: &CallSpec) -> wire::CallRequest {
         interactive: false,
         binding: spec.binding.clone(),
         user_proof: spec.user_proof.clone(),
+        approval: spec.approval.clone(),
     }
 }
 

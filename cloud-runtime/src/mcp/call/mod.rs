@@ -167,7 +167,7 @@ impl<'a> Call<'a> {
         let confirmed = self.pre_call_hooks(&tool, &key, request).await?;
         self.record_decision(&tool, &reason, confirmed.confirmation)
             .await?;
-        let call = self.route(&tool, confirmed.binding).await?;
+        let call = self.route(&tool, confirmed.binding, true).await?;
         let (report, started) = self.relay(call, &tool, log_level).await?;
         let connector = self.record_outcome(&tool, &report, started).await;
         match report.outcome {
@@ -367,7 +367,7 @@ impl<'a> Call<'a> {
     /// confirms that effect. Nothing to confirm and nothing done when the preview fails: the
     /// agent sees why (the pull request does not exist, the upstream is down).
     async fn preview(&self, tool: &Resolved, fallback: &str) -> Result<Shown, Refusal> {
-        let call = self.route(tool, BTreeMap::new()).await?;
+        let call = self.route(tool, BTreeMap::new(), false).await?;
         match self.shared.registry.preview(self.tenant(), &call).await {
             Ok(effect) => {
                 let effect = effect.unwrap_or_default();
@@ -417,31 +417,44 @@ impl<'a> Call<'a> {
     }
 
     /// Step 5: what the tunnel carries, on whose behalf (with the identity provider's
-    /// proof of the user, when it has one), held to `binding`.
+    /// proof of the user, when it has one), held to `binding`; with the user's approval of
+    /// this exact call, if they gave one and `approved` (not for a preview).
     async fn route(
         &self,
         tool: &Resolved,
         binding: BTreeMap<String, String>,
+        approved: bool,
     ) -> Result<CallSpec, Refusal> {
+        let unreadable = |e: crate::store::StoreError| {
+            self.span.set_error(&e.to_string());
+            Refusal::Failed(CallFailure::new(
+                ErrorCode::Unavailable,
+                "the user's sign-in could not be read; retry",
+            ))
+        };
+        let (tenant, user) = (self.tenant().as_str(), self.principal.user_id.as_str());
         let user_proof = self
             .shared
             .store
-            .user_proof(self.tenant().as_str(), self.principal.user_id.as_str())
+            .user_proof(tenant, user)
             .await
-            .map_err(|e| {
-                self.span.set_error(&e.to_string());
-                Refusal::Failed(CallFailure::new(
-                    ErrorCode::Unavailable,
-                    "the user's sign-in could not be read; retry",
-                ))
-            })?
+            .map_err(unreadable)?
             .unwrap_or_default();
+        let arguments_json = serde_json::Value::Object(self.arguments.clone()).to_string();
+        let approval = if approved {
+            self.shared
+                .store
+                .take_approval(tenant, user, &self.name, &arguments_json)
+                .await
+                .map_err(unreadable)?
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         Ok(CallSpec {
             call_id: self.call_id,
             tool: self.name.clone(),
-            arguments_json: serde_json::Value::Object(self.arguments.clone())
-                .to_string()
-                .into_bytes(),
+            arguments_json: arguments_json.into_bytes(),
             timeout: self.shared.options.call_timeout,
             caller: wire::Caller {
                 tenant: self.tenant().to_string(),
@@ -452,6 +465,7 @@ impl<'a> Call<'a> {
             traceparent: self.span.traceparent(),
             binding,
             user_proof,
+            approval,
         })
     }
 
@@ -528,6 +542,20 @@ impl<'a> Call<'a> {
                 why: None,
             },
             ErrorCode::AuthorizationRequired => self.ask_to_connect(connector, &f).await,
+            ErrorCode::ApprovalRequired => {
+                let arguments_json = serde_json::Value::Object(self.arguments.clone()).to_string();
+                super::approval::ask_to_approve(
+                    self.shared,
+                    self.ctx,
+                    super::approval::Unapproved {
+                        principal: self.principal,
+                        tool: &self.name,
+                        arguments_json: &arguments_json,
+                        failure: &f,
+                    },
+                )
+                .await
+            }
             _ => {
                 self.span.set_error(&f.message);
                 Refusal::Failed(f)
