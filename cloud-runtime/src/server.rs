@@ -430,6 +430,8 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
     let approve_routes = Router::new()
         .route("/approve/{id}", get(crate::approve::show))
         .route("/approve/{id}/sign-in", get(crate::approve::sign_in))
+        .route("/sign-in-again/done", get(crate::sign_in_again::done))
+        .route("/sign-in-again/{tenant}", get(crate::sign_in_again::start))
         .with_state(oauth.clone());
     let connect_routes = Router::new()
         .route("/connect/callback", get(crate::connect::callback))

@@ -121,16 +121,14 @@ pub fn sign_in(
         .context("no access token")
 }
 
-/// Opens an approval link in a new browser, checks the page shows `expect`, approves by
-/// signing `user` in at the provider at `issuer`, and returns the page it ends on.
-pub fn approve(ca: &[u8], url: &str, issuer: &str, user: &str, expect: &str) -> Result<String> {
-    let b = browser(ca)?;
-    let page = b.get(url).send()?.text()?;
-    anyhow::ensure!(
-        page.contains(expect),
-        "the approval page does not show {expect}: {page}"
-    );
-    let login = b.get(format!("{url}/sign-in")).send()?;
+/// Signs `user` in on the provider's login page (`login`), allows the consent page if the
+/// provider shows one, and returns the text of the page the browser ends on.
+fn log_in_again(
+    b: &Client,
+    login: reqwest::blocking::Response,
+    issuer: &str,
+    user: &str,
+) -> Result<String> {
     anyhow::ensure!(
         login.url().as_str().starts_with(issuer),
         "not sent to the provider: {}",
@@ -144,7 +142,6 @@ pub fn approve(ca: &[u8], url: &str, issuer: &str, user: &str, expect: &str) -> 
         ("password".to_owned(), "anything".to_owned()),
     ]);
     let next = b.post(action).form(&fields).send()?;
-    // The provider may ask for consent again; then the browser lands back at the runtime.
     let done = if next.url().as_str().starts_with(issuer) {
         let consent = next.text()?;
         let confirm = form_action(&consent, issuer).context(consent.clone())?;
@@ -153,4 +150,25 @@ pub fn approve(ca: &[u8], url: &str, issuer: &str, user: &str, expect: &str) -> 
         next
     };
     Ok(done.text()?)
+}
+
+/// Opens an approval link in a new browser, checks the page shows `expect`, approves by
+/// signing `user` in at the provider at `issuer`, and returns the page it ends on.
+pub fn approve(ca: &[u8], url: &str, issuer: &str, user: &str, expect: &str) -> Result<String> {
+    let b = browser(ca)?;
+    let page = b.get(url).send()?.text()?;
+    anyhow::ensure!(
+        page.contains(expect),
+        "the approval page does not show {expect}: {page}"
+    );
+    let login = b.get(format!("{url}/sign-in")).send()?;
+    log_in_again(&b, login, issuer, user)
+}
+
+/// Opens a sign-in-again link in a new browser and signs `user` in at the provider at
+/// `issuer`; returns the page it ends on.
+pub fn sign_in_again(ca: &[u8], url: &str, issuer: &str, user: &str) -> Result<String> {
+    let b = browser(ca)?;
+    let login = b.get(url).send()?;
+    log_in_again(&b, login, issuer, user)
 }

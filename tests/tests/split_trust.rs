@@ -246,36 +246,50 @@ fn a_compromised_runtime_cannot_act_as_a_user_without_the_identity_provider_s_pr
         "the connector did not record the refusals: {log}"
     );
 
-    // A proof older than the local policy allows: the user must sign in again.
-    std::thread::sleep(Duration::from_secs(2));
+    // A proof older than the local policy allows: the user is asked to sign in again, and
+    // after that the call runs.
+    std::thread::sleep(Duration::from_secs(6));
     if let Some(mut old) = c.process.take() {
         old.kill();
     }
     std::fs::write(
         config.with_file_name("policy.toml"),
-        policy(&acme_idp.issuer, "1s"),
+        policy(&acme_idp.issuer, "5s"),
     )?;
     rt.start()?;
     c.start_configured(&rt, &config)?;
     let stale = alice.call("diag.ping", json!({}))?;
-    println!("alice's stale proof: {}", text(&stale));
-    assert_eq!(stale["isError"], true, "{stale}");
+    let link = link_to(&stale, "/sign-in-again/").with_context(|| format!("{stale}"))?;
+    println!("alice's stale proof: asked to sign in again at {link}");
     assert!(
-        text(&stale).contains("longer than this connector allows (1 s): sign in again"),
+        stale
+            .to_string()
+            .contains("longer than this connector allows (5 s)"),
         "{stale}"
     );
+    let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
+    let page = browser::sign_in_again(&ca, &link, &acme_idp.issuer, "alice")?;
+    assert!(page.contains("You signed in again"), "{page}");
+    let fresh = alice.call("diag.ping", json!({}))?;
+    assert_eq!(fresh["isError"], false, "{fresh}");
     Ok(())
+}
+
+/// The first link to a page whose path has `part` in a tool call's answer.
+fn link_to(answer: &Value, part: &str) -> Option<String> {
+    let text = answer.to_string();
+    text.match_indices("https://").find_map(|(start, _)| {
+        let link: String = text[start..]
+            .chars()
+            .take_while(|c| !matches!(c, '"' | '\\' | ' '))
+            .collect();
+        link.contains(part).then_some(link)
+    })
 }
 
 /// The approval link in a tool call's answer.
 fn approval_link(answer: &Value) -> Option<String> {
-    let text = answer.to_string();
-    let start = text.find("https://")?;
-    let link: String = text[start..]
-        .chars()
-        .take_while(|c| !matches!(c, '"' | '\\' | ' '))
-        .collect();
-    link.contains("/approve/").then_some(link)
+    link_to(answer, "/approve/")
 }
 
 #[test]

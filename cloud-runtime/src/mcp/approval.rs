@@ -1,5 +1,6 @@
 //! Asking the user to approve a call at their identity provider, where a connector's local
-//! policy wants it (issue 17: approvals the runtime cannot forge). The connector refused the
+//! policy wants it (issue 17: approvals the runtime cannot forge), or to sign in there again
+//! when the connector finds the proof of who they are too old. The connector refused the
 //! call with a challenge; the runtime stores it and sends the user to its approval page
 //! ([`crate::approve`]), which shows what the call does and signs them in again at the
 //! provider with the connector's nonce. The ID token that comes back goes with the user's
@@ -110,6 +111,34 @@ pub async fn ask_to_approve(
             url: format!("{}/approve/{}", shared.options.public_url, row.id),
             elicitation_id: secret::generate(""),
             ttl_ms: ttl,
+        },
+    )
+}
+
+/// A connector wants a fresher proof of who the user is: send them to sign in again at the
+/// tenant's identity provider (for a tenant without one, the refusal as it is).
+pub async fn ask_to_sign_in(
+    shared: &Shared,
+    ctx: &RequestContext<RoleServer>,
+    principal: &Principal,
+    failure: &CallFailure,
+) -> Refusal {
+    let tenant = principal.tenant.as_str();
+    if !matches!(shared.store.idp(tenant).await, Ok(Some(_))) {
+        return Refusal::Failed(failure.clone());
+    }
+    browser_link::ask(
+        shared,
+        ctx,
+        "sign-in".to_owned(),
+        BrowserLink {
+            message: format!(
+                "{} Open the link and sign in at your identity provider; then call the tool again.",
+                failure.message
+            ),
+            url: format!("{}/sign-in-again/{tenant}", shared.options.public_url),
+            elicitation_id: secret::generate(""),
+            ttl_ms: MAX_TTL_MS,
         },
     )
 }

@@ -387,6 +387,33 @@ pub async fn browser_sign_in(
     .await
 }
 
+/// Where a connector sends a user whose proof of identity is too old: the browser signs in
+/// again at the tenant's identity provider, whatever session it has there, and the user's
+/// calls carry the new ID token from then on.
+pub async fn fresh_sign_in(
+    o: &OAuth,
+    headers: &HeaderMap,
+    tenant: &str,
+    return_to: &str,
+) -> Response {
+    match o.store.idp(tenant).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return user_error("this tenant has no identity provider to sign in at"),
+        Err(_) => return unavailable(),
+    }
+    let pending_id = secret::generate("");
+    start_sign_in(
+        o,
+        headers,
+        tenant,
+        return_to,
+        "",
+        Some(Fresh::SignIn),
+        pending_id,
+    )
+    .await
+}
+
 /// Sends the browser to `tenant`'s identity provider to sign in again, whatever session it
 /// has there, with the connector's `nonce`: the ID token that comes back approves one call
 /// ([`crate::store::approval`]). `pending_id` names the sign-in; then to `return_to`.
@@ -405,7 +432,25 @@ pub async fn approval_sign_in(
         }
         Err(_) => return unavailable(),
     }
-    start_sign_in(o, headers, tenant, return_to, "", Some(nonce), pending_id).await
+    start_sign_in(
+        o,
+        headers,
+        tenant,
+        return_to,
+        "",
+        Some(Fresh::Approval(nonce)),
+        pending_id,
+    )
+    .await
+}
+
+/// A sign-in the user must make now at the provider, whatever session they have there.
+#[derive(Debug, Clone, Copy)]
+enum Fresh<'a> {
+    /// To renew the proof of who they are.
+    SignIn,
+    /// To approve one call: the connector's nonce.
+    Approval(&'a str),
 }
 
 async fn start_sign_in(
@@ -414,7 +459,7 @@ async fn start_sign_in(
     tenant: &str,
     return_to: &str,
     why: &str,
-    approval_nonce: Option<&str>,
+    fresh: Option<Fresh<'_>>,
     pending_id: String,
 ) -> Response {
     let idp = match o.store.idp(tenant).await {
@@ -426,7 +471,10 @@ async fn start_sign_in(
     };
     let idp_leg = idp.as_ref().map(|_| {
         (
-            approval_nonce.map_or_else(|| secret::generate(""), str::to_owned),
+            match fresh {
+                Some(Fresh::Approval(nonce)) => nonce.to_owned(),
+                _ => secret::generate(""),
+            },
             secret::generate(""),
         )
     });
@@ -458,7 +506,7 @@ async fn start_sign_in(
                 &nonce,
                 &challenge,
                 &o.idp_redirect_uri(),
-                approval_nonce.is_some(),
+                fresh.is_some(),
             )
             .await
         {

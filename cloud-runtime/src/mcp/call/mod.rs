@@ -542,6 +542,9 @@ impl<'a> Call<'a> {
                 why: None,
             },
             ErrorCode::AuthorizationRequired => self.ask_to_connect(connector, &f).await,
+            ErrorCode::SignInRequired => {
+                super::approval::ask_to_sign_in(self.shared, self.ctx, self.principal, &f).await
+            }
             ErrorCode::ApprovalRequired => {
                 let arguments_json = serde_json::Value::Object(self.arguments.clone()).to_string();
                 super::approval::ask_to_approve(
