@@ -3,7 +3,7 @@
 //! exported line can still be checked against its hash.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -12,14 +12,49 @@ use super::AuditError;
 use super::record;
 use super::writer::list_files;
 
+/// The lock file: the writer holds it exclusively while it changes the files, readers
+/// share it while they note the files' lengths.
+pub const LOCK_FILE: &str = "lock";
+
 /// Reads a whole log file, never through a link.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, AuditError> {
+    read_prefix(path, u64::MAX)
+}
+
+/// Reads the first `len` bytes of a log file, never through a link.
+fn read_prefix(path: &Path, len: u64) -> Result<Vec<u8>, AuditError> {
     let mut bytes = Vec::new();
     shared::fs::open_read(path)
         .map_err(|e| AuditError::io(path, e))?
+        .take(len)
         .read_to_end(&mut bytes)
         .map_err(|e| AuditError::io(path, e))?;
     Ok(bytes)
+}
+
+/// The log's files and their contents as of a moment between two segments, oldest first,
+/// so that a log read while the connector writes it ends on a seal.
+pub fn snapshot(dir: &Path) -> Result<Vec<(u32, PathBuf, Vec<u8>)>, AuditError> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = shared::fs::open_lock(&lock_path, 0o600, None)
+        .map_err(|e| AuditError::io(&lock_path, e))?;
+    lock.lock_shared()
+        .map_err(|e| AuditError::io(&lock_path, e))?;
+    let mut lengths = Vec::new();
+    for (number, path) in list_files(dir)? {
+        let len = std::fs::symlink_metadata(&path)
+            .map_err(|e| AuditError::io(&path, e))?
+            .len();
+        lengths.push((number, path, len));
+    }
+    drop(lock);
+    lengths
+        .into_iter()
+        .map(|(n, path, len)| read_prefix(&path, len).map(|bytes| (n, path, bytes)))
+        .collect()
 }
 
 /// The complete lines of `bytes` (a torn last line is left out).
@@ -35,11 +70,10 @@ fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// The last `n` lines of the log in `dir`, oldest first.
 pub fn tail(dir: &Path, n: usize) -> Result<Vec<Vec<u8>>, AuditError> {
     let mut out: Vec<Vec<u8>> = Vec::new();
-    for (_, path) in list_files(dir)?.iter().rev() {
+    for (_, _, bytes) in snapshot(dir)?.iter().rev() {
         if out.len() >= n {
             break;
         }
-        let bytes = read_file(path)?;
         let mut these: Vec<Vec<u8>> = lines(&bytes).map(<[u8]>::to_vec).collect();
         let keep = these.len().saturating_sub(n - out.len());
         these.drain(..keep);
@@ -57,8 +91,7 @@ pub fn range(
     to: OffsetDateTime,
 ) -> Result<Vec<Vec<u8>>, AuditError> {
     let mut out = Vec::new();
-    for (_, path) in list_files(dir)? {
-        let bytes = read_file(&path)?;
+    for (_, _, bytes) in snapshot(dir)? {
         for line in lines(&bytes) {
             let Ok(r) = record::decode(line) else {
                 continue;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use super::AuditError;
 use super::key::PublicKey;
 use super::record::{self, Event, GENESIS};
-use super::writer::{file_name, list_files};
+use super::writer::file_name;
 
 /// A log that checks out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -136,7 +136,7 @@ impl Walk<'_> {
 
 /// Verifies the log in `dir` against `key`.
 pub fn verify(dir: &Path, key: &PublicKey) -> Result<Report, VerifyError> {
-    let files = list_files(dir)?;
+    let files = super::export::snapshot(dir)?;
     let mut walk = Walk {
         key,
         fingerprint: key.fingerprint(),
@@ -148,7 +148,7 @@ pub fn verify(dir: &Path, key: &PublicKey) -> Result<Report, VerifyError> {
     };
     let mut expected_number = None;
     let mut last_place = (dir.to_owned(), 0);
-    for (number, path) in &files {
+    for (number, path, bytes) in &files {
         if let Some(n) = expected_number
             && *number != n
         {
@@ -162,7 +162,6 @@ pub fn verify(dir: &Path, key: &PublicKey) -> Result<Report, VerifyError> {
         }
         expected_number = Some(number + 1);
         walk.report.files += 1;
-        let bytes = super::export::read_file(path)?;
         let mut rest = bytes.as_slice();
         let mut line_no = 0;
         while !rest.is_empty() {
@@ -209,7 +208,7 @@ pub fn verify(dir: &Path, key: &PublicKey) -> Result<Report, VerifyError> {
 mod tests {
     use super::*;
     use crate::audit::record::{CallRecord, Decision, Mode, OutcomeRecord};
-    use crate::audit::writer::write_groups;
+    use crate::audit::writer::{list_files, write_groups};
     use crate::audit::{AuditConfig, AuditKey, OnFull};
 
     fn call(id: u64) -> Event {

@@ -168,6 +168,8 @@ struct Writer {
     key: AuditKey,
     fingerprint: String,
     files: VecDeque<FileInfo>,
+    /// Held exclusively while the files change (see [`super::export::snapshot`]).
+    lock: File,
     current: File,
     head: Head,
     sealed: bool,
@@ -233,7 +235,11 @@ impl Writer {
             None => return Err(AuditError::io(dir, "no log file")),
         };
         let fingerprint = key.public().fingerprint();
+        let lock_path = dir.join(super::export::LOCK_FILE);
+        let lock = shared::fs::open_lock(&lock_path, 0o600, None)
+            .map_err(|e| AuditError::io(&lock_path, e))?;
         Ok(Self {
+            lock,
             dir: dir.to_owned(),
             config,
             key,
@@ -319,8 +325,16 @@ impl Writer {
         self.files.iter().map(|f| f.len).sum()
     }
 
-    /// Writes one segment; each job's first sequence number, or the error for all.
+    /// Writes one segment under the lock; each job's first sequence number, or the error
+    /// for all.
     fn commit(&mut self, jobs: &[Job]) -> Result<Vec<u64>, AuditError> {
+        self.lock.lock().map_err(|e| AuditError::io(&self.dir, e))?;
+        let result = self.commit_locked(jobs);
+        let _ = self.lock.unlock();
+        result
+    }
+
+    fn commit_locked(&mut self, jobs: &[Job]) -> Result<Vec<u64>, AuditError> {
         let (mut buf, mut head, mut firsts) = self.encode(&[], jobs);
         // A new file first, so that at the bound every older file may go.
         self.rotate_if_needed(buf.len())?;
