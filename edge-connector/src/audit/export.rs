@@ -74,7 +74,7 @@ pub fn tail(dir: &Path, n: usize) -> Result<Vec<Vec<u8>>, AuditError> {
         if out.len() >= n {
             break;
         }
-        let mut these: Vec<Vec<u8>> = lines(&bytes).map(<[u8]>::to_vec).collect();
+        let mut these: Vec<Vec<u8>> = lines(bytes).map(<[u8]>::to_vec).collect();
         let keep = these.len().saturating_sub(n - out.len());
         these.drain(..keep);
         these.append(&mut out);
