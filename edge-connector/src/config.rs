@@ -760,4 +760,28 @@ proxy = "none"
         let e = err("proxy = \"env\"\nproxy_user = \"a:b\"\n");
         assert!(e.contains("proxy_user must be"), "{e}");
     }
+
+    #[test]
+    fn the_audit_section_has_defaults_and_refuses_bounds_that_cannot_work() {
+        let parse = |text: &str| Config::parse(Path::new("/etc/ec/config.toml"), text);
+        let c = parse("").unwrap();
+        assert_eq!(c.audit, crate::audit::AuditConfig::default());
+        assert_eq!(c.audit.on_full, crate::audit::OnFull::Refuse);
+        let c = parse(
+            "[audit]\nmax_file_bytes = 1048576\nmax_total_bytes = 4194304\non_full = \"rotate\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.audit.max_file_bytes,
+                c.audit.max_total_bytes,
+                c.audit.on_full
+            ),
+            (1 << 20, 4 << 20, crate::audit::OnFull::Rotate)
+        );
+        let e =
+            parse("[audit]\nmax_file_bytes = 1048576\nmax_total_bytes = 1048576\n").unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+        assert!(parse("[audit]\non_full = \"drop\"\n").is_err());
+    }
 }

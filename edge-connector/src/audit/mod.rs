@@ -16,12 +16,14 @@
 //! - [`verify`]: names the first record that was edited, removed, reordered, truncated or
 //!   signed with another key.
 //! - [`export`]: `tail` and `export` (a time range, NDJSON).
+//! - [`ocsf`]: the same records as OCSF API Activity events, for a SIEM.
 //! - [`gate`]: the tool-set layers that write a call's record before its tool runs ("no
 //!   record, no request") and its outcome after.
 
 pub mod export;
 pub mod gate;
 pub mod key;
+pub mod ocsf;
 pub mod record;
 pub mod verify;
 pub mod writer;

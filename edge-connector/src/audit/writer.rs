@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use tokio::sync::oneshot;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use super::record::{self, Event, GENESIS, PrunedRecord, SealRecord};
 use super::{AuditConfig, AuditError, AuditKey, OnFull};
@@ -115,7 +115,12 @@ impl AuditLog {
             .mode(0o700)
             .create(dir)
             .map_err(|e| AuditError::io(dir, e))?;
-        let writer = Writer::recover(dir, key, config)?;
+        let mut writer = Writer::recover(dir, key, config)?;
+        if !writer.sealed {
+            // A crash left records after the last seal: sign them before anything new.
+            writer.commit(&[])?;
+        }
+        info!(dir = %dir.display(), next_seq = writer.head.seq + 1, key = %writer.fingerprint, "audit log open");
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("audit-writer".into())
@@ -253,12 +258,6 @@ impl Writer {
     }
 
     fn run(mut self, rx: mpsc::Receiver<Job>) {
-        if !self.sealed {
-            // A crash left records after the last seal: sign them before anything new.
-            if let Err(e) = self.commit(&[]) {
-                error!(error = %e, "audit log: sealing the records left by a crash failed");
-            }
-        }
         while let Ok(first) = rx.recv() {
             let mut jobs = vec![first];
             while jobs.len() < MAX_GROUP {
