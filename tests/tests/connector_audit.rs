@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use e2e::mcp_client::McpClient;
-use e2e::oauth_client::field;
 use e2e::tool_suite::{GITHUB_TOKENS, ToolEnv};
-use e2e::{Connector, run, run_ok, wait_for};
+use e2e::{Connector, run, wait_for};
 use serde_json::{Value, json};
 
 /// `edge-connector audit ARGS --config CONFIG`: exit status and standard output.
