@@ -21,10 +21,13 @@
 //!   WATCHDOG, STATUS, exit after `exit_after_disconnected`).
 //! - [`vault`]: the age-encrypted store of every credential the connector holds.
 //! - [`audit`]: the connector's own hash-chained, signed record of every call.
+//! - [`audit_gate`]: the layers around the local policy that write it ("no record, no
+//!   request").
 
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod audit_gate;
 pub mod backoff;
 pub mod call_context;
 pub mod config;
@@ -152,7 +155,7 @@ fn open_audit(
     config: &config::Config,
     state: &state::StateDir,
     tools: Arc<dyn toolset::ToolSet>,
-) -> Result<(audit::Gate, audit::Witness), RunError> {
+) -> Result<(audit_gate::Gate, audit_gate::Witness), RunError> {
     let owner =
         state_guard::check(state.root(), &config.service_user).map_err(state::StateError::from)?;
     let (key, made) = audit::AuditKey::load_or_create(&audit::key_path(state.root()), owner)?;
@@ -161,7 +164,7 @@ fn open_audit(
         tracing::info!(key = %public, "made the audit signing key");
     }
     let log = audit::AuditLog::open(&audit::log_dir(state.root()), key, config.audit)?;
-    Ok(audit::gate::layers(Arc::new(log), public, tools))
+    Ok(audit_gate::layers(Arc::new(log), public, tools))
 }
 
 /// Like [`run`], serving the given tool set behind `rules` (test connectors serve fixture

@@ -2,60 +2,14 @@
 //! time range (`audit export`), as the NDJSON lines on disk, byte for byte, so that an
 //! exported line can still be checked against its hash.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::AuditError;
+use super::files::snapshot;
 use super::record;
-use super::writer::list_files;
-
-/// The lock file: the writer holds it exclusively while it changes the files, readers
-/// share it while they note the files' lengths.
-pub const LOCK_FILE: &str = "lock";
-
-/// Reads a whole log file, never through a link.
-pub fn read_file(path: &Path) -> Result<Vec<u8>, AuditError> {
-    read_prefix(path, u64::MAX)
-}
-
-/// Reads the first `len` bytes of a log file, never through a link.
-fn read_prefix(path: &Path, len: u64) -> Result<Vec<u8>, AuditError> {
-    let mut bytes = Vec::new();
-    shared::fs::open_read(path)
-        .map_err(|e| AuditError::io(path, e))?
-        .take(len)
-        .read_to_end(&mut bytes)
-        .map_err(|e| AuditError::io(path, e))?;
-    Ok(bytes)
-}
-
-/// The log's files and their contents as of a moment between two segments, oldest first,
-/// so that a log read while the connector writes it ends on a seal.
-pub fn snapshot(dir: &Path) -> Result<Vec<(u32, PathBuf, Vec<u8>)>, AuditError> {
-    if !dir.exists() {
-        return Ok(Vec::new());
-    }
-    let lock_path = dir.join(LOCK_FILE);
-    let lock = shared::fs::open_lock(&lock_path, 0o600, None)
-        .map_err(|e| AuditError::io(&lock_path, e))?;
-    lock.lock_shared()
-        .map_err(|e| AuditError::io(&lock_path, e))?;
-    let mut lengths = Vec::new();
-    for (number, path) in list_files(dir)? {
-        let len = std::fs::symlink_metadata(&path)
-            .map_err(|e| AuditError::io(&path, e))?
-            .len();
-        lengths.push((number, path, len));
-    }
-    drop(lock);
-    lengths
-        .into_iter()
-        .map(|(n, path, len)| read_prefix(&path, len).map(|bytes| (n, path, bytes)))
-        .collect()
-}
 
 /// The complete lines of `bytes` (a torn last line is left out).
 fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -133,7 +87,7 @@ mod tests {
             })
             .collect();
         write_groups(dir.path(), &key, config, groups);
-        assert!(list_files(dir.path()).unwrap().len() > 1);
+        assert!(crate::audit::files::list_files(dir.path()).unwrap().len() > 1);
         let last3 = tail(dir.path(), 3).unwrap();
         let seqs: Vec<u64> = last3
             .iter()

@@ -10,6 +10,7 @@
 //! - [`record`]: one NDJSON line: `seq`, `ts`, `prev` (the previous line's hash), `kind`
 //!   and its fields, then `hash`, the SHA-256 of the line's exact bytes before it.
 //! - [`key`]: the signing key, made at enroll (or at the first start of an older enrollment).
+//! - [`files`]: the files' names, reading them, a consistent view of a live log.
 //! - [`writer`]: group commit: the records queued while the last write was in flight are
 //!   written together with a `seal` (an Ed25519 signature over the head's hash and sequence)
 //!   and fsynced once; rotation by size, a bound on the total, recovery after kill -9.
@@ -17,11 +18,12 @@
 //!   signed with another key.
 //! - [`export`]: `tail` and `export` (a time range, NDJSON).
 //! - [`ocsf`]: the same records as OCSF API Activity events, for a SIEM.
-//! - [`gate`]: the tool-set layers that write a call's record before its tool runs ("no
-//!   record, no request") and its outcome after.
+//!
+//! The tool-set layers that write a call's record before its tool runs ("no record, no
+//! request") and its outcome after are [`crate::audit_gate`]; this module knows no calls.
 
 pub mod export;
-pub mod gate;
+pub mod files;
 pub mod key;
 pub mod ocsf;
 pub mod record;
@@ -32,7 +34,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use gate::{Gate, Witness};
 pub use key::AuditKey;
 pub use writer::AuditLog;
 

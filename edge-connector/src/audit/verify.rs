@@ -15,9 +15,9 @@
 use std::path::{Path, PathBuf};
 
 use super::AuditError;
+use super::files::{file_name, snapshot};
 use super::key::PublicKey;
 use super::record::{self, Event, GENESIS};
-use super::writer::file_name;
 
 /// A log that checks out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -136,7 +136,7 @@ impl Walk<'_> {
 
 /// Verifies the log in `dir` against `key`.
 pub fn verify(dir: &Path, key: &PublicKey) -> Result<Report, VerifyError> {
-    let files = super::export::snapshot(dir)?;
+    let files = snapshot(dir)?;
     let mut walk = Walk {
         key,
         fingerprint: key.fingerprint(),
@@ -207,8 +207,9 @@ pub fn verify(dir: &Path, key: &PublicKey) -> Result<Report, VerifyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::files::list_files;
     use crate::audit::record::{CallRecord, Decision, Mode, OutcomeRecord};
-    use crate::audit::writer::{list_files, write_groups};
+    use crate::audit::writer::write_groups;
     use crate::audit::{AuditConfig, AuditKey, OnFull};
 
     fn call(id: u64) -> Event {

@@ -27,41 +27,12 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
+use super::files::{LOCK_FILE, file_name, list_files, read_file};
 use super::record::{self, Event, GENESIS, PrunedRecord, SealRecord};
 use super::{AuditConfig, AuditError, AuditKey, OnFull};
 
 /// Most queued submissions written as one segment.
 const MAX_GROUP: usize = 512;
-
-/// The files of a log folder, oldest first: `audit-NNNNNNNN.ndjson`.
-pub fn list_files(dir: &Path) -> Result<Vec<(u32, PathBuf)>, AuditError> {
-    let mut files = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
-        Err(e) => return Err(AuditError::io(dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| AuditError::io(dir, e))?;
-        let name = entry.file_name();
-        let number = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("audit-"))
-            .and_then(|n| n.strip_suffix(".ndjson"))
-            .filter(|n| n.len() == 8)
-            .and_then(|n| n.parse::<u32>().ok());
-        if let Some(n) = number {
-            files.push((n, entry.path()));
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// The name of file number `n`.
-pub fn file_name(n: u32) -> String {
-    format!("audit-{n:08}.ndjson")
-}
 
 /// Now, RFC 3339 UTC.
 fn now() -> String {
@@ -173,7 +144,7 @@ struct Writer {
     key: AuditKey,
     fingerprint: String,
     files: VecDeque<FileInfo>,
-    /// Held exclusively while the files change (see [`super::export::snapshot`]).
+    /// Held exclusively while the files change (see [`super::files::snapshot`]).
     lock: File,
     current: File,
     head: Head,
@@ -198,7 +169,7 @@ impl Writer {
         let mut sealed = true;
         let mut newest = true;
         for file in files.iter_mut().rev() {
-            let bytes = super::export::read_file(&file.path)?;
+            let bytes = read_file(&file.path)?;
             let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
             if newest && whole < bytes.len() {
                 warn!(file = %file.path.display(), "audit log: cutting off a torn last line (the connector stopped mid-write)");
@@ -240,7 +211,7 @@ impl Writer {
             None => return Err(AuditError::io(dir, "no log file")),
         };
         let fingerprint = key.public().fingerprint();
-        let lock_path = dir.join(super::export::LOCK_FILE);
+        let lock_path = dir.join(LOCK_FILE);
         let lock = shared::fs::open_lock(&lock_path, 0o600, None)
             .map_err(|e| AuditError::io(&lock_path, e))?;
         Ok(Self {
@@ -409,7 +380,7 @@ impl Writer {
             let Some(oldest) = self.files.front().cloned() else {
                 break;
             };
-            let bytes = super::export::read_file(&oldest.path)?;
+            let bytes = read_file(&oldest.path)?;
             if let Some(line) = last_line(&bytes) {
                 let last = record::decode(line).map_err(|e| AuditError::Tail {
                     path: oldest.path.clone(),

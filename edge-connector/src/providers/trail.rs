@@ -53,7 +53,7 @@ impl Trail {
     }
 
     /// From now on, each upstream request also goes to `log`, under the call whose `call`
-    /// record is `call_seq` (set once, by [`crate::audit::Gate`]).
+    /// record is `call_seq` (set once, by [`crate::audit_gate::Gate`]).
     pub fn attach_audit(&self, log: Arc<AuditLog>, call_id: u64, call_seq: u64) {
         let _ = self.audit.set(AuditTap {
             log,

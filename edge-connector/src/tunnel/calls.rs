@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::audit::Witness;
+use crate::audit_gate::Witness;
 use crate::call_context::CallContext;
 use crate::toolset::ToolSet;
 

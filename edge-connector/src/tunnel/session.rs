@@ -107,7 +107,7 @@ pub struct SessionContext {
     pub tools: Arc<Enforced>,
     /// The connector's own audit log around the local policy (refusals, outcomes), when
     /// it keeps one.
-    pub audit: Option<Arc<crate::audit::Witness>>,
+    pub audit: Option<Arc<crate::audit_gate::Witness>>,
     /// Spans of calls.
     pub tracing: Arc<Tracing>,
     /// How long in-flight calls get to finish on drain.

@@ -1,4 +1,5 @@
-//! Where calls meet the log: "no record, no request".
+//! Where calls meet the connector's own audit log ([`crate::audit`]): "no record, no
+//! request".
 //!
 //! ```text
 //! tunnel::calls ── Witness ── local_policy::Enforced ── Gate ── tools
@@ -22,9 +23,9 @@ use shared::policy::site_of;
 use shared::wire::{self, ErrorCode};
 use tracing::warn;
 
-use super::AuditLog;
-use super::key::PublicKey;
-use super::record::{self, CallRecord, Decision, Event, Mode, OutcomeRecord, bounded};
+use crate::audit::AuditLog;
+use crate::audit::key::PublicKey;
+use crate::audit::record::{self, CallRecord, Decision, Event, Mode, OutcomeRecord, bounded};
 use crate::call_context::CallContext;
 use crate::toolset::{BoxFuture, ToolSet};
 
