@@ -155,7 +155,47 @@ impl ToolSet for Gate {
     }
 
     fn authorize<'a>(&'a self, cb: &'a wire::AuthorizeCallback) -> BoxFuture<'a, CallOutcome> {
-        self.inner.authorize(cb)
+        // The code exchange reaches the upstream: recorded first, like a call; no Witness
+        // sees it, so its outcome is written here.
+        Box::pin(async move {
+            let caller = cb.caller.clone().unwrap_or_default();
+            let event = Event::Call(CallRecord {
+                call_id: cb.call_id,
+                mode: Mode::Authorize,
+                tenant: bounded(&caller.tenant),
+                user: bounded(&caller.user),
+                agent: bounded(&caller.agent),
+                tool: "authorize".into(),
+                instance: None,
+                repo: None,
+                args_sha256: record::sha256_hex(b""),
+                trace_id: None,
+                decision: Decision::Allow,
+                reason: None,
+            });
+            let log = &self.describe.log;
+            let call_seq = log.write(vec![event]).await.map_err(|e| {
+                warn!(call_id = cb.call_id, error = %e, "authorization refused: its audit record cannot be written");
+                CallFailure::new(
+                    ErrorCode::Unavailable,
+                    format!("this connector cannot write its audit log, so it runs no call: {e}"),
+                )
+            })?;
+            let out = self.inner.authorize(cb).await;
+            let result = match &out {
+                Ok(_) => "ok".to_owned(),
+                Err(f) => code_name(f.code),
+            };
+            let outcome = Event::Outcome(OutcomeRecord {
+                call_id: cb.call_id,
+                call_seq,
+                result,
+            });
+            if let Err(e) = log.write(vec![outcome]).await {
+                warn!(call_id = cb.call_id, error = %e, "the authorization's outcome could not be written to the audit log");
+            }
+            out
+        })
     }
 }
 
@@ -342,6 +382,48 @@ mod tests {
             "{denied:?}"
         );
         assert_eq!(no.result, "denied");
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_callback_is_recorded_without_its_code_before_it_reaches_the_tools() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, enforced, _) = stack(dir.path(), AuditConfig::default());
+        let cb = wire::AuthorizeCallback {
+            call_id: 9,
+            caller: Some(wire::Caller {
+                tenant: "acme".into(),
+                user: "alice".into(),
+                agent: "bot".into(),
+            }),
+            state: "st4te".into(),
+            code: "c0de-secret".into(),
+        };
+        assert!(enforced.authorize(&cb).await.is_err());
+        let r = records(dir.path());
+        let [Event::Call(c), Event::Outcome(o)] = r.as_slice() else {
+            panic!("{r:?}")
+        };
+        assert_eq!(
+            (c.mode, c.user.as_str(), c.call_id),
+            (Mode::Authorize, "alice", 9)
+        );
+        assert_eq!((o.call_seq, o.result.as_str()), (1, "unknown_tool"));
+        let text: Vec<u8> = export::tail(dir.path(), 100).unwrap().concat();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            !text.contains("c0de-secret") && !text.contains("st4te"),
+            "{text}"
+        );
+
+        let full = tempfile::tempdir().unwrap();
+        let tiny = AuditConfig {
+            max_file_bytes: 100,
+            max_total_bytes: 100,
+            on_full: OnFull::Refuse,
+        };
+        let (_, enforced, _) = stack(full.path(), tiny);
+        let e = enforced.authorize(&cb).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unavailable);
     }
 
     #[tokio::test]

@@ -37,6 +37,9 @@ pub enum Mode {
     Call,
     /// Say what the tool would do (reads upstream, writes nothing).
     Preview,
+    /// Finish a user's sign-in at an upstream (the connector exchanges the code there);
+    /// `tool` is `authorize`, and the code and state are not kept.
+    Authorize,
 }
 
 /// A call the connector received.
