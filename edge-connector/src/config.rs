@@ -21,6 +21,11 @@
 //! [telemetry]
 //! otlp_endpoint = "http://127.0.0.1:4318"        # spans of calls and upstream requests
 //!
+//! [audit]                             # the connector's own signed log, STATE/audit/
+//! max_file_bytes = 67108864           # start a new file past this size (64 MiB)
+//! max_total_bytes = 1073741824        # bound on all files together (1 GiB)
+//! on_full = "refuse"                  # refuse calls at the bound | "rotate": remove the oldest file
+//!
 //! [[provider]]
 //! name = "ghes"                                   # tools pick it with "instance"
 //! kind = "github"                                 # github | gitlab
@@ -396,6 +401,8 @@ struct RawConfig {
     tunnel: TunnelConfig,
     #[serde(default)]
     telemetry: TelemetryConfig,
+    #[serde(default)]
+    audit: crate::audit::AuditConfig,
     #[serde(default, rename = "provider")]
     providers: Vec<ProviderConfig>,
 }
@@ -418,6 +425,8 @@ pub struct Config {
     pub tunnel: TunnelConfig,
     /// Telemetry.
     pub telemetry: TelemetryConfig,
+    /// The connector's own audit log.
+    pub audit: crate::audit::AuditConfig,
     /// Upstream instances.
     pub providers: Vec<ProviderConfig>,
 }
@@ -436,6 +445,7 @@ impl Config {
             service_user: crate::state_guard::DEFAULT_SERVICE_USER.to_owned(),
             tunnel: TunnelConfig::default(),
             telemetry: TelemetryConfig::default(),
+            audit: crate::audit::AuditConfig::default(),
             providers: Vec::new(),
         }
     }
@@ -577,6 +587,7 @@ impl Config {
             vault,
             tunnel: raw.tunnel,
             telemetry: raw.telemetry,
+            audit: raw.audit.checked().map_err(|e| invalid(None, e))?,
             providers,
         })
     }
@@ -748,5 +759,29 @@ proxy = "none"
         );
         let e = err("proxy = \"env\"\nproxy_user = \"a:b\"\n");
         assert!(e.contains("proxy_user must be"), "{e}");
+    }
+
+    #[test]
+    fn the_audit_section_has_defaults_and_refuses_bounds_that_cannot_work() {
+        let parse = |text: &str| Config::parse(Path::new("/etc/ec/config.toml"), text);
+        let c = parse("").unwrap();
+        assert_eq!(c.audit, crate::audit::AuditConfig::default());
+        assert_eq!(c.audit.on_full, crate::audit::OnFull::Refuse);
+        let c = parse(
+            "[audit]\nmax_file_bytes = 1048576\nmax_total_bytes = 4194304\non_full = \"rotate\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.audit.max_file_bytes,
+                c.audit.max_total_bytes,
+                c.audit.on_full
+            ),
+            (1 << 20, 4 << 20, crate::audit::OnFull::Rotate)
+        );
+        let e =
+            parse("[audit]\nmax_file_bytes = 1048576\nmax_total_bytes = 1048576\n").unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+        assert!(parse("[audit]\non_full = \"drop\"\n").is_err());
     }
 }

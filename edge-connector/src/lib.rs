@@ -20,9 +20,14 @@
 //! - [`health`]: the tunnel's state for `edge-connector status` and systemd (READY,
 //!   WATCHDOG, STATUS, exit after `exit_after_disconnected`).
 //! - [`vault`]: the age-encrypted store of every credential the connector holds.
+//! - [`audit`]: the connector's own hash-chained, signed record of every call.
+//! - [`audit_gate`]: the layers around the local policy that write it ("no record, no
+//!   request").
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod audit_gate;
 pub mod backoff;
 pub mod call_context;
 pub mod config;
@@ -79,6 +84,9 @@ pub enum RunError {
     /// The span exporter could not be built.
     #[error(transparent)]
     Telemetry(#[from] shared::trace::ExporterError),
+    /// The connector's own audit log cannot be opened: it runs no call unrecorded.
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
 }
 
 /// Runs the connector described by `config` with its own tools until `shutdown` (draining
@@ -107,6 +115,7 @@ pub async fn run(
         },
         providers,
     );
+    let (gate, witness) = open_audit(&config, &state, Arc::new(toolbox))?;
     let health = health::Health::new();
     // The health task may stop the connector (exit_after_disconnected); SIGTERM stops both.
     let stop = shutdown.child_token();
@@ -125,7 +134,8 @@ pub async fn run(
             config: config.tunnel.clone(),
             proxy_password: Arc::new(move || connect_proxy::vault_password(&vault_config)),
         },
-        tools: Arc::new(local_policy::Enforced::new(Arc::new(toolbox), policy)?),
+        tools: Arc::new(local_policy::Enforced::new(Arc::new(gate), policy)?),
+        audit: Some(Arc::new(witness)),
         tracing: tracing.clone(),
         drain_timeout,
         health: health.clone(),
@@ -143,6 +153,24 @@ pub async fn run(
     }
 }
 
+/// Opens the audit log of `config` (making its key on the first start of a connector
+/// enrolled before the log existed) and returns its layers around `tools`.
+fn open_audit(
+    config: &config::Config,
+    state: &state::StateDir,
+    tools: Arc<dyn toolset::ToolSet>,
+) -> Result<(audit_gate::Gate, audit_gate::Witness), RunError> {
+    let owner =
+        state_guard::check(state.root(), &config.service_user).map_err(state::StateError::from)?;
+    let (key, made) = audit::AuditKey::load_or_create(&audit::key_path(state.root()), owner)?;
+    let public = key.public();
+    if made {
+        tracing::info!(key = %public, "made the audit signing key");
+    }
+    let log = audit::AuditLog::open(&audit::log_dir(state.root()), key, config.audit)?;
+    Ok(audit_gate::layers(Arc::new(log), public, tools))
+}
+
 /// Like [`run`], serving the given tool set behind `rules` (test connectors serve fixture
 /// tools this way), without a status file or systemd notifications.
 pub async fn run_with_tools(
@@ -158,6 +186,7 @@ pub async fn run_with_tools(
         state,
         tunnel,
         tools: Arc::new(local_policy::Enforced::new(tools, rules.into())?),
+        audit: None,
         tracing,
         drain_timeout,
         health: health::Health::new(),

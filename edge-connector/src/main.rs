@@ -93,6 +93,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The connector's own hash-chained, signed audit log (in the state directory).
+    Audit {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: cli::audit::AuditCommand,
+    },
     /// The age-encrypted vault of credentials (names and metadata are shown, secrets never).
     Vault {
         #[command(flatten)]
@@ -203,11 +210,22 @@ async fn run(command: Command) -> Result<ExitCode> {
             .await?;
             println!("enrolled as {identity}");
             println!("state in {}", config.state_dir.display());
+            let owner =
+                edge_connector::state_guard::check(&config.state_dir, &config.service_user)?;
+            let (key, _) = edge_connector::audit::AuditKey::load_or_create(
+                &edge_connector::audit::key_path(&config.state_dir),
+                owner,
+            )?;
+            println!("audit key {}", key.public());
         }
         Command::Vault { config, command } => {
             let config = config.load()?;
             // Vault operations block on file locks and fsync: keep them off the reactor.
             tokio::task::spawn_blocking(move || cli::vault::run(command, &config)).await??;
+        }
+        Command::Audit { config, command } => {
+            let config = config.load()?;
+            return tokio::task::spawn_blocking(move || cli::audit::run(command, &config)).await?;
         }
         Command::Doctor { config, json } => doctor(config, json).await?,
         // Exit codes of its own (LSB `status`).

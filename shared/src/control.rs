@@ -37,6 +37,8 @@ pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Limits on what a hello may carry, so a peer cannot balloon the runtime's memory.
 pub const MAX_TOOLS: usize = 1024;
+/// Longest audit public key kept from a hello (an Ed25519 key is 52 characters).
+pub const MAX_AUDIT_KEY_LEN: usize = 128;
 
 /// Which end of the tunnel this machine is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,9 @@ pub struct PeerHello {
     pub tools: Vec<wire::ToolSpec>,
     /// The connector's local policy, which it enforces on every call.
     pub local_policy: RuleSet,
+    /// The public half of the connector's audit key (`ed25519:<base64>`), empty when it
+    /// sent none or an over-long one.
+    pub audit_key: String,
 }
 
 /// Something the owner of the state machine must act on.
@@ -428,6 +433,9 @@ impl Control {
             capabilities: hello.capabilities,
             tools: hello.tools,
             local_policy,
+            audit_key: Some(hello.audit_key)
+                .filter(|k| k.len() <= MAX_AUDIT_KEY_LEN && !k.chars().any(char::is_control))
+                .unwrap_or_default(),
         }));
         Ok(())
     }
@@ -547,6 +555,7 @@ mod tests {
             capabilities: vec![],
             tools: vec![],
             local_policy: vec![],
+            audit_key: String::new(),
         }
     }
 

@@ -70,6 +70,11 @@ pub struct Hello {
     /// every call whatever the runtime decides.
     #[prost(message, repeated, tag = "7")]
     pub local_policy: Vec<PolicyRule>,
+    /// The public half of the key the connector signs its own audit log with,
+    /// `ed25519:<base64>` (empty from a connector without one), so that the runtime can
+    /// check the connector's seals and receipts.
+    #[prost(string, tag = "20")]
+    pub audit_key: String,
 }
 
 /// One allow-rule of a policy (see [`crate::policy`]).

@@ -2,7 +2,8 @@
 //! Enterprise account just in time (GitHub App, through the runtime's connect page), calls
 //! tools that read and write, has their token expire and refreshed, and is denied a call;
 //! another user works with an admin-provided token. Then every log line (runtime and
-//! connector, at debug level), every audit record, everything exported over OTLP, and every
+//! connector, at debug level), every audit record (the runtime's and the connector's own
+//! signed log), everything exported over OTLP, and every
 //! tunnel frame (the runtime's `--debug-frame-log`) is searched for every credential of the
 //! run: the upstream access and refresh tokens, the PAT, the OAuth client secret, the vault
 //! key, the MCP access and refresh tokens, the agent key, the user's sign-in secret and the
@@ -345,6 +346,15 @@ fn no_credential_reaches_a_log_an_audit_record_telemetry_or_the_tunnel() -> Resu
         ("audit log", read(&rt.data_dir().join("audit.log"))),
         ("tunnel frames", read(&frames)),
         ("OTLP export", otlp.raw()),
+        (
+            "connector's own audit log",
+            read(
+                &connector
+                    .state_dir
+                    .join("audit")
+                    .join("audit-00000001.ndjson"),
+            ),
+        ),
     ];
     for (what, bytes) in &haystacks {
         println!("{what}: {} bytes searched", bytes.len());

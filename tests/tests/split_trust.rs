@@ -236,14 +236,30 @@ fn a_compromised_runtime_cannot_act_as_a_user_without_the_identity_provider_s_pr
         rogue.shutdown().await;
         anyhow::Ok(())
     })?;
-    let log = c.log();
-    println!(
-        "refusals in the connector's log: {}",
-        log.matches("call refused by the local policy").count()
+    // Each refusal is in the connector's own signed log, which verifies.
+    let tail = run_ok(
+        Connector::cli()
+            .args(["audit", "tail", "-n", "1000", "--config"])
+            .arg(&config),
     );
+    let denied: Vec<Value> = tail
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["kind"] == "call" && r["decision"] == "deny")
+        .collect();
+    println!("refusals in the connector's audit log: {}", denied.len());
+    assert!(denied.len() >= 6, "{tail}");
     assert!(
-        log.matches("call refused by the local policy").count() >= 5,
-        "the connector did not record the refusals: {log}"
+        denied.iter().any(|r| r["user"] == bob.user_id.as_str()
+            && r["reason"]
+                .as_str()
+                .is_some_and(|m| m.contains("another user's"))),
+        "{tail}"
+    );
+    run_ok(
+        Connector::cli()
+            .args(["audit", "verify", "--config"])
+            .arg(&config),
     );
 
     // A proof older than the local policy allows: the user is asked to sign in again, and

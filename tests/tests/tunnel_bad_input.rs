@@ -227,6 +227,7 @@ fn hello(connector_id: &str, min: u32, max: u32) -> ControlFrame {
             capabilities: vec![],
             tools: vec![],
             local_policy: vec![],
+            audit_key: String::new(),
         })),
     }
 }

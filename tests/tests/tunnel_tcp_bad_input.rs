@@ -58,6 +58,7 @@ fn hello(connector_id: &str) -> ControlFrame {
             capabilities: vec![],
             tools: vec![],
             local_policy: vec![],
+            audit_key: String::new(),
         })),
     }
 }

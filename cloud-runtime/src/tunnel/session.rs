@@ -157,7 +157,7 @@ async fn drive(
                         warn!(error = %e, "could not record the connector's local policy");
                     }
                     info!(tenant = %identity.tenant, connector = %identity.connector, version = %hello.build_version,
-                          protocol = hello.version, remote = %conn.remote_address(), "tunnel up");
+                          protocol = hello.version, remote = %conn.remote_address(), audit_key = %hello.audit_key, "tunnel up");
                 }
                 Event::Rejected { reason, message } => {
                     warn!(connector = %identity.connector, ?reason, %message, "hello refused");

@@ -612,14 +612,17 @@ impl Upstream {
                 Err(e) => Err(e),
             };
             let status = result.as_ref().map_or(0, |r| u32::from(r.status.as_u16()));
-            scope.trail.record(wire::UpstreamAction {
-                provider: self.name.clone(),
-                method: req.method.to_string(),
-                route: req.route.to_owned(),
-                status,
-                duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                attempt,
-            });
+            scope.trail.record(
+                wire::UpstreamAction {
+                    provider: self.name.clone(),
+                    method: req.method.to_string(),
+                    route: req.route.to_owned(),
+                    status,
+                    duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    attempt,
+                },
+                url.host_str().unwrap_or_default(),
+            );
             span.set_attributes(vec![Attribute::new(
                 "http.response.status_code",
                 i64::from(status),
@@ -757,14 +760,17 @@ impl Upstream {
             Ok(r) => read_bounded(r).await,
             Err(e) => Err(e),
         };
-        scope.trail.record(wire::UpstreamAction {
-            provider: self.name.clone(),
-            method: "GET".into(),
-            route: route.to_owned(),
-            status: result.as_ref().map_or(0, |r| u32::from(r.status.as_u16())),
-            duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            attempt: 1,
-        });
+        scope.trail.record(
+            wire::UpstreamAction {
+                provider: self.name.clone(),
+                method: "GET".into(),
+                route: route.to_owned(),
+                status: result.as_ref().map_or(0, |r| u32::from(r.status.as_u16())),
+                duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                attempt: 1,
+            },
+            url.host_str().unwrap_or_default(),
+        );
         if let Some(refused) = self.proxy_refusal(&url, &result, deadline).await {
             return Err(refused.failure);
         }

@@ -2,11 +2,14 @@
 //! each attempt, and the audit record of each attempt. The HTTP client needs only this and
 //! the call's deadline ([`Scope`]), not the whole call, so it can be driven on its own.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use shared::trace::{Kind as SpanKind, Span, Tracing};
 use shared::wire;
+
+use crate::audit::AuditLog;
+use crate::audit::record::{Event, UpstreamRecord, bounded};
 
 /// Most upstream requests recorded per call (a tool that makes more is summarised).
 const MAX_ACTIONS: usize = 256;
@@ -17,6 +20,15 @@ pub struct Trail {
     tracing: Arc<Tracing>,
     span: Span,
     actions: Mutex<Vec<wire::UpstreamAction>>,
+    audit: OnceLock<AuditTap>,
+}
+
+/// Where a call's upstream requests are recorded in the connector's own log.
+#[derive(Debug)]
+struct AuditTap {
+    log: Arc<AuditLog>,
+    call_id: u64,
+    call_seq: u64,
 }
 
 impl Trail {
@@ -26,6 +38,7 @@ impl Trail {
             tracing,
             span,
             actions: Mutex::new(Vec::new()),
+            audit: OnceLock::new(),
         }
     }
 
@@ -39,8 +52,37 @@ impl Trail {
         self.tracing.child(&self.span, name, SpanKind::Client)
     }
 
-    /// Records an upstream request, for the audit trail.
-    pub fn record(&self, action: wire::UpstreamAction) {
+    /// From now on, each upstream request also goes to `log`, under the call whose `call`
+    /// record is `call_seq` (set once, by [`crate::audit_gate::Gate`]).
+    pub fn attach_audit(&self, log: Arc<AuditLog>, call_id: u64, call_seq: u64) {
+        let _ = self.audit.set(AuditTap {
+            log,
+            call_id,
+            call_seq,
+        });
+    }
+
+    /// The sequence number of the call's `call` record, once it is written.
+    pub fn audit_seq(&self) -> Option<u64> {
+        self.audit.get().map(|t| t.call_seq)
+    }
+
+    /// Records an upstream request made to `host`, for the runtime's audit trail and the
+    /// connector's own log.
+    pub fn record(&self, action: wire::UpstreamAction, host: &str) {
+        if let Some(tap) = self.audit.get() {
+            tap.log.queue(Event::Upstream(UpstreamRecord {
+                call_id: tap.call_id,
+                call_seq: tap.call_seq,
+                provider: bounded(&action.provider),
+                method: bounded(&action.method),
+                host: bounded(host),
+                path: bounded(&action.route),
+                status: action.status,
+                duration_ms: action.duration_us / 1000,
+                attempt: action.attempt,
+            }));
+        }
         let mut actions = self.actions.lock().unwrap_or_else(|p| p.into_inner());
         if actions.len() < MAX_ACTIONS {
             actions.push(action);

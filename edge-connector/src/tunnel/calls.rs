@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::audit_gate::Witness;
 use crate::call_context::CallContext;
 use crate::toolset::ToolSet;
 
@@ -33,9 +34,11 @@ const OUT_QUEUE: usize = 16;
 
 /// Accepts call streams until the connection closes. While `draining`, new calls are
 /// answered with [`ErrorCode::Draining`] so the runtime retries them on another tunnel.
+/// With `witness`, every call's refusal or outcome goes to the connector's audit log.
 pub async fn accept(
     conn: Link,
     tools: Arc<dyn ToolSet>,
+    witness: Option<Arc<Witness>>,
     tracing: Arc<Tracing>,
     tenant: TenantId,
     calls: TaskTracker,
@@ -44,6 +47,7 @@ pub async fn accept(
     while let Ok((send, recv)) = conn.accept_bi().await {
         let stream = Stream {
             tools: tools.clone(),
+            witness: witness.clone(),
             tracing: tracing.clone(),
             tenant: tenant.clone(),
             draining: draining.is_cancelled(),
@@ -59,6 +63,7 @@ pub async fn accept(
 /// What serving one call stream needs.
 struct Stream {
     tools: Arc<dyn ToolSet>,
+    witness: Option<Arc<Witness>>,
     tracing: Arc<Tracing>,
     tenant: TenantId,
     draining: bool,
@@ -68,6 +73,7 @@ impl Stream {
     async fn serve(self, send: SendStream, recv: RecvStream) {
         let Stream {
             tools,
+            witness,
             tracing,
             tenant,
             draining,
@@ -113,6 +119,7 @@ impl Stream {
                     req,
                     preview,
                     tools.as_ref(),
+                    witness.as_deref(),
                     &tenant,
                     draining,
                     &ctx,
@@ -261,6 +268,7 @@ async fn run(
     req: wire::CallRequest,
     preview: bool,
     tools: &dyn ToolSet,
+    witness: Option<&Witness>,
     tenant: &TenantId,
     draining: bool,
     ctx: &CallContext,
@@ -287,10 +295,11 @@ async fn run(
     };
     if &call.caller.tenant != tenant {
         warn!(call_id = call.id, claimed = %call.caller.tenant, "call for another tenant refused");
-        return Some(Answer::failed(
-            preview,
-            CallFailure::new(ErrorCode::Denied, "call is for another tenant"),
-        ));
+        let refused = CallFailure::new(ErrorCode::Denied, "call is for another tenant");
+        if let Some(w) = witness {
+            w.finish(&call, preview, ctx, Some(&refused), false).await;
+        }
+        return Some(Answer::failed(preview, refused));
     }
     // Previews write nothing, so there is nothing to acknowledge.
     if !preview && ctx.accepted(call.id).await.is_err() {
@@ -303,7 +312,7 @@ async fn run(
             Answer::Call(tools.call(&call, ctx).await)
         }
     };
-    tokio::select! {
+    let answer = tokio::select! {
         out = tokio::time::timeout(call.timeout, work) => Some(out.unwrap_or_else(|_| {
             Answer::failed(preview, CallFailure::new(ErrorCode::DeadlineExceeded, format!("tool did not finish within {} ms", call.timeout.as_millis())))
         })),
@@ -315,7 +324,13 @@ async fn run(
             info!(call_id = call.id, "call cancelled by the runtime (stream stopped)");
             None
         }
+    };
+    if let Some(w) = witness {
+        let failure = answer.as_ref().and_then(Answer::failure);
+        w.finish(&call, preview, ctx, failure, answer.is_none())
+            .await;
     }
+    answer
 }
 
 /// Routes the runtime's answers to the tool; returns when the runtime cancels the call (a

@@ -105,6 +105,9 @@ pub struct SessionContext {
     pub tunnel: TunnelSettings,
     /// Our tools, behind the local policy.
     pub tools: Arc<Enforced>,
+    /// The connector's own audit log around the local policy (refusals, outcomes), when
+    /// it keeps one.
+    pub audit: Option<Arc<crate::audit_gate::Witness>>,
     /// Spans of calls.
     pub tracing: Arc<Tracing>,
     /// How long in-flight calls get to finish on drain.
@@ -137,6 +140,11 @@ fn hello(ctx: &SessionContext, identity: &Identity) -> wire::Hello {
         ],
         tools: ctx.tools.specs(),
         local_policy: ctx.tools.rules().0.iter().map(AllowRule::to_wire).collect(),
+        audit_key: ctx
+            .audit
+            .as_ref()
+            .map(|w| w.public_key().to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -240,6 +248,7 @@ async fn drive(
     let acceptor = tokio::spawn(calls::accept(
         conn.clone(),
         ctx.tools.clone(),
+        ctx.audit.clone(),
         ctx.tracing.clone(),
         identity.identity.tenant.clone(),
         calls.clone(),

@@ -1,0 +1,541 @@
+//! Writing the log: one thread appends, by group commit.
+//!
+//! Callers queue records; the writer takes everything queued while its last write was in
+//! flight, encodes it as one chain segment, ends the segment with a `seal` (the signature
+//! of the new head), appends it with one `write` and makes it durable with one `fdatasync`,
+//! then answers every caller. A caller that needs its record on disk before it goes on
+//! (a call's record, before the tool's first upstream request) waits for that answer.
+//!
+//! - Rotation: a segment that would take the current file past `max_file_bytes` goes to
+//!   a new file; the chain simply continues (the new file's first `prev` is the old file's
+//!   last hash).
+//! - Bound: past 90% of `max_total_bytes` a warning is logged once; a segment that would
+//!   exceed it is refused ([`AuditError::Full`]) or, with `on_full = "rotate"`, the oldest
+//!   files are removed first and a `pruned` record names each one.
+//! - A failed write is cut back off the file (`ftruncate` to the old length) and every
+//!   caller of the segment gets the error: the chain on disk stays whole.
+//! - kill -9: at open, a torn last line (a write cut short) is cut off, the last record's
+//!   hash is checked, and an unsealed tail is sealed before any new record.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+use super::files::{LOCK_FILE, file_name, list_files, read_file};
+use super::record::{self, Event, GENESIS, PrunedRecord, SealRecord};
+use super::{AuditConfig, AuditError, AuditKey, OnFull};
+
+/// Most queued submissions written as one segment.
+const MAX_GROUP: usize = 512;
+
+/// Now, RFC 3339 UTC.
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The last complete line of `bytes` (without its newline), if any.
+fn last_line(bytes: &[u8]) -> Option<&[u8]> {
+    let body = bytes.strip_suffix(b"\n")?;
+    Some(match body.iter().rposition(|b| *b == b'\n') {
+        Some(i) => body.get(i + 1..).unwrap_or_default(),
+        None => body,
+    })
+}
+
+/// Where the chain ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Head {
+    seq: u64,
+    hash: String,
+}
+
+/// One queued submission.
+struct Job {
+    events: Vec<Event>,
+    done: Option<oneshot::Sender<Result<u64, AuditError>>>,
+}
+
+/// A log file and its size.
+#[derive(Debug, Clone)]
+struct FileInfo {
+    number: u32,
+    path: PathBuf,
+    len: u64,
+}
+
+/// The handle callers queue records on.
+#[derive(Debug)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Job>,
+    dir: PathBuf,
+}
+
+impl AuditLog {
+    /// Opens (or starts) the log in `dir`, signing with `key`, and starts its writer thread.
+    pub fn open(dir: &Path, key: AuditKey, config: AuditConfig) -> Result<Self, AuditError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| AuditError::io(dir, e))?;
+        let mut writer = Writer::recover(dir, key, config)?;
+        if !writer.sealed {
+            // A crash left records after the last seal: sign them before anything new.
+            writer.commit(&[])?;
+        }
+        info!(dir = %dir.display(), next_seq = writer.head.seq + 1, key = %writer.fingerprint, "audit log open");
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| AuditError::io(dir, e))?;
+        Ok(Self {
+            tx,
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The log's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `events` and returns once they are on disk and sealed: the sequence number of
+    /// the first.
+    pub async fn write(&self, events: Vec<Event>) -> Result<u64, AuditError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Job {
+                events,
+                done: Some(done),
+            })
+            .map_err(|_| AuditError::Stopped)?;
+        wait.await.map_err(|_| AuditError::Stopped)?
+    }
+
+    /// Queues `event` without waiting (an upstream request's record: the call's own record
+    /// is already on disk, and its outcome's wait covers this one, written before it).
+    pub fn queue(&self, event: Event) {
+        if self
+            .tx
+            .send(Job {
+                events: vec![event],
+                done: None,
+            })
+            .is_err()
+        {
+            error!("the audit log writer has stopped: a record was lost");
+        }
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    dir: PathBuf,
+    config: AuditConfig,
+    key: AuditKey,
+    fingerprint: String,
+    files: VecDeque<FileInfo>,
+    /// Held exclusively while the files change (see [`super::files::snapshot`]).
+    lock: File,
+    current: File,
+    head: Head,
+    sealed: bool,
+    warned: bool,
+}
+
+impl Writer {
+    /// Finds the chain's end on disk, cutting off a torn last line.
+    fn recover(dir: &Path, key: AuditKey, config: AuditConfig) -> Result<Self, AuditError> {
+        let mut files = VecDeque::new();
+        for (number, path) in list_files(dir)? {
+            let len = std::fs::symlink_metadata(&path)
+                .map_err(|e| AuditError::io(&path, e))?
+                .len();
+            files.push_back(FileInfo { number, path, len });
+        }
+        let mut head = Head {
+            seq: 0,
+            hash: GENESIS.to_owned(),
+        };
+        let mut sealed = true;
+        let mut newest = true;
+        for file in files.iter_mut().rev() {
+            let bytes = read_file(&file.path)?;
+            let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            if newest && whole < bytes.len() {
+                warn!(file = %file.path.display(), "audit log: cutting off a torn last line (the connector stopped mid-write)");
+                let f = OpenOptions::new()
+                    .write(true)
+                    .custom_flags(nix::libc::O_NOFOLLOW)
+                    .open(&file.path)
+                    .map_err(|e| AuditError::io(&file.path, e))?;
+                f.set_len(whole as u64)
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| AuditError::io(&file.path, e))?;
+                file.len = whole as u64;
+            }
+            newest = false;
+            let Some(line) = bytes.get(..whole).and_then(last_line) else {
+                continue;
+            };
+            let last = record::decode(line).map_err(|e| AuditError::Tail {
+                path: file.path.clone(),
+                reason: e.to_string(),
+            })?;
+            sealed = matches!(last.event, Event::Seal(_));
+            head = Head {
+                seq: last.seq,
+                hash: last.hash,
+            };
+            break;
+        }
+        if files.is_empty() {
+            let path = dir.join(file_name(1));
+            files.push_back(FileInfo {
+                number: 1,
+                path,
+                len: 0,
+            });
+        }
+        let current = match files.back() {
+            Some(f) => open_append(&f.path)?,
+            None => return Err(AuditError::io(dir, "no log file")),
+        };
+        let fingerprint = key.public().fingerprint();
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = shared::fs::open_lock(&lock_path, 0o600, None)
+            .map_err(|e| AuditError::io(&lock_path, e))?;
+        Ok(Self {
+            lock,
+            dir: dir.to_owned(),
+            config,
+            key,
+            fingerprint,
+            files,
+            current,
+            head,
+            sealed,
+            warned: false,
+        })
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            match self.commit(&jobs) {
+                Ok(firsts) => {
+                    for (job, first) in jobs.into_iter().zip(firsts) {
+                        if let Some(done) = job.done {
+                            let _ = done.send(Ok(first));
+                        }
+                    }
+                }
+                Err(e) => {
+                    error!(error = %e, "audit log: records could not be written");
+                    for job in jobs {
+                        if let Some(done) = job.done {
+                            let _ = done.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Encodes `prefix` then every job's events after the head, then a seal. Returns the
+    /// bytes, the new head and each job's first sequence number.
+    fn encode(&self, prefix: &[Event], jobs: &[Job]) -> (Vec<u8>, Head, Vec<u64>) {
+        let ts = now();
+        let mut buf = Vec::new();
+        let mut head = self.head.clone();
+        let mut push = |event: &Event, head: &mut Head| {
+            let (line, hash) = record::encode(head.seq + 1, &ts, &head.hash, event);
+            buf.extend_from_slice(&line);
+            *head = Head {
+                seq: head.seq + 1,
+                hash,
+            };
+        };
+        for e in prefix {
+            push(e, &mut head);
+        }
+        let mut firsts = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            firsts.push(head.seq + 1);
+            for e in &job.events {
+                push(e, &mut head);
+            }
+        }
+        let seal = Event::Seal(SealRecord {
+            head_seq: head.seq,
+            head: head.hash.clone(),
+            key: self.fingerprint.clone(),
+            sig: self.key.seal(head.seq, &head.hash),
+        });
+        push(&seal, &mut head);
+        (buf, head, firsts)
+    }
+
+    fn used(&self) -> u64 {
+        self.files.iter().map(|f| f.len).sum()
+    }
+
+    /// Writes one segment under the lock; each job's first sequence number, or the error
+    /// for all.
+    fn commit(&mut self, jobs: &[Job]) -> Result<Vec<u64>, AuditError> {
+        self.lock.lock().map_err(|e| AuditError::io(&self.dir, e))?;
+        let result = self.commit_locked(jobs);
+        let _ = self.lock.unlock();
+        result
+    }
+
+    fn commit_locked(&mut self, jobs: &[Job]) -> Result<Vec<u64>, AuditError> {
+        let (mut buf, mut head, mut firsts) = self.encode(&[], jobs);
+        // A new file first, so that at the bound every older file may go.
+        self.rotate_if_needed(buf.len())?;
+        let over = |w: &Self, n: usize| w.used() + n as u64 > w.config.max_total_bytes;
+        if over(self, buf.len()) {
+            if self.config.on_full == OnFull::Refuse {
+                return Err(AuditError::Full {
+                    dir: self.dir.clone(),
+                    used: self.used(),
+                    max: self.config.max_total_bytes,
+                });
+            }
+            let pruned = self.prune(buf.len())?;
+            (buf, head, firsts) = self.encode(&pruned, jobs);
+        }
+        let Some(file) = self.files.back_mut() else {
+            return Err(AuditError::io(&self.dir, "no log file"));
+        };
+        let written = self
+            .current
+            .write_all(&buf)
+            .and_then(|()| self.current.sync_data());
+        if let Err(e) = written {
+            // Leave no partial segment behind: the chain on disk stays whole.
+            let _ = self
+                .current
+                .set_len(file.len)
+                .and_then(|()| self.current.sync_data());
+            return Err(AuditError::io(&file.path, e));
+        }
+        file.len += buf.len() as u64;
+        self.head = head;
+        self.sealed = true;
+        let used = self.used();
+        if !self.warned && used.saturating_mul(10) >= self.config.max_total_bytes.saturating_mul(9)
+        {
+            self.warned = true;
+            warn!(dir = %self.dir.display(), used, max = self.config.max_total_bytes, on_full = ?self.config.on_full,
+                "the audit log passed 90% of [audit] max_total_bytes: archive old files or raise the bound");
+        }
+        Ok(firsts)
+    }
+
+    /// Starts a new file when `len` more bytes would take the current one past the limit.
+    fn rotate_if_needed(&mut self, len: usize) -> Result<(), AuditError> {
+        let Some(last) = self.files.back() else {
+            return Err(AuditError::io(&self.dir, "no log file"));
+        };
+        if last.len == 0 || last.len + len as u64 <= self.config.max_file_bytes {
+            return Ok(());
+        }
+        let number = last.number + 1;
+        let path = self.dir.join(file_name(number));
+        self.current = open_append(&path)?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| AuditError::io(&self.dir, e))?;
+        self.files.push_back(FileInfo {
+            number,
+            path,
+            len: 0,
+        });
+        Ok(())
+    }
+
+    /// Removes the oldest files (never the current one) until `len` more bytes fit;
+    /// returns a `pruned` record for each.
+    fn prune(&mut self, len: usize) -> Result<Vec<Event>, AuditError> {
+        let mut pruned = Vec::new();
+        // Room for the pruned records themselves.
+        let need = |w: &Self, n: usize| w.used() + (len + 512 * (n + 1)) as u64;
+        while need(self, pruned.len()) > self.config.max_total_bytes && self.files.len() > 1 {
+            let Some(oldest) = self.files.front().cloned() else {
+                break;
+            };
+            let bytes = read_file(&oldest.path)?;
+            if let Some(line) = last_line(&bytes) {
+                let last = record::decode(line).map_err(|e| AuditError::Tail {
+                    path: oldest.path.clone(),
+                    reason: e.to_string(),
+                })?;
+                pruned.push(Event::Pruned(PrunedRecord {
+                    file: file_name(oldest.number),
+                    last_seq: last.seq,
+                    last_hash: last.hash,
+                }));
+            }
+            std::fs::remove_file(&oldest.path).map_err(|e| AuditError::io(&oldest.path, e))?;
+            warn!(file = %oldest.path.display(), "audit log at its bound: removed the oldest file (on_full = \"rotate\")");
+            self.files.pop_front();
+        }
+        if need(self, pruned.len()) > self.config.max_total_bytes {
+            return Err(AuditError::Full {
+                dir: self.dir.clone(),
+                used: self.used(),
+                max: self.config.max_total_bytes,
+            });
+        }
+        Ok(pruned)
+    }
+}
+
+/// Opens a log file for appending (created 0600), never through a link.
+fn open_append(path: &Path) -> Result<File, AuditError> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| AuditError::io(path, e))
+}
+
+/// Writes `groups` to the log in `dir` as the writer thread would, one segment each (for
+/// tests of verification and recovery).
+#[cfg(test)]
+pub(crate) fn write_groups(
+    dir: &Path,
+    key: &AuditKey,
+    config: AuditConfig,
+    groups: Vec<Vec<Event>>,
+) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut w = Writer::recover(dir, key.try_clone().unwrap(), config).unwrap();
+    if !w.sealed {
+        w.commit(&[]).unwrap();
+    }
+    for events in groups {
+        w.commit(&[Job { events, done: None }]).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::record::OutcomeRecord;
+    use crate::audit::verify::verify;
+
+    fn outcome(id: u64) -> Event {
+        Event::Outcome(OutcomeRecord {
+            call_id: id,
+            call_seq: id,
+            result: "ok".into(),
+        })
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off_and_the_chain_continues_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = AuditKey::generate().unwrap();
+        write_groups(
+            dir.path(),
+            &key,
+            AuditConfig::default(),
+            vec![vec![outcome(1), outcome(2)]],
+        );
+        let file = dir.path().join(file_name(1));
+        let whole = std::fs::read(&file).unwrap();
+        // A crash mid-segment: one whole record after the seal, then half of another.
+        let (extra, _) = record::encode(
+            4,
+            "2026-12-06T00:00:00Z",
+            &record::decode(last_line(&whole).unwrap()).unwrap().hash,
+            &outcome(3),
+        );
+        let mut torn = whole.clone();
+        torn.extend_from_slice(&extra);
+        torn.extend_from_slice(&extra[..extra.len() / 2]);
+        std::fs::write(&file, &torn).unwrap();
+        assert!(verify(dir.path(), &key.public()).is_err());
+
+        write_groups(
+            dir.path(),
+            &key,
+            AuditConfig::default(),
+            vec![vec![outcome(4)]],
+        );
+        let r = verify(dir.path(), &key.public()).unwrap();
+        // 2 + seal, the whole extra record, its seal at restart, then 1 + seal.
+        assert_eq!((r.records, r.seals), (7, 3));
+    }
+
+    #[test]
+    fn a_changed_last_record_stops_the_writer_from_extending_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = AuditKey::generate().unwrap();
+        write_groups(
+            dir.path(),
+            &key,
+            AuditConfig::default(),
+            vec![vec![outcome(1)]],
+        );
+        let file = dir.path().join(file_name(1));
+        let text = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("\"head_seq\":1", "\"head_seq\":9");
+        std::fs::write(&file, text).unwrap();
+        let e = Writer::recover(dir.path(), key, AuditConfig::default())
+            .err()
+            .unwrap();
+        assert!(matches!(e, AuditError::Tail { .. }), "{e}");
+    }
+
+    #[test]
+    fn at_the_bound_a_refusing_log_writes_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = AuditKey::generate().unwrap();
+        let config = AuditConfig {
+            max_file_bytes: 1000,
+            max_total_bytes: 1200,
+            on_full: OnFull::Refuse,
+        };
+        let mut w = Writer::recover(dir.path(), key, config).unwrap();
+        w.commit(&[Job {
+            events: vec![outcome(1)],
+            done: None,
+        }])
+        .unwrap();
+        let before = std::fs::read(dir.path().join(file_name(1))).unwrap();
+        let big: Vec<Event> = (0..10).map(outcome).collect();
+        let e = w
+            .commit(&[Job {
+                events: big,
+                done: None,
+            }])
+            .unwrap_err();
+        assert!(matches!(e, AuditError::Full { .. }), "{e}");
+        assert!(e.to_string().contains("on_full"), "{e}");
+        assert_eq!(
+            std::fs::read(dir.path().join(file_name(1))).unwrap(),
+            before
+        );
+    }
+}
