@@ -22,3 +22,12 @@ CREATE TABLE approvals (
 );
 CREATE INDEX approvals_by_call ON approvals(tenant, user_id, tool);
 CREATE INDEX approvals_by_pending ON approvals(pending_id);
+
+-- The audit keys connectors announced at hello (`ed25519:<base64>`): every key a connector
+-- ever used, so that the receipts it signed with an older one still verify.
+CREATE TABLE connector_audit_keys (
+    connector TEXT NOT NULL,
+    audit_key TEXT NOT NULL,
+    first_seen BIGINT NOT NULL,
+    PRIMARY KEY (connector, audit_key)
+);

@@ -284,6 +284,7 @@ async fn record(cx: &ConnectContext, row: &ConnectRow, outcome: &str, reason: Op
             call_id: 0,
             trace_id: "0".repeat(32),
             span_id: "0".repeat(16),
+            receipt: None,
         })
         .await;
 }

@@ -97,7 +97,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 Err(cli::Denied.into())
             }
         }
-        Command::Audit { command } => cli::audit::run(command),
+        Command::Audit { command } => cli::audit::run(command).await,
         Command::User { command } => cli::user::run(command).await,
         Command::Idp { command } => cli::idp::run(command).await,
         Command::Agent { command } => cli::agent::run(command).await,

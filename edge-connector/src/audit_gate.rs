@@ -23,9 +23,9 @@ use shared::policy::site_of;
 use shared::wire::{self, ErrorCode};
 use tracing::warn;
 
-use crate::audit::AuditLog;
 use crate::audit::key::PublicKey;
 use crate::audit::record::{self, CallRecord, Decision, Event, Mode, OutcomeRecord, bounded};
+use crate::audit::{AuditKey, AuditLog};
 use crate::call_context::CallContext;
 use crate::toolset::{BoxFuture, ToolSet};
 
@@ -83,15 +83,18 @@ pub struct Gate {
     inner: Arc<dyn ToolSet>,
 }
 
-/// The layer above the local policy: refusals and outcomes.
+/// The layer above the local policy: refusals, outcomes, and the receipts that say where
+/// each outcome is.
 pub struct Witness {
     describe: Arc<Describe>,
     public: PublicKey,
+    signer: AuditKey,
 }
 
-/// The two layers around `inner`, writing to `log`: put the [`Gate`] under the local
-/// policy and the [`Witness`] above it.
-pub fn layers(log: Arc<AuditLog>, public: PublicKey, inner: Arc<dyn ToolSet>) -> (Gate, Witness) {
+/// The two layers around `inner`, writing to `log` whose key is `signer` (it also signs
+/// the receipts): put the [`Gate`] under the local policy and the [`Witness`] above it.
+pub fn layers(log: Arc<AuditLog>, signer: AuditKey, inner: Arc<dyn ToolSet>) -> (Gate, Witness) {
+    let public = signer.public();
     let describe = Arc::new(Describe {
         log,
         specs: inner
@@ -105,7 +108,11 @@ pub fn layers(log: Arc<AuditLog>, public: PublicKey, inner: Arc<dyn ToolSet>) ->
             describe: describe.clone(),
             inner,
         },
-        Witness { describe, public },
+        Witness {
+            describe,
+            public,
+            signer,
+        },
     )
 }
 
@@ -115,9 +122,9 @@ impl Gate {
     async fn record(&self, call: &Call, mode: Mode, ctx: &CallContext) -> Result<(), CallFailure> {
         let event = self.describe.call_record(call, mode, Decision::Allow, None);
         match self.describe.log.write(vec![event]).await {
-            Ok(seq) => {
+            Ok(written) => {
                 ctx.trail()
-                    .attach_audit(self.describe.log.clone(), call.id, seq);
+                    .attach_audit(self.describe.log.clone(), call.id, written.first);
                 Ok(())
             }
             Err(e) => {
@@ -174,7 +181,7 @@ impl ToolSet for Gate {
                 reason: None,
             });
             let log = &self.describe.log;
-            let call_seq = log.write(vec![event]).await.map_err(|e| {
+            let call_seq = log.write(vec![event]).await.map(|w| w.first).map_err(|e| {
                 warn!(call_id = cb.call_id, error = %e, "authorization refused: its audit record cannot be written");
                 CallFailure::new(
                     ErrorCode::Unavailable,
@@ -208,7 +215,7 @@ impl Witness {
     /// Records how `call` ended (`failure` if it failed; `None` with `cancelled` when the
     /// runtime cancelled it), and, for a call the gate never saw, that it was refused.
     /// Waits until the records are durable, except for a cancelled call (nobody waits for
-    /// its answer).
+    /// its answer); returns the signed receipt for the outcome record once it is.
     pub async fn finish(
         &self,
         call: &Call,
@@ -216,7 +223,7 @@ impl Witness {
         ctx: &CallContext,
         failure: Option<&CallFailure>,
         cancelled: bool,
-    ) {
+    ) -> Option<wire::CallReceipt> {
         let mode = if preview { Mode::Preview } else { Mode::Call };
         let mut events = Vec::with_capacity(2);
         let call_seq = match ctx.trail().audit_seq() {
@@ -245,8 +252,26 @@ impl Witness {
             for e in events {
                 self.describe.log.queue(e);
             }
-        } else if let Err(e) = self.describe.log.write(events).await {
-            warn!(call_id = call.id, error = %e, "the call's outcome could not be written to the audit log");
+            return None;
+        }
+        match self.describe.log.write(events).await {
+            Ok(written) => {
+                let message = shared::receipt::message(
+                    call.caller.tenant.as_str(),
+                    call.id,
+                    written.last,
+                    &written.last_hash,
+                );
+                Some(wire::CallReceipt {
+                    seq: written.last,
+                    signature: self.signer.sign_receipt(&message),
+                    record_hash: written.last_hash,
+                })
+            }
+            Err(e) => {
+                warn!(call_id = call.id, error = %e, "the call's outcome could not be written to the audit log");
+                None
+            }
         }
     }
 }
@@ -318,10 +343,10 @@ mod tests {
     /// The tool set behind the local policy (allowing `acme/*`) and the log, as `run` builds it.
     fn stack(dir: &std::path::Path, config: AuditConfig) -> (Arc<Counting>, Enforced, Witness) {
         let key = AuditKey::generate().unwrap();
-        let public = key.public();
+        let signer = key.try_clone().unwrap();
         let log = Arc::new(AuditLog::open(dir, key, config).unwrap());
         let inner = Arc::new(Counting::default());
-        let (gate, witness) = layers(log, public, inner.clone());
+        let (gate, witness) = layers(log, signer, inner.clone());
         let policy = crate::local_policy::parse(
             "p.toml",
             "version = 1\n[[allow]]\ntools = [\"github_get_issue\"]\nrepos = [\"acme/*\"]\n",

@@ -22,6 +22,7 @@ pub struct CallContext {
     pending: Mutex<HashMap<u64, oneshot::Sender<wire::PeerResponse>>>,
     next_id: AtomicU64,
     trail: Trail,
+    receipt: Mutex<Option<wire::CallReceipt>>,
 }
 
 impl CallContext {
@@ -39,6 +40,7 @@ impl CallContext {
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             trail: Trail::new(tracing, span),
+            receipt: Mutex::new(None),
         }
     }
 
@@ -55,6 +57,19 @@ impl CallContext {
     /// The recorded upstream requests.
     pub fn take_actions(&self) -> Vec<wire::UpstreamAction> {
         self.trail.take()
+    }
+
+    /// Keeps the connector's receipt for the call's outcome, for the response.
+    pub fn set_receipt(&self, receipt: wire::CallReceipt) {
+        *self.receipt.lock().unwrap_or_else(|p| p.into_inner()) = Some(receipt);
+    }
+
+    /// The receipt for the call's outcome, if its record was written.
+    pub fn take_receipt(&self) -> Option<wire::CallReceipt> {
+        self.receipt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     async fn send(&self, kind: Kind) -> Result<(), CallFailure> {

@@ -163,12 +163,12 @@ fn open_audit(
     let owner =
         state_guard::check(state.root(), &config.service_user).map_err(state::StateError::from)?;
     let (key, made) = audit::AuditKey::load_or_create(&audit::key_path(state.root()), owner)?;
-    let public = key.public();
     if made {
-        tracing::info!(key = %public, "made the audit signing key");
+        tracing::info!(key = %key.public(), "made the audit signing key");
     }
+    let signer = key.try_clone()?;
     let log = audit::AuditLog::open(&audit::log_dir(state.root()), key, config.audit)?;
-    Ok(audit_gate::layers(Arc::new(log), public, tools))
+    Ok(audit_gate::layers(Arc::new(log), signer, tools))
 }
 
 /// Like [`run`], serving the given tool set behind `rules` (test connectors serve fixture

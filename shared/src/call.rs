@@ -320,17 +320,19 @@ pub fn preview_frame(
             call_id,
             outcome: Some(outcome),
             actions,
+            receipt: None,
         })),
     }
 }
 
-/// Builds the response frame for an outcome and the upstream requests made for it. An
-/// output too large for one frame becomes a typed error the agent can act on (ask for
-/// less), never a stream that ends without an answer.
+/// Builds the response frame for an outcome, the upstream requests made for it and the
+/// connector's receipt. An output too large for one frame becomes a typed error the agent
+/// can act on (ask for less), never a stream that ends without an answer.
 pub fn response_frame(
     call_id: u64,
     outcome: CallOutcome,
     actions: Vec<wire::UpstreamAction>,
+    receipt: Option<wire::CallReceipt>,
 ) -> wire::CallFrame {
     let frame = |outcome: CallOutcome, actions| {
         let outcome = match outcome {
@@ -342,6 +344,7 @@ pub fn response_frame(
                 call_id,
                 outcome: Some(outcome),
                 actions,
+                receipt: receipt.clone(),
             })),
         }
     };
@@ -468,7 +471,7 @@ mod tests {
             provider: "ghes".into(),
             ..Default::default()
         };
-        let frame = response_frame(7, Ok(out), vec![action.clone()]);
+        let frame = response_frame(7, Ok(out), vec![action.clone()], None);
         let mut buf = bytes::BytesMut::new();
         assert!(crate::frame::encode(&frame, &mut buf).is_ok());
         let Some(wire::call_frame::Kind::Response(resp)) = frame.kind else {

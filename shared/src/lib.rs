@@ -52,6 +52,7 @@ pub mod io;
 #[cfg(feature = "link")]
 pub mod link;
 pub mod policy;
+pub mod receipt;
 #[cfg(feature = "otel")]
 pub mod trace;
 pub mod version;

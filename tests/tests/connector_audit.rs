@@ -236,3 +236,104 @@ fn kill_9_during_calls_leaves_a_log_that_verifies_with_a_call_record_for_every_r
     drop(callers);
     Ok(())
 }
+
+/// The runtime keeps each call's receipt with its outcome record: `cloud-runtime audit
+/// verify --receipts` checks them against the key the connector announced, and fails on a
+/// forged one; `edge-connector audit reconcile` holds the runtime's export against the
+/// connector's log and names a record the runtime changed and one it dropped.
+#[test]
+fn receipts_verify_and_reconcile_names_what_the_runtime_changed_or_dropped() -> Result<()> {
+    let env = ToolEnv::github().start()?;
+    let alice = env.user("alice");
+    let widgets = |extra: Value| {
+        let mut v = json!({"owner": "acme", "repo": "widgets"});
+        if let (Some(v), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            v.extend(e.clone());
+        }
+        v
+    };
+    alice.ok("github_get_issue", widgets(json!({"number": 1})));
+    alice.ok("github_list_issues", widgets(json!({})));
+    alice.ok("github_list_pull_requests", widgets(json!({})));
+    alice.ok("github_whoami", json!({}));
+
+    let rt_audit = |args: &[&str]| {
+        let out = run(env.rt.cli().arg("audit").args(args));
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = rt_audit(&["verify", "--receipts"]);
+    println!("{out}");
+    assert!(ok && out.contains("4 receipts verify, 0 do not"), "{out}");
+
+    let (ok, export) = rt_audit(&["tail", "-n", "10000", "--json"]);
+    assert!(ok, "{export}");
+    let file = env.config.with_file_name("runtime-export.ndjson");
+    std::fs::write(&file, &export)?;
+    let (ok, out) = audit(&env, &["reconcile", "--from", &file.display().to_string()]);
+    assert!(
+        ok && out.contains("4 calls in the runtime's export"),
+        "{out}"
+    );
+
+    // The runtime's record of one call altered, another call's outcome removed.
+    let mut lines: Vec<Value> = export
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let outcome_of = |tool: &str, lines: &[Value]| {
+        lines
+            .iter()
+            .position(|r| r["kind"] == "outcome" && r["tool"] == tool)
+    };
+    let changed = outcome_of("github_list_issues", &lines).expect("an outcome record");
+    let changed_call = lines[changed]["call_id"].clone();
+    lines[changed]["tool"] = json!("github_merge_pull_request");
+    let dropped = outcome_of("github_list_pull_requests", &lines).expect("an outcome record");
+    let dropped_call = lines[dropped]["call_id"].clone();
+    lines.remove(dropped);
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, text)?;
+    let (ok, out) = audit(&env, &["reconcile", "--from", &file.display().to_string()]);
+    println!("{out}");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "call {changed_call}: the runtime records the tool github_merge_pull_request, this connector ran github_list_issues"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "this connector ran call {dropped_call} (github_list_pull_requests"
+        )),
+        "{out}"
+    );
+
+    // A receipt whose signature the runtime forged.
+    let log = env.rt.data_dir().join("audit.log");
+    let text = std::fs::read_to_string(&log)?;
+    let at = text.find("\"signature\":\"").expect("a receipt") + "\"signature\":\"".len();
+    let mut forged = text.clone();
+    let c = if text[at..].starts_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    forged.replace_range(at..at + 1, c);
+    std::fs::write(&log, forged)?;
+    let (ok, out) = rt_audit(&["verify", "--receipts"]);
+    println!("{out}");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("the receipt does not verify with any audit key connector"),
+        "{out}"
+    );
+    Ok(())
+}

@@ -261,6 +261,7 @@ mod tests {
             call_id: 1,
             trace_id: "0".repeat(32),
             span_id: "0".repeat(16),
+            receipt: None,
         }
     }
 

@@ -348,6 +348,7 @@ mod tests {
             call_id: i,
             trace_id: "0".repeat(32),
             span_id: "0".repeat(16),
+            receipt: None,
         }
     }
 

@@ -11,6 +11,7 @@
 pub mod chain;
 pub mod digest;
 pub mod log;
+pub mod receipts;
 pub mod record;
 
 use std::time::Instant;
@@ -101,6 +102,7 @@ impl CertificateRefusal<'_> {
             call_id: 0,
             trace_id: "0".repeat(32),
             span_id: "0".repeat(16),
+            receipt: None,
         }
     }
 }
@@ -141,6 +143,7 @@ impl CallAudit {
                 call_id: f.call_id,
                 trace_id: f.trace_id,
                 span_id: f.span_id,
+                receipt: None,
             },
             started: Instant::now(),
         }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::digest::DigestKey;
 use crate::policy::Layer;
+use shared::wire;
 
 /// Which event a record describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +138,32 @@ pub struct AuditRecord {
     pub trace_id: String,
     /// W3C span id of the runtime's span (16 hex).
     pub span_id: String,
+    /// The connector's signed receipt for its own record of this outcome (outcome records
+    /// of connectors that keep an audit log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+}
+
+/// A connector's receipt for a call ([`wire::CallReceipt`]): the place and hash of the
+/// outcome record in the connector's own log, signed with its audit key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The outcome record's sequence number in the connector's chain.
+    pub seq: u64,
+    /// Its SHA-256, hex.
+    pub record_hash: String,
+    /// Ed25519 signature over [`shared::receipt::message`], base64.
+    pub signature: String,
+}
+
+impl From<&wire::CallReceipt> for Receipt {
+    fn from(r: &wire::CallReceipt) -> Self {
+        Self {
+            seq: r.seq,
+            record_hash: r.record_hash.chars().take(128).collect(),
+            signature: r.signature.chars().take(256).collect(),
+        }
+    }
 }
 
 impl Arguments {

@@ -1,9 +1,12 @@
 //! `cloud-runtime audit verify | tail`.
 
+use std::collections::HashMap;
+
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use cloud_runtime::audit::chain;
 use cloud_runtime::audit::log::verify_file;
+use cloud_runtime::audit::record::AuditRecord;
+use cloud_runtime::audit::{chain, receipts};
 use cloud_runtime::data_dir::DataDir;
 
 use super::DataDirArg;
@@ -14,6 +17,10 @@ pub enum AuditCommand {
     /// Check the audit log's hash chain: exits non-zero, naming the record, if any record
     /// was changed, removed or reordered.
     Verify {
+        /// Also check every connector receipt against the audit keys its connector
+        /// announced: a receipt that does not verify is a record the connector did not vouch for.
+        #[arg(long)]
+        receipts: bool,
         #[command(flatten)]
         dir: DataDirArg,
     },
@@ -30,12 +37,54 @@ pub enum AuditCommand {
     },
 }
 
+/// Checks the receipts in the audit log at `path` against the connectors' audit keys;
+/// true if every one verifies.
+async fn verify_receipts(data: &DataDir, path: &std::path::Path) -> Result<bool> {
+    let text = std::fs::read(path)?;
+    let records: Vec<(u64, AuditRecord)> = text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        // Read whether or not the line still matches its hash: a runtime that forged a
+        // receipt could have rewritten the chain too.
+        .filter_map(|l| serde_json::from_slice::<chain::Parsed>(l).ok())
+        .map(|p| (p.seq, p.record))
+        .collect();
+    let store = data.store().await?;
+    let mut keys = HashMap::new();
+    for connector in records.iter().filter_map(|(_, r)| r.connector.clone()) {
+        if !keys.contains_key(&connector) {
+            let announced = store.audit_keys(&connector).await?;
+            keys.insert(connector, announced);
+        }
+    }
+    let checked = receipts::check(&records, &keys);
+    for p in &checked.problems {
+        eprintln!("{}: {p}", path.display());
+    }
+    println!(
+        "{}: {} receipts verify, {} do not",
+        path.display(),
+        checked.valid,
+        checked.problems.len()
+    );
+    Ok(checked.problems.is_empty())
+}
+
 /// Runs an `audit` subcommand.
-pub fn run(command: AuditCommand) -> Result<()> {
+pub async fn run(command: AuditCommand) -> Result<()> {
     match command {
-        AuditCommand::Verify { dir } => {
+        AuditCommand::Verify { receipts, dir } => {
             let data = DataDir::new(dir.data_dir);
             let path = data.audit_log();
+            // Receipts are checked whatever the chain says: both are reported.
+            if receipts && !verify_receipts(&data, &path).await? {
+                if let Err(problems) = verify_file(&path)? {
+                    for p in &problems {
+                        eprintln!("{}: {p}", path.display());
+                    }
+                }
+                bail!("some records carry receipts their connector did not sign");
+            }
             match verify_file(&path)? {
                 Ok(head) => println!(
                     "{}: {} records, chain intact (last hash {})",

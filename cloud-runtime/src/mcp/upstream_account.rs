@@ -124,6 +124,7 @@ pub async fn ask_to_connect(
             call_id,
             trace_id: trace.0.to_owned(),
             span_id: trace.1.to_owned(),
+            receipt: None,
         })
         .await;
     let url = format!("{}/connect/{id}", shared.options.public_url);

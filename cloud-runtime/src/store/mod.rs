@@ -6,6 +6,7 @@
 //! runtime scales out; every query goes through this one interface.
 
 pub mod approval;
+pub mod audit_keys;
 pub mod certificates;
 pub mod connect;
 pub mod oauth;

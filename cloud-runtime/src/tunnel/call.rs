@@ -124,15 +124,26 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// A connector's answer to a call.
+#[derive(Debug)]
+pub struct Answered {
+    /// The result.
+    pub outcome: CallOutcome,
+    /// The upstream requests the connector made for it.
+    pub actions: Vec<wire::UpstreamAction>,
+    /// The connector's signed receipt for its own record of the outcome, if it keeps one.
+    pub receipt: Option<wire::CallReceipt>,
+}
+
 /// Sends `request` on a new stream of `conn` and waits at most `timeout` for its response,
-/// which comes with the upstream requests the connector made for it.
+/// which comes with the upstream requests the connector made for it and its receipt.
 pub async fn run(
     conn: &Link,
     request: &wire::CallRequest,
     timeout: Duration,
     ack: Ack,
     peer: &dyn CallPeer,
-) -> Result<(CallOutcome, Vec<wire::UpstreamAction>), Error> {
+) -> Result<Answered, Error> {
     let mut response = exchange(
         conn,
         Kind::Request(request.clone()),
@@ -143,7 +154,12 @@ pub async fn run(
     )
     .await?;
     let actions = std::mem::take(&mut response.actions);
-    Ok((outcome_from_wire(response), actions))
+    let receipt = response.receipt.take();
+    Ok(Answered {
+        outcome: outcome_from_wire(response),
+        actions,
+        receipt,
+    })
 }
 
 /// Asks the connector what `request` would do, without doing it: the effect to show the

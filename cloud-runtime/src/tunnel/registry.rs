@@ -190,6 +190,8 @@ pub struct CallReport {
     pub actions: Vec<wire::UpstreamAction>,
     /// The connector that ran it, if one was reached.
     pub connector: Option<ConnectorId>,
+    /// That connector's signed receipt for its own record of the outcome.
+    pub receipt: Option<wire::CallReceipt>,
 }
 
 /// The wire request of a call.
@@ -518,7 +520,9 @@ impl Registry {
                 }
                 // The connector refused it before running it (its drain notice was on
                 // the way): another tunnel takes it.
-                Ok((Err(f), _)) if f.code == ErrorCode::Draining => {
+                Ok(call::Answered {
+                    outcome: Err(f), ..
+                }) if f.code == ErrorCode::Draining => {
                     handle.set_draining();
                     continue;
                 }
@@ -533,13 +537,15 @@ impl Registry {
                         outcome: Err(f),
                         actions: Vec::new(),
                         connector,
+                        receipt: None,
                     };
                 }
-                Ok((outcome, actions)) => {
+                Ok(answered) => {
                     return CallReport {
-                        outcome,
-                        actions,
+                        outcome: answered.outcome,
+                        actions: answered.actions,
                         connector,
+                        receipt: answered.receipt,
                     };
                 }
             }
@@ -550,6 +556,7 @@ impl Registry {
             outcome: Err(failure),
             actions: Vec::new(),
             connector: None,
+            receipt: None,
         }
     }
 

@@ -156,6 +156,15 @@ async fn drive(
                     {
                         warn!(error = %e, "could not record the connector's local policy");
                     }
+                    // Kept to check the receipts this connector signs.
+                    if crate::audit::receipts::is_audit_key(&hello.audit_key)
+                        && let Err(e) = ctx
+                            .store
+                            .record_audit_key(identity.connector.as_str(), &hello.audit_key)
+                            .await
+                    {
+                        warn!(error = %e, "could not record the connector's audit key");
+                    }
                     info!(tenant = %identity.tenant, connector = %identity.connector, version = %hello.build_version,
                           protocol = hello.version, remote = %conn.remote_address(), audit_key = %hello.audit_key, "tunnel up");
                 }

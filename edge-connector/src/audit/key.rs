@@ -56,6 +56,18 @@ impl PublicKey {
     }
 }
 
+impl PublicKey {
+    /// Whether `sig` (base64) is this key's signature of `message` (a receipt).
+    pub fn verifies_message(&self, message: &[u8], sig: &str) -> bool {
+        let Ok(sig) = STANDARD.decode(sig) else {
+            return false;
+        };
+        UnparsedPublicKey::new(&ED25519, &self.0)
+            .verify(message, &sig)
+            .is_ok()
+    }
+}
+
 impl std::fmt::Display for PublicKey {
     /// `ed25519:<base64>`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,6 +123,11 @@ impl AuditKey {
     /// Signs the chain head `head_seq`/`head`, base64.
     pub fn seal(&self, head_seq: u64, head: &str) -> String {
         STANDARD.encode(self.pair.sign(&seal_message(head_seq, head)).as_ref())
+    }
+
+    /// Signs a call's receipt ([`shared::receipt::message`]), base64.
+    pub fn sign_receipt(&self, message: &[u8]) -> String {
+        STANDARD.encode(self.pair.sign(message).as_ref())
     }
 
     /// Reads the key at `path`, never through a link.

@@ -26,6 +26,7 @@ pub mod export;
 pub mod files;
 pub mod key;
 pub mod ocsf;
+pub mod reconcile;
 pub mod record;
 pub mod verify;
 pub mod writer;

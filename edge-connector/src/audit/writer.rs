@@ -60,7 +60,18 @@ struct Head {
 /// One queued submission.
 struct Job {
     events: Vec<Event>,
-    done: Option<oneshot::Sender<Result<u64, AuditError>>>,
+    done: Option<oneshot::Sender<Result<Written, AuditError>>>,
+}
+
+/// Where a submission's records went in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The sequence number of its first record.
+    pub first: u64,
+    /// The sequence number of its last record.
+    pub last: u64,
+    /// The hash of its last record.
+    pub last_hash: String,
 }
 
 /// A log file and its size.
@@ -108,9 +119,8 @@ impl AuditLog {
         &self.dir
     }
 
-    /// Writes `events` and returns once they are on disk and sealed: the sequence number of
-    /// the first.
-    pub async fn write(&self, events: Vec<Event>) -> Result<u64, AuditError> {
+    /// Writes `events` and returns once they are on disk and sealed: where they went.
+    pub async fn write(&self, events: Vec<Event>) -> Result<Written, AuditError> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Job {
@@ -258,8 +268,8 @@ impl Writer {
     }
 
     /// Encodes `prefix` then every job's events after the head, then a seal. Returns the
-    /// bytes, the new head and each job's first sequence number.
-    fn encode(&self, prefix: &[Event], jobs: &[Job]) -> (Vec<u8>, Head, Vec<u64>) {
+    /// bytes, the new head and where each job's records go.
+    fn encode(&self, prefix: &[Event], jobs: &[Job]) -> (Vec<u8>, Head, Vec<Written>) {
         let ts = now();
         let mut buf = Vec::new();
         let mut head = self.head.clone();
@@ -276,10 +286,15 @@ impl Writer {
         }
         let mut firsts = Vec::with_capacity(jobs.len());
         for job in jobs {
-            firsts.push(head.seq + 1);
+            let first = head.seq + 1;
             for e in &job.events {
                 push(e, &mut head);
             }
+            firsts.push(Written {
+                first,
+                last: head.seq,
+                last_hash: head.hash.clone(),
+            });
         }
         let seal = Event::Seal(SealRecord {
             head_seq: head.seq,
@@ -297,14 +312,14 @@ impl Writer {
 
     /// Writes one segment under the lock; each job's first sequence number, or the error
     /// for all.
-    fn commit(&mut self, jobs: &[Job]) -> Result<Vec<u64>, AuditError> {
+    fn commit(&mut self, jobs: &[Job]) -> Result<Vec<Written>, AuditError> {
         self.lock.lock().map_err(|e| AuditError::io(&self.dir, e))?;
         let result = self.commit_locked(jobs);
         let _ = self.lock.unlock();
         result
     }
 
-    fn commit_locked(&mut self, jobs: &[Job]) -> Result<Vec<u64>, AuditError> {
+    fn commit_locked(&mut self, jobs: &[Job]) -> Result<Vec<Written>, AuditError> {
         let (mut buf, mut head, mut firsts) = self.encode(&[], jobs);
         // A new file first, so that at the bound every older file may go.
         self.rotate_if_needed(buf.len())?;

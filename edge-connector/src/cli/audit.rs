@@ -1,12 +1,12 @@
-//! `edge-connector audit key | verify | tail | export`: the connector's own signed log, read
-//! without the running service (files only, no network).
+//! `edge-connector audit key | verify | tail | export | reconcile`: the connector's own
+//! signed log, read without the running service (files only, no network).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use edge_connector::audit::{self, AuditKey, export, key::PublicKey, verify};
+use edge_connector::audit::{self, AuditKey, export, key::PublicKey, reconcile, verify};
 use edge_connector::config::Config;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -42,6 +42,16 @@ pub enum AuditCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Ndjson)]
         format: Format,
+    },
+    /// Hold the runtime's audit records of a time range (`cloud-runtime audit tail --json`,
+    /// NDJSON) against this connector's log: name every call the runtime says ran here that
+    /// this log does not hold, every call that ran here that the runtime did not record, and
+    /// every call whose records differ or whose receipt this connector did not sign. Exit
+    /// code 1 when there is any.
+    Reconcile {
+        /// The runtime's export.
+        #[arg(long, value_name = "FILE")]
+        from: std::path::PathBuf,
     },
 }
 
@@ -106,6 +116,29 @@ pub fn run(command: AuditCommand, config: &Config) -> Result<ExitCode> {
             }
         }
         AuditCommand::Tail { lines } => print_lines(&export::tail(&dir, lines)?)?,
+        AuditCommand::Reconcile { from } => {
+            let text = std::fs::read_to_string(&from)
+                .with_context(|| format!("reading {}", from.display()))?;
+            let state = edge_connector::state::StateDir::new(&config.state_dir);
+            let connector = state.identity()?.identity.connector;
+            let outcomes = reconcile::runtime_outcomes(&text, connector.as_str())?;
+            let records: Vec<_> = export::tail(&dir, usize::MAX)?
+                .iter()
+                .filter_map(|l| audit::record::decode(l).ok())
+                .collect();
+            let found = reconcile::reconcile(&outcomes, &records, &public_key(config)?);
+            for f in &found {
+                println!("{f}");
+            }
+            println!(
+                "{} calls in the runtime's export for connector {connector}, {} discrepancies",
+                outcomes.len(),
+                found.len()
+            );
+            if !found.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         AuditCommand::Export { from, to, format } => {
             let lines = export::range(&dir, from, to)?;
             match format {

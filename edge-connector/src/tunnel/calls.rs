@@ -84,6 +84,7 @@ impl Stream {
         let writer = tokio::spawn(write_frames(send, out_rx, broken.clone()));
 
         let mut actions = Vec::new();
+        let mut receipt = None;
         let first = tokio::time::timeout(REQUEST_TIMEOUT, reader.next::<wire::CallFrame>()).await;
         let preview = matches!(
             &first,
@@ -131,6 +132,7 @@ impl Stream {
                     ctx.span().set_error(&f.message);
                 }
                 actions = ctx.take_actions();
+                receipt = ctx.take_receipt();
                 (call_id, outcome)
             }
             Ok(Ok(Some(wire::CallFrame {
@@ -164,7 +166,7 @@ impl Stream {
         match outcome {
             Some(answer) => {
                 let frame = match answer {
-                    Answer::Call(outcome) => response_frame(call_id, outcome, actions),
+                    Answer::Call(outcome) => response_frame(call_id, outcome, actions, receipt),
                     Answer::Preview(effect) => preview_frame(call_id, effect, actions),
                 };
                 let _ = out_tx.send(frame).await;
@@ -297,7 +299,9 @@ async fn run(
         warn!(call_id = call.id, claimed = %call.caller.tenant, "call for another tenant refused");
         let refused = CallFailure::new(ErrorCode::Denied, "call is for another tenant");
         if let Some(w) = witness {
-            w.finish(&call, preview, ctx, Some(&refused), false).await;
+            if let Some(r) = w.finish(&call, preview, ctx, Some(&refused), false).await {
+                ctx.set_receipt(r);
+            }
         }
         return Some(Answer::failed(preview, refused));
     }
@@ -327,8 +331,12 @@ async fn run(
     };
     if let Some(w) = witness {
         let failure = answer.as_ref().and_then(Answer::failure);
-        w.finish(&call, preview, ctx, failure, answer.is_none())
-            .await;
+        if let Some(r) = w
+            .finish(&call, preview, ctx, failure, answer.is_none())
+            .await
+        {
+            ctx.set_receipt(r);
+        }
     }
     answer
 }

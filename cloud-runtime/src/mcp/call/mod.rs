@@ -506,10 +506,9 @@ impl<'a> Call<'a> {
         }
         let label = outcome_label(&report.outcome);
         let reason = report.outcome.as_ref().err().map(|f| f.message.as_str());
-        self.shared
-            .audit
-            .submit(tool.audit.outcome(connector.as_deref(), &label, reason))
-            .await;
+        let mut record = tool.audit.outcome(connector.as_deref(), &label, reason);
+        record.receipt = report.receipt.as_ref().map(Into::into);
+        self.shared.audit.submit(record).await;
         self.shared.metrics.finished(
             self.tenant().as_str(),
             &self.name,
