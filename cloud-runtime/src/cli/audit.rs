@@ -52,9 +52,9 @@ async fn verify_receipts(data: &DataDir, path: &std::path::Path) -> Result<bool>
     let store = data.store().await?;
     let mut keys = HashMap::new();
     for connector in records.iter().filter_map(|(_, r)| r.connector.clone()) {
-        if !keys.contains_key(&connector) {
-            let announced = store.audit_keys(&connector).await?;
-            keys.insert(connector, announced);
+        if let std::collections::hash_map::Entry::Vacant(e) = keys.entry(connector) {
+            let announced = store.audit_keys(e.key()).await?;
+            e.insert(announced);
         }
     }
     let checked = receipts::check(&records, &keys);

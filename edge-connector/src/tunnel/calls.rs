@@ -298,10 +298,10 @@ async fn run(
     if &call.caller.tenant != tenant {
         warn!(call_id = call.id, claimed = %call.caller.tenant, "call for another tenant refused");
         let refused = CallFailure::new(ErrorCode::Denied, "call is for another tenant");
-        if let Some(w) = witness {
-            if let Some(r) = w.finish(&call, preview, ctx, Some(&refused), false).await {
-                ctx.set_receipt(r);
-            }
+        if let Some(w) = witness
+            && let Some(r) = w.finish(&call, preview, ctx, Some(&refused), false).await
+        {
+            ctx.set_receipt(r);
         }
         return Some(Answer::failed(preview, refused));
     }
