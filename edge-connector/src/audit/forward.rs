@@ -30,6 +30,8 @@ use crate::backoff::Backoff;
 const MAX_BATCH: usize = 256;
 /// Limit on connecting and on the TLS handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Limit on writing one batch: a collector that stops reading is treated as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why forwarding cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,8 @@ struct Pending {
     lines: VecDeque<(u64, Arc<[u8]>)>,
     next_id: u64,
     dropped: u64,
+    /// Whether dropping was logged since records last left the queue.
+    warned: bool,
 }
 
 /// The bounded queue between the writer thread and the sending task.
@@ -90,6 +94,14 @@ impl Queue {
             if p.lines.len() >= self.bound {
                 p.lines.pop_front();
                 p.dropped += 1;
+                if !p.warned {
+                    p.warned = true;
+                    warn!(
+                        bound = self.bound,
+                        dropped = p.dropped,
+                        "syslog forwarding queue full: dropping the oldest audit records until the collector takes them"
+                    );
+                }
             }
             let id = p.next_id;
             p.next_id += 1;
@@ -125,6 +137,7 @@ impl Queue {
         while p.lines.front().is_some_and(|(i, _)| *i <= id) {
             p.lines.pop_front();
         }
+        p.warned = false;
     }
 }
 
@@ -275,13 +288,14 @@ impl Sender {
                     bytes.extend_from_slice(&syslog::frame(&msg));
                 }
             }
-            if let Err(e) = async {
+            let write = async {
                 tx.write_all(&bytes).await?;
                 tx.flush().await
-            }
-            .await
-            {
-                return e.to_string();
+            };
+            match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return e.to_string(),
+                Err(_) => return "the collector stopped reading".to_owned(),
             }
             self.queue.sent(*last);
         }
