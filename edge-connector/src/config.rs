@@ -25,6 +25,14 @@
 //! max_file_bytes = 67108864           # start a new file past this size (64 MiB)
 //! max_total_bytes = 1073741824        # bound on all files together (1 GiB)
 //! on_full = "refuse"                  # refuse calls at the bound | "rotate": remove the oldest file
+//! [audit.syslog]                      # forward each record to a syslog collector (RFC 5424, TLS)
+//! address = "collector.corp:6514"
+//! ca_bundle = "/etc/edge-connector/syslog-ca.pem" # trusted besides the system roots
+//! client_cert = "/etc/edge-connector/syslog-client.pem"  # mutual TLS, optional (with client_key)
+//! client_key = "/etc/edge-connector/syslog-client.key"
+//! queue = 10000                       # records kept while the collector is away (oldest dropped past it)
+//! app_name = "edge-connector"
+//! facility = "authpriv"               # authpriv | local0
 //!
 //! [[provider]]
 //! name = "ghes"                                   # tools pick it with "instance"
@@ -402,9 +410,19 @@ struct RawConfig {
     #[serde(default)]
     telemetry: TelemetryConfig,
     #[serde(default)]
-    audit: crate::audit::AuditConfig,
+    audit: RawAudit,
     #[serde(default, rename = "provider")]
     providers: Vec<ProviderConfig>,
+}
+
+/// `[audit]` as written: the log's settings and the optional `[audit.syslog]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    max_file_bytes: Option<u64>,
+    max_total_bytes: Option<u64>,
+    on_full: Option<crate::audit::OnFull>,
+    syslog: Option<crate::audit::syslog::SyslogConfig>,
 }
 
 /// The loaded configuration, with defaults filled in and paths made absolute.
@@ -427,6 +445,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// The connector's own audit log.
     pub audit: crate::audit::AuditConfig,
+    /// Where its records are forwarded as they are written, if anywhere.
+    pub audit_syslog: Option<crate::audit::syslog::SyslogConfig>,
     /// Upstream instances.
     pub providers: Vec<ProviderConfig>,
 }
@@ -446,6 +466,7 @@ impl Config {
             tunnel: TunnelConfig::default(),
             telemetry: TelemetryConfig::default(),
             audit: crate::audit::AuditConfig::default(),
+            audit_syslog: None,
             providers: Vec::new(),
         }
     }
@@ -579,6 +600,28 @@ impl Config {
                 p
             })
             .collect();
+        let defaults = crate::audit::AuditConfig::default();
+        let audit = crate::audit::AuditConfig {
+            max_file_bytes: raw.audit.max_file_bytes.unwrap_or(defaults.max_file_bytes),
+            max_total_bytes: raw
+                .audit
+                .max_total_bytes
+                .unwrap_or(defaults.max_total_bytes),
+            on_full: raw.audit.on_full.unwrap_or(defaults.on_full),
+        }
+        .checked()
+        .map_err(|e| invalid(None, e))?;
+        let syslog_at = text.find("[audit.syslog]").map(|i| i..i);
+        let audit_syslog = raw
+            .audit
+            .syslog
+            .map(|mut s| {
+                s.ca_bundle = abs(s.ca_bundle);
+                s.client_cert = s.client_cert.map(abs);
+                s.client_key = s.client_key.map(abs);
+                s.checked().map_err(|e| invalid(syslog_at.clone(), e))
+            })
+            .transpose()?;
         Ok(Self {
             path: Some(path.to_owned()),
             state_dir,
@@ -587,7 +630,8 @@ impl Config {
             vault,
             tunnel: raw.tunnel,
             telemetry: raw.telemetry,
-            audit: raw.audit.checked().map_err(|e| invalid(None, e))?,
+            audit,
+            audit_syslog,
             providers,
         })
     }
@@ -783,5 +827,36 @@ proxy = "none"
             parse("[audit]\nmax_file_bytes = 1048576\nmax_total_bytes = 1048576\n").unwrap_err();
         assert!(e.to_string().contains("twice"), "{e}");
         assert!(parse("[audit]\non_full = \"drop\"\n").is_err());
+    }
+
+    #[test]
+    fn the_syslog_section_is_optional_has_defaults_and_names_the_line_of_a_bad_value() {
+        let parse = |text: &str| Config::parse(Path::new("/etc/ec/config.toml"), text);
+        assert_eq!(parse("").unwrap().audit_syslog, None);
+        let c = parse(
+            "[audit]\non_full = \"rotate\"\n[audit.syslog]\naddress = \"collector.corp:6514\"\nca_bundle = \"ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.audit.on_full, crate::audit::OnFull::Rotate);
+        let s = c.audit_syslog.unwrap();
+        assert_eq!(s.ca_bundle, Path::new("/etc/ec/ca.pem"));
+        assert_eq!((s.queue, s.app_name.as_str()), (10_000, "edge-connector"));
+        assert_eq!(s.facility, crate::audit::syslog::Facility::Authpriv);
+
+        let e = parse("state_dir = \"/s\"\n\n[audit.syslog]\naddress = \"collector.corp\"\nca_bundle = \"ca.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/ec/config.toml:3:") && e.contains("host:port"),
+            "{e}"
+        );
+        let e = parse("[audit.syslog]\naddress = \"c:6514\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ca_bundle"), "{e}");
+        let e = parse("[audit.syslog]\naddress = \"c:6514\"\nca_bundle = \"ca.pem\"\nport = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/etc/ec/config.toml:4:"), "{e}");
     }
 }

@@ -87,6 +87,9 @@ pub enum RunError {
     /// The connector's own audit log cannot be opened: it runs no call unrecorded.
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
+    /// Forwarding the audit log to syslog cannot start.
+    #[error(transparent)]
+    AuditForward(#[from] audit::forward::ForwardError),
 }
 
 /// Runs the connector described by `config` with its own tools until `shutdown` (draining
@@ -167,7 +170,15 @@ fn open_audit(
         tracing::info!(key = %key.public(), "made the audit signing key");
     }
     let signer = key.try_clone()?;
-    let log = audit::AuditLog::open(&audit::log_dir(state.root()), key, config.audit)?;
+    let tap = match &config.audit_syslog {
+        Some(syslog) => {
+            let queue = audit::forward::start(syslog)?;
+            Some(Box::new(move |segment: &[u8]| queue.offer(segment)) as audit::writer::Tap)
+        }
+        None => None,
+    };
+    let log =
+        audit::AuditLog::open_with_tap(&audit::log_dir(state.root()), key, config.audit, tap)?;
     Ok(audit_gate::layers(Arc::new(log), signer, tools))
 }
 

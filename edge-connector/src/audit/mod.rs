@@ -18,16 +18,20 @@
 //!   signed with another key.
 //! - [`export`]: `tail` and `export` (a time range, NDJSON).
 //! - [`ocsf`]: the same records as OCSF API Activity events, for a SIEM.
+//! - [`syslog`] and [`forward`]: each record, once written, sent to the customer's syslog
+//!   collector (RFC 5424 over TLS) from a bounded queue that never holds up a call.
 //!
 //! The tool-set layers that write a call's record before its tool runs ("no record, no
 //! request") and its outcome after are [`crate::audit_gate`]; this module knows no calls.
 
 pub mod export;
 pub mod files;
+pub mod forward;
 pub mod key;
 pub mod ocsf;
 pub mod reconcile;
 pub mod record;
+pub mod syslog;
 pub mod verify;
 pub mod writer;
 

@@ -82,6 +82,10 @@ struct FileInfo {
     len: u64,
 }
 
+/// Called with each segment's lines (NDJSON, a newline after each) once they are durable:
+/// how records reach a forwarder. It must not block.
+pub type Tap = Box<dyn Fn(&[u8]) + Send>;
+
 /// The handle callers queue records on.
 #[derive(Debug)]
 pub struct AuditLog {
@@ -92,6 +96,16 @@ pub struct AuditLog {
 impl AuditLog {
     /// Opens (or starts) the log in `dir`, signing with `key`, and starts its writer thread.
     pub fn open(dir: &Path, key: AuditKey, config: AuditConfig) -> Result<Self, AuditError> {
+        Self::open_with_tap(dir, key, config, None)
+    }
+
+    /// Like [`AuditLog::open`], handing every segment written from now on to `tap`.
+    pub fn open_with_tap(
+        dir: &Path,
+        key: AuditKey,
+        config: AuditConfig,
+        tap: Option<Tap>,
+    ) -> Result<Self, AuditError> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -102,6 +116,7 @@ impl AuditLog {
             // A crash left records after the last seal: sign them before anything new.
             writer.commit(&[])?;
         }
+        writer.tap = tap;
         info!(dir = %dir.display(), next_seq = writer.head.seq + 1, key = %writer.fingerprint, "audit log open");
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
@@ -160,6 +175,7 @@ struct Writer {
     head: Head,
     sealed: bool,
     warned: bool,
+    tap: Option<Tap>,
 }
 
 impl Writer {
@@ -235,6 +251,7 @@ impl Writer {
             head,
             sealed,
             warned: false,
+            tap: None,
         })
     }
 
@@ -351,6 +368,9 @@ impl Writer {
             return Err(AuditError::io(&file.path, e));
         }
         file.len += buf.len() as u64;
+        if let Some(tap) = &self.tap {
+            tap(&buf);
+        }
         self.head = head;
         self.sealed = true;
         let used = self.used();
