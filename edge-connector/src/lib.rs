@@ -118,7 +118,13 @@ pub async fn run(
         },
         providers,
     );
-    let (gate, witness) = open_audit(&config, &state, Arc::new(toolbox))?;
+    let (gate, witness) = open_audit(
+        &state,
+        &config.service_user,
+        config.audit,
+        config.audit_syslog.as_ref(),
+        Arc::new(toolbox),
+    )?;
     let health = health::Health::new();
     // The health task may stop the connector (exit_after_disconnected); SIGTERM stops both.
     let stop = shutdown.child_token();
@@ -156,48 +162,60 @@ pub async fn run(
     }
 }
 
-/// Opens the audit log of `config` (making its key on the first start of a connector
+/// Opens the audit log in `state` (making its key on the first start of a connector
 /// enrolled before the log existed) and returns its layers around `tools`.
 fn open_audit(
-    config: &config::Config,
     state: &state::StateDir,
+    service_user: &str,
+    config: audit::AuditConfig,
+    syslog: Option<&audit::syslog::SyslogConfig>,
     tools: Arc<dyn toolset::ToolSet>,
 ) -> Result<(audit_gate::Gate, audit_gate::Witness), RunError> {
-    let owner =
-        state_guard::check(state.root(), &config.service_user).map_err(state::StateError::from)?;
+    let owner = state_guard::check(state.root(), service_user).map_err(state::StateError::from)?;
     let (key, made) = audit::AuditKey::load_or_create(&audit::key_path(state.root()), owner)?;
     if made {
         tracing::info!(key = %key.public(), "made the audit signing key");
     }
     let signer = key.try_clone()?;
-    let tap = match &config.audit_syslog {
+    let tap = match syslog {
         Some(syslog) => {
             let queue = audit::forward::start(syslog)?;
             Some(Box::new(move |segment: &[u8]| queue.offer(segment)) as audit::writer::Tap)
         }
         None => None,
     };
-    let log =
-        audit::AuditLog::open_with_tap(&audit::log_dir(state.root()), key, config.audit, tap)?;
+    let log = audit::AuditLog::open_with_tap(&audit::log_dir(state.root()), key, config, tap)?;
     Ok(audit_gate::layers(Arc::new(log), signer, tools))
 }
 
 /// Like [`run`], serving the given tool set behind `rules` (test connectors serve fixture
-/// tools this way), without a status file or systemd notifications.
+/// tools this way), without a status file or systemd notifications. With `audit`, the
+/// calls are recorded in the state directory's audit log as [`run`] records them (the
+/// benchmarks compare both); without, they are not recorded by the connector at all.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_with_tools(
     state: state::StateDir,
     tools: Arc<dyn toolset::ToolSet>,
     rules: RuleSet,
+    audit: Option<audit::AuditConfig>,
     tunnel: tunnel::session::TunnelSettings,
     tracing: Arc<Tracing>,
     drain_timeout: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    let (tools, witness): (Arc<dyn toolset::ToolSet>, _) = match audit {
+        Some(config) => {
+            let user = state_guard::DEFAULT_SERVICE_USER;
+            let (gate, witness) = open_audit(&state, user, config, None, tools)?;
+            (Arc::new(gate), Some(Arc::new(witness)))
+        }
+        None => (tools, None),
+    };
     let ctx = Arc::new(tunnel::session::SessionContext {
         state,
         tunnel,
         tools: Arc::new(local_policy::Enforced::new(tools, rules.into())?),
-        audit: None,
+        audit: witness,
         tracing,
         drain_timeout,
         health: health::Health::new(),

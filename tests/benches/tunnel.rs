@@ -7,12 +7,15 @@
 //! serves both transports; two connectors (the real release binary) run at once, one per
 //! transport, on separate tenants (`acme` over QUIC, `globex` over TCP). The runtime's CPU
 //! figure includes the load generator; CPU per call is user + system time from /proc of the
-//! runtime and the one connector under load.
+//! runtime and the one connector under load. Last, two `bench_connector`s (the connector
+//! library serving its diagnostic tools over QUIC) run the same steps, one without the
+//! connector's own audit log and one with it, so the log's cost per call shows as a ratio.
 //!
 //! Run: `cargo build --release --bins && cargo bench -p e2e --bench tunnel`
 //! (`BENCH_SECS` sets seconds per step, default 3).
 //! Soak: `cargo bench -p e2e --bench tunnel -- --soak 10m [--soak-transport tcp|quic|both]
 //! [--soak-rate CALLS_PER_S]` (defaults: both, 2000 calls/s per transport, 16 concurrent).
+//! The audit log's rows alone: `cargo bench -p e2e --bench tunnel -- --audit-only`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,7 +29,7 @@ use e2e::bench::{
     CONCURRENCY, Stats, load, print_header, print_row, start_connector, start_runtime_in_process,
     step_duration,
 };
-use e2e::{Connector, PendingConnector, Runtime};
+use e2e::{Connector, PendingConnector, Runtime, run_ok};
 use edge_connector::tools::{CallContext, ToolContext, Toolbox};
 use shared::call::Call;
 use shared::identity::TenantId;
@@ -94,6 +97,26 @@ impl Side {
         })
     }
 
+    /// The benchmark connector over QUIC, with its audit log or without.
+    fn start_bench(rt: &Runtime, audit: bool, tenant: &'static str) -> Result<Self> {
+        let label = if audit { "audit-on" } else { "audit-off" };
+        run_ok(rt.cli().args(["tenant", "create", tenant]));
+        let mut connector = Connector::enroll_offline(rt, tenant, &format!("bench-{label}"))?;
+        connector.enroll_now(rt)?;
+        connector.start_bench(rt, audit)?;
+        let pid = connector
+            .process()
+            .map(|p| p.pid())
+            .context("bench connector did not start")?;
+        Ok(Self {
+            label,
+            transport: "quic",
+            tenant,
+            pid,
+            connector,
+        })
+    }
+
     /// One `diag.ping` through this side's tunnel; true if it succeeded.
     fn call(&self, registry: Arc<Registry>) -> impl Fn() -> BoxedCall + Send + Sync + 'static {
         let tenant_name = self.tenant;
@@ -129,6 +152,8 @@ struct Args {
     soak: Option<Duration>,
     soak_transports: Vec<&'static str>,
     soak_rate: u32,
+    /// `--audit-only`: just the audit log's cost, not the transports.
+    audit_only: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -136,6 +161,7 @@ fn parse_args() -> Result<Args> {
         soak: None,
         soak_transports: vec!["quic", "tcp"],
         soak_rate: 2000,
+        audit_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -154,6 +180,7 @@ fn parse_args() -> Result<Args> {
                     other => bail!("--soak-transport takes tcp, quic or both, not {other:?}"),
                 };
             }
+            "--audit-only" => args.audit_only = true,
             "--soak-rate" => {
                 let v = it.next().context("--soak-rate needs calls per second")?;
                 args.soak_rate = v.parse().with_context(|| format!("--soak-rate {v:?}"))?;
@@ -202,7 +229,14 @@ fn main() -> Result<()> {
                     .collect();
                 soak(&registry, &sides, duration, args.soak_rate).await;
             }
-            None => compare(&registry, &quic, &tcp).await?,
+            None => {
+                if !args.audit_only {
+                    compare(&registry, &quic, &tcp).await?;
+                }
+                let off = Side::start_bench(&rt, false, "initech")?;
+                let on = Side::start_bench(&rt, true, "umbrella")?;
+                audit_cost(&registry, &off, &on).await;
+            }
         }
         drop((quic, tcp));
         runtime.shutdown().await;
@@ -314,6 +348,31 @@ async fn compare(registry: &Arc<Registry>, quic: &Side, tcp: &Side) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The connector's own audit log on and off, same library, same tools, same tunnel: what
+/// the record costs per call (issue target: CPU per call within 10% with it on).
+async fn audit_cost(registry: &Arc<Registry>, off: &Side, on: &Side) {
+    let secs = step_duration();
+    let me = std::process::id();
+    println!(
+        "connector audit log off vs on (bench_connector over QUIC; cpu is runtime with the load generator + connector)"
+    );
+    print_header();
+    for &c in &CONCURRENCY {
+        let a = load(c, secs, &[me, off.pid], off.call(registry.clone())).await;
+        let b = load(c, secs, &[me, on.pid], on.call(registry.clone())).await;
+        print_row(off.label, c, &a, &a);
+        print_row(on.label, c, &b, &a);
+        println!(
+            "{:<12} {:>5} audit on/off: cpu per call {:.3}x, calls/s {:.3}x, p50 {:.2}x",
+            "",
+            c,
+            b.cpu_per_call_us() / a.cpu_per_call_us(),
+            b.rate() / a.rate(),
+            ratio(b.p50, a.p50)
+        );
+    }
 }
 
 fn print_transport_row(c: usize, name: &str, s: &Stats) {

@@ -476,6 +476,17 @@ impl Connector {
         self.start_command(rt, cmd)
     }
 
+    /// Starts the benchmark connector (the connector library serving its diagnostic tools
+    /// over QUIC, with its audit log if `audit`) on this enrollment.
+    pub fn start_bench(&mut self, rt: &Runtime, audit: bool) -> Result<()> {
+        let mut cmd = Command::new(bin("bench_connector"));
+        cmd.arg("--state-dir").arg(&self.state_dir);
+        if audit {
+            cmd.arg("--audit");
+        }
+        self.start_command(rt, cmd)
+    }
+
     fn start_command(&mut self, rt: &Runtime, mut cmd: Command) -> Result<()> {
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let log = self.state_dir.with_extension("log");
@@ -708,6 +719,14 @@ impl PendingConnector {
             .as_mut()
             .context("enroll first")?
             .start(rt, extra)
+    }
+
+    /// Starts the benchmark connector, with its audit log if `audit`.
+    pub fn start_bench(&mut self, rt: &Runtime, audit: bool) -> Result<()> {
+        self.inner
+            .as_mut()
+            .context("enroll first")?
+            .start_bench(rt, audit)
     }
 
     /// Configures (with `configure`, given the enrolled connector) and starts `run --config`.

@@ -323,6 +323,7 @@ fn main() -> anyhow::Result<()> {
             edge_connector::state::StateDir::new(state_dir),
             Arc::new(Fixtures),
             allow_all,
+            None,
             TunnelSettings::without_password(TunnelConfig {
                 transport,
                 ..TunnelConfig::default()
