@@ -23,9 +23,10 @@ use shared::policy::site_of;
 use shared::wire::{self, ErrorCode};
 use tracing::warn;
 
+use crate::audit::AuditLog;
 use crate::audit::key::PublicKey;
 use crate::audit::record::{self, CallRecord, Decision, Event, Mode, OutcomeRecord, bounded};
-use crate::audit::{AuditKey, AuditLog};
+use crate::audit::writer::ReceiptFor;
 use crate::call_context::CallContext;
 use crate::toolset::{BoxFuture, ToolSet};
 
@@ -88,13 +89,12 @@ pub struct Gate {
 pub struct Witness {
     describe: Arc<Describe>,
     public: PublicKey,
-    signer: AuditKey,
 }
 
-/// The two layers around `inner`, writing to `log` whose key is `signer` (it also signs
-/// the receipts): put the [`Gate`] under the local policy and the [`Witness`] above it.
-pub fn layers(log: Arc<AuditLog>, signer: AuditKey, inner: Arc<dyn ToolSet>) -> (Gate, Witness) {
-    let public = signer.public();
+/// The two layers around `inner`, writing to `log` (whose key also signs the receipts):
+/// put the [`Gate`] under the local policy and the [`Witness`] above it.
+pub fn layers(log: Arc<AuditLog>, inner: Arc<dyn ToolSet>) -> (Gate, Witness) {
+    let public = log.public().clone();
     let describe = Arc::new(Describe {
         log,
         specs: inner
@@ -108,11 +108,7 @@ pub fn layers(log: Arc<AuditLog>, signer: AuditKey, inner: Arc<dyn ToolSet>) -> 
             describe: describe.clone(),
             inner,
         },
-        Witness {
-            describe,
-            public,
-            signer,
-        },
+        Witness { describe, public },
     )
 }
 
@@ -254,20 +250,12 @@ impl Witness {
             }
             return None;
         }
-        match self.describe.log.write(events).await {
-            Ok(written) => {
-                let message = shared::receipt::message(
-                    call.caller.tenant.as_str(),
-                    call.id,
-                    written.last,
-                    &written.last_hash,
-                );
-                Some(wire::CallReceipt {
-                    seq: written.last,
-                    signature: self.signer.sign_receipt(&message),
-                    record_hash: written.last_hash,
-                })
-            }
+        let receipt = ReceiptFor {
+            tenant: call.caller.tenant.to_string(),
+            call_id: call.id,
+        };
+        match self.describe.log.write_with_receipt(events, receipt).await {
+            Ok(written) => written.receipt,
             Err(e) => {
                 warn!(call_id = call.id, error = %e, "the call's outcome could not be written to the audit log");
                 None
@@ -343,10 +331,9 @@ mod tests {
     /// The tool set behind the local policy (allowing `acme/*`) and the log, as `run` builds it.
     fn stack(dir: &std::path::Path, config: AuditConfig) -> (Arc<Counting>, Enforced, Witness) {
         let key = AuditKey::generate().unwrap();
-        let signer = key.try_clone().unwrap();
         let log = Arc::new(AuditLog::open(dir, key, config).unwrap());
         let inner = Arc::new(Counting::default());
-        let (gate, witness) = layers(log, signer, inner.clone());
+        let (gate, witness) = layers(log, inner.clone());
         let policy = crate::local_policy::parse(
             "p.toml",
             "version = 1\n[[allow]]\ntools = [\"github_get_issue\"]\nrepos = [\"acme/*\"]\n",

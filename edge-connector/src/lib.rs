@@ -176,7 +176,6 @@ fn open_audit(
     if made {
         tracing::info!(key = %key.public(), "made the audit signing key");
     }
-    let signer = key.try_clone()?;
     let tap = match syslog {
         Some(syslog) => {
             let queue = audit::forward::start(syslog)?;
@@ -185,7 +184,7 @@ fn open_audit(
         None => None,
     };
     let log = audit::AuditLog::open_with_tap(&audit::log_dir(state.root()), key, config, tap)?;
-    Ok(audit_gate::layers(Arc::new(log), signer, tools))
+    Ok(audit_gate::layers(Arc::new(log), tools))
 }
 
 /// Like [`run`], serving the given tool set behind `rules` (test connectors serve fixture

@@ -1,10 +1,167 @@
 //! What a connector's receipt for a call signs ([`crate::wire::CallReceipt`]): the tenant,
 //! the runtime's call id, and the place and hash of the call's outcome record in the
-//! connector's own audit log. One function, so that signer and verifier cannot drift apart.
+//! connector's own audit log. One module, so that signer and verifier cannot drift apart.
+//!
+//! The receipts of the calls whose outcomes are written together are signed once: the
+//! signature covers the root of a Merkle tree (RFC 9162, section 2.1, with SHA-256) over
+//! their messages, and each receipt carries its leaf's index, the tree's size and the
+//! inclusion path. A receipt written alone signs its message itself, as the first receipts
+//! did, and carries no path.
 
-/// The signed message of a receipt.
+use aws_lc_rs::digest::{Context, SHA256};
+
+/// The longest inclusion path accepted: a tree of 2^32 leaves.
+pub const MAX_PATH: usize = 32;
+
+/// A SHA-256 hash in the tree.
+pub type Hash = [u8; 32];
+
+/// The message of a receipt: its leaf in a batch, or the signed bytes of a lone receipt.
 pub fn message(tenant: &str, call_id: u64, seq: u64, record_hash: &str) -> Vec<u8> {
     format!("mcp-edge receipt v1\n{tenant}\n{call_id}\n{seq}\n{record_hash}\n").into_bytes()
+}
+
+/// What the signature of a batch of `count` receipts with this Merkle `root` covers.
+pub fn batch_message(count: u32, root: &Hash) -> Vec<u8> {
+    format!("mcp-edge receipt batch v1\n{count}\n{}\n", hex(root)).into_bytes()
+}
+
+/// The leaf hash of a message: SHA-256(0x00 || message).
+pub fn leaf_hash(message: &[u8]) -> Hash {
+    hash(&[&[0], message])
+}
+
+fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    hash(&[&[1], left, right])
+}
+
+fn hash(parts: &[&[u8]]) -> Hash {
+    let mut ctx = Context::new(&SHA256);
+    for p in parts {
+        ctx.update(p);
+    }
+    let mut out = [0; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The largest power of two smaller than `n` (n ≥ 2).
+fn split(n: usize) -> usize {
+    let mut k = 1;
+    while k * 2 < n {
+        k *= 2;
+    }
+    k
+}
+
+/// The Merkle tree hash of `leaves` (leaf hashes); none for no leaves.
+pub fn root(leaves: &[Hash]) -> Option<Hash> {
+    match leaves {
+        [] => None,
+        [one] => Some(*one),
+        _ => {
+            let (l, r) = leaves.split_at(split(leaves.len()));
+            Some(node_hash(&root(l)?, &root(r)?))
+        }
+    }
+}
+
+/// The inclusion path of leaf `index` in `leaves`, nearest sibling first.
+pub fn inclusion_path(leaves: &[Hash], index: usize) -> Vec<Hash> {
+    if leaves.len() < 2 || index >= leaves.len() {
+        return Vec::new();
+    }
+    let k = split(leaves.len());
+    let (l, r) = leaves.split_at(k);
+    let (mut path, sibling) = if index < k {
+        (inclusion_path(l, index), root(r))
+    } else {
+        (inclusion_path(r, index - k), root(l))
+    };
+    path.extend(sibling);
+    path
+}
+
+/// The root that `leaf` at `index` of a tree of `count` leaves leads to along `path`
+/// (RFC 9162, 2.1.3.2); none if the path cannot be one of such a tree.
+pub fn root_from_path(leaf: Hash, index: u32, count: u32, path: &[Hash]) -> Option<Hash> {
+    if index >= count || path.len() > MAX_PATH {
+        return None;
+    }
+    let (mut f, mut s) = (index, count - 1);
+    let mut r = leaf;
+    for p in path {
+        if s == 0 {
+            return None;
+        }
+        if f & 1 == 1 || f == s {
+            r = node_hash(p, &r);
+            while f & 1 == 0 && f != 0 {
+                f >>= 1;
+                s >>= 1;
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    (s == 0).then_some(r)
+}
+
+/// The bytes a receipt's signature must cover: its `message` when it was signed alone
+/// (`count` 0 or 1, no path), else the batch message of the root its path leads to; none
+/// when the path is not a valid one.
+pub fn signed_bytes(message: &[u8], index: u32, count: u32, path: &[Hash]) -> Option<Vec<u8>> {
+    if count <= 1 && path.is_empty() && index == 0 {
+        return Some(message.to_vec());
+    }
+    let root = root_from_path(leaf_hash(message), index, count, path)?;
+    Some(batch_message(count, &root))
+}
+
+/// A path as the wire carries it (bytes); none if a step is not 32 bytes or it is too long.
+pub fn path_from_bytes(path: &[Vec<u8>]) -> Option<Vec<Hash>> {
+    if path.len() > MAX_PATH {
+        return None;
+    }
+    path.iter()
+        .map(|p| Hash::try_from(p.as_slice()).ok())
+        .collect()
+}
+
+/// A path as audit records keep it (lowercase hex).
+pub fn path_to_hex(path: &[Hash]) -> Vec<String> {
+    path.iter().map(|h| hex(h)).collect()
+}
+
+/// A path kept as hex; none if a step is not 64 hex digits or it is too long.
+pub fn path_from_hex(path: &[String]) -> Option<Vec<Hash>> {
+    if path.len() > MAX_PATH {
+        return None;
+    }
+    path.iter()
+        .map(|p| {
+            let bytes = p.as_bytes();
+            if bytes.len() != 64 {
+                return None;
+            }
+            let mut out = [0u8; 32];
+            let digit = |c: Option<&u8>| char::from(*c?).to_digit(16);
+            for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = u8::try_from(digit(pair.first())? * 16 + digit(pair.get(1))?).ok()?;
+            }
+            Some(out)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -20,5 +177,68 @@ mod tests {
             b"mcp-edge receipt v1\nacme\n7\n42\nab12\n".to_vec()
         );
         assert_ne!(message("acme", 17, 2, "x"), message("acme", 1, 72, "x"));
+    }
+
+    fn leaves(n: usize) -> Vec<Hash> {
+        (0..n)
+            .map(|i| leaf_hash(&message("acme", i as u64, i as u64, "h")))
+            .collect()
+    }
+
+    /// Every leaf of every tree size up to 70 proves its way to the root, and from no other
+    /// place (the size is bound by the batch message, which names it).
+    #[test]
+    fn every_leaf_proves_its_inclusion_and_nothing_else() {
+        for n in 1..=70usize {
+            let ls = leaves(n);
+            let top = root(&ls).unwrap();
+            for (i, leaf) in ls.iter().enumerate() {
+                let path = inclusion_path(&ls, i);
+                assert!(path.len() <= MAX_PATH);
+                let (i, n32) = (i as u32, n as u32);
+                assert_eq!(root_from_path(*leaf, i, n32, &path), Some(top), "{n} {i}");
+                if n > 1 {
+                    let other = (i + 1) % n32;
+                    assert_ne!(root_from_path(*leaf, other, n32, &path), Some(top));
+                }
+            }
+        }
+    }
+
+    /// RFC 9162's leaf and node prefixes: a leaf cannot pass for an inner node.
+    #[test]
+    fn a_two_leaf_tree_hashes_as_the_rfc_says() {
+        let (a, b) = (leaf_hash(b"a"), leaf_hash(b"b"));
+        assert_eq!(a, hash(&[&[0], b"a"]));
+        assert_eq!(root(&[a, b]), Some(hash(&[&[1], &a, &b])));
+        assert_eq!(root(&[]), None);
+    }
+
+    #[test]
+    fn a_lone_receipt_signs_its_message_and_a_batch_signs_the_root() {
+        let m = message("acme", 1, 9, "ab");
+        assert_eq!(signed_bytes(&m, 0, 1, &[]), Some(m.clone()));
+        assert_eq!(signed_bytes(&m, 0, 0, &[]), Some(m.clone()));
+        let ls = vec![leaf_hash(&m), leaf_hash(b"other")];
+        let path = inclusion_path(&ls, 0);
+        let root = root(&ls).unwrap();
+        assert_eq!(signed_bytes(&m, 0, 2, &path), Some(batch_message(2, &root)));
+        // A path that leads nowhere, or a place past the end, is no receipt.
+        assert_eq!(signed_bytes(&m, 2, 2, &path), None);
+        assert_eq!(signed_bytes(&m, 0, 1, &path), None);
+        assert_eq!(signed_bytes(&m, 0, 2, &[path[0]; 33]), None);
+    }
+
+    #[test]
+    fn paths_survive_hex_and_bytes_and_reject_anything_else() {
+        let path = inclusion_path(&leaves(5), 4);
+        let hexed = path_to_hex(&path);
+        assert_eq!(path_from_hex(&hexed), Some(path.clone()));
+        let bytes: Vec<Vec<u8>> = path.iter().map(|h| h.to_vec()).collect();
+        assert_eq!(path_from_bytes(&bytes), Some(path));
+        assert_eq!(path_from_hex(&["zz".repeat(32)]), None);
+        assert_eq!(path_from_hex(&["ab".into()]), None);
+        assert_eq!(path_from_bytes(&[vec![0; 31]]), None);
+        assert_eq!(path_from_bytes(&vec![vec![0; 32]; MAX_PATH + 1]), None);
     }
 }

@@ -618,9 +618,20 @@ pub struct CallReceipt {
     /// The outcome record's SHA-256, hex.
     #[prost(string, tag = "2")]
     pub record_hash: String,
-    /// Ed25519 signature, base64.
+    /// Ed25519 signature, base64: over [`crate::receipt::message`] for a receipt signed
+    /// alone, over [`crate::receipt::batch_message`] for one signed with others.
     #[prost(string, tag = "3")]
     pub signature: String,
+    /// The inclusion path of this receipt's message in its batch, nearest sibling first
+    /// (32 bytes each); empty when signed alone.
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub path: Vec<Vec<u8>>,
+    /// Its leaf's place in the batch.
+    #[prost(uint32, tag = "5")]
+    pub index: u32,
+    /// How many receipts the batch signed (0 or 1 when signed alone).
+    #[prost(uint32, tag = "6")]
+    pub count: u32,
 }
 
 /// One HTTP request the connector made upstream for a call.

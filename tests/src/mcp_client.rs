@@ -127,6 +127,18 @@ impl McpClient {
         )
     }
 
+    /// Another client with the same token and agent, for calls from another thread.
+    pub fn fork(&self) -> Self {
+        Self {
+            user_id: self.user_id.clone(),
+            http: self.http.clone(),
+            url: self.url.clone(),
+            token: self.token.clone(),
+            agent_key: self.agent_key.clone(),
+            next_id: std::cell::Cell::new(1),
+        }
+    }
+
     /// Sends one request; returns the JSON-RPC answer (`result` or `error`).
     pub fn request(&self, method: &str, mut params: Value) -> Result<Value> {
         let id = self.next_id.get();

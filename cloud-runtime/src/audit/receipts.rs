@@ -40,6 +40,19 @@ pub fn check(records: &[(u64, AuditRecord)], keys: &HashMap<String, Vec<String>>
         let connector = r.connector.as_deref().unwrap_or_default();
         let message =
             shared::receipt::message(&r.tenant, r.call_id, receipt.seq, &receipt.record_hash);
+        let signed = shared::receipt::path_from_hex(&receipt.path).and_then(|path| {
+            shared::receipt::signed_bytes(&message, receipt.index, receipt.count, &path)
+        });
+        let Some(signed) = signed else {
+            out.problems.push(format!(
+                "record {seq} (call {}): the receipt's batch path is not one (place {} of {}, {} steps)",
+                r.call_id,
+                receipt.index,
+                receipt.count,
+                receipt.path.len()
+            ));
+            continue;
+        };
         let Ok(signature) = STANDARD.decode(&receipt.signature) else {
             out.problems.push(format!(
                 "record {seq} (call {}): the receipt's signature is not base64",
@@ -54,7 +67,7 @@ pub fn check(records: &[(u64, AuditRecord)], keys: &HashMap<String, Vec<String>>
             .filter_map(|k| key_bytes(k))
             .any(|k| {
                 UnparsedPublicKey::new(&ED25519, k)
-                    .verify(&message, &signature)
+                    .verify(&signed, &signature)
                     .is_ok()
             });
         if verifies {
@@ -115,5 +128,51 @@ mod tests {
         assert!(checked.problems[0].starts_with("record 2 (call 8)"));
         assert!(checked.problems[1].starts_with("record 3 (call 9)"));
         assert_eq!(check(&records, &HashMap::new()).valid, 0);
+    }
+
+    /// Receipts signed together verify each by its path; a path moved to another receipt,
+    /// or one that is not a path, is named.
+    #[test]
+    fn batched_receipts_verify_by_their_inclusion_paths() {
+        use shared::receipt::{
+            batch_message, inclusion_path, leaf_hash, message, path_to_hex, root,
+        };
+        let rng = SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let announced = format!("ed25519:{}", STANDARD.encode(key.public_key().as_ref()));
+        let calls = [7u64, 8, 9];
+        let leaves: Vec<_> = calls
+            .iter()
+            .map(|c| leaf_hash(&message("acme", *c, 9, "ab")))
+            .collect();
+        let signature = STANDARD.encode(
+            key.sign(&batch_message(3, &root(&leaves).unwrap()))
+                .as_ref(),
+        );
+        let receipt = |index: usize, path_of: usize| {
+            serde_json::json!({"seq": 9, "record_hash": "ab", "signature": signature,
+                "path": path_to_hex(&inclusion_path(&leaves, path_of)), "index": index, "count": 3})
+        };
+        let records = vec![
+            (1, outcome(7, receipt(0, 0))),
+            (2, outcome(8, receipt(1, 1))),
+            (3, outcome(9, receipt(2, 2))),
+            (4, outcome(8, receipt(1, 0))),
+            (
+                5,
+                outcome(
+                    9,
+                    serde_json::json!({"seq": 9, "record_hash": "ab",
+                "signature": signature, "path": ["00"], "index": 2, "count": 3}),
+                ),
+            ),
+        ];
+        let keys = HashMap::from([("c1".to_owned(), vec![announced])]);
+        let checked = check(&records, &keys);
+        assert_eq!(checked.valid, 3, "{:?}", checked.problems);
+        assert_eq!(checked.problems.len(), 2, "{:?}", checked.problems);
+        assert!(checked.problems[0].starts_with("record 4 (call 8): the receipt does not verify"));
+        assert!(checked.problems[1].contains("batch path is not one"));
     }
 }

@@ -152,16 +152,46 @@ pub struct Receipt {
     pub seq: u64,
     /// Its SHA-256, hex.
     pub record_hash: String,
-    /// Ed25519 signature over [`shared::receipt::message`], base64.
+    /// Ed25519 signature, base64, over [`shared::receipt::message`] or, for a receipt
+    /// signed with others, over their batch ([`shared::receipt::signed_bytes`]).
     pub signature: String,
+    /// The inclusion path in that batch, hex (absent when signed alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<String>,
+    /// The place in the batch.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub index: u32,
+    /// The batch's size.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub count: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl From<&wire::CallReceipt> for Receipt {
+    /// Bounded: a path that is not one (too long, a step not 32 bytes) is kept as it came,
+    /// truncated, so that the check names the receipt rather than dropping it.
     fn from(r: &wire::CallReceipt) -> Self {
+        let path = r
+            .path
+            .iter()
+            .take(shared::receipt::MAX_PATH + 1)
+            .map(|step| {
+                step.iter().take(64).fold(String::new(), |mut s, b| {
+                    s.push_str(&format!("{b:02x}"));
+                    s
+                })
+            })
+            .collect();
         Self {
             seq: r.seq,
             record_hash: r.record_hash.chars().take(128).collect(),
             signature: r.signature.chars().take(256).collect(),
+            path,
+            index: r.index,
+            count: r.count,
         }
     }
 }

@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use key::AuditKey;
+pub use key::{AuditKey, PublicKey};
 pub use writer::AuditLog;
 
 /// The folder of the log inside the state directory.

@@ -21,6 +21,15 @@ pub struct RuntimeReceipt {
     pub record_hash: String,
     /// The connector's signature.
     pub signature: String,
+    /// Its inclusion path in the batch signed with it (hex), if signed with others.
+    #[serde(default)]
+    pub path: Vec<String>,
+    /// Its place in that batch.
+    #[serde(default)]
+    pub index: u32,
+    /// The batch's size.
+    #[serde(default)]
+    pub count: u32,
 }
 
 /// The fields of a runtime audit record reconciling needs (the rest is ignored).
@@ -171,7 +180,10 @@ pub fn reconcile(outcomes: &[RuntimeRecord], records: &[Record], key: &PublicKey
         if let Some(receipt) = &o.receipt {
             let message =
                 shared::receipt::message(&o.tenant, o.call_id, receipt.seq, &receipt.record_hash);
-            if !key.verifies_message(&message, &receipt.signature) {
+            let signed = shared::receipt::path_from_hex(&receipt.path).and_then(|path| {
+                shared::receipt::signed_bytes(&message, receipt.index, receipt.count, &path)
+            });
+            if !signed.is_some_and(|signed| key.verifies_message(&signed, &receipt.signature)) {
                 found.push(format!(
                     "call {call}: the receipt the runtime holds was not signed with this connector's audit key"
                 ));

@@ -5,6 +5,8 @@
 //! of the new head), appends it with one `write` and makes it durable with one `fdatasync`,
 //! then answers every caller. A caller that needs its record on disk before it goes on
 //! (a call's record, before the tool's first upstream request) waits for that answer.
+//! The receipts of the calls whose outcomes are in the segment are signed once, together,
+//! after it is durable ([`shared::receipt`]).
 //!
 //! - Rotation: a segment that would take the current file past `max_file_bytes` goes to
 //!   a new file; the chain simply continues (the new file's first `prev` is the old file's
@@ -29,7 +31,8 @@ use tracing::{error, info, warn};
 
 use super::files::{LOCK_FILE, file_name, list_files, read_file};
 use super::record::{self, Event, GENESIS, PrunedRecord, SealRecord};
-use super::{AuditConfig, AuditError, AuditKey, OnFull};
+use super::{AuditConfig, AuditError, AuditKey, OnFull, PublicKey};
+use shared::{receipt, wire};
 
 /// Most queued submissions written as one segment.
 const MAX_GROUP: usize = 512;
@@ -60,11 +63,22 @@ struct Head {
 /// One queued submission.
 struct Job {
     events: Vec<Event>,
+    /// The call whose receipt the job's last record is (its outcome), if any.
+    receipt: Option<ReceiptFor>,
     done: Option<oneshot::Sender<Result<Written, AuditError>>>,
 }
 
-/// Where a submission's records went in the chain.
+/// The call a receipt is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptFor {
+    /// The call's tenant.
+    pub tenant: String,
+    /// The runtime's call id.
+    pub call_id: u64,
+}
+
+/// Where a submission's records went in the chain.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Written {
     /// The sequence number of its first record.
     pub first: u64,
@@ -72,6 +86,8 @@ pub struct Written {
     pub last: u64,
     /// The hash of its last record.
     pub last_hash: String,
+    /// The signed receipt for its last record, when one was asked for.
+    pub receipt: Option<wire::CallReceipt>,
 }
 
 /// A log file and its size.
@@ -91,6 +107,7 @@ pub type Tap = Box<dyn Fn(&[u8]) + Send>;
 pub struct AuditLog {
     tx: mpsc::Sender<Job>,
     dir: PathBuf,
+    public: PublicKey,
 }
 
 impl AuditLog {
@@ -111,6 +128,7 @@ impl AuditLog {
             .mode(0o700)
             .create(dir)
             .map_err(|e| AuditError::io(dir, e))?;
+        let public = key.public();
         let mut writer = Writer::recover(dir, key, config)?;
         if !writer.sealed {
             // A crash left records after the last seal: sign them before anything new.
@@ -126,7 +144,13 @@ impl AuditLog {
         Ok(Self {
             tx,
             dir: dir.to_owned(),
+            public,
         })
+    }
+
+    /// The public half of the key the log is signed with.
+    pub fn public(&self) -> &PublicKey {
+        &self.public
     }
 
     /// The log's folder.
@@ -136,10 +160,29 @@ impl AuditLog {
 
     /// Writes `events` and returns once they are on disk and sealed: where they went.
     pub async fn write(&self, events: Vec<Event>) -> Result<Written, AuditError> {
+        self.submit(events, None).await
+    }
+
+    /// Like [`AuditLog::write`], with the signed receipt of the last event (the outcome of
+    /// `receipt`'s call) in the answer.
+    pub async fn write_with_receipt(
+        &self,
+        events: Vec<Event>,
+        receipt: ReceiptFor,
+    ) -> Result<Written, AuditError> {
+        self.submit(events, Some(receipt)).await
+    }
+
+    async fn submit(
+        &self,
+        events: Vec<Event>,
+        receipt: Option<ReceiptFor>,
+    ) -> Result<Written, AuditError> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Job {
                 events,
+                receipt,
                 done: Some(done),
             })
             .map_err(|_| AuditError::Stopped)?;
@@ -153,6 +196,7 @@ impl AuditLog {
             .tx
             .send(Job {
                 events: vec![event],
+                receipt: None,
                 done: None,
             })
             .is_err()
@@ -265,7 +309,8 @@ impl Writer {
                 }
             }
             match self.commit(&jobs) {
-                Ok(firsts) => {
+                Ok(mut firsts) => {
+                    self.sign_receipts(&jobs, &mut firsts);
                     for (job, first) in jobs.into_iter().zip(firsts) {
                         if let Some(done) = job.done {
                             let _ = done.send(Ok(first));
@@ -311,6 +356,7 @@ impl Writer {
                 first,
                 last: head.seq,
                 last_hash: head.hash.clone(),
+                receipt: None,
             });
         }
         let seal = Event::Seal(SealRecord {
@@ -321,6 +367,56 @@ impl Writer {
         });
         push(&seal, &mut head);
         (buf, head, firsts)
+    }
+
+    /// Signs the receipts `jobs` asked for, all with one signature when there are several.
+    fn sign_receipts(&self, jobs: &[Job], written: &mut [Written]) {
+        let asked: Vec<(usize, Vec<u8>)> = jobs
+            .iter()
+            .zip(written.iter())
+            .enumerate()
+            .filter_map(|(i, (job, w))| {
+                let r = job.receipt.as_ref()?;
+                Some((
+                    i,
+                    receipt::message(&r.tenant, r.call_id, w.last, &w.last_hash),
+                ))
+            })
+            .collect();
+        let receipt_of = |w: &Written, signature: String, path, index, count| wire::CallReceipt {
+            seq: w.last,
+            record_hash: w.last_hash.clone(),
+            signature,
+            path,
+            index,
+            count,
+        };
+        match asked.as_slice() {
+            [] => {}
+            [(i, message)] => {
+                if let Some(w) = written.get_mut(*i) {
+                    w.receipt = Some(receipt_of(w, self.key.sign_receipt(message), vec![], 0, 1));
+                }
+            }
+            many => {
+                let leaves: Vec<receipt::Hash> =
+                    many.iter().map(|(_, m)| receipt::leaf_hash(m)).collect();
+                let (Some(root), Ok(count)) = (receipt::root(&leaves), u32::try_from(leaves.len()))
+                else {
+                    return;
+                };
+                let signature = self.key.sign_receipt(&receipt::batch_message(count, &root));
+                for (index, (i, _)) in (0u32..).zip(many) {
+                    let path = receipt::inclusion_path(&leaves, index as usize)
+                        .into_iter()
+                        .map(|h| h.to_vec())
+                        .collect();
+                    if let Some(w) = written.get_mut(*i) {
+                        w.receipt = Some(receipt_of(w, signature.clone(), path, index, count));
+                    }
+                }
+            }
+        }
     }
 
     fn used(&self) -> u64 {
@@ -468,7 +564,12 @@ pub(crate) fn write_groups(
         w.commit(&[]).unwrap();
     }
     for events in groups {
-        w.commit(&[Job { events, done: None }]).unwrap();
+        w.commit(&[Job {
+            events,
+            receipt: None,
+            done: None,
+        }])
+        .unwrap();
     }
 }
 
@@ -543,6 +644,53 @@ mod tests {
         assert!(matches!(e, AuditError::Tail { .. }), "{e}");
     }
 
+    /// The receipts of one segment share one signature, each verifying by its own path;
+    /// a receipt written alone signs its message, as before batches existed.
+    #[test]
+    fn receipts_of_a_segment_are_signed_once_and_each_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = AuditKey::generate().unwrap();
+        let public = key.public();
+        let mut w = Writer::recover(dir.path(), key, AuditConfig::default()).unwrap();
+        let job = |call_id: u64, receipt: bool| Job {
+            events: vec![outcome(call_id)],
+            receipt: receipt.then(|| ReceiptFor {
+                tenant: "acme".into(),
+                call_id,
+            }),
+            done: None,
+        };
+        let check = |jobs: &[Job], written: &[Written]| {
+            for (job, w) in jobs.iter().zip(written) {
+                let (Some(asked), Some(r)) = (&job.receipt, &w.receipt) else {
+                    assert!(job.receipt.is_none() && w.receipt.is_none());
+                    continue;
+                };
+                assert_eq!((r.seq, &r.record_hash), (w.last, &w.last_hash));
+                let message = receipt::message(&asked.tenant, asked.call_id, r.seq, &r.record_hash);
+                let path = receipt::path_from_bytes(&r.path).unwrap();
+                let signed = receipt::signed_bytes(&message, r.index, r.count, &path).unwrap();
+                assert!(public.verifies_message(&signed, &r.signature));
+            }
+        };
+        let jobs = vec![job(1, true), job(2, false), job(3, true), job(4, true)];
+        let mut written = w.commit(&jobs).unwrap();
+        w.sign_receipts(&jobs, &mut written);
+        check(&jobs, &written);
+        let sigs: std::collections::HashSet<_> = written
+            .iter()
+            .filter_map(|w| w.receipt.as_ref().map(|r| r.signature.clone()))
+            .collect();
+        assert_eq!(sigs.len(), 1);
+        assert_eq!(written[3].receipt.as_ref().unwrap().count, 3);
+
+        let alone = vec![job(5, true)];
+        let mut written = w.commit(&alone).unwrap();
+        w.sign_receipts(&alone, &mut written);
+        check(&alone, &written);
+        assert!(written[0].receipt.as_ref().unwrap().path.is_empty());
+    }
+
     #[test]
     fn at_the_bound_a_refusing_log_writes_nothing_more() {
         let dir = tempfile::tempdir().unwrap();
@@ -555,6 +703,7 @@ mod tests {
         let mut w = Writer::recover(dir.path(), key, config).unwrap();
         w.commit(&[Job {
             events: vec![outcome(1)],
+            receipt: None,
             done: None,
         }])
         .unwrap();
@@ -563,6 +712,7 @@ mod tests {
         let e = w
             .commit(&[Job {
                 events: big,
+                receipt: None,
                 done: None,
             }])
             .unwrap_err();
