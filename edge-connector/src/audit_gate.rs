@@ -13,7 +13,9 @@
 //!   upstream request leaves an `upstream` record.
 //! - [`Witness`] sits above: a call that never reached the gate was refused (by the local
 //!   policy, or for another tenant), and gets a `call` record with decision `deny` and the
-//!   reason; every call gets an `outcome` record, durable before its answer is sent.
+//!   reason, durable with its outcome before its answer is sent. Every call gets an
+//!   `outcome` record; that of a call the gate recorded is queued behind its records, and
+//!   the answer leaves with the receipt for the gate's record (one durable write per call).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -117,10 +119,22 @@ impl Gate {
     /// not be written.
     async fn record(&self, call: &Call, mode: Mode, ctx: &CallContext) -> Result<(), CallFailure> {
         let event = self.describe.call_record(call, mode, Decision::Allow, None);
-        match self.describe.log.write(vec![event]).await {
+        let receipt = ReceiptFor {
+            tenant: call.caller.tenant.to_string(),
+            call_id: call.id,
+        };
+        match self
+            .describe
+            .log
+            .write_with_receipt(vec![event], receipt)
+            .await
+        {
             Ok(written) => {
                 ctx.trail()
                     .attach_audit(self.describe.log.clone(), call.id, written.first);
+                if let Some(receipt) = written.receipt {
+                    ctx.set_receipt(receipt);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -210,8 +224,10 @@ impl Witness {
 
     /// Records how `call` ended (`failure` if it failed; `None` with `cancelled` when the
     /// runtime cancelled it), and, for a call the gate never saw, that it was refused.
-    /// Waits until the records are durable, except for a cancelled call (nobody waits for
-    /// its answer); returns the signed receipt for the outcome record once it is.
+    /// Returns the signed receipt for the call's record: the gate's, whose record was
+    /// durable before the tool ran (the outcome is queued behind it, not waited for), or,
+    /// for a refused call, the refusal's, once it and its outcome are durable. A cancelled
+    /// call gets none (nobody waits for its answer).
     pub async fn finish(
         &self,
         call: &Call,
@@ -222,7 +238,8 @@ impl Witness {
     ) -> Option<wire::CallReceipt> {
         let mode = if preview { Mode::Preview } else { Mode::Call };
         let mut events = Vec::with_capacity(2);
-        let call_seq = match ctx.trail().audit_seq() {
+        let recorded = ctx.trail().audit_seq();
+        let call_seq = match recorded {
             Some(seq) => seq,
             None => {
                 let reason = failure.map_or("refused before the tool ran", |f| f.message.as_str());
@@ -244,11 +261,11 @@ impl Witness {
             call_seq,
             result,
         }));
-        if cancelled {
+        if cancelled || recorded.is_some() {
             for e in events {
                 self.describe.log.queue(e);
             }
-            return None;
+            return if cancelled { None } else { ctx.take_receipt() };
         }
         let receipt = ReceiptFor {
             tenant: call.caller.tenant.to_string(),

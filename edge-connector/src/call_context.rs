@@ -59,12 +59,12 @@ impl CallContext {
         self.trail.take()
     }
 
-    /// Keeps the connector's receipt for the call's outcome, for the response.
+    /// Keeps the connector's receipt for the call's record, for the response.
     pub fn set_receipt(&self, receipt: wire::CallReceipt) {
         *self.receipt.lock().unwrap_or_else(|p| p.into_inner()) = Some(receipt);
     }
 
-    /// The receipt for the call's outcome, if its record was written.
+    /// The receipt for the call's record, if it was written.
     pub fn take_receipt(&self) -> Option<wire::CallReceipt> {
         self.receipt
             .lock()

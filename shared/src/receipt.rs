@@ -1,8 +1,8 @@
 //! What a connector's receipt for a call signs ([`crate::wire::CallReceipt`]): the tenant,
-//! the runtime's call id, and the place and hash of the call's outcome record in the
-//! connector's own audit log. One module, so that signer and verifier cannot drift apart.
+//! the runtime's call id, and the place and hash of the call's record in the connector's
+//! own audit log. One module, so that signer and verifier cannot drift apart.
 //!
-//! The receipts of the calls whose outcomes are written together are signed once: the
+//! The receipts of the calls whose records are written together are signed once: the
 //! signature covers the root of a Merkle tree (RFC 9162, section 2.1, with SHA-256) over
 //! their messages, and each receipt carries its leaf's index, the tree's size and the
 //! inclusion path. A receipt written alone signs its message itself, as the first receipts

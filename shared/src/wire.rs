@@ -600,22 +600,23 @@ pub struct CallResponse {
     /// The upstream requests the call made, for the audit trail.
     #[prost(message, repeated, tag = "4")]
     pub actions: Vec<UpstreamAction>,
-    /// The connector's signed receipt for the call: its outcome is in the connector's own
-    /// audit log at this place. Absent from connectors without a log.
+    /// The connector's signed receipt for the call: its record of the call is in the
+    /// connector's own audit log at this place. Absent from connectors without a log.
     #[prost(message, optional, tag = "6")]
     pub receipt: Option<CallReceipt>,
 }
 
-/// Where a call's outcome record is in the connector's own audit log, signed with the
-/// connector's audit key ([`Hello::audit_key`]) over [`crate::receipt::message`]. The
+/// Where a call's record is in the connector's own audit log (the `call` record written
+/// before the tool ran, or its refusal; earlier builds named the outcome record),
+/// signed with the connector's audit key ([`Hello::audit_key`]) ([`crate::receipt`]). The
 /// runtime keeps it with its own record of the call, so either side's record can be checked
 /// against the other's.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CallReceipt {
-    /// The outcome record's sequence number in the connector's chain.
+    /// The record's sequence number in the connector's chain.
     #[prost(uint64, tag = "1")]
     pub seq: u64,
-    /// The outcome record's SHA-256, hex.
+    /// The record's SHA-256, hex.
     #[prost(string, tag = "2")]
     pub record_hash: String,
     /// Ed25519 signature, base64: over [`crate::receipt::message`] for a receipt signed

@@ -138,17 +138,17 @@ pub struct AuditRecord {
     pub trace_id: String,
     /// W3C span id of the runtime's span (16 hex).
     pub span_id: String,
-    /// The connector's signed receipt for its own record of this outcome (outcome records
+    /// The connector's signed receipt for its own record of this call (outcome records
     /// of connectors that keep an audit log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<Receipt>,
 }
 
 /// A connector's receipt for a call ([`wire::CallReceipt`]): the place and hash of the
-/// outcome record in the connector's own log, signed with its audit key.
+/// call's record in the connector's own log, signed with its audit key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
-    /// The outcome record's sequence number in the connector's chain.
+    /// The record's sequence number in the connector's chain.
     pub seq: u64,
     /// Its SHA-256, hex.
     pub record_hash: String,

@@ -131,7 +131,7 @@ pub struct Answered {
     pub outcome: CallOutcome,
     /// The upstream requests the connector made for it.
     pub actions: Vec<wire::UpstreamAction>,
-    /// The connector's signed receipt for its own record of the outcome, if it keeps one.
+    /// The connector's signed receipt for its own record of the call, if it keeps one.
     pub receipt: Option<wire::CallReceipt>,
 }
 

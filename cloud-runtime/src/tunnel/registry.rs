@@ -190,7 +190,7 @@ pub struct CallReport {
     pub actions: Vec<wire::UpstreamAction>,
     /// The connector that ran it, if one was reached.
     pub connector: Option<ConnectorId>,
-    /// That connector's signed receipt for its own record of the outcome.
+    /// That connector's signed receipt for its own record of the call.
     pub receipt: Option<wire::CallReceipt>,
 }
 

@@ -15,7 +15,7 @@ use super::record::{Decision, Event, Mode, Record};
 /// A receipt as the runtime stores it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RuntimeReceipt {
-    /// The outcome record's place in the connector's chain.
+    /// The call's record's place in the connector's chain.
     pub seq: u64,
     /// Its hash.
     pub record_hash: String,

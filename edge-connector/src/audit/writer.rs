@@ -5,7 +5,7 @@
 //! of the new head), appends it with one `write` and makes it durable with one `fdatasync`,
 //! then answers every caller. A caller that needs its record on disk before it goes on
 //! (a call's record, before the tool's first upstream request) waits for that answer.
-//! The receipts of the calls whose outcomes are in the segment are signed once, together,
+//! The receipts of the calls whose records are in the segment are signed once, together,
 //! after it is durable ([`shared::receipt`]).
 //!
 //! - Rotation: a segment that would take the current file past `max_file_bytes` goes to
@@ -63,7 +63,7 @@ struct Head {
 /// One queued submission.
 struct Job {
     events: Vec<Event>,
-    /// The call whose receipt the job's last record is (its outcome), if any.
+    /// The call whose receipt names the job's last record, if any.
     receipt: Option<ReceiptFor>,
     done: Option<oneshot::Sender<Result<Written, AuditError>>>,
 }
@@ -163,7 +163,7 @@ impl AuditLog {
         self.submit(events, None).await
     }
 
-    /// Like [`AuditLog::write`], with the signed receipt of the last event (the outcome of
+    /// Like [`AuditLog::write`], with the signed receipt of the last event (the record of
     /// `receipt`'s call) in the answer.
     pub async fn write_with_receipt(
         &self,
