@@ -23,7 +23,11 @@ pub fn message(tenant: &str, call_id: u64, seq: u64, record_hash: &str) -> Vec<u
 
 /// What the signature of a batch of `count` receipts with this Merkle `root` covers.
 pub fn batch_message(count: u32, root: &Hash) -> Vec<u8> {
-    format!("mcp-edge receipt batch v1\n{count}\n{}\n", hex(root)).into_bytes()
+    format!(
+        "mcp-edge receipt batch v1\n{count}\n{}\n",
+        hex::encode(root)
+    )
+    .into_bytes()
 }
 
 /// The leaf hash of a message: SHA-256(0x00 || message).
@@ -43,14 +47,6 @@ fn hash(parts: &[&[u8]]) -> Hash {
     let mut out = [0; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// The largest power of two smaller than `n` (n ≥ 2).
@@ -140,7 +136,7 @@ pub fn path_from_bytes(path: &[Vec<u8>]) -> Option<Vec<Hash>> {
 
 /// A path as audit records keep it (lowercase hex).
 pub fn path_to_hex(path: &[Hash]) -> Vec<String> {
-    path.iter().map(|h| hex(h)).collect()
+    path.iter().map(hex::encode).collect()
 }
 
 /// A path kept as hex; none if a step is not 64 hex digits or it is too long.
@@ -150,15 +146,8 @@ pub fn path_from_hex(path: &[String]) -> Option<Vec<Hash>> {
     }
     path.iter()
         .map(|p| {
-            let bytes = p.as_bytes();
-            if bytes.len() != 64 {
-                return None;
-            }
             let mut out = [0u8; 32];
-            let digit = |c: Option<&u8>| char::from(*c?).to_digit(16);
-            for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = u8::try_from(digit(pair.first())? * 16 + digit(pair.get(1))?).ok()?;
-            }
+            hex::decode_to_slice(p, &mut out).ok()?;
             Some(out)
         })
         .collect()

@@ -178,12 +178,7 @@ impl From<&wire::CallReceipt> for Receipt {
             .path
             .iter()
             .take(shared::receipt::MAX_PATH + 1)
-            .map(|step| {
-                step.iter().take(64).fold(String::new(), |mut s, b| {
-                    s.push_str(&format!("{b:02x}"));
-                    s
-                })
-            })
+            .map(|step| hex::encode(step.get(..64).unwrap_or(step)))
             .collect();
         Self {
             seq: r.seq,
