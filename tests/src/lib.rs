@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod browser;
+pub mod library_connector;
 pub mod mcp_client;
 pub mod oauth_client;
 pub mod otlp;

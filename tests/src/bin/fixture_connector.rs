@@ -8,14 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use edge_connector::config::{Transport, TunnelConfig};
+use edge_connector::config::Transport;
 use edge_connector::tools::{BoxFuture, CallContext, ToolSet, args, unknown_tool};
-use edge_connector::tunnel::session::TunnelSettings;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::call::{Call, CallFailure, CallOutcome};
 use shared::wire::{self, ErrorCode, PeerMethod};
-use tokio_util::sync::CancellationToken;
 
 /// A 1×1 PNG.
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
@@ -292,47 +290,17 @@ fn main() -> anyhow::Result<()> {
         (Some("--state-dir"), Some(dir)) => dir,
         _ => anyhow::bail!("usage: fixture_connector --state-dir DIR"),
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            token.cancel();
-        });
-        // The fixtures stand in for a connector whose local policy allows all its tools.
-        let allow_all = shared::policy::RuleSet(vec![shared::policy::AllowRule::parse(
-            &["*".to_owned()],
-            None,
-            None,
-        )?]);
-        let tracing = Arc::new(shared::trace::Tracing::new("fixture-connector", "0", None)?);
-        // Tests pick the transport: quic, tcp, or (unset) auto.
-        let transport = match std::env::var("FIXTURE_TRANSPORT").as_deref() {
-            Ok("tcp") => Transport::Tcp,
-            Ok("quic") => Transport::Quic,
-            _ => Transport::Auto,
-        };
-        edge_connector::run_with_tools(
-            edge_connector::state::StateDir::new(state_dir),
-            Arc::new(Fixtures),
-            allow_all,
-            None,
-            TunnelSettings::without_password(TunnelConfig {
-                transport,
-                ..TunnelConfig::default()
-            }),
-            tracing,
-            Duration::from_secs(5),
-            shutdown,
-        )
-        .await?;
-        Ok(())
-    })
+    // Tests pick the transport: quic, tcp, or (unset) auto.
+    let transport = match std::env::var("FIXTURE_TRANSPORT").as_deref() {
+        Ok("tcp") => Transport::Tcp,
+        Ok("quic") => Transport::Quic,
+        _ => Transport::Auto,
+    };
+    e2e::library_connector::run(
+        &state_dir,
+        "fixture-connector",
+        Arc::new(Fixtures),
+        None,
+        transport,
+    )
 }
