@@ -82,6 +82,22 @@ pub fn sign_in(
     resource: &str,
     user: &str,
 ) -> Result<String> {
+    let (_, tokens) = tokens_via_provider(oauth, ca, issuer, resource, user)?;
+    tokens["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no access token")
+}
+
+/// Like [`sign_in`]: the client id registered for it and the runtime's whole token
+/// response.
+pub fn tokens_via_provider(
+    oauth: &OAuthClient,
+    ca: &[u8],
+    issuer: &str,
+    resource: &str,
+    user: &str,
+) -> Result<(String, serde_json::Value)> {
     let client = oauth.register()?;
     let (verifier, challenge) = pkce();
     let b = browser(ca)?;
@@ -115,10 +131,7 @@ pub fn sign_in(
         ("code_verifier", &verifier),
     ])?;
     anyhow::ensure!(status == 200, "token endpoint answered {status}: {tokens}");
-    tokens["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no access token")
+    Ok((client, tokens))
 }
 
 /// Signs `user` in on the provider's login page (`login`), allows the consent page if the

@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use base64::Engine;
-use e2e::browser::{at_the_provider, browser, form_action, hidden_inputs};
+use e2e::browser::{at_the_provider, browser, form_action, hidden_inputs, tokens_via_provider};
 use e2e::mcp_client::message;
 use e2e::oauth_client::{OAuthClient, REDIRECT, field, pkce, query_of};
 use e2e::{Connector, OidcProvider, Runtime, run_ok};
@@ -220,44 +220,6 @@ fn users_sign_in_at_the_tenants_identity_provider() -> Result<()> {
     Ok(())
 }
 
-/// Signs `user` in at the provider for an MCP client of `resource` and allows it; returns
-/// the runtime's tokens.
-fn tokens_via_provider(
-    oauth: &OAuthClient,
-    ca: &[u8],
-    issuer: &str,
-    user: &str,
-    resource: &str,
-) -> Result<Value> {
-    let base = resource.split("/t/").next().unwrap_or_default().to_owned();
-    let client = oauth.register()?;
-    let (verifier, challenge) = pkce();
-    let b = browser(ca)?;
-    let login = b
-        .get(oauth.authorize_url(&client, &challenge, resource, &[]))
-        .send()?;
-    let consent = at_the_provider(&b, login, issuer, user)?.text()?;
-    let allow = form_action(&consent, &base).context(consent.clone())?;
-    let fields = hidden_inputs(consent.split("</form>").next().unwrap_or_default());
-    let back = b.post(allow).form(&fields).send()?;
-    let location = back
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .context("no redirect to the client")?
-        .to_owned();
-    let code = query_of(&location).get("code").cloned().context(location)?;
-    let (status, tokens) = oauth.token(&[
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", REDIRECT),
-        ("client_id", &client),
-        ("code_verifier", &verifier),
-    ])?;
-    anyhow::ensure!(status == 200, "{tokens}");
-    Ok(json!({"client": client, "tokens": tokens}))
-}
-
 /// The groups an access token carries.
 fn groups_of(access: &str) -> Result<Value> {
     let payload = access.split('.').nth(1).context("jwt")?;
@@ -339,9 +301,7 @@ tools = ["diag.*"]
     let oauth = OAuthClient::new(base.clone(), &ca)?;
     let resource = format!("{base}/t/acme/g/eng/mcp");
 
-    let signed_in = tokens_via_provider(&oauth, &ca, &provider.issuer, "alice", &resource)?;
-    let client = signed_in["client"].as_str().unwrap_or_default().to_owned();
-    let tokens = &signed_in["tokens"];
+    let (client, tokens) = tokens_via_provider(&oauth, &ca, &provider.issuer, &resource, "alice")?;
     let access = tokens["access_token"].as_str().unwrap_or_default();
     assert_eq!(groups_of(access)?, json!(["eng", "admins"]));
     let names = tool_names(&oauth, &resource, access, &agent_key)?;
