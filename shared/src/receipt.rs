@@ -49,41 +49,72 @@ fn hash(parts: &[&[u8]]) -> Hash {
     out
 }
 
-/// The largest power of two smaller than `n` (n ≥ 2).
-fn split(n: usize) -> usize {
-    let mut k = 1;
-    while k * 2 < n {
-        k *= 2;
-    }
-    k
+/// The Merkle tree over a batch's leaf hashes, every level kept, so that the root and all
+/// the inclusion paths cost one hash per inner node (n - 1 in all) rather than a walk of
+/// the tree per leaf.
+///
+/// RFC 9162 splits a tree of n leaves at the largest power of two below n; pairing each
+/// level from the left and carrying an odd last node up unchanged builds the same tree.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    /// `levels[0]` are the leaves; the last level is the root alone.
+    levels: Vec<Vec<Hash>>,
 }
 
-/// The Merkle tree hash of `leaves` (leaf hashes); none for no leaves.
-pub fn root(leaves: &[Hash]) -> Option<Hash> {
-    match leaves {
-        [] => None,
-        [one] => Some(*one),
-        _ => {
-            let (l, r) = leaves.split_at(split(leaves.len()));
-            Some(node_hash(&root(l)?, &root(r)?))
+impl Tree {
+    /// The tree over `leaves`; none for no leaves.
+    pub fn new(leaves: Vec<Hash>) -> Option<Self> {
+        if leaves.is_empty() {
+            return None;
         }
+        let mut levels = vec![leaves];
+        while let Some(below) = levels.last().filter(|l| l.len() > 1) {
+            // A pair hashes to its parent; an odd last node is carried up as it is.
+            let above = below
+                .chunks(2)
+                .filter_map(|pair| pair.iter().copied().reduce(|l, r| node_hash(&l, &r)))
+                .collect();
+            levels.push(above);
+        }
+        Some(Self { levels })
     }
-}
 
-/// The inclusion path of leaf `index` in `leaves`, nearest sibling first.
-pub fn inclusion_path(leaves: &[Hash], index: usize) -> Vec<Hash> {
-    if leaves.len() < 2 || index >= leaves.len() {
-        return Vec::new();
+    /// How many leaves the tree has.
+    pub fn len(&self) -> usize {
+        self.levels.first().map_or(0, Vec::len)
     }
-    let k = split(leaves.len());
-    let (l, r) = leaves.split_at(k);
-    let (mut path, sibling) = if index < k {
-        (inclusion_path(l, index), root(r))
-    } else {
-        (inclusion_path(r, index - k), root(l))
-    };
-    path.extend(sibling);
-    path
+
+    /// Whether the tree has no leaves (never: [`Tree::new`] refuses that).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The tree's root hash.
+    pub fn root(&self) -> Hash {
+        self.levels
+            .last()
+            .and_then(|top| top.first())
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The inclusion path of leaf `index`, nearest sibling first (RFC 9162, 2.1.3.1);
+    /// empty for a tree of one leaf or an index past the end.
+    pub fn path(&self, index: usize) -> Vec<Hash> {
+        if index >= self.len() {
+            return Vec::new();
+        }
+        let mut path = Vec::new();
+        let mut i = index;
+        for level in &self.levels {
+            // An odd last node has no sibling at this level: it is carried up as it is.
+            if let Some(sibling) = level.get(i ^ 1) {
+                path.push(*sibling);
+            }
+            i /= 2;
+        }
+        path
+    }
 }
 
 /// The root that `leaf` at `index` of a tree of `count` leaves leads to along `path`
@@ -174,15 +205,67 @@ mod tests {
             .collect()
     }
 
+    /// RFC 9162's recursive definition (2.1.1, 2.1.3.1), word for word: the reference the
+    /// level-by-level [`Tree`] is checked against.
+    fn rfc_root(leaves: &[Hash]) -> Hash {
+        match leaves {
+            [one] => *one,
+            _ => {
+                let (l, r) = leaves.split_at(rfc_split(leaves.len()));
+                node_hash(&rfc_root(l), &rfc_root(r))
+            }
+        }
+    }
+
+    fn rfc_path(leaves: &[Hash], index: usize) -> Vec<Hash> {
+        if leaves.len() < 2 {
+            return Vec::new();
+        }
+        let k = rfc_split(leaves.len());
+        let (l, r) = leaves.split_at(k);
+        let (mut path, sibling) = if index < k {
+            (rfc_path(l, index), rfc_root(r))
+        } else {
+            (rfc_path(r, index - k), rfc_root(l))
+        };
+        path.push(sibling);
+        path
+    }
+
+    /// The largest power of two smaller than `n` (n ≥ 2).
+    fn rfc_split(n: usize) -> usize {
+        let mut k = 1;
+        while k * 2 < n {
+            k *= 2;
+        }
+        k
+    }
+
+    #[test]
+    fn the_tree_is_the_rfcs_tree() {
+        for n in 1..=70usize {
+            let ls = leaves(n);
+            let tree = Tree::new(ls.clone()).unwrap();
+            assert_eq!(tree.len(), n);
+            assert_eq!(tree.root(), rfc_root(&ls), "root of {n}");
+            for i in 0..n {
+                assert_eq!(tree.path(i), rfc_path(&ls, i), "path of {i} in {n}");
+            }
+            assert!(tree.path(n).is_empty());
+        }
+        assert!(Tree::new(Vec::new()).is_none());
+    }
+
     /// Every leaf of every tree size up to 70 proves its way to the root, and from no other
     /// place (the size is bound by the batch message, which names it).
     #[test]
     fn every_leaf_proves_its_inclusion_and_nothing_else() {
         for n in 1..=70usize {
             let ls = leaves(n);
-            let top = root(&ls).unwrap();
+            let tree = Tree::new(ls.clone()).unwrap();
+            let top = tree.root();
             for (i, leaf) in ls.iter().enumerate() {
-                let path = inclusion_path(&ls, i);
+                let path = tree.path(i);
                 assert!(path.len() <= MAX_PATH);
                 let (i, n32) = (i as u32, n as u32);
                 assert_eq!(root_from_path(*leaf, i, n32, &path), Some(top), "{n} {i}");
@@ -199,8 +282,7 @@ mod tests {
     fn a_two_leaf_tree_hashes_as_the_rfc_says() {
         let (a, b) = (leaf_hash(b"a"), leaf_hash(b"b"));
         assert_eq!(a, hash(&[&[0], b"a"]));
-        assert_eq!(root(&[a, b]), Some(hash(&[&[1], &a, &b])));
-        assert_eq!(root(&[]), None);
+        assert_eq!(Tree::new(vec![a, b]).unwrap().root(), hash(&[&[1], &a, &b]));
     }
 
     #[test]
@@ -208,9 +290,9 @@ mod tests {
         let m = message("acme", 1, 9, "ab");
         assert_eq!(signed_bytes(&m, 0, 1, &[]), Some(m.clone()));
         assert_eq!(signed_bytes(&m, 0, 0, &[]), Some(m.clone()));
-        let ls = vec![leaf_hash(&m), leaf_hash(b"other")];
-        let path = inclusion_path(&ls, 0);
-        let root = root(&ls).unwrap();
+        let tree = Tree::new(vec![leaf_hash(&m), leaf_hash(b"other")]).unwrap();
+        let path = tree.path(0);
+        let root = tree.root();
         assert_eq!(signed_bytes(&m, 0, 2, &path), Some(batch_message(2, &root)));
         // A path that leads nowhere, or a place past the end, is no receipt.
         assert_eq!(signed_bytes(&m, 2, 2, &path), None);
@@ -220,7 +302,7 @@ mod tests {
 
     #[test]
     fn paths_survive_hex_and_bytes_and_reject_anything_else() {
-        let path = inclusion_path(&leaves(5), 4);
+        let path = Tree::new(leaves(5)).unwrap().path(4);
         let hexed = path_to_hex(&path);
         assert_eq!(path_from_hex(&hexed), Some(path.clone()));
         let bytes: Vec<Vec<u8>> = path.iter().map(|h| h.to_vec()).collect();

@@ -134,25 +134,23 @@ mod tests {
     /// or one that is not a path, is named.
     #[test]
     fn batched_receipts_verify_by_their_inclusion_paths() {
-        use shared::receipt::{
-            batch_message, inclusion_path, leaf_hash, message, path_to_hex, root,
-        };
+        use shared::receipt::{Tree, batch_message, leaf_hash, message, path_to_hex};
         let rng = SystemRandom::new();
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
         let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
         let announced = format!("ed25519:{}", STANDARD.encode(key.public_key().as_ref()));
         let calls = [7u64, 8, 9];
-        let leaves: Vec<_> = calls
-            .iter()
-            .map(|c| leaf_hash(&message("acme", *c, 9, "ab")))
-            .collect();
-        let signature = STANDARD.encode(
-            key.sign(&batch_message(3, &root(&leaves).unwrap()))
-                .as_ref(),
-        );
+        let tree = Tree::new(
+            calls
+                .iter()
+                .map(|c| leaf_hash(&message("acme", *c, 9, "ab")))
+                .collect(),
+        )
+        .unwrap();
+        let signature = STANDARD.encode(key.sign(&batch_message(3, &tree.root())).as_ref());
         let receipt = |index: usize, path_of: usize| {
             serde_json::json!({"seq": 9, "record_hash": "ab", "signature": signature,
-                "path": path_to_hex(&inclusion_path(&leaves, path_of)), "index": index, "count": 3})
+                "path": path_to_hex(&tree.path(path_of)), "index": index, "count": 3})
         };
         let records = vec![
             (1, outcome(7, receipt(0, 0))),

@@ -399,15 +399,18 @@ impl Writer {
                 }
             }
             many => {
-                let leaves: Vec<receipt::Hash> =
-                    many.iter().map(|(_, m)| receipt::leaf_hash(m)).collect();
-                let (Some(root), Ok(count)) = (receipt::root(&leaves), u32::try_from(leaves.len()))
+                let leaves = many.iter().map(|(_, m)| receipt::leaf_hash(m)).collect();
+                let (Some(tree), Ok(count)) =
+                    (receipt::Tree::new(leaves), u32::try_from(many.len()))
                 else {
                     return;
                 };
-                let signature = self.key.sign_receipt(&receipt::batch_message(count, &root));
+                let signature = self
+                    .key
+                    .sign_receipt(&receipt::batch_message(count, &tree.root()));
                 for (index, (i, _)) in (0u32..).zip(many) {
-                    let path = receipt::inclusion_path(&leaves, index as usize)
+                    let path = tree
+                        .path(index as usize)
                         .into_iter()
                         .map(|h| h.to_vec())
                         .collect();
