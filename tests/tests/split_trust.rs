@@ -366,15 +366,12 @@ fn an_approval_made_at_the_identity_provider_runs_exactly_its_call_once() -> Res
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(async {
         let store = cloud_runtime::store::Store::open(&rt.data_dir().join("runtime.db")).await?;
-        let proof = store
-            .user_proof("acme", &alice.user_id)
-            .await?
-            .context("no proof")?;
         let approved = r#"{"message":"delete the tag"}"#;
-        let approval = store
-            .take_approval("acme", &alice.user_id, "diag.echo", approved)
-            .await?
-            .context("no approval token")?;
+        let proofs = store
+            .call_proofs("acme", &alice.user_id, Some(("diag.echo", approved)))
+            .await?;
+        let proof = proofs.user_proof.context("no proof")?;
+        let approval = proofs.approval.context("no approval token")?;
         drop(store);
         let rogue = e2e::bench::start_runtime_in_process(&rt, Default::default()).await?;
         let registry = rogue.registry.clone();

@@ -3,6 +3,15 @@
 
 use super::{Store, StoreError, UnixMs};
 
+/// The proofs a call carries to the connector ([`Store::call_proofs`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallProofs {
+    /// The ID token of the user's latest sign-in at the tenant's identity provider.
+    pub user_proof: Option<String>,
+    /// The ID token of the user's approval of this exact call, now spent.
+    pub approval: Option<String>,
+}
+
 /// An approval a connector asked a user for.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ApprovalRow {
@@ -92,36 +101,121 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Spends the latest approval `user_id` gave for this exact call, if any: its ID token.
-    pub async fn take_approval(
+    /// What a call of `user_id`'s carries to the connector, read in one round trip to the
+    /// database: the user's proof (see [`Store::user_proof`]) and, when `approval_for` names
+    /// the call (tool, arguments as sent), the latest approval the user gave for exactly
+    /// that call, spent here so that it serves once.
+    pub async fn call_proofs(
         &self,
         tenant: &str,
         user_id: &str,
-        tool: &str,
-        arguments_json: &str,
-    ) -> Result<Option<String>, StoreError> {
+        approval_for: Option<(&str, &str)>,
+    ) -> Result<CallProofs, StoreError> {
+        let Some((tool, arguments_json)) = approval_for else {
+            return Ok(CallProofs {
+                user_proof: self.user_proof(tenant, user_id).await?,
+                approval: None,
+            });
+        };
         let now = self.now_ms();
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT id, id_token FROM approvals WHERE tenant = ? AND user_id = ? AND tool = ? AND arguments_json = ? \
-             AND id_token IS NOT NULL AND used_at IS NULL AND expires_at > ? ORDER BY created_at DESC LIMIT 1",
+        let (user_proof, approval_id): (Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT (SELECT id_token FROM idp_sessions WHERE tenant = ? AND user_id = ?), \
+             (SELECT id FROM approvals WHERE tenant = ? AND user_id = ? AND tool = ? AND arguments_json = ? \
+             AND id_token IS NOT NULL AND used_at IS NULL AND expires_at > ? ORDER BY created_at DESC LIMIT 1)",
         )
+        .bind(tenant)
+        .bind(user_id)
         .bind(tenant)
         .bind(user_id)
         .bind(tool)
         .bind(arguments_json)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        let Some((id, token)) = row else {
-            return Ok(None);
+        let approval = match approval_id {
+            // Another request may spend it first: then this call has none.
+            Some(id) => sqlx::query_as::<_, (String,)>(
+                "UPDATE approvals SET used_at = ? WHERE id = ? AND used_at IS NULL RETURNING id_token",
+            )
+            .bind(now)
+            .bind(&id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|(token,)| token),
+            None => None,
         };
-        let spent =
-            sqlx::query("UPDATE approvals SET used_at = ? WHERE id = ? AND used_at IS NULL")
-                .bind(now)
-                .bind(&id)
-                .execute(&self.pool)
-                .await?;
-        // Another request spent it first.
-        Ok((spent.rows_affected() == 1).then_some(token))
+        Ok(CallProofs {
+            user_proof,
+            approval,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use shared::clock::ManualClock;
+    use shared::identity::{TenantId, UserId};
+
+    use super::*;
+
+    const START: UnixMs = 1_000_000;
+
+    /// A call carries the user's proof, and the approval given for exactly that call once.
+    #[tokio::test]
+    async fn an_approval_is_spent_by_the_call_it_was_given_for_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("runtime.db"))
+            .await
+            .unwrap()
+            .with_clock(Arc::new(ManualClock::at(START)));
+        s.create_tenant(&"acme".parse::<TenantId>().unwrap())
+            .await
+            .unwrap();
+        let alice = UserId::from_bytes(&[7; 16]);
+        let none = s.call_proofs("acme", alice.as_str(), None).await.unwrap();
+        assert_eq!(none, CallProofs::default());
+
+        s.set_idp_session("acme", &alice, None, "proof-token")
+            .await
+            .unwrap();
+        let args = r#"{"number":7}"#;
+        s.create_approval(&ApprovalRow {
+            id: "ap1".into(),
+            tenant: "acme".into(),
+            user_id: alice.to_string(),
+            tool: "github_merge_pull_request".into(),
+            arguments_json: args.into(),
+            nonce: "n".into(),
+            summary: "merge #7".into(),
+            created_at: START,
+            expires_at: START + 60_000,
+            approved: false,
+        })
+        .await
+        .unwrap();
+        let call = Some(("github_merge_pull_request", args));
+        // Asked for, not yet given: the call carries the proof alone.
+        let before = s.call_proofs("acme", alice.as_str(), call).await.unwrap();
+        assert_eq!(before.user_proof.as_deref(), Some("proof-token"));
+        assert_eq!(before.approval, None);
+
+        s.set_approval_pending("ap1", "pend1").await.unwrap();
+        assert!(
+            s.complete_approval("pend1", alice.as_str(), "approval-token")
+                .await
+                .unwrap()
+        );
+        let other = Some(("github_merge_pull_request", r#"{"number":8}"#));
+        let elsewhere = s.call_proofs("acme", alice.as_str(), other).await.unwrap();
+        assert_eq!(elsewhere.approval, None, "another call");
+        let preview = s.call_proofs("acme", alice.as_str(), None).await.unwrap();
+        assert_eq!(preview.approval, None, "not asked for");
+        let first = s.call_proofs("acme", alice.as_str(), call).await.unwrap();
+        assert_eq!(first.approval.as_deref(), Some("approval-token"));
+        assert_eq!(first.user_proof.as_deref(), Some("proof-token"));
+        let again = s.call_proofs("acme", alice.as_str(), call).await.unwrap();
+        assert_eq!(again.approval, None, "spent");
     }
 }

@@ -433,24 +433,17 @@ impl<'a> Call<'a> {
             ))
         };
         let (tenant, user) = (self.tenant().as_str(), self.principal.user_id.as_str());
-        let user_proof = self
+        let arguments_json = serde_json::Value::Object(self.arguments.clone()).to_string();
+        let proofs = self
             .shared
             .store
-            .user_proof(tenant, user)
+            .call_proofs(
+                tenant,
+                user,
+                approved.then_some((self.name.as_str(), arguments_json.as_str())),
+            )
             .await
-            .map_err(unreadable)?
-            .unwrap_or_default();
-        let arguments_json = serde_json::Value::Object(self.arguments.clone()).to_string();
-        let approval = if approved {
-            self.shared
-                .store
-                .take_approval(tenant, user, &self.name, &arguments_json)
-                .await
-                .map_err(unreadable)?
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+            .map_err(unreadable)?;
         Ok(CallSpec {
             call_id: self.call_id,
             tool: self.name.clone(),
@@ -464,8 +457,8 @@ impl<'a> Call<'a> {
             site: tool.site.clone(),
             traceparent: self.span.traceparent(),
             binding,
-            user_proof,
-            approval,
+            user_proof: proofs.user_proof.unwrap_or_default(),
+            approval: proofs.approval.unwrap_or_default(),
         })
     }
 
