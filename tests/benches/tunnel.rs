@@ -269,6 +269,7 @@ async fn compare(registry: &Arc<Registry>, quic: &Side, tcp: &Side) -> Result<()
     );
     let idle = [quic, tcp]
         .map(|s| ["VmRSS", "RssAnon", "RssFile"].map(|f| proc_status_kb(s.pid, f).unwrap_or(0)));
+    let idle_pss_uss = pss_uss_kb(quic.pid);
     print_header();
     let mut peaks = Vec::new();
     let mut pairs = Vec::new();
@@ -330,6 +331,10 @@ async fn compare(registry: &Arc<Registry>, quic: &Side, tcp: &Side) -> Result<()
     println!(
         "connector RSS idle after connecting: {} kB (target ≤ 8 MB): {} kB anonymous, {} kB mapped files",
         quic_idle[0], quic_idle[1], quic_idle[2]
+    );
+    println!(
+        "connector PSS idle: {} kB, USS idle: {} kB",
+        idle_pss_uss.0, idle_pss_uss.1
     );
     println!(
         "connector (ssh/tcp) RSS idle after connecting: {} kB: {} kB anonymous, {} kB mapped files",
@@ -518,9 +523,25 @@ fn slope_percent_per_hour(samples: &[(f64, f64)]) -> Option<f64> {
 
 /// A field of `/proc/PID/status` in kB (`VmRSS`, `VmHWM`), if the process is there.
 fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
+    proc_kb(pid, "status", field)
+}
+
+/// A `Field:  N kB` line of `/proc/PID/<file>`, if the process is there.
+fn proc_kb(pid: u32, file: &str, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    let line = text.lines().find(|l| l.split(':').next() == Some(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The process's proportional set size (shared pages divided among the processes that map
+/// them) and unique set size (pages no other process maps), in kB: what it costs the host
+/// beside RSS, which counts the whole of every shared library it touches.
+fn pss_uss_kb(pid: u32) -> (u64, u64) {
+    let field = |f| proc_kb(pid, "smaps_rollup", f).unwrap_or(0);
+    (
+        field("Pss"),
+        field("Private_Clean") + field("Private_Dirty"),
+    )
 }
 
 /// Resets the connector's peak RSS so each step reports its own (see proc(5), clear_refs).
