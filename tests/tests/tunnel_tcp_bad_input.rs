@@ -140,13 +140,47 @@ async fn the_ssh_endpoint_refuses_bad_peers_and_bad_frames_and_keeps_serving() -
     write_frame(&mut send, &hello(&real.id)).await?;
     assert_eq!(close_code(&link).await, Some(CloseCode::IdentityMismatch));
 
-    // A second channel from the connector side is refused: calls are the runtime's to open.
+    // A third channel from the connector side (after the control stream and the one that
+    // carries the calls) is refused: calls are the runtime's to open.
     let link = ssh_as(&enrolled, &spare.id, &spare.state_dir).await?;
     let (_control, _recv) = link.open_bi().await?;
     assert!(
         link.open_bi().await.is_err(),
-        "a second connector-opened channel"
+        "a third connector-opened channel"
     );
+
+    // Garbage instead of HTTP/2 on the channel that carries the calls: the runtime ends
+    // that SSH session (and no other), without waiting for heartbeats to fail.
+    {
+        let pem = std::fs::read(spare.state_dir.join("identity.pem"))?;
+        let key = ssh_dial::client_key(&PrivateKeyDer::from_pem_slice(&pem)?)?;
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", ssh_port)).await?;
+        let mut handle =
+            russh::client::connect_stream(Default::default(), stream, AcceptAny).await?;
+        let auth = handle
+            .authenticate_publickey(
+                spare.id.clone(),
+                russh::keys::PrivateKeyWithHashAlg::new(std::sync::Arc::new(key), None),
+            )
+            .await?;
+        assert!(auth.success(), "the spare connector's own key");
+        let control = handle.channel_open_session().await?;
+        let calls = handle.channel_open_session().await?;
+        write_frame(&mut control.make_writer(), &hello(&spare.id)).await?;
+        calls
+            .data(&b"\xffthis is not an HTTP/2 preface\r\n\r\n"[..])
+            .await?;
+        let ended = tokio::time::timeout(TIMEOUT, async {
+            while !handle.is_closed() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(
+            ended.is_ok(),
+            "the runtime kept a session whose call channel failed"
+        );
+    }
 
     // A revoked connector is refused before any frame, with the reason.
     run_ok(rt.cli().args(["connector", "revoke", &spare.id]));

@@ -289,13 +289,21 @@ impl server::Handler for Handler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        // Authenticated, and only the control stream: calls are channels we open.
-        if self.authed.is_none() && !self.control_opened {
+        // Authenticated, and only two channels: the control stream, then the one that
+        // carries the call streams we open (a connector without it gets a channel per call).
+        if self.authed.is_some() {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+        } else if !self.control_opened {
             self.control_opened = true;
             reply.accept().await;
             if !self.incoming.offer(channel) {
                 debug!(peer = %self.peer, "control channel not taken");
             }
+        } else if !self.incoming.has_mux() {
+            reply.accept().await;
+            self.incoming.start_mux_client(channel);
         } else {
             reply
                 .reject(ChannelOpenFailure::AdministrativelyProhibited)

@@ -17,6 +17,7 @@ use rustls_pki_types::PrivateKeyDer;
 use shared::link::ssh::{self as ssh_link, Incoming, SshLink, parse_disconnect};
 use shared::link::{Link, LinkError};
 use tokio::net::TcpStream;
+use tracing::debug;
 
 use super::dial::MAX_CONCURRENT_CALLS;
 
@@ -168,6 +169,7 @@ pub async fn connect(
     let (incoming, incoming_rx) = ssh_link::incoming(MAX_CONCURRENT_CALLS as usize);
     let seen = Arc::new(Mutex::new(None));
     let slot = Arc::new(Mutex::new(LinkSlot::default()));
+    let mux_starter = incoming.clone();
     let client = Client {
         expected: expected.clone(),
         seen: seen.clone(),
@@ -193,12 +195,32 @@ pub async fn connect(
         if !auth.success() {
             return Err(SshDialError::Refused);
         }
-        Ok(handle)
+        // The control stream first, then the channel that carries the call streams; a
+        // runtime that refuses the second opens a channel per call instead. A runtime that
+        // refuses us right after authentication (revoked, busy) disconnects meanwhile: the
+        // link then carries its close code, as over QUIC.
+        let control = match handle.channel_open_session().await {
+            Ok(control) => control,
+            Err(e) => {
+                debug!(error = %e, "control channel not opened");
+                return Ok((handle, None));
+            }
+        };
+        match handle.channel_open_session().await {
+            Ok(mux) => {
+                mux_starter.serve_mux(mux, MAX_CONCURRENT_CALLS);
+            }
+            Err(e) => debug!(error = %e, "the runtime opens a channel per call"),
+        }
+        Ok((handle, Some(ssh_link::channel_streams(control))))
     };
-    let handle = tokio::time::timeout(timeout, handshake)
+    let (handle, control) = tokio::time::timeout(timeout, handshake)
         .await
         .map_err(|_| SshDialError::Timeout)??;
-    let link = SshLink::new(handle, remote, incoming_rx);
+    let mut link = SshLink::new(handle, remote, incoming_rx);
+    if let Some(control) = control {
+        link = link.with_opened(control);
+    }
     let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(why) = slot.ended.take() {
         link.mark_closed(why);

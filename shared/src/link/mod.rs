@@ -3,11 +3,12 @@
 //!
 //! Everything above this module (the control protocol, call streams, deadlines,
 //! cancellation) sees a [`Link`] that opens and accepts bidirectional streams and closes with
-//! a [`CloseCode`]; it never knows which transport carries it. A QUIC stream maps to one SSH
-//! channel: stream data is channel data, finishing is EOF, a reset is a channel close
-//! without EOF, and the connection's application close is an SSH disconnect whose
-//! description carries the code ([`ssh`]).
+//! a [`CloseCode`]; it never knows which transport carries it. Over SSH the control stream
+//! is one channel and the call streams are HTTP/2 streams on a second, long-lived channel
+//! ([`mux`]); the connection's application close is an SSH disconnect whose description
+//! carries the code ([`ssh`]).
 
+pub mod mux;
 pub mod ssh;
 
 use std::net::SocketAddr;
@@ -173,6 +174,7 @@ pub struct SendStream(pub(crate) SendInner);
 pub(crate) enum SendInner {
     Quic(quinn::SendStream),
     Ssh(ssh::SshSend),
+    Mux(mux::MuxSend),
 }
 
 impl SendStream {
@@ -183,6 +185,7 @@ impl SendStream {
                 let _ = s.finish();
             }
             SendInner::Ssh(s) => s.finish(),
+            SendInner::Mux(s) => s.finish(),
         }
     }
 
@@ -193,6 +196,7 @@ impl SendStream {
                 let _ = s.reset(quinn::VarInt::from_u32(code));
             }
             SendInner::Ssh(s) => s.reset(),
+            SendInner::Mux(s) => s.reset(code),
         }
     }
 
@@ -204,6 +208,7 @@ impl SendStream {
                 let _ = s.stopped().await;
             }
             SendInner::Ssh(s) => s.stopped().await,
+            SendInner::Mux(s) => s.stopped().await,
         }
     }
 }
@@ -217,6 +222,7 @@ impl AsyncWrite for SendStream {
         match &mut self.get_mut().0 {
             SendInner::Quic(s) => Pin::new(s).poll_write(cx, buf).map_err(Into::into),
             SendInner::Ssh(s) => Pin::new(s).poll_write(cx, buf),
+            SendInner::Mux(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -224,6 +230,7 @@ impl AsyncWrite for SendStream {
         match &mut self.get_mut().0 {
             SendInner::Quic(s) => Pin::new(s).poll_flush(cx),
             SendInner::Ssh(s) => Pin::new(s).poll_flush(cx),
+            SendInner::Mux(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -231,6 +238,7 @@ impl AsyncWrite for SendStream {
         match &mut self.get_mut().0 {
             SendInner::Quic(s) => Pin::new(s).poll_shutdown(cx),
             SendInner::Ssh(s) => Pin::new(s).poll_shutdown(cx),
+            SendInner::Mux(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -243,6 +251,7 @@ pub struct RecvStream(pub(crate) RecvInner);
 pub(crate) enum RecvInner {
     Quic(quinn::RecvStream),
     Ssh(ssh::SshRecv),
+    Mux(mux::MuxRecv),
 }
 
 impl AsyncRead for RecvStream {
@@ -254,6 +263,7 @@ impl AsyncRead for RecvStream {
         match &mut self.get_mut().0 {
             RecvInner::Quic(r) => Pin::new(r).poll_read(cx, buf),
             RecvInner::Ssh(r) => Pin::new(r).poll_read(cx, buf),
+            RecvInner::Mux(r) => Pin::new(r).poll_read(cx, buf),
         }
     }
 }

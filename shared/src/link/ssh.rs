@@ -1,7 +1,12 @@
 //! SSH channels as tunnel streams, and an SSH session as a [`Link`](super::Link).
 //!
-//! Each stream is one `session` channel. A task per channel moves what the peer sends into
-//! the stream's reader and turns finish and reset into SSH's EOF and CLOSE, so the halves
+//! The connector opens two `session` channels once authenticated: the first is the control
+//! stream, the second carries every call stream as an HTTP/2 stream ([`super::mux`]), the
+//! runtime as client. A runtime that predates the mux refuses the second channel; then, as
+//! before it, each call stream is a channel of its own that the runtime opens.
+//!
+//! A stream that is a whole channel has a task that moves what the peer sends into the
+//! stream's reader and turns finish and reset into SSH's EOF and CLOSE, so the halves
 //! behave like QUIC's: a reader sees the end only after the peer's EOF (a CLOSE without it
 //! is a reset), and a writer's `stopped` resolves once the peer has closed the channel.
 //! The channel is closed once both directions are done.
@@ -13,15 +18,17 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use russh::{Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Disconnect};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Mutex, mpsc, watch};
 
+use super::mux::{MuxClient, MuxServer};
 use super::{LinkError, RecvInner, RecvStream, SendInner, SendStream};
 use crate::close::CloseCode;
 
@@ -77,6 +84,14 @@ impl<H: russh::client::Handler + 'static> Session for russh::client::Handle<H> {
     }
 }
 
+/// A channel, as a stream pair of its own.
+pub fn channel_streams<S>(channel: Channel<S>) -> (SendStream, RecvStream)
+where
+    S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static,
+{
+    stream_pair(channel, None)
+}
+
 /// A channel we opened, as a stream pair.
 fn as_streams<S>(
     opened: Result<Channel<S>, russh::Error>,
@@ -107,33 +122,163 @@ pub fn parse_disconnect(description: &str) -> LinkError {
     }
 }
 
-/// Where the session's handler delivers channels the peer opens, up to a number alive at
-/// once (beyond it, the handler refuses the channel, as QUIC's stream limit would).
+/// How long a link whose stream mux ended waits for the session's own reason (a disconnect
+/// with a close code usually arrives with it) before the mux's end becomes the link's.
+const MUX_END_GRACE: Duration = Duration::from_secs(1);
+
+/// What the session's handler and the link share: how the link ended, and the stream mux
+/// once its channel is open.
+#[derive(Debug)]
+struct Shared {
+    state: watch::Sender<Option<LinkError>>,
+    mux_client: OnceLock<MuxClient>,
+    mux_server: OnceLock<MuxServer>,
+    /// Why the mux ended, once it has.
+    mux_end: watch::Sender<Option<LinkError>>,
+}
+
+impl Shared {
+    /// Records that the session ended (the first reason wins).
+    fn mark_closed(&self, why: LinkError) {
+        self.state.send_if_modified(|s| {
+            if s.is_none() {
+                *s = Some(why);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Reports the mux's end (once it comes) to the link, which ends with it.
+    fn watch_mux(self: &Arc<Self>, ended: impl Future<Output = LinkError> + Send + 'static) {
+        let shared = self.clone();
+        tokio::spawn(async move {
+            let why = ended.await;
+            shared.mux_end.send_replace(Some(why));
+        });
+    }
+}
+
+/// Ends the link when its mux ends: the session's own reason wins when it comes within
+/// [`MUX_END_GRACE`]; otherwise the peer is disconnected (a mux that failed under a live
+/// session is a broken peer, and its calls could go nowhere).
+async fn end_with_mux(shared: Arc<Shared>, link: std::sync::Weak<Inner>) {
+    let mut state = shared.state.subscribe();
+    let mut mux_end = shared.mux_end.subscribe();
+    let why = tokio::select! {
+        end = mux_end.wait_for(Option::is_some) => match end.ok().and_then(|e| e.clone()) {
+            Some(why) => why,
+            None => return,
+        },
+        _ = state.wait_for(Option::is_some) => return,
+    };
+    if tokio::time::timeout(MUX_END_GRACE, state.wait_for(Option::is_some))
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    shared.mark_closed(why.clone());
+    if let Some(inner) = link.upgrade() {
+        inner
+            .session
+            .disconnect(format!("the call stream channel failed: {why}"))
+            .await;
+    }
+}
+
+/// The session handler's side of a link: where it delivers the streams the peer opens (up
+/// to a number alive at once; beyond it the handler refuses the channel, as QUIC's stream
+/// limit would), and where it starts the stream mux.
 #[derive(Debug, Clone)]
 pub struct Incoming {
     tx: mpsc::Sender<(SendStream, RecvStream)>,
     live: Arc<AtomicUsize>,
     max_live: usize,
+    shared: Arc<Shared>,
 }
 
 /// The link's end of [`Incoming`].
 #[derive(Debug)]
-pub struct IncomingRx(mpsc::Receiver<(SendStream, RecvStream)>);
+pub struct IncomingRx {
+    rx: mpsc::Receiver<(SendStream, RecvStream)>,
+    shared: Arc<Shared>,
+}
 
-/// A channel pair for peer-opened channels, allowing `max_live` alive at once.
+/// A handler side and a link side for one session, allowing `max_live` peer-opened streams
+/// alive at once.
 pub fn incoming(max_live: usize) -> (Incoming, IncomingRx) {
     let (tx, rx) = mpsc::channel(max_live.clamp(1, 1024));
+    let shared = Arc::new(Shared {
+        state: watch::Sender::new(None),
+        mux_client: OnceLock::new(),
+        mux_server: OnceLock::new(),
+        mux_end: watch::Sender::new(None),
+    });
     (
         Incoming {
             tx,
             live: Arc::new(AtomicUsize::new(0)),
             max_live,
+            shared: shared.clone(),
         },
-        IncomingRx(rx),
+        IncomingRx { rx, shared },
     )
 }
 
 impl Incoming {
+    /// Whether a stream mux runs on this session already.
+    pub fn has_mux(&self) -> bool {
+        self.shared.mux_client.get().is_some() || self.shared.mux_server.get().is_some()
+    }
+
+    /// Opens call streams as HTTP/2 streams over `channel` (the runtime's side); false when
+    /// a mux runs already.
+    pub fn start_mux_client<S>(&self, channel: Channel<S>) -> bool
+    where
+        S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static,
+    {
+        if self.has_mux() {
+            return false;
+        }
+        let client = MuxClient::start(channel.into_stream());
+        let ended = client.clone();
+        if self.shared.mux_client.set(client).is_err() {
+            return false;
+        }
+        self.shared.watch_mux(async move { ended.ended().await });
+        true
+    }
+
+    /// Accepts call streams as HTTP/2 streams over `channel`, `max_streams` at once (the
+    /// connector's side); false when a mux runs already.
+    pub fn serve_mux<S>(&self, channel: Channel<S>, max_streams: u32) -> bool
+    where
+        S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static,
+    {
+        if self.has_mux() {
+            return false;
+        }
+        let tx = self.tx.clone();
+        let server = MuxServer::start(channel.into_stream(), max_streams, move |pair| {
+            match tx.try_send(pair) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full((mut send, _))) => {
+                    send.reset(REFUSED);
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+        let watched = server.clone();
+        if self.shared.mux_server.set(server).is_err() {
+            return false;
+        }
+        self.shared.watch_mux(async move { watched.ended().await });
+        true
+    }
+
     /// Whether another peer-opened channel may be accepted now.
     pub fn has_room(&self) -> bool {
         self.live.load(Ordering::Acquire) < self.max_live && self.tx.capacity() > 0
@@ -161,8 +306,11 @@ pub struct SshLink {
 
 struct Inner {
     session: Box<dyn Session>,
-    incoming: Mutex<IncomingRx>,
-    state: watch::Sender<Option<LinkError>>,
+    incoming: Mutex<mpsc::Receiver<(SendStream, RecvStream)>>,
+    shared: Arc<Shared>,
+    /// A stream opened before the link existed, which the first `open_bi` returns (the
+    /// connector's control stream, opened before the mux channel).
+    opened: std::sync::Mutex<Option<(SendStream, RecvStream)>>,
     remote: SocketAddr,
 }
 
@@ -170,7 +318,7 @@ impl std::fmt::Debug for SshLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SshLink")
             .field("remote", &self.inner.remote)
-            .field("closed", &*self.inner.state.borrow())
+            .field("closed", &*self.inner.shared.state.borrow())
             .finish_non_exhaustive()
     }
 }
@@ -179,26 +327,27 @@ impl SshLink {
     /// A link over `session` with `remote` at the other end; `incoming` is where its handler
     /// delivers the channels the peer opens.
     pub fn new(session: impl Session, remote: SocketAddr, incoming: IncomingRx) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                session: Box::new(session),
-                incoming: Mutex::new(incoming),
-                state: watch::Sender::new(None),
-                remote,
-            }),
-        }
+        let inner = Arc::new(Inner {
+            session: Box::new(session),
+            incoming: Mutex::new(incoming.rx),
+            shared: incoming.shared,
+            opened: std::sync::Mutex::new(None),
+            remote,
+        });
+        tokio::spawn(end_with_mux(inner.shared.clone(), Arc::downgrade(&inner)));
+        Self { inner }
+    }
+
+    /// The same link, whose first `open_bi` returns `streams` (opened before the link was
+    /// made).
+    pub fn with_opened(self, streams: (SendStream, RecvStream)) -> Self {
+        *self.inner.opened.lock().unwrap_or_else(|p| p.into_inner()) = Some(streams);
+        self
     }
 
     /// Records that the session ended (the first reason wins).
     pub fn mark_closed(&self, why: LinkError) {
-        self.inner.state.send_if_modified(|s| {
-            if s.is_none() {
-                *s = Some(why);
-                true
-            } else {
-                false
-            }
-        });
+        self.inner.shared.mark_closed(why);
     }
 
     pub(super) fn remote_address(&self) -> SocketAddr {
@@ -209,8 +358,23 @@ impl SshLink {
         if let Some(why) = self.close_reason() {
             return Err(why);
         }
+        let opened = self
+            .inner
+            .opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(streams) = opened {
+            return Ok(streams);
+        }
+        let open = async {
+            match self.inner.shared.mux_client.get() {
+                Some(mux) => mux.open_bi().await,
+                None => self.inner.session.open().await,
+            }
+        };
         tokio::select! {
-            r = self.inner.session.open() => r,
+            r = open => r,
             why = self.closed() => Err(why),
         }
     }
@@ -218,7 +382,7 @@ impl SshLink {
     pub(super) async fn accept_bi(&self) -> Result<(SendStream, RecvStream), LinkError> {
         let mut incoming = self.inner.incoming.lock().await;
         tokio::select! {
-            s = incoming.0.recv() => s.ok_or_else(|| LinkError::Lost("SSH session ended".into())),
+            s = incoming.recv() => s.ok_or_else(|| LinkError::Lost("SSH session ended".into())),
             why = self.closed() => Err(why),
         }
     }
@@ -230,11 +394,17 @@ impl SshLink {
         self.mark_closed(LinkError::LocallyClosed);
         let inner = self.inner.clone();
         let description = disconnect_description(code, reason);
-        tokio::spawn(async move { inner.session.disconnect(description).await });
+        tokio::spawn(async move {
+            // Answers already written go out before the disconnect that would drop them.
+            if let Some(mux) = inner.shared.mux_server.get() {
+                mux.flush_and_stop().await;
+            }
+            inner.session.disconnect(description).await;
+        });
     }
 
     pub(super) async fn closed(&self) -> LinkError {
-        let mut rx = self.inner.state.subscribe();
+        let mut rx = self.inner.shared.state.subscribe();
         let why = match rx.wait_for(Option::is_some).await {
             Ok(s) => s.clone(),
             Err(_) => None,
@@ -243,7 +413,7 @@ impl SshLink {
     }
 
     pub(super) fn close_reason(&self) -> Option<LinkError> {
-        self.inner.state.borrow().clone()
+        self.inner.shared.state.borrow().clone()
     }
 }
 
@@ -258,6 +428,10 @@ enum Ctl {
 const OPEN: u8 = 0;
 const EOF: u8 = 1;
 const RESET: u8 = 2;
+
+/// The reset code of a mux stream refused because the link's queue of unaccepted streams
+/// is full (HTTP/2's REFUSED_STREAM: the runtime may send it again).
+const REFUSED: u32 = 0x7;
 
 /// The sending half of an SSH channel.
 pub(crate) struct SshSend {
