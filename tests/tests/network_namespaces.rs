@@ -2,7 +2,8 @@
 //! its own (`edge-XXXXXX`), joined to the root namespace by a veth pair on a random /30 of
 //! 10.0.0.0/8; the runtime, the fake GitHub Enterprise Server and tinyproxy listen on the
 //! root side's address. nftables inside the connector's namespace plays the corporate
-//! firewall (UDP dropped, no inbound, only the proxy allowed) and `tc netem` the bad link.
+//! firewall (UDP dropped, no inbound, only the proxy allowed) and `tc netem` the bad link
+//! (where the kernel has no netem: nftables loss and a delaying relay, see [`DelayRelay`]).
 //! Nothing leaves this machine.
 //!
 //! Needs root (CI runs as root) and `ip`, `tc`, `nft` and `tinyproxy` (`scripts/test`
@@ -707,15 +708,19 @@ fn through_the_proxy_when_direct_tcp_and_udp_are_dropped() -> Result<()> {
 /// Makes the namespace's link lose 5% of its packets each way: `tc netem` (with 100 ms of
 /// delay) where the kernel has it, else nftables dropping at random (no delay: nftables
 /// cannot hold packets). Returns what it did.
-fn lossy_link(net: &Netns) -> String {
+/// A bad link on the connector's side: 5% loss each way and 100 ms added delay. `tc netem`
+/// does both where the kernel has it; otherwise nftables drops 5% inside the namespace and
+/// a [`DelayRelay`] holds every packet and byte the connector sends for 100 ms. Returns
+/// what was set up (kept alive by the caller) and its description.
+fn lossy_link(net: &Netns, rt: &Runtime, ssh: u16) -> (Option<DelayRelay>, String) {
     let netem = run(net.exec("tc").args([
         "qdisc", "add", "dev", &net.ns_if, "root", "netem", "loss", "5%", "delay", "100ms",
     ]));
     if netem.status.success() {
-        return "netem: 5% loss, 100 ms delay".into();
+        return (None, "netem: 5% loss, 100 ms delay".into());
     }
     println!(
-        "tc netem unavailable ({}): 5% loss each way by nftables instead, no added delay",
+        "tc netem unavailable ({}): 5% loss each way by nftables, 100 ms delay by a relay",
         String::from_utf8_lossy(&netem.stderr).trim()
     );
     net.nft(&format!(
@@ -724,7 +729,158 @@ fn lossy_link(net: &Netns) -> String {
          type filter hook input priority 0;\n  iif \"{0}\" numgen random mod 100 < 5 drop\n }}\n}}\n",
         net.ns_if
     ));
-    "nftables: 5% loss each way".into()
+    let relay = DelayRelay::start(net, rt.quic_port, ssh, Duration::from_millis(100));
+    (
+        Some(relay),
+        "nftables: 5% loss each way; relay: 100 ms delay from the connector".into(),
+    )
+}
+
+/// Where `tc netem` is missing, a delaying hop in the root namespace: nftables there sends
+/// the connector's packets for the runtime's QUIC and SSH ports to this relay instead (DNAT
+/// on the veth), which forwards each UDP datagram, and each chunk of each TCP connection,
+/// to the runtime after `delay`; answers come back at once.
+struct DelayRelay {
+    table: String,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl DelayRelay {
+    fn start(net: &Netns, quic: u16, ssh: u16, delay: Duration) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("relay runtime");
+        let host = net.host_ip;
+        let (udp_port, tcp_port) = rt.block_on(async {
+            let udp = tokio::net::UdpSocket::bind((host, 0))
+                .await
+                .expect("relay UDP");
+            let tcp = tokio::net::TcpListener::bind((host, 0))
+                .await
+                .expect("relay TCP");
+            let ports = (
+                udp.local_addr().expect("UDP port").port(),
+                tcp.local_addr().expect("TCP port").port(),
+            );
+            tokio::spawn(relay_udp(udp, SocketAddr::from((host, quic)), delay));
+            tokio::spawn(relay_tcp(tcp, SocketAddr::from((host, ssh)), delay));
+            ports
+        });
+        let table = format!("e2e_delay_{}", net.host_if.replace('-', "_"));
+        let script = format!(
+            "table ip {table} {{\n chain pre {{\n  type nat hook prerouting priority -100;\n  \
+             iifname \"{ifname}\" ip daddr {host} udp dport {quic} dnat to {host}:{udp_port}\n  \
+             iifname \"{ifname}\" ip daddr {host} tcp dport {ssh} dnat to {host}:{tcp_port}\n }}\n}}\n",
+            ifname = net.host_if,
+        );
+        let mut child = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nft");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(script.as_bytes()).expect("writing to nft");
+        }
+        let out = child.wait_with_output().expect("nft");
+        assert!(
+            out.status.success(),
+            "nft -f failed: {}\n{script}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self {
+            table,
+            runtime: Some(rt),
+        }
+    }
+}
+
+impl Drop for DelayRelay {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.table])
+            .status();
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// UDP: one upstream socket per connector address; datagrams to the runtime wait `delay`.
+async fn relay_udp(front: tokio::net::UdpSocket, runtime: SocketAddr, delay: Duration) {
+    let front = Arc::new(front);
+    let mut peers: BTreeMap<SocketAddr, Arc<tokio::net::UdpSocket>> = BTreeMap::new();
+    let mut buf = vec![0u8; 65_536];
+    while let Ok((n, from)) = front.recv_from(&mut buf).await {
+        let back = match peers.get(&from) {
+            Some(s) => s.clone(),
+            None => {
+                let Ok(s) = tokio::net::UdpSocket::bind((runtime.ip(), 0)).await else {
+                    continue;
+                };
+                if s.connect(runtime).await.is_err() {
+                    continue;
+                }
+                let s = Arc::new(s);
+                let (answers, front) = (s.clone(), front.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65_536];
+                    while let Ok(n) = answers.recv(&mut buf).await {
+                        let _ = front.send_to(buf.get(..n).unwrap_or_default(), from).await;
+                    }
+                });
+                peers.insert(from, s.clone());
+                s
+            }
+        };
+        let datagram = buf.get(..n).unwrap_or_default().to_vec();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = back.send(&datagram).await;
+        });
+    }
+}
+
+/// TCP: each connection piped to the runtime, what the connector sends held `delay`.
+async fn relay_tcp(front: tokio::net::TcpListener, runtime: SocketAddr, delay: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while let Ok((client, _)) = front.accept().await {
+        tokio::spawn(async move {
+            let Ok(upstream) = tokio::net::TcpStream::connect(runtime).await else {
+                return;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = upstream.set_nodelay(true);
+            let (mut client_rx, mut client_tx) = client.into_split();
+            let (mut up_rx, mut up_tx) = upstream.into_split();
+            let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65_536];
+                while let Ok(n) = client_rx.read(&mut buf).await {
+                    let chunk = buf.get(..n).unwrap_or_default().to_vec();
+                    if n == 0
+                        || queue
+                            .send((tokio::time::Instant::now() + delay, chunk))
+                            .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                while let Some((due, chunk)) = queued.recv().await {
+                    tokio::time::sleep_until(due).await;
+                    if up_tx.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = up_tx.shutdown().await;
+            });
+            let _ = tokio::io::copy(&mut up_rx, &mut client_tx).await;
+        });
+    }
 }
 
 #[test]
@@ -733,10 +889,10 @@ fn lossy_link_calls_complete_on_both_transports() -> Result<()> {
         return Ok(());
     }
     let net = Netns::new();
-    let (rt, _ssh) = runtime(&net)?;
+    let (rt, ssh) = runtime(&net)?;
     let mut c = connector(&rt, "c1");
     enroll(&net, &rt, &mut c, None);
-    let link = lossy_link(&net);
+    let (_relay, link) = lossy_link(&net, &rt, ssh);
     // QUIC first: the connector killed on QUIC comes back on TCP, whose new tunnel must
     // retire the dead QUIC one at once (it would take calls until found dead otherwise).
     for transport in ["quic", "tcp"] {
@@ -746,6 +902,10 @@ fn lossy_link_calls_complete_on_both_transports() -> Result<()> {
         let took = wait_transport(&rt, &c, transport, Duration::from_secs(30))?;
         let mut latencies = timed_echoes(&rt, &c, 20);
         let (p50, max) = p50_max(&mut latencies);
+        assert!(
+            p50 >= Duration::from_millis(100),
+            "the 100 ms delay is not in the path: p50 {p50:?}"
+        );
         println!(
             "{link}, --transport {transport}: online in {:.1} s, 20/20 calls ok, p50 {p50:?}, max {max:?}",
             took.as_secs_f64()
