@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use shared::identity::TrustDomain;
 
 use crate::config_error::ConfigError;
-use crate::store::{Store, StoreError};
+use crate::store::{DatabaseUrl, Store, StoreError};
 
 /// Why a data directory could not be made or read.
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +67,10 @@ pub enum DataDirError {
     #[error(transparent)]
     Serialize(#[from] toml::ser::Error),
     /// The store could not be opened.
-    #[error("opening {}", path.display())]
+    #[error("opening the store at {url}")]
     Store {
-        /// The database file.
-        path: PathBuf,
+        /// The database (password hidden when printed).
+        url: DatabaseUrl,
         /// Why.
         #[source]
         source: StoreError,
@@ -98,12 +98,29 @@ pub struct RuntimeConfig {
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
+    database: Option<DatabaseUrl>,
 }
 
 impl DataDir {
     /// A data directory at `root` (not yet checked).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            database: None,
+        }
+    }
+
+    /// The same data directory with its store in `database` (a shared PostgreSQL database)
+    /// rather than the SQLite file inside it; `None` keeps the file.
+    pub fn with_database(self, database: Option<DatabaseUrl>) -> Self {
+        Self { database, ..self }
+    }
+
+    /// Where the store is: `--database-url`, or the SQLite file in the directory.
+    pub fn database(&self) -> DatabaseUrl {
+        self.database
+            .clone()
+            .unwrap_or_else(|| DatabaseUrl::Sqlite(self.db_path()))
     }
 
     /// The directory.
@@ -237,12 +254,10 @@ impl DataDir {
 
     /// Opens the store.
     pub async fn store(&self) -> Result<Store, DataDirError> {
-        Store::open(&self.db_path())
+        let url = self.database();
+        Store::connect(&url)
             .await
-            .map_err(|source| DataDirError::Store {
-                path: self.db_path(),
-                source,
-            })
+            .map_err(|source| DataDirError::Store { url, source })
     }
 }
 

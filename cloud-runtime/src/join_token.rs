@@ -145,9 +145,8 @@ mod tests {
     async fn an_issued_token_expires_after_its_ttl_by_the_store_clock() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::at(5_000_000));
-        let store = Store::open(&dir.path().join("runtime.db"))
+        let store = crate::store::test_store(dir.path())
             .await
-            .unwrap()
             .with_clock(clock.clone());
         let t: TenantId = "acme".parse().unwrap();
         assert!(matches!(

@@ -21,6 +21,8 @@ enum Command {
     Init(cli::init::InitArgs),
     /// Run the runtime: QUIC tunnel listener, HTTPS endpoint, admin socket.
     Serve(cli::serve::ServeArgs),
+    /// Apply the store's schema migrations (`serve` also does at start) and print its version.
+    Migrate(cli::migrate::MigrateArgs),
     /// Tenant policies: agent roles, user grants, gateways, hooks.
     Policy {
         #[command(subcommand)]
@@ -68,7 +70,11 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // PostgreSQL's notices ("relation ... already exists, skipping" at every
+                // migration check) are the server's chatter, not the operator's news.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn")
+                }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -90,6 +96,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Init(args) => cli::init::run(args).await,
         Command::Serve(args) => cli::serve::run(args).await,
+        Command::Migrate(args) => cli::migrate::run(args).await,
         Command::Policy { command } => {
             if cli::policy::run(command).await? {
                 Ok(())

@@ -272,7 +272,7 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, Store, TenantId) {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("runtime.db")).await.unwrap();
+        let s = crate::store::test_store(dir.path()).await;
         let t: TenantId = "acme".parse().unwrap();
         s.create_tenant(&t).await.unwrap();
         (dir, s, t)

@@ -218,7 +218,32 @@ pub struct Runtime {
     /// The hostname given to `init`: `localhost`, or an IP address the runtime then also
     /// listens on (the network namespace suite's veth address).
     pub hostname: String,
+    /// The store: a fresh PostgreSQL database when `CLOUD_RUNTIME_TEST_DATABASE_URL` names
+    /// a server (`scripts/with-postgres`), else the SQLite file in the data directory.
+    database_url: Option<String>,
     restarts: usize,
+}
+
+/// A new, empty database on the PostgreSQL server that `CLOUD_RUNTIME_TEST_DATABASE_URL`
+/// names, if it names one: the whole suite runs on PostgreSQL with that one variable.
+fn fresh_test_database() -> Option<String> {
+    let admin = std::env::var("CLOUD_RUNTIME_TEST_DATABASE_URL").ok()?;
+    // Unique among the test processes sharing the server (a pid can come back): the time,
+    // this process, and a counter.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros();
+    let name = format!("e2e_{t}_{}_{n}", std::process::id());
+    run_ok(
+        Command::new("psql")
+            .args(["-q", "-v", "ON_ERROR_STOP=1", &admin, "-c"])
+            .arg(format!("CREATE DATABASE {name}")),
+    );
+    let server = admin.rsplit_once('/').map_or(admin.as_str(), |(s, _)| s);
+    Some(format!("{server}/{name}"))
 }
 
 /// What `connector token create --json` prints.
@@ -250,6 +275,7 @@ impl Runtime {
             serve_args: Vec::new(),
             serve_env: Vec::new(),
             hostname: hostname.to_owned(),
+            database_url: fresh_test_database(),
             restarts: 0,
         };
         run_ok(rt.cli().args(["init", "--hostname", hostname]));
@@ -276,12 +302,22 @@ impl Runtime {
         self.dir.path().join("runtime")
     }
 
-    /// A `cloud-runtime` command with `--data-dir` set (through the environment, so it goes
-    /// with every subcommand).
+    /// A `cloud-runtime` command with `--data-dir` (and `--database-url`, on PostgreSQL) set
+    /// through the environment, so they go with every subcommand.
     pub fn cli(&self) -> Command {
         let mut c = Command::new(bin("cloud-runtime"));
         c.env("CLOUD_RUNTIME_DATA_DIR", self.data_dir());
+        if let Some(url) = &self.database_url {
+            c.env("CLOUD_RUNTIME_DATABASE_URL", url);
+        }
         c
+    }
+
+    /// Where the runtime's store is, as `--database-url` takes it.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir().join("runtime.db").display()))
     }
 
     /// `host:port` of HTTPS.

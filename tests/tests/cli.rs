@@ -1,7 +1,7 @@
 //! The runtime's command line as a script and an operator see it: commands end quietly when
 //! their reader goes away (`| head`, `| grep -q`); `idp set` and `idp show` name the
 //! redirect URI to register at the identity provider; bad configuration exits 64, other
-//! failures 1.
+//! failures 1; a store that cannot be opened is named, never with its password.
 
 use std::process::Stdio;
 
@@ -139,5 +139,54 @@ fn bad_configuration_exits_64_and_other_failures_1() -> Result<()> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("tenant acme already exists"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn a_database_that_cannot_be_used_is_named_without_its_password() -> Result<()> {
+    let rt = Runtime::init()?;
+    // Nothing listens on port 1: the store cannot open, and the error says which one.
+    let unreachable = "postgres://runtime:hunter2-not-to-be-shown@127.0.0.1:1/runtime";
+    for args in [
+        &["tenant", "list", "--database-url", unreachable][..],
+        &["migrate", "--database-url", unreachable],
+    ] {
+        let out = run(rt.cli().args(args));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("postgres://runtime:***@127.0.0.1:1/runtime"),
+            "{args:?} said: {stderr}"
+        );
+        assert!(!stderr.contains("hunter2"), "{args:?} said: {stderr}");
+    }
+    // An engine this runtime does not have, or a password where it would be echoed: refused
+    // before anything is opened.
+    for (url, says) in [
+        ("mysql://runtime:hunter2@db/runtime", "names no engine"),
+        (
+            "postgres://runtime@db/runtime?password=hunter2",
+            "not as a query parameter",
+        ),
+    ] {
+        let out = run(rt.cli().args(["tenant", "list", "--database-url", url]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{url}: {stderr}");
+        assert!(stderr.contains(says), "{url} said: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{url} said: {stderr}");
+    }
+    // The runtime's own store: migrate says where it stands.
+    let newest = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../cloud-runtime/migrations/sqlite"
+    ))?
+    .count();
+    let out = run_ok(rt.cli().arg("migrate"));
+    assert!(
+        out.contains(&format!(
+            "schema at migration {newest} ({newest} migrations applied)"
+        )),
+        "{out}"
+    );
     Ok(())
 }

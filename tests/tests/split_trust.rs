@@ -162,7 +162,7 @@ fn a_compromised_runtime_cannot_act_as_a_user_without_the_identity_provider_s_pr
     rt.stop()?;
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(async {
-        let store = cloud_runtime::store::Store::open(&rt.data_dir().join("runtime.db")).await?;
+        let store = cloud_runtime::store::Store::connect(&rt.database_url().parse()?).await?;
         let proof_of = |tenant: &'static str, user: String| {
             let store = &store;
             async move {
@@ -365,7 +365,7 @@ fn an_approval_made_at_the_identity_provider_runs_exactly_its_call_once() -> Res
     rt.stop()?;
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(async {
-        let store = cloud_runtime::store::Store::open(&rt.data_dir().join("runtime.db")).await?;
+        let store = cloud_runtime::store::Store::connect(&rt.database_url().parse()?).await?;
         let approved = r#"{"message":"delete the tag"}"#;
         let proofs = store
             .call_proofs("acme", &alice.user_id, Some(("diag.echo", approved)))

@@ -84,7 +84,7 @@ mod tests {
     #[tokio::test]
     async fn each_tenant_digests_under_its_own_lasting_key() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let store = crate::store::test_store(dir.path()).await;
         for t in ["acme", "globex"] {
             store.create_tenant(&t.parse().unwrap()).await.unwrap();
         }

@@ -74,7 +74,7 @@ async fn verify_receipts(data: &DataDir, path: &std::path::Path) -> Result<bool>
 pub async fn run(command: AuditCommand) -> Result<()> {
     match command {
         AuditCommand::Verify { receipts, dir } => {
-            let data = DataDir::new(dir.data_dir);
+            let data = dir.data_dir()?;
             let path = data.audit_log();
             // Receipts are checked whatever the chain says: both are reported.
             if receipts && !verify_receipts(&data, &path).await? {
@@ -108,7 +108,7 @@ pub async fn run(command: AuditCommand) -> Result<()> {
             }
         }
         AuditCommand::Tail { lines, json, dir } => {
-            let data = DataDir::new(dir.data_dir);
+            let data = dir.data_dir()?;
             let text = std::fs::read(data.audit_log())?;
             let all: Vec<&[u8]> = text
                 .split(|&b| b == b'\n')

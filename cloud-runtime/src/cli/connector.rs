@@ -5,7 +5,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use cloud_runtime::admin::{self, AdminRequest, AdminResponse};
-use cloud_runtime::data_dir::DataDir;
 use cloud_runtime::join_token;
 use shared::identity::{ConnectorId, TenantId};
 
@@ -129,7 +128,7 @@ pub async fn run(command: ConnectorCommand) -> Result<()> {
             }
         }
         ConnectorCommand::Ping { id, dir } => {
-            let data = DataDir::new(dir.data_dir);
+            let data = dir.data_dir()?;
             let resp =
                 admin::request(&data.admin_socket(), &AdminRequest::Ping { connector: id }).await?;
             print_admin(resp)?;
@@ -144,7 +143,7 @@ pub async fn run(command: ConnectorCommand) -> Result<()> {
         } => {
             let arguments: serde_json::Value =
                 serde_json::from_str(&args).context("--args is not JSON")?;
-            let data = DataDir::new(dir.data_dir);
+            let data = dir.data_dir()?;
             let req = AdminRequest::Call {
                 tenant,
                 connector,
@@ -162,7 +161,7 @@ pub async fn run(command: ConnectorCommand) -> Result<()> {
 async fn create_token(tenant: String, ttl: Duration, json: bool, dir: DataDirArg) -> Result<()> {
     let tenant: TenantId = tenant.parse().context("--tenant")?;
     join_token::check_ttl(ttl)?;
-    let data = DataDir::new(dir.data_dir);
+    let data = dir.data_dir()?;
     let config = data.config()?;
     let ca = data.ca(&config)?;
     let store = data.store().await?;

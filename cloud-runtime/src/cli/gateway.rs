@@ -2,7 +2,6 @@
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use cloud_runtime::data_dir::DataDir;
 use cloud_runtime::identity::GatewayName;
 use cloud_runtime::store::GatewayRow;
 use cloud_runtime::tenancy;
@@ -55,7 +54,7 @@ pub async fn run(command: GatewayCommand) -> Result<()> {
             let tenant: TenantId = tenant.parse().context("--tenant")?;
             let name = GatewayName::parse(&name).context("gateway name")?;
             let tools = tenancy::tool_patterns(tools)?;
-            let data = DataDir::new(dir.data_dir);
+            let data = dir.data_dir()?;
             let config = data.config()?;
             data.store()
                 .await?

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use cloud_runtime::data_dir::DataDir;
 use cloud_runtime::server;
 use cloud_runtime::tenancy::{self, IdpSettings};
 use shared::identity::TenantId;
@@ -73,7 +72,7 @@ pub async fn run(command: IdpCommand) -> Result<()> {
             https_port,
             dir,
         } => {
-            let hostname = DataDir::new(dir.data_dir.clone()).config()?.hostname;
+            let hostname = dir.clone().data_dir()?.config()?.hostname;
             let tenant: TenantId = tenant.parse().context("--tenant")?;
             let settings = IdpSettings::new(
                 issuer.clone(),
@@ -95,7 +94,7 @@ pub async fn run(command: IdpCommand) -> Result<()> {
             https_port,
             dir,
         } => {
-            let hostname = DataDir::new(dir.data_dir.clone()).config()?.hostname;
+            let hostname = dir.clone().data_dir()?.config()?.hostname;
             let tenant: TenantId = tenant.parse().context("--tenant")?;
             let store = dir.store().await?;
             match tenancy::idp(&store, &tenant).await? {

@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use clap::Args;
-use cloud_runtime::data_dir::DataDir;
 
 use super::DataDirArg;
 
@@ -21,7 +20,7 @@ pub struct InitArgs {
 
 /// Creates the data directory: CA, server certificate, store.
 pub async fn run(args: InitArgs) -> Result<()> {
-    let data = DataDir::new(args.dir.data_dir);
+    let data = args.dir.data_dir()?;
     let ca = data.init(&args.hostname, args.trust_domain.as_deref())?;
     data.store().await?;
     println!("initialized {}", data.root().display());

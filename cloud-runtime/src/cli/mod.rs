@@ -13,7 +13,7 @@ use clap::Args;
 use cloud_runtime::config_error::ConfigError;
 use cloud_runtime::data_dir::{DataDir, DataDirError};
 use cloud_runtime::server::StartError;
-use cloud_runtime::store::Store;
+use cloud_runtime::store::{DatabaseUrlError, Store};
 
 // The commands print through these instead of std's `print!`/`println!`, which panic when
 // stdout is a closed pipe (`cloud-runtime connector list --json | grep -q online`): a write
@@ -41,25 +41,38 @@ pub mod connector;
 pub mod gateway;
 pub mod idp;
 pub mod init;
+pub mod migrate;
 pub mod policy;
 pub mod serve;
 pub mod tenant;
 pub mod user;
 
-/// The `--data-dir` every subcommand takes.
+/// The `--data-dir` (and `--database-url`) every subcommand takes.
 #[derive(Args, Clone)]
 pub struct DataDirArg {
     /// The runtime's data directory (made by `init`).
     #[arg(long, env = "CLOUD_RUNTIME_DATA_DIR")]
     pub data_dir: PathBuf,
+    /// The store, when it is not the SQLite file in the data directory: a PostgreSQL
+    /// database that replicas share (`postgres://USER@HOST:PORT/DATABASE`; give the password
+    /// in this variable or in PGPASSWORD rather than on the command line).
+    // Parsed here rather than by clap, whose error would quote the URL, password and all.
+    #[arg(long, env = "CLOUD_RUNTIME_DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 impl DataDirArg {
+    /// The data directory, with the store these flags name.
+    pub fn data_dir(self) -> Result<DataDir, DatabaseUrlError> {
+        let database = self.database_url.as_deref().map(str::parse).transpose()?;
+        Ok(DataDir::new(self.data_dir).with_database(database))
+    }
+
     /// The store of an initialised data directory.
-    pub async fn store(self) -> Result<Store, DataDirError> {
-        let data = DataDir::new(self.data_dir);
+    pub async fn store(self) -> Result<Store> {
+        let data = self.data_dir()?;
         data.config()?;
-        data.store().await
+        Ok(data.store().await?)
     }
 }
 
@@ -113,6 +126,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// Whether `e` asks the operator to fix the configuration.
 fn is_bad_configuration(e: &anyhow::Error) -> bool {
     e.downcast_ref::<ConfigError>().is_some()
+        || e.downcast_ref::<DatabaseUrlError>().is_some()
         || e.downcast_ref::<DataDirError>()
             .is_some_and(DataDirError::is_bad_configuration)
         || e.downcast_ref::<StartError>()

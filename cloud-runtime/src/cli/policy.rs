@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use cloud_runtime::data_dir::DataDir;
 use cloud_runtime::policy::apply::apply;
 use cloud_runtime::policy::check::{Question, check};
 use shared::identity::TenantId;
@@ -75,7 +74,7 @@ pub async fn run(command: PolicyCommand) -> Result<bool> {
     match command {
         PolicyCommand::Apply { tenant, file, dir } => {
             let tenant: TenantId = tenant.parse().context("--tenant")?;
-            let data = DataDir::new(dir.data_dir);
+            let data = dir.data_dir()?;
             data.config()?;
             let store = data.store().await?;
             let applied = apply(&store, &tenant, &file).await?;
@@ -92,7 +91,7 @@ pub async fn run(command: PolicyCommand) -> Result<bool> {
             revision,
             dir,
         } => {
-            let data = DataDir::new(dir.data_dir);
+            let data = dir.data_dir()?;
             data.config()?;
             let store = data.store().await?;
             let row = match revision {
@@ -127,7 +126,7 @@ pub async fn run(command: PolicyCommand) -> Result<bool> {
             json,
             dir,
         } => {
-            let data = DataDir::new(dir.data_dir);
+            let data = dir.data_dir()?;
             data.config()?;
             let store = data.store().await?;
             let answers = check(

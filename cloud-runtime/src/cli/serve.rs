@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use cloud_runtime::data_dir::DataDir;
 use cloud_runtime::https::HttpsOptions;
 use cloud_runtime::https::admission::Limits;
 use cloud_runtime::https::client_addr::{Cidr, TrustedProxies};
 use cloud_runtime::server::{self, McpServeOptions, ServeOptions};
+use cloud_runtime::store::DatabaseUrlError;
 
 use super::DataDirArg;
 
@@ -98,9 +98,9 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn options(self) -> ServeOptions {
-        ServeOptions {
-            data_dir: DataDir::new(self.dir.data_dir),
+    fn options(self) -> Result<ServeOptions, DatabaseUrlError> {
+        Ok(ServeOptions {
+            data_dir: self.dir.data_dir()?,
             quic_listen: self.quic_listen,
             https_listen: self.https_listen,
             quic_advertise: self.quic_advertise,
@@ -128,13 +128,13 @@ impl ServeArgs {
                 idle_timeout: self.https_idle_timeout,
                 trusted_proxies: TrustedProxies::new(self.trusted_proxies),
             },
-        }
+        })
     }
 }
 
 /// Runs the runtime until SIGTERM or SIGINT, then stops it gracefully.
 pub async fn run(args: ServeArgs) -> Result<()> {
-    let runtime = server::start(args.options()).await?;
+    let runtime = server::start(args.options()?).await?;
     wait_for_signal().await?;
     runtime.shutdown().await;
     Ok(())

@@ -1,6 +1,7 @@
 //! Store operations for approvals a connector asked for: the call, the nonce the user's
 //! sign-in must carry, and the ID token that sign-in brought back.
 
+use super::db::query;
 use super::{Store, StoreError, UnixMs};
 
 /// The proofs a call carries to the connector ([`Store::call_proofs`]).
@@ -42,8 +43,8 @@ const COLUMNS: &str = "id, tenant, user_id, tool, arguments_json, nonce, summary
 impl Store {
     /// Stores an approval request.
     pub async fn create_approval(&self, r: &ApprovalRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO approvals (id, tenant, user_id, tool, arguments_json, nonce, summary, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        query(
+            "INSERT INTO approvals (id, tenant, user_id, tool, arguments_json, nonce, summary, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&r.id)
         .bind(&r.tenant)
@@ -62,9 +63,9 @@ impl Store {
     /// An unexpired approval request.
     pub async fn approval(&self, id: &str) -> Result<Option<ApprovalRow>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM approvals WHERE id = ? AND expires_at > ? AND used_at IS NULL"
+            "SELECT {COLUMNS} FROM approvals WHERE id = $1 AND expires_at > $2 AND used_at IS NULL"
         ));
-        Ok(sqlx::query_as(sql)
+        Ok(query(sql)
             .bind(id)
             .bind(self.now_ms())
             .fetch_optional(&self.pool)
@@ -73,7 +74,7 @@ impl Store {
 
     /// Notes the sign-in (`pending_id`) started to approve `id`.
     pub async fn set_approval_pending(&self, id: &str, pending_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE approvals SET pending_id = ? WHERE id = ? AND id_token IS NULL")
+        query("UPDATE approvals SET pending_id = $1 WHERE id = $2 AND id_token IS NULL")
             .bind(pending_id)
             .bind(id)
             .execute(&self.pool)
@@ -89,8 +90,8 @@ impl Store {
         user_id: &str,
         id_token: &str,
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE approvals SET id_token = ? WHERE pending_id = ? AND user_id = ? AND id_token IS NULL AND expires_at > ?",
+        let r = query(
+            "UPDATE approvals SET id_token = $1 WHERE pending_id = $2 AND user_id = $3 AND id_token IS NULL AND expires_at > $4",
         )
         .bind(id_token)
         .bind(pending_id)
@@ -118,10 +119,10 @@ impl Store {
             });
         };
         let now = self.now_ms();
-        let (user_proof, approval_id): (Option<String>, Option<String>) = sqlx::query_as(
-            "SELECT (SELECT id_token FROM idp_sessions WHERE tenant = ? AND user_id = ?), \
-             (SELECT id FROM approvals WHERE tenant = ? AND user_id = ? AND tool = ? AND arguments_json = ? \
-             AND id_token IS NOT NULL AND used_at IS NULL AND expires_at > ? ORDER BY created_at DESC LIMIT 1)",
+        let (user_proof, approval_id): (Option<String>, Option<String>) = query(
+            "SELECT (SELECT id_token FROM idp_sessions WHERE tenant = $1 AND user_id = $2), \
+             (SELECT id FROM approvals WHERE tenant = $3 AND user_id = $4 AND tool = $5 AND arguments_json = $6 \
+             AND id_token IS NOT NULL AND used_at IS NULL AND expires_at > $7 ORDER BY created_at DESC LIMIT 1)",
         )
         .bind(tenant)
         .bind(user_id)
@@ -134,12 +135,12 @@ impl Store {
         .await?;
         let approval = match approval_id {
             // Another request may spend it first: then this call has none.
-            Some(id) => sqlx::query_as::<_, (String,)>(
-                "UPDATE approvals SET used_at = ? WHERE id = ? AND used_at IS NULL RETURNING id_token",
+            Some(id) => query(
+                "UPDATE approvals SET used_at = $1 WHERE id = $2 AND used_at IS NULL RETURNING id_token",
             )
             .bind(now)
             .bind(&id)
-            .fetch_optional(&self.pool)
+            .fetch_optional::<(String,)>(&self.pool)
             .await?
             .map(|(token,)| token),
             None => None,
@@ -166,9 +167,8 @@ mod tests {
     #[tokio::test]
     async fn an_approval_is_spent_by_the_call_it_was_given_for_once() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("runtime.db"))
+        let s = crate::store::test_store(dir.path())
             .await
-            .unwrap()
             .with_clock(Arc::new(ManualClock::at(START)));
         s.create_tenant(&"acme".parse::<TenantId>().unwrap())
             .await

@@ -1,12 +1,13 @@
 //! The audit keys connectors announce at hello, kept to check their receipts later.
 
+use super::db::query;
 use super::{Store, StoreError};
 
 impl Store {
     /// Remembers that `connector` signs its audit log and receipts with `key`.
     pub async fn record_audit_key(&self, connector: &str, key: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO connector_audit_keys (connector, audit_key, first_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        query(
+            "INSERT INTO connector_audit_keys (connector, audit_key, first_seen) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(connector)
         .bind(key)
@@ -18,8 +19,8 @@ impl Store {
 
     /// Every audit key `connector` announced, oldest first.
     pub async fn audit_keys(&self, connector: &str) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT audit_key FROM connector_audit_keys WHERE connector = ? ORDER BY first_seen",
+        let rows: Vec<(String,)> = query(
+            "SELECT audit_key FROM connector_audit_keys WHERE connector = $1 ORDER BY first_seen",
         )
         .bind(connector)
         .fetch_all(&self.pool)

@@ -6,6 +6,7 @@
 
 use shared::identity::ConnectorId;
 
+use super::db::query;
 use super::{Store, StoreError, UnixMs};
 
 /// A connector's certificates as the store records them.
@@ -39,7 +40,7 @@ impl Store {
         serial: &str,
         der: &[u8],
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connectors SET cert_der = ? WHERE id = ? AND cert_serial = ?")
+        query("UPDATE connectors SET cert_der = $1 WHERE id = $2 AND cert_serial = $3")
             .bind(der)
             .bind(id.as_str())
             .bind(serial)
@@ -54,7 +55,7 @@ impl Store {
         id: &ConnectorId,
     ) -> Result<Option<IssuedCertificates>, StoreError> {
         Ok(
-            sqlx::query_as("SELECT cert_der, previous_cert_der FROM connectors WHERE id = ?")
+            query("SELECT cert_der, previous_cert_der FROM connectors WHERE id = $1")
                 .bind(id.as_str())
                 .fetch_optional(&self.pool)
                 .await?,
@@ -69,9 +70,9 @@ impl Store {
         id: &ConnectorId,
         serial: &str,
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE connectors SET cert_confirmed_at = ?, previous_cert_serial = NULL, previous_cert_der = NULL \
-             WHERE id = ? AND cert_serial = ? AND cert_confirmed_at IS NULL",
+        let r = query(
+            "UPDATE connectors SET cert_confirmed_at = $1, previous_cert_serial = NULL, previous_cert_der = NULL \
+             WHERE id = $2 AND cert_serial = $3 AND cert_confirmed_at IS NULL",
         )
         .bind(self.now_ms())
         .bind(id.as_str())
@@ -91,9 +92,9 @@ impl Store {
         serial: &str,
         not_after: UnixMs,
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
+        let r = query(
             "UPDATE connectors SET previous_cert_serial = cert_serial, previous_cert_der = cert_der, \
-             cert_serial = ?, cert_der = NULL, cert_not_after = ?, cert_confirmed_at = NULL WHERE id = ? AND cert_serial = ? AND revoked_at IS NULL",
+             cert_serial = $1, cert_der = NULL, cert_not_after = $2, cert_confirmed_at = NULL WHERE id = $3 AND cert_serial = $4 AND revoked_at IS NULL",
         )
         .bind(serial)
         .bind(not_after)
@@ -110,9 +111,9 @@ impl Store {
         id: &ConnectorId,
         serial: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE connectors SET superseded_count = superseded_count + 1, superseded_last_at = ?, \
-             superseded_last_serial = ? WHERE id = ?",
+        query(
+            "UPDATE connectors SET superseded_count = superseded_count + 1, superseded_last_at = $1, \
+             superseded_last_serial = $2 WHERE id = $3",
         )
         .bind(self.now_ms())
         .bind(serial)
@@ -133,7 +134,7 @@ mod tests {
 
     async fn enrolled(serial: &str) -> (tempfile::TempDir, Store, ConnectorId) {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("runtime.db")).await.unwrap();
+        let s = crate::store::test_store(dir.path()).await;
         let t: TenantId = "acme".parse().unwrap();
         let c: ConnectorId = "c1".parse().unwrap();
         s.create_tenant(&t).await.unwrap();

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::db::query;
 use super::{Store, StoreError, UnixMs};
 
 /// A connector's request that a user connect their upstream account.
@@ -43,8 +44,8 @@ const COLUMNS: &str = "id, tenant, user_id, agent, connector, provider, display_
 impl Store {
     /// Stores a connect request.
     pub async fn create_connect(&self, r: &ConnectRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO connect_requests (id, tenant, user_id, agent, connector, provider, display_name, authorize_url, state, elicitation_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        query(
+            "INSERT INTO connect_requests (id, tenant, user_id, agent, connector, provider, display_name, authorize_url, state, elicitation_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&r.id)
         .bind(&r.tenant)
@@ -66,9 +67,9 @@ impl Store {
     /// An open (unexpired, not completed) connect request by id.
     pub async fn open_connect(&self, id: &str) -> Result<Option<ConnectRow>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM connect_requests WHERE id = ? AND expires_at > ? AND completed_at IS NULL"
+            "SELECT {COLUMNS} FROM connect_requests WHERE id = $1 AND expires_at > $2 AND completed_at IS NULL"
         ));
-        Ok(sqlx::query_as(sql)
+        Ok(query(sql)
             .bind(id)
             .bind(self.now_ms())
             .fetch_optional(&self.pool)
@@ -78,9 +79,9 @@ impl Store {
     /// The open connect request with upstream `state`.
     pub async fn connect_by_state(&self, state: &str) -> Result<Option<ConnectRow>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM connect_requests WHERE state = ? AND expires_at > ? AND completed_at IS NULL"
+            "SELECT {COLUMNS} FROM connect_requests WHERE state = $1 AND expires_at > $2 AND completed_at IS NULL"
         ));
-        Ok(sqlx::query_as(sql)
+        Ok(query(sql)
             .bind(state)
             .bind(self.now_ms())
             .fetch_optional(&self.pool)
@@ -95,10 +96,10 @@ impl Store {
         outcome: &str,
     ) -> Result<Option<ConnectRow>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "UPDATE connect_requests SET completed_at = ?, outcome = ? WHERE state = ? AND completed_at IS NULL AND expires_at > ? RETURNING {COLUMNS}"
+            "UPDATE connect_requests SET completed_at = $1, outcome = $2 WHERE state = $3 AND completed_at IS NULL AND expires_at > $4 RETURNING {COLUMNS}"
         ));
         let now = self.now_ms();
-        Ok(sqlx::query_as(sql)
+        Ok(query(sql)
             .bind(now)
             .bind(outcome)
             .bind(state)
@@ -109,7 +110,7 @@ impl Store {
 
     /// Records the outcome of a completed request (after the connector answered).
     pub async fn set_connect_outcome(&self, id: &str, outcome: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connect_requests SET outcome = ? WHERE id = ?")
+        query("UPDATE connect_requests SET outcome = $1 WHERE id = $2")
             .bind(outcome)
             .bind(id)
             .execute(&self.pool)
@@ -125,8 +126,8 @@ impl Store {
         user_id: &str,
         expires_at: UnixMs,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO browser_sessions (session_hash, tenant, user_id, expires_at) VALUES (?, ?, ?, ?)",
+        query(
+            "INSERT INTO browser_sessions (session_hash, tenant, user_id, expires_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(session_hash)
         .bind(tenant)
@@ -142,8 +143,8 @@ impl Store {
         &self,
         session_hash: &str,
     ) -> Result<Option<(String, String)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT tenant, user_id FROM browser_sessions WHERE session_hash = ? AND expires_at > ?",
+        Ok(query(
+            "SELECT tenant, user_id FROM browser_sessions WHERE session_hash = $1 AND expires_at > $2",
         )
         .bind(session_hash)
         .bind(self.now_ms())
@@ -160,7 +161,7 @@ mod tests {
     #[tokio::test]
     async fn a_connect_request_completes_once() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("runtime.db")).await.unwrap();
+        let s = crate::store::test_store(dir.path()).await;
         let t: TenantId = "acme".parse().unwrap();
         s.create_tenant(&t).await.unwrap();
         let row = ConnectRow {

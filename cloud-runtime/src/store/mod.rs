@@ -1,16 +1,20 @@
 //! The runtime's persistent state: tenants, join tokens and connectors.
 //!
-//! The embedded default is one SQLite file in the data directory (WAL mode, so the `serve`
-//! process and the admin commands can use it at once). The SQL is kept portable (TEXT keys,
-//! BIGINT Unix-millisecond timestamps) so the same migrations carry to PostgreSQL when the
-//! runtime scales out; every query goes through this one interface.
+//! Two engines behind this one interface ([`db`]): the embedded default is one SQLite file
+//! in the data directory (WAL mode, so the `serve` process and the admin commands can use
+//! it at once); replicas share a PostgreSQL database (`--database-url postgres://...`).
+//! Each statement is written once, in SQL both accept (TEXT keys, BIGINT Unix-millisecond
+//! timestamps); the two `migrations/` folders hold the same versions, differing only where
+//! the column types must (BLOB and BYTEA).
 
 pub mod approval;
 pub mod audit_keys;
 pub mod certificates;
 pub mod connect;
+mod db;
 pub mod oauth;
 pub mod policy;
+mod url;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -20,11 +24,20 @@ use std::time::Duration;
 use serde::Serialize;
 use shared::clock::{Clock, SystemClock};
 use shared::identity::{ConnectorId, TenantId};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::Connection as _;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::store::certificates::Lineage;
+pub use crate::store::db::Engine;
+use crate::store::db::{Pool, query};
+pub use crate::store::url::{DatabaseUrl, DatabaseUrlError};
+
+/// The SQLite schema's migrations.
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+/// The PostgreSQL schema's migrations: the same versions as SQLite's.
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +48,20 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     /// Migrations failed.
     #[error("database migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(#[from] MigrateError),
+    /// The database was migrated by a newer runtime: this binary does not know its schema
+    /// and leaves it alone (forward-only: run the newer binary, or restore a backup).
+    #[error(
+        "the database's schema is newer than this binary: it has migration {found}, \
+         and this binary knows migrations up to {known}; run a cloud-runtime at least as new \
+         as the one that migrated it"
+    )]
+    SchemaTooNew {
+        /// A migration the database has and the binary does not.
+        found: i64,
+        /// The newest migration the binary has.
+        known: i64,
+    },
     /// A row that must be unique already exists.
     #[error("{0} already exists")]
     AlreadyExists(String),
@@ -214,7 +240,7 @@ pub struct GatewayRow {
 /// The runtime's store.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
     /// Decides what has expired (join tokens, codes, refresh tokens, sessions) and stamps
     /// what is recorded.
     clock: Arc<dyn Clock>,
@@ -223,24 +249,74 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the SQLite store at `path` and applies migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let opts = SqliteConnectOptions::from_str("sqlite:")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        Self::connect(&DatabaseUrl::Sqlite(path.to_owned())).await
+    }
+
+    /// Connects to the store at `url` (creating a SQLite file if needed) and applies the
+    /// migrations this binary has that the database lacks.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self, StoreError> {
+        let pool = Self::pool(url).await?;
+        migrate(&pool).await?;
         let store = Self {
             pool,
             clock: Arc::new(SystemClock),
         };
         store.assign_user_ids().await?;
         Ok(store)
+    }
+
+    /// Connects to the store at `url` without migrating: for `migrate`, which reports.
+    async fn pool(url: &DatabaseUrl) -> Result<Pool, StoreError> {
+        Ok(match url {
+            DatabaseUrl::Sqlite(path) => {
+                let opts = SqliteConnectOptions::from_str("sqlite:")?
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5));
+                Pool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(4)
+                        .connect_with(opts)
+                        .await?,
+                )
+            }
+            DatabaseUrl::Postgres(pg) => {
+                // One connection first, on its own: its error names the cause (refused,
+                // authentication, no such database), which the pool's retries would turn
+                // into a timeout.
+                sqlx::PgConnection::connect_with(pg.options())
+                    .await?
+                    .close()
+                    .await?;
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(16)
+                        .acquire_timeout(Duration::from_secs(5))
+                        .connect_with(pg.options().clone())
+                        .await?,
+                )
+            }
+        })
+    }
+
+    /// Applies the migrations the database at `url` lacks, and returns the versions it then
+    /// has, oldest first: `cloud-runtime migrate`.
+    pub async fn migrate(url: &DatabaseUrl) -> Result<Vec<i64>, StoreError> {
+        let pool = Self::pool(url).await?;
+        migrate(&pool).await?;
+        let versions = query("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all::<(i64,)>(&pool)
+            .await?;
+        pool.close().await;
+        Ok(versions.into_iter().map(|(v,)| v).collect())
+    }
+
+    /// The engine the store runs on.
+    pub fn engine(&self) -> Engine {
+        self.pool.engine()
     }
 
     /// The same store reading time from `clock` (tests move a [`shared::clock::ManualClock`]
@@ -256,13 +332,12 @@ impl Store {
 
     /// Creates a tenant.
     pub async fn create_tenant(&self, name: &TenantId) -> Result<(), StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO tenants (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(name.as_str())
-        .bind(self.now_ms())
-        .execute(&self.pool)
-        .await?;
+        let r =
+            query("INSERT INTO tenants (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(name.as_str())
+                .bind(self.now_ms())
+                .execute(&self.pool)
+                .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::AlreadyExists(format!("tenant {name}")));
         }
@@ -271,7 +346,7 @@ impl Store {
 
     /// Whether a tenant exists.
     pub async fn tenant_exists(&self, name: &TenantId) -> Result<bool, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT name FROM tenants WHERE name = ?")
+        let row: Option<(String,)> = query("SELECT name FROM tenants WHERE name = $1")
             .bind(name.as_str())
             .fetch_optional(&self.pool)
             .await?;
@@ -283,22 +358,21 @@ impl Store {
     pub async fn tenant_audit_key(&self, tenant: &str) -> Result<Option<String>, StoreError> {
         let fresh = hex::encode(rand::random::<[u8; 32]>());
         // Whoever sets it first wins; everyone then reads the same key.
-        sqlx::query("UPDATE tenants SET audit_key = ? WHERE name = ? AND audit_key IS NULL")
+        query("UPDATE tenants SET audit_key = $1 WHERE name = $2 AND audit_key IS NULL")
             .bind(&fresh)
             .bind(tenant)
             .execute(&self.pool)
             .await?;
-        let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT audit_key FROM tenants WHERE name = ?")
-                .bind(tenant)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(Option<String>,)> = query("SELECT audit_key FROM tenants WHERE name = $1")
+            .bind(tenant)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.and_then(|(k,)| k))
     }
 
     /// All tenant names.
     pub async fn tenants(&self) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM tenants ORDER BY name")
+        let rows: Vec<(String,)> = query("SELECT name FROM tenants ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
@@ -315,8 +389,8 @@ impl Store {
         if !self.tenant_exists(tenant).await? {
             return Err(StoreError::NotFound(format!("tenant {tenant}")));
         }
-        sqlx::query(
-            "INSERT INTO join_tokens (token_hash, tenant, connector_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        query(
+            "INSERT INTO join_tokens (token_hash, tenant, connector_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(token_hash)
         .bind(tenant.as_str())
@@ -330,8 +404,8 @@ impl Store {
 
     /// Looks a join token up by hash.
     pub async fn join_token(&self, token_hash: &str) -> Result<Option<JoinTokenRow>, StoreError> {
-        let row: Option<(String, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT tenant, connector_id, expires_at, used_at FROM join_tokens WHERE token_hash = ?",
+        let row: Option<(String, String, i64, Option<i64>)> = query(
+            "SELECT tenant, connector_id, expires_at, used_at FROM join_tokens WHERE token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -363,26 +437,26 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = self.now_ms();
         let mut tx = self.pool.begin().await?;
-        let redeemed = sqlx::query(
-            "UPDATE join_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
+        let redeemed = query(
+            "UPDATE join_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $3",
         )
         .bind(now)
         .bind(token_hash)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if redeemed.rows_affected() != 1 {
             return Err(StoreError::TokenAlreadyUsed);
         }
-        sqlx::query(
-            "INSERT INTO connectors (id, tenant, enrolled_at, cert_serial, cert_not_after) VALUES (?, ?, ?, ?, ?)",
+        query(
+            "INSERT INTO connectors (id, tenant, enrolled_at, cert_serial, cert_not_after) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(connector_id.as_str())
         .bind(tenant.as_str())
         .bind(now)
         .bind(cert_serial)
         .bind(cert_not_after)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -391,9 +465,9 @@ impl Store {
     /// One connector.
     pub async fn connector(&self, id: &ConnectorId) -> Result<Option<ConnectorRow>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE id = ?"
+            "SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE id = $1"
         ));
-        let row: Option<ConnectorRecord> = sqlx::query_as(sql)
+        let row: Option<ConnectorRecord> = query(sql)
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
@@ -405,7 +479,7 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {CONNECTOR_COLUMNS} FROM connectors ORDER BY tenant, id"
         ));
-        let rows: Vec<ConnectorRecord> = sqlx::query_as(sql).fetch_all(&self.pool).await?;
+        let rows: Vec<ConnectorRecord> = query(sql).fetch_all(&self.pool).await?;
         let now = self.now_ms();
         Ok(rows.into_iter().map(|t| connector_from(t, now)).collect())
     }
@@ -415,8 +489,8 @@ impl Store {
         if self.connector(id).await?.is_none() {
             return Err(StoreError::NotFound(format!("connector {id}")));
         }
-        let r = sqlx::query(
-            "UPDATE connectors SET revoked_at = ?, online = 0 WHERE id = ? AND revoked_at IS NULL",
+        let r = query(
+            "UPDATE connectors SET revoked_at = $1, online = 0 WHERE id = $2 AND revoked_at IS NULL",
         )
         .bind(self.now_ms())
         .bind(id.as_str())
@@ -427,10 +501,9 @@ impl Store {
 
     /// Ids of all revoked connectors.
     pub async fn revoked_ids(&self) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT id FROM connectors WHERE revoked_at IS NOT NULL")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String,)> = query("SELECT id FROM connectors WHERE revoked_at IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
@@ -442,7 +515,7 @@ impl Store {
         version: &str,
         transport: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connectors SET online = 1, session_id = ?, version = ?, transport = ?, last_seen = ? WHERE id = ?")
+        query("UPDATE connectors SET online = 1, session_id = $1, version = $2, transport = $3, last_seen = $4 WHERE id = $5")
             .bind(session_id)
             .bind(version)
             .bind(transport)
@@ -455,7 +528,7 @@ impl Store {
 
     /// Records a heartbeat of the given tunnel.
     pub async fn touch(&self, id: &ConnectorId, session_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connectors SET last_seen = ? WHERE id = ? AND session_id = ?")
+        query("UPDATE connectors SET last_seen = $1 WHERE id = $2 AND session_id = $3")
             .bind(self.now_ms())
             .bind(id.as_str())
             .bind(session_id)
@@ -466,20 +539,18 @@ impl Store {
 
     /// Records the end of the given tunnel (not of a newer one that replaced it).
     pub async fn mark_offline(&self, id: &ConnectorId, session_id: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE connectors SET online = 0, last_seen = ? WHERE id = ? AND session_id = ?",
-        )
-        .bind(self.now_ms())
-        .bind(id.as_str())
-        .bind(session_id)
-        .execute(&self.pool)
-        .await?;
+        query("UPDATE connectors SET online = 0, last_seen = $1 WHERE id = $2 AND session_id = $3")
+            .bind(self.now_ms())
+            .bind(id.as_str())
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Clears every online flag (at start: no tunnel survives a restart).
     pub async fn reset_online(&self) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connectors SET online = 0, session_id = NULL")
+        query("UPDATE connectors SET online = 0, session_id = NULL")
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -494,8 +565,8 @@ impl Store {
         if !self.tenant_exists(&tenant).await? {
             return Err(StoreError::NotFound(format!("tenant {tenant}")));
         }
-        let r = sqlx::query(
-            "INSERT INTO gateways (tenant, name, instructions, tools, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        let r = query(
+            "INSERT INTO gateways (tenant, name, instructions, tools, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
         .bind(&gw.tenant)
         .bind(&gw.name)
@@ -519,8 +590,8 @@ impl Store {
         tenant: &str,
         name: &str,
     ) -> Result<Option<GatewayRow>, StoreError> {
-        let row: Option<(String, String, Option<String>, String)> = sqlx::query_as(
-            "SELECT tenant, name, instructions, tools FROM gateways WHERE tenant = ? AND name = ?",
+        let row: Option<(String, String, Option<String>, String)> = query(
+            "SELECT tenant, name, instructions, tools FROM gateways WHERE tenant = $1 AND name = $2",
         )
         .bind(tenant)
         .bind(name)
@@ -531,8 +602,8 @@ impl Store {
 
     /// All gateways, optionally of one tenant.
     pub async fn gateways(&self, tenant: Option<&str>) -> Result<Vec<GatewayRow>, StoreError> {
-        let rows: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
-            "SELECT tenant, name, instructions, tools FROM gateways WHERE ? IS NULL OR tenant = ? ORDER BY tenant, name",
+        let rows: Vec<(String, String, Option<String>, String)> = query(
+            "SELECT tenant, name, instructions, tools FROM gateways WHERE $1 IS NULL OR tenant = $2 ORDER BY tenant, name",
         )
         .bind(tenant)
         .bind(tenant)
@@ -557,13 +628,105 @@ fn gateway_from(
     }
 }
 
+/// Applies the engine's migrations; two replicas starting at once take turns (sqlx holds
+/// the database's migration lock).
+async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let (migrator, run) = match pool {
+        Pool::Sqlite(p) => (&SQLITE_MIGRATIONS, SQLITE_MIGRATIONS.run(p).await),
+        Pool::Postgres(p) => (&POSTGRES_MIGRATIONS, POSTGRES_MIGRATIONS.run(p).await),
+    };
+    run.map_err(|e| match e {
+        MigrateError::VersionMissing(found) => StoreError::SchemaTooNew {
+            found,
+            known: migrator.iter().map(|m| m.version).max().unwrap_or(0),
+        },
+        e => StoreError::Migrate(e),
+    })
+}
+
+/// Where a test's fresh store goes: a SQLite file in `dir`, or, when
+/// `CLOUD_RUNTIME_TEST_DATABASE_URL` names a PostgreSQL server (`scripts/with-postgres`
+/// starts a throwaway one), a new, empty database of its own there.
+#[cfg(test)]
+pub(crate) async fn test_url(dir: &Path) -> DatabaseUrl {
+    let Ok(admin) = std::env::var("CLOUD_RUNTIME_TEST_DATABASE_URL") else {
+        return DatabaseUrl::Sqlite(dir.join("runtime.db"));
+    };
+    let DatabaseUrl::Postgres(admin) = admin.parse().unwrap() else {
+        panic!("CLOUD_RUNTIME_TEST_DATABASE_URL must be a postgres:// URL");
+    };
+    let name = format!("test_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let mut conn = sqlx::PgConnection::connect_with(admin.options())
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    DatabaseUrl::Postgres(admin.with_database(&name))
+}
+
+/// A fresh, empty store for a test, at [`test_url`].
+#[cfg(test)]
+pub(crate) async fn test_store(dir: &Path) -> Store {
+    Store::connect(&test_url(dir).await).await.unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_schema_newer_than_the_binary_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = test_url(dir.path()).await;
+        let s = Store::connect(&url).await.unwrap();
+        let known = SQLITE_MIGRATIONS.iter().map(|m| m.version).max().unwrap();
+        query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES ($1, 'from a newer runtime', TRUE, $2, 0)",
+        )
+        .bind(known + 1)
+        .bind(&[0u8; 48][..])
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        s.pool.close().await;
+        let e = Store::connect(&url).await.unwrap_err();
+        assert!(
+            matches!(e, StoreError::SchemaTooNew { found, known: k } if found == known + 1 && k == known),
+            "{e}"
+        );
+        assert!(e.to_string().contains("newer than this binary"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn replicas_migrating_at_once_both_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = test_url(dir.path()).await;
+        let (a, b) = tokio::join!(Store::connect(&url), Store::connect(&url));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let t: TenantId = "acme".parse().unwrap();
+        a.create_tenant(&t).await.unwrap();
+        assert!(b.tenant_exists(&t).await.unwrap());
+        let versions = Store::migrate(&url).await.unwrap();
+        assert_eq!(versions.len(), SQLITE_MIGRATIONS.iter().count());
+    }
+
+    #[tokio::test]
+    async fn the_sqlite_and_postgres_migrations_are_the_same_versions() {
+        let versions = |m: &Migrator| {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(versions(&SQLITE_MIGRATIONS), versions(&POSTGRES_MIGRATIONS));
+    }
+
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("runtime.db")).await.unwrap();
+        let s = crate::store::test_store(dir.path()).await;
         (dir, s)
     }
 

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use shared::identity::UserId;
 
+use super::db::query;
 use super::{Store, StoreError, UnixMs};
 
 /// An agent (application) of a tenant.
@@ -224,8 +225,8 @@ impl Store {
         secret_hash: &str,
     ) -> Result<UserId, StoreError> {
         let id = UserId::from_bytes(&rand::random());
-        let r = sqlx::query(
-            "INSERT INTO users (tenant, name, groups_csv, secret_hash, created_at, id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        let r = query(
+            "INSERT INTO users (tenant, name, groups_csv, secret_hash, created_at, id) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(tenant)
         .bind(name)
@@ -250,8 +251,8 @@ impl Store {
         name: &str,
         secret_hash: &str,
     ) -> Result<Option<UserRow>, StoreError> {
-        let row: Option<(String, String, String, String)> = sqlx::query_as(
-            "SELECT id, name, groups_csv, secret_hash FROM users WHERE tenant = ? AND name = ? AND id IS NOT NULL",
+        let row: Option<(String, String, String, String)> = query(
+            "SELECT id, name, groups_csv, secret_hash FROM users WHERE tenant = $1 AND name = $2 AND id IS NOT NULL",
         )
         .bind(tenant)
         .bind(name)
@@ -273,8 +274,8 @@ impl Store {
 
     /// A user of `tenant` by id: their current name and groups.
     pub async fn user(&self, tenant: &str, id: &str) -> Result<Option<UserRow>, StoreError> {
-        let row: Option<(String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, name, groups_csv, idp_subject FROM users WHERE tenant = ? AND id = ?",
+        let row: Option<(String, String, String, Option<String>)> = query(
+            "SELECT id, name, groups_csv, idp_subject FROM users WHERE tenant = $1 AND id = $2",
         )
         .bind(tenant)
         .bind(id)
@@ -292,8 +293,8 @@ impl Store {
         tenant: &str,
         name: &str,
     ) -> Result<Option<UserRow>, StoreError> {
-        let row: Option<(String, String, String)> = sqlx::query_as(
-            "SELECT id, name, groups_csv FROM users WHERE tenant = ? AND name = ? AND id IS NOT NULL",
+        let row: Option<(String, String, String)> = query(
+            "SELECT id, name, groups_csv FROM users WHERE tenant = $1 AND name = $2 AND id IS NOT NULL",
         )
         .bind(tenant)
         .bind(name)
@@ -307,7 +308,7 @@ impl Store {
     /// account for users of an identity provider, a random one for local users.
     pub async fn assign_user_ids(&self) -> Result<u64, StoreError> {
         let rows: Vec<(String, String, Option<String>)> =
-            sqlx::query_as("SELECT tenant, name, idp_subject FROM users WHERE id IS NULL")
+            query("SELECT tenant, name, idp_subject FROM users WHERE id IS NULL")
                 .fetch_all(&self.pool)
                 .await?;
         let mut n = 0;
@@ -316,22 +317,21 @@ impl Store {
                 Some(subject) => idp_user_id(subject),
                 None => UserId::from_bytes(&rand::random()),
             };
-            n +=
-                sqlx::query("UPDATE users SET id = ? WHERE tenant = ? AND name = ? AND id IS NULL")
-                    .bind(id.as_str())
-                    .bind(&tenant)
-                    .bind(&name)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
+            n += query("UPDATE users SET id = $1 WHERE tenant = $2 AND name = $3 AND id IS NULL")
+                .bind(id.as_str())
+                .bind(&tenant)
+                .bind(&name)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         }
         Ok(n)
     }
 
     /// Registers an agent.
     pub async fn create_agent(&self, agent: &AgentRow, key_hash: &str) -> Result<(), StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO agents (tenant, name, role, key_hash, oauth_client_id, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        let r = query(
+            "INSERT INTO agents (tenant, name, role, key_hash, oauth_client_id, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(&agent.tenant)
         .bind(&agent.name)
@@ -352,12 +352,11 @@ impl Store {
 
     /// The agent whose key hashes to `key_hash`.
     pub async fn agent_by_key(&self, key_hash: &str) -> Result<Option<AgentRow>, StoreError> {
-        let row: Option<(String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT tenant, name, role, oauth_client_id FROM agents WHERE key_hash = ?",
-        )
-        .bind(key_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<(String, String, String, Option<String>)> =
+            query("SELECT tenant, name, role, oauth_client_id FROM agents WHERE key_hash = $1")
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|(tenant, name, role, oauth_client_id)| AgentRow {
             tenant,
             name,
@@ -368,8 +367,8 @@ impl Store {
 
     /// An agent by name.
     pub async fn agent(&self, tenant: &str, name: &str) -> Result<Option<AgentRow>, StoreError> {
-        let row: Option<(String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT tenant, name, role, oauth_client_id FROM agents WHERE tenant = ? AND name = ?",
+        let row: Option<(String, String, String, Option<String>)> = query(
+            "SELECT tenant, name, role, oauth_client_id FROM agents WHERE tenant = $1 AND name = $2",
         )
         .bind(tenant)
         .bind(name)
@@ -390,7 +389,7 @@ impl Store {
         client_id: &str,
     ) -> Result<Option<AgentRow>, StoreError> {
         let row: Option<(String, String, String, Option<String>)> =
-            sqlx::query_as("SELECT tenant, name, role, oauth_client_id FROM agents WHERE tenant = ? AND oauth_client_id = ?")
+            query("SELECT tenant, name, role, oauth_client_id FROM agents WHERE tenant = $1 AND oauth_client_id = $2")
                 .bind(tenant)
                 .bind(client_id)
                 .fetch_optional(&self.pool)
@@ -407,7 +406,7 @@ impl Store {
     pub async fn create_client(&self, c: &ClientRow) -> Result<(), StoreError> {
         let uris = serde_json::to_string(&c.redirect_uris)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query("INSERT INTO oauth_clients (client_id, client_name, redirect_uris, created_at) VALUES (?, ?, ?, ?)")
+        query("INSERT INTO oauth_clients (client_id, client_name, redirect_uris, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&c.client_id)
             .bind(&c.client_name)
             .bind(uris)
@@ -421,8 +420,8 @@ impl Store {
     pub async fn upsert_client(&self, c: &ClientRow) -> Result<(), StoreError> {
         let uris = serde_json::to_string(&c.redirect_uris)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO oauth_clients (client_id, client_name, redirect_uris, created_at) VALUES (?, ?, ?, ?) \
+        query(
+            "INSERT INTO oauth_clients (client_id, client_name, redirect_uris, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (client_id) DO UPDATE SET client_name = excluded.client_name, redirect_uris = excluded.redirect_uris",
         )
         .bind(&c.client_id)
@@ -436,8 +435,8 @@ impl Store {
 
     /// A registered client.
     pub async fn client(&self, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
-        let row: Option<(String, Option<String>, String)> = sqlx::query_as(
-            "SELECT client_id, client_name, redirect_uris FROM oauth_clients WHERE client_id = ?",
+        let row: Option<(String, Option<String>, String)> = query(
+            "SELECT client_id, client_name, redirect_uris FROM oauth_clients WHERE client_id = $1",
         )
         .bind(client_id)
         .fetch_optional(&self.pool)
@@ -455,8 +454,8 @@ impl Store {
 
     /// Stores a pending authorization.
     pub async fn create_pending(&self, p: &PendingRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO oauth_pending (id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        query(
+            "INSERT INTO oauth_pending (id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&p.id)
         .bind(&p.client_id)
@@ -477,8 +476,8 @@ impl Store {
 
     /// A pending authorization that has not expired.
     pub async fn pending(&self, id: &str) -> Result<Option<PendingRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user_id FROM oauth_pending WHERE id = ? AND expires_at > ?",
+        Ok(query(
+            "SELECT id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user_id FROM oauth_pending WHERE id = $1 AND expires_at > $2",
         )
         .bind(id)
         .bind(self.now_ms())
@@ -488,8 +487,8 @@ impl Store {
 
     /// Records the user the identity provider signed in for a pending authorization, once.
     pub async fn set_pending_user(&self, id: &str, user_id: &UserId) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE oauth_pending SET signed_in_user_id = ? WHERE id = ? AND expires_at > ? AND signed_in_user_id IS NULL",
+        let r = query(
+            "UPDATE oauth_pending SET signed_in_user_id = $1 WHERE id = $2 AND expires_at > $3 AND signed_in_user_id IS NULL",
         )
         .bind(user_id.as_str())
         .bind(id)
@@ -501,8 +500,8 @@ impl Store {
 
     /// Removes a pending sign-in and returns it, once.
     pub async fn take_pending(&self, id: &str) -> Result<Option<PendingRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user_id",
+        Ok(query(
+            "DELETE FROM oauth_pending WHERE id = $1 AND expires_at > $2 RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user_id",
         )
         .bind(id)
         .bind(self.now_ms())
@@ -519,18 +518,18 @@ impl Store {
         code_ttl_ms: i64,
     ) -> Result<Option<PendingRow>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let pending: Option<PendingRow> = sqlx::query_as(
-            "DELETE FROM oauth_pending WHERE id = ? AND expires_at > ? RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user_id",
+        let pending: Option<PendingRow> = query(
+            "DELETE FROM oauth_pending WHERE id = $1 AND expires_at > $2 RETURNING id, client_id, redirect_uri, code_challenge, state, resource, tenant, expires_at, nonce, idp_verifier, return_to, browser_hash, signed_in_user_id",
         )
         .bind(id)
         .bind(self.now_ms())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         let Some(p) = pending else {
             return Ok(None);
         };
-        sqlx::query(
-            "INSERT INTO oauth_codes (code_hash, client_id, redirect_uri, code_challenge, resource, tenant, user_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        query(
+            "INSERT INTO oauth_codes (code_hash, client_id, redirect_uri, code_challenge, resource, tenant, user_id, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(code_hash)
         .bind(&p.client_id)
@@ -540,7 +539,7 @@ impl Store {
         .bind(&p.tenant)
         .bind(user_id.as_str())
         .bind(self.now_ms() + code_ttl_ms)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(Some(p))
@@ -557,9 +556,9 @@ impl Store {
         challenge: &str,
     ) -> Result<Spend<CodeRow>, StoreError> {
         let now = self.now_ms();
-        let row: Option<CodeTuple> = sqlx::query_as(
-            "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL \
-             AND client_id = ? AND redirect_uri = ? AND code_challenge = ? \
+        let row: Option<CodeTuple> = query(
+            "UPDATE oauth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL \
+             AND client_id = $3 AND redirect_uri = $4 AND code_challenge = $5 \
              RETURNING client_id, redirect_uri, code_challenge, resource, tenant, user_id, expires_at, used_at",
         )
         .bind(now)
@@ -594,7 +593,7 @@ impl Store {
             }));
         }
         let exists: Option<(Option<i64>,)> =
-            sqlx::query_as("SELECT used_at FROM oauth_codes WHERE code_hash = ?")
+            query("SELECT used_at FROM oauth_codes WHERE code_hash = $1")
                 .bind(code_hash)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -608,8 +607,8 @@ impl Store {
 
     /// Stores a refresh token.
     pub async fn create_refresh(&self, token_hash: &str, r: &RefreshRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO oauth_refresh (token_hash, family, client_id, resource, tenant, user_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        query(
+            "INSERT INTO oauth_refresh (token_hash, family, client_id, resource, tenant, user_id, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(token_hash)
         .bind(&r.family)
@@ -626,8 +625,8 @@ impl Store {
     /// Spends a refresh token.
     pub async fn spend_refresh(&self, token_hash: &str) -> Result<Spend<RefreshRow>, StoreError> {
         let now = self.now_ms();
-        let row: Option<RefreshTuple> = sqlx::query_as(
-            "UPDATE oauth_refresh SET used_at = ? WHERE token_hash = ? AND used_at IS NULL RETURNING family, client_id, resource, tenant, user_id, expires_at, used_at, revoked",
+        let row: Option<RefreshTuple> = query(
+            "UPDATE oauth_refresh SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL RETURNING family, client_id, resource, tenant, user_id, expires_at, used_at, revoked",
         )
         .bind(now)
         .bind(token_hash)
@@ -647,7 +646,7 @@ impl Store {
             }));
         }
         let spent: Option<(String,)> =
-            sqlx::query_as("SELECT family FROM oauth_refresh WHERE token_hash = ?")
+            query("SELECT family FROM oauth_refresh WHERE token_hash = $1")
                 .bind(token_hash)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -659,8 +658,8 @@ impl Store {
 
     /// Sets (or replaces) a tenant's identity provider.
     pub async fn set_idp(&self, idp: &IdpRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO idps (tenant, issuer, client_id, client_secret, groups_claim, updated_at, recheck_secs) VALUES (?, ?, ?, ?, ?, ?, ?) \
+        query(
+            "INSERT INTO idps (tenant, issuer, client_id, client_secret, groups_claim, updated_at, recheck_secs) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (tenant) DO UPDATE SET issuer = excluded.issuer, client_id = excluded.client_id, \
              client_secret = excluded.client_secret, groups_claim = excluded.groups_claim, updated_at = excluded.updated_at, \
              recheck_secs = excluded.recheck_secs",
@@ -679,7 +678,7 @@ impl Store {
 
     /// A tenant's identity provider, if it has one.
     pub async fn idp(&self, tenant: &str) -> Result<Option<IdpRow>, StoreError> {
-        Ok(sqlx::query_as("SELECT tenant, issuer, client_id, client_secret, groups_claim, recheck_secs FROM idps WHERE tenant = ?")
+        Ok(query("SELECT tenant, issuer, client_id, client_secret, groups_claim, recheck_secs FROM idps WHERE tenant = $1")
             .bind(tenant)
             .fetch_optional(&self.pool)
             .await?)
@@ -699,8 +698,8 @@ impl Store {
         groups: &[String],
     ) -> Result<Option<UserId>, StoreError> {
         let id = idp_user_id(subject);
-        let renamed = sqlx::query(
-            "UPDATE users SET name = ?, groups_csv = ? WHERE tenant = ? AND id = ? AND secret_hash = '!idp'",
+        let renamed = query(
+            "UPDATE users SET name = $1, groups_csv = $2 WHERE tenant = $3 AND id = $4 AND secret_hash = '!idp'",
         )
         .bind(name)
         .bind(groups.join(","))
@@ -715,8 +714,8 @@ impl Store {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
             Err(e) => return Err(e.into()),
         }
-        let r = sqlx::query(
-            "INSERT INTO users (tenant, name, groups_csv, secret_hash, created_at, idp_subject, id) VALUES (?, ?, ?, '!idp', ?, ?, ?) ON CONFLICT DO NOTHING",
+        let r = query(
+            "INSERT INTO users (tenant, name, groups_csv, secret_hash, created_at, idp_subject, id) VALUES ($1, $2, $3, '!idp', $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(tenant)
         .bind(name)
@@ -737,7 +736,7 @@ impl Store {
         id: &str,
         groups: &[String],
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE users SET groups_csv = ? WHERE tenant = ? AND id = ?")
+        let r = query("UPDATE users SET groups_csv = $1 WHERE tenant = $2 AND id = $3")
             .bind(groups.join(","))
             .bind(tenant)
             .bind(id)
@@ -755,8 +754,8 @@ impl Store {
         refresh_token: Option<&str>,
         id_token: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO idp_sessions (tenant, user_id, refresh_token, checked_at, id_token) VALUES (?, ?, ?, ?, ?) \
+        query(
+            "INSERT INTO idp_sessions (tenant, user_id, refresh_token, checked_at, id_token) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (tenant, user_id) DO UPDATE SET refresh_token = excluded.refresh_token, checked_at = excluded.checked_at, id_token = excluded.id_token",
         )
         .bind(tenant)
@@ -778,7 +777,7 @@ impl Store {
         user_id: &str,
     ) -> Result<Option<String>, StoreError> {
         let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT id_token FROM idp_sessions WHERE tenant = ? AND user_id = ?")
+            query("SELECT id_token FROM idp_sessions WHERE tenant = $1 AND user_id = $2")
                 .bind(tenant)
                 .bind(user_id)
                 .fetch_optional(&self.pool)
@@ -795,8 +794,8 @@ impl Store {
         user_id: &UserId,
         max_age_ms: i64,
     ) -> Result<Recheck, StoreError> {
-        let row: Option<(Option<String>, i64)> = sqlx::query_as(
-            "SELECT refresh_token, checked_at FROM idp_sessions WHERE tenant = ? AND user_id = ?",
+        let row: Option<(Option<String>, i64)> = query(
+            "SELECT refresh_token, checked_at FROM idp_sessions WHERE tenant = $1 AND user_id = $2",
         )
         .bind(tenant)
         .bind(user_id.as_str())
@@ -809,8 +808,8 @@ impl Store {
         if now.saturating_sub(checked_at) < max_age_ms {
             return Ok(Recheck::Fresh);
         }
-        let claimed = sqlx::query(
-            "UPDATE idp_sessions SET checked_at = ? WHERE tenant = ? AND user_id = ? AND checked_at = ?",
+        let claimed = query(
+            "UPDATE idp_sessions SET checked_at = $1 WHERE tenant = $2 AND user_id = $3 AND checked_at = $4",
         )
         .bind(now)
         .bind(tenant)
@@ -837,7 +836,7 @@ impl Store {
         user_id: &UserId,
         previous: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE idp_sessions SET checked_at = ? WHERE tenant = ? AND user_id = ?")
+        query("UPDATE idp_sessions SET checked_at = $1 WHERE tenant = $2 AND user_id = $3")
             .bind(previous)
             .bind(tenant)
             .bind(user_id.as_str())
@@ -852,14 +851,14 @@ impl Store {
     pub async fn end_user_grants(&self, tenant: &str, user_id: &UserId) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for sql in [
-            "UPDATE oauth_refresh SET revoked = 1 WHERE tenant = ? AND user_id = ?",
-            "DELETE FROM browser_sessions WHERE tenant = ? AND user_id = ?",
-            "DELETE FROM idp_sessions WHERE tenant = ? AND user_id = ?",
+            "UPDATE oauth_refresh SET revoked = 1 WHERE tenant = $1 AND user_id = $2",
+            "DELETE FROM browser_sessions WHERE tenant = $1 AND user_id = $2",
+            "DELETE FROM idp_sessions WHERE tenant = $1 AND user_id = $2",
         ] {
-            sqlx::query(sql)
+            query(sql)
                 .bind(tenant)
                 .bind(user_id.as_str())
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         tx.commit().await?;
@@ -872,8 +871,8 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<(String, String)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT tenant, user_id FROM oauth_refresh WHERE token_hash = ? AND used_at IS NULL AND revoked = 0 AND expires_at > ?",
+        Ok(query(
+            "SELECT tenant, user_id FROM oauth_refresh WHERE token_hash = $1 AND used_at IS NULL AND revoked = 0 AND expires_at > $2",
         )
         .bind(token_hash)
         .bind(self.now_ms())
@@ -889,29 +888,29 @@ impl Store {
     pub async fn remove_user(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let removed: Option<(Option<String>,)> =
-            sqlx::query_as("DELETE FROM users WHERE tenant = ? AND name = ? RETURNING id")
+            query("DELETE FROM users WHERE tenant = $1 AND name = $2 RETURNING id")
                 .bind(tenant)
                 .bind(name)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut tx)
                 .await?;
         let Some((id,)) = removed else {
             return Ok(false);
         };
         let id = id.unwrap_or_default();
-        sqlx::query("UPDATE oauth_refresh SET revoked = 1 WHERE tenant = ? AND user_id = ?")
+        query("UPDATE oauth_refresh SET revoked = 1 WHERE tenant = $1 AND user_id = $2")
             .bind(tenant)
             .bind(&id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        sqlx::query("DELETE FROM browser_sessions WHERE tenant = ? AND user_id = ?")
+        query("DELETE FROM browser_sessions WHERE tenant = $1 AND user_id = $2")
             .bind(tenant)
             .bind(&id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        sqlx::query("DELETE FROM idp_sessions WHERE tenant = ? AND user_id = ?")
+        query("DELETE FROM idp_sessions WHERE tenant = $1 AND user_id = $2")
             .bind(tenant)
             .bind(&id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         Ok(true)
@@ -920,7 +919,7 @@ impl Store {
     /// Removes an agent: its key stops working at the next request. Returns whether it
     /// existed.
     pub async fn remove_agent(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM agents WHERE tenant = ? AND name = ?")
+        let r = query("DELETE FROM agents WHERE tenant = $1 AND name = $2")
             .bind(tenant)
             .bind(name)
             .execute(&self.pool)
@@ -933,14 +932,14 @@ impl Store {
         let now = self.now_ms();
         let mut n = 0;
         for sql in [
-            "DELETE FROM oauth_pending WHERE expires_at <= ?",
-            "DELETE FROM oauth_codes WHERE expires_at <= ?",
-            "DELETE FROM oauth_refresh WHERE expires_at <= ?",
-            "DELETE FROM connect_requests WHERE expires_at <= ?",
-            "DELETE FROM browser_sessions WHERE expires_at <= ?",
-            "DELETE FROM spent_confirmations WHERE expires_at <= ?",
+            "DELETE FROM oauth_pending WHERE expires_at <= $1",
+            "DELETE FROM oauth_codes WHERE expires_at <= $1",
+            "DELETE FROM oauth_refresh WHERE expires_at <= $1",
+            "DELETE FROM connect_requests WHERE expires_at <= $1",
+            "DELETE FROM browser_sessions WHERE expires_at <= $1",
+            "DELETE FROM spent_confirmations WHERE expires_at <= $1",
         ] {
-            n += sqlx::query(sql)
+            n += query(sql)
                 .bind(now)
                 .execute(&self.pool)
                 .await?
@@ -951,8 +950,8 @@ impl Store {
 
     /// Spends a stateless confirmation's id; `false` if it was spent before.
     pub async fn spend_confirmation(&self, id: &str, expires_at: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO spent_confirmations (id, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        let r = query(
+            "INSERT INTO spent_confirmations (id, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
         .bind(id)
         .bind(expires_at)
@@ -963,7 +962,7 @@ impl Store {
 
     /// Revokes every refresh token of a family.
     pub async fn revoke_family(&self, family: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE oauth_refresh SET revoked = 1 WHERE family = ?")
+        query("UPDATE oauth_refresh SET revoked = 1 WHERE family = $1")
             .bind(family)
             .execute(&self.pool)
             .await?;
@@ -986,9 +985,8 @@ mod tests {
     async fn store() -> (tempfile::TempDir, Store, Arc<ManualClock>) {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::at(START));
-        let s = Store::open(&dir.path().join("runtime.db"))
+        let s = crate::store::test_store(dir.path())
             .await
-            .unwrap()
             .with_clock(clock.clone());
         s.create_tenant(&"acme".parse::<TenantId>().unwrap())
             .await

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use shared::identity::{ConnectorId, TenantId};
 
+use super::db::query;
 use super::{GatewayRow, Store, StoreError, UnixMs};
 
 /// One applied policy file.
@@ -40,13 +41,13 @@ impl Store {
         let now = self.now_ms();
         let mut tx = self.pool.begin().await?;
         let (current,): (Option<i64>,) =
-            sqlx::query_as("SELECT MAX(revision) FROM policy_revisions WHERE tenant = ?")
+            query("SELECT MAX(revision) FROM policy_revisions WHERE tenant = $1")
                 .bind(tenant.as_str())
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut tx)
                 .await?;
         let revision = current.unwrap_or(0) + 1;
-        sqlx::query(
-            "INSERT INTO policy_revisions (tenant, revision, source, sha256, file_name, applied_at) VALUES (?, ?, ?, ?, ?, ?)",
+        query(
+            "INSERT INTO policy_revisions (tenant, revision, source, sha256, file_name, applied_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(tenant.as_str())
         .bind(revision)
@@ -54,11 +55,11 @@ impl Store {
         .bind(sha256)
         .bind(file_name)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         for gw in gateways {
-            sqlx::query(
-                "INSERT INTO gateways (tenant, name, instructions, tools, created_at) VALUES (?, ?, ?, ?, ?) \
+            query(
+                "INSERT INTO gateways (tenant, name, instructions, tools, created_at) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (tenant, name) DO UPDATE SET instructions = excluded.instructions, tools = excluded.tools",
             )
             .bind(tenant.as_str())
@@ -66,7 +67,7 @@ impl Store {
             .bind(&gw.instructions)
             .bind(gw.tools.join(","))
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         tx.commit().await?;
@@ -75,9 +76,9 @@ impl Store {
 
     /// The policy in force for a tenant.
     pub async fn policy(&self, tenant: &str) -> Result<Option<PolicyRevision>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(query(
             "SELECT tenant, revision, source, sha256, file_name, applied_at FROM policy_revisions \
-             WHERE tenant = ? ORDER BY revision DESC LIMIT 1",
+             WHERE tenant = $1 ORDER BY revision DESC LIMIT 1",
         )
         .bind(tenant)
         .fetch_optional(&self.pool)
@@ -90,9 +91,9 @@ impl Store {
         tenant: &str,
         revision: i64,
     ) -> Result<Option<PolicyRevision>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(query(
             "SELECT tenant, revision, source, sha256, file_name, applied_at FROM policy_revisions \
-             WHERE tenant = ? AND revision = ?",
+             WHERE tenant = $1 AND revision = $2",
         )
         .bind(tenant)
         .bind(revision)
@@ -102,7 +103,7 @@ impl Store {
 
     /// The revision in force for every tenant that has a policy: cheap enough to poll.
     pub async fn policy_heads(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(query(
             "SELECT tenant, MAX(revision) FROM policy_revisions GROUP BY tenant ORDER BY tenant",
         )
         .fetch_all(&self.pool)
@@ -115,7 +116,7 @@ impl Store {
         id: &ConnectorId,
         rules_json: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE connectors SET local_policy = ? WHERE id = ?")
+        query("UPDATE connectors SET local_policy = $1 WHERE id = $2")
             .bind(rules_json)
             .bind(id.as_str())
             .execute(&self.pool)
@@ -128,8 +129,8 @@ impl Store {
         &self,
         tenant: &str,
     ) -> Result<Vec<(String, Option<String>)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, local_policy FROM connectors WHERE tenant = ? AND revoked_at IS NULL ORDER BY id",
+        Ok(query(
+            "SELECT id, local_policy FROM connectors WHERE tenant = $1 AND revoked_at IS NULL ORDER BY id",
         )
         .bind(tenant)
         .fetch_all(&self.pool)
@@ -144,7 +145,7 @@ mod tests {
     #[tokio::test]
     async fn revisions_count_up_and_gateways_are_upserted() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("runtime.db")).await.unwrap();
+        let s = crate::store::test_store(dir.path()).await;
         let t: TenantId = "acme".parse().unwrap();
         s.create_tenant(&t).await.unwrap();
         assert!(s.policy("acme").await.unwrap().is_none());
