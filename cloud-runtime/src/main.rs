@@ -23,6 +23,9 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Apply the store's schema migrations (`serve` also does at start) and print its version.
     Migrate(cli::migrate::MigrateArgs),
+    /// Copy a store into an empty database (a single-process install to PostgreSQL); stop
+    /// `serve` first.
+    MigrateStore(cli::migrate::MigrateStoreArgs),
     /// Tenant policies: agent roles, user grants, gateways, hooks.
     Policy {
         #[command(subcommand)]
@@ -97,6 +100,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Init(args) => cli::init::run(args).await,
         Command::Serve(args) => cli::serve::run(args).await,
         Command::Migrate(args) => cli::migrate::run(args).await,
+        Command::MigrateStore(args) => cli::migrate::run_store(args).await,
         Command::Policy { command } => {
             if cli::policy::run(command).await? {
                 Ok(())

@@ -11,6 +11,7 @@ pub mod library_connector;
 pub mod mcp_client;
 pub mod oauth_client;
 pub mod otlp;
+pub mod postgres;
 pub mod tool_suite;
 
 use std::fs::File;
@@ -237,13 +238,7 @@ fn fresh_test_database() -> Option<String> {
         .unwrap_or_default()
         .as_micros();
     let name = format!("e2e_{t}_{}_{n}", std::process::id());
-    run_ok(
-        Command::new("psql")
-            .args(["-q", "-v", "ON_ERROR_STOP=1", &admin, "-c"])
-            .arg(format!("CREATE DATABASE {name}")),
-    );
-    let server = admin.rsplit_once('/').map_or(admin.as_str(), |(s, _)| s);
-    Some(format!("{server}/{name}"))
+    Some(postgres::create_database(&admin, &name).unwrap_or_else(|e| panic!("{e:#}")))
 }
 
 /// What `connector token create --json` prints.
@@ -266,6 +261,16 @@ impl Runtime {
     /// `init` with `hostname` (`localhost` or an IP address of this machine, where `start`
     /// then listens) and tenant `acme` (and `globex`).
     pub fn init_with_hostname(hostname: &str) -> Result<Self> {
+        Self::init_with(hostname, fresh_test_database())
+    }
+
+    /// Like [`Runtime::init`], on the SQLite file in the data directory whatever
+    /// `CLOUD_RUNTIME_TEST_DATABASE_URL` says (for moving it to another database).
+    pub fn init_on_sqlite() -> Result<Self> {
+        Self::init_with("localhost", None)
+    }
+
+    fn init_with(hostname: &str, database_url: Option<String>) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let rt = Self {
             quic_port: free_port(),
@@ -275,7 +280,7 @@ impl Runtime {
             serve_args: Vec::new(),
             serve_env: Vec::new(),
             hostname: hostname.to_owned(),
-            database_url: fresh_test_database(),
+            database_url,
             restarts: 0,
         };
         run_ok(rt.cli().args(["init", "--hostname", hostname]));
@@ -311,6 +316,12 @@ impl Runtime {
             c.env("CLOUD_RUNTIME_DATABASE_URL", url);
         }
         c
+    }
+
+    /// Moves the runtime (its commands, and `serve` from its next start) to the store at
+    /// `url`.
+    pub fn set_database_url(&mut self, url: &str) {
+        self.database_url = Some(url.to_owned());
     }
 
     /// Where the runtime's store is, as `--database-url` takes it.
@@ -725,6 +736,11 @@ pub struct PendingConnector {
 }
 
 impl PendingConnector {
+    /// Its state directory (`connector.toml` is there once enrolled).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
     /// Enrolls against the (now running) runtime.
     pub fn enroll_now(&mut self, rt: &Runtime) -> Result<()> {
         run_ok(

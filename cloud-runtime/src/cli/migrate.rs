@@ -1,9 +1,10 @@
 //! `cloud-runtime migrate`: brings the store's schema up to this binary's, and says where
-//! it stands (`serve` does the same at start).
+//! it stands (`serve` does the same at start); `migrate-store`: moves a store to another
+//! database (a single-process install to PostgreSQL).
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
-use cloud_runtime::store::Store;
+use cloud_runtime::store::{DatabaseUrl, Store};
 
 use super::DataDirArg;
 
@@ -24,6 +25,64 @@ pub async fn run(args: MigrateArgs) -> Result<()> {
     println!(
         "{url}: schema at migration {latest} ({} migrations applied)",
         versions.len()
+    );
+    Ok(())
+}
+
+/// `migrate-store` arguments.
+#[derive(Args)]
+pub struct MigrateStoreArgs {
+    /// The store to copy: `sqlite:DIR` (a data directory) or `sqlite:FILE`.
+    #[arg(long)]
+    from: String,
+    /// The empty database to copy it into (`postgres://USER@HOST:PORT/DATABASE`).
+    #[arg(long, env = "CLOUD_RUNTIME_DATABASE_URL")]
+    to: String,
+}
+
+/// Runs `migrate-store`.
+pub async fn run_store(args: MigrateStoreArgs) -> Result<()> {
+    let mut from: DatabaseUrl = args.from.parse()?;
+    let to: DatabaseUrl = args.to.parse()?;
+    // Held while copying, so no `serve` of that data directory starts writing meanwhile.
+    let mut _serve_lock = None;
+    if let DatabaseUrl::Sqlite(path) = &mut from {
+        if path.is_dir() {
+            let lock = std::fs::File::create(path.join("serve.lock"))
+                .with_context(|| format!("opening {}", path.join("serve.lock").display()))?;
+            if lock.try_lock().is_err() {
+                bail!(
+                    "a cloud-runtime serve is running on {}: stop it (and every other command using it) first",
+                    path.display()
+                );
+            }
+            _serve_lock = Some(lock);
+            *path = path.join("runtime.db");
+        }
+        if !path.is_file() {
+            bail!(
+                "{} does not exist: there is no store to copy",
+                path.display()
+            );
+        }
+    }
+    let source = Store::connect(&from)
+        .await
+        .with_context(|| format!("opening {from}"))?;
+    let target = Store::connect(&to)
+        .await
+        .with_context(|| format!("opening {to}"))?;
+    let copied = source
+        .copy_into(&target)
+        .await
+        .with_context(|| format!("copying {from} into {to}"))?;
+    for c in &copied {
+        println!("{:>8} {}", c.rows, c.table);
+    }
+    let rows: u64 = copied.iter().map(|c| c.rows).sum();
+    println!(
+        "copied {rows} rows of {} tables from {from} into {to}; run serve with --database-url",
+        copied.len()
     );
     Ok(())
 }

@@ -87,12 +87,56 @@ impl<'e> From<&'e mut Tx> for Exec<'e> {
 }
 
 /// A bound parameter: the types the store's columns hold.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value<'q> {
     Int(Option<i64>),
     Text(Option<&'q str>),
     OwnedText(Option<String>),
     Bytes(Option<&'q [u8]>),
+    OwnedBytes(Option<Vec<u8>>),
+}
+
+/// The kind of a column: every column of the schema is one of these on both engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Int,
+    Text,
+    Bytes,
+}
+
+impl Kind {
+    /// The kind of a column declared as `declared` (SQLite's declared type or PostgreSQL's
+    /// `data_type`), if the schema uses it.
+    pub(crate) fn of(declared: &str) -> Option<Self> {
+        match declared.to_ascii_lowercase().as_str() {
+            "bigint" | "integer" => Some(Self::Int),
+            "text" => Some(Self::Text),
+            "blob" | "bytea" => Some(Self::Bytes),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the columns of `row` as `kinds` say.
+fn decode_row<'r, R>(row: &'r R, kinds: &[Kind]) -> Result<Vec<Value<'static>>, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            Ok(match kind {
+                Kind::Int => Value::Int(row.try_get(i)?),
+                Kind::Text => Value::OwnedText(row.try_get(i)?),
+                Kind::Bytes => Value::OwnedBytes(row.try_get(i)?),
+            })
+        })
+        .collect()
 }
 
 impl From<i64> for Value<'_> {
@@ -140,6 +184,12 @@ impl From<String> for Value<'_> {
 impl From<Option<String>> for Value<'_> {
     fn from(v: Option<String>) -> Self {
         Self::OwnedText(v)
+    }
+}
+
+impl From<Vec<u8>> for Value<'_> {
+    fn from(v: Vec<u8>) -> Self {
+        Self::OwnedBytes(Some(v))
     }
 }
 
@@ -202,6 +252,7 @@ macro_rules! bind_all {
                 Value::Text(v) => q.bind(v),
                 Value::OwnedText(v) => q.bind(v),
                 Value::Bytes(v) => q.bind(v),
+                Value::OwnedBytes(v) => q.bind(v),
             };
         }
         q
@@ -267,6 +318,21 @@ impl<'q> Query<'q> {
         self.fetch_optional(exec)
             .await?
             .ok_or(sqlx::Error::RowNotFound)
+    }
+
+    /// Every row, its columns read as `kinds` say (for copying rows whose types are known
+    /// only from the schema).
+    pub(crate) async fn fetch_values<'e>(
+        self,
+        exec: impl Into<Exec<'e>>,
+        kinds: &[Kind],
+    ) -> Result<Vec<Vec<Value<'static>>>, sqlx::Error> {
+        run!(self, exec, |q, e| q
+            .fetch_all(e)
+            .await?
+            .iter()
+            .map(|row| decode_row(row, kinds))
+            .collect())
     }
 
     /// Every row, as `T`.

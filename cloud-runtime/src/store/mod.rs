@@ -14,6 +14,7 @@ pub mod connect;
 mod db;
 pub mod oauth;
 pub mod policy;
+pub mod transfer;
 mod url;
 
 use std::path::Path;
@@ -61,6 +62,16 @@ pub enum StoreError {
         found: i64,
         /// The newest migration the binary has.
         known: i64,
+    },
+    /// `migrate-store` found rows in the database it was to copy into.
+    #[error(
+        "the target database already holds {rows} row(s) in {table}: migrate-store copies into an empty database only"
+    )]
+    TargetNotEmpty {
+        /// The first table found with rows.
+        table: String,
+        /// How many.
+        rows: i64,
     },
     /// A row that must be unique already exists.
     #[error("{0} already exists")]
