@@ -87,7 +87,7 @@ impl Side {
         tenant: &'static str,
     ) -> Result<Self> {
         let mut connector = Connector::enroll_offline(rt, tenant, &format!("bench-{transport}"))?;
-        let pid = start_connector(rt, &mut connector, &["--transport", transport])?;
+        let pid = start_connector(rt, &mut connector, transport)?;
         Ok(Self {
             label,
             transport,

@@ -172,39 +172,34 @@ pub async fn start_runtime_in_process(
     Ok(runtime)
 }
 
-/// Enrolls `connector` against the running runtime of `rt`, bounds its audit log by
-/// rotation, and starts it with `extra` arguments (`--transport tcp`); returns its process id
-/// once the runtime lists it online.
+/// Enrolls `connector` against the running runtime of `rt` and starts it, as the packages
+/// run it (`run --config`, vault, local policy allowing the diagnostic tools), on
+/// `transport` (`quic`, `tcp`); returns its process id once the runtime lists it online.
+///
+/// Its audit log removes its oldest files at a 128 MiB bound: at 2,000 calls/s a soak
+/// writes about 1.5 GB an hour, and at the default bound (1 GiB, then refuse calls) it would
+/// stop serving after about ten minutes, as it should.
 pub fn start_connector(
     rt: &crate::Runtime,
     connector: &mut crate::PendingConnector,
-    extra: &[&str],
+    transport: &str,
 ) -> anyhow::Result<u32> {
     connector.enroll_now(rt)?;
-    rotate_audit_log(connector)?;
-    connector.start(rt, extra)?;
+    let configure = |c: &crate::Connector| {
+        c.configure(
+            &format!(
+                "[tunnel]\ntransport = \"{transport}\"\n\n[audit]\nmax_file_bytes = 16777216\n\
+                 max_total_bytes = 134217728\non_full = \"rotate\"\n"
+            ),
+            "version = 1\n[[allow]]\ntools = [\"diag.*\"]\n",
+            &[],
+        )
+    };
+    connector.start_configured(rt, &configure)?;
     connector
         .process()
         .map(|p| p.pid())
         .ok_or_else(|| anyhow::anyhow!("connector did not start"))
-}
-
-/// Sets the enrolled `connector`'s audit log to remove its oldest files at a 128 MiB bound:
-/// at 2,000 calls/s a soak writes about 1.5 GB an hour, and at the default bound (1 GiB,
-/// then refuse calls) it would stop serving after about ten minutes, as it should.
-fn rotate_audit_log(connector: &crate::PendingConnector) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    let path = connector.state_dir().join("connector.toml");
-    let mut config = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-    anyhow::ensure!(
-        !config.contains("[audit]"),
-        "{} already has an [audit] section",
-        path.display()
-    );
-    config.push_str(
-        "\n[audit]\nmax_file_bytes = 16777216\nmax_total_bytes = 134217728\non_full = \"rotate\"\n",
-    );
-    std::fs::write(&path, config).with_context(|| path.display().to_string())
 }
 
 /// Starts the runtime of `rt` inside this process (as `serve` would) and brings `connector`

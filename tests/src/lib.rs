@@ -736,11 +736,6 @@ pub struct PendingConnector {
 }
 
 impl PendingConnector {
-    /// Its state directory (`connector.toml` is there once enrolled).
-    pub fn state_dir(&self) -> &Path {
-        &self.state_dir
-    }
-
     /// Enrolls against the (now running) runtime.
     pub fn enroll_now(&mut self, rt: &Runtime) -> Result<()> {
         run_ok(
