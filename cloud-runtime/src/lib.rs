@@ -37,6 +37,7 @@ pub mod config_error;
 pub mod connect;
 pub mod data_dir;
 pub mod enroll;
+pub mod health;
 pub mod html;
 pub mod https;
 pub mod identity;

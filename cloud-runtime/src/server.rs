@@ -490,7 +490,10 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
                 rate_limit::limit,
             )),
         )
-        .route("/healthz", get(|| async { "ok" }));
+        .merge(crate::health::routes(crate::health::Readiness::new(
+            tunnel_ctx.store.clone(),
+            shutdown.clone(),
+        )));
 
     tracker.spawn(tunnel::listener::accept_loop(
         endpoint.clone(),

@@ -270,6 +270,11 @@ impl Runtime {
         Self::init_with("localhost", None)
     }
 
+    /// Like [`Runtime::init`], with its store in the (empty) PostgreSQL database at `url`.
+    pub fn init_on(url: &str) -> Result<Self> {
+        Self::init_with("localhost", Some(url.to_owned()))
+    }
+
     fn init_with(hostname: &str, database_url: Option<String>) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let rt = Self {

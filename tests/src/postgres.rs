@@ -70,27 +70,43 @@ impl Postgres {
         if !initdb.status.success() {
             bail!("initdb: {}", String::from_utf8_lossy(&initdb.stderr));
         }
-        let mut server = pg.command("postgres");
+        pg.start_server()?;
+        Ok(pg)
+    }
+
+    /// Starts the server on the cluster and waits until it listens.
+    fn start_server(&mut self) -> Result<()> {
+        let mut server = self.command("postgres");
         server
             .arg("-D")
-            .arg(pg.data())
-            .args(["-p", &pg.port.to_string(), "-h", "127.0.0.1", "-k"])
-            .arg(pg.dir.path())
+            .arg(self.data())
+            .args(["-p", &self.port.to_string(), "-h", "127.0.0.1", "-k"])
+            .arg(self.dir.path())
             .args(["-c", "fsync=off"]);
-        let log = pg.dir.path().join("postgres.log");
+        let log = self.dir.path().join("postgres.log");
         let process = Process::spawn(server, log)?;
-        pg.server = Some(process);
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], pg.port));
-        wait_for(Duration::from_secs(20), "PostgreSQL to listen", || {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        let listening = wait_for(Duration::from_secs(20), "PostgreSQL to listen", || {
             std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
-        })
-        .with_context(|| {
-            pg.server
-                .as_ref()
-                .map(Process::log_text)
-                .unwrap_or_default()
-        })?;
-        Ok(pg)
+        });
+        let log = process.log_text();
+        self.server = Some(process);
+        listening.context(log).map(drop)
+    }
+
+    /// Stops the server (fast shutdown: its clients are cut off) and waits for it to exit.
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut server) = self.server.take() {
+            server.signal(nix::sys::signal::Signal::SIGINT);
+            server.wait_exit(Duration::from_secs(20))?;
+        }
+        Ok(())
+    }
+
+    /// Starts the stopped server again, on the same port and data.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop()?;
+        self.start_server()
     }
 
     fn data(&self) -> PathBuf {
@@ -135,10 +151,6 @@ pub fn create_database(admin_url: &str, name: &str) -> Result<String> {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        if let Some(mut server) = self.server.take() {
-            // Fast shutdown: clients are disconnected, the cluster closes cleanly.
-            server.signal(nix::sys::signal::Signal::SIGINT);
-            let _ = server.wait_exit(Duration::from_secs(10));
-        }
+        let _ = self.stop();
     }
 }

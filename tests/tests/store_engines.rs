@@ -1,11 +1,18 @@
-//! The runtime's store moved from its embedded SQLite file to a real PostgreSQL server
-//! (Debian's, started by the test): `migrate-store` copies everything, the commands read the
-//! same answers from both, the audit trail and the connectors' receipts verify against both,
-//! a second copy is refused, and `serve` then runs on PostgreSQL with the same connector.
+//! The runtime on a real PostgreSQL server (Debian's, started by the test).
+//!
+//! - A single-process install moves there: `migrate-store` copies everything, the commands
+//!   read the same answers from both stores, the audit trail and the connectors' receipts
+//!   verify against both, a second copy is refused, and `serve` then runs on PostgreSQL with
+//!   the same connector.
+//! - PostgreSQL restarted under a running runtime: `/readyz` says so (503) while it is away,
+//!   requests that need it get a retryable 503 rather than a hang, and everything comes back
+//!   without restarting the runtime.
+
+use std::time::Duration;
 
 use anyhow::Result;
 use e2e::postgres::Postgres;
-use e2e::{Connector, Runtime, run, run_ok};
+use e2e::{Connector, Runtime, run, run_ok, wait_for};
 
 /// What the read-only commands print, for comparing two stores.
 fn answers(rt: &Runtime) -> Vec<String> {
@@ -78,5 +85,79 @@ fn a_single_process_install_moves_to_postgresql_with_nothing_lost() -> Result<()
     assert_eq!(row["status"], "online", "{row}");
     rt.stop()?;
     run_ok(rt.cli().args(["audit", "verify", "--receipts"]));
+    Ok(())
+}
+
+/// `GET path` on the runtime's HTTPS listener: the status and body.
+fn get(http: &reqwest::blocking::Client, rt: &Runtime, path: &str) -> Result<(u16, String)> {
+    let r = http
+        .get(format!("https://{}{path}", rt.https_endpoint()))
+        .send()?;
+    Ok((r.status().as_u16(), r.text()?))
+}
+
+#[test]
+fn the_runtime_rides_out_a_postgresql_restart() -> Result<()> {
+    let mut pg = Postgres::start()?;
+    let url = pg.create_database("runtime")?;
+    let mut rt = Runtime::init_on(&url)?;
+    rt.start()?;
+    let mut c = Connector::enroll(&rt, "acme", "c1")?;
+    c.start(&rt, &[])?;
+    let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
+    let http = reqwest::blocking::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca)?])
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    assert_eq!(
+        get(&http, &rt, "/readyz")?,
+        (200, r#"{"ready":true}"#.into())
+    );
+    assert_eq!(rt.ping(&c.id).map_err(anyhow::Error::msg)?["ok"], true);
+    let serve_pid = rt.serve.as_ref().map(|p| p.pid());
+
+    pg.stop()?;
+    let (status, body) = wait_for(Duration::from_secs(10), "/readyz to say not ready", || {
+        get(&http, &rt, "/readyz").ok().filter(|(s, _)| *s == 503)
+    })?;
+    assert!(
+        body.contains("the store does not answer"),
+        "{status} {body}"
+    );
+    assert_eq!(
+        get(&http, &rt, "/livez")?.0,
+        200,
+        "the process itself is alive"
+    );
+    // A request that writes to the store (an MCP client registering): a retryable
+    // refusal, promptly, and nothing half-done.
+    let register = || {
+        http.post(format!("https://{}/oauth/register", rt.https_endpoint()))
+            .header("content-type", "application/json")
+            .body(r#"{"redirect_uris":["http://127.0.0.1:9/cb"],"client_name":"during"}"#)
+            .send()
+    };
+    assert_eq!(
+        register()?.status(),
+        503,
+        "registering while the store is away"
+    );
+
+    pg.restart()?;
+    wait_for(
+        Duration::from_secs(15),
+        "/readyz to say ready again",
+        || get(&http, &rt, "/readyz").ok().filter(|(s, _)| *s == 200),
+    )?;
+    let pong = wait_for(Duration::from_secs(15), "a call through the tunnel", || {
+        rt.ping(&c.id).ok().filter(|p| p["ok"] == true)
+    })?;
+    assert_eq!(pong["result"]["structured"]["tenant"], "acme");
+    assert_eq!(register()?.status(), 201, "registering once it is back");
+    assert_eq!(
+        rt.serve.as_ref().map(|p| p.pid()),
+        serve_pid,
+        "the runtime was not restarted"
+    );
     Ok(())
 }

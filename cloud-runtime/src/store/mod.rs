@@ -325,6 +325,12 @@ impl Store {
         Ok(versions.into_iter().map(|(v,)| v).collect())
     }
 
+    /// Whether the database answers a trivial statement (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// The engine the store runs on.
     pub fn engine(&self) -> Engine {
         self.pool.engine()
