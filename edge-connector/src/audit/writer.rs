@@ -29,7 +29,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use super::files::{LOCK_FILE, file_name, list_files, read_file};
+use super::files::{LOCK_FILE, file_name, list_files, read_tail};
 use super::record::{self, Event, GENESIS, PrunedRecord, SealRecord};
 use super::{AuditConfig, AuditError, AuditKey, OnFull, PublicKey};
 use shared::{receipt, wire};
@@ -42,15 +42,6 @@ fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// The last complete line of `bytes` (without its newline), if any.
-fn last_line(bytes: &[u8]) -> Option<&[u8]> {
-    let body = bytes.strip_suffix(b"\n")?;
-    Some(match body.iter().rposition(|b| *b == b'\n') {
-        Some(i) => body.get(i + 1..).unwrap_or_default(),
-        None => body,
-    })
 }
 
 /// Where the chain ends.
@@ -239,25 +230,25 @@ impl Writer {
         let mut sealed = true;
         let mut newest = true;
         for file in files.iter_mut().rev() {
-            let bytes = read_file(&file.path)?;
-            let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            if newest && whole < bytes.len() {
+            let tail = read_tail(&file.path)?;
+            let whole = tail.whole;
+            if newest && whole < file.len {
                 warn!(file = %file.path.display(), "audit log: cutting off a torn last line (the connector stopped mid-write)");
                 let f = OpenOptions::new()
                     .write(true)
                     .custom_flags(nix::libc::O_NOFOLLOW)
                     .open(&file.path)
                     .map_err(|e| AuditError::io(&file.path, e))?;
-                f.set_len(whole as u64)
+                f.set_len(whole)
                     .and_then(|()| f.sync_all())
                     .map_err(|e| AuditError::io(&file.path, e))?;
-                file.len = whole as u64;
+                file.len = whole;
             }
             newest = false;
-            let Some(line) = bytes.get(..whole).and_then(last_line) else {
+            let Some(line) = tail.last_line else {
                 continue;
             };
-            let last = record::decode(line).map_err(|e| AuditError::Tail {
+            let last = record::decode(&line).map_err(|e| AuditError::Tail {
                 path: file.path.clone(),
                 reason: e.to_string(),
             })?;
@@ -514,9 +505,9 @@ impl Writer {
             let Some(oldest) = self.files.front().cloned() else {
                 break;
             };
-            let bytes = read_file(&oldest.path)?;
-            if let Some(line) = last_line(&bytes) {
-                let last = record::decode(line).map_err(|e| AuditError::Tail {
+            // Only the end of the file: it may be max_file_bytes long.
+            if let Some(line) = read_tail(&oldest.path)?.last_line {
+                let last = record::decode(&line).map_err(|e| AuditError::Tail {
                     path: oldest.path.clone(),
                     reason: e.to_string(),
                 })?;
@@ -606,7 +597,9 @@ mod tests {
         let (extra, _) = record::encode(
             4,
             "2026-12-06T00:00:00Z",
-            &record::decode(last_line(&whole).unwrap()).unwrap().hash,
+            &record::decode(&read_tail(&file).unwrap().last_line.unwrap())
+                .unwrap()
+                .hash,
             &outcome(3),
         );
         let mut torn = whole.clone();
