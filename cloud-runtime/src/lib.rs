@@ -47,6 +47,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod policy;
 pub mod rate_limit;
+pub mod replica;
 pub mod server;
 pub mod sign_in_again;
 pub mod store;

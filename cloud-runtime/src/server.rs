@@ -127,6 +127,8 @@ fn io(doing: String) -> impl FnOnce(std::io::Error) -> StartError {
 pub struct ServeOptions {
     /// The data directory made by `init`.
     pub data_dir: DataDir,
+    /// This replica's name among those sharing the store.
+    pub replica_id: crate::replica::ReplicaId,
     /// UDP address of the QUIC tunnel listener.
     pub quic_listen: SocketAddr,
     /// TCP address of the HTTPS listener (enrollment).
@@ -270,7 +272,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
     }
     let ca = dir.ca(&config)?;
     let store = dir.store().await?;
-    store.reset_online().await?;
+    store.reset_online(&opts.replica_id).await?;
     let identity = tls::ServerIdentity::load(dir)?;
 
     let reset_secret = std::fs::read(dir.reset_key())
@@ -387,6 +389,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
         registry: registry.clone(),
         audit: audit.clone(),
         handshakes: tunnel::handshake_rate::HandshakeRate::new(opts.tunnel_handshake_rate),
+        replica: opts.replica_id.clone(),
     });
 
     let public_limit = RateLimit::new(PUBLIC_PER_MINUTE, PUBLIC_BURST);

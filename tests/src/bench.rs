@@ -154,6 +154,7 @@ pub async fn start_runtime_in_process(
 ) -> anyhow::Result<cloud_runtime::server::Runtime> {
     let runtime = cloud_runtime::server::start(cloud_runtime::server::ServeOptions {
         data_dir: cloud_runtime::data_dir::DataDir::new(rt.data_dir()),
+        replica_id: cloud_runtime::replica::ReplicaId::of_this_host(),
         quic_listen: format!("127.0.0.1:{}", rt.quic_port).parse()?,
         https_listen: format!("127.0.0.1:{}", rt.https_port).parse()?,
         quic_advertise: None,

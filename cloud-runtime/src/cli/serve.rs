@@ -9,6 +9,7 @@ use clap::Args;
 use cloud_runtime::https::HttpsOptions;
 use cloud_runtime::https::admission::Limits;
 use cloud_runtime::https::client_addr::{Cidr, TrustedProxies};
+use cloud_runtime::replica::ReplicaId;
 use cloud_runtime::server::{self, McpServeOptions, ServeOptions};
 use cloud_runtime::store::DatabaseUrlError;
 
@@ -19,6 +20,9 @@ use super::DataDirArg;
 pub struct ServeArgs {
     #[command(flatten)]
     dir: DataDirArg,
+    /// This replica's name, when several share one database (default: the host name).
+    #[arg(long, env = "CLOUD_RUNTIME_REPLICA_ID")]
+    replica_id: Option<ReplicaId>,
     /// UDP address of the QUIC tunnel.
     #[arg(long, default_value = "0.0.0.0:4433")]
     quic_listen: SocketAddr,
@@ -101,6 +105,7 @@ impl ServeArgs {
     fn options(self) -> Result<ServeOptions, DatabaseUrlError> {
         Ok(ServeOptions {
             data_dir: self.dir.data_dir()?,
+            replica_id: self.replica_id.unwrap_or_else(ReplicaId::of_this_host),
             quic_listen: self.quic_listen,
             https_listen: self.https_listen,
             quic_advertise: self.quic_advertise,

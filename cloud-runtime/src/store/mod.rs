@@ -30,6 +30,7 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::replica::ReplicaId;
 use crate::store::certificates::Lineage;
 pub use crate::store::db::Engine;
 use crate::store::db::{Pool, query};
@@ -72,6 +73,15 @@ pub enum StoreError {
         table: String,
         /// How many.
         rows: i64,
+    },
+    /// A file beside the database could not be used.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// A row that must be unique already exists.
     #[error("{0} already exists")]
@@ -128,6 +138,8 @@ pub struct ConnectorRow {
     pub version: Option<String>,
     /// Transport of the live or last tunnel (`quic`).
     pub transport: Option<String>,
+    /// The runtime replica that holds (or held) the tunnel.
+    pub replica: Option<String>,
     /// Last heartbeat or connect, Unix ms.
     pub last_seen: Option<UnixMs>,
     /// Current certificate's expiry, Unix ms.
@@ -182,6 +194,7 @@ struct ConnectorRecord {
     revoked_at: Option<i64>,
     version: Option<String>,
     transport: Option<String>,
+    replica: Option<String>,
     online: i64,
     last_seen: Option<i64>,
     previous_cert_serial: Option<String>,
@@ -191,7 +204,7 @@ struct ConnectorRecord {
     superseded_last_serial: Option<String>,
 }
 
-const CONNECTOR_COLUMNS: &str = "id, tenant, enrolled_at, cert_serial, cert_not_after, revoked_at, version, transport, online, last_seen, \
+const CONNECTOR_COLUMNS: &str = "id, tenant, enrolled_at, cert_serial, cert_not_after, revoked_at, version, transport, replica, online, last_seen, \
      previous_cert_serial, cert_confirmed_at, superseded_count, superseded_last_at, superseded_last_serial";
 
 fn connector_from(r: ConnectorRecord, now: UnixMs) -> ConnectorRow {
@@ -221,6 +234,7 @@ fn connector_from(r: ConnectorRecord, now: UnixMs) -> ConnectorRow {
         status,
         version: r.version,
         transport: r.transport,
+        replica: r.replica,
         last_seen: r.last_seen,
         cert_not_after: r.cert_not_after,
         cert_serial: r.cert_serial,
@@ -266,6 +280,7 @@ impl Store {
     /// Connects to the store at `url` (creating a SQLite file if needed) and applies the
     /// migrations this binary has that the database lacks.
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, StoreError> {
+        let _opening = opening_lock(url).await?;
         let pool = Self::pool(url).await?;
         migrate(&pool).await?;
         let store = Self {
@@ -316,8 +331,10 @@ impl Store {
     /// Applies the migrations the database at `url` lacks, and returns the versions it then
     /// has, oldest first: `cloud-runtime migrate`.
     pub async fn migrate(url: &DatabaseUrl) -> Result<Vec<i64>, StoreError> {
+        let opening = opening_lock(url).await?;
         let pool = Self::pool(url).await?;
         migrate(&pool).await?;
+        drop(opening);
         let versions = query("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .fetch_all::<(i64,)>(&pool)
             .await?;
@@ -531,11 +548,13 @@ impl Store {
         session_id: &str,
         version: &str,
         transport: &str,
+        replica: &ReplicaId,
     ) -> Result<(), StoreError> {
-        query("UPDATE connectors SET online = 1, session_id = $1, version = $2, transport = $3, last_seen = $4 WHERE id = $5")
+        query("UPDATE connectors SET online = 1, session_id = $1, version = $2, transport = $3, replica = $4, last_seen = $5 WHERE id = $6")
             .bind(session_id)
             .bind(version)
             .bind(transport)
+            .bind(replica.as_str())
             .bind(self.now_ms())
             .bind(id.as_str())
             .execute(&self.pool)
@@ -565,11 +584,15 @@ impl Store {
         Ok(())
     }
 
-    /// Clears every online flag (at start: no tunnel survives a restart).
-    pub async fn reset_online(&self) -> Result<(), StoreError> {
-        query("UPDATE connectors SET online = 0, session_id = NULL")
-            .execute(&self.pool)
-            .await?;
+    /// Clears the online flags `replica` set (at its start: none of its tunnels survived),
+    /// and those no replica claims (set before replicas were named); other replicas' stay.
+    pub async fn reset_online(&self, replica: &ReplicaId) -> Result<(), StoreError> {
+        query(
+            "UPDATE connectors SET online = 0, session_id = NULL WHERE replica = $1 OR replica IS NULL",
+        )
+        .bind(replica.as_str())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -645,8 +668,35 @@ fn gateway_from(
     }
 }
 
-/// Applies the engine's migrations; two replicas starting at once take turns (sqlx holds
-/// the database's migration lock).
+/// Held while a SQLite store is opened and migrated. Two processes opening a store at
+/// once take turns: on PostgreSQL sqlx holds an advisory lock while it migrates, but on
+/// SQLite it takes none, and `serve` and an admin command opening a new data directory
+/// together would both create the first tables (or race to switch the file to WAL).
+async fn opening_lock(url: &DatabaseUrl) -> Result<Option<std::fs::File>, StoreError> {
+    let DatabaseUrl::Sqlite(path) = url else {
+        return Ok(None);
+    };
+    let mut lock_path = path.clone().into_os_string();
+    lock_path.push(".open-lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    let io = |source| StoreError::Io {
+        path: lock_path.clone(),
+        source,
+    };
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io)?;
+    let locked = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?
+        .map_err(io)?;
+    Ok(Some(locked))
+}
+
+/// Applies the engine's migrations.
 async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let (migrator, run) = match pool {
         Pool::Sqlite(p) => (&SQLITE_MIGRATIONS, SQLITE_MIGRATIONS.run(p).await),
@@ -817,7 +867,10 @@ mod tests {
         s.complete_enrollment("h", &t, &c, "01", s.now_ms())
             .await
             .unwrap();
-        s.mark_online(&c, "new", "1.0", "quic").await.unwrap();
+        let here: ReplicaId = "rt-1".parse().unwrap();
+        s.mark_online(&c, "new", "1.0", "quic", &here)
+            .await
+            .unwrap();
         s.mark_offline(&c, "old").await.unwrap();
         assert_eq!(
             s.connector(&c).await.unwrap().unwrap().status,
@@ -829,6 +882,41 @@ mod tests {
             ConnectorStatus::Revoked
         );
         assert_eq!(s.revoked_ids().await.unwrap(), vec!["c1".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn a_replica_starting_again_clears_only_the_tunnels_it_held() {
+        let (_d, s) = store().await;
+        let t: TenantId = "acme".parse().unwrap();
+        s.create_tenant(&t).await.unwrap();
+        let (a, b): (ReplicaId, ReplicaId) = ("rt-a".parse().unwrap(), "rt-b".parse().unwrap());
+        for (n, replica) in [("c1", &a), ("c2", &b)] {
+            let c: ConnectorId = n.parse().unwrap();
+            s.create_join_token(n, &t, &c, s.now_ms() + 60_000)
+                .await
+                .unwrap();
+            s.complete_enrollment(n, &t, &c, "01", s.now_ms())
+                .await
+                .unwrap();
+            s.mark_online(&c, "s", "1.0", "quic", replica)
+                .await
+                .unwrap();
+        }
+        s.reset_online(&a).await.unwrap();
+        let status = |rows: &[ConnectorRow], id: &str| {
+            rows.iter()
+                .find(|r| r.id == id)
+                .map(|r| (r.status, r.replica.clone()))
+        };
+        let rows = s.connectors().await.unwrap();
+        assert_eq!(
+            status(&rows, "c1"),
+            Some((ConnectorStatus::Offline, Some("rt-a".into())))
+        );
+        assert_eq!(
+            status(&rows, "c2"),
+            Some((ConnectorStatus::Online, Some("rt-b".into())))
+        );
     }
 
     #[tokio::test]

@@ -54,4 +54,6 @@ pub struct TunnelContext {
     pub audit: AuditLog,
     /// How many new tunnels are admitted per second.
     pub handshakes: handshake_rate::HandshakeRate,
+    /// This replica, named beside the tunnels it holds.
+    pub replica: crate::replica::ReplicaId,
 }

@@ -132,6 +132,7 @@ async fn drive(
                             session_id,
                             &hello.build_version,
                             conn.via().as_str(),
+                            &ctx.replica,
                         )
                         .await
                     {
