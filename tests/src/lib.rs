@@ -323,6 +323,39 @@ impl Runtime {
         c
     }
 
+    /// Another replica of this runtime on the same database: its data directory copied
+    /// (configuration, CA and keys; not the audit chain, the admin socket or the SQLite
+    /// file, which are each replica's own), its own ports.
+    pub fn replica(&self) -> Result<Self> {
+        let rt = Self {
+            quic_port: free_port(),
+            https_port: free_port(),
+            dir: tempfile::tempdir()?,
+            serve: None,
+            serve_args: Vec::new(),
+            serve_env: Vec::new(),
+            hostname: self.hostname.clone(),
+            database_url: self.database_url.clone(),
+            restarts: 0,
+        };
+        std::fs::create_dir_all(rt.data_dir())?;
+        std::fs::set_permissions(
+            rt.data_dir(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
+        for entry in std::fs::read_dir(self.data_dir())? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let own = name.starts_with("audit.")
+                || name.starts_with("runtime.db")
+                || name.ends_with(".lock");
+            if entry.file_type()?.is_file() && !own {
+                std::fs::copy(entry.path(), rt.data_dir().join(&name))?;
+            }
+        }
+        Ok(rt)
+    }
+
     /// Moves the runtime (its commands, and `serve` from its next start) to the store at
     /// `url`.
     pub fn set_database_url(&mut self, url: &str) {

@@ -4,11 +4,14 @@
 //!   read the same answers from both stores, the audit trail and the connectors' receipts
 //!   verify against both, a second copy is refused, and `serve` then runs on PostgreSQL with
 //!   the same connector.
+//! - Two replicas on one database: each lists the connector the other holds (and which
+//!   replica holds it), a replica restarting leaves its peer's connectors online, and a
+//!   revocation issued at one replica drops the tunnel held by the other.
 //! - PostgreSQL restarted under a running runtime: `/readyz` says so (503) while it is away,
 //!   requests that need it get a retryable 503 rather than a hang, and everything comes back
 //!   without restarting the runtime.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use e2e::postgres::Postgres;
@@ -159,5 +162,41 @@ fn the_runtime_rides_out_a_postgresql_restart() -> Result<()> {
         serve_pid,
         "the runtime was not restarted"
     );
+    Ok(())
+}
+
+#[test]
+fn two_replicas_on_one_database_share_connectors_and_revocations() -> Result<()> {
+    let pg = Postgres::start()?;
+    let url = pg.create_database("runtime")?;
+    let mut one = Runtime::init_on(&url)?;
+    one.serve_args = vec!["--replica-id".into(), "rt-1".into()];
+    one.start()?;
+    let mut two = one.replica()?;
+    two.serve_args = vec!["--replica-id".into(), "rt-2".into()];
+    two.start()?;
+    let mut c = Connector::enroll(&one, "acme", "c1")?;
+    c.start(&one, &[])?;
+
+    let seen = two.connector(&c.id).expect("listed at the other replica");
+    assert_eq!(seen["status"], "online", "{seen}");
+    assert_eq!(seen["replica"], "rt-1", "{seen}");
+    // The other replica restarting forgets only its own tunnels (it held none).
+    two.stop()?;
+    two.start()?;
+    assert_eq!(two.connector(&c.id).expect("listed")["status"], "online");
+    assert_eq!(one.ping(&c.id).map_err(anyhow::Error::msg)?["ok"], true);
+
+    let t0 = Instant::now();
+    run_ok(two.cli().args(["connector", "revoke", &c.id]));
+    let proc = c.process.as_mut().expect("running");
+    let status = proc.wait_exit(Duration::from_secs(10))?;
+    println!(
+        "revoked at replica rt-2: the tunnel held by rt-1 dropped and the connector exited {:?} later",
+        t0.elapsed()
+    );
+    assert!(!status.success(), "a revoked connector exits with an error");
+    assert!(c.log().contains("revoked"), "{}", c.log());
+    assert_eq!(one.connector(&c.id).expect("listed")["status"], "revoked");
     Ok(())
 }
