@@ -5,7 +5,7 @@
 //!   Send it no traffic while this fails (503); it comes back by itself when the database
 //!   does.
 //!
-//! The store is asked at most once per [`CHECK_EVERY`], whatever the request rate, so the
+//! The store is asked at most once per 500 ms, whatever the request rate, so the
 //! endpoint (public, like every health check) cannot be used to load the database.
 
 use std::sync::Arc;

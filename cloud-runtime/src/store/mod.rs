@@ -1,6 +1,6 @@
 //! The runtime's persistent state: tenants, join tokens and connectors.
 //!
-//! Two engines behind this one interface ([`db`]): the embedded default is one SQLite file
+//! Two engines behind this one interface (`db.rs`): the embedded default is one SQLite file
 //! in the data directory (WAL mode, so the `serve` process and the admin commands can use
 //! it at once); replicas share a PostgreSQL database (`--database-url postgres://...`).
 //! Each statement is written once, in SQL both accept (TEXT keys, BIGINT Unix-millisecond
