@@ -153,7 +153,8 @@ pub async fn start_runtime_in_process(
     mcp: cloud_runtime::server::McpServeOptions,
 ) -> anyhow::Result<cloud_runtime::server::Runtime> {
     let runtime = cloud_runtime::server::start(cloud_runtime::server::ServeOptions {
-        data_dir: cloud_runtime::data_dir::DataDir::new(rt.data_dir()),
+        data_dir: cloud_runtime::data_dir::DataDir::new(rt.data_dir())
+            .with_database(Some(rt.database_url().parse()?)),
         replica_id: cloud_runtime::replica::ReplicaId::of_this_host(),
         quic_listen: format!("127.0.0.1:{}", rt.quic_port).parse()?,
         https_listen: format!("127.0.0.1:{}", rt.https_port).parse()?,
