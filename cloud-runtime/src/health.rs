@@ -1,9 +1,9 @@
 //! Liveness and readiness, for load balancers and orchestrators in front of replicas.
 //!
 //! - `GET /livez` (and `/healthz`): the process serves HTTP. Restart it if this fails.
-//! - `GET /readyz`: it can serve calls: its store answers and it is not shutting down.
-//!   Send it no traffic while this fails (503); it comes back by itself when the database
-//!   does.
+//! - `GET /readyz`: it can serve calls: its store answers, it is connected to NATS (when
+//!   it is one of several replicas) and it is not shutting down. Send it no traffic while
+//!   this fails (503); it comes back by itself when the database or NATS does.
 //!
 //! The store is asked at most once per 500 ms, whatever the request rate, so the
 //! endpoint (public, like every health check) cannot be used to load the database.
@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::cluster::Cluster;
 use crate::store::Store;
 
 /// How long an answer of the store stands for.
@@ -32,16 +33,19 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct Readiness {
     store: Store,
+    cluster: Option<Arc<Cluster>>,
     shutdown: CancellationToken,
     /// The last check: when, and whether the store answered.
     last: Arc<Mutex<Option<(Instant, bool)>>>,
 }
 
 impl Readiness {
-    /// Readiness of a runtime with `store`, ending when `shutdown` is cancelled.
-    pub fn new(store: Store, shutdown: CancellationToken) -> Self {
+    /// Readiness of a runtime with `store` (and `cluster`, if scaled out), ending when
+    /// `shutdown` is cancelled.
+    pub fn new(store: Store, cluster: Option<Arc<Cluster>>, shutdown: CancellationToken) -> Self {
         Self {
             store,
+            cluster,
             shutdown,
             last: Arc::new(Mutex::new(None)),
         }
@@ -90,6 +94,11 @@ async fn ready(State(r): State<Readiness>) -> Response {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({"ready": false, "reason": "shutting down"}),
+        )
+    } else if r.cluster.as_ref().is_some_and(|c| !c.connected()) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"ready": false, "reason": "not connected to NATS"}),
         )
     } else if r.store_answers().await {
         (StatusCode::OK, serde_json::json!({"ready": true}))

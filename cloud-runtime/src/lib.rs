@@ -14,6 +14,7 @@
 //! - [`https`]: TLS + HTTP serving with limits.
 //! - [`tls`]: TLS configurations for QUIC (mTLS) and HTTPS.
 //! - [`tunnel`]: the QUIC listener, sessions, registry, calls and revocation.
+//! - [`cluster`]: replicas joined over NATS: a call reaches the replica holding the tunnel.
 //! - [`identity`]: who is calling (principal) and the names that say so.
 //! - [`mcp`]: the MCP endpoint (Streamable HTTP) of every gateway.
 //! - [`oauth`]: OAuth 2.1 for MCP clients (metadata, registration, authorization, tokens).
@@ -33,6 +34,7 @@
 pub mod admin;
 pub mod approve;
 pub mod audit;
+pub mod cluster;
 pub mod config_error;
 pub mod connect;
 pub mod data_dir;

@@ -66,6 +66,9 @@ pub enum StartError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// NATS could not be joined.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The TLS configuration could not be made.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -129,6 +132,8 @@ pub struct ServeOptions {
     pub data_dir: DataDir,
     /// This replica's name among those sharing the store.
     pub replica_id: crate::replica::ReplicaId,
+    /// NATS, joining this replica to the others (calls to tunnels they hold).
+    pub nats: Option<crate::cluster::NatsOptions>,
     /// UDP address of the QUIC tunnel listener.
     pub quic_listen: SocketAddr,
     /// TCP address of the HTTPS listener (enrollment).
@@ -355,6 +360,19 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
         .transpose()?;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let cluster = match &opts.nats {
+        Some(nats) => Some(
+            crate::cluster::Cluster::join(
+                nats,
+                &opts.replica_id,
+                registry.clone(),
+                &tracker,
+                shutdown.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
 
     let host = if config.hostname.contains(':') {
         format!("[{}]", config.hostname)
@@ -495,6 +513,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
         )
         .merge(crate::health::routes(crate::health::Readiness::new(
             tunnel_ctx.store.clone(),
+            cluster,
             shutdown.clone(),
         )));
 

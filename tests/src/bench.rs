@@ -156,6 +156,7 @@ pub async fn start_runtime_in_process(
         data_dir: cloud_runtime::data_dir::DataDir::new(rt.data_dir())
             .with_database(Some(rt.database_url().parse()?)),
         replica_id: cloud_runtime::replica::ReplicaId::of_this_host(),
+        nats: None,
         quic_listen: format!("127.0.0.1:{}", rt.quic_port).parse()?,
         https_listen: format!("127.0.0.1:{}", rt.https_port).parse()?,
         quic_advertise: None,

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod browser;
 pub mod library_connector;
 pub mod mcp_client;
+pub mod nats;
 pub mod oauth_client;
 pub mod otlp;
 pub mod postgres;
@@ -475,6 +476,13 @@ impl Runtime {
                 stdout,
                 String::from_utf8_lossy(&out.stderr)
             ))
+        }
+    }
+
+    /// Kills serve with SIGKILL (a crash: nothing is drained or flushed) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.serve.take() {
+            p.kill();
         }
     }
 

@@ -127,6 +127,8 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn is_bad_configuration(e: &anyhow::Error) -> bool {
     e.downcast_ref::<ConfigError>().is_some()
         || e.downcast_ref::<DatabaseUrlError>().is_some()
+        || e.downcast_ref::<cloud_runtime::cluster::BadNatsUrl>()
+            .is_some()
         || e.downcast_ref::<DataDirError>()
             .is_some_and(DataDirError::is_bad_configuration)
         || e.downcast_ref::<StartError>()

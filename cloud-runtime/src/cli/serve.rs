@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use cloud_runtime::cluster::{NatsOptions, NatsUrl};
 use cloud_runtime::https::HttpsOptions;
 use cloud_runtime::https::admission::Limits;
 use cloud_runtime::https::client_addr::{Cidr, TrustedProxies};
 use cloud_runtime::replica::ReplicaId;
 use cloud_runtime::server::{self, McpServeOptions, ServeOptions};
-use cloud_runtime::store::DatabaseUrlError;
 
 use super::DataDirArg;
 
@@ -23,6 +23,17 @@ pub struct ServeArgs {
     /// This replica's name, when several share one database (default: the host name).
     #[arg(long, env = "CLOUD_RUNTIME_REPLICA_ID")]
     replica_id: Option<ReplicaId>,
+    /// NATS server joining the replicas (nats://HOST:PORT or tls://HOST:PORT): a call for a
+    /// connector whose tunnel another replica holds goes there. Off when unset (one process).
+    /// Read by the runtime, not the flag parser, so that an error never prints a password.
+    #[arg(long, env = "CLOUD_RUNTIME_NATS_URL", hide_env_values = true)]
+    nats_url: Option<String>,
+    /// NATS credentials file (user JWT and NKey seed).
+    #[arg(long, env = "CLOUD_RUNTIME_NATS_CREDENTIALS", requires = "nats_url")]
+    nats_credentials: Option<PathBuf>,
+    /// CA certificates (PEM) of the NATS server's TLS certificate; makes TLS required.
+    #[arg(long, env = "CLOUD_RUNTIME_NATS_TLS_CA", requires = "nats_url")]
+    nats_tls_ca: Option<PathBuf>,
     /// UDP address of the QUIC tunnel.
     #[arg(long, default_value = "0.0.0.0:4433")]
     quic_listen: SocketAddr,
@@ -102,8 +113,17 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn options(self) -> Result<ServeOptions, DatabaseUrlError> {
+    fn options(self) -> Result<ServeOptions> {
+        let nats = match self.nats_url.as_deref().map(str::parse::<NatsUrl>) {
+            Some(url) => Some(NatsOptions {
+                url: url?,
+                credentials: self.nats_credentials,
+                tls_ca: self.nats_tls_ca,
+            }),
+            None => None,
+        };
         Ok(ServeOptions {
+            nats,
             data_dir: self.dir.data_dir()?,
             replica_id: self.replica_id.unwrap_or_else(ReplicaId::of_this_host),
             quic_listen: self.quic_listen,

@@ -7,7 +7,8 @@
 //!   admission, from the key that signed the SSH authentication.
 //! - [`session`]: one connection's life: the control stream (hello, heartbeats, renewal,
 //!   drain), certificate expiry, cleanup.
-//! - [`registry`]: which connectors are online, per tenant; picks one for a call.
+//! - [`registry`]: which connectors are online, per tenant; picks one for a call, or hands
+//!   it to another replica's tunnel ([`registry::Remote`]).
 //! - [`call`]: one tool call on its own bidirectional stream.
 //! - [`revocation`]: drops live tunnels of connectors revoked in the store.
 //! - [`refusal`]: closing a refused tunnel, and the trace a superseded certificate leaves.

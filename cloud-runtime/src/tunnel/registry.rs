@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -23,14 +23,14 @@ use shared::call::{CallFailure, CallOutcome, harmless_to_repeat};
 use shared::close::CloseCode;
 use shared::identity::{ConnectorId, ConnectorIdentity, TenantId};
 use shared::link::Link;
-use shared::policy::{RuleSet, Scope, Site};
+use shared::policy::{AllowRule, RuleSet, Scope, Site};
 use shared::wire::{self, ErrorCode};
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::call::{self, Ack};
+use super::call::{self, Ack, BoxFuture};
 use crate::tools_changed::ToolsChanged;
 
 /// How long a tunnel replaced by a newer one of the same connector stays open (taking no
@@ -195,7 +195,7 @@ pub struct CallReport {
 }
 
 /// The wire request of a call.
-fn request_of(spec: &CallSpec) -> wire::CallRequest {
+pub fn request_of(spec: &CallSpec) -> wire::CallRequest {
     wire::CallRequest {
         call_id: spec.call_id,
         tool: spec.tool.clone(),
@@ -211,6 +211,44 @@ fn request_of(spec: &CallSpec) -> wire::CallRequest {
     }
 }
 
+/// The tunnels of other replicas, and the way to them: what the registry asks when no
+/// tunnel of its own can take a call. The scale-out runtime implements it over NATS
+/// ([`crate::cluster`]); a single process has none.
+pub trait Remote: Send + Sync + std::fmt::Debug {
+    /// A tunnel of this replica came up: tell the others.
+    fn local_up(&self, handle: &Arc<ConnectorHandle>);
+    /// A tunnel of this replica went down or stopped taking calls: tell the others.
+    fn local_down(&self, handle: &Arc<ConnectorHandle>);
+    /// The tools the tenant's connectors elsewhere offer (any order, maybe repeated).
+    fn tools(&self, tenant: &TenantId) -> Vec<Arc<wire::ToolSpec>>;
+    /// The local-policy rules of the tenant's connectors elsewhere that offer `tool`.
+    fn rules(&self, tenant: &TenantId, tool: &str) -> Vec<AllowRule>;
+    /// The tenant of a connector online elsewhere.
+    fn tenant_of(&self, connector: &ConnectorId) -> Option<TenantId>;
+    /// Runs a call on a tunnel elsewhere; `None` when no other replica's tunnel serves it.
+    fn call<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        spec: &'a CallSpec,
+        peer: &'a dyn call::CallPeer,
+    ) -> BoxFuture<'a, Option<CallReport>>;
+    /// Asks a connector elsewhere what `spec` would do; `None` when none serves it.
+    fn preview<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        spec: &'a CallSpec,
+    ) -> BoxFuture<'a, Option<Result<Option<wire::Effect>, CallFailure>>>;
+    /// Relays an upstream authorization code to `connector` elsewhere; `None` when it is
+    /// online nowhere else.
+    fn authorize<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        connector: &'a ConnectorId,
+        callback: wire::AuthorizeCallback,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Option<CallOutcome>>;
+}
+
 /// The online connectors.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -218,6 +256,7 @@ pub struct Registry {
     next_call_id: AtomicU64,
     rotation: AtomicUsize,
     changes: ToolsChanged,
+    remote: OnceLock<Arc<dyn Remote>>,
 }
 
 impl Registry {
@@ -227,6 +266,17 @@ impl Registry {
             changes,
             ..Self::default()
         }
+    }
+
+    /// Routes calls that no tunnel here can take to the tunnels of other replicas, and
+    /// tells them about the tunnels here. Set once, at start; later calls are ignored.
+    pub fn set_remote(&self, remote: Arc<dyn Remote>) {
+        let _ = self.remote.set(remote);
+    }
+
+    /// Where tunnels coming and going are announced to MCP sessions.
+    pub fn tools_changed(&self) -> &ToolsChanged {
+        &self.changes
     }
 
     /// A fresh call id.
@@ -248,7 +298,10 @@ impl Registry {
                 old.retire();
                 retired += 1;
             }
-            list.push(handle);
+            list.push(handle.clone());
+        }
+        if let Some(remote) = self.remote.get() {
+            remote.local_up(&handle);
         }
         self.changes.notify(&tenant);
         retired
@@ -264,6 +317,9 @@ impl Registry {
                     map.remove(&handle.identity.tenant);
                 }
             }
+        }
+        if let Some(remote) = self.remote.get() {
+            remote.local_down(handle);
         }
         self.changes.notify(&handle.identity.tenant);
     }
@@ -320,16 +376,35 @@ impl Registry {
                 tools.entry(name).or_insert(t);
             }
         }
-        tools.into_values().cloned().collect()
+        let mut tools: BTreeMap<String, Arc<wire::ToolSpec>> = tools
+            .into_iter()
+            .map(|(n, t)| (n.to_owned(), t.clone()))
+            .collect();
+        if let Some(remote) = self.remote.get() {
+            for t in remote.tools(tenant) {
+                tools.entry(t.name.clone()).or_insert(t);
+            }
+        }
+        tools.into_values().collect()
     }
 
     /// The spec of `tool` as an online connector of the tenant declares it.
     pub fn spec(&self, tenant: &TenantId, tool: &str) -> Option<Arc<wire::ToolSpec>> {
-        let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
-        map.get(tenant)?
-            .iter()
-            .filter(|h| h.available())
-            .find_map(|h| h.spec(tool).cloned())
+        let here = {
+            let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+            map.get(tenant).and_then(|l| {
+                l.iter()
+                    .filter(|h| h.available())
+                    .find_map(|h| h.spec(tool).cloned())
+            })
+        };
+        here.or_else(|| {
+            self.remote
+                .get()?
+                .tools(tenant)
+                .into_iter()
+                .find(|t| t.name == tool)
+        })
     }
 
     /// Where the local policies of the tenant's online connectors that offer `tool` allow
@@ -345,22 +420,44 @@ impl Registry {
         {
             rules.extend(h.local_policy.0.iter().cloned());
         }
+        drop(map);
+        if let Some(remote) = self.remote.get() {
+            rules.extend(remote.rules(tenant, tool));
+        }
         RuleSet(rules).scope(tool)
     }
 
     /// Whether the tenant has a tunnel that takes calls.
     pub fn has_online(&self, tenant: &TenantId) -> bool {
-        let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
-        map.get(tenant)
-            .is_some_and(|l| l.iter().any(|h| h.available()))
+        let here = {
+            let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+            map.get(tenant)
+                .is_some_and(|l| l.iter().any(|h| h.available()))
+        };
+        here || self
+            .remote
+            .get()
+            .is_some_and(|r| !r.tools(tenant).is_empty())
     }
 
     /// The tenant of an online connector.
     pub fn tenant_of(&self, connector: &ConnectorId) -> Option<TenantId> {
+        let here = {
+            let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
+            map.values()
+                .flatten()
+                .find(|h| &h.identity.connector == connector)
+                .map(|h| h.identity.tenant.clone())
+        };
+        here.or_else(|| self.remote.get()?.tenant_of(connector))
+    }
+
+    /// The tenant of a connector online at this replica.
+    pub fn tenant_of_here(&self, connector: &ConnectorId) -> Option<TenantId> {
         let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
         map.values()
             .flatten()
-            .find(|h| &h.identity.connector == connector)
+            .find(|h| &h.identity.connector == connector && h.available())
             .map(|h| h.identity.tenant.clone())
     }
 
@@ -383,6 +480,11 @@ impl Registry {
                 .cloned()
         };
         let Some(handle) = handle else {
+            if let Some(remote) = self.remote.get()
+                && let Some(outcome) = remote.authorize(tenant, connector, callback, timeout).await
+            {
+                return outcome;
+            }
             return Err(CallFailure::new(
                 ErrorCode::Unavailable,
                 format!("connector {connector} is not online; start again from the tool call"),
@@ -463,7 +565,39 @@ impl Registry {
     }
 
     /// Runs a call on a connector of `tenant` (never another tenant's) that offers the tool
-    /// and whose local policy allows it, within the call's time budget.
+    /// and whose local policy allows it, within the call's time budget: on a tunnel of this
+    /// replica if one serves it, else on another replica's ([`Remote`]).
+    pub async fn call(
+        &self,
+        tenant: &TenantId,
+        connector: Option<&ConnectorId>,
+        spec: CallSpec,
+        peer: &dyn call::CallPeer,
+    ) -> CallReport {
+        if connector.is_none()
+            && self
+                .pick(tenant, None, &spec.tool, &spec.site, &[])
+                .is_none()
+            && let Some(remote) = self.remote.get()
+            && let Some(report) = remote.call(tenant, &spec, peer).await
+        {
+            return report;
+        }
+        self.call_here(tenant, connector, spec, peer).await
+    }
+
+    /// Whether a tunnel of this replica (of `connector`, if given) takes `tool` at `site`.
+    pub fn serves_here(
+        &self,
+        tenant: &TenantId,
+        connector: Option<&ConnectorId>,
+        tool: &str,
+        site: &Site,
+    ) -> bool {
+        self.pick(tenant, connector, tool, site, &[]).is_some()
+    }
+
+    /// Runs a call on a tunnel of this replica only.
     ///
     /// The call goes to another tunnel when it certainly did not run: the request never
     /// left, or the connector refused it unrun because it is draining. It also does when
@@ -471,7 +605,7 @@ impl Registry {
     /// [`ACK_WAIT`]) and the tool is harmless to repeat, since an acknowledgement lost with
     /// the tunnel would mean it ran. Once acknowledged, a call is never sent again: losing
     /// it is a retryable failure for the caller.
-    pub async fn call(
+    pub async fn call_here(
         &self,
         tenant: &TenantId,
         connector: Option<&ConnectorId>,
@@ -567,9 +701,25 @@ impl Registry {
         tenant: &TenantId,
         spec: &CallSpec,
     ) -> Result<Option<wire::Effect>, CallFailure> {
+        if !self.serves_here(tenant, None, &spec.tool, &spec.site)
+            && let Some(remote) = self.remote.get()
+            && let Some(outcome) = remote.preview(tenant, spec).await
+        {
+            return outcome;
+        }
+        self.preview_here(tenant, None, spec).await
+    }
+
+    /// Asks a tunnel of this replica (of `connector`, if given) what `spec` would do.
+    pub async fn preview_here(
+        &self,
+        tenant: &TenantId,
+        connector: Option<&ConnectorId>,
+        spec: &CallSpec,
+    ) -> Result<Option<wire::Effect>, CallFailure> {
         let request = request_of(spec);
         for _attempt in 0..2 {
-            let Some(handle) = self.pick(tenant, None, &request.tool, &spec.site, &[]) else {
+            let Some(handle) = self.pick(tenant, connector, &request.tool, &spec.site, &[]) else {
                 break;
             };
             match call::preview(&handle.connection, &request, spec.timeout).await {
@@ -586,6 +736,6 @@ impl Registry {
                 Ok(outcome) => return outcome.map(Some),
             }
         }
-        Err(self.why_unserved(tenant, None, &request.tool, &spec.site))
+        Err(self.why_unserved(tenant, connector, &request.tool, &spec.site))
     }
 }

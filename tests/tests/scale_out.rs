@@ -1,0 +1,295 @@
+//! Three runtime replicas on one PostgreSQL database, joined by one NATS server (Debian's
+//! own servers, started by the test), with one connector whose tunnel replica 1 holds:
+//!
+//! - MCP clients at replicas 2 and 3 (a 2025-06-18 session and the stateless 2026-07-28
+//!   revision) list the connector's tools and call them through replica 1's tunnel.
+//! - A policy applied at replica 2 reaches a live session at replica 3 as
+//!   `notifications/tools/list_changed`.
+//! - A revocation issued at replica 3 drops a tunnel replica 1 holds.
+//! - Replica 1 killed with SIGKILL: a call entering at replica 2 fails at once with a
+//!   retryable error (never hangs), and the tools are gone from the others' lists within
+//!   the directory's expiry.
+
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use e2e::mcp_client::message;
+use e2e::nats::Nats;
+use e2e::postgres::Postgres;
+use e2e::{Connector, Runtime, free_port, run_ok, wait_for};
+use reqwest::blocking::{Client, Response};
+use serde_json::{Value, json};
+
+/// One replica and the plain-HTTP port its MCP endpoint answers on.
+struct Replica {
+    rt: Runtime,
+    http: u16,
+}
+
+impl Replica {
+    fn args(name: &str, nats: &Nats, http: u16) -> Vec<String> {
+        vec![
+            "--replica-id".into(),
+            name.into(),
+            "--nats-url".into(),
+            nats.url(),
+            "--dev-unauthenticated".into(),
+            "--dev-http-listen".into(),
+            format!("127.0.0.1:{http}"),
+        ]
+    }
+
+    fn url(&self) -> String {
+        format!("http://localhost:{}/t/acme/g/eng/mcp", self.http)
+    }
+}
+
+fn post(
+    http: &Client,
+    url: &str,
+    version: &str,
+    session: Option<&str>,
+    body: &Value,
+) -> Result<Response> {
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", version);
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
+    }
+    Ok(req.body(body.to_string()).send()?)
+}
+
+/// Opens a 2025-06-18 session at `url`; returns its id.
+fn open_session(http: &Client, url: &str) -> Result<String> {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}});
+    let resp = post(http, url, "2025-06-18", None, &init)?;
+    let session = resp
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .context("a session id")?
+        .to_owned();
+    let _ = resp.text();
+    let ack = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    post(http, url, "2025-06-18", Some(&session), &ack)?;
+    Ok(session)
+}
+
+fn request(
+    http: &Client,
+    url: &str,
+    version: &str,
+    session: Option<&str>,
+    id: i64,
+    method: &str,
+    params: Value,
+) -> Result<Value> {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let text = post(http, url, version, session, &body)?.text()?;
+    message(&text, id).context(text)
+}
+
+fn tool_names(http: &Client, url: &str, session: &str) -> Result<Vec<String>> {
+    let list = request(
+        http,
+        url,
+        "2025-06-18",
+        Some(session),
+        1,
+        "tools/list",
+        json!({}),
+    )?;
+    Ok(list["result"]["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect())
+}
+
+#[test]
+fn three_replicas_serve_one_connector_through_nats() -> Result<()> {
+    let pg = Postgres::start()?;
+    let nats = Nats::start()?;
+    let url = pg.create_database("runtime")?;
+    let mut one = Replica {
+        rt: Runtime::init_on(&url)?,
+        http: free_port(),
+    };
+    one.rt.serve_args = Replica::args("rt-1", &nats, one.http);
+    run_ok(
+        one.rt
+            .cli()
+            .args(["gateway", "create", "--tenant", "acme", "eng"]),
+    );
+    one.rt.start()?;
+    let mut replicas = Vec::new();
+    for name in ["rt-2", "rt-3"] {
+        let http = free_port();
+        let mut rt = one.rt.replica()?;
+        rt.serve_args = Replica::args(name, &nats, http);
+        rt.start()?;
+        replicas.push(Replica { rt, http });
+    }
+    let [two, three] = &replicas[..] else {
+        unreachable!()
+    };
+    let mut c = Connector::enroll(&one.rt, "acme", "c1")?;
+    c.start(&one.rt, &[])?;
+    let http = Client::builder().timeout(Duration::from_secs(30)).build()?;
+
+    // A session at replica 2 sees and calls the tools of the tunnel replica 1 holds.
+    let session = open_session(&http, &two.url())?;
+    let t0 = Instant::now();
+    let names = wait_for(
+        Duration::from_secs(10),
+        "replica 2 to list the tools",
+        || {
+            tool_names(&http, &two.url(), &session)
+                .ok()
+                .filter(|n| n.iter().any(|t| t == "diag.echo"))
+        },
+    )?;
+    println!(
+        "replica 2 lists {} tools of the connector at replica 1 ({:?} after its tunnel came up)",
+        names.len(),
+        t0.elapsed()
+    );
+    let call = request(
+        &http,
+        &two.url(),
+        "2025-06-18",
+        Some(&session),
+        2,
+        "tools/call",
+        json!({"name": "diag.echo", "arguments": {"message": "via nats"}}),
+    )?;
+    assert_eq!(
+        call["result"]["structuredContent"]["message"], "via nats",
+        "{call}"
+    );
+    assert_eq!(
+        call["result"]["structuredContent"]["connector_id"],
+        c.id.as_str(),
+        "{call}"
+    );
+
+    // The stateless revision at replica 3.
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {},
+                      "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"}});
+    let stateless = http
+        .post(three.url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "diag.echo")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                   "params": {"name": "diag.echo", "arguments": {"message": "stateless"}, "_meta": meta}})
+            .to_string(),
+        )
+        .send()?
+        .text()?;
+    assert_eq!(
+        message(&stateless, 3).context(stateless.clone())?["result"]["structuredContent"]["message"],
+        "stateless"
+    );
+
+    // A live session at replica 3 hears of a policy applied at replica 2.
+    let watched = open_session(&http, &three.url())?;
+    let stream = Client::builder()
+        .timeout(None)
+        .build()?
+        .get(three.url())
+        .header("mcp-session-id", &watched)
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("accept", "text/event-stream")
+        .send()?;
+    assert!(
+        stream.status().is_success(),
+        "GET stream: {}",
+        stream.status()
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    two.rt.apply_policy(
+        "acme",
+        "version = 1\n[roles.dev]\nallow = [{ tools = [\"*\"] }]\n[groups.dev]\nallow = [{ tools = [\"*\"] }]\n",
+    );
+    wait_for(Duration::from_secs(5), "list_changed at replica 3", || {
+        rx.try_iter()
+            .find(|l| l.contains("notifications/tools/list_changed"))
+    })?;
+    println!(
+        "policy applied at replica 2: list_changed reached a session at replica 3 {:?} later",
+        t0.elapsed()
+    );
+
+    // A second connector at replica 1, revoked at replica 3: its tunnel drops.
+    let mut doomed = Connector::enroll(&one.rt, "acme", "c2")?;
+    doomed.start(&one.rt, &[])?;
+    let t0 = Instant::now();
+    run_ok(three.rt.cli().args(["connector", "revoke", &doomed.id]));
+    let status = doomed
+        .process
+        .as_mut()
+        .context("running")?
+        .wait_exit(Duration::from_secs(10))?;
+    println!(
+        "revoked at replica 3: the tunnel held by replica 1 dropped and the connector exited {:?} later",
+        t0.elapsed()
+    );
+    assert!(!status.success(), "a revoked connector exits with an error");
+
+    // Replica 1 killed: a call entering at replica 2 fails fast and says to retry.
+    one.rt.kill();
+    let t0 = Instant::now();
+    let lost = request(
+        &http,
+        &two.url(),
+        "2025-06-18",
+        Some(&session),
+        4,
+        "tools/call",
+        json!({"name": "diag.echo", "arguments": {"message": "after the crash"}}),
+    )?;
+    let took = t0.elapsed();
+    println!("replica 1 killed: a call at replica 2 answered in {took:?}: {lost}");
+    assert_eq!(lost["result"]["isError"], true, "{lost}");
+    assert!(
+        lost.to_string().contains("retry"),
+        "a retryable failure: {lost}"
+    );
+    assert!(took < Duration::from_secs(10), "it never hangs: {took:?}");
+    let t0 = Instant::now();
+    wait_for(
+        Duration::from_secs(10),
+        "the dead replica's tools to go",
+        || {
+            tool_names(&http, &three.url(), &watched)
+                .ok()
+                .filter(|n| !n.iter().any(|t| t == "diag.echo"))
+        },
+    )?;
+    println!(
+        "replica 3 dropped the dead replica's tunnel from its tools {:?} after the kill",
+        t0.elapsed()
+    );
+    drop(c);
+    Ok(())
+}
