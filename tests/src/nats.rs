@@ -47,6 +47,11 @@ impl Nats {
         up.context(log).map(drop)
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Process::pid)
+    }
+
     /// The URL replicas take (`--nats-url`).
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)

@@ -98,6 +98,9 @@ pub struct RelayStart {
 /// From the replica that took the MCP request to the one holding the tunnel.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct RelayUp {
+    /// With an answer or a cancellation: the call's key, the reply subject its start named.
+    #[prost(string, tag = "10")]
+    pub key: String,
     /// Which message.
     #[prost(oneof = "relay_up::Kind", tags = "1, 2, 3")]
     pub kind: Option<relay_up::Kind>,

@@ -133,6 +133,7 @@ pub struct Cluster {
     directory: Directory,
     /// Directory messages to publish, in order.
     outbox: mpsc::UnboundedSender<bytes::Bytes>,
+    calls: Arc<relay::Calls>,
     rotation: AtomicUsize,
 }
 
@@ -177,14 +178,19 @@ impl Cluster {
         let directory_subject = format!("{SUBJECT_PREFIX}.directory");
         let mut announcements = client.subscribe(directory_subject.clone()).await?;
         let mut snapshot_requests = client.subscribe(snapshot_subject(instance)).await?;
-        let mut relayed = client
+        let relayed = client
             .subscribe(relay::subject(SUBJECT_PREFIX, instance))
             .await?;
+        let answers = client
+            .subscribe(relay::answer_subject(SUBJECT_PREFIX, instance))
+            .await?;
+        let calls = relay::Calls::new(client.clone(), tracker).await?;
         let (outbox, mut outgoing) = mpsc::unbounded_channel::<bytes::Bytes>();
         let cluster = Arc::new(Self {
             client: client.clone(),
             directory,
             outbox,
+            calls,
             rotation: AtomicUsize::new(0),
         });
         registry.set_remote(cluster.clone());
@@ -254,16 +260,11 @@ impl Cluster {
             }
         });
         // Calls other replicas relay to this one's tunnels.
-        let stop = shutdown;
-        let tasks = tracker.clone();
+        let serving = relay::serve(client, registry, relayed, answers, tracker.clone());
         tracker.spawn(async move {
-            loop {
-                let msg = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    m = relayed.next() => m,
-                };
-                let Some(msg) = msg else { return };
-                tasks.spawn(relay::serve_one(client.clone(), registry.clone(), msg));
+            tokio::select! {
+                () = serving => {}
+                () = shutdown.cancelled() => {}
             }
         });
         Ok(cluster)
@@ -305,7 +306,11 @@ impl Cluster {
                 tenant,
                 connector: &connector,
             };
-            match relay::exchange(&self.client, holder, first.clone(), deadline, peer).await {
+            match self
+                .calls
+                .exchange(holder, first.clone(), deadline, peer)
+                .await
+            {
                 Ok(response) => return Some((connector, Ok(response))),
                 Err(RelayError::Lost(f)) => return Some((connector, Err(f))),
                 Err(RelayError::Gone) => {

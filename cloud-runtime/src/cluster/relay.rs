@@ -1,8 +1,10 @@
 //! Calls that cross replicas: the replica that took the MCP request sends the call's first
-//! frame to the replica holding the tunnel, on that replica's relay subject, with a fresh
-//! inbox as the reply subject. The holder runs it on its tunnel and streams the call's
-//! frames back (progress, logs, questions, then the response), each carrying the holder's
-//! own inbox as their reply subject, where answers and a cancellation go.
+//! frame to the replica holding the tunnel, on that replica's relay subject, naming as reply
+//! subject a key of its own inbox. The holder runs it on its tunnel and streams the call's
+//! frames back there (progress, logs, questions, then the response); answers to questions
+//! and a cancellation go to the holder's answer subject, under the same key. Each side
+//! keeps one subscription for all its calls, so a call costs NATS two messages, not a
+//! subscription.
 //!
 //! What crosses tells the caller whether the call may have run: "no responders" (the holder
 //! is gone) and [`relay_down::Kind::NotHere`] mean it did not, and the next holder is tried;
@@ -14,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::{Client, Message, StatusCode, Subject};
+use async_nats::{Client, Message, StatusCode, Subject, Subscriber};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -23,7 +25,7 @@ use shared::call::CallFailure;
 use shared::identity::{ConnectorId, TenantId};
 use shared::policy::site_of;
 use shared::wire::{self, ErrorCode, PeerMethod, call_frame, call_response::Outcome};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -42,12 +44,68 @@ pub fn subject(prefix: &str, instance: u64) -> String {
     format!("{prefix}.relay.{instance:016x}")
 }
 
+/// The subject a replica instance takes answers and cancellations of its relayed calls on.
+pub fn answer_subject(prefix: &str, instance: u64) -> String {
+    format!("{prefix}.answer.{instance:016x}")
+}
+
+/// Messages of live calls, by key, for one subscription's demultiplexer.
+type Routes<T> = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<T>>>>;
+
+/// Removes a call's route when the call ends, however it ends.
+struct Route<T> {
+    routes: Routes<T>,
+    key: String,
+}
+
+impl<T> Route<T> {
+    fn open(routes: &Routes<T>, key: String) -> (Self, mpsc::UnboundedReceiver<T>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), tx);
+        (
+            Self {
+                routes: routes.clone(),
+                key,
+            },
+            rx,
+        )
+    }
+}
+
+impl<T> Drop for Route<T> {
+    fn drop(&mut self) {
+        self.routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
+fn deliver<T>(routes: &Routes<T>, key: &str, item: T) {
+    let tx = routes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(key)
+        .cloned();
+    if let Some(tx) = tx {
+        let _ = tx.send(item);
+    }
+}
+
 fn encode_down(kind: relay_down::Kind) -> Bytes {
     RelayDown { kind: Some(kind) }.encode_to_vec().into()
 }
 
 fn encode_up(kind: relay_up::Kind) -> Bytes {
-    RelayUp { kind: Some(kind) }.encode_to_vec().into()
+    RelayUp {
+        key: String::new(),
+        kind: Some(kind),
+    }
+    .encode_to_vec()
+    .into()
 }
 
 /// The call spec a relayed request describes, with the site read from the holder's own
@@ -75,7 +133,6 @@ fn spec_of(registry: &Registry, tenant: &TenantId, req: &wire::CallRequest) -> O
 struct RelayPeer {
     client: Client,
     caller: Subject,
-    inbox: Subject,
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, oneshot::Sender<wire::PeerResponse>>>,
 }
@@ -84,7 +141,7 @@ impl RelayPeer {
     async fn send(&self, kind: relay_down::Kind) {
         if let Err(e) = self
             .client
-            .publish_with_reply(self.caller.clone(), self.inbox.clone(), encode_down(kind))
+            .publish(self.caller.clone(), encode_down(kind))
             .await
         {
             debug!(error = %e, "relay frame not sent");
@@ -146,32 +203,55 @@ impl CallPeer for RelayPeer {
     }
 }
 
+/// Serves the calls other replicas relay to this one's tunnels, until both subscriptions
+/// end: `starts` on [`subject`], `answers` on [`answer_subject`].
+pub async fn serve(
+    client: Client,
+    registry: Arc<Registry>,
+    mut starts: Subscriber,
+    mut answers: Subscriber,
+    tasks: tokio_util::task::TaskTracker,
+) {
+    let routes: Routes<RelayUp> = Arc::default();
+    loop {
+        tokio::select! {
+            msg = starts.next() => {
+                let Some(msg) = msg else { return };
+                let Some(caller) = msg.reply.clone() else { continue };
+                match RelayUp::decode(msg.payload.as_ref()) {
+                    Ok(RelayUp { kind: Some(relay_up::Kind::Start(start)), .. }) => {
+                        let (route, rx) = Route::open(&routes, caller.to_string());
+                        tasks.spawn(serve_one(client.clone(), registry.clone(), caller, start, route, rx));
+                    }
+                    Ok(_) | Err(_) => warn!("malformed relayed call dropped"),
+                }
+            }
+            msg = answers.next() => {
+                let Some(msg) = msg else { return };
+                match RelayUp::decode(msg.payload.as_ref()) {
+                    Ok(up) => {
+                        let key = up.key.clone();
+                        deliver(&routes, &key, up);
+                    }
+                    Err(e) => warn!(error = %e, "malformed relay answer dropped"),
+                }
+            }
+        }
+    }
+}
+
 /// Serves one relayed call on this replica's tunnels.
-pub async fn serve_one(client: Client, registry: Arc<Registry>, msg: Message) {
-    let Some(caller) = msg.reply.clone() else {
-        return;
-    };
-    let start = match RelayUp::decode(msg.payload.as_ref()) {
-        Ok(RelayUp {
-            kind: Some(relay_up::Kind::Start(start)),
-        }) => start,
-        Ok(_) | Err(_) => {
-            warn!("malformed relayed call dropped");
-            return;
-        }
-    };
-    let inbox = Subject::from(client.new_inbox());
-    let mut answers = match client.subscribe(inbox.clone()).await {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(error = %e, "relayed call refused: no inbox");
-            return;
-        }
-    };
+async fn serve_one(
+    client: Client,
+    registry: Arc<Registry>,
+    caller: Subject,
+    start: RelayStart,
+    _route: Route<RelayUp>,
+    mut answers: mpsc::UnboundedReceiver<RelayUp>,
+) {
     let peer = RelayPeer {
         client,
         caller,
-        inbox,
         next_id: AtomicU64::new(1),
         pending: Mutex::default(),
     };
@@ -187,20 +267,21 @@ pub async fn serve_one(client: Client, registry: Arc<Registry>, msg: Message) {
     };
     let work = run(&registry, &tenant, &connector, start, &peer);
     tokio::pin!(work);
-    peer.send(relay_down::Kind::Alive(true)).await;
     let mut alive = tokio::time::interval_at(Instant::now() + ALIVE, ALIVE);
     let down = loop {
         tokio::select! {
             down = &mut work => break down,
             _ = alive.tick() => peer.send(relay_down::Kind::Alive(true)).await,
-            msg = answers.next() => match msg.map(|m| RelayUp::decode(m.payload.as_ref())) {
-                Some(Ok(RelayUp { kind: Some(relay_up::Kind::Answer(a)) })) => peer.answer(a),
+            up = answers.recv() => match up.map(|u| u.kind) {
+                Some(Some(relay_up::Kind::Answer(a))) => peer.answer(a),
                 // Dropping the call resets its stream, which stops the tool on the connector.
-                Some(Ok(RelayUp { kind: Some(relay_up::Kind::Cancel(_)) })) | None => {
+                Some(Some(relay_up::Kind::Cancel(_))) | None => {
                     debug!(%connector, "relayed call cancelled by the caller");
                     return;
                 }
-                Some(Ok(_) | Err(_)) => warn!("malformed relay message dropped"),
+                Some(Some(relay_up::Kind::Start(_)) | None) => {
+                    warn!("unexpected relay message dropped");
+                }
             },
         }
     };
@@ -291,7 +372,8 @@ pub enum RelayError {
 /// caller's request went away).
 struct CancelOnDrop {
     client: Client,
-    holder: Option<Subject>,
+    answers: String,
+    key: String,
     completed: bool,
 }
 
@@ -300,14 +382,18 @@ impl Drop for CancelOnDrop {
         if self.completed {
             return;
         }
-        if let Some(holder) = self.holder.take() {
-            let client = self.client.clone();
-            tokio::spawn(async move {
-                let _ = client
-                    .publish(holder, encode_up(relay_up::Kind::Cancel(true)))
-                    .await;
-            });
-        }
+        let client = self.client.clone();
+        let (answers, key) = (
+            std::mem::take(&mut self.answers),
+            std::mem::take(&mut self.key),
+        );
+        tokio::spawn(async move {
+            let up = RelayUp {
+                key,
+                kind: Some(relay_up::Kind::Cancel(true)),
+            };
+            let _ = client.publish(answers, up.encode_to_vec().into()).await;
+        });
     }
 }
 
@@ -324,114 +410,153 @@ pub struct Holder<'a> {
     pub connector: &'a ConnectorId,
 }
 
-/// Sends `first` (a call, preview or authorization) to `holder`, relaying the call's
-/// frames to `peer`; returns the holder's response.
-pub async fn exchange(
-    client: &Client,
-    holder: Holder<'_>,
-    first: call_frame::Kind,
-    deadline: Instant,
-    peer: &dyn CallPeer,
-) -> Result<wire::CallResponse, RelayError> {
-    let Holder {
-        prefix,
-        instance,
-        tenant,
-        connector,
-    } = holder;
-    let inbox = Subject::from(client.new_inbox());
-    let mut frames = client
-        .subscribe(inbox.clone())
-        .await
-        .map_err(|e| RelayError::NotRun(format!("NATS subscribe failed: {e}")))?;
-    let start = encode_up(relay_up::Kind::Start(RelayStart {
-        tenant: tenant.to_string(),
-        connector: connector.to_string(),
-        frame: Some(wire::CallFrame { kind: Some(first) }),
-    }));
-    client
-        .publish_with_reply(subject(prefix, instance), inbox, start)
-        .await
-        .map_err(|e| RelayError::NotRun(format!("NATS publish failed: {e}")))?;
-    let mut guard = CancelOnDrop {
-        client: client.clone(),
-        holder: None,
-        completed: false,
-    };
-    let mut questions = FuturesUnordered::new();
-    let lost = |why: &str| {
-        RelayError::Lost(
-            CallFailure::new(
-                ErrorCode::Unavailable,
-                format!("the replica holding connector {connector} {why}; the call may have run"),
+/// The calling side: one inbox subscription for every call this replica relays, its
+/// messages handed to each call by key.
+#[derive(Debug)]
+pub struct Calls {
+    client: Client,
+    inbox: String,
+    next: AtomicU64,
+    routes: Routes<Message>,
+}
+
+impl Calls {
+    /// Subscribes this replica's relay inbox and hands its messages out until it ends.
+    pub async fn new(
+        client: Client,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Result<Arc<Self>, async_nats::SubscribeError> {
+        let inbox = client.new_inbox();
+        let mut frames = client.subscribe(format!("{inbox}.*")).await?;
+        let calls = Arc::new(Self {
+            client,
+            inbox,
+            next: AtomicU64::new(1),
+            routes: Arc::default(),
+        });
+        let routes = calls.routes.clone();
+        tasks.spawn(async move {
+            while let Some(msg) = frames.next().await {
+                let key = msg.subject.to_string();
+                deliver(&routes, &key, msg);
+            }
+        });
+        Ok(calls)
+    }
+
+    /// Sends `first` (a call, preview or authorization) to `holder`, relaying the call's
+    /// frames to `peer`; returns the holder's response.
+    pub async fn exchange(
+        &self,
+        holder: Holder<'_>,
+        first: call_frame::Kind,
+        deadline: Instant,
+        peer: &dyn CallPeer,
+    ) -> Result<wire::CallResponse, RelayError> {
+        let Holder {
+            prefix,
+            instance,
+            tenant,
+            connector,
+        } = holder;
+        let key = format!(
+            "{}.{}",
+            self.inbox,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        );
+        let (_route, mut frames) = Route::open(&self.routes, key.clone());
+        let start = encode_up(relay_up::Kind::Start(RelayStart {
+            tenant: tenant.to_string(),
+            connector: connector.to_string(),
+            frame: Some(wire::CallFrame { kind: Some(first) }),
+        }));
+        self.client
+            .publish_with_reply(subject(prefix, instance), key.clone(), start)
+            .await
+            .map_err(|e| RelayError::NotRun(format!("NATS publish failed: {e}")))?;
+        let answers = answer_subject(prefix, instance);
+        let mut guard = CancelOnDrop {
+            client: self.client.clone(),
+            answers: answers.clone(),
+            key: key.clone(),
+            completed: false,
+        };
+        let mut heard = false;
+        let mut questions = FuturesUnordered::new();
+        let lost = |why: &str| {
+            RelayError::Lost(
+                CallFailure::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "the replica holding connector {connector} {why}; the call may have run"
+                    ),
+                )
+                .retry_after(Duration::from_secs(1)),
             )
-            .retry_after(Duration::from_secs(1)),
-        )
-    };
-    loop {
-        // The holder keeps to the deadline itself; past it (and some grace) it is lost.
-        let silence = tokio::time::sleep_until((Instant::now() + SILENCE).min(deadline + SILENCE));
-        let msg = tokio::select! {
-            msg = frames.next() => msg,
-            Some((id, answer)) = questions.next() => {
-                let answer: Result<Vec<u8>, String> = answer;
-                let (result_json, error) = match answer {
-                    Ok(json) => (json, String::new()),
-                    Err(e) => (Vec::new(), e),
-                };
-                if let Some(holder) = guard.holder.clone() {
-                    let up = encode_up(relay_up::Kind::Answer(wire::PeerResponse { id, result_json, error }));
-                    if let Err(e) = client.publish(holder, up).await {
+        };
+        loop {
+            // The holder keeps to the deadline itself and says it is alive every second.
+            let silence =
+                tokio::time::sleep_until((Instant::now() + SILENCE).min(deadline + SILENCE));
+            let msg = tokio::select! {
+                msg = frames.recv() => msg,
+                Some((id, answer)) = questions.next() => {
+                    let answer: Result<Vec<u8>, String> = answer;
+                    let (result_json, error) = match answer {
+                        Ok(json) => (json, String::new()),
+                        Err(e) => (Vec::new(), e),
+                    };
+                    let up = RelayUp {
+                        key: key.clone(),
+                        kind: Some(relay_up::Kind::Answer(wire::PeerResponse { id, result_json, error })),
+                    };
+                    if let Err(e) = self.client.publish(answers.clone(), up.encode_to_vec().into()).await {
                         debug!(error = %e, "answer not relayed");
                     }
+                    continue;
                 }
-                continue;
-            }
-            () = silence => {
-                return Err(if guard.holder.is_none() {
-                    // Not one word back: the start may still have reached it.
-                    lost("did not answer")
-                } else {
-                    lost("stopped answering")
-                });
-            }
-        };
-        let Some(msg) = msg else {
-            return Err(lost("could not be heard (NATS connection lost)"));
-        };
-        if msg.status == Some(StatusCode::NO_RESPONDERS) {
-            return Err(RelayError::Gone);
-        }
-        if guard.holder.is_none() {
-            guard.holder = msg.reply.clone();
-        }
-        let kind = match RelayDown::decode(msg.payload.as_ref()) {
-            Ok(RelayDown { kind: Some(kind) }) => kind,
-            Ok(_) | Err(_) => {
-                warn!("malformed relay frame dropped");
-                continue;
-            }
-        };
-        match kind {
-            relay_down::Kind::Alive(_) => {}
-            relay_down::Kind::NotHere(why) => {
+                () = silence => {
+                    return Err(lost(if heard { "stopped answering" } else { "did not answer" }));
+                }
+            };
+            let Some(msg) = msg else {
+                return Err(lost("could not be heard (NATS connection lost)"));
+            };
+            if msg.status == Some(StatusCode::NO_RESPONDERS) {
                 guard.completed = true;
-                return Err(RelayError::NotRun(why));
+                return Err(RelayError::Gone);
             }
-            relay_down::Kind::Frame(frame) => match frame.kind {
-                Some(call_frame::Kind::Response(response)) => {
+            heard = true;
+            let kind = match RelayDown::decode(msg.payload.as_ref()) {
+                Ok(RelayDown { kind: Some(kind) }) => kind,
+                Ok(_) | Err(_) => {
+                    warn!("malformed relay frame dropped");
+                    continue;
+                }
+            };
+            match kind {
+                relay_down::Kind::Alive(_) => {}
+                relay_down::Kind::NotHere(why) => {
                     guard.completed = true;
-                    return Ok(response);
+                    return Err(RelayError::NotRun(why));
                 }
-                Some(call_frame::Kind::Progress(p)) => peer.progress(p).await,
-                Some(call_frame::Kind::Log(l)) => peer.log(l).await,
-                Some(call_frame::Kind::PeerRequest(q)) => {
-                    let method = PeerMethod::try_from(q.method).unwrap_or(PeerMethod::Unspecified);
-                    let id = q.id;
-                    questions.push(async move { (id, peer.request(method, q.params_json).await) });
-                }
-                _ => warn!("unexpected relay frame dropped"),
-            },
+                relay_down::Kind::Frame(frame) => match frame.kind {
+                    Some(call_frame::Kind::Response(response)) => {
+                        guard.completed = true;
+                        return Ok(response);
+                    }
+                    Some(call_frame::Kind::Progress(p)) => peer.progress(p).await,
+                    Some(call_frame::Kind::Log(l)) => peer.log(l).await,
+                    Some(call_frame::Kind::PeerRequest(q)) => {
+                        let method =
+                            PeerMethod::try_from(q.method).unwrap_or(PeerMethod::Unspecified);
+                        let id = q.id;
+                        questions
+                            .push(async move { (id, peer.request(method, q.params_json).await) });
+                    }
+                    _ => warn!("unexpected relay frame dropped"),
+                },
+            }
         }
     }
 }
