@@ -487,6 +487,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
             store: tunnel_ctx.store.clone(),
             elicitations: elicitations.clone(),
         }),
+        cluster.clone(),
     ));
     let mcp_routes = Router::new()
         .route("/t/{tenant}/g/{gateway}/mcp", any(mcp::gateways::handle))
@@ -513,9 +514,14 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
         )
         .merge(crate::health::routes(crate::health::Readiness::new(
             tunnel_ctx.store.clone(),
-            cluster,
+            cluster.clone(),
             shutdown.clone(),
         )));
+    if let Some(cluster) = &cluster {
+        cluster
+            .serve_sessions(router.clone(), &tracker, shutdown.clone())
+            .await?;
+    }
 
     tracker.spawn(tunnel::listener::accept_loop(
         endpoint.clone(),

@@ -1,10 +1,12 @@
 //! Three runtime replicas on one PostgreSQL database, joined by one NATS server (Debian's
 //! own servers, started by the test), with one connector whose tunnel replica 1 holds:
 //!
-//! - MCP clients at replicas 2 and 3 (a 2025-06-18 session and the stateless 2026-07-28
-//!   revision) list the connector's tools and call them through replica 1's tunnel.
-//! - A policy applied at replica 2 reaches a live session at replica 3 as
-//!   `notifications/tools/list_changed`.
+//! - A 2025-06-18 session opened at replica 2 lists the connector's tools and calls them
+//!   through replica 1's tunnel, with its requests landing on replicas 2 and 3 in turn (no
+//!   sticky load balancer); the stateless 2026-07-28 revision calls at replica 3.
+//! - A policy applied at replica 2 reaches a session opened at replica 3 as
+//!   `notifications/tools/list_changed`, on an SSE stream the client opened at replica 2.
+//! - A session of a replica that died is unknown (404) everywhere, so clients open anew.
 //! - A revocation issued at replica 3 drops a tunnel replica 1 holds.
 //! - Replica 1 killed with SIGKILL: a call entering at replica 2 fails at once with a
 //!   retryable error (never hangs), and the tools are gone from the others' lists within
@@ -160,9 +162,11 @@ fn three_replicas_serve_one_connector_through_nats() -> Result<()> {
         names.len(),
         t0.elapsed()
     );
+    // The next requests of the same session land on replica 3, which carries them to 2.
+    assert_eq!(tool_names(&http, &three.url(), &session)?, names);
     let call = request(
         &http,
-        &two.url(),
+        &three.url(),
         "2025-06-18",
         Some(&session),
         2,
@@ -202,12 +206,13 @@ fn three_replicas_serve_one_connector_through_nats() -> Result<()> {
         "stateless"
     );
 
-    // A live session at replica 3 hears of a policy applied at replica 2.
+    // A session opened at replica 3, its SSE stream opened at replica 2, hears of a policy
+    // applied at replica 2.
     let watched = open_session(&http, &three.url())?;
     let stream = Client::builder()
         .timeout(None)
         .build()?
-        .get(three.url())
+        .get(two.url())
         .header("mcp-session-id", &watched)
         .header("mcp-protocol-version", "2025-06-18")
         .header("accept", "text/event-stream")
@@ -256,7 +261,9 @@ fn three_replicas_serve_one_connector_through_nats() -> Result<()> {
     );
     assert!(!status.success(), "a revoked connector exits with an error");
 
-    // Replica 1 killed: a call entering at replica 2 fails fast and says to retry.
+    // Replica 1 killed: a call entering at replica 2 fails fast and says to retry, and
+    // replica 1's sessions are unknown everywhere.
+    let orphan = open_session(&http, &one.url())?;
     one.rt.kill();
     let t0 = Instant::now();
     let lost = request(
@@ -270,6 +277,15 @@ fn three_replicas_serve_one_connector_through_nats() -> Result<()> {
     )?;
     let took = t0.elapsed();
     println!("replica 1 killed: a call at replica 2 answered in {took:?}: {lost}");
+    let status = post(
+        &http,
+        &two.url(),
+        "2025-06-18",
+        Some(&orphan),
+        &json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"}),
+    )?
+    .status();
+    assert_eq!(status.as_u16(), 404, "the dead replica's session");
     assert_eq!(lost["result"]["isError"], true, "{lost}");
     assert!(
         lost.to_string().contains("retry"),

@@ -153,3 +153,70 @@ pub mod relay_down {
         NotHere(String),
     }
 }
+
+/// One HTTP header.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Header {
+    /// Name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Value, as sent.
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+/// An MCP request for a session another replica holds, as it arrived.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionRequest {
+    /// HTTP method.
+    #[prost(string, tag = "1")]
+    pub method: String,
+    /// Path and query.
+    #[prost(string, tag = "2")]
+    pub uri: String,
+    /// Headers (hop-by-hop ones left out).
+    #[prost(message, repeated, tag = "3")]
+    pub headers: Vec<Header>,
+    /// The body.
+    #[prost(bytes = "vec", tag = "4")]
+    pub body: Vec<u8>,
+}
+
+/// The start of the answer to a [`SessionRequest`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionHead {
+    /// HTTP status.
+    #[prost(uint32, tag = "1")]
+    pub status: u32,
+    /// Headers.
+    #[prost(message, repeated, tag = "2")]
+    pub headers: Vec<Header>,
+}
+
+/// The answer to a [`SessionRequest`], piece by piece (an SSE stream may last the session).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionDown {
+    /// Which piece.
+    #[prost(oneof = "session_down::Kind", tags = "1, 2, 3, 4")]
+    pub kind: Option<session_down::Kind>,
+}
+
+/// The variants of [`SessionDown`].
+pub mod session_down {
+    /// One piece.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Kind {
+        /// Status and headers, first.
+        #[prost(message, tag = "1")]
+        Head(super::SessionHead),
+        /// Body bytes.
+        #[prost(bytes = "vec", tag = "2")]
+        Chunk(Vec<u8>),
+        /// The body ended.
+        #[prost(bool, tag = "3")]
+        End(bool),
+        /// The answer is still being written (every second while it is quiet).
+        #[prost(bool, tag = "4")]
+        Alive(bool),
+    }
+}

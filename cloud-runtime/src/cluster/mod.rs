@@ -5,7 +5,10 @@
 //!   others' announcements and heartbeats; a silent replica's entries expire.
 //! - [`relay`]: one call carried to the holder and its frames carried back (progress, logs,
 //!   the tool's questions and their answers, cancellation).
-//! - [`messages`]: the protobuf messages both use.
+//! - [`sessions`]: MCP sessions served by the replica that opened them, whichever replica
+//!   a request lands on.
+//! - [`routes`]: many calls on one subscription.
+//! - [`messages`]: the protobuf messages they use.
 //!
 //! State that must survive a replica (tenants, policies, revocations, sessions' records)
 //! lives in the shared store; NATS carries only what is live: tunnels and calls.
@@ -13,6 +16,8 @@
 pub mod directory;
 pub mod messages;
 pub mod relay;
+pub mod routes;
+pub mod sessions;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -268,6 +273,55 @@ impl Cluster {
             }
         });
         Ok(cluster)
+    }
+
+    /// This process's instance (random per start), which session ids name.
+    pub fn instance(&self) -> u64 {
+        self.directory.instance()
+    }
+
+    /// Serves the MCP requests other replicas carry here for sessions this one holds, on
+    /// `router`, until `shutdown`.
+    pub async fn serve_sessions(
+        &self,
+        router: axum::Router,
+        tracker: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Result<(), ClusterError> {
+        let instance = self.instance();
+        let requests = self
+            .client
+            .subscribe(sessions::request_subject(SUBJECT_PREFIX, instance))
+            .await?;
+        let cancels = self
+            .client
+            .subscribe(sessions::cancel_subject(SUBJECT_PREFIX, instance))
+            .await?;
+        let serving = sessions::serve(
+            self.client.clone(),
+            router,
+            requests,
+            cancels,
+            tracker.clone(),
+        );
+        tracker.spawn(async move {
+            tokio::select! {
+                () = serving => {}
+                () = shutdown.cancelled() => {}
+            }
+        });
+        Ok(())
+    }
+
+    /// Carries an MCP request for a session replica `instance` holds there, and its
+    /// answer back.
+    pub async fn forward_session(
+        &self,
+        instance: u64,
+        req: axum::extract::Request,
+        max_body: usize,
+    ) -> axum::response::Response {
+        sessions::forward(&self.calls, SUBJECT_PREFIX, instance, req, max_body).await
     }
 
     /// Whether the NATS connection is up (for readiness).

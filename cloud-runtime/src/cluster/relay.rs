@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::messages::{RelayDown, RelayStart, RelayUp, relay_down, relay_up};
+use super::routes::{Route, Routes, deliver};
 use crate::tunnel::call::{BoxFuture, CallPeer};
 use crate::tunnel::registry::{CallSpec, Registry};
 
@@ -47,52 +48,6 @@ pub fn subject(prefix: &str, instance: u64) -> String {
 /// The subject a replica instance takes answers and cancellations of its relayed calls on.
 pub fn answer_subject(prefix: &str, instance: u64) -> String {
     format!("{prefix}.answer.{instance:016x}")
-}
-
-/// Messages of live calls, by key, for one subscription's demultiplexer.
-type Routes<T> = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<T>>>>;
-
-/// Removes a call's route when the call ends, however it ends.
-struct Route<T> {
-    routes: Routes<T>,
-    key: String,
-}
-
-impl<T> Route<T> {
-    fn open(routes: &Routes<T>, key: String) -> (Self, mpsc::UnboundedReceiver<T>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone(), tx);
-        (
-            Self {
-                routes: routes.clone(),
-                key,
-            },
-            rx,
-        )
-    }
-}
-
-impl<T> Drop for Route<T> {
-    fn drop(&mut self) {
-        self.routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.key);
-    }
-}
-
-fn deliver<T>(routes: &Routes<T>, key: &str, item: T) {
-    let tx = routes
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(key)
-        .cloned();
-    if let Some(tx) = tx {
-        let _ = tx.send(item);
-    }
 }
 
 fn encode_down(kind: relay_down::Kind) -> Bytes {
@@ -442,6 +397,22 @@ impl Calls {
             }
         });
         Ok(calls)
+    }
+
+    /// A fresh reply subject on this replica's inbox, and the messages that arrive there.
+    pub fn open(&self) -> (String, Route<Message>, mpsc::UnboundedReceiver<Message>) {
+        let key = format!(
+            "{}.{}",
+            self.inbox,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        );
+        let (route, rx) = Route::open(&self.routes, key.clone());
+        (key, route, rx)
+    }
+
+    /// The NATS connection.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Sends `first` (a call, preview or authorization) to `holder`, relaying the call's

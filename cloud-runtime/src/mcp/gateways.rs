@@ -6,6 +6,9 @@
 //! A session also belongs to the user and agent that opened it ([`SessionOwners`]): a
 //! session id seen in someone else's request is answered as an unknown session, so a
 //! leaked id gives nobody else the session's stream, answers or pending questions.
+//!
+//! With replicas ([`Cluster`]), session ids name the replica holding the session, and a
+//! request for another replica's session is carried there.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +25,8 @@ use tracing::warn;
 
 use super::server::GatewayServer;
 use super::shared_state::Shared;
+use crate::cluster::Cluster;
+use crate::cluster::sessions::{public_id, split_id};
 use crate::identity::{GatewayName, Principal};
 use crate::store::{GatewayRow, Store};
 
@@ -42,6 +47,7 @@ pub struct Gateways {
     shared: Arc<Shared>,
     entries: Mutex<HashMap<(String, String), Entry>>,
     owners: SessionOwners,
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// The header naming a session (MCP Streamable HTTP).
@@ -115,13 +121,14 @@ impl std::fmt::Debug for Gateways {
 }
 
 impl Gateways {
-    /// Services for the gateways in `store`.
-    pub fn new(store: Store, shared: Arc<Shared>) -> Self {
+    /// Services for the gateways in `store`, on this replica of `cluster`, if any.
+    pub fn new(store: Store, shared: Arc<Shared>, cluster: Option<Arc<Cluster>>) -> Self {
         Self {
             store,
             shared,
             entries: Mutex::new(HashMap::new()),
             owners: SessionOwners::default(),
+            cluster,
         }
     }
 
@@ -191,7 +198,7 @@ impl Gateways {
 pub async fn handle(
     State(gateways): State<Arc<Gateways>>,
     Path((tenant, gateway)): Path<(String, String)>,
-    req: Request,
+    mut req: Request,
 ) -> Response {
     // The authentication middleware put the principal there; without one, nothing is served.
     let Some(owner) = req
@@ -201,11 +208,27 @@ pub async fn handle(
     else {
         return (StatusCode::UNAUTHORIZED, "authentication required").into_response();
     };
-    let session = req
+    let mut session = req
         .headers()
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    if let (Some(cluster), Some(id)) = (&gateways.cluster, &session) {
+        match split_id(id) {
+            Some((instance, local)) if instance == cluster.instance() => {
+                let local = local.to_owned();
+                if let Ok(v) = axum::http::HeaderValue::from_str(&local) {
+                    req.headers_mut().insert(SESSION_HEADER, v);
+                }
+                session = Some(local);
+            }
+            Some((instance, _)) => {
+                let max = gateways.shared.options.max_body_bytes;
+                return cluster.forward_session(instance, req, max).await;
+            }
+            None => return (StatusCode::NOT_FOUND, "no such session").into_response(),
+        }
+    }
     if let Some(id) = &session {
         match gateways.owners.allows(id, &owner) {
             Some(true) => {}
@@ -219,15 +242,24 @@ pub async fn handle(
     let ends_session = req.method() == axum::http::Method::DELETE;
     match gateways.service(&tenant, &gateway).await {
         Ok(Some(service)) => match service.oneshot(req).await {
-            Ok(resp) => {
+            Ok(mut resp) => {
                 match &session {
                     None => {
                         if let Some(id) = resp
                             .headers()
                             .get(SESSION_HEADER)
                             .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned)
                         {
-                            gateways.owners.opened(id.to_owned(), owner);
+                            if let Some(cluster) = &gateways.cluster
+                                && let Ok(v) = axum::http::HeaderValue::from_str(&public_id(
+                                    cluster.instance(),
+                                    &id,
+                                ))
+                            {
+                                resp.headers_mut().insert(SESSION_HEADER, v);
+                            }
+                            gateways.owners.opened(id, owner);
                         }
                     }
                     Some(id) if ends_session && resp.status().is_success() => {
