@@ -27,6 +27,8 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`telemetry`]: OpenTelemetry spans of tool calls.
 //! - [`admin`]: the local admin socket (diagnostic calls, online list).
+//! - [`sealed_keys`]: the runtime's secret keys in the shared store, sealed with the
+//!   operator's key-encryption key, for replicas.
 //! - [`server`]: composes the above into `serve`.
 
 #![forbid(unsafe_code)]
@@ -50,6 +52,7 @@ pub mod oauth;
 pub mod policy;
 pub mod rate_limit;
 pub mod replica;
+pub mod sealed_keys;
 pub mod server;
 pub mod sign_in_again;
 pub mod store;

@@ -26,12 +26,14 @@ use crate::mcp;
 use crate::mcp::authenticate::Auth;
 use crate::mcp::gateways::Gateways;
 use crate::mcp::shared_state::McpOptions;
+use crate::mcp::shared_state::state_key::StateKey;
 use crate::metrics::Metrics;
 use crate::oauth::OAuth;
 use crate::oauth::signer::TokenSigner;
 use crate::policy::Policies;
 use crate::rate_limit::{self, RateLimit};
-use crate::store::StoreError;
+use crate::sealed_keys::{self, KeyEncryptionKey, SealedKeyError};
+use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
 use crate::tls::TlsError;
 use crate::tools_changed::ToolsChanged;
@@ -69,6 +71,9 @@ pub enum StartError {
     /// NATS could not be joined.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// The key-encryption key or a sealed key is unusable.
+    #[error(transparent)]
+    SealedKey(#[from] SealedKeyError),
     /// The TLS configuration could not be made.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -96,6 +101,7 @@ impl StartError {
         match self {
             StartError::Config(_) => true,
             StartError::DataDir(e) => e.is_bad_configuration(),
+            StartError::SealedKey(e) => e.is_bad_configuration(),
             _ => false,
         }
     }
@@ -121,6 +127,50 @@ impl StdError for Cause {
     }
 }
 
+/// The name of the sealed access-token signing key.
+const TOKEN_SIGNING: &str = "token-signing";
+
+/// The name of the sealed request-state key.
+const REQUEST_STATE: &str = "request-state";
+
+/// The access-token signer and the request-state key: from the store, sealed, when the
+/// operator gave a key-encryption key (replicas share them there), else from the data
+/// directory's files.
+async fn secret_keys(
+    dir: &DataDir,
+    store: &Store,
+    kek: Option<&std::path::Path>,
+) -> Result<(TokenSigner, StateKey), StartError> {
+    let Some(path) = kek else {
+        return Ok((
+            TokenSigner::load_or_create(&dir.token_key()).map_err(StartError::component)?,
+            StateKey::load_or_create(&dir.request_state_key()).map_err(StartError::component)?,
+        ));
+    };
+    let kek = KeyEncryptionKey::load(path)?;
+    let unusable = |name: &str, reason: String| SealedKeyError::Unusable {
+        name: name.to_owned(),
+        reason,
+    };
+    let fresh = TokenSigner::generate_pem().map_err(StartError::component)?;
+    let pem = sealed_keys::load_or_create(store, &kek, TOKEN_SIGNING, &dir.token_key(), || {
+        fresh.into_bytes()
+    })
+    .await?;
+    let signer = String::from_utf8(pem)
+        .map_err(|e| unusable(TOKEN_SIGNING, e.to_string()))
+        .and_then(|pem| TokenSigner::from_pem(&pem).map_err(|r| unusable(TOKEN_SIGNING, r)))?;
+    let state =
+        sealed_keys::load_or_create(store, &kek, REQUEST_STATE, &dir.request_state_key(), || {
+            rand::random::<[u8; 32]>().to_vec()
+        })
+        .await?;
+    let state_key = StateKey::from_bytes(&state)
+        .ok_or_else(|| unusable(REQUEST_STATE, "not a 32-byte key".to_owned()))?;
+    info!("token-signing and request-state keys from the store, sealed");
+    Ok((signer, state_key))
+}
+
 fn io(doing: String) -> impl FnOnce(std::io::Error) -> StartError {
     move |source| StartError::Io { doing, source }
 }
@@ -134,6 +184,9 @@ pub struct ServeOptions {
     pub replica_id: crate::replica::ReplicaId,
     /// NATS, joining this replica to the others (calls to tunnels they hold).
     pub nats: Option<crate::cluster::NatsOptions>,
+    /// The operator's key-encryption key: with it, the token-signing and request-state
+    /// keys live in the store, sealed, shared by every replica ([`crate::sealed_keys`]).
+    pub key_encryption_key: Option<PathBuf>,
     /// UDP address of the QUIC tunnel listener.
     pub quic_listen: SocketAddr,
     /// TCP address of the HTTPS listener (enrollment).
@@ -428,10 +481,12 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
         dev_http_addr,
         &opts.mcp,
     );
+    let (signer, state_key) =
+        secret_keys(dir, &tunnel_ctx.store, opts.key_encryption_key.as_deref()).await?;
     let oauth = Arc::new(OAuth {
         store: tunnel_ctx.store.clone(),
         issuer,
-        signer: TokenSigner::load_or_create(&dir.token_key()).map_err(StartError::component)?,
+        signer,
         idp: crate::oauth::idp::IdpClient::new().map_err(StartError::component)?,
         metadata: crate::oauth::client_metadata::MetadataFetcher::new(
             opts.mcp.client_metadata_ca.as_deref(),
@@ -479,10 +534,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
             digest_keys: digest_keys.clone(),
             telemetry: telemetry.clone(),
             metrics: metrics.clone(),
-            state_key: mcp::shared_state::state_key::StateKey::load_or_create(
-                &dir.request_state_key(),
-            )
-            .map_err(StartError::component)?,
+            state_key,
             tools_changed: tools_changed.clone(),
             store: tunnel_ctx.store.clone(),
             elicitations: elicitations.clone(),

@@ -157,6 +157,7 @@ pub async fn start_runtime_in_process(
             .with_database(Some(rt.database_url().parse()?)),
         replica_id: cloud_runtime::replica::ReplicaId::of_this_host(),
         nats: None,
+        key_encryption_key: None,
         quic_listen: format!("127.0.0.1:{}", rt.quic_port).parse()?,
         https_listen: format!("127.0.0.1:{}", rt.https_port).parse()?,
         quic_advertise: None,

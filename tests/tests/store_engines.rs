@@ -5,8 +5,10 @@
 //!   verify against both, a second copy is refused, and `serve` then runs on PostgreSQL with
 //!   the same connector.
 //! - Two replicas on one database: each lists the connector the other holds (and which
-//!   replica holds it), a replica restarting leaves its peer's connectors online, and a
-//!   revocation issued at one replica drops the tunnel held by the other.
+//!   replica holds it), an access token one issued is good at the other (their signing keys
+//!   sealed in the database under the operator's key-encryption key, no key files copied), a
+//!   replica restarting leaves its peer's connectors online, and a revocation issued at one
+//!   replica drops the tunnel held by the other.
 //! - PostgreSQL restarted under a running runtime: `/readyz` says so (503) while it is away,
 //!   requests that need it get a retryable 503 rather than a hang, and everything comes back
 //!   without restarting the runtime.
@@ -170,10 +172,33 @@ fn two_replicas_on_one_database_share_connectors_and_revocations() -> Result<()>
     let pg = Postgres::start()?;
     let url = pg.create_database("runtime")?;
     let mut one = Runtime::init_on(&url)?;
-    one.serve_args = vec!["--replica-id".into(), "rt-1".into()];
+    // The operator's key-encryption key: the signing keys move into the database, sealed.
+    let kek = one.dir.path().join("kek");
+    std::fs::write(&kek, "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=\n")?;
+    std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let kek_arg = kek.display().to_string();
+    one.serve_args = vec![
+        "--replica-id".into(),
+        "rt-1".into(),
+        "--key-encryption-key-file".into(),
+        kek_arg.clone(),
+    ];
     one.start()?;
     let mut two = one.replica()?;
-    two.serve_args = vec!["--replica-id".into(), "rt-2".into()];
+    // The second replica has no key files of its own: it signs and verifies with the
+    // sealed ones in the database.
+    for key in ["token-signing.key", "request-state.key"] {
+        match std::fs::remove_file(two.data_dir().join(key)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    two.serve_args = vec![
+        "--replica-id".into(),
+        "rt-2".into(),
+        "--key-encryption-key-file".into(),
+        kek_arg,
+    ];
     two.start()?;
     let mut c = Connector::enroll(&one, "acme", "c1")?;
     c.start(&one, &[])?;
@@ -181,6 +206,11 @@ fn two_replicas_on_one_database_share_connectors_and_revocations() -> Result<()>
     let seen = two.connector(&c.id).expect("listed at the other replica");
     assert_eq!(seen["status"], "online", "{seen}");
     assert_eq!(seen["replica"], "rt-1", "{seen}");
+    assert!(
+        !two.data_dir().join("token-signing.key").exists(),
+        "no key file made"
+    );
+
     // The other replica restarting forgets only its own tunnels (it held none).
     two.stop()?;
     two.start()?;
@@ -198,5 +228,57 @@ fn two_replicas_on_one_database_share_connectors_and_revocations() -> Result<()>
     assert!(!status.success(), "a revoked connector exits with an error");
     assert!(c.log().contains("revoked"), "{}", c.log());
     assert_eq!(one.connector(&c.id).expect("listed")["status"], "revoked");
+
+    // An access token issued by replica 1 is good at replica 2.
+    run_ok(
+        one.cli()
+            .args(["gateway", "create", "--tenant", "acme", "eng"]),
+    );
+    let u = run_ok(one.cli().args(["user", "add", "--tenant", "acme", "carol"]));
+    let a = run_ok(one.cli().args([
+        "agent", "create", "--tenant", "acme", "bot", "--role", "dev",
+    ]));
+    let ca = std::fs::read(one.data_dir().join("ca.pem"))?;
+    let base = |rt: &Runtime| format!("https://localhost:{}", rt.https_port);
+    let oauth = e2e::oauth_client::OAuthClient::new(base(&one), &ca)?;
+    let token = oauth.access_token(
+        &format!("{}/t/acme/g/eng/mcp", base(&one)),
+        "carol",
+        &e2e::oauth_client::field(&u, "(shown once):"),
+    )?;
+    let http = reqwest::blocking::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca)?])
+        .build()?;
+    // Behind a load balancer replicas share one public URL (the tokens' issuer and
+    // audience): replica 2 takes replica 1's place on its port.
+    one.stop()?;
+    two.stop()?;
+    two.https_port = one.https_port;
+    two.start()?;
+    let resp = http
+        .post(format!("{}/t/acme/g/eng/mcp", base(&two)))
+        .bearer_auth(token["access_token"].as_str().unwrap_or_default())
+        .header(
+            "x-mcp-agent-key",
+            e2e::oauth_client::field(&a, "X-MCP-Agent-Key):"),
+        )
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
+        .json(
+            &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {},
+                      "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"}}}}),
+        )
+        .send()?;
+    let status = resp.status();
+    let body = resp.text()?;
+    assert_eq!(
+        status.as_u16(),
+        200,
+        "a token of replica 1 at replica 2: {body}"
+    );
+    assert!(body.contains("\"tools\""), "{body}");
     Ok(())
 }

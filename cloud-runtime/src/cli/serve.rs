@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// NATS credentials file (user JWT and NKey seed).
     #[arg(long, env = "CLOUD_RUNTIME_NATS_CREDENTIALS", requires = "nats_url")]
     nats_credentials: Option<PathBuf>,
+    /// The key-encryption key (32 random bytes in base64, a file only its owner reads, e.g.
+    /// a systemd credential): with it, the token-signing and request-state keys live in the
+    /// store, sealed, so every replica shares them. Keep it out of the database's backups.
+    #[arg(long, env = "CLOUD_RUNTIME_KEY_ENCRYPTION_KEY_FILE")]
+    key_encryption_key_file: Option<PathBuf>,
     /// CA certificates (PEM) of the NATS server's TLS certificate; makes TLS required.
     #[arg(long, env = "CLOUD_RUNTIME_NATS_TLS_CA", requires = "nats_url")]
     nats_tls_ca: Option<PathBuf>,
@@ -124,6 +129,7 @@ impl ServeArgs {
         };
         Ok(ServeOptions {
             nats,
+            key_encryption_key: self.key_encryption_key_file,
             data_dir: self.dir.data_dir()?,
             replica_id: self.replica_id.unwrap_or_else(ReplicaId::of_this_host),
             quic_listen: self.quic_listen,

@@ -88,9 +88,7 @@ impl TokenSigner {
         let pem = match std::fs::read_to_string(path) {
             Ok(pem) => pem,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let pem = rcgen::KeyPair::generate()
-                    .map_err(SignerKeyError::Generate)?
-                    .serialize_pem();
+                let pem = Self::generate_pem()?;
                 certs::files::write_secret(path, pem.as_bytes()).map_err(|source| {
                     SignerKeyError::Write {
                         path: path.to_owned(),
@@ -106,16 +104,20 @@ impl TokenSigner {
                 });
             }
         };
-        let unusable = |reason: String| SignerKeyError::Unusable {
+        Self::from_pem(&pem).map_err(|reason| SignerKeyError::Unusable {
             path: path.to_owned(),
             reason,
-        };
-        let pair = rcgen::KeyPair::from_pem(&pem).map_err(|e| unusable(e.to_string()))?;
+        })
+    }
+
+    /// A signer with the ES256 key `pem` (PKCS#8 PEM); the parser's complaint if it is not
+    /// one.
+    pub fn from_pem(pem: &str) -> Result<Self, String> {
+        let pair = rcgen::KeyPair::from_pem(pem).map_err(|e| e.to_string())?;
         Ok(Self {
-            encoding: EncodingKey::from_ec_pem(pem.as_bytes())
-                .map_err(|e| unusable(e.to_string()))?,
+            encoding: EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| e.to_string())?,
             decoding: DecodingKey::from_ec_pem(pair.public_key_pem().as_bytes())
-                .map_err(|e| unusable(e.to_string()))?,
+                .map_err(|e| e.to_string())?,
             kid: hex::encode(
                 aws_lc_rs::digest::digest(
                     &aws_lc_rs::digest::SHA256,
@@ -126,6 +128,13 @@ impl TokenSigner {
                 .unwrap_or_default(),
             ),
         })
+    }
+
+    /// A new ES256 key, as PKCS#8 PEM.
+    pub fn generate_pem() -> Result<String, SignerKeyError> {
+        Ok(rcgen::KeyPair::generate()
+            .map_err(SignerKeyError::Generate)?
+            .serialize_pem())
     }
 
     /// Signs claims.

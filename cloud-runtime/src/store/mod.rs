@@ -14,6 +14,7 @@ pub mod connect;
 mod db;
 pub mod oauth;
 pub mod policy;
+pub mod sealed_keys;
 pub mod transfer;
 mod url;
 

@@ -65,6 +65,16 @@ impl StateKey {
         )))
     }
 
+    /// The key with these 32 bytes; `None` for any other length.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        (bytes.len() == 32).then(|| {
+            Self(aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                bytes,
+            ))
+        })
+    }
+
     /// A key for one process (tests, benchmarks).
     pub fn ephemeral() -> Self {
         let b: [u8; 32] = rand::random();

@@ -1,0 +1,34 @@
+//! Store operations for the runtime's sealed secret keys ([`crate::sealed_keys`]): the
+//! store keeps only what the operator's key-encryption key sealed.
+
+use super::db::query;
+use super::{Store, StoreError};
+
+impl Store {
+    /// The sealed key `name`, if one was stored.
+    pub async fn sealed_key(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row: Option<(Vec<u8>,)> = query("SELECT sealed FROM sealed_keys WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(s,)| s))
+    }
+
+    /// Stores the sealed key `name` unless one is there already (another replica may have
+    /// made it first: read it back).
+    pub async fn put_sealed_key_if_absent(
+        &self,
+        name: &str,
+        sealed: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        query(
+            "INSERT INTO sealed_keys (name, sealed, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .bind(sealed)
+        .bind(self.now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
