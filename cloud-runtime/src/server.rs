@@ -395,7 +395,23 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
     let registry = Arc::new(Registry::new(tools_changed.clone()));
     let telemetry = Arc::new(Telemetry::new(opts.otlp_endpoint.as_ref())?);
     // The writer thread runs as long as the process; shutdown flushes it.
-    let (audit, _writer) = AuditLog::open(&dir.audit_log(), telemetry.audit_sink())?;
+    // Replicas on PostgreSQL keep the audit trail in the database, one chain each, so it
+    // outlives any one of them; a single process keeps the file in its data directory.
+    let (audit, _writer) = match store.engine() {
+        crate::store::Engine::Postgres => (
+            AuditLog::open_in_store(
+                store.clone(),
+                opts.replica_id.to_string(),
+                telemetry.audit_sink(),
+            )
+            .await?,
+            None,
+        ),
+        crate::store::Engine::Sqlite => {
+            let (audit, writer) = AuditLog::open(&dir.audit_log(), telemetry.audit_sink())?;
+            (audit, Some(writer))
+        }
+    };
     let policies = Arc::new(Policies::default());
     policies.refresh(&store).await?;
     let metrics = Arc::new(Metrics::default());

@@ -479,6 +479,15 @@ impl Runtime {
         }
     }
 
+    /// The runtime's audit trail, one record per line, whichever store holds it (the data
+    /// directory's file, or the replicas' chains in PostgreSQL).
+    pub fn audit_text(&self) -> String {
+        run_ok(
+            self.cli()
+                .args(["audit", "tail", "--json", "-n", "1000000000"]),
+        )
+    }
+
     /// Kills serve with SIGKILL (a crash: nothing is drained or flushed) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut p) = self.serve.take() {

@@ -450,7 +450,7 @@ fn the_ssh_tunnel_runs_through_the_proxy_and_its_password_stays_in_the_vault() {
     assert!(connector.log_text().contains("through the egress proxy"));
 
     // The password is in the vault and nowhere else: logs, configuration, audit, frames.
-    let audit = std::fs::read(rt.data_dir().join("audit.log")).unwrap_or_default();
+    let audit = rt.audit_text().into_bytes();
     let places: Vec<(&str, Vec<u8>)> = vec![
         ("connector log", connector.log_text().into_bytes()),
         (
@@ -651,7 +651,7 @@ fn upstream_calls_go_through_the_providers_proxy_with_the_password_from_the_vaul
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
     };
-    let audit = std::fs::read(rt.data_dir().join("audit.log")).unwrap_or_default();
+    let audit = rt.audit_text().into_bytes();
     assert!(!audit.is_empty(), "the audit log is empty");
     let places: Vec<(&str, Vec<u8>)> = vec![
         ("connector log", connector.log().into_bytes()),

@@ -659,7 +659,7 @@ fn through_the_proxy_when_direct_tcp_and_udp_are_dropped() -> Result<()> {
     );
 
     // The password is in the vault and nowhere else, nor its Basic encoding.
-    let audit = std::fs::read(rt.data_dir().join("audit.log")).unwrap_or_default();
+    let audit = rt.audit_text().into_bytes();
     let frame_bytes = std::fs::read(&frames).unwrap_or_default();
     assert!(!frame_bytes.is_empty(), "the frame log is empty");
     let places: Vec<(&str, Vec<u8>)> = vec![

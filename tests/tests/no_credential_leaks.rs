@@ -343,7 +343,7 @@ fn no_credential_reaches_a_log_an_audit_record_telemetry_or_the_tunnel() -> Resu
             "connector log",
             read(&connector.state_dir.with_extension("log")),
         ),
-        ("audit log", read(&rt.data_dir().join("audit.log"))),
+        ("audit log", rt.audit_text().into_bytes()),
         ("tunnel frames", read(&frames)),
         ("OTLP export", otlp.raw()),
         (

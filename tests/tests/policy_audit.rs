@@ -510,6 +510,9 @@ fn audit_verify_names_an_edited_a_deleted_and_a_swapped_record() -> Result<()> {
     }
     // Stop the runtime so the log is final (and checkpointed).
     env.rt.stop()?;
+    if env.rt.database_url().starts_with("postgres") {
+        return tamper_in_database(&env.rt);
+    }
     let log = env.rt.data_dir().join("audit.log");
     let original = std::fs::read_to_string(&log)?;
     let lines: Vec<&str> = original.lines().collect();
@@ -563,6 +566,52 @@ fn audit_verify_names_an_edited_a_deleted_and_a_swapped_record() -> Result<()> {
     check(cut.join("\n") + "\n", "removed from the end")?;
     std::fs::write(&log, original)?;
     assert!(run(env.rt.cli().args(["audit", "verify"])).status.success());
+    Ok(())
+}
+
+/// The same tampering, on a chain kept in PostgreSQL (replicas): rows edited, deleted,
+/// swapped and cut from the end, each named by `audit verify`.
+fn tamper_in_database(rt: &Runtime) -> Result<()> {
+    let url = rt.database_url();
+    let psql = |sql: &str| -> Result<()> {
+        let out = std::process::Command::new("psql")
+            .args(["-v", "ON_ERROR_STOP=1", "-q", &url, "-c", sql])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    };
+    assert!(run(rt.cli().args(["audit", "verify"])).status.success());
+    psql("CREATE TABLE audit_saved AS SELECT * FROM audit_chain")?;
+    let check = |sql: &str, expect: &str| -> Result<()> {
+        psql(sql)?;
+        let out = run(rt.cli().args(["audit", "verify"]));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "tampering went unnoticed: {sql}");
+        assert!(stderr.contains(expect), "expected {expect:?} in:\n{stderr}");
+        println!("{}", stderr.lines().next().unwrap_or_default());
+        psql("DELETE FROM audit_chain; INSERT INTO audit_chain SELECT * FROM audit_saved")
+    };
+    check(
+        "UPDATE audit_chain SET line = convert_to(replace(convert_from(line, 'UTF8'), '\"alice\"', '\"mallory\"'), 'UTF8') WHERE seq = 5",
+        "line 5 (record 5): its content does not match its hash",
+    )?;
+    check(
+        "DELETE FROM audit_chain WHERE seq = 4",
+        "record 4 is missing",
+    )?;
+    check(
+        "UPDATE audit_chain SET seq = -1 WHERE seq = 6; UPDATE audit_chain SET seq = 6 WHERE seq = 7; UPDATE audit_chain SET seq = 7 WHERE seq = -1",
+        "out of order",
+    )?;
+    check(
+        "DELETE FROM audit_chain WHERE seq > (SELECT max(seq) - 2 FROM audit_chain)",
+        "removed from the end",
+    )?;
+    assert!(run(rt.cli().args(["audit", "verify"])).status.success());
     Ok(())
 }
 

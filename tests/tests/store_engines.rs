@@ -19,7 +19,9 @@ use anyhow::Result;
 use e2e::postgres::Postgres;
 use e2e::{Connector, Runtime, run, run_ok, wait_for};
 
-/// What the read-only commands print, for comparing two stores.
+/// What the read-only commands print, for comparing two stores. The audit trail's lines
+/// name the chain (the file, or the replica's chain in the database): what follows must
+/// be the same.
 fn answers(rt: &Runtime) -> Vec<String> {
     [
         &["tenant", "list"][..],
@@ -27,9 +29,22 @@ fn answers(rt: &Runtime) -> Vec<String> {
         &["gateway", "list", "--json"],
         &["policy", "show", "--tenant", "acme"],
         &["audit", "verify", "--receipts"],
+        &["audit", "tail", "-n", "100"],
     ]
     .iter()
-    .map(|args| run_ok(rt.cli().args(*args)))
+    .map(|args| {
+        let out = run_ok(rt.cli().args(*args));
+        if args[0] != "audit" {
+            return out;
+        }
+        out.lines()
+            .map(|l| match l.split_once(": ") {
+                Some((_, rest)) if l.contains("audit") => format!("<chain>: {rest}"),
+                _ => l.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
     .collect()
 }
 
@@ -68,6 +83,10 @@ fn a_single_process_install_moves_to_postgresql_with_nothing_lost() -> Result<()
     );
     assert!(out.contains("copied "), "{out}");
     assert!(out.contains(" connectors"), "{out}");
+    assert!(
+        out.contains("audit records now the chain of replica"),
+        "{out}"
+    );
     rt.set_database_url(&url);
     assert_eq!(answers(&rt), before);
 
@@ -89,7 +108,11 @@ fn a_single_process_install_moves_to_postgresql_with_nothing_lost() -> Result<()
     let row = rt.connector(&c.id).expect("listed on PostgreSQL");
     assert_eq!(row["status"], "online", "{row}");
     rt.stop()?;
-    run_ok(rt.cli().args(["audit", "verify", "--receipts"]));
+    // One chain in the database: the imported records and the new call's after them.
+    let verified = run_ok(rt.cli().args(["audit", "verify", "--receipts"]));
+    println!("{verified}");
+    assert_eq!(verified.matches("chain intact").count(), 1, "{verified}");
+    assert!(verified.contains("audit chain of replica"), "{verified}");
     Ok(())
 }
 

@@ -232,6 +232,36 @@ pub fn verify(text: &[u8]) -> Result<Head, Vec<Problem>> {
     }
 }
 
+/// Verifies `text` and checks that it still reaches `checkpoint`, the head its writer
+/// last recorded: records cut from the end leave every remaining hash intact, and only the
+/// checkpoint tells.
+pub fn verify_against(text: &[u8], checkpoint: Option<&Head>) -> Result<Head, Vec<Problem>> {
+    let lines = || {
+        text.split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()
+    };
+    match (verify(text), checkpoint) {
+        (Ok(head), Some(cp)) if cp.seq > head.seq => Err(vec![Problem {
+            line: lines(),
+            seq: Some(head.seq),
+            message: format!(
+                "the log ends at record {} but its checkpoint names record {}: records {}..={} were removed from the end",
+                head.seq,
+                cp.seq,
+                head.seq + 1,
+                cp.seq
+            ),
+        }]),
+        (Ok(head), Some(cp)) if cp.seq == head.seq && cp.hash != head.hash => Err(vec![Problem {
+            line: lines(),
+            seq: Some(head.seq),
+            message: "the last record differs from the checkpointed one".into(),
+        }]),
+        (r, _) => r,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,9 +22,9 @@ use super::chain::{self, Head};
 use super::record::AuditRecord;
 
 /// Records that may wait for the writer before callers feel back-pressure.
-const QUEUE: usize = 8192;
+pub(super) const QUEUE: usize = 8192;
 /// Most records per write.
-const BATCH: usize = 512;
+pub(super) const BATCH: usize = 512;
 /// How often the head is checkpointed.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -51,7 +51,7 @@ pub trait RecordSink: Send {
     fn emit(&mut self, seq: u64, record: &AuditRecord);
 }
 
-enum Entry {
+pub(super) enum Entry {
     Record {
         // Boxed: a record is large beside a flush, and the queue holds thousands.
         record: Box<AuditRecord>,
@@ -64,7 +64,7 @@ enum Entry {
 /// A handle on the audit log; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<Entry>,
+    pub(super) tx: mpsc::Sender<Entry>,
 }
 
 /// The writer thread; join it after the last handle is dropped.
@@ -286,37 +286,10 @@ pub fn verify_file(path: &Path) -> Result<Result<Head, Vec<chain::Problem>>, Aud
         path: path.to_owned(),
         source,
     })?;
-    let result = chain::verify(&text);
     let checkpoint: Option<Head> = std::fs::read(head_path(path))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    Ok(match (result, checkpoint) {
-        (Ok(head), Some(cp)) if cp.seq > head.seq => Err(vec![chain::Problem {
-            line: text
-                .split(|&b| b == b'\n')
-                .filter(|l| !l.is_empty())
-                .count(),
-            seq: Some(head.seq),
-            message: format!(
-                "the log ends at record {} but its checkpoint names record {}: records {}..={} were removed from the end",
-                head.seq,
-                cp.seq,
-                head.seq + 1,
-                cp.seq
-            ),
-        }]),
-        (Ok(head), Some(cp)) if cp.seq == head.seq && cp.hash != head.hash => {
-            Err(vec![chain::Problem {
-                line: text
-                    .split(|&b| b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .count(),
-                seq: Some(head.seq),
-                message: "the last record differs from the checkpointed one".into(),
-            }])
-        }
-        (r, _) => r,
-    })
+    Ok(chain::verify_against(&text, checkpoint.as_ref()))
 }
 
 #[cfg(test)]

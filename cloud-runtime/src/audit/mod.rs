@@ -6,10 +6,13 @@
 //! - [`chain`]: the hash-chained line format and its verification.
 //! - [`digest`]: keyed digests of call arguments, one key per tenant.
 //! - [`log`]: the append-only file and its writer thread.
+//! - [`in_store`]: the same chain in the database, one per replica (replicas on
+//!   PostgreSQL).
 //! - [`CallAudit`]: the records of one call, sharing its who/what/trace fields.
 
 pub mod chain;
 pub mod digest;
+pub mod in_store;
 pub mod log;
 pub mod receipts;
 pub mod record;

@@ -8,6 +8,7 @@
 //! the column types must (BLOB and BYTEA).
 
 pub mod approval;
+pub mod audit_chain;
 pub mod audit_keys;
 pub mod certificates;
 pub mod connect;
