@@ -119,6 +119,14 @@ impl CertificateAuthority {
             what: "CA private key",
             reason: e.to_string(),
         })?;
+        // A key from elsewhere (the sealed copy in a shared store) must be this certificate's.
+        let cert_info = crate::inspect::CertInfo::from_pem(cert_pem)?;
+        if cert_info.spki_der != rcgen::PublicKeyData::subject_public_key_info(&key) {
+            return Err(Error::Parse {
+                what: "CA private key",
+                reason: "it is not the key of the CA certificate".into(),
+            });
+        }
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(|e| Error::Parse {
             what: "CA certificate",
             reason: e.to_string(),
@@ -298,6 +306,17 @@ mod tests {
         let lifetime = info.not_after - info.not_before;
         assert!(lifetime <= time::Duration::seconds(66), "{lifetime}");
         assert_eq!(info.serial_hex, issued.serial_hex);
+    }
+
+    #[test]
+    fn loads_only_with_the_certificate_s_own_key() {
+        let (ca, key) = CertificateAuthority::create("rt.test").unwrap();
+        assert!(CertificateAuthority::from_pem(ca.cert_pem(), &key, "rt.test").is_ok());
+        let (_, other) = CertificateAuthority::create("rt.test").unwrap();
+        assert!(matches!(
+            CertificateAuthority::from_pem(ca.cert_pem(), &other, "rt.test"),
+            Err(Error::Parse { .. })
+        ));
     }
 
     #[test]

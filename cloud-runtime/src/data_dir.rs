@@ -252,6 +252,18 @@ impl DataDir {
         })
     }
 
+    /// The fingerprint of the CA certificate connectors pin: from `ca.pem` alone, which
+    /// every replica has (the CA's key may be sealed in the store instead).
+    pub fn ca_fingerprint(&self) -> Result<certs::Fingerprint, DataDirError> {
+        certs::files::read_to_string(&self.root.join("ca.pem"))
+            .and_then(|pem| certs::inspect::CertInfo::from_pem(&pem))
+            .map(|c| c.fingerprint)
+            .map_err(|source| DataDirError::LoadCa {
+                root: self.root.clone(),
+                source,
+            })
+    }
+
     /// Opens the store.
     pub async fn store(&self) -> Result<Store, DataDirError> {
         let url = self.database();

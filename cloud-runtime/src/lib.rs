@@ -27,6 +27,7 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`telemetry`]: OpenTelemetry spans of tool calls.
 //! - [`admin`]: the local admin socket (diagnostic calls, online list).
+//! - [`runtime_keys`]: where `serve` takes its secret keys from (files, or sealed copies).
 //! - [`sealed_keys`]: the runtime's secret keys in the shared store, sealed with the
 //!   operator's key-encryption key, for replicas.
 //! - [`server`]: composes the above into `serve`.
@@ -52,6 +53,7 @@ pub mod oauth;
 pub mod policy;
 pub mod rate_limit;
 pub mod replica;
+pub mod runtime_keys;
 pub mod sealed_keys;
 pub mod server;
 pub mod sign_in_again;

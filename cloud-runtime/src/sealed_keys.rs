@@ -1,13 +1,14 @@
-//! The runtime's own secret keys (access-token signing, request-state sealing) kept in the
-//! shared store, so every replica signs and verifies with the same ones, sealed with a
-//! key-encryption key the operator provides (`serve --key-encryption-key-file`) and never
-//! stored beside them: a copy of the database opens none of them.
+//! The runtime's own secret keys ([`crate::runtime_keys`]: the CA's, access-token signing,
+//! request-state sealing, QUIC reset, SSH host) kept in the shared store, so every replica
+//! uses the same ones, sealed with a key-encryption key the operator provides
+//! (`serve --key-encryption-key-file`) and never stored beside them: a copy of the
+//! database opens none of them.
 //!
 //! Each key is sealed with AES-256-GCM (aws-lc-rs), a random nonce per seal, and its name
 //! as associated data, so a sealed key cannot be passed off under another name. The first
-//! replica to start makes each key (or takes the one its data directory already holds, so
-//! an existing install keeps its tokens valid) and stores it unless another replica got
-//! there first; everyone then uses the stored one.
+//! replica to start takes each key its data directory already holds (so an existing
+//! install keeps its CA and its tokens valid) or makes a new one, and stores it unless
+//! another replica got there first; everyone then uses the stored one.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

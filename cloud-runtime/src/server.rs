@@ -26,14 +26,12 @@ use crate::mcp;
 use crate::mcp::authenticate::Auth;
 use crate::mcp::gateways::Gateways;
 use crate::mcp::shared_state::McpOptions;
-use crate::mcp::shared_state::state_key::StateKey;
 use crate::metrics::Metrics;
 use crate::oauth::OAuth;
-use crate::oauth::signer::TokenSigner;
 use crate::policy::Policies;
 use crate::rate_limit::{self, RateLimit};
-use crate::sealed_keys::{self, KeyEncryptionKey, SealedKeyError};
-use crate::store::{Store, StoreError};
+use crate::runtime_keys::{KeysError, RuntimeKeys};
+use crate::store::StoreError;
 use crate::telemetry::Telemetry;
 use crate::tls::TlsError;
 use crate::tools_changed::ToolsChanged;
@@ -71,9 +69,9 @@ pub enum StartError {
     /// NATS could not be joined.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
-    /// The key-encryption key or a sealed key is unusable.
+    /// A key of the runtime could not be had (its files, or the sealed copies).
     #[error(transparent)]
-    SealedKey(#[from] SealedKeyError),
+    Keys(#[from] KeysError),
     /// The TLS configuration could not be made.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -101,7 +99,7 @@ impl StartError {
         match self {
             StartError::Config(_) => true,
             StartError::DataDir(e) => e.is_bad_configuration(),
-            StartError::SealedKey(e) => e.is_bad_configuration(),
+            StartError::Keys(e) => e.is_bad_configuration(),
             _ => false,
         }
     }
@@ -127,50 +125,6 @@ impl StdError for Cause {
     }
 }
 
-/// The name of the sealed access-token signing key.
-const TOKEN_SIGNING: &str = "token-signing";
-
-/// The name of the sealed request-state key.
-const REQUEST_STATE: &str = "request-state";
-
-/// The access-token signer and the request-state key: from the store, sealed, when the
-/// operator gave a key-encryption key (replicas share them there), else from the data
-/// directory's files.
-async fn secret_keys(
-    dir: &DataDir,
-    store: &Store,
-    kek: Option<&std::path::Path>,
-) -> Result<(TokenSigner, StateKey), StartError> {
-    let Some(path) = kek else {
-        return Ok((
-            TokenSigner::load_or_create(&dir.token_key()).map_err(StartError::component)?,
-            StateKey::load_or_create(&dir.request_state_key()).map_err(StartError::component)?,
-        ));
-    };
-    let kek = KeyEncryptionKey::load(path)?;
-    let unusable = |name: &str, reason: String| SealedKeyError::Unusable {
-        name: name.to_owned(),
-        reason,
-    };
-    let fresh = TokenSigner::generate_pem().map_err(StartError::component)?;
-    let pem = sealed_keys::load_or_create(store, &kek, TOKEN_SIGNING, &dir.token_key(), || {
-        fresh.into_bytes()
-    })
-    .await?;
-    let signer = String::from_utf8(pem)
-        .map_err(|e| unusable(TOKEN_SIGNING, e.to_string()))
-        .and_then(|pem| TokenSigner::from_pem(&pem).map_err(|r| unusable(TOKEN_SIGNING, r)))?;
-    let state =
-        sealed_keys::load_or_create(store, &kek, REQUEST_STATE, &dir.request_state_key(), || {
-            rand::random::<[u8; 32]>().to_vec()
-        })
-        .await?;
-    let state_key = StateKey::from_bytes(&state)
-        .ok_or_else(|| unusable(REQUEST_STATE, "not a 32-byte key".to_owned()))?;
-    info!("token-signing and request-state keys from the store, sealed");
-    Ok((signer, state_key))
-}
-
 fn io(doing: String) -> impl FnOnce(std::io::Error) -> StartError {
     move |source| StartError::Io { doing, source }
 }
@@ -184,8 +138,8 @@ pub struct ServeOptions {
     pub replica_id: crate::replica::ReplicaId,
     /// NATS, joining this replica to the others (calls to tunnels they hold).
     pub nats: Option<crate::cluster::NatsOptions>,
-    /// The operator's key-encryption key: with it, the token-signing and request-state
-    /// keys live in the store, sealed, shared by every replica ([`crate::sealed_keys`]).
+    /// The operator's key-encryption key: with it, the runtime's secret keys live in the
+    /// store, sealed, shared by every replica ([`crate::runtime_keys`]).
     pub key_encryption_key: Option<PathBuf>,
     /// UDP address of the QUIC tunnel listener.
     pub quic_listen: SocketAddr,
@@ -328,19 +282,25 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
     if lock.try_lock().is_err() {
         return Err(StartError::AlreadyRunning(dir.root().to_owned()));
     }
-    let ca = dir.ca(&config)?;
     let store = dir.store().await?;
     store.reset_online(&opts.replica_id).await?;
     let identity = tls::ServerIdentity::load(dir)?;
-
-    let reset_secret = std::fs::read(dir.reset_key())
-        .map_err(io(format!("reading {}", dir.reset_key().display())))?;
+    let keys = RuntimeKeys::load(
+        dir,
+        &config,
+        &store,
+        opts.key_encryption_key.as_deref(),
+        opts.ssh_listen.is_some(),
+    )
+    .await?;
+    let ca = keys.ca()?;
+    let reset_secret = &keys.reset_secret;
     let socket = std::net::UdpSocket::bind(opts.quic_listen).map_err(io(format!(
         "binding the QUIC listener on {}",
         opts.quic_listen
     )))?;
     let endpoint = quinn::Endpoint::new(
-        tunnel::endpoint::endpoint_config(&reset_secret),
+        tunnel::endpoint::endpoint_config(reset_secret),
         Some(tls::quic_server_config(&identity, ca.cert_der())?),
         socket,
         Arc::new(quinn::TokioRuntime),
@@ -358,7 +318,9 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(io(format!("binding the SSH tunnel listener on {addr}")))?;
-            let host_key = tunnel::ssh_listener::load_or_create_host_key(&dir.ssh_host_key())?;
+            let host_key = keys.ssh_host_key.clone().ok_or_else(|| {
+                StartError::component("the SSH host key was not loaded".to_owned())
+            })?;
             Some((listener, host_key))
         }
         None => None,
@@ -450,7 +412,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
     };
     let enroll_ctx = Arc::new(EnrollContext {
         store: store.clone(),
-        ca: dir.ca(&config)?,
+        ca: keys.ca()?,
         trust_domain: trust_domain.clone(),
         cert_ttl: opts.cert_ttl,
         quic_endpoint: opts
@@ -497,12 +459,10 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
         dev_http_addr,
         &opts.mcp,
     );
-    let (signer, state_key) =
-        secret_keys(dir, &tunnel_ctx.store, opts.key_encryption_key.as_deref()).await?;
     let oauth = Arc::new(OAuth {
         store: tunnel_ctx.store.clone(),
         issuer,
-        signer,
+        signer: keys.signer,
         idp: crate::oauth::idp::IdpClient::new().map_err(StartError::component)?,
         metadata: crate::oauth::client_metadata::MetadataFetcher::new(
             opts.mcp.client_metadata_ca.as_deref(),
@@ -550,7 +510,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
             digest_keys: digest_keys.clone(),
             telemetry: telemetry.clone(),
             metrics: metrics.clone(),
-            state_key,
+            state_key: keys.state_key,
             tools_changed: tools_changed.clone(),
             store: tunnel_ctx.store.clone(),
             elicitations: elicitations.clone(),

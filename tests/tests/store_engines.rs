@@ -208,9 +208,15 @@ fn two_replicas_on_one_database_share_connectors_and_revocations() -> Result<()>
     ];
     one.start()?;
     let mut two = one.replica()?;
-    // The second replica has no key files of its own: it signs and verifies with the
-    // sealed ones in the database.
-    for key in ["token-signing.key", "request-state.key"] {
+    // The second replica has no secret key files of its own (only the CA's certificate and
+    // its own HTTPS certificate): it signs and verifies with the sealed keys in the database.
+    for key in [
+        "ca.key",
+        "token-signing.key",
+        "request-state.key",
+        "quic-reset.key",
+        "ssh-host-ed25519.key",
+    ] {
         match std::fs::remove_file(two.data_dir().join(key)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => {}
@@ -225,14 +231,18 @@ fn two_replicas_on_one_database_share_connectors_and_revocations() -> Result<()>
     two.start()?;
     let mut c = Connector::enroll(&one, "acme", "c1")?;
     c.start(&one, &[])?;
+    // Replica 2 enrolls a connector with the sealed CA key and takes its tunnel.
+    let mut other = Connector::enroll(&two, "acme", "c2")?;
+    other.start(&two, &[])?;
+    assert_eq!(two.connector(&other.id).expect("listed")["replica"], "rt-2");
+    drop(other);
 
     let seen = two.connector(&c.id).expect("listed at the other replica");
     assert_eq!(seen["status"], "online", "{seen}");
     assert_eq!(seen["replica"], "rt-1", "{seen}");
-    assert!(
-        !two.data_dir().join("token-signing.key").exists(),
-        "no key file made"
-    );
+    for key in ["ca.key", "token-signing.key", "request-state.key"] {
+        assert!(!two.data_dir().join(key).exists(), "{key} made");
+    }
 
     // The other replica restarting forgets only its own tunnels (it held none).
     two.stop()?;

@@ -163,7 +163,7 @@ async fn create_token(tenant: String, ttl: Duration, json: bool, dir: DataDirArg
     join_token::check_ttl(ttl)?;
     let data = dir.data_dir()?;
     let config = data.config()?;
-    let ca = data.ca(&config)?;
+    let fingerprint = data.ca_fingerprint()?;
     let store = data.store().await?;
     let issued = join_token::issue(&store, &tenant, ttl).await?;
     let (token, connector_id) = (&issued.token.text, &issued.connector);
@@ -174,20 +174,19 @@ async fn create_token(tenant: String, ttl: Duration, json: bool, dir: DataDirArg
                 "token": token,
                 "connector_id": connector_id.to_string(),
                 "tenant": tenant.to_string(),
-                "ca_fingerprint": ca.fingerprint().to_string(),
+                "ca_fingerprint": fingerprint.to_string(),
                 "expires_at": issued.expires_at,
             })
         );
     } else {
         println!("token:          {token}");
         println!("connector id:   {connector_id}");
-        println!("ca fingerprint: {}", ca.fingerprint());
+        println!("ca fingerprint: {fingerprint}");
         println!("expires in:     {}", humantime::format_duration(ttl));
         println!();
         println!(
             "enroll with: edge-connector enroll --runtime {}:8443 --token {token} --ca-fingerprint {} --state-dir /var/lib/edge-connector",
-            config.hostname,
-            ca.fingerprint()
+            config.hostname, fingerprint
         );
     }
     Ok(())

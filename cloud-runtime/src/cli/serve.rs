@@ -32,8 +32,9 @@ pub struct ServeArgs {
     #[arg(long, env = "CLOUD_RUNTIME_NATS_CREDENTIALS", requires = "nats_url")]
     nats_credentials: Option<PathBuf>,
     /// The key-encryption key (32 random bytes in base64, a file only its owner reads, e.g.
-    /// a systemd credential): with it, the token-signing and request-state keys live in the
-    /// store, sealed, so every replica shares them. Keep it out of the database's backups.
+    /// a systemd credential): with it, the runtime's secret keys (CA, token signing, request
+    /// state, QUIC reset, SSH host) live in the store, sealed, so every replica shares them.
+    /// Keep it out of the database's backups.
     #[arg(long, env = "CLOUD_RUNTIME_KEY_ENCRYPTION_KEY_FILE")]
     key_encryption_key_file: Option<PathBuf>,
     /// CA certificates (PEM) of the NATS server's TLS certificate; makes TLS required.
