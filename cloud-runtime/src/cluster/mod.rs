@@ -50,6 +50,10 @@ pub const SUBJECT_PREFIX: &str = "cloud-runtime";
 /// Most replicas one call is offered to.
 const MAX_HOLDERS: usize = 3;
 
+/// How long a stopping replica still announces its tunnels closing (the runtime's drain
+/// waits as long for them).
+const DRAIN_ANNOUNCEMENTS: Duration = Duration::from_secs(2);
+
 /// Where NATS is: `nats://host:port` or `tls://host:port`, with credentials in the URL or
 /// in a credentials file. Shown without its password.
 #[derive(Clone)]
@@ -189,7 +193,7 @@ impl Cluster {
         let answers = client
             .subscribe(relay::answer_subject(SUBJECT_PREFIX, instance))
             .await?;
-        let calls = relay::Calls::new(client.clone(), tracker).await?;
+        let calls = relay::Calls::new(client.clone(), tracker, shutdown.clone()).await?;
         let (outbox, mut outgoing) = mpsc::unbounded_channel::<bytes::Bytes>();
         let cluster = Arc::new(Self {
             client: client.clone(),
@@ -201,15 +205,22 @@ impl Cluster {
         registry.set_remote(cluster.clone());
         info!(url = %opts.url, instance = format_args!("{instance:016x}"), "joined the cluster over NATS");
 
-        // Announcements and heartbeats, in order, from one task.
+        // Announcements and heartbeats, in order, from one task. At shutdown it goes on
+        // announcing the tunnels that close while the runtime drains, so the others stop
+        // routing calls here before this replica is gone.
         let c = cluster.clone();
         let stop = shutdown.clone();
         tracker.spawn(async move {
             let mut beat = tokio::time::interval(BEAT);
+            let mut until: Option<Instant> = None;
             loop {
                 let payload = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = beat.tick() => {
+                    _ = stop.cancelled(), if until.is_none() => {
+                        until = Some(Instant::now() + DRAIN_ANNOUNCEMENTS);
+                        continue;
+                    }
+                    () = tokio::time::sleep_until(until.unwrap_or_else(Instant::now)), if until.is_some() => break,
+                    _ = beat.tick(), if until.is_none() => {
                         c.directory.expire();
                         c.directory.beat().into()
                     }
@@ -219,6 +230,7 @@ impl Cluster {
                     warn!(error = %e, "directory message not published");
                 }
             }
+            let _ = c.client.flush().await;
         });
         // Others' announcements; a gap fetches a snapshot.
         let c = cluster.clone();

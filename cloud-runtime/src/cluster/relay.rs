@@ -376,10 +376,11 @@ pub struct Calls {
 }
 
 impl Calls {
-    /// Subscribes this replica's relay inbox and hands its messages out until it ends.
+    /// Subscribes this replica's relay inbox and hands its messages out until `shutdown`.
     pub async fn new(
         client: Client,
         tasks: &tokio_util::task::TaskTracker,
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<Arc<Self>, async_nats::SubscribeError> {
         let inbox = client.new_inbox();
         let mut frames = client.subscribe(format!("{inbox}.*")).await?;
@@ -391,7 +392,12 @@ impl Calls {
         });
         let routes = calls.routes.clone();
         tasks.spawn(async move {
-            while let Some(msg) = frames.next().await {
+            loop {
+                let msg = tokio::select! {
+                    m = frames.next() => m,
+                    () = shutdown.cancelled() => return,
+                };
+                let Some(msg) = msg else { return };
                 let key = msg.subject.to_string();
                 deliver(&routes, &key, msg);
             }
