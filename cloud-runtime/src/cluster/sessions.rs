@@ -167,7 +167,7 @@ pub async fn forward(
         )
             .into_response();
     };
-    let request = SessionRequest {
+    let mut request = SessionRequest {
         method: parts.method.as_str().to_owned(),
         uri: parts
             .uri
@@ -177,6 +177,15 @@ pub async fn forward(
         headers: headers_of(&parts.headers),
         body: body.to_vec(),
     };
+    // HTTP/2 names the host in the URI, not in a header: the owner checks it all the same.
+    if !parts.headers.contains_key(axum::http::header::HOST)
+        && let Some(authority) = parts.uri.authority()
+    {
+        request.headers.push(Header {
+            name: "host".into(),
+            value: authority.as_str().as_bytes().to_vec(),
+        });
+    }
     let (key, route, mut rx) = calls.open();
     let client = calls.client();
     if let Err(e) = client
