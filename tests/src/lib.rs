@@ -479,6 +479,22 @@ impl Runtime {
         }
     }
 
+    /// Runs `sql` with `psql` on the runtime's PostgreSQL database (tests that tamper with
+    /// what the database holds); returns what it printed, unaligned, tuples only.
+    pub fn psql(&self, sql: &str) -> Result<String> {
+        let url = self.database_url();
+        anyhow::ensure!(url.starts_with("postgres"), "not on PostgreSQL: {url}");
+        let out = Command::new("psql")
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-At", &url, "-c", sql])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// The runtime's audit trail, one record per line, whichever store holds it (the data
     /// directory's file, or the replicas' chains in PostgreSQL).
     pub fn audit_text(&self) -> String {

@@ -357,18 +357,35 @@ fn receipts_verify_and_reconcile_names_what_the_runtime_changed_or_dropped() -> 
         "{out}"
     );
 
-    // A receipt whose signature the runtime forged.
-    let log = env.rt.data_dir().join("audit.log");
-    let text = std::fs::read_to_string(&log)?;
-    let at = text.find("\"signature\":\"").expect("a receipt") + "\"signature\":\"".len();
-    let mut forged = text.clone();
-    let c = if text[at..].starts_with('A') {
-        "B"
-    } else {
-        "A"
+    // A receipt whose signature the runtime forged (in its file, or its chain's row).
+    let forge = |text: &str| {
+        let at = text.find("\"signature\":\"").expect("a receipt") + "\"signature\":\"".len();
+        let mut forged = text.to_owned();
+        let c = if text[at..].starts_with('A') {
+            "B"
+        } else {
+            "A"
+        };
+        forged.replace_range(at..at + 1, c);
+        forged
     };
-    forged.replace_range(at..at + 1, c);
-    std::fs::write(&log, forged)?;
+    if env.rt.database_url().starts_with("postgres") {
+        let row = env.rt.psql(
+            "SELECT replica || ' ' || seq FROM audit_chain WHERE convert_from(line, 'UTF8') LIKE '%\"signature\":\"%' ORDER BY seq LIMIT 1",
+        )?;
+        let (replica, seq) = row.trim().split_once(' ').expect("a receipt's row");
+        let line = env.rt.psql(&format!(
+            "SELECT convert_from(line, 'UTF8') FROM audit_chain WHERE replica = '{replica}' AND seq = {seq}"
+        ))?;
+        env.rt.psql(&format!(
+            "UPDATE audit_chain SET line = convert_to($forged${}$forged$, 'UTF8') WHERE replica = '{replica}' AND seq = {seq}",
+            forge(line.trim_end_matches('\n'))
+        ))?;
+    } else {
+        let log = env.rt.data_dir().join("audit.log");
+        let text = std::fs::read_to_string(&log)?;
+        std::fs::write(&log, forge(&text))?;
+    }
     let (ok, out) = rt_audit(&["verify", "--receipts"]);
     println!("{out}");
     assert!(!ok, "{out}");

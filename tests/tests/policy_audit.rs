@@ -572,18 +572,7 @@ fn audit_verify_names_an_edited_a_deleted_and_a_swapped_record() -> Result<()> {
 /// The same tampering, on a chain kept in PostgreSQL (replicas): rows edited, deleted,
 /// swapped and cut from the end, each named by `audit verify`.
 fn tamper_in_database(rt: &Runtime) -> Result<()> {
-    let url = rt.database_url();
-    let psql = |sql: &str| -> Result<()> {
-        let out = std::process::Command::new("psql")
-            .args(["-v", "ON_ERROR_STOP=1", "-q", &url, "-c", sql])
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(())
-    };
+    let psql = |sql: &str| rt.psql(sql).map(drop);
     assert!(run(rt.cli().args(["audit", "verify"])).status.success());
     psql("CREATE TABLE audit_saved AS SELECT * FROM audit_chain")?;
     let check = |sql: &str, expect: &str| -> Result<()> {
