@@ -39,6 +39,11 @@ pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_TOOLS: usize = 1024;
 /// Longest audit public key kept from a hello (an Ed25519 key is 52 characters).
 pub const MAX_AUDIT_KEY_LEN: usize = 128;
+/// Most tunnels one connector keeps at once (one per runtime replica it is configured
+/// with); a hello naming a slot at or above it is refused.
+pub const MAX_TUNNEL_SLOTS: u32 = 8;
+/// Longest replica name kept from an ack.
+pub const MAX_REPLICA_LEN: usize = 128;
 
 /// Which end of the tunnel this machine is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +79,8 @@ pub struct PeerHello {
     /// The public half of the connector's audit key (`ed25519:<base64>`), empty when it
     /// sent none or an over-long one.
     pub audit_key: String,
+    /// Which of the connector's concurrent tunnels this is (below [`MAX_TUNNEL_SLOTS`]).
+    pub slot: u32,
 }
 
 /// Something the owner of the state machine must act on.
@@ -87,6 +94,8 @@ pub enum Event {
         version: u32,
         /// The runtime's wall clock at the ack, Unix milliseconds.
         server_time_unix_ms: u64,
+        /// The replica that answered (empty from a runtime that does not say).
+        replica: String,
     },
     /// The hello was refused (by us on the runtime, by the runtime on the connector); the
     /// connection should close once the transmit queue is flushed.
@@ -142,6 +151,9 @@ pub enum ProtocolError {
     /// A hello beyond the limits.
     #[error("hello carries {0} tools, more than the limit of {MAX_TOOLS}")]
     TooManyTools(usize),
+    /// A hello naming a tunnel slot beyond [`MAX_TUNNEL_SLOTS`].
+    #[error("hello names tunnel slot {0}; slots go up to {max}", max = MAX_TUNNEL_SLOTS - 1)]
+    BadSlot(u32),
     /// A hello whose local policy does not parse.
     #[error("hello carries a malformed local policy: {0}")]
     BadPolicy(#[from] RuleError),
@@ -188,6 +200,8 @@ pub struct RuntimeSettings {
     pub heartbeat_interval: Duration,
     /// The runtime's wall clock, Unix milliseconds, echoed in the ack.
     pub unix_time_ms: u64,
+    /// This replica's name, sent in the ack.
+    pub replica: String,
 }
 
 /// The control-stream state machine of one connection.
@@ -297,6 +311,9 @@ impl Control {
                 self.events.push_back(Event::Established {
                     version: ack.version,
                     server_time_unix_ms: ack.server_time_unix_ms,
+                    replica: Some(ack.replica)
+                        .filter(|r| r.len() <= MAX_REPLICA_LEN && !r.chars().any(char::is_control))
+                        .unwrap_or_default(),
                 });
                 Ok(())
             }
@@ -388,6 +405,14 @@ impl Control {
             );
             return Err(ProtocolError::TooManyTools(n));
         }
+        if hello.slot >= MAX_TUNNEL_SLOTS {
+            reject(
+                self,
+                RejectReason::Malformed,
+                format!("tunnel slot {} is out of range", hello.slot),
+            );
+            return Err(ProtocolError::BadSlot(hello.slot));
+        }
         let local_policy = match hello
             .local_policy
             .iter()
@@ -424,6 +449,7 @@ impl Control {
             heartbeat_interval_ms: u64::try_from(self.heartbeat_interval.as_millis())
                 .unwrap_or(u64::MAX),
             server_time_unix_ms: settings.unix_time_ms,
+            replica: settings.replica.clone(),
         }));
         self.state = State::Established;
         self.next_heartbeat = now + self.heartbeat_interval;
@@ -436,6 +462,7 @@ impl Control {
             audit_key: Some(hello.audit_key)
                 .filter(|k| k.len() <= MAX_AUDIT_KEY_LEN && !k.chars().any(char::is_control))
                 .unwrap_or_default(),
+            slot: hello.slot,
         }));
         Ok(())
     }
@@ -556,6 +583,7 @@ mod tests {
             tools: vec![],
             local_policy: vec![],
             audit_key: String::new(),
+            slot: 0,
         }
     }
 
@@ -566,6 +594,7 @@ mod tests {
                 versions: version::SUPPORTED,
                 heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
                 unix_time_ms: 42,
+                replica: "rt-1".into(),
             },
             now,
         )
@@ -588,7 +617,8 @@ mod tests {
             c.poll_event(),
             Some(Event::Established {
                 version: 1,
-                server_time_unix_ms: 42
+                server_time_unix_ms: 42,
+                replica: "rt-1".into(),
             })
         );
         (c, r)
@@ -627,6 +657,43 @@ mod tests {
             r.poll_event(),
             Some(Event::Rejected {
                 reason: RejectReason::IdentityMismatch,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn tunnel_slot_reaches_the_runtime_and_beyond_the_limit_is_refused() {
+        let t0 = Instant::now();
+        let mut c = Control::connector(
+            wire::Hello {
+                slot: 1,
+                ..hello(1, 1, "c1")
+            },
+            t0,
+        );
+        let mut r = runtime(t0);
+        pump(&mut c, &mut r, t0);
+        assert!(matches!(
+            r.poll_event(),
+            Some(Event::Accepted(PeerHello { slot: 1, .. }))
+        ));
+
+        let far = wire::Hello {
+            slot: MAX_TUNNEL_SLOTS,
+            ..hello(1, 1, "c1")
+        };
+        let mut c = Control::connector(far, t0);
+        let mut r = runtime(t0);
+        let frame = c.poll_transmit().unwrap();
+        assert!(matches!(
+            r.handle_frame(frame, t0),
+            Err(ProtocolError::BadSlot(s)) if s == MAX_TUNNEL_SLOTS
+        ));
+        assert!(matches!(
+            r.poll_event(),
+            Some(Event::Rejected {
+                reason: RejectReason::Malformed,
                 ..
             })
         ));

@@ -75,6 +75,11 @@ pub struct Hello {
     /// check the connector's seals and receipts.
     #[prost(string, tag = "20")]
     pub audit_key: String,
+    /// Which of the connector's concurrent tunnels this is (0 for the first; below
+    /// [`crate::control::MAX_TUNNEL_SLOTS`]): a connector that keeps tunnels to several
+    /// replicas numbers them, and a new tunnel replaces only an older one of its own slot.
+    #[prost(uint32, tag = "21")]
+    pub slot: u32,
 }
 
 /// One allow-rule of a policy (see [`crate::policy`]).
@@ -148,6 +153,10 @@ pub struct HelloAck {
     /// The runtime's wall clock (Unix milliseconds), so the connector can spot clock skew.
     #[prost(uint64, tag = "3")]
     pub server_time_unix_ms: u64,
+    /// Which runtime replica answered (its `--replica-id`), so a connector that keeps
+    /// tunnels to several replicas can tell when two of them reach the same one.
+    #[prost(string, tag = "4")]
+    pub replica: String,
 }
 
 /// Why a hello was refused.

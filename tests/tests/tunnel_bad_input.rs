@@ -228,6 +228,7 @@ fn hello(connector_id: &str, min: u32, max: u32) -> ControlFrame {
             tools: vec![],
             local_policy: vec![],
             audit_key: String::new(),
+            slot: 0,
         })),
     }
 }

@@ -59,6 +59,7 @@ fn hello(connector_id: &str) -> ControlFrame {
             tools: vec![],
             local_policy: vec![],
             audit_key: String::new(),
+            slot: 0,
         })),
     }
 }

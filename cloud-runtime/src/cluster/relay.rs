@@ -271,9 +271,10 @@ async fn run(
                 return not_here();
             }
             let call_id = spec.call_id;
-            let report = registry
-                .call_here(tenant, Some(connector), spec, peer)
-                .await;
+            // Every tunnel here refused it unrun (draining): the caller tries another holder.
+            let Ok(report) = registry.try_here(tenant, Some(connector), spec, peer).await else {
+                return not_here();
+            };
             let outcome = match report.outcome {
                 Ok(out) => Outcome::Output(out),
                 Err(f) => Outcome::Error(f.to_wire()),

@@ -564,14 +564,27 @@ impl Store {
         Ok(())
     }
 
-    /// Records a heartbeat of the given tunnel.
-    pub async fn touch(&self, id: &ConnectorId, session_id: &str) -> Result<(), StoreError> {
-        query("UPDATE connectors SET last_seen = $1 WHERE id = $2 AND session_id = $3")
-            .bind(self.now_ms())
-            .bind(id.as_str())
-            .bind(session_id)
-            .execute(&self.pool)
-            .await?;
+    /// Records a heartbeat of the given tunnel. A connector with tunnels to several
+    /// replicas shows the one that marked it online; when that one closes, the next
+    /// heartbeat of another marks it online again with its own session.
+    pub async fn touch(
+        &self,
+        id: &ConnectorId,
+        session_id: &str,
+        transport: &str,
+        replica: &ReplicaId,
+    ) -> Result<(), StoreError> {
+        query(
+            "UPDATE connectors SET last_seen = $1, online = 1, session_id = $3, transport = $4, replica = $5 \
+             WHERE id = $2 AND (session_id = $3 OR online = 0)",
+        )
+        .bind(self.now_ms())
+        .bind(id.as_str())
+        .bind(session_id)
+        .bind(transport)
+        .bind(replica.as_str())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

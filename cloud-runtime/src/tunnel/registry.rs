@@ -53,6 +53,9 @@ pub struct ConnectorHandle {
     pub identity: ConnectorIdentity,
     /// Unique per tunnel, to tell a replaced tunnel from its successor.
     pub session_id: String,
+    /// Which of the connector's concurrent tunnels this is: a new tunnel replaces only the
+    /// older ones of its own slot, so a connector keeps one tunnel per replica it dials.
+    pub slot: u32,
     /// The transport it runs on.
     pub transport: &'static str,
     /// Serial of the certificate it was opened with, hex.
@@ -77,6 +80,7 @@ impl ConnectorHandle {
     pub fn new(
         identity: ConnectorIdentity,
         session_id: String,
+        slot: u32,
         transport: &'static str,
         cert_serial: String,
         version: String,
@@ -88,6 +92,7 @@ impl ConnectorHandle {
         Self {
             identity,
             session_id,
+            slot,
             transport,
             cert_serial,
             version,
@@ -194,6 +199,16 @@ pub struct CallReport {
     pub receipt: Option<wire::CallReceipt>,
 }
 
+/// The report of a call no tunnel took.
+fn unserved(failure: CallFailure) -> CallReport {
+    CallReport {
+        outcome: Err(failure),
+        actions: Vec::new(),
+        connector: None,
+        receipt: None,
+    }
+}
+
 /// The wire request of a call.
 pub fn request_of(spec: &CallSpec) -> wire::CallRequest {
     wire::CallRequest {
@@ -284,8 +299,8 @@ impl Registry {
         self.next_call_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Adds a tunnel, retiring the older tunnels of the same connector, whatever their
-    /// transport; returns how many it retired.
+    /// Adds a tunnel, retiring the older tunnels of the same connector and slot, whatever
+    /// their transport; returns how many it retired.
     pub fn insert(&self, handle: Arc<ConnectorHandle>) -> usize {
         let tenant = handle.identity.tenant.clone();
         let mut retired = 0;
@@ -293,7 +308,9 @@ impl Registry {
             let mut map = self.tenants.write().unwrap_or_else(|p| p.into_inner());
             let list = map.entry(tenant.clone()).or_default();
             for old in list.iter().filter(|h| {
-                h.identity.connector == handle.identity.connector && !h.retired.is_cancelled()
+                h.identity.connector == handle.identity.connector
+                    && h.slot == handle.slot
+                    && !h.retired.is_cancelled()
             }) {
                 old.retire();
                 retired += 1;
@@ -566,7 +583,9 @@ impl Registry {
 
     /// Runs a call on a connector of `tenant` (never another tenant's) that offers the tool
     /// and whose local policy allows it, within the call's time budget: on a tunnel of this
-    /// replica if one serves it, else on another replica's ([`Remote`]).
+    /// replica if one takes it, else on another replica's ([`Remote`]). A tunnel here that is
+    /// draining (this replica is stopping, or the connector is) takes no call, so the call
+    /// goes to the connector's tunnel at another replica.
     pub async fn call(
         &self,
         tenant: &TenantId,
@@ -574,16 +593,18 @@ impl Registry {
         spec: CallSpec,
         peer: &dyn call::CallPeer,
     ) -> CallReport {
+        let (tool, site) = (spec.tool.clone(), spec.site.clone());
+        let spec = match self.try_here(tenant, connector, spec, peer).await {
+            Ok(report) => return report,
+            Err(spec) => spec,
+        };
         if connector.is_none()
-            && self
-                .pick(tenant, None, &spec.tool, &spec.site, &[])
-                .is_none()
             && let Some(remote) = self.remote.get()
             && let Some(report) = remote.call(tenant, &spec, peer).await
         {
             return report;
         }
-        self.call_here(tenant, connector, spec, peer).await
+        unserved(self.why_unserved(tenant, connector, &tool, &site))
     }
 
     /// Whether a tunnel of this replica (of `connector`, if given) takes `tool` at `site`.
@@ -597,14 +618,7 @@ impl Registry {
         self.pick(tenant, connector, tool, site, &[]).is_some()
     }
 
-    /// Runs a call on a tunnel of this replica only.
-    ///
-    /// The call goes to another tunnel when it certainly did not run: the request never
-    /// left, or the connector refused it unrun because it is draining. It also does when
-    /// the connector did not acknowledge it (the tunnel died, or stayed silent for
-    /// [`ACK_WAIT`]) and the tool is harmless to repeat, since an acknowledgement lost with
-    /// the tunnel would mean it ran. Once acknowledged, a call is never sent again: losing
-    /// it is a retryable failure for the caller.
+    /// Runs a call on a tunnel of this replica only; a failure when none takes it.
     pub async fn call_here(
         &self,
         tenant: &TenantId,
@@ -612,6 +626,29 @@ impl Registry {
         spec: CallSpec,
         peer: &dyn call::CallPeer,
     ) -> CallReport {
+        let (tool, site) = (spec.tool.clone(), spec.site.clone());
+        match self.try_here(tenant, connector, spec, peer).await {
+            Ok(report) => report,
+            Err(_) => unserved(self.why_unserved(tenant, connector, &tool, &site)),
+        }
+    }
+
+    /// Runs a call on a tunnel of this replica only, or gives it back when no tunnel here
+    /// took it (none serves it, or each refused it unrun), so that another replica may.
+    ///
+    /// The call goes to another tunnel when it certainly did not run: the request never
+    /// left, or the connector refused it unrun because it is draining. It also does when
+    /// the connector did not acknowledge it (the tunnel died, or stayed silent for
+    /// [`ACK_WAIT`]) and the tool is harmless to repeat, since an acknowledgement lost with
+    /// the tunnel would mean it ran. Once acknowledged, a call is never sent again: losing
+    /// it is a retryable failure for the caller.
+    pub async fn try_here(
+        &self,
+        tenant: &TenantId,
+        connector: Option<&ConnectorId>,
+        spec: CallSpec,
+        peer: &dyn call::CallPeer,
+    ) -> Result<CallReport, CallSpec> {
         let request = request_of(&spec);
         let deadline = Instant::now() + spec.timeout;
         let mut tried = Vec::new();
@@ -667,30 +704,27 @@ impl Registry {
                     continue;
                 }
                 Err(call::Error::Failed(f) | call::Error::Unacknowledged(f)) => {
-                    return CallReport {
+                    return Ok(CallReport {
                         outcome: Err(f),
                         actions: Vec::new(),
                         connector,
                         receipt: None,
-                    };
+                    });
                 }
                 Ok(answered) => {
-                    return CallReport {
+                    return Ok(CallReport {
                         outcome: answered.outcome,
                         actions: answered.actions,
                         connector,
                         receipt: answered.receipt,
-                    };
+                    });
                 }
             }
         }
-        let failure = unacknowledged
-            .unwrap_or_else(|| self.why_unserved(tenant, connector, &request.tool, &spec.site));
-        CallReport {
-            outcome: Err(failure),
-            actions: Vec::new(),
-            connector: None,
-            receipt: None,
+        // A call that went unacknowledged may have run: it goes nowhere else.
+        match unacknowledged {
+            Some(failure) => Ok(unserved(failure)),
+            None => Err(spec),
         }
     }
 

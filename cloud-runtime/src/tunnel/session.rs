@@ -89,6 +89,7 @@ async fn drive(
             versions: shared::version::SUPPORTED,
             heartbeat_interval: ctx.heartbeat_interval,
             unix_time_ms: u64::try_from(now_ms()).unwrap_or(0),
+            replica: ctx.replica.as_str().to_owned(),
         },
         Instant::now(),
     );
@@ -115,6 +116,7 @@ async fn drive(
                     let h = Arc::new(ConnectorHandle::new(
                         identity.clone(),
                         session_id.to_owned(),
+                        hello.slot,
                         conn.via().as_str(),
                         cert.serial_hex.clone(),
                         hello.build_version.clone(),
@@ -167,7 +169,7 @@ async fn drive(
                         warn!(error = %e, "could not record the connector's audit key");
                     }
                     info!(tenant = %identity.tenant, connector = %identity.connector, version = %hello.build_version,
-                          protocol = hello.version, remote = %conn.remote_address(), audit_key = %hello.audit_key, "tunnel up");
+                          protocol = hello.version, slot = hello.slot, remote = %conn.remote_address(), audit_key = %hello.audit_key, "tunnel up");
                 }
                 Event::Rejected { reason, message } => {
                     warn!(connector = %identity.connector, ?reason, %message, "hello refused");
@@ -222,7 +224,10 @@ async fn drive(
                     }
                     if handle.is_some() && last_touch.elapsed() >= TOUCH_INTERVAL {
                         last_touch = Instant::now();
-                        let _ = ctx.store.touch(&identity.connector, session_id).await;
+                        let _ = ctx
+                            .store
+                            .touch(&identity.connector, session_id, conn.via().as_str(), &ctx.replica)
+                            .await;
                     }
                 }
                 Ok(None) => return Some((CloseCode::Normal, "control stream closed")),
@@ -245,6 +250,10 @@ async fn drive(
             }
             _ = shutdown.cancelled(), if !going_away => {
                 going_away = true;
+                // New calls go to the connector's tunnel at another replica, if it has one.
+                if let Some(h) = handle.as_deref() {
+                    h.set_draining();
+                }
                 ctl.drain("runtime shutting down", GO_AWAY_WINDOW);
             }
             _ = conn.closed() => return None,

@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
             versions: shared::version::SUPPORTED,
             heartbeat_interval: Duration::from_secs(5),
             unix_time_ms: 0,
+            replica: String::new(),
         },
         now,
     );
