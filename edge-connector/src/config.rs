@@ -372,6 +372,39 @@ pub struct TunnelConfig {
     /// Exit after this long without a tunnel, so the service manager restarts us.
     #[serde(default, with = "humantime_serde_compat::option")]
     pub exit_after_disconnected: Option<Duration>,
+    /// The runtime's replicas, each by an address that reaches it alone (`[[tunnel.replica]]`):
+    /// the connector keeps a tunnel to every one, so that a replica stopping or dying leaves
+    /// the others serving its calls. Empty: one tunnel, to the address learned at enrollment.
+    #[serde(default, rename = "replica")]
+    pub replicas: Vec<ReplicaAddress>,
+}
+
+/// One runtime replica the connector keeps a tunnel to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaAddress {
+    /// Its QUIC tunnel endpoint, `host:port`.
+    pub quic: String,
+    /// Its SSH-over-TCP tunnel endpoint, `host:port` (default: none, QUIC only).
+    pub tcp: Option<String>,
+}
+
+impl TunnelConfig {
+    /// The runtime addresses the tunnels dial: each `[[tunnel.replica]]`, or the one
+    /// learned at enrollment when none is listed.
+    pub fn runtime_addresses(
+        &self,
+        enrolled: &crate::state::ConnectorConfig,
+    ) -> Vec<ReplicaAddress> {
+        if self.replicas.is_empty() {
+            vec![ReplicaAddress {
+                quic: enrolled.quic_endpoint.clone(),
+                tcp: enrolled.tcp_endpoint.clone(),
+            }]
+        } else {
+            self.replicas.clone()
+        }
+    }
 }
 
 impl Default for TunnelConfig {
@@ -381,8 +414,46 @@ impl Default for TunnelConfig {
             proxy: Proxy::None,
             proxy_user: None,
             exit_after_disconnected: None,
+            replicas: Vec::new(),
         }
     }
+}
+
+/// `[[tunnel.replica]]`: at most one tunnel per slot the runtime accepts, each address
+/// `host:port`, none twice.
+fn check_replicas(replicas: &[ReplicaAddress]) -> Result<(), String> {
+    let max = shared::control::MAX_TUNNEL_SLOTS as usize;
+    if replicas.len() > max {
+        return Err(format!(
+            "[[tunnel.replica]] lists {} replicas; a connector keeps at most {max} tunnels",
+            replicas.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, r) in replicas.iter().enumerate() {
+        for (field, addr) in [("quic", Some(&r.quic)), ("tcp", r.tcp.as_ref())] {
+            let Some(addr) = addr else { continue };
+            let well_formed = addr.rsplit_once(':').is_some_and(|(host, port)| {
+                !host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .is_empty()
+                    && port.parse::<u16>().is_ok_and(|p| p != 0)
+            });
+            if !well_formed {
+                return Err(format!(
+                    "tunnel.replica[{i}].{field} {addr:?} must be host:port"
+                ));
+            }
+        }
+        if !seen.insert(&r.quic) {
+            return Err(format!(
+                "tunnel.replica[{i}].quic {:?} is listed twice",
+                r.quic
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn no_proxy() -> Proxy {
@@ -573,6 +644,7 @@ impl Config {
                 ));
             }
         }
+        check_replicas(&raw.tunnel.replicas).map_err(|e| invalid(None, e))?;
         let state_dir = abs(raw
             .state_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)));
@@ -667,6 +739,50 @@ mod tests {
         let text = "[[provider]]\nname = \"ghes\"\nkind = \"github\"\napi_url = \"https://g.example/api/v3\"\nlog_storage_hosts = [\"https://x\"]\n";
         let e = Config::parse(Path::new("/c.toml"), text).unwrap_err();
         assert!(e.to_string().contains("log_storage_hosts"), "{e}");
+    }
+
+    #[test]
+    fn replicas_each_get_a_tunnel_and_bad_lists_are_refused() {
+        let text = "[[tunnel.replica]]\nquic = \"rt-a.example:7443\"\ntcp = \"rt-a.example:2222\"\n\
+                    [[tunnel.replica]]\nquic = \"[2001:db8::2]:7443\"\n";
+        let c = Config::parse(Path::new("/c.toml"), text).unwrap();
+        assert_eq!(
+            c.tunnel.replicas,
+            [
+                ReplicaAddress {
+                    quic: "rt-a.example:7443".into(),
+                    tcp: Some("rt-a.example:2222".into())
+                },
+                ReplicaAddress {
+                    quic: "[2001:db8::2]:7443".into(),
+                    tcp: None
+                },
+            ]
+        );
+        let twice = "[[tunnel.replica]]\nquic = \"a:1\"\n[[tunnel.replica]]\nquic = \"a:1\"\n";
+        let nine: String = (1..=9)
+            .map(|i| format!("[[tunnel.replica]]\nquic = \"rt-{i}:7443\"\n"))
+            .collect();
+        for (bad, says) in [
+            (twice, "listed twice"),
+            ("[[tunnel.replica]]\nquic = \"rt-a\"\n", "must be host:port"),
+            (
+                "[[tunnel.replica]]\nquic = \":7443\"\n",
+                "must be host:port",
+            ),
+            (
+                "[[tunnel.replica]]\nquic = \"a:1\"\ntcp = \"a:0\"\n",
+                "must be host:port",
+            ),
+            (
+                "[[tunnel.replica]]\nquic = \"a:1\"\nssh = \"a:2\"\n",
+                "unknown field",
+            ),
+            (&nine, "at most 8 tunnels"),
+        ] {
+            let e = Config::parse(Path::new("/c.toml"), bad).unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

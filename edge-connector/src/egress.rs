@@ -234,7 +234,7 @@ pub fn split_host_port(endpoint: &str) -> Option<(&str, u16)> {
 }
 
 /// Every destination, unresolved: the runtime's endpoints from the enrollment (when
-/// enrolled), each upstream (and its proxy), and the OTLP collector.
+/// enrolled; each `[[tunnel.replica]]`'s tunnel endpoints instead, if listed), each upstream (and its proxy), and the OTLP collector.
 pub fn destinations(
     config: &Config,
     enrollment: Option<&ConnectorConfig>,
@@ -242,13 +242,16 @@ pub fn destinations(
 ) -> Vec<Destination> {
     let mut out = Vec::new();
     if let Some(e) = enrollment {
-        if let Some((host, port)) = split_host_port(&e.quic_endpoint) {
-            out.push(Destination::new(
-                "runtime tunnel (QUIC, mutual TLS)".into(),
-                host,
-                port,
-                Protocol::Quic,
-            ));
+        let runtimes = config.tunnel.runtime_addresses(e);
+        for runtime in &runtimes {
+            if let Some((host, port)) = split_host_port(&runtime.quic) {
+                out.push(Destination::new(
+                    "runtime tunnel (QUIC, mutual TLS)".into(),
+                    host,
+                    port,
+                    Protocol::Quic,
+                ));
+            }
         }
         if let Some((host, port)) = split_host_port(&e.runtime) {
             out.push(Destination::new(
@@ -258,7 +261,9 @@ pub fn destinations(
                 Protocol::Https,
             ));
         }
-        out.extend(tunnel_tcp_destinations(config, e, env));
+        for runtime in &runtimes {
+            out.extend(tunnel_tcp_destinations(config, runtime.tcp.as_deref(), env));
+        }
     }
     for p in &config.providers {
         out.extend(provider_destinations(p, env));
@@ -280,10 +285,10 @@ pub fn destinations(
 /// use it) and the proxy it goes through.
 fn tunnel_tcp_destinations(
     config: &Config,
-    enrollment: &ConnectorConfig,
+    endpoint: Option<&str>,
     env: &ProxyEnv,
 ) -> Vec<Destination> {
-    let Some((host, port)) = enrollment.tcp_endpoint.as_deref().and_then(split_host_port) else {
+    let Some((host, port)) = endpoint.and_then(split_host_port) else {
         return Vec::new();
     };
     if config.tunnel.transport == Transport::Quic {

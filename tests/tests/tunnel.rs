@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use e2e::{Connector, Runtime, run, run_ok, wait_for};
 use nix::sys::signal::Signal;
 
@@ -242,6 +242,59 @@ fn renews_a_one_minute_certificate_without_a_human() -> Result<()> {
     std::thread::sleep(Duration::from_secs(25));
     assert!(rt.ping(&c.id).is_ok(), "{}", c.log());
     assert_eq!(rt.connector(&c.id).expect("listed")["status"], "online");
+    Ok(())
+}
+
+/// Two tunnels of one connector (two `[[tunnel.replica]]` addresses that reach the same
+/// runtime): both stay up side by side, one renewal moves both to the new certificate, and
+/// the connector says the addresses are not two replicas.
+#[test]
+fn two_tunnels_of_one_connector_share_one_renewal() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.serve_args = vec!["--connector-cert-ttl".into(), "60s".into()];
+    rt.start()?;
+    let mut c = Connector::enroll(&rt, "acme", "c1")?;
+    let config = c.configure(
+        &format!(
+            "[[tunnel.replica]]\nquic = \"localhost:{port}\"\n[[tunnel.replica]]\nquic = \"127.0.0.1:{port}\"\n",
+            port = rt.quic_port
+        ),
+        "version = 1\n[[allow]]\ntools = [\"diag.*\"]\n",
+        &[],
+    )?;
+    c.start_configured(&rt, &config)?;
+    let up = |c: &Connector| c.log().matches("tunnel up").count();
+    wait_for(Duration::from_secs(10), "both tunnels", || {
+        (up(&c) == 2).then_some(())
+    })?;
+    assert!(c.log().contains("both reached replica"), "{}", c.log());
+    let serial = rt.connector(&c.id).expect("listed")["cert_serial"].clone();
+
+    wait_for(Duration::from_secs(75), "renewal", || {
+        rt.connector(&c.id).filter(|r| r["cert_serial"] != serial)
+    })?;
+    wait_for(
+        Duration::from_secs(10),
+        "both tunnels on the new certificate",
+        || {
+            (c.log().matches("replaced by a renewed tunnel").count() == 2 && up(&c) == 4)
+                .then_some(())
+        },
+    )
+    .with_context(|| c.log())?;
+    assert_eq!(
+        c.log().matches("certificate renewed").count(),
+        1,
+        "{}",
+        c.log()
+    );
+    // Past the first certificate's expiry: both tunnels are the renewed ones and serve.
+    std::thread::sleep(Duration::from_secs(25));
+    for _ in 0..4 {
+        assert!(rt.ping(&c.id).is_ok(), "{}", c.log());
+    }
+    assert!(!c.log().contains("renewal refused"), "{}", c.log());
+    assert_eq!(up(&c), 4, "no tunnel was lost: {}", c.log());
     Ok(())
 }
 

@@ -208,7 +208,8 @@ impl Health {
         });
     }
 
-    /// Counts the calls of `calls` (one session's tracker) as in flight while it has any.
+    /// Counts the calls of `calls` (one session's tracker) as in flight; once it is closed,
+    /// only while it still has any.
     pub fn track_calls(&self, calls: &TaskTracker) {
         self.trackers().push(calls.clone());
     }
@@ -236,15 +237,10 @@ impl Health {
 
     fn calls_in_flight(&self) -> usize {
         let mut trackers = self.trackers();
-        // The newest tracker stays (its session may serve calls yet); older ones only
-        // while they still hold calls, so reconnects do not pile them up.
-        let newest = trackers.len().saturating_sub(1);
-        let mut index = 0;
-        trackers.retain(|t| {
-            let keep = index == newest || !t.is_empty();
-            index += 1;
-            keep
-        });
+        // A live session's tracker stays (it may serve calls yet, and with tunnels to
+        // several replicas several sessions are live); an ended session's (closed) only
+        // while it still holds calls, so reconnects do not pile them up.
+        trackers.retain(|t| !t.is_closed() || !t.is_empty());
         trackers.iter().map(TaskTracker::len).sum()
     }
 
@@ -398,8 +394,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn health_counts_calls_across_sessions_and_forgets_idle_old_ones() {
+    async fn health_counts_calls_across_sessions_and_forgets_ended_idle_ones() {
         let h = Health::new();
+        // A live session (another replica's tunnel) with no call now.
+        let idle = TaskTracker::new();
+        h.track_calls(&idle);
         let old = TaskTracker::new();
         let gate = tokio_util::sync::CancellationToken::new();
         let g = gate.clone();
@@ -416,6 +415,15 @@ mod tests {
         new.close();
         new.wait().await;
         assert_eq!(h.snapshot().calls_in_flight, 0);
-        assert_eq!(h.trackers().len(), 1, "only the newest tracker is kept");
+        assert_eq!(
+            h.trackers().len(),
+            1,
+            "only the live session's tracker is kept"
+        );
+        idle.spawn(std::future::ready(()));
+        idle.close();
+        idle.wait().await;
+        assert_eq!(h.snapshot().calls_in_flight, 0);
+        assert!(h.trackers().is_empty());
     }
 }

@@ -5,11 +5,13 @@
 //!   enrolled key; the same frames on SSH channels ([`shared::link`]).
 //! - [`session`]: one connection: hello, heartbeats, renewal, drain.
 //! - [`calls`]: serving the runtime's call streams.
-//! - [`supervisor`]: picks the transport, reconnects, replaces the tunnel after renewal or
+//! - [`slots`]: one tunnel per runtime replica the connector is configured with, or one.
+//! - [`supervisor`]: per slot, picks the transport, reconnects, replaces the tunnel after renewal or
 //!   when QUIC works again, stops when told.
 
 pub mod calls;
 pub mod dial;
 pub mod session;
+pub mod slots;
 pub mod ssh_dial;
 pub mod supervisor;

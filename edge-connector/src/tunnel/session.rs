@@ -17,7 +17,7 @@ use shared::frame::MAX_FRAME_LEN;
 use shared::io::{FrameReader, write_frame};
 use shared::link::LinkError;
 use shared::wire::{self, ControlFrame, RejectReason};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedMutexGuard, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -26,6 +26,7 @@ use shared::policy::AllowRule;
 use shared::trace::Tracing;
 
 use super::calls;
+use super::slots::Slot;
 use crate::local_policy::Enforced;
 use crate::state::{Identity, StateDir};
 use crate::toolset::ToolSet;
@@ -125,7 +126,7 @@ pub fn renewal_due(cert: &CertInfo) -> Instant {
     Instant::now() + wait
 }
 
-fn hello(ctx: &SessionContext, identity: &Identity) -> wire::Hello {
+fn hello(ctx: &SessionContext, identity: &Identity, slot: u32) -> wire::Hello {
     wire::Hello {
         min_version: *shared::version::SUPPORTED.start(),
         max_version: *shared::version::SUPPORTED.end(),
@@ -145,6 +146,7 @@ fn hello(ctx: &SessionContext, identity: &Identity) -> wire::Hello {
             .as_ref()
             .map(|w| w.public_key().to_string())
             .unwrap_or_default(),
+        slot,
     }
 }
 
@@ -157,6 +159,7 @@ pub async fn run(
     events: mpsc::Sender<SessionEvent>,
     replaced: CancellationToken,
     shutdown: CancellationToken,
+    slot: Arc<Slot>,
 ) {
     let conn = tunnel.link.clone();
     let mut health = ctx.health.session();
@@ -164,6 +167,7 @@ pub async fn run(
         &tunnel,
         &identity,
         &ctx,
+        &slot,
         &events,
         &replaced,
         &shutdown,
@@ -225,10 +229,12 @@ fn close_reason(err: &LinkError) -> SessionEnd {
     SessionEnd::Lost(err.to_string())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     tunnel: &super::dial::Tunnel,
     identity: &Identity,
     ctx: &SessionContext,
+    slot: &Slot,
     events: &mpsc::Sender<SessionEvent>,
     replaced: &CancellationToken,
     shutdown: &CancellationToken,
@@ -240,10 +246,13 @@ async fn drive(
         Err(e) => return close_reason(&e),
     };
     let mut reader = FrameReader::new(recv, MAX_FRAME_LEN);
-    let mut ctl = Control::connector(hello(ctx, identity), Instant::now());
+    let mut ctl = Control::connector(hello(ctx, identity, slot.index), Instant::now());
 
     let calls = TaskTracker::new();
     ctx.health.track_calls(&calls);
+    // However the session ends, its tracker takes no more calls, so the health count
+    // forgets it once its calls are done.
+    let _close_calls = CloseOnDrop(calls.clone());
     let draining = CancellationToken::new();
     let acceptor = tokio::spawn(calls::accept(
         conn.clone(),
@@ -257,7 +266,8 @@ async fn drive(
     let _abort_acceptor = AbortOnDrop(acceptor);
 
     let mut renew_at = Some(renewal_due(&identity.cert));
-    let mut pending_key: Option<ConnectorKey> = None;
+    // The new key and the right to renew, held until the runtime answers.
+    let mut pending_key: Option<(ConnectorKey, OwnedMutexGuard<()>)> = None;
     let mut drain_deadline: Option<Instant> = None;
     let mut go_away: Option<Duration> = None;
 
@@ -267,12 +277,14 @@ async fn drive(
                 Event::Established {
                     version,
                     server_time_unix_ms,
+                    replica,
                 } => {
                     let skew_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos()
                         / 1_000_000
                         - i128::from(server_time_unix_ms);
                     info!(connector = %identity.identity.connector, protocol = version, remote = %conn.remote_address(),
-                          clock_skew_ms = skew_ms as i64, "tunnel up");
+                          slot = slot.index, %replica, clock_skew_ms = skew_ms as i64, "tunnel up");
+                    slot.reached(&replica);
                     health.up(
                         conn.via().as_str(),
                         conn.remote_address().to_string(),
@@ -304,16 +316,19 @@ async fn drive(
                     );
                 }
                 Event::RenewalAnswered { result, .. } => match (result, pending_key.take()) {
-                    (Ok(chain), Some(key)) => match install_renewal(ctx, identity, &chain, &key) {
-                        Ok(serial) => {
-                            info!(serial = %serial, "certificate renewed");
-                            let _ = events.send(SessionEvent::Renewed).await;
+                    (Ok(chain), Some((key, _renewing))) => {
+                        match install_renewal(ctx, identity, &chain, &key) {
+                            Ok(serial) => {
+                                info!(serial = %serial, "certificate renewed");
+                                slot.renewed();
+                                let _ = events.send(SessionEvent::Renewed).await;
+                            }
+                            Err(e) => {
+                                warn!(error = %e, "renewed certificate rejected; retrying in a minute");
+                                renew_at = Some(Instant::now() + Duration::from_secs(60));
+                            }
                         }
-                        Err(e) => {
-                            warn!(error = %e, "renewed certificate rejected; retrying in a minute");
-                            renew_at = Some(Instant::now() + Duration::from_secs(60));
-                        }
-                    },
+                    }
                     (Err(e), _) => {
                         warn!(error = %e, "certificate renewal refused; retrying in a minute");
                         renew_at = Some(Instant::now() + Duration::from_secs(60));
@@ -354,11 +369,19 @@ async fn drive(
             _ = tokio::time::sleep_until(timer.into()) => ctl.handle_timeout(Instant::now()),
             _ = sleep_until_opt(renew_ready) => {
                 renew_at = None;
+                // One renewal per connector: another slot's renewal replaces this tunnel.
+                let Some(renewing) = slot.try_renew() else {
+                    renew_at = Some(Instant::now() + Duration::from_secs(60));
+                    continue;
+                };
+                if renewed_elsewhere(ctx, identity) {
+                    continue;
+                }
                 match ConnectorKey::generate().and_then(|k| k.csr_der(&identity.identity).map(|csr| (k, csr))) {
                     Ok((key, csr)) => {
                         if ctl.request_renewal(csr).is_some() {
                             info!("requesting certificate renewal");
-                            pending_key = Some(key);
+                            pending_key = Some((key, renewing));
                         }
                     }
                     Err(e) => {
@@ -426,6 +449,22 @@ fn install_renewal(
         .save_identity(chain_pem, key)
         .map_err(|e| e.to_string())?;
     Ok(leaf.serial_hex)
+}
+
+/// Whether the certificate on disk is newer than the one this tunnel opened with (another
+/// slot renewed it; this tunnel is about to be replaced).
+fn renewed_elsewhere(ctx: &SessionContext, identity: &Identity) -> bool {
+    ctx.state
+        .identity()
+        .is_ok_and(|now| now.cert.serial_hex != identity.cert.serial_hex)
+}
+
+struct CloseOnDrop(TaskTracker);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

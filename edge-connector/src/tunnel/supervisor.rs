@@ -1,6 +1,7 @@
-//! Keeps one tunnel up: dial (QUIC, or SSH over TCP where UDP is blocked), run a session,
-//! reconnect with backoff, replace the tunnel after a renewal or when QUIC works again,
-//! stop for good when the runtime says so, drain on shutdown.
+//! Keeps each slot's tunnel up ([`super::slots`]): dial (QUIC, or SSH over TCP where UDP is
+//! blocked), run a session, reconnect with backoff, replace the tunnel after a renewal or
+//! when QUIC works again, stop for good when the runtime says so, drain on shutdown. Slots
+//! run side by side; the runtime refusing the connector on one stops them all.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,10 +14,11 @@ use tracing::{info, warn};
 
 use super::dial::{self, DialError, Tunnel};
 use super::session::{self, SessionContext, SessionEnd, SessionEvent};
+use super::slots::Slot;
 use super::ssh_dial::{self, SshDialError};
 use crate::RunError;
 use crate::backoff::Backoff;
-use crate::config::Transport;
+use crate::config::{ReplicaAddress, Transport};
 use crate::connect_proxy as proxy;
 use crate::egress::{ProxyEnv, split_host_port};
 use crate::state::{ConnectorConfig, Identity, StateError};
@@ -77,26 +79,31 @@ impl UdpNotice {
     }
 }
 
-/// One QUIC attempt within `timeout`.
+/// One QUIC attempt to `target` within `timeout`.
 async fn quic(
     config: &ConnectorConfig,
+    target: &ReplicaAddress,
     identity: &Identity,
     ca: rustls_pki_types::CertificateDer<'static>,
     timeout: Duration,
 ) -> Result<Tunnel, DialError> {
     let client = dial::client_config(identity, ca)?;
-    let d = dial::dial(&config.quic_endpoint, &config.server_name, &client, timeout).await?;
+    let d = dial::dial(&target.quic, &config.server_name, &client, timeout).await?;
     Ok(d.into())
 }
 
-/// One SSH-over-TCP attempt, through the egress proxy when one applies.
+/// One SSH-over-TCP attempt to `target`, through the egress proxy when one applies.
 async fn ssh(
     ctx: &SessionContext,
     config: &ConnectorConfig,
+    target: &ReplicaAddress,
     identity: &Identity,
 ) -> Result<Tunnel, SshDialError> {
-    let endpoint = config.tcp_endpoint.as_deref().ok_or_else(|| {
-        SshDialError::NoHostKey("the runtime named no TCP endpoint at enrollment".into())
+    let endpoint = target.tcp.as_deref().ok_or_else(|| {
+        SshDialError::NoHostKey(format!(
+            "no TCP endpoint for the runtime at {} (none named at enrollment or in [[tunnel.replica]])",
+            target.quic
+        ))
     })?;
     let expected = ssh_dial::host_key(config.ssh_host_key.as_deref())?;
     let key = ssh_dial::client_key(&identity.key)?;
@@ -133,29 +140,31 @@ async fn ssh(
     Ok(Tunnel::ssh(link, proxy_name))
 }
 
-/// Dials by the configured transport: `auto` tries QUIC briefly, then TCP.
+/// Dials `target` by the configured transport: `auto` tries QUIC briefly, then TCP.
 async fn dial_any(
     ctx: &SessionContext,
+    slot: &Slot,
     identity: &Identity,
     notice: &mut UdpNotice,
 ) -> Result<Tunnel, AttemptFailed> {
     let config = ctx.state.config()?;
+    let target = &slot.target(&config);
     let ca = ctx.state.ca_der()?;
     match ctx.tunnel.config.transport {
-        Transport::Quic => Ok(quic(&config, identity, ca, dial::HANDSHAKE_TIMEOUT).await?),
-        Transport::Tcp => Ok(ssh(ctx, &config, identity).await?),
+        Transport::Quic => Ok(quic(&config, target, identity, ca, dial::HANDSHAKE_TIMEOUT).await?),
+        Transport::Tcp => Ok(ssh(ctx, &config, target, identity).await?),
         Transport::Auto => {
-            let Some(tcp) = config.tcp_endpoint.clone() else {
-                return Ok(quic(&config, identity, ca, dial::HANDSHAKE_TIMEOUT).await?);
+            let Some(tcp) = target.tcp.clone() else {
+                return Ok(quic(&config, target, identity, ca, dial::HANDSHAKE_TIMEOUT).await?);
             };
-            match quic(&config, identity, ca, QUIC_PROBE).await {
+            match quic(&config, target, identity, ca, QUIC_PROBE).await {
                 Ok(t) => {
                     notice.cleared();
                     Ok(t)
                 }
                 Err(quic_err) => {
-                    notice.blocked(&config.quic_endpoint, &tcp, &quic_err);
-                    ssh(ctx, &config, identity)
+                    notice.blocked(&target.quic, &tcp, &quic_err);
+                    ssh(ctx, &config, target, identity)
                         .await
                         .map_err(|ssh| AttemptFailed::Both {
                             quic: quic_err,
@@ -172,6 +181,7 @@ async fn start(
     tunnel: Tunnel,
     identity: Identity,
     ctx: &Arc<SessionContext>,
+    slot: &Arc<Slot>,
     sessions: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Result<Live, SessionEnd> {
@@ -185,6 +195,7 @@ async fn start(
         tx,
         replaced.clone(),
         shutdown.clone(),
+        slot.clone(),
     ));
     loop {
         match rx.recv().await {
@@ -202,9 +213,9 @@ async fn start(
     }
 }
 
-/// Makes `new` the current tunnel; the one it replaces drains and ends on its own.
-fn install(current: &mut Option<Live>, new: Live, sessions: &TaskTracker) {
-    info!(transport = %new.via, "tunnel in service");
+/// Makes `new` the slot's current tunnel; the one it replaces drains and ends on its own.
+fn install(slot: &Slot, current: &mut Option<Live>, new: Live, sessions: &TaskTracker) {
+    info!(transport = %new.via, slot = slot.index, "tunnel in service");
     if let Some(old) = current.replace(new) {
         old.replaced.cancel();
         sessions.spawn(async move {
@@ -214,10 +225,49 @@ fn install(current: &mut Option<Live>, new: Live, sessions: &TaskTracker) {
     }
 }
 
-/// Runs until `shutdown` (then drains) or until the runtime refuses the connector.
+/// Runs until `shutdown` (then drains) or until the runtime refuses the connector: one
+/// tunnel per slot ([`Slot::all`]).
 pub async fn run(ctx: Arc<SessionContext>, shutdown: CancellationToken) -> Result<(), RunError> {
     ctx.state.config()?;
+    let mut slots = Slot::all(&ctx.tunnel.config);
+    if let [slot] = &slots[..] {
+        return run_slot(ctx.clone(), slot.clone(), shutdown).await;
+    }
+    info!(
+        tunnels = slots.len(),
+        "keeping a tunnel to each runtime replica in [[tunnel.replica]]"
+    );
+    let stop = shutdown.child_token();
+    let mut running = tokio::task::JoinSet::new();
+    for slot in slots.drain(..) {
+        running.spawn(run_slot(ctx.clone(), slot, stop.clone()));
+    }
+    let mut result = Ok(());
+    while let Some(joined) = running.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                stop.cancel();
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => {}
+        }
+    }
+    result
+}
+
+/// Keeps `slot`'s tunnel up until `shutdown` (then drains) or until the runtime refuses
+/// the connector.
+async fn run_slot(
+    ctx: Arc<SessionContext>,
+    slot: Arc<Slot>,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let sessions = TaskTracker::new();
+    let mut renewals = slot.renewals();
     let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
     let mut quic_retry = Backoff::new(QUIC_RETRY_BASE, QUIC_RETRY_CAP);
     let mut notice = UdpNotice::default();
@@ -226,35 +276,39 @@ pub async fn run(ctx: Arc<SessionContext>, shutdown: CancellationToken) -> Resul
     let mut quic_again_at: Option<Instant> = None;
     let result = loop {
         if want_new && !shutdown.is_cancelled() {
-            // Reloaded on every attempt: a renewal may have replaced it.
+            // Reloaded on every attempt: a renewal may have replaced it (and this attempt
+            // uses the newest, so earlier renewals need no further attempt).
+            renewals.mark_unchanged();
             let identity = ctx.state.identity()?;
             let dialled = tokio::select! {
-                d = dial_any(&ctx, &identity, &mut notice) => d,
+                d = dial_any(&ctx, &slot, &identity, &mut notice) => d,
                 _ = shutdown.cancelled() => break Ok(()),
             };
             match dialled {
-                Ok(tunnel) => match start(tunnel, identity, &ctx, &sessions, &shutdown).await {
-                    Ok(live) => {
-                        backoff.reset();
-                        want_new = false;
-                        quic_again_at = (live.via == Via::Tcp
-                            && ctx.tunnel.config.transport == Transport::Auto)
-                            .then(|| Instant::now() + quic_retry.next_delay());
-                        install(&mut current, live, &sessions);
-                    }
-                    Err(SessionEnd::Fatal(msg)) => break Err(RunError::Refused(msg)),
-                    Err(SessionEnd::Busy(after)) => {
-                        if !busy(after, &shutdown).await {
-                            break Ok(());
+                Ok(tunnel) => {
+                    match start(tunnel, identity, &ctx, &slot, &sessions, &shutdown).await {
+                        Ok(live) => {
+                            backoff.reset();
+                            want_new = false;
+                            quic_again_at = (live.via == Via::Tcp
+                                && ctx.tunnel.config.transport == Transport::Auto)
+                                .then(|| Instant::now() + quic_retry.next_delay());
+                            install(&slot, &mut current, live, &sessions);
+                        }
+                        Err(SessionEnd::Fatal(msg)) => break Err(RunError::Refused(msg)),
+                        Err(SessionEnd::Busy(after)) => {
+                            if !busy(after, &shutdown).await {
+                                break Ok(());
+                            }
+                        }
+                        Err(end) => {
+                            warn!(?end, "tunnel did not come up");
+                            if !pause(backoff.next_delay(), &shutdown).await {
+                                break Ok(());
+                            }
                         }
                     }
-                    Err(end) => {
-                        warn!(?end, "tunnel did not come up");
-                        if !pause(backoff.next_delay(), &shutdown).await {
-                            break Ok(());
-                        }
-                    }
-                },
+                }
                 Err(AttemptFailed::State(e)) => break Err(e.into()),
                 Err(AttemptFailed::Quic(e @ DialError::Tls(_))) => break Err(e.into()),
                 Err(e) => {
@@ -277,12 +331,17 @@ pub async fn run(ctx: Arc<SessionContext>, shutdown: CancellationToken) -> Resul
         };
         let event = tokio::select! {
             e = live.events.recv() => e,
+            // Another slot renewed the certificate: dial with it (make before break).
+            Ok(()) = renewals.changed(), if !shutdown.is_cancelled() => {
+                want_new = true;
+                continue;
+            }
             () = sleep_until_opt(quic_again_at), if !shutdown.is_cancelled() => {
                 quic_again_at = None;
-                if let Some(live) = try_quic_again(&ctx, &sessions, &shutdown).await {
+                if let Some(live) = try_quic_again(&ctx, &slot, &sessions, &shutdown).await {
                     notice.cleared();
                     quic_retry.reset();
-                    install(&mut current, live, &sessions);
+                    install(&slot, &mut current, live, &sessions);
                 } else {
                     quic_again_at = Some(Instant::now() + quic_retry.next_delay());
                 }
@@ -337,20 +396,21 @@ pub async fn run(ctx: Arc<SessionContext>, shutdown: CancellationToken) -> Resul
 /// (make before break: the TCP tunnel drains its calls).
 async fn try_quic_again(
     ctx: &Arc<SessionContext>,
+    slot: &Arc<Slot>,
     sessions: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Option<Live> {
     let identity = ctx.state.identity().ok()?;
     let config = ctx.state.config().ok()?;
     let ca = ctx.state.ca_der().ok()?;
-    let tunnel = match quic(&config, &identity, ca, QUIC_PROBE).await {
+    let tunnel = match quic(&config, &slot.target(&config), &identity, ca, QUIC_PROBE).await {
         Ok(t) => t,
         Err(e) => {
             info!(error = %e, "QUIC still unreachable; staying on TCP");
             return None;
         }
     };
-    match start(tunnel, identity, ctx, sessions, shutdown).await {
+    match start(tunnel, identity, ctx, slot, sessions, shutdown).await {
         Ok(live) => Some(live),
         Err(end) => {
             info!(?end, "QUIC tunnel did not come up; staying on TCP");
