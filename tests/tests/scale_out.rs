@@ -11,8 +11,17 @@
 //! - Replica 1 killed with SIGKILL: a call entering at replica 2 fails at once with a
 //!   retryable error (never hangs), and the tools are gone from the others' lists within
 //!   the directory's expiry.
+//!
+//! And a connector that keeps tunnels to replicas 1 and 2 (`[[tunnel.replica]]`), with calls
+//! entering at replica 3 (which crosses NATS to either) and at replica 2:
+//!
+//! - Replica 1 drained (SIGTERM): not one call fails; its tunnel comes back when it does.
+//! - Replica 1 killed (SIGKILL): at most the call each client had in flight there fails,
+//!   with a retryable error, and the connector's own log shows no call ran twice.
 
 use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -306,6 +315,247 @@ fn three_replicas_serve_one_connector_through_nats() -> Result<()> {
         "replica 3 dropped the dead replica's tunnel from its tools {:?} after the kill",
         t0.elapsed()
     );
+    drop(c);
+    Ok(())
+}
+
+/// What a load worker saw.
+#[derive(Debug, Default)]
+struct Tally {
+    ok: usize,
+    /// (when, the answer or the error) of every call that did not succeed.
+    failed: Vec<(Instant, String)>,
+}
+
+/// Calls `diag.echo` at `url` (stateless revision, a message no other call carries) until
+/// `stop`.
+fn load(url: String, worker: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Tally> {
+    std::thread::spawn(move || {
+        let http = Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client");
+        let mut tally = Tally::default();
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            let message = format!("{worker}-{n}");
+            match stateless_echo(&http, &url, &message) {
+                Ok(v) if v["result"]["structuredContent"]["message"] == message.as_str() => {
+                    tally.ok += 1
+                }
+                Ok(v) => tally.failed.push((Instant::now(), v.to_string())),
+                Err(e) => tally.failed.push((Instant::now(), format!("{e:#}"))),
+            }
+        }
+        tally
+    })
+}
+
+fn stateless_echo(http: &Client, url: &str, text: &str) -> Result<Value> {
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {},
+                      "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"}});
+    let body = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "diag.echo")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                   "params": {"name": "diag.echo", "arguments": {"message": text}, "_meta": meta}})
+            .to_string(),
+        )
+        .send()?
+        .text()?;
+    message(&body, 1).context(body)
+}
+
+/// How many tunnels the connector has had come up at `replica`, from its log.
+fn tunnels_up_at(c: &Connector, replica: &str) -> usize {
+    c.log()
+        .lines()
+        .filter(|l| l.contains("tunnel up") && l.contains(&format!("replica={replica}")))
+        .count()
+}
+
+/// Runs load at replica 3 (which holds no tunnel: its calls cross NATS to whichever of
+/// replicas 1 and 2 it picks) and at replica 2 while `during` runs; returns the tallies.
+fn under_load(
+    phase: &str,
+    three: &Replica,
+    two: &Replica,
+    during: impl FnOnce() -> Result<()>,
+) -> Result<Vec<(&'static str, Tally)>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = [
+        ("at-3a", three.url()),
+        ("at-3b", three.url()),
+        ("at-2", two.url()),
+    ]
+    .map(|(name, url)| (name, load(url, format!("{phase}-{name}"), stop.clone())));
+    std::thread::sleep(Duration::from_millis(500));
+    let result = during();
+    stop.store(true, Ordering::Relaxed);
+    let tallies = workers
+        .into_iter()
+        .map(|(name, w)| {
+            Ok((
+                name,
+                w.join().map_err(|_| anyhow::anyhow!("worker panicked"))?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    result?;
+    Ok(tallies)
+}
+
+#[test]
+fn a_connector_with_tunnels_to_two_replicas_survives_a_drain_and_a_kill() -> Result<()> {
+    let pg = Postgres::start()?;
+    let nats = Nats::start()?;
+    let url = pg.create_database("runtime")?;
+    let mut one = Replica {
+        rt: Runtime::init_on(&url)?,
+        http: free_port(),
+    };
+    one.rt.serve_args = Replica::args("rt-1", &nats, one.http);
+    run_ok(
+        one.rt
+            .cli()
+            .args(["gateway", "create", "--tenant", "acme", "eng"]),
+    );
+    one.rt.start()?;
+    let mut replicas = Vec::new();
+    for name in ["rt-2", "rt-3"] {
+        let http = free_port();
+        let mut rt = one.rt.replica()?;
+        rt.serve_args = Replica::args(name, &nats, http);
+        rt.start()?;
+        replicas.push(Replica { rt, http });
+    }
+    let [two, three] = &replicas[..] else {
+        unreachable!()
+    };
+    // Tunnels to replicas 1 and 2, each by its own address; replica 3 holds none.
+    let mut c = Connector::enroll(&one.rt, "acme", "c1")?;
+    let config = c.configure(
+        &format!(
+            "[[tunnel.replica]]\nquic = \"localhost:{}\"\n[[tunnel.replica]]\nquic = \"localhost:{}\"\n",
+            one.rt.quic_port, two.rt.quic_port
+        ),
+        "version = 1\n[[allow]]\ntools = [\"diag.*\"]\n",
+        &[],
+    )?;
+    c.start_configured(&one.rt, &config)?;
+    wait_for(
+        Duration::from_secs(20),
+        "tunnels at replicas 1 and 2",
+        || (tunnels_up_at(&c, "rt-1") == 1 && tunnels_up_at(&c, "rt-2") == 1).then_some(()),
+    )
+    .with_context(|| c.log())?;
+    let http = Client::builder().timeout(Duration::from_secs(30)).build()?;
+    wait_for(
+        Duration::from_secs(10),
+        "replica 3 to reach the tools",
+        || {
+            stateless_echo(&http, &three.url(), "first")
+                .ok()
+                .filter(|v| v["result"]["structuredContent"]["message"] == "first")
+        },
+    )?;
+
+    // Replica 1 drains (SIGTERM): it tells the connector to go away, and every call, at
+    // replica 3 or 2, is served by the tunnel at replica 2. Not one fails.
+    let t0 = Instant::now();
+    let tallies = under_load("drain", three, two, || {
+        one.rt.stop()?;
+        println!("replica 1 drained and exited in {:?}", t0.elapsed());
+        std::thread::sleep(Duration::from_secs(1));
+        Ok(())
+    })?;
+    for (name, tally) in &tallies {
+        println!(
+            "drain, worker {name}: {} calls served, {} failed",
+            tally.ok,
+            tally.failed.len()
+        );
+        assert!(tally.ok > 0, "{name} made calls");
+        assert!(tally.failed.is_empty(), "{name}: {:?}", tally.failed);
+    }
+
+    // Replica 1 back: the connector's tunnel to it returns by itself.
+    one.rt.start()?;
+    wait_for(
+        Duration::from_secs(30),
+        "the tunnel to replica 1 again",
+        || (tunnels_up_at(&c, "rt-1") == 2).then_some(()),
+    )
+    .with_context(|| c.log())?;
+    // Replica 3's directory has it again once it has relayed a call there.
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Replica 1 killed (SIGKILL): only the calls replica 3 had relayed to it and that were
+    // in flight there fail, each with a retryable error; the next call of each worker
+    // already goes to replica 2.
+    let mut killed_at = Instant::now();
+    let tallies = under_load("kill", three, two, || {
+        killed_at = Instant::now();
+        one.rt.kill();
+        std::thread::sleep(Duration::from_secs(6));
+        Ok(())
+    })?;
+    for (name, tally) in &tallies {
+        println!(
+            "kill, worker {name}: {} calls served, {} failed {:?}",
+            tally.ok,
+            tally.failed.len(),
+            tally
+                .failed
+                .iter()
+                .map(|(at, why)| (at.saturating_duration_since(killed_at), why))
+                .collect::<Vec<_>>()
+        );
+        assert!(tally.ok > 0, "{name} made calls");
+        assert!(
+            tally.failed.len() <= 1,
+            "{name}: at most its one call in flight at the kill fails: {:?}",
+            tally.failed
+        );
+        for (_, why) in &tally.failed {
+            assert!(why.contains("retry"), "{name}: a retryable failure: {why}");
+        }
+    }
+    assert!(
+        tallies
+            .iter()
+            .find(|(n, _)| *n == "at-2")
+            .is_some_and(|(_, t)| t.failed.is_empty()),
+        "calls at replica 2 never touch replica 1"
+    );
+
+    // The connector's own log: no call ran twice (each carried a message of its own).
+    let out = run_ok(
+        Connector::cli()
+            .args(["audit", "tail", "-n", "1000000", "--config"])
+            .arg(&config),
+    );
+    let mut seen = std::collections::HashSet::new();
+    let mut calls = 0;
+    for line in out.lines() {
+        let record: Value = serde_json::from_str(line)?;
+        if record["kind"] == "call" && record["tool"] == "diag.echo" {
+            calls += 1;
+            let args = record["args_sha256"]
+                .as_str()
+                .context("args_sha256")?
+                .to_owned();
+            assert!(seen.insert(args), "a call ran twice: {record}");
+        }
+    }
+    println!("the connector's log holds {calls} diag.echo calls, each once");
     drop(c);
     Ok(())
 }
