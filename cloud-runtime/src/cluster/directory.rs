@@ -28,6 +28,58 @@ pub const BEAT: Duration = Duration::from_secs(1);
 /// How long a silent replica's tunnels are still believed.
 pub const EXPIRY: Duration = Duration::from_secs(3);
 
+/// Room kept in each snapshot page for its origin and page count.
+const PAGE_OVERHEAD: usize = 1024;
+
+/// Most pages a snapshot may take (a thousand 1 MiB pages; more is a peer's bug).
+pub const MAX_PAGES: u32 = 1000;
+
+/// Why a snapshot's pages do not make one snapshot.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PagesError {
+    /// A page does not decode.
+    #[error("page {0} is malformed")]
+    Malformed(u32),
+    /// A page is of another replica, another generation, or another page count than the
+    /// first (the list changed while it was read: the next heartbeat asks again).
+    #[error("page {0} is of another replica, generation or page count than page 0")]
+    Inconsistent(u32),
+    /// More pages than [`MAX_PAGES`].
+    #[error("{0} pages, more than {MAX_PAGES}")]
+    TooMany(u32),
+}
+
+/// The number of pages page 0 announces (at least one).
+pub fn page_count(first: &[u8]) -> Result<u32, PagesError> {
+    let pages = Snapshot::decode(first)
+        .map_err(|_| PagesError::Malformed(0))?
+        .pages
+        .max(1);
+    if pages > MAX_PAGES {
+        return Err(PagesError::TooMany(pages));
+    }
+    Ok(pages)
+}
+
+/// Joins the pages of one snapshot, in order, into one, checking that each is of the same
+/// replica, generation and page count as the first.
+pub fn join_pages(pages: &[impl AsRef<[u8]>]) -> Result<Snapshot, PagesError> {
+    let mut joined: Option<Snapshot> = None;
+    for (i, page) in (0u32..).zip(pages) {
+        let page = Snapshot::decode(page.as_ref()).map_err(|_| PagesError::Malformed(i))?;
+        match &mut joined {
+            None => joined = Some(page),
+            Some(j) => {
+                if page.origin != j.origin || page.pages != j.pages {
+                    return Err(PagesError::Inconsistent(i));
+                }
+                j.tunnels.extend(page.tunnels);
+            }
+        }
+    }
+    joined.ok_or(PagesError::Malformed(0))
+}
+
 /// A tunnel another replica holds.
 #[derive(Debug)]
 pub struct RemoteTunnel {
@@ -179,12 +231,43 @@ impl Directory {
         .encode_to_vec()
     }
 
-    /// This replica's tunnels, as a snapshot message.
-    pub fn snapshot(&self) -> Vec<u8> {
+    /// Page `page` of this replica's tunnels as a snapshot message no larger than
+    /// `max_bytes` (a NATS message's limit): the tunnels in session order, a page ending
+    /// where the next tunnel would overflow it. The pages of one generation are the same
+    /// whenever asked, so a reader that gets every page at one generation has the whole
+    /// list. A page past the end is empty.
+    pub fn snapshot_page(&self, page: u32, max_bytes: usize) -> Vec<u8> {
         let own = self.own.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sessions: Vec<&String> = own.tunnels.keys().collect();
+        sessions.sort();
+        let budget = max_bytes.saturating_sub(PAGE_OVERHEAD);
+        let mut starts = vec![0];
+        let mut used = 0;
+        for (i, session) in sessions.iter().enumerate() {
+            let len = own.tunnels.get(*session).map_or(0, |t| {
+                prost::length_delimiter_len(t.encoded_len()) + 1 + t.encoded_len()
+            });
+            if used + len > budget && used > 0 {
+                starts.push(i);
+                used = 0;
+            }
+            used += len;
+        }
+        let index = page as usize;
+        let range = match (starts.get(index), starts.get(index + 1)) {
+            (Some(&from), Some(&to)) => from..to,
+            (Some(&from), None) => from..sessions.len(),
+            (None, _) => 0..0,
+        };
         Snapshot {
             origin: Some(self.origin(own.generation)),
-            tunnels: own.tunnels.values().cloned().collect(),
+            tunnels: sessions
+                .get(range)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|s| own.tunnels.get(*s).cloned())
+                .collect(),
+            pages: u32::try_from(starts.len()).unwrap_or(u32::MAX),
         }
         .encode_to_vec()
     }
@@ -259,16 +342,9 @@ impl Directory {
         followup
     }
 
-    /// Replaces the copy of `instance`'s tunnels with a snapshot it sent (`None`: the
-    /// request failed; the next heartbeat asks again).
-    pub fn apply_snapshot(&self, instance: u64, payload: Option<&[u8]>) {
-        let snapshot = payload.and_then(|p| match Snapshot::decode(p) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                warn!(error = %e, "malformed directory snapshot dropped");
-                None
-            }
-        });
+    /// Replaces the copy of `instance`'s tunnels with a snapshot it sent, every page
+    /// joined ([`join_pages`]; `None`: the request failed; the next heartbeat asks again).
+    pub fn apply_snapshot(&self, instance: u64, snapshot: Option<Snapshot>) {
         let mut changed = Vec::new();
         {
             let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
@@ -440,8 +516,9 @@ mod tests {
                 generation: 6,
             }),
             tunnels: vec![tunnel("s-1"), tunnel("s-2")],
+            pages: 1,
         };
-        d.apply_snapshot(2, Some(&snapshot.encode_to_vec()));
+        d.apply_snapshot(2, Some(snapshot));
         assert_eq!(count(&d), 2);
         assert_eq!(
             d.receive(&message(2, 7, Kind::Down("s-1".into()))),
@@ -460,17 +537,15 @@ mod tests {
         d.receive(&message(2, 1, Kind::Beat(true)));
         d.apply_snapshot(
             2,
-            Some(
-                &Snapshot {
-                    origin: Some(Origin {
-                        replica: "rt-b".into(),
-                        instance: 2,
-                        generation: 1,
-                    }),
-                    tunnels: vec![],
-                }
-                .encode_to_vec(),
-            ),
+            Some(Snapshot {
+                origin: Some(Origin {
+                    replica: "rt-b".into(),
+                    instance: 2,
+                    generation: 1,
+                }),
+                tunnels: vec![],
+                pages: 1,
+            }),
         );
         // Generation 2 was lost: 3 is not applied, a snapshot is asked for.
         assert_eq!(
@@ -483,6 +558,56 @@ mod tests {
         assert_eq!(
             d.receive(&message(2, 9, Kind::Beat(true))),
             Followup::Snapshot(2)
+        );
+    }
+
+    #[test]
+    fn a_snapshot_larger_than_a_message_goes_in_pages_that_join_whole() {
+        let d = Directory::new("rt-a".into(), 1, ToolsChanged::default());
+        for i in 0..200 {
+            let mut t = tunnel(&format!("s-{i:03}"));
+            t.connector = format!("c-{i:012x}");
+            d.own
+                .lock()
+                .unwrap()
+                .tunnels
+                .insert(t.session_id.clone(), t);
+        }
+        let whole = d.snapshot_page(0, usize::MAX);
+        // Room for about a fifth of the list per page.
+        let max = PAGE_OVERHEAD + whole.len() / 5;
+        let first = d.snapshot_page(0, max);
+        let n = page_count(&first).unwrap();
+        let pages: Vec<Vec<u8>> = (0..n).map(|p| d.snapshot_page(p, max)).collect();
+        assert!((5..=7).contains(&n), "{n} pages");
+        assert!(pages.iter().all(|p| p.len() <= max));
+        assert_eq!(pages[0], first, "the same page whenever asked");
+        let joined = join_pages(&pages).unwrap();
+        let mut sessions: Vec<_> = joined
+            .tunnels
+            .iter()
+            .map(|t| t.session_id.clone())
+            .collect();
+        sessions.dedup();
+        assert_eq!(sessions.len(), 200, "every tunnel once");
+        assert!(d.snapshot_page(n, max).len() < 64, "past the end: empty");
+
+        // A page of another generation (the list changed between two reads) spoils it.
+        let mut stale = pages.clone();
+        d.own.lock().unwrap().generation += 1;
+        stale[1] = d.snapshot_page(1, max);
+        assert_eq!(join_pages(&stale).unwrap_err(), PagesError::Inconsistent(1));
+        let mut garbled = pages;
+        garbled[2] = vec![0xff; 3];
+        assert_eq!(join_pages(&garbled).unwrap_err(), PagesError::Malformed(2));
+        let huge = Snapshot {
+            origin: None,
+            tunnels: vec![],
+            pages: MAX_PAGES + 1,
+        };
+        assert_eq!(
+            page_count(&huge.encode_to_vec()).unwrap_err(),
+            PagesError::TooMany(MAX_PAGES + 1)
         );
     }
 
@@ -503,17 +628,15 @@ mod tests {
         d.receive(&message(2, 0, Kind::Beat(true)));
         d.apply_snapshot(
             2,
-            Some(
-                &Snapshot {
-                    origin: Some(Origin {
-                        replica: "rt-b".into(),
-                        instance: 2,
-                        generation: 1,
-                    }),
-                    tunnels: vec![tunnel("s-1")],
-                }
-                .encode_to_vec(),
-            ),
+            Some(Snapshot {
+                origin: Some(Origin {
+                    replica: "rt-b".into(),
+                    instance: 2,
+                    generation: 1,
+                }),
+                tunnels: vec![tunnel("s-1")],
+                pages: 1,
+            }),
         );
         assert_eq!(count(&d), 1);
         d.forget(2);

@@ -76,9 +76,21 @@ pub struct Snapshot {
     /// Who holds them, at which generation.
     #[prost(message, optional, tag = "1")]
     pub origin: Option<Origin>,
-    /// The tunnels.
+    /// The tunnels (of this page).
     #[prost(message, repeated, tag = "2")]
     pub tunnels: Vec<Tunnel>,
+    /// How many pages the whole snapshot takes, each within one NATS message (0 from a
+    /// sender that does not page: one).
+    #[prost(uint32, tag = "3")]
+    pub pages: u32,
+}
+
+/// A request for one page of a replica's [`Snapshot`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SnapshotRequest {
+    /// Which page, from 0.
+    #[prost(uint32, tag = "1")]
+    pub page: u32,
 }
 
 /// The start of a relayed call: which tunnel, and the call stream's first frame.

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use async_nats::Client;
 use futures_util::StreamExt;
+use prost::Message as _;
 use shared::call::{CallFailure, CallOutcome, outcome_from_wire};
 use shared::identity::{ConnectorId, TenantId};
 use shared::policy::{AllowRule, Site};
@@ -36,12 +37,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::replica::ReplicaId;
 use crate::tunnel::call::{BoxFuture, CallPeer, NoPeer};
 use crate::tunnel::registry::{CallReport, CallSpec, ConnectorHandle, Registry, Remote};
 use directory::{BEAT, Directory, Followup};
+use messages::{Snapshot, SnapshotRequest};
 use relay::RelayError;
 
 /// The first token of every subject the runtime uses.
@@ -53,6 +55,9 @@ const MAX_HOLDERS: usize = 3;
 /// How long a stopping replica still announces its tunnels closing (the runtime's drain
 /// waits as long for them).
 const DRAIN_ANNOUNCEMENTS: Duration = Duration::from_secs(2);
+
+/// How long one page of a directory snapshot may take to come.
+const SNAPSHOT_PAGE_WAIT: Duration = Duration::from_secs(2);
 
 /// Where NATS is: `nats://host:port` or `tls://host:port`, with credentials in the URL or
 /// in a credentials file. Shown without its password.
@@ -245,18 +250,8 @@ impl Cluster {
                 if let Followup::Snapshot(instance) = c.directory.receive(&msg.payload) {
                     let c = c.clone();
                     tokio::spawn(async move {
-                        let reply = tokio::time::timeout(
-                            Duration::from_secs(2),
-                            c.client
-                                .request(snapshot_subject(instance), bytes::Bytes::new()),
-                        )
-                        .await;
-                        match reply {
-                            Ok(Ok(m)) if m.status.is_none() => {
-                                c.directory.apply_snapshot(instance, Some(&m.payload));
-                            }
-                            _ => c.directory.apply_snapshot(instance, None),
-                        }
+                        let snapshot = c.fetch_snapshot(instance).await;
+                        c.directory.apply_snapshot(instance, snapshot);
                     });
                 }
             }
@@ -272,7 +267,12 @@ impl Cluster {
                 };
                 let Some(msg) = msg else { return };
                 if let Some(reply) = msg.reply {
-                    let _ = c.client.publish(reply, c.directory.snapshot().into()).await;
+                    let page = SnapshotRequest::decode(msg.payload.as_ref()).map_or(0, |r| r.page);
+                    let max = c.client.server_info().max_payload;
+                    let _ = c
+                        .client
+                        .publish(reply, c.directory.snapshot_page(page, max).into())
+                        .await;
                 }
             }
         });
@@ -334,6 +334,50 @@ impl Cluster {
         max_body: usize,
     ) -> axum::response::Response {
         sessions::forward(&self.calls, SUBJECT_PREFIX, instance, req, max_body).await
+    }
+
+    /// Every page of `instance`'s directory snapshot, joined; `None` (logged) when a
+    /// request fails or the pages disagree, so that the next heartbeat asks again.
+    async fn fetch_snapshot(&self, instance: u64) -> Option<Snapshot> {
+        let page = |page: u32| async move {
+            let request = SnapshotRequest { page }.encode_to_vec();
+            match tokio::time::timeout(
+                SNAPSHOT_PAGE_WAIT,
+                self.client
+                    .request(snapshot_subject(instance), request.into()),
+            )
+            .await
+            {
+                Ok(Ok(m)) if m.status.is_none() => Some(m.payload),
+                Ok(Ok(m)) => {
+                    debug!(status = ?m.status, page, "directory snapshot page not served");
+                    None
+                }
+                Ok(Err(e)) => {
+                    debug!(error = %e, page, "directory snapshot page not served");
+                    None
+                }
+                Err(_) => {
+                    debug!(page, "directory snapshot page timed out");
+                    None
+                }
+            }
+        };
+        let first = page(0).await?;
+        let count = match directory::page_count(&first) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "directory snapshot dropped");
+                return None;
+            }
+        };
+        let mut pages = vec![first];
+        for p in 1..count {
+            pages.push(page(p).await?);
+        }
+        directory::join_pages(&pages)
+            .inspect_err(|e| warn!(error = %e, "directory snapshot dropped"))
+            .ok()
     }
 
     /// Whether the NATS connection is up (for readiness).
