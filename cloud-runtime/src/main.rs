@@ -66,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::connector::ConnectorCommand,
     },
+    /// The runtime's own keys, when they live in the store.
+    Keys {
+        #[command(subcommand)]
+        command: cli::keys::KeysCommand,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -115,5 +120,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Gateway { command } => cli::gateway::run(command).await,
         Command::Tenant { command } => cli::tenant::run(command).await,
         Command::Connector { command } => cli::connector::run(command).await,
+        Command::Keys { command } => cli::keys::run(command).await,
     }
 }

@@ -11,15 +11,18 @@
 //! certificate, signed by the shared CA).
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use certs::CertificateAuthority;
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::{PrivateKey, ssh_key::private::Ed25519Keypair};
-use tracing::info;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 use crate::data_dir::{DataDir, RuntimeConfig};
 use crate::mcp::shared_state::state_key::{StateKey, StateKeyError};
-use crate::oauth::signer::{SignerKeyError, TokenSigner};
+use crate::oauth::signer::{SignerCell, SignerKeyError, TokenSigner};
 use crate::sealed_keys::{self, KeyEncryptionKey, SealedKeyError};
 use crate::store::Store;
 use crate::tunnel::ssh_listener::{self, HostKeyError};
@@ -28,6 +31,7 @@ use crate::tunnel::ssh_listener::{self, HostKeyError};
 mod names {
     pub const CA: &str = "ca-key";
     pub const TOKEN_SIGNING: &str = "token-signing";
+    pub const TOKEN_SIGNING_PREVIOUS: &str = "token-signing-previous";
     pub const REQUEST_STATE: &str = "request-state";
     pub const QUIC_RESET: &str = "quic-reset";
     pub const SSH_HOST: &str = "ssh-host-key";
@@ -57,6 +61,11 @@ pub enum KeysError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another rotation replaced the key while this one was being made.
+    #[error(
+        "the token-signing key changed while it was being rotated (another rotation?); run it again"
+    )]
+    Raced,
     /// A key the runtime cannot make is neither in the store nor in the data directory.
     #[error(
         "the {what} is neither in the store nor at {}: start the first replica on a data directory made by `cloud-runtime init`",
@@ -94,6 +103,9 @@ pub struct RuntimeKeys {
     pub reset_secret: Vec<u8>,
     /// The SSH host key, when the SSH tunnel is on.
     pub ssh_host_key: Option<PrivateKey>,
+    /// The key-encryption key the keys were opened with, when they are in the store (the
+    /// token-signing key is then followed there: [`follow_token_signing`]).
+    pub sealed_under: Option<KeyEncryptionKey>,
 }
 
 impl std::fmt::Debug for RuntimeKeys {
@@ -144,6 +156,7 @@ impl RuntimeKeys {
                 ssh_host_key: ssh
                     .then(|| ssh_listener::load_or_create_host_key(&dir.ssh_host_key()))
                     .transpose()?,
+                sealed_under: None,
             });
         };
         let kek = KeyEncryptionKey::load(path)?;
@@ -157,16 +170,11 @@ impl RuntimeKeys {
         let ca_key = zeroize::Zeroizing::new(String::from_utf8_lossy(&ca_key).into_owned());
 
         let fresh = TokenSigner::generate_pem()?;
-        let pem = sealed_keys::load_or_create(
-            store,
-            &kek,
-            names::TOKEN_SIGNING,
-            &dir.token_key(),
-            || fresh.into_bytes(),
-        )
+        sealed_keys::load_or_create(store, &kek, names::TOKEN_SIGNING, &dir.token_key(), || {
+            fresh.into_bytes()
+        })
         .await?;
-        let signer = TokenSigner::from_pem(&String::from_utf8_lossy(&pem))
-            .map_err(|r| unusable(names::TOKEN_SIGNING, r))?;
+        let (_, signer) = token_signer(store, &kek).await?;
 
         let state = sealed_keys::load_or_create(
             store,
@@ -213,10 +221,130 @@ impl RuntimeKeys {
             state_key,
             reset_secret,
             ssh_host_key,
+            sealed_under: Some(kek),
         };
         // A stored CA key that is not this CA certificate's is refused here, at start.
         keys.ca()?;
         Ok(keys)
+    }
+}
+
+/// How often a replica looks for a rotated token-signing key in the store.
+pub const TOKEN_KEY_POLL: Duration = Duration::from_millis(500);
+
+/// The token signer of the sealed keys in `store` (the current key, accepting the
+/// previous one's tokens), with the current key's sealed bytes, which change only when it
+/// rotates.
+async fn token_signer(
+    store: &Store,
+    kek: &KeyEncryptionKey,
+) -> Result<(Vec<u8>, TokenSigner), KeysError> {
+    let open = |name: &str, sealed: &[u8]| {
+        kek.open(name, sealed)
+            .map(|plain| String::from_utf8_lossy(&plain).into_owned())
+            .ok_or_else(|| SealedKeyError::WrongKey(name.to_owned()))
+    };
+    let sealed = store
+        .sealed_key(names::TOKEN_SIGNING)
+        .await
+        .map_err(SealedKeyError::from)?
+        .ok_or_else(|| SealedKeyError::WrongKey(names::TOKEN_SIGNING.to_owned()))?;
+    let mut signer = TokenSigner::from_pem(&open(names::TOKEN_SIGNING, &sealed)?)
+        .map_err(|r| unusable(names::TOKEN_SIGNING, r))?;
+    if let Some(previous) = store
+        .sealed_key(names::TOKEN_SIGNING_PREVIOUS)
+        .await
+        .map_err(SealedKeyError::from)?
+    {
+        signer = signer
+            .accepting(&open(names::TOKEN_SIGNING_PREVIOUS, &previous)?)
+            .map_err(|r| unusable(names::TOKEN_SIGNING_PREVIOUS, r))?;
+    }
+    Ok((sealed, signer))
+}
+
+/// Replaces the token-signing key in `store` with a new one, keeping the replaced key to
+/// accept the tokens it signed until they expire (ten minutes; the one before it is
+/// dropped). Every replica takes the new key within [`TOKEN_KEY_POLL`]. Returns the old and
+/// the new key's ids.
+pub async fn rotate_token_signing(
+    store: &Store,
+    kek: &KeyEncryptionKey,
+) -> Result<(String, String), KeysError> {
+    let (sealed, current) = token_signer(store, kek).await?;
+    let plain = kek
+        .open(names::TOKEN_SIGNING, &sealed)
+        .ok_or_else(|| SealedKeyError::WrongKey(names::TOKEN_SIGNING.to_owned()))?;
+    let fresh = TokenSigner::generate_pem()?;
+    let next = TokenSigner::from_pem(&fresh).map_err(|r| unusable(names::TOKEN_SIGNING, r))?;
+    let swapped = store
+        .rotate_sealed_key(
+            names::TOKEN_SIGNING,
+            &sealed,
+            kek.seal(names::TOKEN_SIGNING, fresh.as_bytes()),
+            names::TOKEN_SIGNING_PREVIOUS,
+            kek.seal(names::TOKEN_SIGNING_PREVIOUS, &plain),
+        )
+        .await
+        .map_err(SealedKeyError::from)?;
+    if !swapped {
+        return Err(KeysError::Raced);
+    }
+    Ok((current.kid().to_owned(), next.kid().to_owned()))
+}
+
+/// Keeps `cell` on the token-signing key in `store` until `shutdown`: a rotation at any
+/// replica reaches this one within [`TOKEN_KEY_POLL`].
+pub async fn follow_token_signing(
+    store: Store,
+    kek: KeyEncryptionKey,
+    cell: Arc<SignerCell>,
+    shutdown: CancellationToken,
+) {
+    let mut seen = match store.sealed_key(names::TOKEN_SIGNING).await {
+        Ok(sealed) => sealed,
+        Err(e) => {
+            warn!(error = %e, "reading the token-signing key");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(TOKEN_KEY_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let now = match store.sealed_key(names::TOKEN_SIGNING).await {
+            Ok(now) => now,
+            Err(e) => {
+                if !std::mem::replace(&mut failing, true) {
+                    warn!(error = %e, "cannot read the token-signing key; keeping the current one");
+                }
+                continue;
+            }
+        };
+        if now == seen {
+            failing = false;
+            continue;
+        }
+        match token_signer(&store, &kek).await {
+            Ok((sealed, signer)) => {
+                info!(
+                    kid = signer.kid(),
+                    "token-signing key rotated; tokens of the previous key stay good until they expire"
+                );
+                cell.replace(signer);
+                seen = Some(sealed);
+                failing = false;
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut failing, true) {
+                    warn!(error = %e, "the rotated token-signing key is unusable; keeping the current one");
+                }
+            }
+        }
     }
 }
 

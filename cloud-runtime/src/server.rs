@@ -459,10 +459,11 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
         dev_http_addr,
         &opts.mcp,
     );
+    let signer = Arc::new(crate::oauth::signer::SignerCell::new(keys.signer));
     let oauth = Arc::new(OAuth {
         store: tunnel_ctx.store.clone(),
         issuer,
-        signer: keys.signer,
+        signer: signer.clone(),
         idp: crate::oauth::idp::IdpClient::new().map_err(StartError::component)?,
         metadata: crate::oauth::client_metadata::MetadataFetcher::new(
             opts.mcp.client_metadata_ca.as_deref(),
@@ -572,6 +573,14 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
         shutdown.clone(),
     ));
     tracker.spawn(policies.watch(tunnel_ctx.store.clone(), tools_changed, shutdown.clone()));
+    if let Some(kek) = keys.sealed_under {
+        tracker.spawn(crate::runtime_keys::follow_token_signing(
+            tunnel_ctx.store.clone(),
+            kek,
+            signer,
+            shutdown.clone(),
+        ));
+    }
     tracker.spawn(tunnel::revocation::watch(tunnel_ctx, shutdown.clone()));
     if let Some(listener) = metrics_listener {
         tracker.spawn(crate::metrics::serve(

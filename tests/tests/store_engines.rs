@@ -7,8 +7,10 @@
 //! - Two replicas on one database: each lists the connector the other holds (and which
 //!   replica holds it), an access token one issued is good at the other (their signing keys
 //!   sealed in the database under the operator's key-encryption key, no key files copied), a
-//!   replica restarting leaves its peer's connectors online, and a revocation issued at one
-//!   replica drops the tunnel held by the other.
+//!   replica restarting leaves its peer's connectors online, a revocation issued at one
+//!   replica drops the tunnel held by the other, and `keys rotate-token-signing` reaches a
+//!   running replica (new tokens of the new key; the replaced key's tokens good until a
+//!   second rotation).
 //! - PostgreSQL restarted under a running runtime: `/readyz` says so (503) while it is away,
 //!   requests that need it get a retryable 503 rather than a hang, and everything comes back
 //!   without restarting the runtime.
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use e2e::postgres::Postgres;
 use e2e::{Connector, Runtime, run, run_ok, wait_for};
+use serde_json::Value;
 
 /// What the read-only commands print, for comparing two stores. The audit trail's lines
 /// name the chain (the file, or the replica's chain in the database): what follows must
@@ -288,30 +291,83 @@ fn two_replicas_on_one_database_share_connectors_and_revocations() -> Result<()>
     two.stop()?;
     two.https_port = one.https_port;
     two.start()?;
-    let resp = http
-        .post(format!("{}/t/acme/g/eng/mcp", base(&two)))
-        .bearer_auth(token["access_token"].as_str().unwrap_or_default())
-        .header(
-            "x-mcp-agent-key",
-            e2e::oauth_client::field(&a, "X-MCP-Agent-Key):"),
-        )
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/list")
-        .json(
-            &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {
-            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                      "io.modelcontextprotocol/clientCapabilities": {},
-                      "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"}}}}),
-        )
-        .send()?;
-    let status = resp.status();
-    let body = resp.text()?;
-    assert_eq!(
-        status.as_u16(),
-        200,
-        "a token of replica 1 at replica 2: {body}"
-    );
+    let agent_key = e2e::oauth_client::field(&a, "X-MCP-Agent-Key):");
+    let list_tools = |token: &str| -> Result<(u16, String)> {
+        let resp = http
+            .post(format!("{}/t/acme/g/eng/mcp", base(&two)))
+            .bearer_auth(token)
+            .header("x-mcp-agent-key", &agent_key)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/list")
+            .json(
+                &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {},
+                          "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"}}}}),
+            )
+            .send()?;
+        Ok((resp.status().as_u16(), resp.text()?))
+    };
+    let first = token["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (status, body) = list_tools(&first)?;
+    assert_eq!(status, 200, "a token of replica 1 at replica 2: {body}");
     assert!(body.contains("\"tools\""), "{body}");
+
+    // The signing key rotated from the command line while replica 2 runs: it signs with the
+    // new key within its half-second poll, and the tokens of the key it replaced stay good;
+    // after a second rotation, those of the first key are refused.
+    let kid_of = |token: &str| -> Result<String> {
+        use base64::Engine as _;
+        let header = token.split('.').next().unwrap_or_default();
+        let header: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header)?,
+        )?;
+        Ok(header["kid"].as_str().unwrap_or_default().to_owned())
+    };
+    let carol_secret = e2e::oauth_client::field(&u, "(shown once):");
+    let fresh_token = || -> Result<String> {
+        let t = oauth.access_token(
+            &format!("{}/t/acme/g/eng/mcp", base(&two)),
+            "carol",
+            &carol_secret,
+        )?;
+        Ok(t["access_token"].as_str().unwrap_or_default().to_owned())
+    };
+    let rotate = || {
+        run_ok(two.cli().args([
+            "keys",
+            "rotate-token-signing",
+            "--key-encryption-key-file",
+            &kek.display().to_string(),
+        ]))
+    };
+    let first_kid = kid_of(&first)?;
+    let t0 = Instant::now();
+    let said = rotate();
+    assert!(said.contains("token-signing key rotated"), "{said}");
+    let second = wait_for(Duration::from_secs(10), "tokens of the new key", || {
+        fresh_token()
+            .ok()
+            .filter(|t| kid_of(t).is_ok_and(|k| k != first_kid))
+    })?;
+    println!(
+        "token-signing key rotated at the command line: replica 2 signed with the new key {:?} later",
+        t0.elapsed()
+    );
+    assert_eq!(
+        list_tools(&first)?.0,
+        200,
+        "the replaced key's token is still good"
+    );
+    assert_eq!(list_tools(&second)?.0, 200);
+    rotate();
+    wait_for(Duration::from_secs(10), "the second rotation", || {
+        (list_tools(&first).ok()?.0 == 401).then_some(())
+    })?;
+    assert_eq!(list_tools(&second)?.0, 200, "one rotation ago: still good");
     Ok(())
 }

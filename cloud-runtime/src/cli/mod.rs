@@ -41,6 +41,7 @@ pub mod connector;
 pub mod gateway;
 pub mod idp;
 pub mod init;
+pub mod keys;
 pub mod migrate;
 pub mod policy;
 pub mod serve;
@@ -133,6 +134,10 @@ fn is_bad_configuration(e: &anyhow::Error) -> bool {
             .is_some_and(DataDirError::is_bad_configuration)
         || e.downcast_ref::<StartError>()
             .is_some_and(StartError::is_bad_configuration)
+        || e.downcast_ref::<cloud_runtime::sealed_keys::SealedKeyError>()
+            .is_some_and(cloud_runtime::sealed_keys::SealedKeyError::is_bad_configuration)
+        || e.downcast_ref::<cloud_runtime::runtime_keys::KeysError>()
+            .is_some_and(cloud_runtime::runtime_keys::KeysError::is_bad_configuration)
 }
 
 /// Checks a user, agent, role or group name with the runtime's one rule.

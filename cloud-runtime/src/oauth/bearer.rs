@@ -57,6 +57,7 @@ pub async fn authenticate(
     };
     let claims = o
         .signer
+        .get()
         .verify(token.trim(), &o.issuer, &o.resource_url(tenant, gateway))
         .map_err(|_| {
             unauthorized(

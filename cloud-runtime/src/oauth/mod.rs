@@ -36,7 +36,7 @@ use shared::identity::TenantId;
 
 use crate::identity::GatewayName;
 use crate::store::Store;
-use signer::TokenSigner;
+use signer::SignerCell;
 
 /// Lifetime of an access token.
 pub const ACCESS_TTL_SECS: i64 = 600;
@@ -57,7 +57,7 @@ pub struct OAuth {
     /// Issuer URL (`https://host[:port]`), also the base of every resource URL.
     pub issuer: String,
     /// Access-token signer.
-    pub signer: TokenSigner,
+    pub signer: Arc<SignerCell>,
     /// Client of tenants' identity providers.
     pub idp: idp::IdpClient,
     /// Fetcher of client ID metadata documents.

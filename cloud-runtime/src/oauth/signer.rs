@@ -3,6 +3,7 @@
 //! user's stable id, not their token).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,37 @@ pub struct TokenSigner {
     encoding: EncodingKey,
     decoding: DecodingKey,
     kid: String,
+    /// The key this one replaced (its id and public half): tokens it signed stay good
+    /// until they expire.
+    previous: Option<(String, DecodingKey)>,
+}
+
+/// The signer in use, replaced whole when the signing key rotates; requests take the one
+/// current when they start.
+#[derive(Debug)]
+pub struct SignerCell(RwLock<Arc<TokenSigner>>);
+
+impl SignerCell {
+    /// A cell holding `signer`.
+    pub fn new(signer: TokenSigner) -> Self {
+        Self(RwLock::new(Arc::new(signer)))
+    }
+
+    /// The signer now.
+    pub fn get(&self) -> Arc<TokenSigner> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `signer` in place of the current one.
+    pub fn replace(&self, signer: TokenSigner) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(signer);
+    }
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -127,7 +159,23 @@ impl TokenSigner {
                 .get(..8)
                 .unwrap_or_default(),
             ),
+            previous: None,
         })
+    }
+
+    /// This signer, also accepting the tokens of the ES256 key `pem` (the one it
+    /// replaced) until they expire.
+    pub fn accepting(mut self, pem: &str) -> Result<Self, String> {
+        let old = Self::from_pem(pem)?;
+        if old.kid != self.kid {
+            self.previous = Some((old.kid, old.decoding));
+        }
+        Ok(self)
+    }
+
+    /// The id of the key it signs with (the tokens' `kid`).
+    pub fn kid(&self) -> &str {
+        &self.kid
     }
 
     /// A new ES256 key, as PKCS#8 PEM.
@@ -156,7 +204,16 @@ impl TokenSigner {
         v.set_issuer(&[issuer]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.leeway = 30;
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &v).map(|d| d.claims)
+        let kid = jsonwebtoken::decode_header(token)?.kid;
+        let key = match (kid.as_deref(), &self.previous) {
+            (None, _) => &self.decoding,
+            (Some(kid), _) if kid == self.kid => &self.decoding,
+            (Some(kid), Some((previous, key))) if kid == previous => key,
+            (Some(_), _) => {
+                return Err(jsonwebtoken::errors::ErrorKind::InvalidSignature.into());
+            }
+        };
+        jsonwebtoken::decode::<AccessClaims>(token, key, &v).map(|d| d.claims)
     }
 }
 
@@ -228,6 +285,46 @@ mod tests {
                 .is_ok(),
             "key persists"
         );
+    }
+
+    #[test]
+    fn after_a_rotation_the_previous_keys_tokens_stay_good_and_older_ones_do_not() {
+        let (aud, iss) = ("https://rt/t/acme/g/eng/mcp", "https://rt");
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let pems: Vec<String> = (0..3)
+            .map(|_| TokenSigner::generate_pem().unwrap())
+            .collect();
+        let first = TokenSigner::from_pem(&pems[0]).unwrap();
+        let t0 = first.sign(&claims(aud, now + 60)).unwrap();
+
+        let second = TokenSigner::from_pem(&pems[1])
+            .unwrap()
+            .accepting(&pems[0])
+            .unwrap();
+        let t1 = second.sign(&claims(aud, now + 60)).unwrap();
+        assert_ne!(second.kid(), first.kid());
+        assert_eq!(
+            jsonwebtoken::decode_header(&t1).unwrap().kid.as_deref(),
+            Some(second.kid())
+        );
+        assert!(
+            second.verify(&t0, iss, aud).is_ok(),
+            "the previous key's token"
+        );
+        assert!(second.verify(&t1, iss, aud).is_ok());
+
+        let third = TokenSigner::from_pem(&pems[2])
+            .unwrap()
+            .accepting(&pems[1])
+            .unwrap();
+        assert!(third.verify(&t1, iss, aud).is_ok());
+        assert!(third.verify(&t0, iss, aud).is_err(), "two rotations ago");
+        // A token naming the previous key's id but signed with another key is forged.
+        let mut forged_header = Header::new(Algorithm::ES256);
+        forged_header.kid = Some(second.kid().to_owned());
+        let forged =
+            jsonwebtoken::encode(&forged_header, &claims(aud, now + 60), &first.encoding).unwrap();
+        assert!(third.verify(&forged, iss, aud).is_err());
     }
 
     #[test]

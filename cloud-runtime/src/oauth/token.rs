@@ -210,7 +210,7 @@ async fn issue(o: &OAuth, grant: &RefreshRow) -> Response {
         groups: user.groups,
         scope: SCOPE.to_owned(),
     };
-    let Ok(access) = o.signer.sign(&claims) else {
+    let Ok(access) = o.signer.get().sign(&claims) else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",

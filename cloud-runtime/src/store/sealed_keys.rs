@@ -31,4 +31,43 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Replaces the sealed key `name` with `current` if it is still `expected`, and keeps
+    /// what it replaces as `previous_name` (sealed as `previous`), both or neither. False
+    /// when `name` changed meanwhile (another rotation won).
+    pub async fn rotate_sealed_key(
+        &self,
+        name: &str,
+        expected: &[u8],
+        current: Vec<u8>,
+        previous_name: &str,
+        previous: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let swapped = query(
+            "UPDATE sealed_keys SET sealed = $1, created_at = $2 WHERE name = $3 AND sealed = $4",
+        )
+        .bind(current)
+        .bind(self.now_ms())
+        .bind(name)
+        .bind(expected)
+        .execute(&mut tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !swapped {
+            return Ok(false);
+        }
+        query(
+            "INSERT INTO sealed_keys (name, sealed, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, created_at = excluded.created_at",
+        )
+        .bind(previous_name)
+        .bind(previous)
+        .bind(self.now_ms())
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 }
