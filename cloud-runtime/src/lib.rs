@@ -27,6 +27,8 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`telemetry`]: OpenTelemetry spans of tool calls.
 //! - [`admin`]: the local admin socket (diagnostic calls, online list).
+//! - [`admin_api`]: the tenant admin API over HTTPS (admin tokens, connectors, join
+//!   tokens), with its OpenAPI document.
 //! - [`runtime_keys`]: where `serve` takes its secret keys from (files, or sealed copies).
 //! - [`sealed_keys`]: the runtime's secret keys in the shared store, sealed with the
 //!   operator's key-encryption key, for replicas.
@@ -35,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_api;
 pub mod approve;
 pub mod audit;
 pub mod cluster;

@@ -66,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::connector::ConnectorCommand,
     },
+    /// Tokens of the tenant admin API (`/admin/api/v1/t/{tenant}/...`).
+    AdminToken {
+        #[command(subcommand)]
+        command: cli::admin_token::AdminTokenCommand,
+    },
     /// The runtime's own keys, when they live in the store.
     Keys {
         #[command(subcommand)]
@@ -121,5 +126,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Tenant { command } => cli::tenant::run(command).await,
         Command::Connector { command } => cli::connector::run(command).await,
         Command::Keys { command } => cli::keys::run(command).await,
+        Command::AdminToken { command } => cli::admin_token::run(command).await,
     }
 }

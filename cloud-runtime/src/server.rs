@@ -531,8 +531,18 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
             mcp::authenticate::authenticate,
         ))
         .with_state(gateways);
+    let admin_api = Arc::new(crate::admin_api::AdminApi {
+        store: tunnel_ctx.store.clone(),
+        audit: audit.clone(),
+        enroll_endpoint: format!("{host}:{}", https_addr.port()),
+        ca_fingerprint: dir
+            .ca_fingerprint()
+            .map_err(StartError::component)?
+            .to_string(),
+    });
     let router = Router::new()
         .merge(enroll_routes)
+        .merge(crate::admin_api::routes(admin_api))
         .merge(mcp_routes)
         .merge(connect_routes)
         .merge(

@@ -23,6 +23,9 @@ pub enum Kind {
     /// The runtime refused a connector's certificate (a superseded one at the handshake, or
     /// one that renewed already): no user or agent is involved.
     Certificate,
+    /// A tenant administrator's act through the admin API (a join token made, a connector
+    /// revoked): the admin's name as the user, the action as the tool.
+    Admin,
 }
 
 /// Allow or deny.

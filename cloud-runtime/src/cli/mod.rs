@@ -35,6 +35,7 @@ macro_rules! println {
     }};
 }
 
+pub mod admin_token;
 pub mod agent;
 pub mod audit;
 pub mod connector;

@@ -7,6 +7,7 @@
 //! timestamps); the two `migrations/` folders hold the same versions, differing only where
 //! the column types must (BLOB and BYTEA).
 
+pub mod admin_tokens;
 pub mod approval;
 pub mod audit_chain;
 pub mod audit_keys;

@@ -1,0 +1,70 @@
+//! The tenant admin API: JSON over HTTPS under `/admin/api/v1/t/{tenant}/...`, described
+//! by the OpenAPI 3.1 document served at `/admin/api/v1/openapi.json`, for a tenant's own
+//! administrators and their automation. Platform operators keep the command line on the
+//! runtime's host; both reach the same functions here and in [`crate::join_token`] and the
+//! store.
+//!
+//! - [`tokens`]: admin API tokens: made on the runtime's host (`cloud-runtime admin-token`),
+//!   shown once, stored hashed, bound to one tenant and a set of [`tokens::Scope`]s,
+//!   expiring, revocable.
+//! - [`auth`]: who is calling: 401 without a usable token, 404 for a tenant the token is
+//!   not of (nothing about other tenants leaks), 403 without the endpoint's scope.
+//! - [`connectors`]: the tenant's connectors, join tokens with the exact install-and-enroll
+//!   commands, revocation; each change written to the audit trail as the admin's act.
+//! - [`openapi`]: the document.
+//! - [`problem`]: error answers, `{"error": code, "message": text}`.
+
+pub mod auth;
+pub mod connectors;
+pub mod openapi;
+pub mod problem;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{any, get, post};
+
+use crate::audit::AuditLog;
+use crate::store::Store;
+
+/// The path every admin API route starts with.
+pub const BASE: &str = "/admin/api/v1";
+
+/// What the admin API's handlers share.
+#[derive(Debug)]
+pub struct AdminApi {
+    /// The store.
+    pub store: Store,
+    /// The audit trail, where each change is written as the admin's act.
+    pub audit: AuditLog,
+    /// The runtime's HTTPS endpoint as connectors enroll at it (`host:port`).
+    pub enroll_endpoint: String,
+    /// The CA fingerprint connectors pin at enrollment (`sha256:...`).
+    pub ca_fingerprint: String,
+}
+
+/// The admin API's routes.
+pub fn routes(api: Arc<AdminApi>) -> Router {
+    Router::new()
+        .route(&format!("{BASE}/openapi.json"), get(openapi::serve))
+        .route(
+            &format!("{BASE}/t/{{tenant}}/connectors"),
+            get(connectors::list),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/connectors/{{id}}/revoke"),
+            post(connectors::revoke),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/join-tokens"),
+            post(connectors::create_join_token),
+        )
+        // Anything else under the base is a typed 404 too, not an empty page.
+        .route(&format!("{BASE}/{{*rest}}"), any(unknown))
+        .with_state(api)
+}
+
+async fn unknown() -> problem::Problem {
+    problem::Problem::not_found("no such admin API endpoint")
+}

@@ -1,0 +1,117 @@
+//! The OpenAPI 3.1 document of the admin API, served at `/admin/api/v1/openapi.json`; the
+//! tests validate every answer against it.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+use super::BASE;
+use super::tokens::Scope;
+
+/// `GET /admin/api/v1/openapi.json` (no authentication: it says nothing about any tenant).
+pub async fn serve() -> Json<Value> {
+    Json(document())
+}
+
+/// The document.
+pub fn document() -> Value {
+    let problem = |description: &str| {
+        json!({"description": description,
+               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+    };
+    let errors = |scope: Scope| {
+        json!({
+            "400": problem("Malformed request"),
+            "401": problem("No usable admin token (missing, unknown, expired or revoked)"),
+            "403": problem(&format!("The token lacks the scope {scope}")),
+            "404": problem("No such tenant administered by this token, or no such object in it"),
+            "503": problem("The store is unavailable; retry"),
+        })
+    };
+    let with = |mut ok: Value, scope: Scope| {
+        if let (Some(o), Some(e)) = (ok.as_object_mut(), errors(scope).as_object()) {
+            o.extend(e.clone());
+        }
+        ok
+    };
+    let tenant = json!({"name": "tenant", "in": "path", "required": true,
+                        "schema": {"type": "string", "maxLength": 63}});
+    let security = |scope: Scope| json!([{"adminToken": [scope.as_str()]}]);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "cloud-runtime tenant admin API",
+            "version": "1",
+            "description": "Administration of one tenant: its connectors and join tokens. Authenticate with an admin token (`cloud-runtime admin-token create`) as a bearer token; a token acts on its own tenant only.",
+        },
+        "servers": [{"url": BASE}],
+        "paths": {
+            "/t/{tenant}/connectors": {"get": {
+                "operationId": "listConnectors",
+                "summary": "The tenant's connectors with their state",
+                "parameters": [tenant],
+                "security": security(Scope::ConnectorsRead),
+                "responses": with(json!({"200": {"description": "The connectors",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ConnectorList"}}}}}),
+                    Scope::ConnectorsRead),
+            }},
+            "/t/{tenant}/join-tokens": {"post": {
+                "operationId": "createJoinToken",
+                "summary": "A one-time join token for a new connector, with the commands that install and enroll it",
+                "parameters": [tenant],
+                "security": security(Scope::ConnectorsWrite),
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JoinTokenRequest"}}}},
+                "responses": with(json!({"201": {"description": "The token (shown once)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JoinToken"}}}}}),
+                    Scope::ConnectorsWrite),
+            }},
+            "/t/{tenant}/connectors/{id}/revoke": {"post": {
+                "operationId": "revokeConnector",
+                "summary": "Revoke a connector: refused from now on, its live tunnels dropped within a second (idempotent)",
+                "parameters": [tenant, {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "security": security(Scope::ConnectorsWrite),
+                "responses": with(json!({"200": {"description": "Revoked",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Revoked"}}}}}),
+                    Scope::ConnectorsWrite),
+            }},
+        },
+        "components": {
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer",
+                "description": "An admin token: `crt_admin_` and 64 hex digits"}},
+            "schemas": {
+                "Problem": {"type": "object", "additionalProperties": false,
+                    "required": ["error", "message"],
+                    "properties": {"error": {"type": "string", "enum": ["bad_request", "unauthorized", "insufficient_scope", "not_found", "unavailable"]},
+                                   "message": {"type": "string"}}},
+                "Connector": {"type": "object", "additionalProperties": false,
+                    "required": ["id", "status", "version", "transport", "replica", "last_seen_ms", "cert_not_after_ms", "warnings"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "status": {"type": "string", "enum": ["online", "offline", "revoked"]},
+                        "version": {"type": ["string", "null"]},
+                        "transport": {"type": ["string", "null"]},
+                        "replica": {"type": ["string", "null"]},
+                        "last_seen_ms": {"type": ["integer", "null"]},
+                        "cert_not_after_ms": {"type": "integer"},
+                        "warnings": {"type": "array", "items": {"type": "string"}}}},
+                "ConnectorList": {"type": "object", "additionalProperties": false,
+                    "required": ["connectors"],
+                    "properties": {"connectors": {"type": "array", "items": {"$ref": "#/components/schemas/Connector"}}}},
+                "JoinTokenRequest": {"type": "object", "additionalProperties": false,
+                    "properties": {"ttl_seconds": {"type": "integer", "minimum": 1, "maximum": 604800}}},
+                "JoinToken": {"type": "object", "additionalProperties": false,
+                    "required": ["token", "connector_id", "ca_fingerprint", "expires_at_ms", "commands"],
+                    "properties": {
+                        "token": {"type": "string"},
+                        "connector_id": {"type": "string"},
+                        "ca_fingerprint": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                        "expires_at_ms": {"type": "integer"},
+                        "commands": {"type": "object", "additionalProperties": false, "required": ["deb", "rpm"],
+                            "properties": {"deb": {"type": "string"}, "rpm": {"type": "string"}}}}},
+                "Revoked": {"type": "object", "additionalProperties": false,
+                    "required": ["id", "status", "already_revoked"],
+                    "properties": {"id": {"type": "string"}, "status": {"const": "revoked"},
+                                   "already_revoked": {"type": "boolean"}}},
+            },
+        },
+    })
+}

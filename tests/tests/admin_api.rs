@@ -1,0 +1,317 @@
+//! The tenant admin API (`/admin/api/v1/t/{tenant}/...`) against a real runtime and
+//! connector, every answer validated against the OpenAPI document the runtime serves:
+//!
+//! - Every endpoint without a token or with an unknown or revoked one is 401, with a token
+//!   of another tenant 404 (nothing of the tenant in the answer), with a token lacking the
+//!   scope 403.
+//! - An admin of the tenant lists its connectors, makes a join token whose enroll command
+//!   enrolls a real connector, and revokes a connector (its tunnel drops; again: no change).
+//! - Malformed bodies are a 400 that says why; an admin's acts are in the audit trail under
+//!   the token's name; the store keeps only the tokens' hashes.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use e2e::{Connector, Runtime, run, run_ok};
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+
+/// `admin-token create`: the token text.
+fn admin_token(rt: &Runtime, tenant: &str, name: &str, scopes: &str) -> String {
+    let out = run_ok(rt.cli().args([
+        "admin-token",
+        "create",
+        "--tenant",
+        tenant,
+        "--name",
+        name,
+        "--scopes",
+        scopes,
+    ]));
+    out.lines()
+        .find_map(|l| l.strip_prefix("token (shown once): "))
+        .expect("a token")
+        .to_owned()
+}
+
+struct Api {
+    http: Client,
+    base: String,
+    schemas: Value,
+}
+
+impl Api {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<(u16, Value)> {
+        let url = format!("{}/admin/api/v1{path}", self.base);
+        let mut req = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url),
+        };
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        let resp = req.send()?;
+        let status = resp.status().as_u16();
+        if status == 401 {
+            assert!(
+                resp.headers().contains_key("www-authenticate"),
+                "a 401 names its scheme"
+            );
+        }
+        let text = resp.text()?;
+        let value: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{method} {path}: {status} {text:?}"))?;
+        Ok((status, value))
+    }
+
+    /// Checks `value` against the document's schema `name`.
+    fn conforms(&self, name: &str, value: &Value) {
+        let mut schema = self.schemas.clone();
+        schema["$ref"] = json!(format!("#/components/schemas/{name}"));
+        let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+        let errors: Vec<String> = validator
+            .iter_errors(value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:?} in {value}");
+    }
+}
+
+#[test]
+fn tenant_admins_manage_their_own_connectors_and_nothing_else() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    let mut c1 = Connector::enroll(&rt, "acme", "c1")?;
+    c1.start(&rt, &[])?;
+    let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
+    let http = Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca)?])
+        .timeout(Duration::from_secs(20))
+        .build()?;
+    let base = format!("https://localhost:{}", rt.https_port);
+    let doc: Value = http
+        .get(format!("{base}/admin/api/v1/openapi.json"))
+        .send()?
+        .json()?;
+    assert_eq!(doc["openapi"], "3.1.0");
+    // The document's components, as a schema whose $ref picks one.
+    let schemas = json!({"components": doc["components"].clone()});
+    let api = Api {
+        http,
+        base,
+        schemas,
+    };
+
+    let full = admin_token(
+        &rt,
+        "acme",
+        "alice-admin",
+        "connectors:read,connectors:write",
+    );
+    let reader = admin_token(&rt, "acme", "dashboard", "connectors:read");
+    let globex = admin_token(
+        &rt,
+        "globex",
+        "globex-admin",
+        "connectors:read,connectors:write",
+    );
+    let revoked = admin_token(&rt, "acme", "old-ci", "connectors:read");
+    let listed = run_ok(
+        rt.cli()
+            .args(["admin-token", "list", "--tenant", "acme", "--json"]),
+    );
+    let old_id = serde_json::from_str::<Vec<Value>>(&listed)?
+        .into_iter()
+        .find(|t| t["name"] == "old-ci")
+        .and_then(|t| t["id"].as_str().map(str::to_owned))
+        .context("old-ci listed")?;
+    run_ok(
+        rt.cli()
+            .args(["admin-token", "revoke", "--tenant", "acme", &old_id]),
+    );
+    assert!(
+        run_ok(
+            rt.cli()
+                .args(["admin-token", "revoke", "--tenant", "acme", &old_id])
+        )
+        .contains("already revoked")
+    );
+
+    let revoke_c1 = format!("/t/acme/connectors/{}/revoke", c1.id);
+    let endpoints = [
+        ("GET", "/t/acme/connectors".to_owned(), None),
+        ("POST", "/t/acme/join-tokens".to_owned(), Some("{}")),
+        ("POST", revoke_c1.clone(), None),
+    ];
+    for (method, path, body) in &endpoints {
+        for token in [
+            None,
+            Some("crt_admin_00"),
+            Some("not-even-the-prefix"),
+            Some(revoked.as_str()),
+        ] {
+            let (status, v) = api.call(method, path, token, *body)?;
+            assert_eq!(status, 401, "{method} {path} with {token:?}: {v}");
+            api.conforms("Problem", &v);
+        }
+        let (status, v) = api.call(method, path, Some(&globex), *body)?;
+        assert_eq!(status, 404, "another tenant's admin: {method} {path}: {v}");
+        api.conforms("Problem", &v);
+        assert!(!v.to_string().contains(&c1.id), "nothing leaks: {v}");
+    }
+    for (method, path, body) in &endpoints[1..] {
+        let (status, v) = api.call(method, path, Some(&reader), *body)?;
+        assert_eq!(status, 403, "without the scope: {method} {path}: {v}");
+        api.conforms("Problem", &v);
+    }
+    // A tenant that does not exist answers as another tenant does.
+    let (status, _) = api.call("GET", "/t/initech/connectors", Some(&full), None)?;
+    assert_eq!(status, 404);
+
+    let (status, list) = api.call("GET", "/t/acme/connectors", Some(&reader), None)?;
+    assert_eq!(status, 200, "{list}");
+    api.conforms("ConnectorList", &list);
+    let row = list["connectors"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["id"] == c1.id.as_str()))
+        .context("c1 listed")?;
+    assert_eq!(row["status"], "online", "{row}");
+    let (_, theirs) = api.call("GET", "/t/globex/connectors", Some(&globex), None)?;
+    assert!(
+        !theirs.to_string().contains(&c1.id),
+        "globex sees none of acme's"
+    );
+
+    // A join token whose enroll command enrolls a real connector.
+    for bad in [
+        r#"{"ttl_seconds": "soon"}"#,
+        r#"{"ttl": 60}"#,
+        r#"{"ttl_seconds": 0}"#,
+        "{",
+        r#"{"ttl_seconds": 99999999}"#,
+    ] {
+        let (status, v) = api.call("POST", "/t/acme/join-tokens", Some(&full), Some(bad))?;
+        assert_eq!(status, 400, "{bad}: {v}");
+        api.conforms("Problem", &v);
+    }
+    let (status, joined) = api.call(
+        "POST",
+        "/t/acme/join-tokens",
+        Some(&full),
+        Some(r#"{"ttl_seconds": 600}"#),
+    )?;
+    assert_eq!(status, 201, "{joined}");
+    api.conforms("JoinToken", &joined);
+    let deb = joined["commands"]["deb"].as_str().context("deb")?;
+    assert!(
+        deb.starts_with("sudo apt-get install ./edge-connector_"),
+        "{deb}"
+    );
+    assert!(
+        joined["commands"]["rpm"]
+            .as_str()
+            .is_some_and(|r| r.contains("dnf install"))
+    );
+    let enroll = deb
+        .split(" && ")
+        .find(|part| part.contains(" enroll "))
+        .context("an enroll command")?;
+    let words: Vec<&str> = enroll.split_whitespace().collect();
+    let flag = |name: &str| {
+        words
+            .iter()
+            .position(|w| *w == name)
+            .and_then(|i| words.get(i + 1))
+            .copied()
+            .context(name.to_owned())
+    };
+    let state = tempfile::tempdir()?;
+    let out = run(Connector::cli()
+        .args([
+            "enroll",
+            "--runtime",
+            flag("--runtime")?,
+            "--token",
+            flag("--token")?,
+            "--ca-fingerprint",
+            flag("--ca-fingerprint")?,
+            "--state-dir",
+        ])
+        .arg(state.path().join("state")));
+    assert!(
+        out.status.success(),
+        "the page's enroll command enrolls: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Revocation: not by another tenant, once by the tenant, then no change.
+    let (status, _) = api.call("POST", &revoke_c1, Some(&globex), None)?;
+    assert_eq!(status, 404);
+    let (status, v) = api.call("POST", &revoke_c1, Some(&full), None)?;
+    assert_eq!(status, 200, "{v}");
+    api.conforms("Revoked", &v);
+    assert_eq!(v["already_revoked"], false);
+    let exit = c1
+        .process
+        .as_mut()
+        .context("running")?
+        .wait_exit(Duration::from_secs(10))?;
+    assert!(!exit.success(), "the revoked connector's tunnel dropped");
+    let (status, again) = api.call("POST", &revoke_c1, Some(&full), None)?;
+    assert_eq!((status, &again["already_revoked"]), (200, &json!(true)));
+    for odd in [
+        format!("/t/acme/connectors/c-<b>{}<b>/revoke", "x".repeat(3000)),
+        "/t/acme/connectors/c-1/revoke/more".to_owned(),
+        "/t/acme/nothing-here".to_owned(),
+    ] {
+        let (status, v) = api.call("POST", &odd, Some(&full), None)?;
+        assert_eq!(status, 404, "{v}");
+        api.conforms("Problem", &v);
+        assert!(!v.to_string().contains("<b>"), "{v}");
+    }
+
+    // The admin's acts in the audit trail, under the token's name.
+    let audit = rt.audit_text();
+    let acts: Vec<Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["kind"] == "admin")
+        .collect();
+    assert!(
+        acts.iter().any(|r| r["tool"] == "admin.connector.revoke"
+            && r["user"] == "alice-admin"
+            && r["target"] == c1.id.as_str()),
+        "{acts:?}"
+    );
+    assert!(
+        acts.iter().any(|r| r["tool"] == "admin.join_token.create"),
+        "{acts:?}"
+    );
+    assert_eq!(
+        acts.iter()
+            .filter(|r| r["tool"] == "admin.connector.revoke")
+            .count(),
+        1,
+        "revoking again is no act"
+    );
+    // Only hashes of the tokens are stored.
+    let db = std::fs::read(rt.data_dir().join("runtime.db"))?;
+    for token in [&full, &reader, &globex] {
+        assert!(
+            !db.windows(token.len()).any(|w| w == token.as_bytes()),
+            "a token in the store"
+        );
+    }
+    Ok(())
+}
