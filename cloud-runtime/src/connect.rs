@@ -24,7 +24,7 @@ use shared::identity::{ConnectorId, TenantId};
 use shared::wire;
 
 use crate::audit::AuditLog;
-use crate::audit::record::{AuditRecord, Kind, now_rfc3339};
+use crate::audit::record::{AuditRecord, Kind};
 use crate::html::text_page;
 use crate::mcp::shared_state::elicitations::Elicitations;
 use crate::oauth::{OAuth, authorize, browser};
@@ -262,29 +262,18 @@ async fn record(cx: &ConnectContext, row: &ConnectRow, outcome: &str, reason: Op
     };
     cx.audit
         .submit(AuditRecord {
-            time: now_rfc3339(),
-            kind: Kind::Authorization,
-            tenant: row.tenant.clone(),
-            gateway: None,
             user: name,
             user_id: Some(row.user_id.clone()),
             agent: row.agent.clone(),
             connector: Some(row.connector.clone()),
-            tool: format!("connect {}", row.provider),
             instance: Some(row.provider.clone()),
-            target: None,
-            decision: None,
-            layer: None,
             reason: reason.map(str::to_owned),
             outcome: Some(outcome.to_owned()),
-            duration_ms: None,
-            upstream: None,
-            arguments: None,
-            confirmation: None,
-            call_id: 0,
-            trace_id: "0".repeat(32),
-            span_id: "0".repeat(16),
-            receipt: None,
+            ..AuditRecord::event(
+                Kind::Authorization,
+                &row.tenant,
+                &format!("connect {}", row.provider),
+            )
         })
         .await;
 }

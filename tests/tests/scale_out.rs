@@ -123,8 +123,9 @@ fn tool_names(http: &Client, url: &str, session: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-#[test]
-fn three_replicas_serve_one_connector_through_nats() -> Result<()> {
+/// PostgreSQL, NATS and replicas `rt-1`, `rt-2` and `rt-3` on one database with a gateway
+/// `eng` in tenant `acme` (the servers are stopped when their handles drop).
+fn three_replicas() -> Result<(Postgres, Nats, Replica, Replica, Replica)> {
     let pg = Postgres::start()?;
     let nats = Nats::start()?;
     let url = pg.create_database("runtime")?;
@@ -139,17 +140,20 @@ fn three_replicas_serve_one_connector_through_nats() -> Result<()> {
             .args(["gateway", "create", "--tenant", "acme", "eng"]),
     );
     one.rt.start()?;
-    let mut replicas = Vec::new();
-    for name in ["rt-2", "rt-3"] {
+    let replica = |name: &str| -> Result<Replica> {
         let http = free_port();
         let mut rt = one.rt.replica()?;
         rt.serve_args = Replica::args(name, &nats, http);
         rt.start()?;
-        replicas.push(Replica { rt, http });
-    }
-    let [two, three] = &replicas[..] else {
-        unreachable!()
+        Ok(Replica { rt, http })
     };
+    let (two, three) = (replica("rt-2")?, replica("rt-3")?);
+    Ok((pg, nats, one, two, three))
+}
+
+#[test]
+fn three_replicas_serve_one_connector_through_nats() -> Result<()> {
+    let (_pg, _nats, mut one, two, three) = three_replicas()?;
     let mut c = Connector::enroll(&one.rt, "acme", "c1")?;
     c.start(&one.rt, &[])?;
     let http = Client::builder().timeout(Duration::from_secs(30)).build()?;
@@ -414,31 +418,7 @@ fn under_load(
 
 #[test]
 fn a_connector_with_tunnels_to_two_replicas_survives_a_drain_and_a_kill() -> Result<()> {
-    let pg = Postgres::start()?;
-    let nats = Nats::start()?;
-    let url = pg.create_database("runtime")?;
-    let mut one = Replica {
-        rt: Runtime::init_on(&url)?,
-        http: free_port(),
-    };
-    one.rt.serve_args = Replica::args("rt-1", &nats, one.http);
-    run_ok(
-        one.rt
-            .cli()
-            .args(["gateway", "create", "--tenant", "acme", "eng"]),
-    );
-    one.rt.start()?;
-    let mut replicas = Vec::new();
-    for name in ["rt-2", "rt-3"] {
-        let http = free_port();
-        let mut rt = one.rt.replica()?;
-        rt.serve_args = Replica::args(name, &nats, http);
-        rt.start()?;
-        replicas.push(Replica { rt, http });
-    }
-    let [two, three] = &replicas[..] else {
-        unreachable!()
-    };
+    let (_pg, _nats, mut one, two, three) = three_replicas()?;
     // Tunnels to replicas 1 and 2, each by its own address; replica 3 holds none.
     let mut c = Connector::enroll(&one.rt, "acme", "c1")?;
     let config = c.configure(
@@ -470,7 +450,7 @@ fn a_connector_with_tunnels_to_two_replicas_survives_a_drain_and_a_kill() -> Res
     // Replica 1 drains (SIGTERM): it tells the connector to go away, and every call, at
     // replica 3 or 2, is served by the tunnel at replica 2. Not one fails.
     let t0 = Instant::now();
-    let tallies = under_load("drain", three, two, || {
+    let tallies = under_load("drain", &three, &two, || {
         one.rt.stop()?;
         println!("replica 1 drained and exited in {:?}", t0.elapsed());
         std::thread::sleep(Duration::from_secs(1));
@@ -501,7 +481,7 @@ fn a_connector_with_tunnels_to_two_replicas_survives_a_drain_and_a_kill() -> Res
     // in flight there fail, each with a retryable error; the next call of each worker
     // already goes to replica 2.
     let mut killed_at = Instant::now();
-    let tallies = under_load("kill", three, two, || {
+    let tallies = under_load("kill", &three, &two, || {
         killed_at = Instant::now();
         one.rt.kill();
         std::thread::sleep(Duration::from_secs(6));

@@ -17,7 +17,7 @@ use super::AdminApi;
 use super::auth::{self, Admin};
 use super::problem::Problem;
 use super::tokens::Scope;
-use crate::audit::record::{AuditRecord, Kind, now_rfc3339};
+use crate::audit::record::{AuditRecord, Kind};
 use crate::join_token;
 use crate::store::{ConnectorRow, StoreError};
 
@@ -168,29 +168,12 @@ async fn record(api: &AdminApi, admin: &Admin, action: &str, target: Option<&str
     let written = api
         .audit
         .write(AuditRecord {
-            time: now_rfc3339(),
-            kind: Kind::Admin,
-            tenant: admin.tenant.to_string(),
-            gateway: None,
             user: admin.name.clone(),
-            user_id: None,
             agent: format!("admin-token {}", admin.token_id),
             connector: target.map(str::to_owned),
-            tool: action.to_owned(),
-            instance: None,
             target: target.map(str::to_owned),
-            decision: None,
-            layer: None,
-            reason: None,
             outcome: Some("ok".to_owned()),
-            duration_ms: None,
-            upstream: None,
-            arguments: None,
-            confirmation: None,
-            call_id: 0,
-            trace_id: "0".repeat(32),
-            span_id: "0".repeat(16),
-            receipt: None,
+            ..AuditRecord::event(Kind::Admin, admin.tenant.as_str(), action)
         })
         .await;
     if let Err(e) = written {

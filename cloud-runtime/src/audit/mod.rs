@@ -83,29 +83,12 @@ impl CertificateRefusal<'_> {
     /// user and agent are `-`: the only party is whoever holds the certificate's key.
     pub fn record(&self) -> AuditRecord {
         AuditRecord {
-            time: now_rfc3339(),
-            kind: Kind::Certificate,
-            tenant: self.tenant.to_owned(),
-            gateway: None,
-            user: "-".to_owned(),
-            user_id: None,
-            agent: "-".to_owned(),
             connector: Some(self.connector.to_owned()),
-            instance: None,
-            tool: self.action.to_owned(),
             target: Some(format!("certificate {}", self.serial)),
             decision: Some(Verdict::Deny),
-            layer: None,
             reason: Some(self.reason.clone()),
             outcome: Some("refused".to_owned()),
-            duration_ms: None,
-            upstream: None,
-            arguments: None,
-            confirmation: None,
-            call_id: 0,
-            trace_id: "0".repeat(32),
-            span_id: "0".repeat(16),
-            receipt: None,
+            ..AuditRecord::event(Kind::Certificate, self.tenant, self.action)
         }
     }
 }

@@ -147,6 +147,39 @@ pub struct AuditRecord {
     pub receipt: Option<Receipt>,
 }
 
+impl AuditRecord {
+    /// A record of `kind` in `tenant`, now, of an act that is no tool call: `tool` names
+    /// what was done; user and agent are `-` and every field of a call's records is empty,
+    /// for the caller to fill in what applies.
+    pub fn event(kind: Kind, tenant: &str, tool: &str) -> Self {
+        Self {
+            time: now_rfc3339(),
+            kind,
+            tenant: tenant.to_owned(),
+            gateway: None,
+            user: "-".to_owned(),
+            user_id: None,
+            agent: "-".to_owned(),
+            connector: None,
+            tool: tool.to_owned(),
+            instance: None,
+            target: None,
+            decision: None,
+            layer: None,
+            reason: None,
+            outcome: None,
+            duration_ms: None,
+            upstream: None,
+            arguments: None,
+            confirmation: None,
+            call_id: 0,
+            trace_id: "0".repeat(32),
+            span_id: "0".repeat(16),
+            receipt: None,
+        }
+    }
+}
+
 /// A connector's receipt for a call ([`wire::CallReceipt`]): the place and hash of the
 /// call's record in the connector's own log, signed with its audit key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

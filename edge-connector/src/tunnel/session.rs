@@ -374,7 +374,8 @@ async fn drive(
                     renew_at = Some(Instant::now() + Duration::from_secs(60));
                     continue;
                 };
-                if renewed_elsewhere(ctx, identity) {
+                // This tunnel is about to be replaced with one on the renewed certificate.
+                if renewed_since(ctx, &identity.cert.serial_hex) {
                     continue;
                 }
                 match ConnectorKey::generate().and_then(|k| k.csr_der(&identity.identity).map(|csr| (k, csr))) {
@@ -451,12 +452,12 @@ fn install_renewal(
     Ok(leaf.serial_hex)
 }
 
-/// Whether the certificate on disk is newer than the one this tunnel opened with (another
-/// slot renewed it; this tunnel is about to be replaced).
-fn renewed_elsewhere(ctx: &SessionContext, identity: &Identity) -> bool {
+/// Whether the certificate on disk is no longer the one with `serial` (another slot
+/// renewed it).
+pub(super) fn renewed_since(ctx: &SessionContext, serial: &str) -> bool {
     ctx.state
         .identity()
-        .is_ok_and(|now| now.cert.serial_hex != identity.cert.serial_hex)
+        .is_ok_and(|now| now.cert.serial_hex != serial)
 }
 
 struct CloseOnDrop(TaskTracker);

@@ -280,6 +280,7 @@ async fn run_slot(
             // uses the newest, so earlier renewals need no further attempt).
             renewals.mark_unchanged();
             let identity = ctx.state.identity()?;
+            let serial = identity.cert.serial_hex.clone();
             let dialled = tokio::select! {
                 d = dial_any(&ctx, &slot, &identity, &mut notice) => d,
                 _ = shutdown.cancelled() => break Ok(()),
@@ -294,6 +295,14 @@ async fn run_slot(
                                 && ctx.tunnel.config.transport == Transport::Auto)
                                 .then(|| Instant::now() + quic_retry.next_delay());
                             install(&slot, &mut current, live, &sessions);
+                        }
+                        // Another slot's renewal took effect while this one dialled with
+                        // the certificate it replaced: dial again with the new one.
+                        Err(SessionEnd::Fatal(_)) if session::renewed_since(&ctx, &serial) => {
+                            info!(
+                                slot = slot.index,
+                                "dialled with the certificate another tunnel just renewed; dialling again"
+                            );
                         }
                         Err(SessionEnd::Fatal(msg)) => break Err(RunError::Refused(msg)),
                         Err(SessionEnd::Busy(after)) => {
