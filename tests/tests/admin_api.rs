@@ -6,6 +6,8 @@
 //!   scope 403.
 //! - An admin of the tenant lists its connectors, makes a join token whose enroll command
 //!   enrolls a real connector, and revokes a connector (its tunnel drops; again: no change).
+//! - The policy: a proposed file validated with the line of its error, applied, shown (the
+//!   command line sees the same revision); an invalid one applies nothing.
 //! - Malformed bodies are a 400 that says why; an admin's acts are in the audit trail under
 //!   the token's name; the store keeps only the tokens' hashes.
 
@@ -51,6 +53,7 @@ impl Api {
         let url = format!("{}/admin/api/v1{path}", self.base);
         let mut req = match method {
             "GET" => self.http.get(url),
+            "PUT" => self.http.put(url),
             _ => self.http.post(url),
         };
         if let Some(t) = token {
@@ -149,10 +152,14 @@ fn tenant_admins_manage_their_own_connectors_and_nothing_else() -> Result<()> {
     );
 
     let revoke_c1 = format!("/t/acme/connectors/{}/revoke", c1.id);
+    const POLICY: &str = "version = 1\n[roles.dev]\nallow = [{ tools = [\"diag.*\"] }]\n";
     let endpoints = [
         ("GET", "/t/acme/connectors".to_owned(), None),
         ("POST", "/t/acme/join-tokens".to_owned(), Some("{}")),
         ("POST", revoke_c1.clone(), None),
+        ("GET", "/t/acme/policy".to_owned(), None),
+        ("POST", "/t/acme/policy/validate".to_owned(), Some(POLICY)),
+        ("PUT", "/t/acme/policy".to_owned(), Some(POLICY)),
     ];
     for (method, path, body) in &endpoints {
         for token in [
@@ -253,6 +260,71 @@ fn tenant_admins_manage_their_own_connectors_and_nothing_else() -> Result<()> {
         out.status.success(),
         "the page's enroll command enrolls: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The policy: validated with the place of its first error, applied, shown; an invalid
+    // one changes nothing.
+    let policy_admin = admin_token(&rt, "acme", "policy-admin", "policy:read,policy:write");
+    let policy_reader = admin_token(&rt, "acme", "policy-reader", "policy:read");
+    let broken = "version = 1\n[roles.dev]\nallow = [{ tools = 5 }]\n";
+    let (status, v) = api.call(
+        "POST",
+        "/t/acme/policy/validate",
+        Some(&policy_reader),
+        Some(broken),
+    )?;
+    assert_eq!(status, 422, "{v}");
+    api.conforms("InvalidPolicy", &v);
+    assert_eq!(v["line"], 3, "{v}");
+    let (status, v) = api.call(
+        "POST",
+        "/t/acme/policy/validate",
+        Some(&policy_reader),
+        Some(POLICY),
+    )?;
+    assert_eq!(status, 200, "{v}");
+    api.conforms("PolicyValid", &v);
+    let (status, v) = api.call("PUT", "/t/acme/policy", Some(&policy_reader), Some(POLICY))?;
+    assert_eq!(status, 403, "{v}");
+    let (status, applied) = api.call("PUT", "/t/acme/policy", Some(&policy_admin), Some(POLICY))?;
+    assert_eq!(status, 201, "{applied}");
+    api.conforms("PolicyApplied", &applied);
+    let revision = applied["revision"].as_i64().context("revision")?;
+    let (status, v) = api.call("PUT", "/t/acme/policy", Some(&policy_admin), Some(broken))?;
+    assert_eq!(status, 422, "{v}");
+    let (status, shown) = api.call("GET", "/t/acme/policy", Some(&policy_reader), None)?;
+    assert_eq!(status, 200, "{shown}");
+    api.conforms("PolicyRevision", &shown);
+    assert_eq!(
+        (shown["revision"].as_i64(), shown["source"].as_str()),
+        (Some(revision), Some(POLICY))
+    );
+    let (status, _) = api.call(
+        "GET",
+        &format!("/t/acme/policy?revision={revision}"),
+        Some(&policy_reader),
+        None,
+    )?;
+    assert_eq!(status, 200);
+    for (query, expected) in [
+        ("?revision=abc", 400),
+        ("?revision=0", 400),
+        ("?revision=999999", 404),
+        ("?rev=1", 400),
+    ] {
+        let (status, v) = api.call(
+            "GET",
+            &format!("/t/acme/policy{query}"),
+            Some(&policy_reader),
+            None,
+        )?;
+        assert_eq!(status, expected, "{query}: {v}");
+        api.conforms("Problem", &v);
+    }
+    assert!(
+        run_ok(rt.cli().args(["policy", "show", "--tenant", "acme"]))
+            .contains(&format!("revision {revision}")),
+        "the command line sees the same revision"
     );
 
     // Revocation: not by another tenant, once by the tenant, then no change.

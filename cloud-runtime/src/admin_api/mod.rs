@@ -11,12 +11,15 @@
 //!   not of (nothing about other tenants leaks), 403 without the endpoint's scope.
 //! - [`connectors`]: the tenant's connectors, join tokens with the exact install-and-enroll
 //!   commands, revocation; each change written to the audit trail as the admin's act.
+//! - [`policy`]: the policy in force and its revisions, validating a proposed file, and
+//!   applying one.
 //! - [`openapi`]: the document.
 //! - [`problem`]: error answers, `{"error": code, "message": text}`.
 
 pub mod auth;
 pub mod connectors;
 pub mod openapi;
+pub mod policy;
 pub mod problem;
 pub mod tokens;
 
@@ -59,6 +62,14 @@ pub fn routes(api: Arc<AdminApi>) -> Router {
         .route(
             &format!("{BASE}/t/{{tenant}}/join-tokens"),
             post(connectors::create_join_token),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/policy"),
+            get(policy::show).put(policy::put),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/policy/validate"),
+            post(policy::validate),
         )
         // Anything else under the base is a typed 404 too, not an empty page.
         .route(&format!("{BASE}/{{*rest}}"), any(unknown))

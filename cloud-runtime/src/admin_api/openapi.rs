@@ -36,12 +36,16 @@ pub fn document() -> Value {
     let tenant = json!({"name": "tenant", "in": "path", "required": true,
                         "schema": {"type": "string", "maxLength": 63}});
     let security = |scope: Scope| json!([{"adminToken": [scope.as_str()]}]);
+    let policy_file = json!({"required": true, "description": "The policy file (TOML), as `cloud-runtime policy apply` reads it",
+        "content": {"application/toml": {"schema": {"type": "string"}}}});
+    let invalid_policy = json!({"description": "The file is invalid; nothing changed",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InvalidPolicy"}}}});
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "cloud-runtime tenant admin API",
             "version": "1",
-            "description": "Administration of one tenant: its connectors and join tokens. Authenticate with an admin token (`cloud-runtime admin-token create`) as a bearer token; a token acts on its own tenant only.",
+            "description": "Administration of one tenant: its connectors, join tokens and policy. Authenticate with an admin token (`cloud-runtime admin-token create`) as a bearer token; a token acts on its own tenant only.",
         },
         "servers": [{"url": BASE}],
         "paths": {
@@ -63,6 +67,41 @@ pub fn document() -> Value {
                 "responses": with(json!({"201": {"description": "The token (shown once)",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JoinToken"}}}}}),
                     Scope::ConnectorsWrite),
+            }},
+            "/t/{tenant}/policy": {
+                "get": {
+                    "operationId": "showPolicy",
+                    "summary": "The policy in force, or revision N",
+                    "parameters": [tenant, {"name": "revision", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1}}],
+                    "security": security(Scope::PolicyRead),
+                    "responses": with(json!({"200": {"description": "The revision",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PolicyRevision"}}}}}),
+                        Scope::PolicyRead),
+                },
+                "put": {
+                    "operationId": "applyPolicy",
+                    "summary": "Validate a policy file and put it in force as the next revision (every replica within a second)",
+                    "parameters": [tenant],
+                    "security": security(Scope::PolicyWrite),
+                    "requestBody": policy_file.clone(),
+                    "responses": with(json!({
+                        "201": {"description": "Applied",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PolicyApplied"}}}},
+                        "422": invalid_policy.clone()}),
+                        Scope::PolicyWrite),
+                },
+            },
+            "/t/{tenant}/policy/validate": {"post": {
+                "operationId": "validatePolicy",
+                "summary": "Validate a policy file; nothing is stored",
+                "parameters": [tenant],
+                "security": security(Scope::PolicyRead),
+                "requestBody": policy_file,
+                "responses": with(json!({
+                    "200": {"description": "Valid",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PolicyValid"}}}},
+                    "422": invalid_policy}),
+                    Scope::PolicyRead),
             }},
             "/t/{tenant}/connectors/{id}/revoke": {"post": {
                 "operationId": "revokeConnector",
@@ -107,6 +146,24 @@ pub fn document() -> Value {
                         "expires_at_ms": {"type": "integer"},
                         "commands": {"type": "object", "additionalProperties": false, "required": ["deb", "rpm"],
                             "properties": {"deb": {"type": "string"}, "rpm": {"type": "string"}}}}},
+                "PolicyRevision": {"type": "object", "additionalProperties": false,
+                    "required": ["revision", "sha256", "file_name", "applied_at_ms", "source"],
+                    "properties": {"revision": {"type": "integer"}, "sha256": {"type": "string"},
+                        "file_name": {"type": "string"}, "applied_at_ms": {"type": "integer"},
+                        "source": {"type": "string"}}},
+                "PolicyValid": {"type": "object", "additionalProperties": false,
+                    "required": ["valid", "sha256", "roles", "groups", "gateways"],
+                    "properties": {"valid": {"const": true}, "sha256": {"type": "string"},
+                        "roles": {"type": "integer"}, "groups": {"type": "integer"}, "gateways": {"type": "integer"}}},
+                "PolicyApplied": {"type": "object", "additionalProperties": false,
+                    "required": ["revision", "sha256", "roles", "groups", "gateways"],
+                    "properties": {"revision": {"type": "integer"}, "sha256": {"type": "string"},
+                        "roles": {"type": "integer"}, "groups": {"type": "integer"}, "gateways": {"type": "integer"}}},
+                "InvalidPolicy": {"type": "object", "additionalProperties": false,
+                    "required": ["error", "message", "line", "column", "field"],
+                    "properties": {"error": {"const": "invalid_policy"}, "message": {"type": "string"},
+                        "line": {"type": "integer", "minimum": 1}, "column": {"type": "integer", "minimum": 1},
+                        "field": {"type": "string"}}},
                 "Revoked": {"type": "object", "additionalProperties": false,
                     "required": ["id", "status", "already_revoked"],
                     "properties": {"id": {"type": "string"}, "status": {"const": "revoked"},

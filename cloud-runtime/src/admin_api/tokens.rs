@@ -27,17 +27,28 @@ pub enum Scope {
     ConnectorsRead,
     /// Create join tokens and revoke connectors.
     ConnectorsWrite,
+    /// Read the policy and its revisions, and validate a proposed one.
+    PolicyRead,
+    /// Apply a policy.
+    PolicyWrite,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 2] = [Scope::ConnectorsRead, Scope::ConnectorsWrite];
+    pub const ALL: [Scope; 4] = [
+        Scope::ConnectorsRead,
+        Scope::ConnectorsWrite,
+        Scope::PolicyRead,
+        Scope::PolicyWrite,
+    ];
 
     /// Its name, as tokens and the OpenAPI document spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::ConnectorsRead => "connectors:read",
             Scope::ConnectorsWrite => "connectors:write",
+            Scope::PolicyRead => "policy:read",
+            Scope::PolicyWrite => "policy:write",
         }
     }
 }

@@ -21,7 +21,8 @@ pub enum AdminTokenCommand {
         /// Who or what it is for: the admin's name in the audit trail.
         #[arg(long)]
         name: String,
-        /// What it may do, comma-separated: connectors:read, connectors:write.
+        /// What it may do, comma-separated: connectors:read, connectors:write, policy:read,
+        /// policy:write.
         #[arg(long)]
         scopes: String,
         /// How long it works (1m to 366d).

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use shared::identity::TenantId;
 
-use super::file::{self, MAX_POLICY_BYTES, PolicyError};
+use super::file::{self, MAX_POLICY_BYTES, PolicyError, TenantPolicy};
 use crate::store::{GatewayRow, Store, StoreError};
 
 /// Why a policy could not be applied.
@@ -54,11 +54,23 @@ pub async fn apply(store: &Store, tenant: &TenantId, path: &Path) -> Result<Appl
     }
     let text =
         String::from_utf8(bytes).map_err(|_| read_err(std::io::Error::other("not UTF-8 text")))?;
-    let policy = file::parse(&name, &text)?;
-    let sha256 = hex::encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        text.as_bytes(),
-    ));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or(name);
+    apply_text(store, tenant, &file_name, &text).await
+}
+
+/// Validates the policy `text` (named `file_name` in errors and in its revision) and
+/// stores it for `tenant`: what `apply` does with a file's contents, and the admin API
+/// with a request's body.
+pub async fn apply_text(
+    store: &Store,
+    tenant: &TenantId,
+    file_name: &str,
+    text: &str,
+) -> Result<Applied, ApplyError> {
+    let (policy, sha256) = validate(file_name, text)?;
     let gateways: Vec<GatewayRow> = policy
         .gateways
         .iter()
@@ -69,20 +81,31 @@ pub async fn apply(store: &Store, tenant: &TenantId, path: &Path) -> Result<Appl
             tools: def.tools.clone(),
         })
         .collect();
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or(name.clone());
     let revision = store
-        .apply_policy(tenant, &file_name, &text, &sha256, &gateways)
+        .apply_policy(tenant, file_name, text, &sha256, &gateways)
         .await?;
     Ok(Applied {
         revision,
         sha256,
-        counts: (
-            policy.roles.len(),
-            policy.groups.len(),
-            policy.gateways.len(),
-        ),
+        counts: counts(&policy),
     })
+}
+
+/// Parses `text` as a policy file named `file_name`; with its SHA-256, hex.
+pub fn validate(file_name: &str, text: &str) -> Result<(TenantPolicy, String), PolicyError> {
+    let policy = file::parse(file_name, text)?;
+    let sha256 = hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        text.as_bytes(),
+    ));
+    Ok((policy, sha256))
+}
+
+/// The roles, groups and gateways `policy` defines.
+pub fn counts(policy: &TenantPolicy) -> (usize, usize, usize) {
+    (
+        policy.roles.len(),
+        policy.groups.len(),
+        policy.gateways.len(),
+    )
 }

@@ -1,0 +1,143 @@
+//! The tenant's policy: the revision in force (or an earlier one), a proposed file
+//! validated with the line and column of its first error, and applying one, which every
+//! replica puts in force within a second ([`crate::policy::live`]). The body of a proposal
+//! is the policy file itself (TOML).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AdminApi;
+use super::auth;
+use super::problem::Problem;
+use super::tokens::Scope;
+use crate::audit::record::{AuditRecord, Kind};
+use crate::policy::apply::{self, ApplyError};
+use crate::policy::file::{MAX_POLICY_BYTES, PolicyError};
+
+/// The name a policy applied through the API carries in its revision and its errors.
+const FILE_NAME: &str = "policy.toml";
+
+/// `GET /admin/api/v1/t/{tenant}/policy[?revision=N]`.
+pub async fn show(
+    State(api): State<Arc<AdminApi>>,
+    Path(tenant): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, Problem> {
+    let admin = auth::admin(&api.store, &headers, &tenant, Scope::PolicyRead).await?;
+    let revision = match query.as_deref() {
+        None | Some("") => None,
+        Some(q) => Some(
+            q.strip_prefix("revision=")
+                .and_then(|n| n.parse::<i64>().ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    Problem::bad_request("the only query is revision=N, N a positive number")
+                })?,
+        ),
+    };
+    let row = match revision {
+        Some(r) => api.store.policy_revision(admin.tenant.as_str(), r).await?,
+        None => api.store.policy(admin.tenant.as_str()).await?,
+    };
+    let row = row.ok_or_else(|| Problem::not_found("no such policy revision in this tenant"))?;
+    Ok(Json(json!({
+        "revision": row.revision,
+        "sha256": row.sha256,
+        "file_name": row.file_name,
+        "applied_at_ms": row.applied_at,
+        "source": row.source,
+    })))
+}
+
+/// `POST /admin/api/v1/t/{tenant}/policy/validate`: nothing is stored.
+pub async fn validate(
+    State(api): State<Arc<AdminApi>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    auth::admin(&api.store, &headers, &tenant, Scope::PolicyRead).await?;
+    let text = text_of(&body)?;
+    Ok(match apply::validate(FILE_NAME, text) {
+        Ok((policy, sha256)) => {
+            let (roles, groups, gateways) = apply::counts(&policy);
+            Json(json!({"valid": true, "sha256": sha256,
+                        "roles": roles, "groups": groups, "gateways": gateways}))
+            .into_response()
+        }
+        Err(e) => invalid(&e),
+    })
+}
+
+/// `PUT /admin/api/v1/t/{tenant}/policy`: validates the body and puts it in force as the
+/// tenant's next revision; an invalid one changes nothing.
+pub async fn put(
+    State(api): State<Arc<AdminApi>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let admin = auth::admin(&api.store, &headers, &tenant, Scope::PolicyWrite).await?;
+    let text = text_of(&body)?;
+    let applied = match apply::apply_text(&api.store, &admin.tenant, FILE_NAME, text).await {
+        Ok(applied) => applied,
+        Err(ApplyError::Invalid(e)) => return Ok(invalid(&e)),
+        Err(ApplyError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(Problem::bad_request(e.to_string())),
+    };
+    let written = api
+        .audit
+        .write(AuditRecord {
+            user: admin.name.clone(),
+            agent: format!("admin-token {}", admin.token_id),
+            target: Some(format!("policy revision {}", applied.revision)),
+            reason: Some(format!("sha256 {}", applied.sha256)),
+            outcome: Some("ok".to_owned()),
+            ..AuditRecord::event(Kind::Admin, admin.tenant.as_str(), "admin.policy.apply")
+        })
+        .await;
+    if let Err(e) = written {
+        tracing::error!(error = %e, admin = %admin.name, "policy apply not written to the audit trail");
+    }
+    let (roles, groups, gateways) = applied.counts;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"revision": applied.revision, "sha256": applied.sha256,
+                    "roles": roles, "groups": groups, "gateways": gateways}),
+        ),
+    )
+        .into_response())
+}
+
+/// The body as a policy file's text: UTF-8, within the size a policy may have.
+fn text_of(body: &Bytes) -> Result<&str, Problem> {
+    if body.len() > MAX_POLICY_BYTES {
+        return Err(Problem::bad_request(format!(
+            "a policy file is at most {MAX_POLICY_BYTES} bytes"
+        )));
+    }
+    std::str::from_utf8(body).map_err(|_| Problem::bad_request("the policy file is not UTF-8 text"))
+}
+
+/// 422 with where the file is wrong.
+fn invalid(e: &PolicyError) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({
+            "error": "invalid_policy",
+            "message": e.to_string(),
+            "line": e.line,
+            "column": e.column,
+            "field": e.field,
+        })),
+    )
+        .into_response()
+}
