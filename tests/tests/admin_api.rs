@@ -7,7 +7,8 @@
 //! - An admin of the tenant lists its connectors, makes a join token whose enroll command
 //!   enrolls a real connector, and revokes a connector (its tunnel drops; again: no change).
 //! - The policy: a proposed file validated with the line of its error, applied, shown (the
-//!   command line sees the same revision); an invalid one applies nothing.
+//!   command line sees the same revision); an invalid one applies nothing; its history,
+//!   and a rollback that puts an earlier revision back in force as the next one.
 //! - Malformed bodies are a 400 that says why; an admin's acts are in the audit trail under
 //!   the token's name; the store keeps only the tokens' hashes.
 
@@ -326,6 +327,69 @@ fn tenant_admins_manage_their_own_connectors_and_nothing_else() -> Result<()> {
             .contains(&format!("revision {revision}")),
         "the command line sees the same revision"
     );
+    // History and rollback: a second file, then the first back in force as a new revision.
+    let second = format!("{POLICY}[groups.dev]\nallow = [{{ tools = [\"diag.*\"] }}]\n");
+    let (status, v) = api.call("PUT", "/t/acme/policy", Some(&policy_admin), Some(&second))?;
+    assert_eq!(
+        (status, v["revision"].as_i64()),
+        (201, Some(revision + 1)),
+        "{v}"
+    );
+    let (status, history) = api.call(
+        "GET",
+        "/t/acme/policy/revisions",
+        Some(&policy_reader),
+        None,
+    )?;
+    assert_eq!(status, 200, "{history}");
+    api.conforms("PolicyHistory", &history);
+    assert_eq!(
+        history["revisions"][0]["revision"].as_i64(),
+        Some(revision + 1)
+    );
+    let back = format!(r#"{{"revision": {revision}}}"#);
+    let (status, v) = api.call(
+        "POST",
+        "/t/acme/policy/rollback",
+        Some(&policy_reader),
+        Some(&back),
+    )?;
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = api.call(
+        "POST",
+        "/t/acme/policy/rollback",
+        Some(&policy_admin),
+        Some(&back),
+    )?;
+    assert_eq!(status, 201, "{v}");
+    api.conforms("PolicyApplied", &v);
+    let (_, now) = api.call("GET", "/t/acme/policy", Some(&policy_reader), None)?;
+    assert_eq!(
+        (now["revision"].as_i64(), now["source"].as_str()),
+        (Some(revision + 2), Some(POLICY))
+    );
+    for (body, expected) in [
+        (r#"{"revision": 999999}"#, 404),
+        (r#"{"revision": "1"}"#, 400),
+        ("[]", 400),
+        (r#"{"revision": 1, "x": 2}"#, 400),
+    ] {
+        let (status, v) = api.call(
+            "POST",
+            "/t/acme/policy/rollback",
+            Some(&policy_admin),
+            Some(body),
+        )?;
+        assert_eq!(status, expected, "{body}: {v}");
+        api.conforms("Problem", &v);
+    }
+    let (status, _) = api.call("GET", "/t/acme/policy/revisions", Some(&globex), None)?;
+    assert_eq!(status, 404, "another tenant's history");
+    assert!(
+        run_ok(rt.cli().args(["policy", "history", "--tenant", "acme"]))
+            .contains(&format!("{}", revision + 2)),
+        "the command line lists the same history"
+    );
 
     // Revocation: not by another tenant, once by the tenant, then no change.
     let (status, _) = api.call("POST", &revoke_c1, Some(&globex), None)?;
@@ -370,6 +434,13 @@ fn tenant_admins_manage_their_own_connectors_and_nothing_else() -> Result<()> {
         acts.iter().any(|r| r["tool"] == "admin.join_token.create"),
         "{acts:?}"
     );
+    for act in ["admin.policy.apply", "admin.policy.rollback"] {
+        assert!(
+            acts.iter()
+                .any(|r| r["tool"] == act && r["user"] == "policy-admin"),
+            "{act}: {acts:?}"
+        );
+    }
     assert_eq!(
         acts.iter()
             .filter(|r| r["tool"] == "admin.connector.revoke")

@@ -11,8 +11,8 @@
 //!   not of (nothing about other tenants leaks), 403 without the endpoint's scope.
 //! - [`connectors`]: the tenant's connectors, join tokens with the exact install-and-enroll
 //!   commands, revocation; each change written to the audit trail as the admin's act.
-//! - [`policy`]: the policy in force and its revisions, validating a proposed file, and
-//!   applying one.
+//! - [`policy`]: the policy in force and its revisions, validating a proposed file,
+//!   applying one, rolling back to a revision.
 //! - [`openapi`]: the document.
 //! - [`problem`]: error answers, `{"error": code, "message": text}`.
 
@@ -70,6 +70,14 @@ pub fn routes(api: Arc<AdminApi>) -> Router {
         .route(
             &format!("{BASE}/t/{{tenant}}/policy/validate"),
             post(policy::validate),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/policy/revisions"),
+            get(policy::history),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/policy/rollback"),
+            post(policy::rollback),
         )
         // Anything else under the base is a typed 404 too, not an empty page.
         .route(&format!("{BASE}/{{*rest}}"), any(unknown))

@@ -92,29 +92,98 @@ pub async fn put(
         Err(ApplyError::Store(e)) => return Err(e.into()),
         Err(e) => return Err(Problem::bad_request(e.to_string())),
     };
-    let written = api
-        .audit
-        .write(AuditRecord {
-            user: admin.name.clone(),
-            agent: format!("admin-token {}", admin.token_id),
-            target: Some(format!("policy revision {}", applied.revision)),
-            reason: Some(format!("sha256 {}", applied.sha256)),
-            outcome: Some("ok".to_owned()),
-            ..AuditRecord::event(Kind::Admin, admin.tenant.as_str(), "admin.policy.apply")
-        })
-        .await;
-    if let Err(e) = written {
-        tracing::error!(error = %e, admin = %admin.name, "policy apply not written to the audit trail");
-    }
+    record(
+        &api,
+        &admin,
+        "admin.policy.apply",
+        format!("policy revision {}", applied.revision),
+        &applied.sha256,
+    )
+    .await;
+    Ok(applied_response(&applied))
+}
+
+/// `GET /admin/api/v1/t/{tenant}/policy/revisions`: every revision, newest first.
+pub async fn history(
+    State(api): State<Arc<AdminApi>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, Problem> {
+    let admin = auth::admin(&api.store, &headers, &tenant, Scope::PolicyRead).await?;
+    let revisions = api.store.policy_history(admin.tenant.as_str()).await?;
+    Ok(Json(json!({ "revisions": revisions })))
+}
+
+/// The body of a rollback.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rollback {
+    revision: i64,
+}
+
+/// `POST /admin/api/v1/t/{tenant}/policy/rollback`: revision N's file in force again, as
+/// the next revision.
+pub async fn rollback(
+    State(api): State<Arc<AdminApi>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let admin = auth::admin(&api.store, &headers, &tenant, Scope::PolicyWrite).await?;
+    let Rollback { revision } = serde_json::from_slice(&body)
+        .map_err(|e| Problem::bad_request(format!("the body must be {{\"revision\": N}}: {e}")))?;
+    let applied = match apply::roll_back(&api.store, &admin.tenant, revision).await {
+        Ok(applied) => applied,
+        Err(ApplyError::NoRevision { .. }) => {
+            return Err(Problem::not_found("no such policy revision in this tenant"));
+        }
+        // A revision that no longer validates (the rules grew stricter) stays out of force.
+        Err(ApplyError::Invalid(e)) => return Ok(invalid(&e)),
+        Err(ApplyError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(Problem::bad_request(e.to_string())),
+    };
+    record(
+        &api,
+        &admin,
+        "admin.policy.rollback",
+        format!(
+            "policy revision {} (from revision {revision})",
+            applied.revision
+        ),
+        &applied.sha256,
+    )
+    .await;
+    Ok(applied_response(&applied))
+}
+
+fn applied_response(applied: &apply::Applied) -> Response {
     let (roles, groups, gateways) = applied.counts;
-    Ok((
+    (
         StatusCode::CREATED,
         Json(
             json!({"revision": applied.revision, "sha256": applied.sha256,
                     "roles": roles, "groups": groups, "gateways": gateways}),
         ),
     )
-        .into_response())
+        .into_response()
+}
+
+/// Writes a policy change to the audit trail as the admin's act.
+async fn record(api: &AdminApi, admin: &auth::Admin, action: &str, target: String, sha256: &str) {
+    let written = api
+        .audit
+        .write(AuditRecord {
+            user: admin.name.clone(),
+            agent: format!("admin-token {}", admin.token_id),
+            target: Some(target),
+            reason: Some(format!("sha256 {sha256}")),
+            outcome: Some("ok".to_owned()),
+            ..AuditRecord::event(Kind::Admin, admin.tenant.as_str(), action)
+        })
+        .await;
+    if let Err(e) = written {
+        tracing::error!(error = %e, admin = %admin.name, action, "policy change not written to the audit trail");
+    }
 }
 
 /// The body as a policy file's text: UTF-8, within the size a policy may have.

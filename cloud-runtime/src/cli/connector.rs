@@ -110,8 +110,10 @@ pub async fn run(command: ConnectorCommand) -> Result<()> {
                         serde_json::to_value(r.status)?.as_str().unwrap_or("?"),
                         r.version.as_deref().unwrap_or("-"),
                         r.transport.as_deref().unwrap_or("-"),
-                        r.last_seen.map(format_ms).unwrap_or_else(|| "never".into()),
-                        format_ms(r.cert_not_after)
+                        r.last_seen
+                            .map(super::format_ms)
+                            .unwrap_or_else(|| "never".into()),
+                        super::format_ms(r.cert_not_after)
                     );
                     for w in &r.warnings {
                         println!("  WARNING: {w}");
@@ -199,14 +201,4 @@ fn print_admin(resp: AdminResponse) -> Result<()> {
     } else {
         bail!("{}", resp.error.unwrap_or_else(|| "failed".into()))
     }
-}
-
-fn format_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
 }

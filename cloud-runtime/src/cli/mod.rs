@@ -141,6 +141,18 @@ fn is_bad_configuration(e: &anyhow::Error) -> bool {
             .is_some_and(cloud_runtime::runtime_keys::KeysError::is_bad_configuration)
 }
 
+/// A Unix-milliseconds time as RFC 3339 (UTC, to the second), or the number if it is out
+/// of range.
+fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
 /// Checks a user, agent, role or group name with the runtime's one rule.
 fn principal_name(s: &str, what: &str) -> Result<String> {
     if cloud_runtime::identity::valid_name(s) {

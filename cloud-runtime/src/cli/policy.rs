@@ -35,6 +35,28 @@ pub enum PolicyCommand {
         #[command(flatten)]
         dir: DataDirArg,
     },
+    /// List every revision of a tenant's policy, newest first.
+    History {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Put an earlier revision back in force, as the next revision.
+    Rollback {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The revision to put back.
+        #[arg(long)]
+        revision: i64,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
     /// Would this call be allowed? Prints allow or deny and the deciding layer, per gateway.
     /// Exits 0 when allowed (on the gateway, or on any gateway when none is given), 1 when
     /// denied.
@@ -84,6 +106,38 @@ pub async fn run(command: PolicyCommand) -> Result<bool> {
                 file.display(),
                 applied.revision,
                 applied.sha256
+            );
+        }
+        PolicyCommand::History { tenant, json, dir } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let rows = dir.store().await?.policy_history(tenant.as_str()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<9} {:<24} {:<20} SHA-256", "REVISION", "FILE", "APPLIED");
+                for r in rows {
+                    println!(
+                        "{:<9} {:<24} {:<20} {}",
+                        r.revision,
+                        r.file_name,
+                        super::format_ms(r.applied_at),
+                        r.sha256
+                    );
+                }
+            }
+        }
+        PolicyCommand::Rollback {
+            tenant,
+            revision,
+            dir,
+        } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let applied =
+                cloud_runtime::policy::apply::roll_back(&dir.store().await?, &tenant, revision)
+                    .await?;
+            println!(
+                "revision {revision} of tenant {tenant} is in force again as revision {} (sha256 {})",
+                applied.revision, applied.sha256
             );
         }
         PolicyCommand::Show {

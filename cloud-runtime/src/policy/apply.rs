@@ -26,6 +26,14 @@ pub enum ApplyError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A rollback named a revision the tenant does not have.
+    #[error("tenant {tenant} has no policy revision {revision}")]
+    NoRevision {
+        /// Tenant.
+        tenant: TenantId,
+        /// The revision asked for.
+        revision: i64,
+    },
 }
 
 /// What was applied.
@@ -89,6 +97,23 @@ pub async fn apply_text(
         sha256,
         counts: counts(&policy),
     })
+}
+
+/// Puts revision `revision`'s text back in force as the tenant's next revision (history
+/// only grows), checked again as any new file is.
+pub async fn roll_back(
+    store: &Store,
+    tenant: &TenantId,
+    revision: i64,
+) -> Result<Applied, ApplyError> {
+    let row = store
+        .policy_revision(tenant.as_str(), revision)
+        .await?
+        .ok_or_else(|| ApplyError::NoRevision {
+            tenant: tenant.clone(),
+            revision,
+        })?;
+    apply_text(store, tenant, &row.file_name, &row.source).await
 }
 
 /// Parses `text` as a policy file named `file_name`; with its SHA-256, hex.

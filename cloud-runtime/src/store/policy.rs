@@ -24,6 +24,19 @@ pub struct PolicyRevision {
     pub applied_at: UnixMs,
 }
 
+/// One revision in a tenant's policy history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct PolicyEntry {
+    /// Revision number, from 1.
+    pub revision: i64,
+    /// SHA-256 of the text, hex.
+    pub sha256: String,
+    /// The file's name as applied.
+    pub file_name: String,
+    /// When it was applied, Unix ms.
+    pub applied_at: UnixMs,
+}
+
 impl Store {
     /// Stores a validated policy file as the tenant's next revision and applies the
     /// gateways it defines, in one transaction. Returns the revision number.
@@ -98,6 +111,17 @@ impl Store {
         .bind(tenant)
         .bind(revision)
         .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Every revision of a tenant's policy, newest first, without their text.
+    pub async fn policy_history(&self, tenant: &str) -> Result<Vec<PolicyEntry>, StoreError> {
+        Ok(query(
+            "SELECT revision, sha256, file_name, applied_at FROM policy_revisions \
+             WHERE tenant = $1 ORDER BY revision DESC",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
         .await?)
     }
 
