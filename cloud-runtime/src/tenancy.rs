@@ -44,6 +44,9 @@ pub enum TenancyError {
     /// A gateway would expose nothing.
     #[error("--tools must name at least one tool or pattern")]
     NoTools,
+    /// No OAuth client registered with this id.
+    #[error("no OAuth client {0} has registered")]
+    NoClient(String),
     /// The identity provider's issuer is not acceptable.
     #[error("{0}")]
     Issuer(String),
@@ -157,6 +160,57 @@ pub async fn remove_agent(
     name: &str,
 ) -> Result<(), TenancyError> {
     if store.remove_agent(tenant.as_str(), name).await? {
+        Ok(())
+    } else {
+        Err(TenancyError::NoAgent {
+            tenant: tenant.clone(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// A user as administrators see them: never their secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UserView {
+    /// Stable id.
+    pub id: String,
+    /// Current name.
+    pub name: String,
+    /// Groups (their grants).
+    pub groups: Vec<String>,
+}
+
+/// Every user of `tenant`, by name.
+pub async fn users(store: &Store, tenant: &TenantId) -> Result<Vec<UserView>, TenancyError> {
+    Ok(store
+        .users(tenant.as_str())
+        .await?
+        .into_iter()
+        .map(|u| UserView {
+            id: u.id.to_string(),
+            name: u.name,
+            groups: u.groups,
+        })
+        .collect())
+}
+
+/// Binds `tenant`'s agent `name` to the registered OAuth client `client_id`, for a client
+/// that cannot send an agent key: its users' tokens then act as that agent.
+pub async fn bind_agent_client(
+    store: &Store,
+    tenant: &TenantId,
+    name: &str,
+    client_id: &str,
+) -> Result<(), TenancyError> {
+    if store.client(client_id).await?.is_none() {
+        return Err(TenancyError::NoClient(
+            client_id.chars().take(128).collect(),
+        ));
+    }
+    if store
+        .bind_agent_client(tenant.as_str(), name, client_id)
+        .await?
+    {
         Ok(())
     } else {
         Err(TenancyError::NoAgent {

@@ -391,6 +391,83 @@ fn tenant_admins_manage_their_own_connectors_and_nothing_else() -> Result<()> {
         "the command line lists the same history"
     );
 
+    // Users and agents, as the command line lists them; HTML in a name comes back as data.
+    run_ok(rt.cli().args([
+        "user", "add", "--tenant", "acme", "carol", "--groups", "dev",
+    ]));
+    run_ok(rt.cli().args([
+        "agent", "create", "--tenant", "acme", "bot", "--role", "dev",
+    ]));
+    let people = admin_token(&rt, "acme", "people", "users:read,agents:read");
+    let (status, users) = api.call("GET", "/t/acme/users", Some(&people), None)?;
+    assert_eq!(status, 200, "{users}");
+    api.conforms("UserList", &users);
+    assert!(
+        users["users"].as_array().is_some_and(|u| u
+            .iter()
+            .any(|u| u["name"] == "carol" && u["groups"] == json!(["dev"]))),
+        "{users}"
+    );
+    let (status, agents) = api.call("GET", "/t/acme/agents", Some(&people), None)?;
+    assert_eq!(status, 200, "{agents}");
+    api.conforms("AgentList", &agents);
+    assert!(
+        !agents.to_string().contains("key"),
+        "no agent key: {agents}"
+    );
+    let cli_users: Vec<Value> = serde_json::from_str(&run_ok(
+        rt.cli()
+            .args(["user", "list", "--tenant", "acme", "--json"]),
+    ))?;
+    assert_eq!(
+        json!(cli_users),
+        users["users"],
+        "the command line lists the same users"
+    );
+    let cli_agents = run_ok(rt.cli().args(["agent", "list", "--tenant", "acme"]));
+    assert!(
+        cli_agents.contains("bot") && cli_agents.contains("dev"),
+        "{cli_agents}"
+    );
+    for path in ["/t/acme/users", "/t/acme/agents"] {
+        assert_eq!(api.call("GET", path, Some(&globex), None)?.0, 404, "{path}");
+        assert_eq!(api.call("GET", path, Some(&full), None)?.0, 403, "{path}");
+        assert_eq!(api.call("GET", path, None, None)?.0, 401, "{path}");
+    }
+    let unknown = run(rt.cli().args([
+        "agent",
+        "bind-client",
+        "--tenant",
+        "acme",
+        "bot",
+        "--client-id",
+        "no-such-client",
+    ]));
+    assert!(
+        !unknown.status.success(),
+        "binding to an unregistered client is refused"
+    );
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no OAuth client"));
+    let client_id =
+        e2e::oauth_client::OAuthClient::new(format!("https://localhost:{}", rt.https_port), &ca)?
+            .register()?;
+    run_ok(rt.cli().args([
+        "agent",
+        "bind-client",
+        "--tenant",
+        "acme",
+        "bot",
+        "--client-id",
+        &client_id,
+    ]));
+    let (_, agents) = api.call("GET", "/t/acme/agents", Some(&people), None)?;
+    assert!(
+        agents["agents"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|a| a["name"] == "bot" && a["oauth_client_id"] == client_id.as_str())),
+        "{agents}"
+    );
+
     // Revocation: not by another tenant, once by the tenant, then no change.
     let (status, _) = api.call("POST", &revoke_c1, Some(&globex), None)?;
     assert_eq!(status, 404);

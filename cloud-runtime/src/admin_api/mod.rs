@@ -13,6 +13,7 @@
 //!   commands, revocation; each change written to the audit trail as the admin's act.
 //! - [`policy`]: the policy in force and its revisions, validating a proposed file,
 //!   applying one, rolling back to a revision.
+//! - [`principals`]: the tenant's users and agents (never a secret or key).
 //! - [`openapi`]: the document.
 //! - [`problem`]: error answers, `{"error": code, "message": text}`.
 
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod connectors;
 pub mod openapi;
 pub mod policy;
+pub mod principals;
 pub mod problem;
 pub mod tokens;
 
@@ -78,6 +80,14 @@ pub fn routes(api: Arc<AdminApi>) -> Router {
         .route(
             &format!("{BASE}/t/{{tenant}}/policy/rollback"),
             post(policy::rollback),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/users"),
+            get(principals::users),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/agents"),
+            get(principals::agents),
         )
         // Anything else under the base is a typed 404 too, not an empty page.
         .route(&format!("{BASE}/{{*rest}}"), any(unknown))

@@ -31,15 +31,21 @@ pub enum Scope {
     PolicyRead,
     /// Apply a policy.
     PolicyWrite,
+    /// Read the tenant's users (never their secrets).
+    UsersRead,
+    /// Read the tenant's agents (never their keys).
+    AgentsRead,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 6] = [
         Scope::ConnectorsRead,
         Scope::ConnectorsWrite,
         Scope::PolicyRead,
         Scope::PolicyWrite,
+        Scope::UsersRead,
+        Scope::AgentsRead,
     ];
 
     /// Its name, as tokens and the OpenAPI document spell it.
@@ -49,6 +55,8 @@ impl Scope {
             Scope::ConnectorsWrite => "connectors:write",
             Scope::PolicyRead => "policy:read",
             Scope::PolicyWrite => "policy:write",
+            Scope::UsersRead => "users:read",
+            Scope::AgentsRead => "agents:read",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `cloud-runtime user add | rm`.
+//! `cloud-runtime user add | rm | list`.
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -20,6 +20,17 @@ pub enum UserCommand {
         /// Groups (the user's grants), comma-separated.
         #[arg(long, value_delimiter = ',')]
         groups: Vec<String>,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// List a tenant's users with their ids and groups (never their secrets).
+    List {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         dir: DataDirArg,
     },
@@ -58,6 +69,18 @@ pub async fn run(command: UserCommand) -> Result<()> {
                 groups.join(",")
             );
             println!("sign-in secret (shown once): {}", added.secret);
+        }
+        UserCommand::List { tenant, json, dir } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let users = tenancy::users(&dir.store().await?, &tenant).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                println!("{:<24} {:<36} GROUPS", "NAME", "ID");
+                for u in users {
+                    println!("{:<24} {:<36} {}", u.name, u.id, u.groups.join(","));
+                }
+            }
         }
         UserCommand::Rm { tenant, name, dir } => {
             let tenant: TenantId = tenant.parse().context("--tenant")?;

@@ -304,6 +304,19 @@ impl Store {
             .transpose()
     }
 
+    /// Every user of `tenant`, by name.
+    pub async fn users(&self, tenant: &str) -> Result<Vec<UserRow>, StoreError> {
+        let rows: Vec<(String, String, String)> = query(
+            "SELECT id, name, groups_csv FROM users WHERE tenant = $1 AND id IS NOT NULL ORDER BY name",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, name, groups)| user_row(id, name, &groups))
+            .collect()
+    }
+
     /// Gives every user stored before ids existed their id: a digest of the provider's
     /// account for users of an identity provider, a random one for local users.
     pub async fn assign_user_ids(&self) -> Result<u64, StoreError> {
@@ -380,6 +393,42 @@ impl Store {
             role,
             oauth_client_id,
         }))
+    }
+
+    /// Every agent of `tenant`, by name.
+    pub async fn agents(&self, tenant: &str) -> Result<Vec<AgentRow>, StoreError> {
+        let rows: Vec<(String, String, String, Option<String>)> = query(
+            "SELECT tenant, name, role, oauth_client_id FROM agents WHERE tenant = $1 ORDER BY name",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(tenant, name, role, oauth_client_id)| AgentRow {
+                tenant,
+                name,
+                role,
+                oauth_client_id,
+            })
+            .collect())
+    }
+
+    /// Binds `tenant`'s agent `name` to the OAuth client `client_id` (replacing any
+    /// binding it had); false if there is no such agent.
+    pub async fn bind_agent_client(
+        &self,
+        tenant: &str,
+        name: &str,
+        client_id: &str,
+    ) -> Result<bool, StoreError> {
+        let done = query("UPDATE agents SET oauth_client_id = $1 WHERE tenant = $2 AND name = $3")
+            .bind(client_id)
+            .bind(tenant)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The agent of `tenant` bound to an OAuth client.

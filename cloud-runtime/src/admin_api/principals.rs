@@ -1,0 +1,49 @@
+//! Who acts in the tenant: its users (ids, names, groups) and its agents (roles, OAuth
+//! client bindings), never a secret or a key.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use super::AdminApi;
+use super::auth;
+use super::problem::Problem;
+use super::tokens::Scope;
+use crate::tenancy::{self, TenancyError};
+
+/// `GET /admin/api/v1/t/{tenant}/users`.
+pub async fn users(
+    State(api): State<Arc<AdminApi>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, Problem> {
+    let admin = auth::admin(&api.store, &headers, &tenant, Scope::UsersRead).await?;
+    let users = tenancy::users(&api.store, &admin.tenant)
+        .await
+        .map_err(|e| match e {
+            TenancyError::Store(e) => Problem::from(e),
+            other => Problem::unavailable(other.to_string()),
+        })?;
+    Ok(Json(json!({ "users": users })))
+}
+
+/// `GET /admin/api/v1/t/{tenant}/agents`.
+pub async fn agents(
+    State(api): State<Arc<AdminApi>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, Problem> {
+    let admin = auth::admin(&api.store, &headers, &tenant, Scope::AgentsRead).await?;
+    let agents: Vec<serde_json::Value> = api
+        .store
+        .agents(admin.tenant.as_str())
+        .await?
+        .into_iter()
+        .map(|a| json!({"name": a.name, "role": a.role, "oauth_client_id": a.oauth_client_id}))
+        .collect();
+    Ok(Json(json!({ "agents": agents })))
+}
