@@ -67,6 +67,13 @@ impl Api {
         }
         let resp = req.send()?;
         let status = resp.status().as_u16();
+        assert_eq!(
+            resp.headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "{method} {path}"
+        );
         if status == 401 {
             assert!(
                 resp.headers().contains_key("www-authenticate"),

@@ -91,7 +91,17 @@ pub fn routes(api: Arc<AdminApi>) -> Router {
         )
         // Anything else under the base is a typed 404 too, not an empty page.
         .route(&format!("{BASE}/{{*rest}}"), any(unknown))
+        // Answers carry tokens and tenant data: no cache keeps them.
+        .layer(axum::middleware::map_response(no_store))
         .with_state(api)
+}
+
+async fn no_store(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    resp
 }
 
 async fn unknown() -> problem::Problem {
