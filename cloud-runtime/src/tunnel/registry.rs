@@ -593,7 +593,6 @@ impl Registry {
         spec: CallSpec,
         peer: &dyn call::CallPeer,
     ) -> CallReport {
-        let (tool, site) = (spec.tool.clone(), spec.site.clone());
         let spec = match self.try_here(tenant, connector, spec, peer).await {
             Ok(report) => return report,
             Err(spec) => spec,
@@ -604,7 +603,7 @@ impl Registry {
         {
             return report;
         }
-        unserved(self.why_unserved(tenant, connector, &tool, &site))
+        unserved(self.why_unserved(tenant, connector, &spec.tool, &spec.site))
     }
 
     /// Whether a tunnel of this replica (of `connector`, if given) takes `tool` at `site`.
@@ -626,10 +625,9 @@ impl Registry {
         spec: CallSpec,
         peer: &dyn call::CallPeer,
     ) -> CallReport {
-        let (tool, site) = (spec.tool.clone(), spec.site.clone());
         match self.try_here(tenant, connector, spec, peer).await {
             Ok(report) => report,
-            Err(_) => unserved(self.why_unserved(tenant, connector, &tool, &site)),
+            Err(spec) => unserved(self.why_unserved(tenant, connector, &spec.tool, &spec.site)),
         }
     }
 
