@@ -539,6 +539,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
             .ca_fingerprint()
             .map_err(StartError::component)?
             .to_string(),
+        public_url: public_url(&config.hostname, https_addr.port()),
     });
     let router = Router::new()
         .merge(enroll_routes)

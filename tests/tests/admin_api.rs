@@ -475,6 +475,45 @@ fn tenant_admins_manage_their_own_connectors_and_nothing_else() -> Result<()> {
         "{agents}"
     );
 
+    // Gateways, each with the MCP URL a client connects to (the runtime answers there).
+    run_ok(
+        rt.cli()
+            .args(["gateway", "create", "--tenant", "acme", "eng"]),
+    );
+    let gw_reader = admin_token(&rt, "acme", "gw", "gateways:read");
+    let (status, gws) = api.call("GET", "/t/acme/gateways", Some(&gw_reader), None)?;
+    assert_eq!(status, 200, "{gws}");
+    api.conforms("GatewayList", &gws);
+    let url = gws["gateways"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["name"] == "eng"))
+        .and_then(|g| g["mcp_url"].as_str())
+        .context("the eng gateway's URL")?
+        .to_owned();
+    assert_eq!(
+        url,
+        format!("https://localhost:{}/t/acme/g/eng/mcp", rt.https_port)
+    );
+    let mcp = api
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()?;
+    assert_eq!(
+        mcp.status().as_u16(),
+        401,
+        "the URL is the gateway's MCP endpoint (asks for a token)"
+    );
+    assert_eq!(
+        api.call("GET", "/t/acme/gateways", Some(&globex), None)?.0,
+        404
+    );
+    assert_eq!(
+        api.call("GET", "/t/acme/gateways", Some(&people), None)?.0,
+        403
+    );
+
     // Revocation: not by another tenant, once by the tenant, then no change.
     let (status, _) = api.call("POST", &revoke_c1, Some(&globex), None)?;
     assert_eq!(status, 404);

@@ -13,7 +13,8 @@
 //!   commands, revocation; each change written to the audit trail as the admin's act.
 //! - [`policy`]: the policy in force and its revisions, validating a proposed file,
 //!   applying one, rolling back to a revision.
-//! - [`principals`]: the tenant's users and agents (never a secret or key).
+//! - [`principals`]: the tenant's users and agents (never a secret or key), and its
+//!   gateways with their MCP URLs.
 //! - [`openapi`]: the document.
 //! - [`problem`]: error answers, `{"error": code, "message": text}`.
 
@@ -47,6 +48,8 @@ pub struct AdminApi {
     pub enroll_endpoint: String,
     /// The CA fingerprint connectors pin at enrollment (`sha256:...`).
     pub ca_fingerprint: String,
+    /// The runtime's public base URL (`https://host:port`), which gateway URLs start with.
+    pub public_url: String,
 }
 
 /// The admin API's routes.
@@ -88,6 +91,10 @@ pub fn routes(api: Arc<AdminApi>) -> Router {
         .route(
             &format!("{BASE}/t/{{tenant}}/agents"),
             get(principals::agents),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/gateways"),
+            get(principals::gateways),
         )
         // Anything else under the base is a typed 404 too, not an empty page.
         .route(&format!("{BASE}/{{*rest}}"), any(unknown))

@@ -45,7 +45,7 @@ pub fn document() -> Value {
         "info": {
             "title": "cloud-runtime tenant admin API",
             "version": "1",
-            "description": "Administration of one tenant: its connectors, join tokens, policy, users and agents. Authenticate with an admin token (`cloud-runtime admin-token create`) as a bearer token; a token acts on its own tenant only.",
+            "description": "Administration of one tenant: its connectors, join tokens, policy, users, agents and gateways. Authenticate with an admin token (`cloud-runtime admin-token create`) as a bearer token; a token acts on its own tenant only.",
         },
         "servers": [{"url": BASE}],
         "paths": {
@@ -142,6 +142,15 @@ pub fn document() -> Value {
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AgentList"}}}}}),
                     Scope::AgentsRead),
             }},
+            "/t/{tenant}/gateways": {"get": {
+                "operationId": "listGateways",
+                "summary": "The tenant's gateways, each with the URL an MCP client connects to",
+                "parameters": [tenant],
+                "security": security(Scope::GatewaysRead),
+                "responses": with(json!({"200": {"description": "The gateways",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GatewayList"}}}}}),
+                    Scope::GatewaysRead),
+            }},
             "/t/{tenant}/connectors/{id}/revoke": {"post": {
                 "operationId": "revokeConnector",
                 "summary": "Revoke a connector: refused from now on, its live tunnels dropped within a second (idempotent)",
@@ -221,6 +230,12 @@ pub fn document() -> Value {
                         "required": ["name", "role", "oauth_client_id"],
                         "properties": {"name": {"type": "string"}, "role": {"type": "string"},
                             "oauth_client_id": {"type": ["string", "null"]}}}}}},
+                "GatewayList": {"type": "object", "additionalProperties": false, "required": ["gateways"],
+                    "properties": {"gateways": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+                        "required": ["name", "tools", "instructions", "mcp_url"],
+                        "properties": {"name": {"type": "string"}, "tools": {"type": "array", "items": {"type": "string"}},
+                            "instructions": {"type": ["string", "null"]},
+                            "mcp_url": {"type": "string", "pattern": "^https://.+/t/[^/]+/g/[^/]+/mcp$"}}}}}},
                 "Revoked": {"type": "object", "additionalProperties": false,
                     "required": ["id", "status", "already_revoked"],
                     "properties": {"id": {"type": "string"}, "status": {"const": "revoked"},

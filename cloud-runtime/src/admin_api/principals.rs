@@ -1,5 +1,5 @@
-//! Who acts in the tenant: its users (ids, names, groups) and its agents (roles, OAuth
-//! client bindings), never a secret or a key.
+//! Who acts in the tenant and where: its users (ids, names, groups), its agents (roles,
+//! OAuth client bindings), never a secret or a key; and its gateways with their MCP URLs.
 
 use std::sync::Arc;
 
@@ -46,4 +46,28 @@ pub async fn agents(
         .map(|a| json!({"name": a.name, "role": a.role, "oauth_client_id": a.oauth_client_id}))
         .collect();
     Ok(Json(json!({ "agents": agents })))
+}
+
+/// `GET /admin/api/v1/t/{tenant}/gateways`: each with the URL an MCP client connects to.
+pub async fn gateways(
+    State(api): State<Arc<AdminApi>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, Problem> {
+    let admin = auth::admin(&api.store, &headers, &tenant, Scope::GatewaysRead).await?;
+    let gateways: Vec<serde_json::Value> = api
+        .store
+        .gateways(Some(admin.tenant.as_str()))
+        .await?
+        .into_iter()
+        .map(|g| {
+            json!({
+                "mcp_url": format!("{}/t/{}/g/{}/mcp", api.public_url, g.tenant, g.name),
+                "name": g.name,
+                "tools": g.tools,
+                "instructions": g.instructions,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "gateways": gateways })))
 }

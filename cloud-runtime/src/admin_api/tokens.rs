@@ -35,17 +35,20 @@ pub enum Scope {
     UsersRead,
     /// Read the tenant's agents (never their keys).
     AgentsRead,
+    /// Read the tenant's gateways and their MCP URLs.
+    GatewaysRead,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::ConnectorsRead,
         Scope::ConnectorsWrite,
         Scope::PolicyRead,
         Scope::PolicyWrite,
         Scope::UsersRead,
         Scope::AgentsRead,
+        Scope::GatewaysRead,
     ];
 
     /// Its name, as tokens and the OpenAPI document spell it.
@@ -57,6 +60,7 @@ impl Scope {
             Scope::PolicyWrite => "policy:write",
             Scope::UsersRead => "users:read",
             Scope::AgentsRead => "agents:read",
+            Scope::GatewaysRead => "gateways:read",
         }
     }
 }

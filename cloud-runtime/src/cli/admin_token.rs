@@ -22,7 +22,7 @@ pub enum AdminTokenCommand {
         #[arg(long)]
         name: String,
         /// What it may do, comma-separated: connectors:read, connectors:write, policy:read,
-        /// policy:write, users:read, agents:read.
+        /// policy:write, users:read, agents:read, gateways:read.
         #[arg(long)]
         scopes: String,
         /// How long it works (1m to 366d).
