@@ -540,6 +540,8 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
             .map_err(StartError::component)?
             .to_string(),
         public_url: public_url(&config.hostname, https_addr.port()),
+        audit_file: dir.audit_log(),
+        verifying: tokio::sync::Semaphore::new(1),
     });
     let router = Router::new()
         .merge(enroll_routes)
@@ -563,6 +565,15 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
             .await?;
     }
 
+    // The audit search index follows the chains (the admin API reads it).
+    tracker.spawn(crate::audit::index::follow(
+        tunnel_ctx.store.clone(),
+        match tunnel_ctx.store.engine() {
+            crate::store::Engine::Postgres => crate::audit::index::Chains::Store,
+            crate::store::Engine::Sqlite => crate::audit::index::Chains::File(dir.audit_log()),
+        },
+        shutdown.clone(),
+    ));
     tracker.spawn(tunnel::listener::accept_loop(
         endpoint.clone(),
         tunnel_ctx.clone(),

@@ -11,6 +11,9 @@
 //!   and a rollback that puts an earlier revision back in force as the next one.
 //! - Malformed bodies are a 400 that says why; an admin's acts are in the audit trail under
 //!   the token's name; the store keeps only the tokens' hashes.
+//! - The audit trail: a denied call found by filtering, cursor paging that reads what one
+//!   page reads, malformed searches refused, an NDJSON export the command line matches,
+//!   tenants kept apart, and a verification that notices a record changed behind its back.
 
 use std::time::Duration;
 
@@ -44,6 +47,28 @@ struct Api {
 }
 
 impl Api {
+    /// A client of `rt`'s admin API, with the OpenAPI document it serves.
+    fn of(rt: &Runtime) -> Result<Self> {
+        let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
+        let http = Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca)?])
+            .timeout(Duration::from_secs(20))
+            .build()?;
+        let base = format!("https://localhost:{}", rt.https_port);
+        let doc: Value = http
+            .get(format!("{base}/admin/api/v1/openapi.json"))
+            .send()?
+            .json()?;
+        assert_eq!(doc["openapi"], "3.1.0");
+        // The document's components, as a schema whose $ref picks one.
+        let schemas = json!({"components": doc["components"].clone()});
+        Ok(Self {
+            http,
+            base,
+            schemas,
+        })
+    }
+
     fn call(
         &self,
         method: &str,
@@ -106,23 +131,7 @@ fn tenant_admins_manage_their_own_connectors_and_nothing_else() -> Result<()> {
     let mut c1 = Connector::enroll(&rt, "acme", "c1")?;
     c1.start(&rt, &[])?;
     let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
-    let http = Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&ca)?])
-        .timeout(Duration::from_secs(20))
-        .build()?;
-    let base = format!("https://localhost:{}", rt.https_port);
-    let doc: Value = http
-        .get(format!("{base}/admin/api/v1/openapi.json"))
-        .send()?
-        .json()?;
-    assert_eq!(doc["openapi"], "3.1.0");
-    // The document's components, as a schema whose $ref picks one.
-    let schemas = json!({"components": doc["components"].clone()});
-    let api = Api {
-        http,
-        base,
-        schemas,
-    };
+    let api = Api::of(&rt)?;
 
     let full = admin_token(
         &rt,
@@ -584,5 +593,243 @@ fn tenant_admins_manage_their_own_connectors_and_nothing_else() -> Result<()> {
             "a token in the store"
         );
     }
+    Ok(())
+}
+
+/// A page of search results' records.
+fn records(page: &Value) -> Vec<Value> {
+    page["records"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn the_audit_trail_is_searched_exported_and_verified_by_its_own_tenant_only() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    run_ok(
+        rt.cli()
+            .args(["gateway", "create", "--tenant", "acme", "eng"]),
+    );
+    let mut c1 = Connector::enroll(&rt, "acme", "c1")?;
+    c1.start(&rt, &[])?;
+    rt.wait_online(&c1.id, Duration::from_secs(20))?;
+    rt.apply_policy(
+        "acme",
+        "version = 1\n[roles.dev]\nallow = [{ tools = [\"diag.ping\"] }]\n\
+         [groups.dev]\nallow = [{ tools = [\"diag.*\"] }]\n",
+    );
+    let alice =
+        e2e::mcp_client::McpClient::new_user(&rt, "acme", "eng", "alice", "dev", "bot", "dev")?;
+    assert_eq!(alice.call("diag.ping", json!({}))?["isError"], false);
+    // The policy is in force at the runtime's next look at the store (500 ms on PostgreSQL).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let denied = alice.call("diag.echo", json!({"message": "<img src=x>"}))?;
+        if denied["isError"] == true {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the role does not allow it: {denied}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let api = Api::of(&rt)?;
+    let auditor = admin_token(&rt, "acme", "auditor", "audit:read");
+    let no_scope = admin_token(&rt, "acme", "ops", "connectors:read");
+    let globex = admin_token(&rt, "globex", "globex-admin", "audit:read,connectors:write");
+    // An act in globex, to be seen by globex only.
+    let (status, _) = api.call("POST", "/t/globex/join-tokens", Some(&globex), Some("{}"))?;
+    assert_eq!(status, 201);
+
+    for path in ["/t/acme/audit", "/t/acme/audit/verify"] {
+        assert_eq!(api.call("GET", path, None, None)?.0, 401, "{path}");
+        let (status, v) = api.call("GET", path, Some(&globex), None)?;
+        assert_eq!(status, 404, "another tenant's admin: {path}: {v}");
+        assert!(!v.to_string().contains("alice"), "{v}");
+        assert_eq!(
+            api.call("GET", path, Some(&no_scope), None)?.0,
+            403,
+            "{path}"
+        );
+    }
+
+    // The denied call, found by filtering (the index follows the chain within a second).
+    let query = "/t/acme/audit?decision=deny&tool=diag.echo&user=alice";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let (status, page) = api.call("GET", query, Some(&auditor), None)?;
+        assert_eq!(status, 200, "{page}");
+        api.conforms("AuditPage", &page);
+        if !records(&page).is_empty() || std::time::Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let found = records(&page);
+    assert_eq!(found.len(), 1, "{page}");
+    let record = &found[0]["record"];
+    assert_eq!(
+        (&record["layer"], &record["agent"], &record["tenant"]),
+        (&json!("agent"), &json!("bot"), &json!("acme")),
+        "{record}"
+    );
+    assert!(page["next_cursor"].is_null());
+
+    // Paging one record at a time reads what one big page reads, in the same order.
+    let (_, all) = api.call("GET", "/t/acme/audit?limit=500", Some(&auditor), None)?;
+    let all = records(&all);
+    assert!(all.len() >= 3, "two decisions and an outcome: {all:?}");
+    assert!(all.iter().all(|r| r["record"]["tenant"] == "acme"));
+    let mut paged = Vec::new();
+    let mut next = "/t/acme/audit?limit=1".to_owned();
+    loop {
+        let (status, page) = api.call("GET", &next, Some(&auditor), None)?;
+        assert_eq!(status, 200, "{page}");
+        paged.extend(records(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => next = format!("/t/acme/audit?limit=1&cursor={c}"),
+            None => break,
+        }
+        assert!(paged.len() <= all.len(), "paging ends");
+    }
+    // New records may land between the two reads (the admin acts are not searched here).
+    let key = |r: &Value| (r["chain"].to_string(), r["seq"].as_i64());
+    let paged: Vec<_> = paged.iter().map(key).collect();
+    let whole: Vec<_> = all.iter().map(key).collect();
+    assert!(
+        paged.ends_with(&whole) || paged == whole,
+        "{paged:?} vs {whole:?}"
+    );
+
+    // Bad searches: a clear 400 each, nothing searched.
+    for bad in [
+        "cursor=bm90LWEtY3Vyc29y",
+        "cursor=%00%01",
+        "from=2026-12-07T00:00:00Z&to=2020-01-01T00:00:00Z",
+        "from=0001-01-01T00:00:00Z&to=9999-12-31T00:00:00Z",
+        "from=yesterday",
+        "limit=0",
+        "limit=100000",
+        "usr=alice",
+        "decision=maybe",
+        "layer=%3Cscript%3E",
+    ] {
+        let (status, v) = api.call("GET", &format!("/t/acme/audit?{bad}"), Some(&auditor), None)?;
+        assert_eq!(status, 400, "{bad}: {v}");
+        api.conforms("Problem", &v);
+    }
+    let (status, v) = api.call(
+        "GET",
+        "/t/acme/audit?user=%3Cscript%3Ealert(1)%3C/script%3E",
+        Some(&auditor),
+        None,
+    )?;
+    assert_eq!(
+        (status, records(&v).len()),
+        (200, 0),
+        "HTML in a filter is data: {v}"
+    );
+
+    // The export: the lines exactly as chained, each still verifying, only this tenant's.
+    let resp = api
+        .http
+        .get(format!(
+            "{}/admin/api/v1/t/acme/audit/export?decision=deny",
+            api.base
+        ))
+        .bearer_auth(&auditor)
+        .send()?;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/x-ndjson")
+    );
+    let exported = resp.text()?;
+    let lines: Vec<&str> = exported.lines().collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let v: Value = serde_json::from_str(line)?;
+        assert_eq!(
+            (&v["tenant"], &v["decision"]),
+            (&json!("acme"), &json!("deny"))
+        );
+        assert!(v["hash"].as_str().is_some_and(|h| h.len() == 64), "{v}");
+    }
+    assert!(lines.iter().any(|l| l.contains("\"tool\":\"diag.echo\"")));
+    // The command line's search reads the same.
+    let cli = run_ok(rt.cli().args([
+        "audit",
+        "search",
+        "--tenant",
+        "acme",
+        "--decision",
+        "deny",
+        "--ndjson",
+    ]));
+    assert_eq!(
+        cli.lines().collect::<Vec<_>>(),
+        lines,
+        "the command line exports the same"
+    );
+    let (status, _) = api.call("GET", "/t/acme/audit/export", Some(&globex), None)?;
+    assert_eq!(status, 404);
+
+    // globex sees its own act, none of acme's records.
+    let (_, theirs) = api.call("GET", "/t/globex/audit?limit=500", Some(&globex), None)?;
+    let theirs = records(&theirs);
+    assert!(
+        theirs.iter().all(|r| r["record"]["tenant"] == "globex"),
+        "{theirs:?}"
+    );
+
+    // The chains hold; then a record is changed behind the runtime's back, and it says so.
+    let (status, v) = api.call("GET", "/t/acme/audit/verify", Some(&auditor), None)?;
+    assert_eq!(status, 200, "{v}");
+    api.conforms("AuditVerification", &v);
+    assert_eq!(v["intact"], true, "{v}");
+    assert!(v["tenant_records_indexed"].as_u64() >= Some(3), "{v}");
+    if rt.database_url().starts_with("postgres") {
+        rt.psql(
+            "UPDATE audit_chain SET line = convert_to(replace(convert_from(line, 'UTF8'), \
+             '\"user\":\"alice\"', '\"user\":\"mallory\"'), 'UTF8') \
+             WHERE convert_from(line, 'UTF8') LIKE '%\"tool\":\"diag.echo\"%'",
+        )?;
+    } else {
+        let path = rt.data_dir().join("audit.log");
+        let text = std::fs::read_to_string(&path)?;
+        let changed: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.contains("\"tool\":\"diag.echo\"") {
+                    l.replace("\"user\":\"alice\"", "\"user\":\"mallory\"")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        std::fs::write(&path, changed.join("\n") + "\n")?;
+    }
+    let (status, v) = api.call("GET", "/t/acme/audit/verify", Some(&auditor), None)?;
+    assert_eq!(status, 200, "{v}");
+    api.conforms("AuditVerification", &v);
+    assert_eq!(v["intact"], false, "{v}");
+    assert!(
+        v["chains"][0]["first_problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("does not match its hash")),
+        "{v}"
+    );
+
+    // The export was the auditor's act, written to the trail.
+    assert!(
+        rt.audit_text()
+            .lines()
+            .any(|l| l.contains("\"tool\":\"admin.audit.export\"")
+                && l.contains("\"user\":\"auditor\"")),
+        "the export is audited"
+    );
     Ok(())
 }

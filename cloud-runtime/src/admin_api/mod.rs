@@ -13,11 +13,13 @@
 //!   commands, revocation; each change written to the audit trail as the admin's act.
 //! - [`policy`]: the policy in force and its revisions, validating a proposed file,
 //!   applying one, rolling back to a revision.
+//! - [`audit`]: the tenant's audit records: search, NDJSON export, chain verification.
 //! - [`principals`]: the tenant's users and agents (never a secret or key), and its
 //!   gateways with their MCP URLs.
 //! - [`openapi`]: the document.
 //! - [`problem`]: error answers, `{"error": code, "message": text}`.
 
+pub mod audit;
 pub mod auth;
 pub mod connectors;
 pub mod openapi;
@@ -31,7 +33,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{any, get, post};
 
+use std::path::PathBuf;
+
 use crate::audit::AuditLog;
+use crate::audit::record::{AuditRecord, Kind};
 use crate::store::Store;
 
 /// The path every admin API route starts with.
@@ -50,6 +55,35 @@ pub struct AdminApi {
     pub ca_fingerprint: String,
     /// The runtime's public base URL (`https://host:port`), which gateway URLs start with.
     pub public_url: String,
+    /// The single-process audit log (runtimes on SQLite), for verification.
+    pub audit_file: PathBuf,
+    /// One permit: a verification reads every chain, so they take turns.
+    pub verifying: tokio::sync::Semaphore,
+}
+
+/// Writes an admin's act to the audit trail and waits until it is written; a failure is
+/// logged and answered 503.
+pub(crate) async fn record_act(
+    api: &AdminApi,
+    admin: &auth::Admin,
+    action: &str,
+    target: Option<&str>,
+) -> Result<(), problem::Problem> {
+    let written = api
+        .audit
+        .write(AuditRecord {
+            user: admin.name.clone(),
+            agent: format!("admin-token {}", admin.token_id),
+            connector: target.map(str::to_owned),
+            target: target.map(str::to_owned),
+            outcome: Some("ok".to_owned()),
+            ..AuditRecord::event(Kind::Admin, admin.tenant.as_str(), action)
+        })
+        .await;
+    written.map_err(|e| {
+        tracing::error!(error = %e, action, admin = %admin.name, "admin action not written to the audit trail");
+        problem::Problem::unavailable("the audit trail is unavailable; retry shortly")
+    })
 }
 
 /// The admin API's routes.
@@ -83,6 +117,15 @@ pub fn routes(api: Arc<AdminApi>) -> Router {
         .route(
             &format!("{BASE}/t/{{tenant}}/policy/rollback"),
             post(policy::rollback),
+        )
+        .route(&format!("{BASE}/t/{{tenant}}/audit"), get(audit::search))
+        .route(
+            &format!("{BASE}/t/{{tenant}}/audit/export"),
+            get(audit::export),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/audit/verify"),
+            get(audit::verify),
         )
         .route(
             &format!("{BASE}/t/{{tenant}}/users"),

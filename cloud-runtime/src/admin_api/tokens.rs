@@ -37,11 +37,13 @@ pub enum Scope {
     AgentsRead,
     /// Read the tenant's gateways and their MCP URLs.
     GatewaysRead,
+    /// Search, export and verify the tenant's audit trail.
+    AuditRead,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::ConnectorsRead,
         Scope::ConnectorsWrite,
         Scope::PolicyRead,
@@ -49,6 +51,7 @@ impl Scope {
         Scope::UsersRead,
         Scope::AgentsRead,
         Scope::GatewaysRead,
+        Scope::AuditRead,
     ];
 
     /// Its name, as tokens and the OpenAPI document spell it.
@@ -61,6 +64,7 @@ impl Scope {
             Scope::UsersRead => "users:read",
             Scope::AgentsRead => "agents:read",
             Scope::GatewaysRead => "gateways:read",
+            Scope::AuditRead => "audit:read",
         }
     }
 }

@@ -8,14 +8,20 @@
 //! - [`log`]: the append-only file and its writer thread.
 //! - [`in_store`]: the same chain in the database, one per replica (replicas on
 //!   PostgreSQL).
+//! - [`verify`]: checking the chains where they are kept.
+//! - [`index`]: the search index that follows the chains; [`search`]: reading it a page at
+//!   a time.
 //! - [`CallAudit`]: the records of one call, sharing its who/what/trace fields.
 
 pub mod chain;
 pub mod digest;
 pub mod in_store;
+pub mod index;
 pub mod log;
 pub mod receipts;
 pub mod record;
+pub mod search;
+pub mod verify;
 
 use std::time::Instant;
 

@@ -1,13 +1,12 @@
-//! `cloud-runtime audit verify | tail`.
+//! `cloud-runtime audit verify | search | tail`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Result, bail};
-use clap::Subcommand;
-use cloud_runtime::audit::chain::Head;
-use cloud_runtime::audit::log::verify_file;
+use clap::{Args, Subcommand};
 use cloud_runtime::audit::record::AuditRecord;
-use cloud_runtime::audit::{chain, receipts};
+use cloud_runtime::audit::verify::{self, ChainText};
+use cloud_runtime::audit::{chain, index, receipts, search};
 use cloud_runtime::data_dir::DataDir;
 use cloud_runtime::store::{Engine, Store};
 
@@ -26,6 +25,9 @@ pub enum AuditCommand {
         #[command(flatten)]
         dir: DataDirArg,
     },
+    /// Search one tenant's records, newest first, a page at a time (the admin API's
+    /// search): every filter given must match exactly.
+    Search(Box<SearchArgs>),
     /// Print the last records.
     Tail {
         /// How many.
@@ -39,49 +41,68 @@ pub enum AuditCommand {
     },
 }
 
-/// One audit chain: the data directory's file (one process), or a replica's chain in the
-/// database (replicas on PostgreSQL).
-struct Chain {
-    /// How messages name it.
-    label: String,
-    /// Its lines.
-    text: Vec<u8>,
-    /// The file, checked against its head checkpoint too.
-    file: Option<std::path::PathBuf>,
-    /// A stored chain's head checkpoint.
-    head: Option<Head>,
+/// `audit search`'s flags.
+#[derive(Args)]
+pub struct SearchArgs {
+    /// The tenant.
+    #[arg(long)]
+    tenant: String,
+    /// From (RFC 3339; default: a day before --to).
+    #[arg(long)]
+    from: Option<String>,
+    /// To (RFC 3339; default: now).
+    #[arg(long)]
+    to: Option<String>,
+    /// Only this user's records.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only this agent's.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Only this tool's.
+    #[arg(long)]
+    tool: Option<String>,
+    /// Only this connector's.
+    #[arg(long)]
+    connector: Option<String>,
+    /// Only records of this kind (decision, upstream, outcome, authorization,
+    /// certificate, admin).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only decisions that were this (allow, deny).
+    #[arg(long)]
+    decision: Option<String>,
+    /// Only denials by this layer (gateway, agent, user, connector, hook).
+    #[arg(long)]
+    layer: Option<String>,
+    /// Only outcomes that were this (ok, tool_error, denied, unavailable, ...).
+    #[arg(long)]
+    outcome: Option<String>,
+    /// Only this trace's records.
+    #[arg(long)]
+    trace_id: Option<String>,
+    /// Records per page (1 to 500).
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Continue after a previous page (its printed next cursor).
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Print the records' lines as chained (NDJSON), every page to the end of the range.
+    #[arg(long)]
+    ndjson: bool,
+    #[command(flatten)]
+    dir: DataDirArg,
 }
 
 /// The audit chains of the runtime at `data`.
-async fn chains(data: &DataDir) -> Result<Vec<Chain>> {
+async fn chains(data: &DataDir) -> Result<Vec<ChainText>> {
     let store = data.store().await?;
-    if store.engine() == Engine::Postgres {
-        let mut out = Vec::new();
-        for replica in store.audit_chain_replicas().await? {
-            out.push(Chain {
-                label: format!("audit chain of replica {replica}"),
-                text: store.audit_chain_text(&replica).await?,
-                file: None,
-                head: store
-                    .audit_chain_head(&replica)
-                    .await?
-                    .map(|(seq, hash)| Head { seq, hash }),
-            });
-        }
-        return Ok(out);
-    }
-    let path = data.audit_log();
-    Ok(vec![Chain {
-        label: path.display().to_string(),
-        text: std::fs::read(&path)?,
-        file: Some(path),
-        head: None,
-    }])
+    Ok(verify::chains(&store, &data.audit_log()).await?)
 }
 
 /// Checks the receipts in `chain` against the connectors' audit keys; true if every one
 /// verifies.
-async fn verify_receipts(store: &Store, chain: &Chain) -> Result<bool> {
+async fn verify_receipts(store: &Store, chain: &ChainText) -> Result<bool> {
     let records: Vec<(u64, AuditRecord)> = chain
         .text
         .split(|&b| b == b'\n')
@@ -111,14 +132,6 @@ async fn verify_receipts(store: &Store, chain: &Chain) -> Result<bool> {
     Ok(checked.problems.is_empty())
 }
 
-/// Verifies `chain`'s hashes, and that it still reaches its head checkpoint.
-fn verify_chain(chain: &Chain) -> Result<Result<Head, Vec<chain::Problem>>> {
-    Ok(match &chain.file {
-        Some(path) => verify_file(path)?,
-        None => chain::verify_against(&chain.text, chain.head.as_ref()),
-    })
-}
-
 /// Runs an `audit` subcommand.
 pub async fn run(command: AuditCommand) -> Result<()> {
     match command {
@@ -134,7 +147,7 @@ pub async fn run(command: AuditCommand) -> Result<()> {
                         chain.label
                     ));
                 }
-                match verify_chain(&chain)? {
+                match verify::verify(&chain)? {
                     Ok(head) => println!(
                         "{}: {} records, chain intact (last hash {})",
                         chain.label, head.seq, head.hash
@@ -156,6 +169,74 @@ pub async fn run(command: AuditCommand) -> Result<()> {
             }
             if let Some(first) = failures.first() {
                 bail!("{first}");
+            }
+        }
+        AuditCommand::Search(args) => {
+            let SearchArgs {
+                tenant,
+                from,
+                to,
+                user,
+                agent,
+                tool,
+                connector,
+                kind,
+                decision,
+                layer,
+                outcome,
+                trace_id,
+                limit,
+                cursor,
+                ndjson,
+                dir,
+            } = *args;
+            let params: BTreeMap<String, String> = [
+                ("from", from),
+                ("to", to),
+                ("user", user),
+                ("agent", agent),
+                ("tool", tool),
+                ("connector", connector),
+                ("kind", kind),
+                ("decision", decision),
+                ("layer", layer),
+                ("outcome", outcome),
+                ("trace_id", trace_id),
+                ("limit", Some(limit.to_string())),
+                ("cursor", cursor),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+            .collect();
+            let data = dir.data_dir()?;
+            data.config()?;
+            let store = data.store().await?;
+            let chains = match store.engine() {
+                Engine::Postgres => index::Chains::Store,
+                Engine::Sqlite => index::Chains::File(data.audit_log()),
+            };
+            // No runtime may be following the chains: bring the index up to them first.
+            index::catch_up(store.clone(), chains).await?;
+            let mut filter = search::parse(&tenant, &params, store.now_ms())?;
+            loop {
+                let page = search::search(&store, &filter).await?;
+                for r in &page.records {
+                    if ndjson {
+                        println!("{}", r.line);
+                    } else {
+                        print_line(r.line.as_bytes(), Some(&r.chain))?;
+                    }
+                }
+                match page.next_cursor {
+                    Some(next) if ndjson => {
+                        filter.after = Some(search::decode_cursor(&next)?);
+                    }
+                    Some(next) => {
+                        println!("next page: --cursor {next}");
+                        break;
+                    }
+                    None => break,
+                }
             }
         }
         AuditCommand::Tail { lines, json, dir } => {
@@ -184,44 +265,55 @@ fn tail(text: &[u8], lines: usize, json: bool) -> Result<()> {
             println!("{}", String::from_utf8_lossy(line));
             continue;
         }
-        match chain::parse_line(line) {
-            Ok(p) => {
-                let r = p.record;
-                let what = match (&r.decision, &r.upstream, &r.outcome) {
-                    (Some(d), _, _) => format!(
-                        "{d:?}{}",
-                        r.layer.map(|l| format!(" by {l}")).unwrap_or_default()
-                    )
-                    .to_lowercase(),
-                    (_, Some(u), _) => format!("{} {} -> {}", u.method, u.route, u.status),
-                    (_, _, Some(o)) => format!(
-                        "{o}{}",
-                        r.duration_ms
-                            .map(|d| format!(" in {d:.1} ms"))
-                            .unwrap_or_default()
-                    ),
-                    _ => String::new(),
-                };
-                println!(
-                    "{:>6} {} {:<10} {}/{} via {} {} {} {}",
-                    p.seq,
-                    r.time,
-                    format!("{:?}", r.kind).to_lowercase(),
-                    r.tenant,
-                    r.user,
-                    r.agent,
-                    r.tool,
-                    match (&r.instance, &r.target) {
-                        (Some(i), Some(t)) => format!("{i}:{t}"),
-                        (Some(i), None) => i.clone(),
-                        (None, Some(t)) => t.clone(),
-                        (None, None) => "-".to_owned(),
-                    },
-                    what
-                );
-            }
-            Err(e) => println!("?????? unreadable record: {e}"),
+        print_line(line, None)?;
+    }
+    Ok(())
+}
+
+/// Prints one record line for people: sequence number (with its chain, when several are
+/// searched), time, kind, who, what, and how it went.
+fn print_line(line: &[u8], chain_name: Option<&str>) -> Result<()> {
+    match chain::parse_line(line) {
+        Ok(p) => {
+            let r = p.record;
+            let what = match (&r.decision, &r.upstream, &r.outcome) {
+                (Some(d), _, _) => format!(
+                    "{d:?}{}",
+                    r.layer.map(|l| format!(" by {l}")).unwrap_or_default()
+                )
+                .to_lowercase(),
+                (_, Some(u), _) => format!("{} {} -> {}", u.method, u.route, u.status),
+                (_, _, Some(o)) => format!(
+                    "{o}{}",
+                    r.duration_ms
+                        .map(|d| format!(" in {d:.1} ms"))
+                        .unwrap_or_default()
+                ),
+                _ => String::new(),
+            };
+            let seq = match chain_name {
+                Some(c) if c != index::LOCAL_CHAIN => format!("{c}#{}", p.seq),
+                _ => p.seq.to_string(),
+            };
+            println!(
+                "{:>6} {} {:<10} {}/{} via {} {} {} {}",
+                seq,
+                r.time,
+                format!("{:?}", r.kind).to_lowercase(),
+                r.tenant,
+                r.user,
+                r.agent,
+                r.tool,
+                match (&r.instance, &r.target) {
+                    (Some(i), Some(t)) => format!("{i}:{t}"),
+                    (Some(i), None) => i.clone(),
+                    (None, Some(t)) => t.clone(),
+                    (None, None) => "-".to_owned(),
+                },
+                what
+            );
         }
+        Err(e) => println!("?????? unreadable record: {e}"),
     }
     Ok(())
 }

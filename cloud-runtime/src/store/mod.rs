@@ -10,6 +10,7 @@
 pub mod admin_tokens;
 pub mod approval;
 pub mod audit_chain;
+pub mod audit_index;
 pub mod audit_keys;
 pub mod certificates;
 pub mod connect;

@@ -20,6 +20,10 @@ pub struct Copied {
     pub rows: u64,
 }
 
+/// Tables the runtime derives from others (the audit search index, from the chains):
+/// not copied, since the target's runtime fills them from what was.
+const DERIVED: &[&str] = &["audit_index"];
+
 /// Whether `name` is an identifier the schema would use (so it can go into SQL text as is).
 fn plain_identifier(name: &str) -> bool {
     !name.is_empty()
@@ -69,6 +73,8 @@ async fn tables(pool: &Pool) -> Result<Vec<Table>, StoreError> {
         }
         tables.push(Table { name, columns });
     }
+    // Derived tables are rebuilt by the runtime on the target, from what is copied.
+    tables.retain(|t| !DERIVED.contains(&t.name.as_str()));
     tables.sort_by_key(|t| t.name != "tenants");
     Ok(tables)
 }
