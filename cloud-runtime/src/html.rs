@@ -5,7 +5,7 @@
 //! page invites clickjacking), cached (they carry one-time state) or leak their URL, which
 //! may carry one-time state too, to another site in a `Referer`.
 
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 /// The pages' Content-Security-Policy: nothing loads, forms post only to the runtime, and
@@ -34,6 +34,53 @@ pub fn escape(s: &str) -> String {
 /// [`CONTENT_SECURITY_POLICY`], `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`,
 /// `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
 pub fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
+    page_answering_to(status, title, body_html, None)
+}
+
+/// Like [`page`], for a page whose form is answered by a redirect to the MCP client's
+/// `redirect_uri` (sign-in and consent in the OAuth flow): browsers apply `form-action` to
+/// that redirect too, so the CSP names its origin (or, for a native app's own scheme, the
+/// scheme) beside `'self'`.
+pub fn page_answering_to(
+    status: StatusCode,
+    title: &str,
+    body_html: &str,
+    redirect_uri: Option<&str>,
+) -> Response {
+    let csp = match redirect_uri.and_then(redirect_source) {
+        Some(source) => {
+            format!("default-src 'none'; form-action 'self' {source}; frame-ancestors 'none'")
+        }
+        None => CONTENT_SECURITY_POLICY.to_owned(),
+    };
+    let Ok(csp) = HeaderValue::from_str(&csp) else {
+        return text_page(StatusCode::INTERNAL_SERVER_ERROR, "Error", "Try again.");
+    };
+    let mut resp = render(status, title, body_html);
+    resp.headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, csp);
+    resp
+}
+
+/// The CSP source a redirect to `uri` needs: its origin for http(s), its scheme for an
+/// app's own (`com.example.app:`); `None` for anything else, or a source that would not
+/// be one token of the policy.
+pub fn redirect_source(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    let source = match (url.scheme(), url.host()) {
+        // CSP has no syntax for an IPv6 literal host: its scheme is as narrow as it gets.
+        ("http" | "https", Some(url::Host::Ipv6(_))) => format!("{}:", url.scheme()),
+        ("http" | "https", Some(_)) => url.origin().ascii_serialization(),
+        ("http" | "https", None) => return None,
+        (scheme, _) => format!("{scheme}:"),
+    };
+    source
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b".:/-+".contains(&b))
+        .then_some(source)
+}
+
+fn render(status: StatusCode, title: &str, body_html: &str) -> Response {
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1>{body_html}</body></html>",
         t = escape(title)
@@ -83,6 +130,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_form_answered_by_a_redirect_may_send_the_browser_there() {
+        for (uri, want) in [
+            (
+                "https://client.example:8443/cb?x=1",
+                Some("https://client.example:8443"),
+            ),
+            ("http://127.0.0.1:9/callback", Some("http://127.0.0.1:9")),
+            ("http://[::1]:9/callback", Some("http:")),
+            ("com.example.app:/oauth", Some("com.example.app:")),
+            ("not a url", None),
+        ] {
+            assert_eq!(redirect_source(uri).as_deref(), want, "{uri}");
+        }
+        let resp = page_answering_to(StatusCode::OK, "t", "", Some("https://c.example/cb"));
+        assert_eq!(
+            resp.headers()
+                .get(header::CONTENT_SECURITY_POLICY)
+                .and_then(|v| v.to_str().ok()),
+            Some(
+                "default-src 'none'; form-action 'self' https://c.example; frame-ancestors 'none'"
+            )
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use shared::identity::UserId;
 use url::Url;
 
 use super::{CODE_TTL_MS, OAuth, PENDING_TTL_MS, browser, secret};
-use crate::html::{escape, page};
+use crate::html::{escape, page, page_answering_to};
 use crate::identity::valid_name;
 use crate::store::oauth::PendingRow;
 
@@ -232,7 +232,7 @@ fn login_form(p: &PendingRow, client_name: &str, error: Option<&str>) -> Respons
     let error = error
         .map(|e| format!("<p role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
-    page(
+    page_answering_to(
         if error.is_empty() {
             StatusCode::OK
         } else {
@@ -262,6 +262,8 @@ fn login_form(p: &PendingRow, client_name: &str, error: Option<&str>) -> Respons
             },
             id = escape(&p.id),
         ),
+        // Without a return path the form's answer redirects to the MCP client.
+        p.return_to.is_none().then_some(p.redirect_uri.as_str()),
     )
 }
 
@@ -706,7 +708,7 @@ async fn consent_page(o: &OAuth, pending: &PendingRow, user: &str) -> Response {
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_default();
     let id = escape(&pending.id);
-    page(
+    page_answering_to(
         StatusCode::OK,
         "Allow access?",
         &format!(
@@ -726,6 +728,7 @@ async fn consent_page(o: &OAuth, pending: &PendingRow, user: &str) -> Response {
             resource = escape(&pending.resource),
             receiver = escape(&receiver),
         ),
+        Some(&pending.redirect_uri),
     )
 }
 
