@@ -29,6 +29,7 @@
 //! - [`admin`]: the local admin socket (diagnostic calls, online list).
 //! - [`admin_api`]: the tenant admin API over HTTPS (admin tokens, connectors, join
 //!   tokens), with its OpenAPI document.
+//! - [`admin_console`]: the tenant admin web console (server-rendered, signed-in admins).
 //! - [`runtime_keys`]: where `serve` takes its secret keys from (files, or sealed copies).
 //! - [`sealed_keys`]: the runtime's secret keys in the shared store, sealed with the
 //!   operator's key-encryption key, for replicas.
@@ -38,6 +39,7 @@
 
 pub mod admin;
 pub mod admin_api;
+pub mod admin_console;
 pub mod approve;
 pub mod audit;
 pub mod cluster;

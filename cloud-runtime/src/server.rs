@@ -442,6 +442,9 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
     });
 
     let public_limit = RateLimit::new(PUBLIC_PER_MINUTE, PUBLIC_BURST);
+    // The console's pages: an admin clicks through many, but each unauthenticated one
+    // starts a sign-in, so an address still has a budget.
+    let console_limit = RateLimit::new(CONSOLE_PER_MINUTE, CONSOLE_BURST);
     let enroll_routes = Router::new()
         .route(shared::enroll::ENROLL_PATH, post(enroll::enroll))
         .route(shared::enroll::ENROLL_INFO_PATH, get(enroll::info))
@@ -542,23 +545,35 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
         public_url: public_url(&config.hostname, https_addr.port()),
         audit_file: dir.audit_log(),
         verifying: tokio::sync::Semaphore::new(1),
+        registry: registry.clone(),
     });
-    let router = Router::new()
-        .merge(enroll_routes)
-        .merge(crate::admin_api::routes(admin_api))
-        .merge(mcp_routes)
-        .merge(connect_routes)
-        .merge(
-            crate::oauth::routes(oauth).layer(axum::middleware::from_fn_with_state(
-                public_limit.clone(),
-                rate_limit::limit,
-            )),
-        )
-        .merge(crate::health::routes(crate::health::Readiness::new(
-            tunnel_ctx.store.clone(),
-            cluster.clone(),
-            shutdown.clone(),
-        )));
+    let console = Arc::new(crate::admin_console::Console {
+        api: admin_api.clone(),
+        oauth: oauth.clone(),
+        live_streams: Arc::new(tokio::sync::Semaphore::new(
+            crate::admin_console::live::MAX_STREAMS,
+        )),
+    });
+    let router =
+        Router::new()
+            .merge(enroll_routes)
+            .merge(crate::admin_api::routes(admin_api))
+            .merge(crate::admin_console::routes(console).layer(
+                axum::middleware::from_fn_with_state(console_limit.clone(), rate_limit::limit),
+            ))
+            .merge(mcp_routes)
+            .merge(connect_routes)
+            .merge(
+                crate::oauth::routes(oauth).layer(axum::middleware::from_fn_with_state(
+                    public_limit.clone(),
+                    rate_limit::limit,
+                )),
+            )
+            .merge(crate::health::routes(crate::health::Readiness::new(
+                tunnel_ctx.store.clone(),
+                cluster.clone(),
+                shutdown.clone(),
+            )));
     if let Some(cluster) = &cluster {
         cluster
             .serve_sessions(router.clone(), &tracker, shutdown.clone())
@@ -591,7 +606,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
     }
     tracker.spawn(purge_expired(
         tunnel_ctx.store.clone(),
-        public_limit,
+        vec![public_limit, console_limit],
         shutdown.clone(),
     ));
     tracker.spawn(policies.watch(tunnel_ctx.store.clone(), tools_changed, shutdown.clone()));
@@ -670,10 +685,11 @@ pub fn idp_redirect_uri(hostname: &str, port: u16) -> String {
     format!("{}/oauth/idp/callback", public_url(hostname, port))
 }
 
-/// Deletes expired one-time OAuth state every minute, so abandoned sign-ins do not pile up.
+/// Deletes expired one-time OAuth state every minute, so abandoned sign-ins do not pile up,
+/// and lets the rate limiters forget idle addresses.
 async fn purge_expired(
     store: crate::store::Store,
-    limit: Arc<RateLimit>,
+    limits: Vec<Arc<RateLimit>>,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -682,7 +698,9 @@ async fn purge_expired(
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        limit.forget_idle();
+        for limit in &limits {
+            limit.forget_idle();
+        }
         if let Err(e) = store.purge_expired_oauth().await {
             tracing::warn!(error = %e, "purging expired OAuth state failed");
         }
@@ -693,6 +711,11 @@ async fn purge_expired(
 const PUBLIC_PER_MINUTE: std::num::NonZeroU32 = std::num::NonZeroU32::new(120).unwrap();
 /// Burst allowed on those endpoints.
 const PUBLIC_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(30).unwrap();
+
+/// Requests per minute per client address on the admin console's pages.
+const CONSOLE_PER_MINUTE: std::num::NonZeroU32 = std::num::NonZeroU32::new(600).unwrap();
+/// Burst allowed on them.
+const CONSOLE_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(200).unwrap();
 
 /// Largest MCP request body.
 const MAX_MCP_BODY: usize = 4 * 1024 * 1024;

@@ -153,6 +153,27 @@ pub async fn create_agent(
     Ok(AgentKey(key))
 }
 
+/// Gives agent `name` of `tenant` a new key (returned, to be shown once): the old one is
+/// refused from the next request on, whatever holds it.
+pub async fn rotate_agent_key(
+    store: &Store,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<AgentKey, TenancyError> {
+    let key = secret::generate("mcpak_");
+    if store
+        .set_agent_key(tenant.as_str(), name, &secret::hash(&key))
+        .await?
+    {
+        Ok(AgentKey(key))
+    } else {
+        Err(TenancyError::NoAgent {
+            tenant: tenant.clone(),
+            name: name.to_owned(),
+        })
+    }
+}
+
 /// Removes agent `name` of `tenant`: its key is refused from the next request on.
 pub async fn remove_agent(
     store: &Store,

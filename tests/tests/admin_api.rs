@@ -301,6 +301,34 @@ fn tenant_admins_manage_their_own_connectors_and_nothing_else() -> Result<()> {
     )?;
     assert_eq!(status, 200, "{v}");
     api.conforms("PolicyValid", &v);
+    let (status, v) = api.call(
+        "POST",
+        "/t/acme/policy/preview",
+        Some(&policy_reader),
+        Some(POLICY),
+    )?;
+    assert_eq!(status, 200, "{v}");
+    api.conforms("PolicyPreview", &v);
+    assert!(
+        v["diff"]
+            .as_str()
+            .is_some_and(|d| d.contains("+++ proposed")),
+        "{v}"
+    );
+    let (status, v) = api.call(
+        "POST",
+        "/t/acme/policy/preview",
+        Some(&policy_reader),
+        Some(broken),
+    )?;
+    assert_eq!((status, &v["line"]), (422, &json!(3)), "{v}");
+    let (status, _) = api.call(
+        "POST",
+        "/t/acme/policy/preview",
+        Some(&globex),
+        Some(POLICY),
+    )?;
+    assert_eq!(status, 404);
     let (status, v) = api.call("PUT", "/t/acme/policy", Some(&policy_reader), Some(POLICY))?;
     assert_eq!(status, 403, "{v}");
     let (status, applied) = api.call("PUT", "/t/acme/policy", Some(&policy_admin), Some(POLICY))?;
@@ -445,6 +473,27 @@ fn tenant_admins_manage_their_own_connectors_and_nothing_else() -> Result<()> {
         cli_agents.contains("bot") && cli_agents.contains("dev"),
         "{cli_agents}"
     );
+    // Key rotation: a new key shown once; not without the scope, not another tenant's.
+    let keys = admin_token(&rt, "acme", "keys", "agents:write");
+    let rotate = "/t/acme/agents/bot/rotate-key";
+    assert_eq!(api.call("POST", rotate, Some(&people), None)?.0, 403);
+    assert_eq!(api.call("POST", rotate, Some(&globex), None)?.0, 404);
+    let (status, v) = api.call(
+        "POST",
+        "/t/acme/agents/nobody/rotate-key",
+        Some(&keys),
+        None,
+    )?;
+    assert_eq!(status, 404, "{v}");
+    let (status, rotated) = api.call("POST", rotate, Some(&keys), None)?;
+    assert_eq!(status, 200, "{rotated}");
+    api.conforms("AgentKey", &rotated);
+    let again = run_ok(
+        rt.cli()
+            .args(["agent", "rotate-key", "--tenant", "acme", "bot"]),
+    );
+    let cli_key = e2e::oauth_client::field(&again, "X-MCP-Agent-Key):");
+    assert!(cli_key.starts_with("mcpak_") && cli_key != rotated["key"]);
     for path in ["/t/acme/users", "/t/acme/agents"] {
         assert_eq!(api.call("GET", path, Some(&globex), None)?.0, 404, "{path}");
         assert_eq!(api.call("GET", path, Some(&full), None)?.0, 403, "{path}");
@@ -831,5 +880,297 @@ fn the_audit_trail_is_searched_exported_and_verified_by_its_own_tenant_only() ->
                 && l.contains("\"user\":\"auditor\"")),
         "the export is audited"
     );
+    Ok(())
+}
+
+/// The value of the first `name="{field}" value="..."` in `html`.
+fn form_value(html: &str, field: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{field}\" value=\""))?;
+    let rest = &html[at + field.len() + 15..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+/// A browser-like client (cookies, redirects) signed in to `tenant`'s console as `user`.
+fn console_sign_in(
+    rt: &Runtime,
+    tenant: &str,
+    user: &str,
+    secret: &str,
+) -> Result<(Client, String)> {
+    let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
+    let http = Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca)?])
+        .cookie_store(true)
+        .timeout(Duration::from_secs(20))
+        .build()?;
+    let base = format!("https://localhost:{}", rt.https_port);
+    let form = http.get(format!("{base}/admin/t/{tenant}/")).send()?;
+    assert_eq!(form.status().as_u16(), 200);
+    let form = form.text()?;
+    assert!(
+        form.contains("action=\"/oauth/login\""),
+        "the sign-in form: {form}"
+    );
+    let pending = form_value(&form, "pending").context("pending")?;
+    let landed = http
+        .post(format!("{base}/oauth/login"))
+        .form(&[
+            ("pending", pending.as_str()),
+            ("username", user),
+            ("secret", secret),
+        ])
+        .send()?;
+    let status = landed.status().as_u16();
+    let url = landed.url().path().to_owned();
+    Ok((http, format!("{status} {url} {}", landed.text()?)))
+}
+
+#[test]
+fn the_console_is_for_the_tenant_s_admins_and_refuses_forged_forms() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    let base = format!("https://localhost:{}", rt.https_port);
+    let root = run_ok(rt.cli().args([
+        "user", "add", "--tenant", "acme", "root", "--groups", "dev", "--admin",
+    ]));
+    let dave = run_ok(
+        rt.cli()
+            .args(["user", "add", "--tenant", "acme", "dave", "--groups", "dev"]),
+    );
+    let field = |out: &str| e2e::oauth_client::field(out, "(shown once):");
+    run_ok(
+        rt.cli()
+            .args(["gateway", "create", "--tenant", "acme", "eng"]),
+    );
+    let mut c1 = Connector::enroll(&rt, "acme", "c1")?;
+    c1.start(&rt, &[])?;
+    rt.wait_online(&c1.id, Duration::from_secs(20))?;
+    let alice =
+        e2e::mcp_client::McpClient::new_user(&rt, "acme", "eng", "alice", "dev", "bot", "dev")?;
+
+    // An admin signs in and lands on the overview, with the console's headers.
+    let (http, landed) = console_sign_in(&rt, "acme", "root", &field(&root))?;
+    assert!(
+        landed.starts_with("200 /admin/t/acme/ ") && landed.contains("id=\"connectors-online\""),
+        "{landed}"
+    );
+    let overview = http.get(format!("{base}/admin/t/acme/")).send()?;
+    let csp = overview
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        csp.contains("frame-ancestors 'none'")
+            && !csp.contains("unsafe-inline")
+            && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert!(overview.headers().contains_key("strict-transport-security"));
+    assert_eq!(
+        overview
+            .headers()
+            .get("referrer-policy")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-referrer")
+    );
+    let page = overview.text()?;
+    let csrf = form_value(&page, "csrf").context("csrf")?;
+    assert!(!page.contains("<script"), "no script on any page");
+    for section in [
+        "connectors",
+        "policy",
+        "audit",
+        "live",
+        "people",
+        "gateways",
+    ] {
+        let resp = http.get(format!("{base}/admin/t/acme/{section}")).send()?;
+        assert_eq!(resp.status().as_u16(), 200, "{section}");
+        let text = resp.text()?;
+        assert!(text.contains(&format!("id=\"nav-{section}\"")), "{section}");
+    }
+    let css = http
+        .get(format!("{base}/admin/static/console.css"))
+        .send()?;
+    assert_eq!(css.status().as_u16(), 200);
+
+    // Forms that change something: refused without the token, with another, or cross-site.
+    let join = format!("{base}/admin/t/acme/join-tokens");
+    for (form, cross_site) in [
+        (vec![], false),
+        (vec![("csrf", "0".repeat(64))], false),
+        (vec![("csrf", csrf.clone())], true),
+    ] {
+        let mut req = http.post(&join).form(&form);
+        if cross_site {
+            req = req.header("sec-fetch-site", "cross-site");
+        }
+        let resp = req.send()?;
+        assert_eq!(
+            resp.status().as_u16(),
+            403,
+            "{form:?} cross-site {cross_site}"
+        );
+    }
+    let made = http.post(&join).form(&[("csrf", csrf.as_str())]).send()?;
+    assert_eq!(made.status().as_u16(), 201);
+    let made = made.text()?;
+    assert!(
+        made.contains("id=\"deb-command\"") && made.contains("edge-connector enroll"),
+        "{made}"
+    );
+
+    // The policy: an error at its line, nothing applied; a preview; an applied revision.
+    let policy = format!("{base}/admin/t/acme/policy");
+    let broken = "version = 1\n[roles.dev]\nallow = [{ tools = 5 }]\n";
+    let resp = http
+        .post(&policy)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("source", broken),
+            ("action", "apply"),
+        ])
+        .send()?;
+    assert_eq!(resp.status().as_u16(), 422);
+    assert!(resp.text()?.contains("line 3"));
+    let good = "version = 1\n[roles.dev]\nallow = [{ tools = [\"diag.*\"] }]\n";
+    let preview = http
+        .post(&policy)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("source", good),
+            ("action", "preview"),
+        ])
+        .send()?
+        .text()?;
+    assert!(
+        preview.contains("id=\"policy-diff\"")
+            && preview
+                .contains("<span class=\"add\">+allow = [{ tools = [&quot;diag.*&quot;] }]</span>"),
+        "{preview}"
+    );
+    let applied = http
+        .post(&policy)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("source", good),
+            ("action", "apply"),
+        ])
+        .send()?
+        .text()?;
+    assert!(
+        applied.contains("id=\"policy-applied\">Applied as revision "),
+        "{applied}"
+    );
+
+    // Markup typed into a filter comes back as text.
+    let audit = http
+        .get(format!(
+            "{base}/admin/t/acme/audit?user=%3Cscript%3Ealert(1)%3C%2Fscript%3E"
+        ))
+        .send()?
+        .text()?;
+    assert!(audit.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !audit.contains("<script>"));
+
+    // The live view: its page alone may run the console's script; its stream carries a
+    // call made after it opened.
+    let live = http.get(format!("{base}/admin/t/acme/live")).send()?;
+    let csp = live
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(
+        live.text()?
+            .contains("<script src=\"/admin/static/live.js\" defer>")
+    );
+    let stream = http
+        .get(format!("{base}/admin/t/acme/live/events"))
+        .send()?;
+    assert_eq!(
+        stream
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stream)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let ping = alice.call("diag.ping", json!({}))?;
+    assert_eq!(ping["isError"], false, "{ping}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let event = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = seen.recv_timeout(left).context("an event for the call")?;
+        if line.starts_with("data:") && line.contains("\"tool\":\"diag.ping\"") {
+            break line;
+        }
+    };
+    assert!(event.contains("\"user\":\"alice\""), "{event}");
+
+    // Rotating the agent's key in the console: shown once, and alice's client, which holds
+    // the old one, is refused from its next request.
+    let rotated = http
+        .post(format!("{base}/admin/t/acme/agents/bot/rotate-key"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()?
+        .text()?;
+    assert!(rotated.contains("id=\"agent-key\">mcpak_"), "{rotated}");
+    let refused = alice.call("diag.ping", json!({}));
+    assert!(
+        refused.is_err() || refused.as_ref().is_ok_and(|r| r.get("error").is_some()),
+        "the old key is refused: {refused:?}"
+    );
+
+    // Not another tenant's console: that one asks to sign in there.
+    let globex = http.get(format!("{base}/admin/t/globex/")).send()?.text()?;
+    assert!(globex.contains("action=\"/oauth/login\""), "{globex}");
+    let nowhere = http.get(format!("{base}/admin/t/initech/")).send()?;
+    assert_eq!(nowhere.status().as_u16(), 404);
+
+    // A user who is not in the admin group is refused.
+    let (_, refused) = console_sign_in(&rt, "acme", "dave", &field(&dave))?;
+    assert!(
+        refused.starts_with("403 ") && refused.contains("not an administrator of this tenant"),
+        "{refused}"
+    );
+
+    // Signing out ends the session.
+    let out = http
+        .post(format!("{base}/admin/t/acme/sign-out"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()?
+        .text()?;
+    assert!(out.contains("action=\"/oauth/login\""), "{out}");
+
+    // The admin's acts, under their name, through the console.
+    let audit = rt.audit_text();
+    for act in ["admin.join_token.create", "admin.policy.apply"] {
+        assert!(
+            audit
+                .lines()
+                .any(|l| l.contains(&format!("\"tool\":\"{act}\""))
+                    && l.contains("\"user\":\"root\"")
+                    && l.contains("\"agent\":\"admin console\"")),
+            "{act}: {audit}"
+        );
+    }
     Ok(())
 }

@@ -70,7 +70,7 @@ pub async fn export(
     let admin = auth::admin(&api.store, &headers, &tenant, Scope::AuditRead).await?;
     let mut filter = filter(&api, admin.tenant.as_str(), params)?;
     filter.limit = MAX_LIMIT;
-    super::record_act(&api, &admin, "admin.audit.export", None).await?;
+    super::record_act(&api, &admin, "admin.audit.export", super::Acted::Nothing).await?;
     let store = api.store.clone();
     let pages = futures_util::stream::unfold(Some(filter), move |state| {
         let store = store.clone();

@@ -16,9 +16,10 @@ use crate::store::Store;
 pub struct Admin {
     /// The tenant.
     pub tenant: TenantId,
-    /// The token's id.
-    pub token_id: String,
-    /// The token's name: the admin's name in the audit trail.
+    /// How the admin came in, as the audit trail's agent (`admin-token ID`, or
+    /// `admin console` for a signed-in browser).
+    pub via: String,
+    /// The token's name, or the signed-in user's: the admin's name in the audit trail.
     pub name: String,
     /// What the token may do.
     pub scopes: Vec<Scope>,
@@ -71,7 +72,7 @@ pub async fn admin(
     }
     Ok(Admin {
         tenant,
-        token_id: row.id,
+        via: format!("admin-token {}", row.id),
         name: row.name,
         scopes,
     })

@@ -13,10 +13,10 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use shared::identity::ConnectorId;
 
-use super::AdminApi;
 use super::auth;
 use super::problem::Problem;
 use super::tokens::Scope;
+use super::{Acted, AdminApi};
 use crate::join_token;
 use crate::store::{ConnectorRow, StoreError};
 
@@ -111,13 +111,14 @@ pub async fn create_join_token(
         })?;
     let connector = issued.connector.to_string();
     // Done already: a failure to record it is logged, and the answer still given.
-    let _ = super::record_act(&api, &admin, "admin.join_token.create", Some(&connector)).await;
-    let enroll = format!(
-        "sudo -u edge-connector edge-connector enroll --config /etc/edge-connector/config.toml --runtime {} --token {} --ca-fingerprint {}",
-        api.enroll_endpoint, issued.token.text, api.ca_fingerprint
-    );
-    let version = env!("CARGO_PKG_VERSION");
-    let start = "sudo systemctl enable --now edge-connector";
+    let _ = super::record_act(
+        &api,
+        &admin,
+        "admin.join_token.create",
+        Acted::Connector(&connector),
+    )
+    .await;
+    let commands = install_commands(&api, &issued.token.text);
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({
@@ -125,12 +126,37 @@ pub async fn create_join_token(
             "connector_id": connector,
             "ca_fingerprint": api.ca_fingerprint,
             "expires_at_ms": issued.expires_at,
-            "commands": {
-                "deb": format!("sudo apt-get install ./edge-connector_{version}-1_amd64.deb && {enroll} && {start}"),
-                "rpm": format!("sudo dnf install ./edge-connector-{version}-1.x86_64.rpm && {enroll} && {start}"),
-            },
+            "commands": commands,
         })),
     ))
+}
+
+/// The commands that install a connector and enroll it with the join token `token`, on
+/// deb and on rpm hosts.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstallCommands {
+    /// Debian and Ubuntu.
+    pub deb: String,
+    /// RHEL, Fedora and the like.
+    pub rpm: String,
+}
+
+/// The exact commands a connector host runs with the join token `token`.
+pub fn install_commands(api: &AdminApi, token: &str) -> InstallCommands {
+    let enroll = format!(
+        "sudo -u edge-connector edge-connector enroll --config /etc/edge-connector/config.toml --runtime {} --token {token} --ca-fingerprint {}",
+        api.enroll_endpoint, api.ca_fingerprint
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    let start = "sudo systemctl enable --now edge-connector";
+    InstallCommands {
+        deb: format!(
+            "sudo apt-get install ./edge-connector_{version}-1_amd64.deb && {enroll} && {start}"
+        ),
+        rpm: format!(
+            "sudo dnf install ./edge-connector-{version}-1.x86_64.rpm && {enroll} && {start}"
+        ),
+    }
 }
 
 /// `POST /admin/api/v1/t/{tenant}/connectors/{id}/revoke`: refused from now on, its live
@@ -141,6 +167,21 @@ pub async fn revoke(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, Problem> {
     let admin = auth::admin(&api.store, &headers, &tenant, Scope::ConnectorsWrite).await?;
+    let revoked_now = revoke_connector(&api, &admin, &id).await?;
+    Ok(Json(serde_json::json!({
+        "id": id,
+        "status": "revoked",
+        "already_revoked": !revoked_now,
+    })))
+}
+
+/// Revokes `admin`'s tenant's connector `id` and records the act; false if it was
+/// revoked already. Another tenant's connector is as unknown as one that does not exist.
+pub async fn revoke_connector(
+    api: &AdminApi,
+    admin: &auth::Admin,
+    id: &str,
+) -> Result<bool, Problem> {
     let unknown = || Problem::not_found("this tenant has no such connector");
     let id: ConnectorId = id.parse().map_err(|_| unknown())?;
     // Another tenant's connector is as unknown as one that does not exist.
@@ -154,11 +195,13 @@ pub async fn revoke(
         Err(e) => return Err(e.into()),
     };
     if revoked_now {
-        let _ = super::record_act(&api, &admin, "admin.connector.revoke", Some(id.as_str())).await;
+        let _ = super::record_act(
+            api,
+            admin,
+            "admin.connector.revoke",
+            Acted::Connector(id.as_str()),
+        )
+        .await;
     }
-    Ok(Json(serde_json::json!({
-        "id": id.as_str(),
-        "status": "revoked",
-        "already_revoked": !revoked_now,
-    })))
+    Ok(revoked_now)
 }

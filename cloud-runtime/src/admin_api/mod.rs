@@ -12,7 +12,7 @@
 //! - [`connectors`]: the tenant's connectors, join tokens with the exact install-and-enroll
 //!   commands, revocation; each change written to the audit trail as the admin's act.
 //! - [`policy`]: the policy in force and its revisions, validating a proposed file,
-//!   applying one, rolling back to a revision.
+//!   previewing it (diff and dry run), applying one, rolling back to a revision.
 //! - [`audit`]: the tenant's audit records: search, NDJSON export, chain verification.
 //! - [`principals`]: the tenant's users and agents (never a secret or key), and its
 //!   gateways with their MCP URLs.
@@ -59,6 +59,19 @@ pub struct AdminApi {
     pub audit_file: PathBuf,
     /// One permit: a verification reads every chain, so they take turns.
     pub verifying: tokio::sync::Semaphore,
+    /// The live connectors, for the tools a policy preview decides.
+    pub registry: Arc<crate::tunnel::registry::Registry>,
+}
+
+/// What an admin's act was done to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Acted<'a> {
+    /// Nothing in particular (an export).
+    Nothing,
+    /// A connector (its id).
+    Connector(&'a str),
+    /// Another object (an agent's name).
+    Object(&'a str),
 }
 
 /// Writes an admin's act to the audit trail and waits until it is written; a failure is
@@ -67,15 +80,20 @@ pub(crate) async fn record_act(
     api: &AdminApi,
     admin: &auth::Admin,
     action: &str,
-    target: Option<&str>,
+    on: Acted<'_>,
 ) -> Result<(), problem::Problem> {
+    let (connector, target) = match on {
+        Acted::Nothing => (None, None),
+        Acted::Connector(id) => (Some(id.to_owned()), Some(id.to_owned())),
+        Acted::Object(name) => (None, Some(name.to_owned())),
+    };
     let written = api
         .audit
         .write(AuditRecord {
             user: admin.name.clone(),
-            agent: format!("admin-token {}", admin.token_id),
-            connector: target.map(str::to_owned),
-            target: target.map(str::to_owned),
+            agent: admin.via.clone(),
+            connector,
+            target,
             outcome: Some("ok".to_owned()),
             ..AuditRecord::event(Kind::Admin, admin.tenant.as_str(), action)
         })
@@ -111,6 +129,10 @@ pub fn routes(api: Arc<AdminApi>) -> Router {
             post(policy::validate),
         )
         .route(
+            &format!("{BASE}/t/{{tenant}}/policy/preview"),
+            post(policy::preview),
+        )
+        .route(
             &format!("{BASE}/t/{{tenant}}/policy/revisions"),
             get(policy::history),
         )
@@ -134,6 +156,10 @@ pub fn routes(api: Arc<AdminApi>) -> Router {
         .route(
             &format!("{BASE}/t/{{tenant}}/agents"),
             get(principals::agents),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/agents/{{name}}/rotate-key"),
+            post(principals::rotate_agent_key),
         )
         .route(
             &format!("{BASE}/t/{{tenant}}/gateways"),

@@ -122,6 +122,18 @@ pub fn document() -> Value {
                 "422": invalid_policy}),
                 Scope::PolicyRead),
         }},
+        "/t/{tenant}/policy/preview": {"post": {
+            "operationId": "previewPolicy",
+            "summary": "What applying a policy file would change: its diff and the (agent, user, tool) decisions that would turn; nothing is stored",
+            "parameters": [tenant],
+            "security": security(Scope::PolicyRead),
+            "requestBody": policy_file,
+            "responses": with(json!({
+                "200": {"description": "The preview",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PolicyPreview"}}}},
+                "422": invalid_policy}),
+                Scope::PolicyRead),
+        }},
         "/t/{tenant}/policy/revisions": {"get": {
             "operationId": "policyHistory",
             "summary": "Every revision of the policy, newest first",
@@ -160,6 +172,15 @@ pub fn document() -> Value {
             "responses": with(json!({"200": {"description": "The agents",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AgentList"}}}}}),
                 Scope::AgentsRead),
+        }},
+        "/t/{tenant}/agents/{name}/rotate-key": {"post": {
+            "operationId": "rotateAgentKey",
+            "summary": "Give an agent a new key, shown once here; the old one is refused from the next request on",
+            "parameters": [tenant, {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "security": security(Scope::AgentsWrite),
+            "responses": with(json!({"200": {"description": "The new key",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AgentKey"}}}}}),
+                Scope::AgentsWrite),
         }},
         "/t/{tenant}/gateways": {"get": {
             "operationId": "listGateways",
@@ -286,7 +307,7 @@ pub fn document() -> Value {
             "properties": {"id": {"type": "string"}, "status": {"const": "revoked"},
                            "already_revoked": {"type": "boolean"}}},
     });
-    if let (Some(all), Value::Object(audit)) = (schemas.as_object_mut(), audit_schemas()) {
+    if let (Some(all), Value::Object(audit)) = (schemas.as_object_mut(), answer_schemas()) {
         all.extend(audit);
     }
     json!({
@@ -306,10 +327,23 @@ pub fn document() -> Value {
     })
 }
 
-/// The audit endpoints' schemas (apart: one `json!` for every schema passes the macro
-/// recursion limit).
-fn audit_schemas() -> Value {
+/// The schemas of the audit and policy-preview answers (apart: one `json!` for every
+/// schema passes the macro recursion limit).
+fn answer_schemas() -> Value {
     json!({
+        "AgentKey": {"type": "object", "additionalProperties": false, "required": ["agent", "key"],
+            "properties": {"agent": {"type": "string"}, "key": {"type": "string", "pattern": "^mcpak_"}}},
+        "PolicyPreview": {"type": "object", "additionalProperties": false,
+            "required": ["diff", "changes", "checked", "truncated", "tools"],
+            "properties": {
+                "diff": {"type": "string", "description": "Unified diff from the revision in force"},
+                "changes": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+                    "required": ["agent", "user", "tool", "before", "after"],
+                    "properties": {"agent": {"type": "string"}, "user": {"type": "string"},
+                        "tool": {"type": "string"}, "before": {"type": "string"}, "after": {"type": "string"}}}},
+                "checked": {"type": "integer", "minimum": 0},
+                "truncated": {"type": "boolean"},
+                "tools": {"type": "integer", "minimum": 0}}},
         "AuditPage": {"type": "object", "additionalProperties": false,
             "required": ["records", "next_cursor"],
             "properties": {

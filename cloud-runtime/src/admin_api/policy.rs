@@ -18,10 +18,13 @@ use super::problem::Problem;
 use super::tokens::Scope;
 use crate::audit::record::{AuditRecord, Kind};
 use crate::policy::apply::{self, ApplyError};
-use crate::policy::file::{MAX_POLICY_BYTES, PolicyError};
+use crate::policy::file::{self, MAX_POLICY_BYTES, PolicyError, TenantPolicy};
+use crate::policy::preview;
+use shared::identity::TenantId;
 
-/// The name a policy applied through the API carries in its revision and its errors.
-const FILE_NAME: &str = "policy.toml";
+/// The name a policy applied through the API or the console carries in its revision and
+/// its errors.
+pub const FILE_NAME: &str = "policy.toml";
 
 /// `GET /admin/api/v1/t/{tenant}/policy[?revision=N]`.
 pub async fn show(
@@ -73,6 +76,81 @@ pub async fn validate(
             .into_response()
         }
         Err(e) => invalid(&e),
+    })
+}
+
+/// `POST /admin/api/v1/t/{tenant}/policy/preview`: what applying the body would change:
+/// the diff against the revision in force and the (agent, user, tool) decisions that
+/// would turn, over the tools the tenant's connectors offer now. Nothing is stored.
+pub async fn preview(
+    State(api): State<Arc<AdminApi>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let admin = auth::admin(&api.store, &headers, &tenant, Scope::PolicyRead).await?;
+    let text = text_of(&body)?;
+    let proposed = match apply::validate(FILE_NAME, text) {
+        Ok((policy, _)) => policy,
+        Err(e) => return Ok(invalid(&e)),
+    };
+    let found = preview_of(&api, &admin.tenant, &proposed, text).await?;
+    Ok(Json(json!({
+        "diff": found.diff,
+        "changes": found.run.changes,
+        "checked": found.run.checked,
+        "truncated": found.run.truncated,
+        "tools": found.tools,
+    }))
+    .into_response())
+}
+
+/// A proposed policy's preview: the diff and the dry run.
+#[derive(Debug)]
+pub struct Preview {
+    /// The unified diff against the revision in force.
+    pub diff: String,
+    /// The decisions that would turn.
+    pub run: preview::DryRun,
+    /// How many tools were decided for.
+    pub tools: usize,
+}
+
+/// Previews `proposed` (whose text is `text`) for `tenant`: the console's and the API's.
+pub async fn preview_of(
+    api: &AdminApi,
+    tenant: &TenantId,
+    proposed: &TenantPolicy,
+    text: &str,
+) -> Result<Preview, Problem> {
+    let current = api.store.policy(tenant.as_str()).await?;
+    // A stored revision was valid when applied.
+    let in_force = current
+        .as_ref()
+        .and_then(|c| file::parse(&c.file_name, &c.source).ok());
+    let mut tools: Vec<String> = api
+        .registry
+        .tools(tenant)
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    tools.sort();
+    tools.dedup();
+    let run = preview::dry_run(
+        &api.store,
+        tenant.as_str(),
+        in_force.as_ref(),
+        proposed,
+        &tools,
+    )
+    .await?;
+    Ok(Preview {
+        diff: preview::diff(
+            current.as_ref().map(|c| (c.revision, c.source.as_str())),
+            text,
+        ),
+        run,
+        tools: tools.len(),
     })
 }
 
@@ -169,12 +247,18 @@ fn applied_response(applied: &apply::Applied) -> Response {
 }
 
 /// Writes a policy change to the audit trail as the admin's act.
-async fn record(api: &AdminApi, admin: &auth::Admin, action: &str, target: String, sha256: &str) {
+pub(crate) async fn record(
+    api: &AdminApi,
+    admin: &auth::Admin,
+    action: &str,
+    target: String,
+    sha256: &str,
+) {
     let written = api
         .audit
         .write(AuditRecord {
             user: admin.name.clone(),
-            agent: format!("admin-token {}", admin.token_id),
+            agent: admin.via.clone(),
             target: Some(target),
             reason: Some(format!("sha256 {sha256}")),
             outcome: Some("ok".to_owned()),

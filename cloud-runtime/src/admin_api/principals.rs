@@ -48,6 +48,42 @@ pub async fn agents(
     Ok(Json(json!({ "agents": agents })))
 }
 
+/// `POST /admin/api/v1/t/{tenant}/agents/{name}/rotate-key`: a new key, shown once in the
+/// answer; the old one is refused from the next request on.
+pub async fn rotate_agent_key(
+    State(api): State<Arc<AdminApi>>,
+    Path((tenant, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, Problem> {
+    let admin = auth::admin(&api.store, &headers, &tenant, Scope::AgentsWrite).await?;
+    let key = rotate_key(&api, &admin, &name).await?;
+    Ok(Json(json!({ "agent": name, "key": key })))
+}
+
+/// Rotates `admin`'s tenant's agent `name`'s key and records the act; the new key.
+pub async fn rotate_key(
+    api: &AdminApi,
+    admin: &auth::Admin,
+    name: &str,
+) -> Result<String, Problem> {
+    let key = tenancy::rotate_agent_key(&api.store, &admin.tenant, name)
+        .await
+        .map_err(|e| match e {
+            TenancyError::Store(e) => Problem::from(e),
+            TenancyError::NoAgent { .. } => Problem::not_found("this tenant has no such agent"),
+            other => Problem::bad_request(other.to_string()),
+        })?;
+    // Rotated already: a failure to record it is logged, and the key still given.
+    let _ = super::record_act(
+        api,
+        admin,
+        "admin.agent.rotate_key",
+        super::Acted::Object(name),
+    )
+    .await;
+    Ok(key.0)
+}
+
 /// `GET /admin/api/v1/t/{tenant}/gateways`: each with the URL an MCP client connects to.
 pub async fn gateways(
     State(api): State<Arc<AdminApi>>,

@@ -35,6 +35,8 @@ pub enum Scope {
     UsersRead,
     /// Read the tenant's agents (never their keys).
     AgentsRead,
+    /// Rotate an agent's key.
+    AgentsWrite,
     /// Read the tenant's gateways and their MCP URLs.
     GatewaysRead,
     /// Search, export and verify the tenant's audit trail.
@@ -43,13 +45,14 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::ConnectorsRead,
         Scope::ConnectorsWrite,
         Scope::PolicyRead,
         Scope::PolicyWrite,
         Scope::UsersRead,
         Scope::AgentsRead,
+        Scope::AgentsWrite,
         Scope::GatewaysRead,
         Scope::AuditRead,
     ];
@@ -63,6 +66,7 @@ impl Scope {
             Scope::PolicyWrite => "policy:write",
             Scope::UsersRead => "users:read",
             Scope::AgentsRead => "agents:read",
+            Scope::AgentsWrite => "agents:write",
             Scope::GatewaysRead => "gateways:read",
             Scope::AuditRead => "audit:read",
         }

@@ -51,6 +51,17 @@ pub enum AgentCommand {
         #[command(flatten)]
         dir: DataDirArg,
     },
+    /// Give an agent a new key (printed once); the old one is refused from the next
+    /// request on.
+    RotateKey {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Agent name.
+        name: String,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
     /// Remove an agent: its key is refused from the next request on.
     Rm {
         /// Tenant.
@@ -107,6 +118,14 @@ pub async fn run(command: AgentCommand) -> Result<()> {
             let tenant: TenantId = tenant.parse().context("--tenant")?;
             tenancy::bind_agent_client(&dir.store().await?, &tenant, &name, &client_id).await?;
             println!("agent {name} of tenant {tenant} is bound to OAuth client {client_id}");
+        }
+        AgentCommand::RotateKey { tenant, name, dir } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            let key = tenancy::rotate_agent_key(&dir.store().await?, &tenant, &name).await?;
+            println!(
+                "agent {name} of tenant {tenant} has a new key; the old one is no longer accepted"
+            );
+            println!("agent key (shown once; send as X-MCP-Agent-Key): {}", key.0);
         }
         AgentCommand::Rm { tenant, name, dir } => {
             let tenant: TenantId = tenant.parse().context("--tenant")?;

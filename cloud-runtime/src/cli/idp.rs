@@ -38,6 +38,10 @@ pub enum IdpCommand {
         /// without one, the user signs in again after this time). `0s`: at every refresh.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         recheck_groups: Duration,
+        /// The group (in the groups claim) whose members administer the tenant in its web
+        /// console (default `tenant-admins`).
+        #[arg(long)]
+        admin_group: Option<String>,
         /// The port MCP clients and browsers reach the runtime's HTTPS endpoint on (that of
         /// `serve --https-listen`, or the load balancer's).
         #[arg(long, default_value_t = 8443)]
@@ -69,6 +73,7 @@ pub async fn run(command: IdpCommand) -> Result<()> {
             client_secret_file,
             groups_claim,
             recheck_groups,
+            admin_group,
             https_port,
             dir,
         } => {
@@ -84,6 +89,11 @@ pub async fn run(command: IdpCommand) -> Result<()> {
             let store = dir.store().await?;
             tenancy::set_idp(&store, &tenant, settings).await?;
             println!("tenant {tenant} now signs users in at {issuer}");
+            if let Some(group) = admin_group {
+                let group = super::principal_name(&group, "admin group")?;
+                store.set_admin_group(tenant.as_str(), &group).await?;
+                println!("members of group {group} administer tenant {tenant} in its console");
+            }
             println!(
                 "register this redirect URI at the provider: {}",
                 server::idp_redirect_uri(&hostname, https_port)
@@ -102,6 +112,10 @@ pub async fn run(command: IdpCommand) -> Result<()> {
                     println!("issuer:       {}", idp.issuer);
                     println!("client id:    {}", idp.client_id);
                     println!("groups claim: {}", idp.groups_claim);
+                    println!(
+                        "admin group:  {}",
+                        store.admin_group(tenant.as_str()).await?
+                    );
                     println!(
                         "recheck:      groups and status asked again at refresh, every {}",
                         humantime::format_duration(Duration::from_secs(

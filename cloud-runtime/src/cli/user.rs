@@ -20,6 +20,10 @@ pub enum UserCommand {
         /// Groups (the user's grants), comma-separated.
         #[arg(long, value_delimiter = ',')]
         groups: Vec<String>,
+        /// Make the user an administrator of the tenant's web console (adds the tenant's
+        /// admin group, `tenant-admins` unless `idp set --admin-group` named another).
+        #[arg(long)]
+        admin: bool,
         #[command(flatten)]
         dir: DataDirArg,
     },
@@ -53,7 +57,8 @@ pub async fn run(command: UserCommand) -> Result<()> {
         UserCommand::Add {
             tenant,
             name,
-            groups,
+            mut groups,
+            admin,
             dir,
         } => {
             let tenant: TenantId = tenant.parse().context("--tenant")?;
@@ -62,6 +67,12 @@ pub async fn run(command: UserCommand) -> Result<()> {
                 principal_name(g, "group")?;
             }
             let store = dir.store().await?;
+            if admin {
+                let group = store.admin_group(tenant.as_str()).await?;
+                if !groups.contains(&group) {
+                    groups.push(group);
+                }
+            }
             let added = tenancy::add_user(&store, &tenant, &name, &groups).await?;
             println!(
                 "added user {name} ({}) to tenant {tenant} (groups: {})",

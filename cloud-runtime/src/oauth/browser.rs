@@ -102,3 +102,29 @@ pub async fn signed_in(
         None => Ok(None),
     }
 }
+
+/// The CSRF token of the request's browser session: a digest of its session cookie, which
+/// another site can neither read nor make, so a form that carries it came from a page
+/// this runtime served to that browser. `None` without a session cookie.
+pub fn csrf_token(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE).map(|t| secret::hash(&format!("csrf\0{t}")))
+}
+
+/// Whether `presented` is the request's CSRF token (compared in constant time).
+pub fn csrf_matches(headers: &HeaderMap, presented: &str) -> bool {
+    csrf_token(headers).is_some_and(|want| {
+        aws_lc_rs::constant_time::verify_slices_are_equal(want.as_bytes(), presented.as_bytes())
+            .is_ok()
+    })
+}
+
+/// Ends the request's browser session, if it has one; returns the `Set-Cookie` value
+/// that clears the cookie.
+pub async fn sign_out(store: &Store, headers: &HeaderMap) -> Result<HeaderValue, StoreError> {
+    if let Some(t) = cookie(headers, COOKIE) {
+        store.end_browser_session(&secret::hash(&t)).await?;
+    }
+    Ok(HeaderValue::from_static(
+        "__Host-mcp-edge-session=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0",
+    ))
+}

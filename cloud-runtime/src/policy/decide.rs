@@ -226,6 +226,22 @@ pub fn decide(layers: Layers<'_>, subject: Subject<'_>, tool: &str, site: &Site)
     }
 }
 
+/// The policy's own layers for `tool`, anywhere: `None` when the role and the user's
+/// grants both allow it somewhere, else the first layer that refuses it everywhere. What
+/// a policy change can turn (the gateway and connector layers are not the policy's).
+pub fn policy_refusal(
+    policy: Option<&TenantPolicy>,
+    role: &RoleName,
+    groups: &[GroupName],
+    tool: &str,
+) -> Option<Layer> {
+    match role_scope(policy, role, tool) {
+        Ok(Scope::None) | Err(_) => Some(Layer::Agent),
+        Ok(_) if user_scope(policy, groups, tool) == Scope::None => Some(Layer::User),
+        Ok(_) => None,
+    }
+}
+
 /// Whether some call of `tool` could pass every layer: what tools/list shows. `has_target`
 /// says whether the tool names a repository in its arguments, `instances` which upstream
 /// instances it can act on.

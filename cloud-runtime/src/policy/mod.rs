@@ -7,6 +7,7 @@
 //! - [`hooks`]: pre- and post-call hooks (confirm destructive tools, redact secrets).
 //! - [`apply`] and [`check`]: `policy apply` and `policy check`.
 //! - [`live`]: the policies in force, reloaded when `policy apply` stores a new revision.
+//! - [`preview`]: a proposed file's diff and the decisions it would turn (a dry run).
 
 pub mod apply;
 pub mod check;
@@ -14,6 +15,7 @@ pub mod decide;
 pub mod file;
 pub mod hooks;
 pub mod live;
+pub mod preview;
 
 pub use decide::{Decision, Layer, Layers, Subject};
 pub use live::Policies;

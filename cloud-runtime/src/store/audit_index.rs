@@ -211,6 +211,54 @@ impl Store {
             .await?)
     }
 
+    /// `tenant`'s call decisions since `since_ms`, and how many of them were denials.
+    pub async fn audit_decisions_since(
+        &self,
+        tenant: &str,
+        since_ms: i64,
+    ) -> Result<(u64, u64), StoreError> {
+        let (calls, denials): (i64, Option<i64>) = query(
+            "SELECT COUNT(*), SUM(CASE WHEN decision = 'deny' THEN 1 ELSE 0 END) FROM audit_index \
+             WHERE tenant = $1 AND at_ms >= $2 AND kind = 'decision'",
+        )
+        .bind(tenant)
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok((n(calls), n(denials.unwrap_or(0))))
+    }
+
+    /// Up to `limit` of `tenant`'s records after `after`, oldest first, of the kinds
+    /// `kinds` (what a live view shows next).
+    pub async fn audit_after(
+        &self,
+        tenant: &str,
+        after: &After,
+        kinds: &[&str],
+        limit: u32,
+    ) -> Result<Vec<FoundRecord>, StoreError> {
+        let mut sql = String::from(
+            "SELECT chain, seq, at_ms, line FROM audit_index WHERE tenant = $1 \
+             AND (at_ms, chain, seq) > ($2, $3, $4)",
+        );
+        if !kinds.is_empty() {
+            let list: Vec<String> = (0..kinds.len()).map(|i| format!("${}", 6 + i)).collect();
+            sql.push_str(&format!(" AND kind IN ({})", list.join(", ")));
+        }
+        sql.push_str(" ORDER BY at_ms, chain, seq LIMIT $5");
+        let mut q = query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(after.at_ms)
+            .bind(after.chain.as_str())
+            .bind(i64::try_from(after.seq).unwrap_or(i64::MAX))
+            .bind(i64::from(limit));
+        for k in kinds {
+            q = q.bind(*k);
+        }
+        Ok(q.fetch_all(&self.pool).await?)
+    }
+
     /// How many of `tenant`'s records the index holds.
     pub async fn audit_index_count(&self, tenant: &str) -> Result<u64, StoreError> {
         let (n,): (i64,) = query("SELECT COUNT(*) FROM audit_index WHERE tenant = $1")

@@ -138,6 +138,15 @@ impl Store {
         Ok(())
     }
 
+    /// Ends the browser session whose token hashes to `session_hash` (sign-out).
+    pub async fn end_browser_session(&self, session_hash: &str) -> Result<(), StoreError> {
+        query("DELETE FROM browser_sessions WHERE session_hash = $1")
+            .bind(session_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The (tenant, user id) of an unexpired browser session.
     pub async fn browser_session(
         &self,

@@ -18,6 +18,7 @@ mod db;
 pub mod oauth;
 pub mod policy;
 pub mod sealed_keys;
+pub mod tenant_admins;
 pub mod transfer;
 mod url;
 

@@ -965,6 +965,23 @@ impl Store {
         Ok(true)
     }
 
+    /// Gives agent `name` of `tenant` the key hashing to `key_hash`: the old key stops
+    /// working at the next request. Returns whether the agent exists.
+    pub async fn set_agent_key(
+        &self,
+        tenant: &str,
+        name: &str,
+        key_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let r = query("UPDATE agents SET key_hash = $3 WHERE tenant = $1 AND name = $2")
+            .bind(tenant)
+            .bind(name)
+            .bind(key_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Removes an agent: its key stops working at the next request. Returns whether it
     /// existed.
     pub async fn remove_agent(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
