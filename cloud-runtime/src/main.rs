@@ -51,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::agent::AgentCommand,
     },
+    /// The OAuth clients that act in a tenant (MCP clients its users signed in with).
+    Client {
+        #[command(subcommand)]
+        command: cli::client::ClientCommand,
+    },
     /// Manage gateways: named tool collections, each with its own MCP URL.
     Gateway {
         #[command(subcommand)]
@@ -122,6 +127,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::User { command } => cli::user::run(command).await,
         Command::Idp { command } => cli::idp::run(command).await,
         Command::Agent { command } => cli::agent::run(command).await,
+        Command::Client { command } => cli::client::run(command).await,
         Command::Gateway { command } => cli::gateway::run(command).await,
         Command::Tenant { command } => cli::tenant::run(command).await,
         Command::Connector { command } => cli::connector::run(command).await,

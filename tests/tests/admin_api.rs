@@ -572,6 +572,120 @@ fn tenant_admins_manage_their_own_connectors_and_nothing_else() -> Result<()> {
         403
     );
 
+    // OAuth clients: one that signed erin in is listed with its first and last use; once
+    // revoked it gets no token in the tenant, its refresh token is spent.
+    let erin = run_ok(
+        rt.cli()
+            .args(["user", "add", "--tenant", "acme", "erin", "--groups", "dev"]),
+    );
+    let oauth =
+        e2e::oauth_client::OAuthClient::new(format!("https://localhost:{}", rt.https_port), &ca)?;
+    let erin_client = oauth.register()?;
+    let (verifier, challenge) = e2e::oauth_client::pkce();
+    let q = oauth.sign_in(
+        &erin_client,
+        &challenge,
+        &url,
+        "erin",
+        &e2e::oauth_client::field(&erin, "(shown once):"),
+    )?;
+    let (status, tokens) = oauth.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", q.get("code").context("code")?),
+        ("redirect_uri", e2e::oauth_client::REDIRECT),
+        ("client_id", &erin_client),
+        ("code_verifier", &verifier),
+    ])?;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().context("refresh token")?;
+    let clients_reader = admin_token(&rt, "acme", "clients-r", "clients:read");
+    let clients_admin = admin_token(&rt, "acme", "clients-w", "clients:read,clients:write");
+    let (status, list) = api.call("GET", "/t/acme/clients", Some(&clients_reader), None)?;
+    assert_eq!(status, 200, "{list}");
+    api.conforms("ClientList", &list);
+    let row = list["clients"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["client_id"] == erin_client.as_str()))
+        .context("erin's client listed")?;
+    assert_eq!(
+        (
+            &row["client_name"],
+            &row["redirect_hosts"],
+            &row["revoked_at_ms"]
+        ),
+        (&json!("e2e client"), &json!(["127.0.0.1"]), &Value::Null),
+        "{row}"
+    );
+    assert!(row["first_used_at_ms"].as_i64() <= row["last_used_at_ms"].as_i64());
+    let (_, theirs) = api.call("GET", "/t/globex/clients", Some(&globex), None)?;
+    assert_eq!(
+        theirs["error"], "insufficient_scope",
+        "globex's token lacks the scope: {theirs}"
+    );
+    let revoke_client = format!("/t/acme/clients/{erin_client}/revoke");
+    assert_eq!(
+        api.call("POST", &revoke_client, Some(&clients_reader), None)?
+            .0,
+        403
+    );
+    assert_eq!(
+        api.call("POST", &revoke_client, Some(&globex), None)?.0,
+        404
+    );
+    assert_eq!(
+        api.call(
+            "POST",
+            "/t/acme/clients/no-such-client/revoke",
+            Some(&clients_admin),
+            None
+        )?
+        .0,
+        404
+    );
+    let (status, v) = api.call("POST", &revoke_client, Some(&clients_admin), None)?;
+    assert_eq!((status, &v["already_revoked"]), (200, &json!(false)), "{v}");
+    api.conforms("ClientRevoked", &v);
+    let (status, v) = api.call("POST", &revoke_client, Some(&clients_admin), None)?;
+    assert_eq!((status, &v["already_revoked"]), (200, &json!(true)), "{v}");
+    let (status, refused) = oauth.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh),
+        ("client_id", &erin_client),
+    ])?;
+    assert_eq!(
+        (status, &refused["error"]),
+        (400, &json!("invalid_grant")),
+        "{refused}"
+    );
+    let q = oauth.sign_in(
+        &erin_client,
+        &challenge,
+        &url,
+        "erin",
+        &e2e::oauth_client::field(&erin, "(shown once):"),
+    )?;
+    let (status, refused) = oauth.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", q.get("code").context("code")?),
+        ("redirect_uri", e2e::oauth_client::REDIRECT),
+        ("client_id", &erin_client),
+        ("code_verifier", &verifier),
+    ])?;
+    assert_eq!(status, 400, "a new sign-in gets no token either: {refused}");
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("revoked by its administrators")),
+        "{refused}"
+    );
+    let listed = run_ok(rt.cli().args(["client", "list", "--tenant", "acme"]));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains(&erin_client) && l.ends_with("(revoked)")),
+        "{listed}"
+    );
+
     // Revocation: not by another tenant, once by the tenant, then no change.
     let (status, _) = api.call("POST", &revoke_c1, Some(&globex), None)?;
     assert_eq!(status, 404);
@@ -984,6 +1098,7 @@ fn the_console_is_for_the_tenant_s_admins_and_refuses_forged_forms() -> Result<(
         "audit",
         "live",
         "people",
+        "clients",
         "gateways",
     ] {
         let resp = http.get(format!("{base}/admin/t/acme/{section}")).send()?;

@@ -14,6 +14,7 @@
 //! - [`policy`]: the policy in force and its revisions, validating a proposed file,
 //!   previewing it (diff and dry run), applying one, rolling back to a revision.
 //! - [`audit`]: the tenant's audit records: search, NDJSON export, chain verification.
+//! - [`clients`]: the OAuth clients that act in the tenant, and their revocation.
 //! - [`principals`]: the tenant's users and agents (never a secret or key), and its
 //!   gateways with their MCP URLs.
 //! - [`openapi`]: the document.
@@ -21,6 +22,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod clients;
 pub mod connectors;
 pub mod openapi;
 pub mod policy;
@@ -160,6 +162,11 @@ pub fn routes(api: Arc<AdminApi>) -> Router {
         .route(
             &format!("{BASE}/t/{{tenant}}/agents/{{name}}/rotate-key"),
             post(principals::rotate_agent_key),
+        )
+        .route(&format!("{BASE}/t/{{tenant}}/clients"), get(clients::list))
+        .route(
+            &format!("{BASE}/t/{{tenant}}/clients/{{id}}/revoke"),
+            post(clients::revoke),
         )
         .route(
             &format!("{BASE}/t/{{tenant}}/gateways"),

@@ -182,6 +182,24 @@ pub fn document() -> Value {
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AgentKey"}}}}}),
                 Scope::AgentsWrite),
         }},
+        "/t/{tenant}/clients": {"get": {
+            "operationId": "listClients",
+            "summary": "The OAuth clients that got tokens in the tenant: name, redirect hosts, first and last use, bound agent, revocation",
+            "parameters": [tenant],
+            "security": security(Scope::ClientsRead),
+            "responses": with(json!({"200": {"description": "The clients",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ClientList"}}}}}),
+                Scope::ClientsRead),
+        }},
+        "/t/{tenant}/clients/{id}/revoke": {"post": {
+            "operationId": "revokeClient",
+            "summary": "Revoke a client in the tenant: no token from now on, its refresh tokens spent (idempotent)",
+            "parameters": [tenant, {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "security": security(Scope::ClientsWrite),
+            "responses": with(json!({"200": {"description": "Revoked",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ClientRevoked"}}}}}),
+                Scope::ClientsWrite),
+        }},
         "/t/{tenant}/gateways": {"get": {
             "operationId": "listGateways",
             "summary": "The tenant's gateways, each with the URL an MCP client connects to",
@@ -331,6 +349,17 @@ pub fn document() -> Value {
 /// schema passes the macro recursion limit).
 fn answer_schemas() -> Value {
     json!({
+        "ClientList": {"type": "object", "additionalProperties": false, "required": ["clients"],
+            "properties": {"clients": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+                "required": ["client_id", "client_name", "redirect_hosts", "first_used_at_ms", "last_used_at_ms", "revoked_at_ms", "agent"],
+                "properties": {"client_id": {"type": "string"}, "client_name": {"type": ["string", "null"]},
+                    "redirect_hosts": {"type": "array", "items": {"type": "string"}},
+                    "first_used_at_ms": {"type": "integer"}, "last_used_at_ms": {"type": "integer"},
+                    "revoked_at_ms": {"type": ["integer", "null"]}, "agent": {"type": ["string", "null"]}}}}}},
+        "ClientRevoked": {"type": "object", "additionalProperties": false,
+            "required": ["client_id", "status", "already_revoked"],
+            "properties": {"client_id": {"type": "string"}, "status": {"const": "revoked"},
+                "already_revoked": {"type": "boolean"}}},
         "AgentKey": {"type": "object", "additionalProperties": false, "required": ["agent", "key"],
             "properties": {"agent": {"type": "string"}, "key": {"type": "string", "pattern": "^mcpak_"}}},
         "PolicyPreview": {"type": "object", "additionalProperties": false,

@@ -41,11 +41,15 @@ pub enum Scope {
     GatewaysRead,
     /// Search, export and verify the tenant's audit trail.
     AuditRead,
+    /// Read the OAuth clients that act in the tenant.
+    ClientsRead,
+    /// Revoke an OAuth client in the tenant.
+    ClientsWrite,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 11] = [
         Scope::ConnectorsRead,
         Scope::ConnectorsWrite,
         Scope::PolicyRead,
@@ -55,6 +59,8 @@ impl Scope {
         Scope::AgentsWrite,
         Scope::GatewaysRead,
         Scope::AuditRead,
+        Scope::ClientsRead,
+        Scope::ClientsWrite,
     ];
 
     /// Its name, as tokens and the OpenAPI document spell it.
@@ -69,6 +75,8 @@ impl Scope {
             Scope::AgentsWrite => "agents:write",
             Scope::GatewaysRead => "gateways:read",
             Scope::AuditRead => "audit:read",
+            Scope::ClientsRead => "clients:read",
+            Scope::ClientsWrite => "clients:write",
         }
     }
 }

@@ -1,11 +1,12 @@
-//! Who and where: the tenant's users (with who administers it) and agents (and their key
-//! rotation), and its gateways with the MCP URL a client connects to.
+//! Who and where: the tenant's users (with who administers it), agents (and their key
+//! rotation), the OAuth clients its users signed in with (and their revocation), and its
+//! gateways with the MCP URL a client connects to.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
 use super::Console;
@@ -101,6 +102,79 @@ pub async fn rotate_agent_key(
             &admin,
             Section::People,
             "Key not rotated",
+            html! { p.error { (problem.message) } },
+        ),
+    }
+}
+
+/// `GET /admin/t/{tenant}/clients`.
+pub async fn clients(
+    State(console): State<Arc<Console>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let here = format!("/admin/t/{tenant}/clients");
+    let admin = match session::admin(&console, &headers, &tenant, &here).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let Ok(clients) = console.api.store.client_grants(&tenant).await else {
+        return unavailable(&admin);
+    };
+    let body = html! {
+        p { "The MCP clients the tenant's users signed in with. A revoked client gets no token here again and its refresh tokens are spent; an access token it holds lasts out its ten minutes." }
+        div.table-wrap { table #clients {
+            tr { th { "Client" } th { "Name" } th { "Redirects to" } th { "First use" } th { "Last use" } th { "Agent" } th {} }
+            @for c in &clients {
+                tr data-client=(c.client_id) {
+                    td { code { (c.client_id) } }
+                    td { (c.client_name.as_deref().unwrap_or("-")) }
+                    td { (c.redirect_hosts().join(", ")) }
+                    td { (layout::time(c.first_used_at)) }
+                    td { (layout::time(c.last_used_at)) }
+                    td { (c.agent.as_deref().unwrap_or("-")) }
+                    td {
+                        @if let Some(at) = c.revoked_at {
+                            span.status-revoked { "revoked " (layout::time(at)) }
+                        } @else {
+                            form.revoke-client.inline method="post" action=(format!("/admin/t/{tenant}/clients/{}/revoke", c.client_id)) {
+                                (csrf_field(&admin))
+                                button.revoke-client.danger type="submit" { "Revoke" }
+                            }
+                        }
+                    }
+                }
+            }
+        } }
+        @if clients.is_empty() { p.muted { "No client has signed anyone in yet." } }
+    };
+    layout::page(
+        StatusCode::OK,
+        &admin,
+        Section::Clients,
+        "OAuth clients",
+        body,
+    )
+}
+
+/// `POST /admin/t/{tenant}/clients/{id}/revoke`: then back to the list.
+pub async fn revoke_client(
+    State(console): State<Arc<Console>>,
+    Path((tenant, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    let admin = match session::admin_for_change(&console, &headers, &tenant, &form.csrf).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    match crate::admin_api::clients::revoke_client(&console.api, &admin.admin, &id).await {
+        Ok(_) => Redirect::to(&format!("/admin/t/{tenant}/clients")).into_response(),
+        Err(problem) => layout::page(
+            problem.status,
+            &admin,
+            Section::Clients,
+            "Not revoked",
             html! { p.error { (problem.message) } },
         ),
     }

@@ -28,18 +28,21 @@ pub enum Section {
     Live,
     /// Users and agents.
     People,
+    /// OAuth clients.
+    Clients,
     /// Gateways.
     Gateways,
 }
 
 impl Section {
-    const ALL: [Section; 7] = [
+    const ALL: [Section; 8] = [
         Section::Overview,
         Section::Connectors,
         Section::Policy,
         Section::Audit,
         Section::Live,
         Section::People,
+        Section::Clients,
         Section::Gateways,
     ];
 
@@ -51,6 +54,7 @@ impl Section {
             Section::Audit => "audit",
             Section::Live => "live",
             Section::People => "people",
+            Section::Clients => "clients",
             Section::Gateways => "gateways",
         }
     }
@@ -63,6 +67,7 @@ impl Section {
             Section::Audit => "Audit",
             Section::Live => "Live",
             Section::People => "Users & agents",
+            Section::Clients => "OAuth clients",
             Section::Gateways => "Gateways",
         }
     }

@@ -72,6 +72,11 @@ pub fn routes(console: Arc<Console>) -> Router {
             "/admin/t/{tenant}/agents/{name}/rotate-key",
             post(directory::rotate_agent_key),
         )
+        .route("/admin/t/{tenant}/clients", get(directory::clients))
+        .route(
+            "/admin/t/{tenant}/clients/{id}/revoke",
+            post(directory::revoke_client),
+        )
         .route("/admin/t/{tenant}/gateways", get(directory::gateways))
         .route("/admin/t/{tenant}/sign-out", post(session::sign_out))
         .with_state(console)

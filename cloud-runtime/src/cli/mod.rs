@@ -38,6 +38,7 @@ macro_rules! println {
 pub mod admin_token;
 pub mod agent;
 pub mod audit;
+pub mod client;
 pub mod connector;
 pub mod gateway;
 pub mod idp;

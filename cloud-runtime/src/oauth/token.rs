@@ -184,6 +184,27 @@ pub async fn token(State(o): State<Arc<OAuth>>, Form(req): Form<TokenRequest>) -
 }
 
 async fn issue(o: &OAuth, grant: &RefreshRow) -> Response {
+    // A client the tenant's administrators revoked gets nothing there; any other is noted
+    // as used now (the admin console lists first and last use).
+    match o
+        .store
+        .record_client_use(&grant.tenant, &grant.client_id)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return invalid_grant(
+                "this client's access to the tenant was revoked by its administrators",
+            );
+        }
+        Err(_) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "try again",
+            );
+        }
+    }
     let user = match o.store.user(&grant.tenant, &grant.user_id).await {
         Ok(Some(user)) => user,
         // A removed user's grants end with them.

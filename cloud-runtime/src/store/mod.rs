@@ -13,6 +13,7 @@ pub mod audit_chain;
 pub mod audit_index;
 pub mod audit_keys;
 pub mod certificates;
+pub mod client_grants;
 pub mod connect;
 mod db;
 pub mod oauth;
