@@ -96,6 +96,67 @@ pub struct FoundRecord {
     pub line: String,
 }
 
+/// The filters an index leads with, most selective first: a search by one of them reads
+/// that index, in the order pages are read.
+const INDEXED: [(&str, &str); 4] = [
+    ("user_name", "audit_index_by_user"),
+    ("tool", "audit_index_by_tool"),
+    ("agent", "audit_index_by_agent"),
+    ("decision", "audit_index_by_decision"),
+];
+
+/// The search statement for `filter` on `engine`, and the filter values to bind after the
+/// tenant and the time range (then the cursor's three, then the limit). Only fixed column
+/// names go into the text; every value is a parameter.
+fn search_sql(filter: &AuditFilter, engine: super::Engine) -> (String, Vec<&str>) {
+    let filters = [
+        ("user_name", &filter.user),
+        ("agent", &filter.agent),
+        ("tool", &filter.tool),
+        ("connector", &filter.connector),
+        ("kind", &filter.kind),
+        ("decision", &filter.decision),
+        ("layer", &filter.layer),
+        ("outcome", &filter.outcome),
+        ("trace_id", &filter.trace_id),
+    ];
+    // SQLite without statistics reads a rare user's records through the time index (90 ms
+    // over 100,000 records rather than 0.5 ms): it is told which index leads with a filter
+    // the search has. PostgreSQL's planner has the statistics autovacuum gathers.
+    let hint = match engine {
+        super::Engine::Sqlite => INDEXED
+            .iter()
+            .find(|(column, _)| filters.iter().any(|(c, v)| c == column && v.is_some()))
+            .map(|(_, index)| format!(" INDEXED BY {index}"))
+            .unwrap_or_default(),
+        super::Engine::Postgres => String::new(),
+    };
+    let mut sql = format!(
+        "SELECT chain, seq, at_ms, line FROM audit_index{hint} WHERE tenant = $1 AND at_ms >= $2 AND at_ms <= $3"
+    );
+    let mut values: Vec<&str> = Vec::new();
+    for (column, value) in filters {
+        if let Some(v) = value {
+            values.push(v);
+            sql.push_str(&format!(" AND {column} = ${}", 3 + values.len()));
+        }
+    }
+    let n = 3 + values.len();
+    if filter.after.is_some() {
+        sql.push_str(&format!(
+            " AND (at_ms, chain, seq) < (${}, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3
+        ));
+    }
+    sql.push_str(&format!(
+        " ORDER BY at_ms DESC, chain DESC, seq DESC LIMIT ${}",
+        n + if filter.after.is_some() { 4 } else { 1 }
+    ));
+    (sql, values)
+}
+
 impl Store {
     /// Adds `rows` to the index in one transaction; rows it has already are left as they are
     /// (two replicas may index the same chain).
@@ -159,40 +220,7 @@ impl Store {
 
     /// The records `filter` matches, newest first.
     pub async fn search_audit(&self, filter: &AuditFilter) -> Result<Vec<FoundRecord>, StoreError> {
-        // Only fixed column names go into the text; every value is a parameter.
-        let mut sql = String::from(
-            "SELECT chain, seq, at_ms, line FROM audit_index WHERE tenant = $1 AND at_ms >= $2 AND at_ms <= $3",
-        );
-        let mut values: Vec<&str> = Vec::new();
-        for (column, value) in [
-            ("user_name", &filter.user),
-            ("agent", &filter.agent),
-            ("tool", &filter.tool),
-            ("connector", &filter.connector),
-            ("kind", &filter.kind),
-            ("decision", &filter.decision),
-            ("layer", &filter.layer),
-            ("outcome", &filter.outcome),
-            ("trace_id", &filter.trace_id),
-        ] {
-            if let Some(v) = value {
-                values.push(v);
-                sql.push_str(&format!(" AND {column} = ${}", 3 + values.len()));
-            }
-        }
-        let n = 3 + values.len();
-        if filter.after.is_some() {
-            sql.push_str(&format!(
-                " AND (at_ms, chain, seq) < (${}, ${}, ${})",
-                n + 1,
-                n + 2,
-                n + 3
-            ));
-        }
-        sql.push_str(&format!(
-            " ORDER BY at_ms DESC, chain DESC, seq DESC LIMIT ${}",
-            n + if filter.after.is_some() { 4 } else { 1 }
-        ));
+        let (sql, values) = search_sql(filter, self.engine());
         let mut q = query(sqlx::AssertSqlSafe(sql))
             .bind(filter.tenant.as_str())
             .bind(filter.from_ms)
@@ -300,6 +328,45 @@ mod tests {
             trace_id: format!("{seq:032x}"),
             line: format!("{{\"seq\":{seq}}}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_rare_user_is_read_through_the_user_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::test_store(dir.path()).await;
+        if store.engine() != crate::store::Engine::Sqlite {
+            return; // PostgreSQL's autovacuum keeps its own statistics.
+        }
+        let rows: Vec<IndexRow> = (1..=5000)
+            .map(|seq| row("local", seq, "acme", seq as i64, &format!("u{}", seq % 50)))
+            .collect();
+        store.index_audit_rows(&rows).await.unwrap();
+        let filter = AuditFilter {
+            tenant: "acme".into(),
+            from_ms: 0,
+            to_ms: i64::MAX,
+            user: Some("nobody".into()),
+            decision: Some("deny".into()),
+            limit: 51,
+            ..AuditFilter::default()
+        };
+        let (sql, _) = search_sql(&filter, store.engine());
+        let plan: Vec<(i64, i64, i64, String)> =
+            query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .bind("acme")
+                .bind(0i64)
+                .bind(i64::MAX)
+                .bind("nobody")
+                .bind("deny")
+                .bind(51i64)
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert!(
+            plan.iter()
+                .any(|(_, _, _, step)| step.contains("audit_index_by_user")),
+            "{plan:?}"
+        );
     }
 
     #[tokio::test]
