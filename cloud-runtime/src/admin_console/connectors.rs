@@ -148,12 +148,6 @@ pub async fn revoke(
     };
     match revoke_connector(&console.api, &admin.admin, &id).await {
         Ok(_) => Redirect::to(&format!("/admin/t/{tenant}/connectors")).into_response(),
-        Err(problem) => layout::page(
-            problem.status,
-            &admin,
-            Section::Connectors,
-            "Not revoked",
-            html! { p.error { (problem.message) } },
-        ),
+        Err(problem) => layout::refused(&admin, Section::Connectors, "Not revoked", &problem),
     }
 }

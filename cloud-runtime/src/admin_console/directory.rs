@@ -97,13 +97,7 @@ pub async fn rotate_agent_key(
                 p { a href=(format!("/admin/t/{tenant}/people")) { "Back to users & agents" } }
             },
         ),
-        Err(problem) => layout::page(
-            problem.status,
-            &admin,
-            Section::People,
-            "Key not rotated",
-            html! { p.error { (problem.message) } },
-        ),
+        Err(problem) => layout::refused(&admin, Section::People, "Key not rotated", &problem),
     }
 }
 
@@ -170,13 +164,7 @@ pub async fn revoke_client(
     };
     match crate::admin_api::clients::revoke_client(&console.api, &admin.admin, &id).await {
         Ok(_) => Redirect::to(&format!("/admin/t/{tenant}/clients")).into_response(),
-        Err(problem) => layout::page(
-            problem.status,
-            &admin,
-            Section::Clients,
-            "Not revoked",
-            html! { p.error { (problem.message) } },
-        ),
+        Err(problem) => layout::refused(&admin, Section::Clients, "Not revoked", &problem),
     }
 }
 

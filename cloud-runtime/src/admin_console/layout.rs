@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
 use super::session::ConsoleAdmin;
+use crate::admin_api::problem::Problem;
 
 /// The console's Content-Security-Policy: its own stylesheet and nothing else loads; no
 /// script at all; forms post only here; no other site may frame it.
@@ -154,6 +155,17 @@ fn frame(
             }
         }
     }
+}
+
+/// The page for an act the admin API's function refused, with its status and why.
+pub fn refused(admin: &ConsoleAdmin, section: Section, title: &str, problem: &Problem) -> Response {
+    page(
+        problem.status,
+        admin,
+        section,
+        title,
+        html! { p.error { (problem.message) } },
+    )
 }
 
 /// `markup` with the console's headers.

@@ -8,7 +8,7 @@
 //! chain, and the next pass adds it; a runtime that starts on a store without an index
 //! (after `migrate-store`) rebuilds it from the chains.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +25,8 @@ pub const INTERVAL: Duration = Duration::from_millis(250);
 const BATCH: u32 = 1000;
 /// The most of the file read in one go.
 const READ_CHUNK: u64 = 4 << 20;
+/// The longest record line read whole (far above the 4 MiB request limit).
+const MAX_LINE: u64 = 64 << 20;
 /// The chain name of the data directory's file.
 pub const LOCAL_CHAIN: &str = "local";
 
@@ -162,6 +164,12 @@ impl Follower {
             }
             // Only whole lines: the writer may be in the middle of one.
             let Some(end) = chunk.iter().rposition(|&b| b == b'\n') else {
+                if chunk.len() as u64 >= READ_CHUNK + MAX_LINE {
+                    // No record is this long; `audit verify` names what it is.
+                    warn!(path = %path.display(), offset, "more than 64 MiB without a line end in the audit log; the index skips it");
+                    self.file_offset = offset + chunk.len() as u64;
+                    continue;
+                }
                 return Ok(total);
             };
             let mut rows = Vec::new();
@@ -221,7 +229,8 @@ impl Follower {
     }
 }
 
-/// Up to [`READ_CHUNK`] bytes of `path` from `offset`, and the file's length.
+/// Up to [`READ_CHUNK`] bytes of `path` from `offset` (or, when its first line is longer,
+/// that line, up to [`MAX_LINE`] more), and the file's length.
 fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<(Vec<u8>, u64)> {
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -234,7 +243,12 @@ fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<(Vec<u8>, u
     }
     file.seek(SeekFrom::Start(offset))?;
     let mut chunk = Vec::new();
-    file.take(READ_CHUNK).read_to_end(&mut chunk)?;
+    (&mut file).take(READ_CHUNK).read_to_end(&mut chunk)?;
+    if chunk.len() as u64 == READ_CHUNK && !chunk.contains(&b'\n') {
+        // One record longer than a chunk (arguments recorded by opt-in): read on to its end,
+        // so the index never waits on it.
+        std::io::BufReader::new(file.take(MAX_LINE)).read_until(b'\n', &mut chunk)?;
+    }
     Ok((chunk, len))
 }
 
@@ -296,6 +310,25 @@ mod tests {
         );
         assert_eq!(store.audit_index_count("acme").await.unwrap(), 6);
         assert_eq!(store.audit_index_count("globex").await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_record_longer_than_a_read_is_indexed_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::test_store(dir.path()).await;
+        let path = dir.path().join("audit.log");
+        let (log, writer) = AuditLog::open(&path, None).unwrap();
+        let mut long = record("acme", "long", false);
+        long.reason = Some("x".repeat(READ_CHUNK as usize + 1000));
+        log.write(long).await.unwrap();
+        log.write(record("acme", "after", false)).await.unwrap();
+        drop(log);
+        writer.join();
+        assert_eq!(
+            catch_up(store.clone(), Chains::File(path)).await.unwrap(),
+            2
+        );
+        assert_eq!(store.audit_index_count("acme").await.unwrap(), 2);
     }
 
     #[test]
