@@ -1179,6 +1179,26 @@ fn the_console_is_for_the_tenant_s_admins_and_refuses_forged_forms() -> Result<(
         applied.contains("id=\"policy-applied\">Applied as revision "),
         "{applied}"
     );
+    // An earlier revision back in force from the history; not without the form's token,
+    // not one the tenant does not have.
+    let rollback = format!("{base}/admin/t/acme/policy/rollback");
+    let resp = http.post(&rollback).form(&[("revision", "1")]).send()?;
+    assert_eq!(resp.status().as_u16(), 403);
+    let resp = http
+        .post(&rollback)
+        .form(&[("csrf", csrf.as_str()), ("revision", "999")])
+        .send()?;
+    assert_eq!(resp.status().as_u16(), 404);
+    let back = http
+        .post(&rollback)
+        .form(&[("csrf", csrf.as_str()), ("revision", "1")])
+        .send()?;
+    assert_eq!(back.status().as_u16(), 200);
+    let back = back.text()?;
+    assert!(
+        back.contains("Revision 1 is in force again, as revision"),
+        "{back}"
+    );
 
     // Markup typed into a filter comes back as text.
     let audit = http
@@ -1277,7 +1297,11 @@ fn the_console_is_for_the_tenant_s_admins_and_refuses_forged_forms() -> Result<(
 
     // The admin's acts, under their name, through the console.
     let audit = rt.audit_text();
-    for act in ["admin.join_token.create", "admin.policy.apply"] {
+    for act in [
+        "admin.join_token.create",
+        "admin.policy.apply",
+        "admin.policy.rollback",
+    ] {
         assert!(
             audit
                 .lines()

@@ -192,6 +192,28 @@ pub async fn history(
     Ok(Json(json!({ "revisions": revisions })))
 }
 
+/// Puts revision `revision` of `admin`'s tenant back in force as its next revision, and
+/// records the act: the API's and the console's rollback.
+pub(crate) async fn roll_back_as(
+    api: &AdminApi,
+    admin: &auth::Admin,
+    revision: i64,
+) -> Result<apply::Applied, ApplyError> {
+    let applied = apply::roll_back(&api.store, &admin.tenant, revision).await?;
+    record(
+        api,
+        admin,
+        "admin.policy.rollback",
+        format!(
+            "policy revision {} (from revision {revision})",
+            applied.revision
+        ),
+        &applied.sha256,
+    )
+    .await;
+    Ok(applied)
+}
+
 /// The body of a rollback.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -210,7 +232,7 @@ pub async fn rollback(
     let admin = auth::admin(&api.store, &headers, &tenant, Scope::PolicyWrite).await?;
     let Rollback { revision } = serde_json::from_slice(&body)
         .map_err(|e| Problem::bad_request(format!("the body must be {{\"revision\": N}}: {e}")))?;
-    let applied = match apply::roll_back(&api.store, &admin.tenant, revision).await {
+    let applied = match roll_back_as(&api, &admin, revision).await {
         Ok(applied) => applied,
         Err(ApplyError::NoRevision { .. }) => {
             return Err(Problem::not_found("no such policy revision in this tenant"));
@@ -220,17 +242,6 @@ pub async fn rollback(
         Err(ApplyError::Store(e)) => return Err(e.into()),
         Err(e) => return Err(Problem::bad_request(e.to_string())),
     };
-    record(
-        &api,
-        &admin,
-        "admin.policy.rollback",
-        format!(
-            "policy revision {} (from revision {revision})",
-            applied.revision
-        ),
-        &applied.sha256,
-    )
-    .await;
     Ok(applied_response(&applied))
 }
 

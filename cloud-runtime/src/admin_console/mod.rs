@@ -63,6 +63,7 @@ pub fn routes(console: Arc<Console>) -> Router {
             "/admin/t/{tenant}/policy",
             get(policy::show).post(policy::submit),
         )
+        .route("/admin/t/{tenant}/policy/rollback", post(policy::roll_back))
         .route("/admin/t/{tenant}/audit", get(audit::show))
         .route("/admin/static/live.js", get(script))
         .route("/admin/t/{tenant}/live", get(live::page))

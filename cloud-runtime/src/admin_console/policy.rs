@@ -1,6 +1,7 @@
 //! The policy page: the file in force in an editor, then validate (errors at their line),
 //! preview (the diff against the revision in force and a dry run of the decisions that
-//! would turn) or apply; and the history of revisions.
+//! would turn) or apply; and the history of revisions, any of which can be put back in
+//! force.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use super::Console;
 use super::connectors::unavailable;
 use super::layout::{self, Section, csrf_field};
 use super::session::{self, ConsoleAdmin};
-use crate::admin_api::policy::{FILE_NAME, preview_of, record};
+use crate::admin_api::policy::{FILE_NAME, preview_of, record, roll_back_as};
 use crate::policy::apply::{self, ApplyError};
 use crate::policy::file::MAX_POLICY_BYTES;
 use crate::policy::preview;
@@ -152,6 +153,54 @@ pub async fn submit(
     .await
 }
 
+/// What the rollback form sends.
+#[derive(Debug, Deserialize)]
+pub struct RollbackForm {
+    #[serde(default)]
+    csrf: String,
+    revision: i64,
+}
+
+/// `POST /admin/t/{tenant}/policy/rollback`: an earlier revision's file in force again, as
+/// the next revision.
+pub async fn roll_back(
+    State(console): State<Arc<Console>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<RollbackForm>,
+) -> Response {
+    let admin = match session::admin_for_change(&console, &headers, &tenant, &form.csrf).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let (note, status) = match roll_back_as(&console.api, &admin.admin, form.revision).await {
+        Ok(applied) => (
+            html! {
+                p.notice #policy-applied { "Revision " (form.revision) " is in force again, as revision "
+                    (applied.revision) ". Sessions see their new tools within a second." }
+            },
+            StatusCode::OK,
+        ),
+        Err(ApplyError::NoRevision { .. }) => (
+            html! { p.error { "This tenant has no such revision." } },
+            StatusCode::NOT_FOUND,
+        ),
+        Err(ApplyError::Invalid(e)) => (
+            html! { ul.error #policy-errors { li { "line " (e.line) ": " (e.message) } } },
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        Err(e) => (
+            html! { p.error { (e.to_string()) } },
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+    };
+    let Ok(now) = console.api.store.policy(&tenant).await else {
+        return unavailable(&admin);
+    };
+    let source = now.as_ref().map(|c| c.source.clone()).unwrap_or_default();
+    render(&console, &admin, now.as_ref(), &source, note, status).await
+}
+
 fn preview_markup(diff: &str, run: &preview::DryRun, tools: usize) -> Markup {
     html! {
         h2 { "Changes to the file" }
@@ -214,9 +263,20 @@ async fn render(
         }
         h2 { "History" }
         div.table-wrap { table #policy-history {
-            tr { th { "Revision" } th { "Applied" } th { "File" } th { "SHA-256" } }
+            tr { th { "Revision" } th { "Applied" } th { "File" } th { "SHA-256" } th {} }
             @for r in &history {
-                tr { td { (r.revision) } td { (layout::time(r.applied_at)) } td { (r.file_name) } td { code { (r.sha256) } } }
+                tr data-revision=(r.revision) {
+                    td { (r.revision) } td { (layout::time(r.applied_at)) } td { (r.file_name) } td { code { (r.sha256) } }
+                    td {
+                        @if current.is_some_and(|c| c.revision != r.revision) {
+                            form.rollback.inline method="post" action=(format!("/admin/t/{tenant}/policy/rollback")) {
+                                (csrf_field(admin))
+                                input type="hidden" name="revision" value=(r.revision);
+                                button.rollback.secondary type="submit" { "Put back in force" }
+                            }
+                        }
+                    }
+                }
             }
         } }
     };
