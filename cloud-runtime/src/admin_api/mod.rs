@@ -15,8 +15,8 @@
 //!   previewing it (diff and dry run), applying one, rolling back to a revision.
 //! - [`audit`]: the tenant's audit records: search, NDJSON export, chain verification.
 //! - [`clients`]: the OAuth clients that act in the tenant, and their revocation.
-//! - [`principals`]: the tenant's users and agents (never a secret or key), and its
-//!   gateways with their MCP URLs.
+//! - [`principals`]: the tenant's users and agents (never a secret or key; an agent's key
+//!   rotated), and its gateways with their MCP URLs.
 //! - [`openapi`]: the document.
 //! - [`problem`]: error answers, `{"error": code, "message": text}`.
 

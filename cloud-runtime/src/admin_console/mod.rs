@@ -1,16 +1,15 @@
 //! The tenant admin web console at `/admin/t/{tenant}/`: server-rendered pages from the
-//! binary, no script, nothing loaded from elsewhere (it works air-gapped), for a tenant's
-//! administrators signed in through the runtime's own sign-in.
+//! binary, nothing loaded from elsewhere (it works air-gapped), no script but the live
+//! view's own, for a tenant's administrators signed in through the runtime's own sign-in.
 //!
 //! - [`session`]: who may use it (a signed-in user of the tenant in its admin group) and
 //!   the CSRF check every form that changes something passes.
 //! - [`layout`]: the page frame, navigation and security headers (a CSP without inline
 //!   script or style, no framing, no referrer, HSTS).
 //! - [`overview`], [`connectors`], [`policy`], [`audit`], [`live`], [`directory`]: the
-//!   pages. Each
-//!   change goes through the admin API's own functions, so the console, the API and the
-//!   command line do one thing one way, and each is written to the audit trail as the
-//!   admin's act.
+//!   pages. Each change goes through the admin API's own functions, so the console, the
+//!   API and the command line do one thing one way, and each is written to the audit
+//!   trail as the admin's act.
 
 pub mod audit;
 pub mod connectors;
