@@ -1313,3 +1313,40 @@ fn the_console_is_for_the_tenant_s_admins_and_refuses_forged_forms() -> Result<(
     }
     Ok(())
 }
+
+#[test]
+fn the_identity_provider_s_admin_group_opens_the_console() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    // alice is in the provider's group `admins`, bob only in `triage`.
+    let idp = e2e::OidcProvider::start_with(&rt, "acme", None, &["--admin-group", "admins"])?;
+    assert!(
+        run_ok(rt.cli().args(["idp", "show", "--tenant", "acme"])).contains("admin group:  admins")
+    );
+    let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
+    let console = format!("https://localhost:{}/admin/t/acme/", rt.https_port);
+    for (user, admin) in [("alice", true), ("bob", false)] {
+        let b = e2e::browser::browser(&ca)?;
+        // Without a session the console sends the browser to the tenant's provider.
+        let login = b.get(&console).send()?;
+        assert!(
+            login.url().as_str().starts_with(&idp.issuer),
+            "{user}: {}",
+            login.url()
+        );
+        let back = e2e::browser::at_the_provider(&b, login, &idp.issuer, user)?;
+        let (status, at) = (back.status().as_u16(), back.url().path().to_owned());
+        let page = back.text()?;
+        if admin {
+            assert_eq!((status, at.as_str()), (200, "/admin/t/acme/"), "{page}");
+            assert!(page.contains("id=\"connectors-online\"") && page.contains("alice"));
+        } else {
+            assert_eq!(status, 403, "{page}");
+            assert!(
+                page.contains("not an administrator of this tenant"),
+                "{page}"
+            );
+        }
+    }
+    Ok(())
+}
