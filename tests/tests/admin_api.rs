@@ -14,6 +14,9 @@
 //! - The audit trail: a denied call found by filtering, cursor paging that reads what one
 //!   page reads, malformed searches refused, an NDJSON export the command line matches,
 //!   tenants kept apart, and a verification that notices a record changed behind its back.
+//! - Users, agents and gateways added, bound and removed by token and by a signed-in
+//!   console admin's browser session (whose changes need the session's CSRF token), each
+//!   act in the audit trail; every field that could carry HTML comes back escaped.
 
 use std::time::Duration;
 
@@ -80,6 +83,7 @@ impl Api {
         let mut req = match method {
             "GET" => self.http.get(url),
             "PUT" => self.http.put(url),
+            "DELETE" => self.http.delete(url),
             _ => self.http.post(url),
         };
         if let Some(t) = token {
@@ -106,6 +110,10 @@ impl Api {
             );
         }
         let text = resp.text()?;
+        if status == 204 {
+            assert!(text.is_empty(), "{method} {path}: 204 with {text:?}");
+            return Ok((status, Value::Null));
+        }
         let value: Value = serde_json::from_str(&text)
             .with_context(|| format!("{method} {path}: {status} {text:?}"))?;
         Ok((status, value))
@@ -1348,5 +1356,436 @@ fn the_identity_provider_s_admin_group_opens_the_console() -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// A session-authenticated call to the admin API: `(status, body)`, as a browser's script
+/// makes it (cookies, and `headers`).
+fn session_call(
+    http: &Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Result<(u16, Value)> {
+    let url = format!("{base}/admin/api/v1{path}");
+    let mut req = match method {
+        "GET" => http.get(url),
+        "DELETE" => http.delete(url),
+        _ => http.post(url),
+    };
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send()?;
+    let status = resp.status().as_u16();
+    let text = resp.text()?;
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)
+            .with_context(|| format!("{method} {path}: {status} {text:?}"))?
+    };
+    Ok((status, value))
+}
+
+#[test]
+fn users_agents_and_gateways_are_managed_by_token_and_by_the_console_session() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    let base = format!("https://localhost:{}", rt.https_port);
+    let api = Api::of(&rt)?;
+    let all = "users:read,users:write,agents:read,agents:write,gateways:read,gateways:write";
+    let full = admin_token(&rt, "acme", "directory", all);
+    let reader = admin_token(
+        &rt,
+        "acme",
+        "reader",
+        "users:read,agents:read,gateways:read",
+    );
+    let globex = admin_token(&rt, "globex", "theirs", all);
+
+    // Every new endpoint: 401 without a token, 404 for another tenant's, 403 without the scope.
+    let writes: [(&str, &str, Option<&str>); 7] = [
+        ("POST", "/t/acme/users", Some(r#"{"name":"x"}"#)),
+        ("DELETE", "/t/acme/users/x", None),
+        (
+            "POST",
+            "/t/acme/agents",
+            Some(r#"{"name":"x","role":"dev"}"#),
+        ),
+        ("DELETE", "/t/acme/agents/x", None),
+        (
+            "POST",
+            "/t/acme/agents/x/bind-client",
+            Some(r#"{"client_id":"c"}"#),
+        ),
+        (
+            "POST",
+            "/t/acme/gateways",
+            Some(r#"{"name":"x","tools":["*"]}"#),
+        ),
+        ("DELETE", "/t/acme/gateways/x", None),
+    ];
+    for (method, path, body) in writes {
+        assert_eq!(
+            api.call(method, path, None, body)?.0,
+            401,
+            "{method} {path}"
+        );
+        let (status, v) = api.call(method, path, Some(&globex), body)?;
+        assert_eq!(status, 404, "{method} {path}");
+        assert!(
+            !v.to_string().contains("\"x\""),
+            "nothing of acme leaks: {v}"
+        );
+        let (status, v) = api.call(method, path, Some(&reader), body)?;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (403, Some("insufficient_scope")),
+            "{method} {path}"
+        );
+    }
+
+    // Users: added with their secret shown once (it signs them in), a name taken is 409, a
+    // bad name or field 400, and removal twice is 404 the second time.
+    let (status, erin) = api.call(
+        "POST",
+        "/t/acme/users",
+        Some(&full),
+        Some(r#"{"name":"erin","groups":["dev","dev","ops"]}"#),
+    )?;
+    assert_eq!(status, 201, "{erin}");
+    api.conforms("AddedUser", &erin);
+    assert_eq!(erin["groups"], json!(["dev", "ops"]));
+    let secret = erin["secret"].as_str().context("secret")?.to_owned();
+    let (_, landed) = console_sign_in(&rt, "acme", "erin", &secret)?;
+    assert!(
+        landed.starts_with("403 "),
+        "erin signs in, but is no admin: {landed}"
+    );
+    let (status, v) = api.call(
+        "POST",
+        "/t/acme/users",
+        Some(&full),
+        Some(r#"{"name":"erin"}"#),
+    )?;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (409, Some("conflict")),
+        "{v}"
+    );
+    for bad in [
+        r#"{"name":"<b>x</b>"}"#,
+        r#"{"name":"ok","groups":["a,b"]}"#,
+        r#"{"name":"ok","role":"extra"}"#,
+        r#"{"name":""}"#,
+        "not json",
+    ] {
+        let (status, v) = api.call("POST", "/t/acme/users", Some(&full), Some(bad))?;
+        assert_eq!(status, 400, "{bad}: {v}");
+        api.conforms("Problem", &v);
+    }
+    let (_, users) = api.call("GET", "/t/acme/users", Some(&reader), None)?;
+    assert!(users.to_string().contains("\"erin\""), "{users}");
+    assert_eq!(
+        api.call("DELETE", "/t/acme/users/erin", Some(&full), None)?
+            .0,
+        204
+    );
+    assert_eq!(
+        api.call("DELETE", "/t/acme/users/erin", Some(&full), None)?
+            .0,
+        404
+    );
+    let (_, users) = api.call("GET", "/t/acme/users", Some(&reader), None)?;
+    assert!(!users.to_string().contains("\"erin\""), "{users}");
+
+    // Agents: registered with their key, bound to a registered client (an unknown one is
+    // 404), removed.
+    let (status, agent) = api.call(
+        "POST",
+        "/t/acme/agents",
+        Some(&full),
+        Some(r#"{"name":"bot2","role":"dev"}"#),
+    )?;
+    assert_eq!(status, 201, "{agent}");
+    api.conforms("CreatedAgent", &agent);
+    assert_eq!(
+        api.call(
+            "POST",
+            "/t/acme/agents",
+            Some(&full),
+            Some(r#"{"name":"bot2","role":"dev"}"#)
+        )?
+        .0,
+        409
+    );
+    let ca = std::fs::read(rt.data_dir().join("ca.pem"))?;
+    let client_id = e2e::oauth_client::OAuthClient::new(base.clone(), &ca)?.register()?;
+    let (status, v) = api.call(
+        "POST",
+        "/t/acme/agents/bot2/bind-client",
+        Some(&full),
+        Some(r#"{"client_id":"no-such-client"}"#),
+    )?;
+    assert_eq!(status, 404, "{v}");
+    let bind = json!({"client_id": client_id}).to_string();
+    let (status, bound) = api.call(
+        "POST",
+        "/t/acme/agents/bot2/bind-client",
+        Some(&full),
+        Some(&bind),
+    )?;
+    assert_eq!(status, 200, "{bound}");
+    api.conforms("AgentBound", &bound);
+    assert_eq!(
+        api.call(
+            "POST",
+            "/t/acme/agents/nobody/bind-client",
+            Some(&full),
+            Some(&bind)
+        )?
+        .0,
+        404
+    );
+    let (_, agents) = api.call("GET", "/t/acme/agents", Some(&reader), None)?;
+    assert!(
+        agents["agents"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|a| a["name"] == "bot2" && a["oauth_client_id"] == client_id.as_str())),
+        "{agents}"
+    );
+    assert_eq!(
+        api.call("DELETE", "/t/acme/agents/bot2", Some(&full), None)?
+            .0,
+        204
+    );
+    assert_eq!(
+        api.call("DELETE", "/t/acme/agents/bot2", Some(&full), None)?
+            .0,
+        404
+    );
+
+    // Gateways: created (its MCP URL answers), a bad pattern or name refused, removed (its
+    // URL answers 404 once the runtime rereads it).
+    let (status, gw) = api.call(
+        "POST",
+        "/t/acme/gateways",
+        Some(&full),
+        Some(r#"{"name":"ops","tools":["github_*","diag.ping"],"instructions":"<script>alert(1)</script>"}"#),
+    )?;
+    assert_eq!(status, 201, "{gw}");
+    api.conforms("Gateway", &gw);
+    let meta = format!("{base}/.well-known/oauth-protected-resource/t/acme/g/ops/mcp");
+    assert_eq!(api.http.get(&meta).send()?.status().as_u16(), 200);
+    for bad in [
+        r#"{"name":"Ops","tools":["*"]}"#,
+        r#"{"name":"ops2","tools":["github_<x>"]}"#,
+        r#"{"name":"ops2","tools":[]}"#,
+    ] {
+        let (status, v) = api.call("POST", "/t/acme/gateways", Some(&full), Some(bad))?;
+        assert_eq!(status, 400, "{bad}: {v}");
+    }
+    let (_, gateways) = api.call("GET", "/t/globex/gateways", Some(&globex), None)?;
+    assert_eq!(
+        gateways["gateways"],
+        json!([]),
+        "another tenant sees none of acme's"
+    );
+
+    // A signed-in admin's browser: reads by cookie alone; a change needs the session's CSRF
+    // token in X-CSRF-Token, and is refused from another site even with it.
+    let root = run_ok(
+        rt.cli()
+            .args(["user", "add", "--tenant", "acme", "root", "--admin"]),
+    );
+    let (http, landed) = console_sign_in(
+        &rt,
+        "acme",
+        "root",
+        &e2e::oauth_client::field(&root, "(shown once):"),
+    )?;
+    assert!(landed.starts_with("200 /admin/t/acme/ "), "{landed}");
+    let page = http
+        .get(format!("{base}/admin/t/acme/people"))
+        .send()?
+        .text()?;
+    let csrf = {
+        let meta = "name=\"csrf-token\" content=\"";
+        let at = page.find(meta).context("csrf meta")?;
+        let rest = &page[at + meta.len()..];
+        rest[..rest.find('"').context("end")?].to_owned()
+    };
+    let (status, v) = session_call(&http, &base, "GET", "/t/acme/users", &[], None)?;
+    assert_eq!(status, 200, "{v}");
+    api.conforms("UserList", &v);
+    let frank = json!({"name": "frank", "groups": ["dev"], "admin": true});
+    for headers in [
+        vec![],
+        vec![("x-csrf-token", "0".repeat(64))],
+        vec![
+            ("x-csrf-token", csrf.clone()),
+            ("sec-fetch-site", "cross-site".to_owned()),
+        ],
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, v) = session_call(
+            &http,
+            &base,
+            "POST",
+            "/t/acme/users",
+            &headers,
+            Some(frank.clone()),
+        )?;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (403, Some("csrf")),
+            "{headers:?}: {v}"
+        );
+    }
+    let with_csrf = [("x-csrf-token", csrf.as_str())];
+    let (status, v) = session_call(
+        &http,
+        &base,
+        "POST",
+        "/t/acme/users",
+        &with_csrf,
+        Some(frank.clone()),
+    )?;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["groups"], json!(["dev", "tenant-admins"]));
+    let (status, _) = session_call(
+        &http,
+        &base,
+        "DELETE",
+        "/t/acme/gateways/ops",
+        &with_csrf,
+        None,
+    )?;
+    assert_eq!(status, 204);
+    // The console's own forms do the same acts: a gateway whose instructions hold HTML is
+    // shown escaped, an agent's key is shown once, a form without the CSRF token is refused.
+    let form = |path: &str, fields: &[(&str, &str)]| -> Result<(u16, String)> {
+        let resp = http
+            .post(format!("{base}/admin/t/acme/{path}"))
+            .form(fields)
+            .send()?;
+        Ok((resp.status().as_u16(), resp.text()?))
+    };
+    let (status, page) = form(
+        "gateways",
+        &[
+            ("csrf", &csrf),
+            ("name", "web"),
+            ("tools", "diag.*, github_*"),
+            ("instructions", "<img src=x onerror=alert(1)>"),
+        ],
+    )?;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("&lt;img src=x onerror=alert(1)&gt;") && !page.contains("<img src=x"),
+        "escaped: {page}"
+    );
+    let (status, page) = form(
+        "agents",
+        &[("csrf", &csrf), ("name", "bot3"), ("role", "dev")],
+    )?;
+    assert_eq!(status, 201, "{page}");
+    assert!(page.contains("id=\"agent-key\">mcpak_"), "{page}");
+    let (status, page) = form(
+        "agents",
+        &[("csrf", &csrf), ("name", "<b>"), ("role", "dev")],
+    )?;
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        page.contains("&lt;b&gt;") && !page.contains("\"<b>\""),
+        "{page}"
+    );
+    let (status, _) = form("users", &[("name", "mallory"), ("admin", "true")])?;
+    assert_eq!(status, 403, "a forged form adds nobody");
+    let (status, _) = form("agents/bot3/remove", &[("csrf", &csrf)])?;
+    assert_eq!(status, 200, "back to the list");
+    let (_, agents) = api.call("GET", "/t/acme/agents", Some(&reader), None)?;
+    assert!(!agents.to_string().contains("bot3"), "{agents}");
+
+    // The acme session is no admin of globex, and a non-admin's session is refused.
+    let (status, _) = session_call(&http, &base, "GET", "/t/globex/users", &[], None)?;
+    assert_eq!(status, 404);
+    let dave = run_ok(
+        rt.cli()
+            .args(["user", "add", "--tenant", "acme", "dave", "--groups", "dev"]),
+    );
+    let (dave_http, _) = console_sign_in(
+        &rt,
+        "acme",
+        "dave",
+        &e2e::oauth_client::field(&dave, "(shown once):"),
+    )?;
+    let (status, v) = session_call(&dave_http, &base, "GET", "/t/acme/users", &[], None)?;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (403, Some("not_admin")),
+        "{v}"
+    );
+
+    // The removed gateway's URL is gone once the runtime rereads it (five seconds).
+    let gone = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(250));
+        api.http
+            .get(&meta)
+            .send()
+            .is_ok_and(|r| r.status().as_u16() == 404)
+    });
+    assert!(gone, "the removed gateway's metadata still answers");
+
+    // Each act is in the audit trail as its admin's.
+    let audit = admin_token(&rt, "acme", "auditor", "audit:read");
+    let acts_now = || -> Result<Vec<(String, String, String)>> {
+        let (_, page) = api.call(
+            "GET",
+            "/t/acme/audit?kind=admin&limit=100",
+            Some(&audit),
+            None,
+        )?;
+        Ok(records(&page)
+            .iter()
+            .map(|r| {
+                let s = |k: &str| r["record"][k].as_str().unwrap_or_default().to_owned();
+                (s("user"), s("agent"), s("tool"))
+            })
+            .collect())
+    };
+    // The search index follows the chain within a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut acts = acts_now()?;
+    while acts.len() < 8 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        acts = acts_now()?;
+    }
+    for (who, action) in [
+        ("directory", "admin.user.add"),
+        ("directory", "admin.user.remove"),
+        ("directory", "admin.agent.create"),
+        ("directory", "admin.agent.bind_client"),
+        ("directory", "admin.agent.remove"),
+        ("directory", "admin.gateway.create"),
+        ("root", "admin.user.add"),
+        ("root", "admin.gateway.remove"),
+    ] {
+        assert!(
+            acts.iter().any(|(u, _, t)| u == who && t == action),
+            "{who} {action} in {acts:?}"
+        );
+    }
+    assert!(
+        acts.iter()
+            .any(|(u, a, _)| u == "root" && a == "admin console"),
+        "{acts:?}"
+    );
     Ok(())
 }

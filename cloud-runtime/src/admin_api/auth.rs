@@ -2,13 +2,19 @@
 //! a request without a usable token learns nothing (401); a token of another tenant gets
 //! the answer a tenant that does not exist gets (404); only then is the scope checked
 //! (403), so a narrow token of tenant A cannot probe tenant B either.
+//!
+//! A request without `Authorization` may instead come from a browser signed in to the
+//! console (the runtime's `__Host-` session cookie): the same order holds (no session 401,
+//! a session of another tenant 404, a user outside the tenant's admin group 403), an admin
+//! has every scope, and a request that changes something must carry the session's CSRF
+//! token in [`CSRF_HEADER`] and must not say it came from another site ([`csrf_guard`]).
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, header};
 use shared::identity::TenantId;
 
 use super::problem::Problem;
 use super::tokens::{PREFIX, Scope};
-use crate::oauth::secret;
+use crate::oauth::{browser, secret};
 use crate::store::Store;
 
 /// An authenticated administrator of one tenant.
@@ -25,13 +31,100 @@ pub struct Admin {
     pub scopes: Vec<Scope>,
 }
 
-/// Authenticates a request to `tenant`'s admin API that needs `scope`.
+/// The header a signed-in browser's state-changing request carries its CSRF token in (the
+/// console's pages hold it; another site can neither read nor make it).
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The `via` of a signed-in browser, in the audit trail.
+pub const CONSOLE: &str = "admin console";
+
+/// What a browser session is to a tenant's administration.
+#[derive(Debug)]
+pub enum Session {
+    /// No session cookie, or one that is unknown or ended.
+    None,
+    /// Signed in to another tenant.
+    Elsewhere,
+    /// Signed in to this tenant as a user outside its admin group.
+    NotAdmin,
+    /// Signed in as one of the tenant's admins (every scope).
+    Admin(Admin),
+}
+
+/// The request's browser session as `tenant`'s administration sees it.
+pub async fn session(
+    store: &Store,
+    headers: &HeaderMap,
+    tenant: &TenantId,
+) -> Result<Session, crate::store::StoreError> {
+    let Some((session_tenant, user_id)) = browser::signed_in(store, headers).await? else {
+        return Ok(Session::None);
+    };
+    if session_tenant != tenant.as_str() {
+        return Ok(Session::Elsewhere);
+    }
+    let admin_group = store.admin_group(tenant.as_str()).await?;
+    Ok(match store.user(&session_tenant, &user_id).await? {
+        Some(user) if user.groups.contains(&admin_group) => Session::Admin(Admin {
+            tenant: tenant.clone(),
+            via: CONSOLE.to_owned(),
+            name: user.name,
+            scopes: Scope::ALL.to_vec(),
+        }),
+        _ => Session::NotAdmin,
+    })
+}
+
+/// Refuses (403) a request that changes something (any method but GET and HEAD) from a
+/// signed-in browser without the session's CSRF token in [`CSRF_HEADER`], or whose browser
+/// says it came from another site. Requests with `Authorization` are automation: a
+/// bearer token is never sent by a browser on its own, so they need no CSRF token.
+pub async fn csrf_guard(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let method = request.method();
+    let headers = request.headers();
+    let reads = method == Method::GET || method == Method::HEAD;
+    // Without a session cookie the browser carries no authority to misuse: the request
+    // is authenticated (or refused, 401) like any other.
+    let session = browser::csrf_token(headers).is_some();
+    if reads || !session || headers.contains_key(header::AUTHORIZATION) {
+        return next.run(request).await;
+    }
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site");
+    let presented = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if cross_site {
+        return Problem::csrf("a request from another site may not change anything here")
+            .into_response();
+    }
+    if !browser::csrf_matches(headers, presented) {
+        return Problem::csrf(format!(
+            "a signed-in browser's change must carry the session's CSRF token in {CSRF_HEADER}"
+        ))
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Authenticates a request to `tenant`'s admin API that needs `scope`: by its admin token,
+/// or, without `Authorization`, by its browser session (see [`csrf_guard`] for changes).
 pub async fn admin(
     store: &Store,
     headers: &HeaderMap,
     tenant: &str,
     scope: Scope,
 ) -> Result<Admin, Problem> {
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return by_session(store, headers, tenant).await;
+    }
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -76,6 +169,29 @@ pub async fn admin(
         name: row.name,
         scopes,
     })
+}
+
+/// The admin a request without `Authorization` is by its browser session.
+async fn by_session(store: &Store, headers: &HeaderMap, tenant: &str) -> Result<Admin, Problem> {
+    let found = match tenant.parse::<TenantId>() {
+        Ok(t) => session(store, headers, &t).await?,
+        // No tenant has that name: a session is of another tenant.
+        Err(_) => match browser::signed_in(store, headers).await? {
+            Some(_) => Session::Elsewhere,
+            None => Session::None,
+        },
+    };
+    match found {
+        Session::None => Err(Problem::unauthorized(
+            "present an admin token (Authorization: Bearer crt_admin_...) or sign in to the console",
+        )),
+        // Another tenant's session learns what a token of another tenant learns.
+        Session::Elsewhere => Err(not_this_tenant(tenant)),
+        Session::NotAdmin => Err(Problem::not_admin(
+            "you are signed in, but not in this tenant's admin group",
+        )),
+        Session::Admin(admin) => Ok(admin),
+    }
 }
 
 /// The answer for a tenant the caller does not administer, whether it exists or not.

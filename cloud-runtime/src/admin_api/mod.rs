@@ -33,7 +33,7 @@ pub mod tokens;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 
 use std::path::PathBuf;
 
@@ -153,11 +153,23 @@ pub fn routes(api: Arc<AdminApi>) -> Router {
         )
         .route(
             &format!("{BASE}/t/{{tenant}}/users"),
-            get(principals::users),
+            get(principals::users).post(principals::create_user),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/users/{{name}}"),
+            delete(principals::delete_user),
         )
         .route(
             &format!("{BASE}/t/{{tenant}}/agents"),
-            get(principals::agents),
+            get(principals::agents).post(principals::post_agent),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/agents/{{name}}"),
+            delete(principals::delete_agent),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/agents/{{name}}/bind-client"),
+            post(principals::post_bind_client),
         )
         .route(
             &format!("{BASE}/t/{{tenant}}/agents/{{name}}/rotate-key"),
@@ -170,10 +182,15 @@ pub fn routes(api: Arc<AdminApi>) -> Router {
         )
         .route(
             &format!("{BASE}/t/{{tenant}}/gateways"),
-            get(principals::gateways),
+            get(principals::gateways).post(principals::post_gateway),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/gateways/{{name}}"),
+            delete(principals::delete_gateway),
         )
         // Anything else under the base is a typed 404 too, not an empty page.
         .route(&format!("{BASE}/{{*rest}}"), any(unknown))
+        .layer(axum::middleware::from_fn(auth::csrf_guard))
         // Answers carry tokens and tenant data: no cache keeps them.
         .layer(axum::middleware::map_response(no_store))
         .with_state(api)

@@ -35,7 +35,7 @@ pub fn document() -> Value {
     };
     let tenant = json!({"name": "tenant", "in": "path", "required": true,
                         "schema": {"type": "string", "maxLength": 63}});
-    let security = |scope: Scope| json!([{"adminToken": [scope.as_str()]}]);
+    let security = |scope: Scope| json!([{"adminToken": [scope.as_str()]}, {"consoleSession": []}]);
     let policy_file = json!({"required": true, "description": "The policy file (TOML), as `cloud-runtime policy apply` reads it",
         "content": {"application/toml": {"schema": {"type": "string"}}}});
     let invalid_policy = json!({"description": "The file is invalid; nothing changed",
@@ -248,10 +248,17 @@ pub fn document() -> Value {
                 Scope::ConnectorsWrite),
         }},
     });
+    let mut paths = paths;
+    if let (Some(all), Value::Object(more)) = (
+        paths.as_object_mut(),
+        directory_paths(&tenant, &with, &security),
+    ) {
+        all.extend(more);
+    }
     let mut schemas = json!({
         "Problem": {"type": "object", "additionalProperties": false,
             "required": ["error", "message"],
-            "properties": {"error": {"type": "string", "enum": ["bad_request", "unauthorized", "insufficient_scope", "not_found", "busy", "unavailable"]},
+            "properties": {"error": {"type": "string", "enum": ["bad_request", "unauthorized", "insufficient_scope", "csrf", "not_admin", "not_found", "conflict", "busy", "unavailable"]},
                            "message": {"type": "string"}}},
         "Connector": {"type": "object", "additionalProperties": false,
             "required": ["id", "status", "version", "transport", "replica", "last_seen_ms", "cert_not_after_ms", "warnings"],
@@ -325,23 +332,140 @@ pub fn document() -> Value {
             "properties": {"id": {"type": "string"}, "status": {"const": "revoked"},
                            "already_revoked": {"type": "boolean"}}},
     });
-    if let (Some(all), Value::Object(audit)) = (schemas.as_object_mut(), answer_schemas()) {
-        all.extend(audit);
+    for more in [answer_schemas(), directory_schemas()] {
+        if let (Some(all), Value::Object(more)) = (schemas.as_object_mut(), more) {
+            all.extend(more);
+        }
     }
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "cloud-runtime tenant admin API",
             "version": "1",
-            "description": "Administration of one tenant: its connectors, join tokens, policy, users, agents, gateways and audit trail. Authenticate with an admin token (`cloud-runtime admin-token create`) as a bearer token; a token acts on its own tenant only.",
+            "description": "Administration of one tenant: its connectors, join tokens, policy, users, agents, gateways and audit trail. Authenticate with an admin token (`cloud-runtime admin-token create`) as a bearer token; a token acts on its own tenant only. A browser signed in to the console as an admin of the tenant (in its admin group) may call it too, with every scope: without `Authorization`, by its session cookie, and every request but GET carries the session's CSRF token (the console pages' `csrf-token` meta tag) in `X-CSRF-Token`.",
         },
         "servers": [{"url": BASE}],
         "paths": paths,
         "components": {
             "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer",
-                "description": "An admin token: `crt_admin_` and 64 hex digits"}},
+                "description": "An admin token: `crt_admin_` and 64 hex digits"},
+                "consoleSession": {"type": "apiKey", "in": "cookie", "name": crate::oauth::browser::COOKIE,
+                "description": "A console sign-in of a tenant admin; changes also need `X-CSRF-Token`"}},
             "schemas": schemas,
         },
+    })
+}
+
+/// The paths that add, remove and bind users, agents and gateways (apart: see
+/// [`answer_schemas`]). The listing `get`s are in [`document`]; these are merged beside them.
+fn directory_paths(
+    tenant: &Value,
+    with: &dyn Fn(Value, Scope) -> Value,
+    security: &dyn Fn(Scope) -> Value,
+) -> Value {
+    let name =
+        json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}});
+    let body = |schema: &str| json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+    let created = |description: &str, schema: &str| {
+        json!({"201": {"description": description,
+            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}},
+            "409": {"description": "One with this name exists already",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}})
+    };
+    let removed = json!({"204": {"description": "Removed"}});
+    json!({
+        "/t/{tenant}/users": {"post": {
+            "operationId": "addUser",
+            "summary": "Add a local user; their sign-in secret is shown once, in this answer",
+            "parameters": [tenant],
+            "security": security(Scope::UsersWrite),
+            "requestBody": body("NewUser"),
+            "responses": with(created("Added", "AddedUser"), Scope::UsersWrite),
+        }},
+        "/t/{tenant}/users/{name}": {"delete": {
+            "operationId": "removeUser",
+            "summary": "Remove a user: their refresh tokens and browser sessions end now, their access tokens within minutes",
+            "parameters": [tenant, name],
+            "security": security(Scope::UsersWrite),
+            "responses": with(removed.clone(), Scope::UsersWrite),
+        }},
+        "/t/{tenant}/agents": {"post": {
+            "operationId": "createAgent",
+            "summary": "Register an agent; its key is shown once, in this answer",
+            "parameters": [tenant],
+            "security": security(Scope::AgentsWrite),
+            "requestBody": body("NewAgent"),
+            "responses": with(created("Registered", "CreatedAgent"), Scope::AgentsWrite),
+        }},
+        "/t/{tenant}/agents/{name}": {"delete": {
+            "operationId": "removeAgent",
+            "summary": "Remove an agent: its key is refused from the next request on",
+            "parameters": [tenant, name],
+            "security": security(Scope::AgentsWrite),
+            "responses": with(removed.clone(), Scope::AgentsWrite),
+        }},
+        "/t/{tenant}/agents/{name}/bind-client": {"post": {
+            "operationId": "bindAgentClient",
+            "summary": "Bind an agent to a registered OAuth client: that client's users' tokens act as this agent",
+            "parameters": [tenant, name],
+            "security": security(Scope::AgentsWrite),
+            "requestBody": body("ClientBinding"),
+            "responses": with(json!({"200": {"description": "Bound",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AgentBound"}}}}}),
+                Scope::AgentsWrite),
+        }},
+        "/t/{tenant}/gateways": {"post": {
+            "operationId": "createGateway",
+            "summary": "Create a gateway: a URL MCP clients connect to, exposing the tools its patterns name",
+            "parameters": [tenant],
+            "security": security(Scope::GatewaysWrite),
+            "requestBody": body("NewGateway"),
+            "responses": with(created("Created", "Gateway"), Scope::GatewaysWrite),
+        }},
+        "/t/{tenant}/gateways/{name}": {"delete": {
+            "operationId": "removeGateway",
+            "summary": "Remove a gateway: its URL answers 404 within five seconds",
+            "parameters": [tenant, name],
+            "security": security(Scope::GatewaysWrite),
+            "responses": with(removed, Scope::GatewaysWrite),
+        }},
+    })
+}
+
+/// The request and answer schemas of [`directory_paths`].
+fn directory_schemas() -> Value {
+    let name = json!({"type": "string", "pattern": "^[A-Za-z0-9._@-]{1,64}$"});
+    json!({
+        "NewUser": {"type": "object", "additionalProperties": false, "required": ["name"],
+            "properties": {"name": name, "groups": {"type": "array", "maxItems": 64, "items": name},
+                "admin": {"type": "boolean", "default": false,
+                    "description": "Also put the user in the tenant's admin group"}}},
+        "AddedUser": {"type": "object", "additionalProperties": false,
+            "required": ["id", "name", "groups", "secret"],
+            "properties": {"id": {"type": "string", "pattern": "^u-[0-9a-f]{32}$"}, "name": {"type": "string"},
+                "groups": {"type": "array", "items": {"type": "string"}},
+                "secret": {"type": "string", "pattern": "^mcpus_", "description": "The sign-in secret, shown once"}}},
+        "NewAgent": {"type": "object", "additionalProperties": false, "required": ["name", "role"],
+            "properties": {"name": name, "role": name, "oauth_client_id": {"type": ["string", "null"]}}},
+        "CreatedAgent": {"type": "object", "additionalProperties": false,
+            "required": ["name", "role", "oauth_client_id", "key"],
+            "properties": {"name": {"type": "string"}, "role": {"type": "string"},
+                "oauth_client_id": {"type": ["string", "null"]},
+                "key": {"type": "string", "pattern": "^mcpak_", "description": "The agent's key, shown once"}}},
+        "ClientBinding": {"type": "object", "additionalProperties": false, "required": ["client_id"],
+            "properties": {"client_id": {"type": "string"}}},
+        "AgentBound": {"type": "object", "additionalProperties": false, "required": ["agent", "oauth_client_id"],
+            "properties": {"agent": {"type": "string"}, "oauth_client_id": {"type": "string"}}},
+        "NewGateway": {"type": "object", "additionalProperties": false, "required": ["name", "tools"],
+            "properties": {"name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"},
+                "tools": {"type": "array", "minItems": 1, "maxItems": 64,
+                    "items": {"type": "string", "pattern": "^[A-Za-z0-9_.-]*\\*?$"}},
+                "instructions": {"type": ["string", "null"], "maxLength": 4096}}},
+        "Gateway": {"type": "object", "additionalProperties": false,
+            "required": ["name", "tools", "instructions", "mcp_url"],
+            "properties": {"name": {"type": "string"}, "tools": {"type": "array", "items": {"type": "string"}},
+                "instructions": {"type": ["string", "null"]},
+                "mcp_url": {"type": "string", "pattern": "^https://.+/t/[^/]+/g/[^/]+/mcp$"}}},
     })
 }
 

@@ -28,6 +28,22 @@ impl Problem {
         Self::new(StatusCode::FORBIDDEN, "insufficient_scope", message)
     }
 
+    /// 403: a signed-in browser's change without the session's CSRF token, or from
+    /// another site.
+    pub fn csrf(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "csrf", message)
+    }
+
+    /// 403: the signed-in user is not in the tenant's admin group.
+    pub fn not_admin(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "not_admin", message)
+    }
+
+    /// 409: the object exists already.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
     /// 404: no such thing here (or not the caller's tenant).
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)

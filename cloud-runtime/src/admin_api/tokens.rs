@@ -33,12 +33,16 @@ pub enum Scope {
     PolicyWrite,
     /// Read the tenant's users (never their secrets).
     UsersRead,
+    /// Add and remove local users.
+    UsersWrite,
     /// Read the tenant's agents (never their keys).
     AgentsRead,
-    /// Rotate an agent's key.
+    /// Create and remove agents, rotate their keys, bind them to OAuth clients.
     AgentsWrite,
     /// Read the tenant's gateways and their MCP URLs.
     GatewaysRead,
+    /// Create and remove gateways.
+    GatewaysWrite,
     /// Search, export and verify the tenant's audit trail.
     AuditRead,
     /// Read the OAuth clients that act in the tenant.
@@ -49,15 +53,17 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 11] = [
+    pub const ALL: [Scope; 13] = [
         Scope::ConnectorsRead,
         Scope::ConnectorsWrite,
         Scope::PolicyRead,
         Scope::PolicyWrite,
         Scope::UsersRead,
+        Scope::UsersWrite,
         Scope::AgentsRead,
         Scope::AgentsWrite,
         Scope::GatewaysRead,
+        Scope::GatewaysWrite,
         Scope::AuditRead,
         Scope::ClientsRead,
         Scope::ClientsWrite,
@@ -71,9 +77,11 @@ impl Scope {
             Scope::PolicyRead => "policy:read",
             Scope::PolicyWrite => "policy:write",
             Scope::UsersRead => "users:read",
+            Scope::UsersWrite => "users:write",
             Scope::AgentsRead => "agents:read",
             Scope::AgentsWrite => "agents:write",
             Scope::GatewaysRead => "gateways:read",
+            Scope::GatewaysWrite => "gateways:write",
             Scope::AuditRead => "audit:read",
             Scope::ClientsRead => "clients:read",
             Scope::ClientsWrite => "clients:write",

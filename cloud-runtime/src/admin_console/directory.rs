@@ -1,6 +1,8 @@
 //! Who and where: the tenant's users (with who administers it), agents (and their key
-//! rotation), the OAuth clients its users signed in with (and their revocation), and its
-//! gateways with the MCP URL a client connects to.
+//! rotation), the OAuth clients its users signed in with (their revocation, and binding
+//! one to an agent), and its gateways with the MCP URL a client connects to; adding and
+//! removing users, agents and gateways. Each act is the admin API's function
+//! ([`crate::admin_api::principals`]), so it is checked and audited the same way.
 
 use std::sync::Arc;
 
@@ -8,12 +10,16 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
+use serde::Deserialize;
 
 use super::Console;
 use super::connectors::unavailable;
 use super::layout::{self, Section, csrf_field};
 use super::session::{self, CsrfForm};
-use crate::admin_api::principals::rotate_key;
+use crate::admin_api::principals::{self, NewAgent, NewGateway, NewUser, rotate_key};
+
+/// What a user, agent or role name may be (the browser's hint; the server checks).
+const NAME_PATTERN: &str = "[A-Za-z0-9._@\\-]{1,64}";
 
 /// `GET /admin/t/{tenant}/people`.
 pub async fn people(
@@ -38,16 +44,31 @@ pub async fn people(
         h2 { "Users" }
         p.muted { "Members of group " code { (admin_group) } " administer this tenant here." }
         div.table-wrap { table #users {
-            tr { th { "Name" } th { "Id" } th { "Groups" } th { "Signs in at" } }
+            tr { th { "Name" } th { "Id" } th { "Groups" } th { "Signs in at" } th {} }
             @for u in &users {
-                tr {
+                tr data-user=(u.name) {
                     td { (u.name) @if u.groups.contains(&admin_group) { " (admin)" } }
                     td { code { (u.id.as_str()) } }
                     td { (u.groups.join(", ")) }
                     td { (if u.subject.is_some() { "identity provider" } else { "local secret" }) }
+                    td {
+                        form.remove-user.inline method="post" action=(format!("/admin/t/{tenant}/users/{}/remove", u.name)) {
+                            (csrf_field(&admin))
+                            button.remove-user.danger type="submit" { "Remove" }
+                        }
+                    }
                 }
             }
         } }
+        h3 { "Add a local user" }
+        p.muted { "Users who sign in at the tenant's identity provider appear here at their first sign-in. A local user signs in with a secret, shown once on the next page." }
+        form #add-user.filters method="post" action=(format!("/admin/t/{tenant}/users")) {
+            (csrf_field(&admin))
+            label { "Name" input name="name" required maxlength="64" pattern=(NAME_PATTERN); }
+            label { "Groups (comma-separated)" input name="groups" maxlength="2048"; }
+            label { "Administrator" input type="checkbox" name="admin" value="true"; }
+            button #add-user-submit type="submit" { "Add user" }
+        }
         h2 { "Agents" }
         div.table-wrap { table #agents {
             tr { th { "Name" } th { "Role" } th { "OAuth client" } th {} }
@@ -59,10 +80,23 @@ pub async fn people(
                             (csrf_field(&admin))
                             button.rotate-key.danger type="submit" { "Rotate key" }
                         }
+                        " "
+                        form.remove-agent.inline method="post" action=(format!("/admin/t/{tenant}/agents/{}/remove", a.name)) {
+                            (csrf_field(&admin))
+                            button.remove-agent.danger type="submit" { "Remove" }
+                        }
                     }
                 }
             }
         } }
+        h3 { "Register an agent" }
+        p.muted { "The role names the tools the agent may call in the tenant's policy. Its key is shown once on the next page; bind an OAuth client to it from the OAuth clients page." }
+        form #create-agent.filters method="post" action=(format!("/admin/t/{tenant}/agents")) {
+            (csrf_field(&admin))
+            label { "Name" input name="name" required maxlength="64" pattern=(NAME_PATTERN); }
+            label { "Role" input name="role" required maxlength="64" pattern=(NAME_PATTERN); }
+            button #create-agent-submit type="submit" { "Register agent" }
+        }
     };
     layout::page(
         StatusCode::OK,
@@ -101,6 +135,141 @@ pub async fn rotate_agent_key(
     }
 }
 
+/// The form that adds a local user.
+#[derive(Debug, Deserialize)]
+pub struct AddUserForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    /// Comma-separated.
+    #[serde(default)]
+    groups: String,
+    #[serde(default)]
+    admin: Option<String>,
+}
+
+/// `POST /admin/t/{tenant}/users`: the new user's sign-in secret, shown once.
+pub async fn add_user(
+    State(console): State<Arc<Console>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<AddUserForm>,
+) -> Response {
+    let admin = match session::admin_for_change(&console, &headers, &tenant, &form.csrf).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let user = NewUser {
+        name: form.name.trim().to_owned(),
+        groups: comma_list(&form.groups),
+        admin: form.admin.is_some(),
+    };
+    let name = user.name.clone();
+    match principals::add_user(&console.api, &admin.admin, user).await {
+        Ok((added, groups)) => layout::page(
+            StatusCode::CREATED,
+            &admin,
+            Section::People,
+            "User added",
+            html! {
+                p.notice { "User " b { (name) } " (" code { (added.id.as_str()) } ") is in groups " (groups.join(", ")) ". Their sign-in secret is shown once:" }
+                pre { code #user-secret { (added.secret) } }
+                p { a href=(format!("/admin/t/{tenant}/people")) { "Back to users & agents" } }
+            },
+        ),
+        Err(problem) => layout::refused(&admin, Section::People, "User not added", &problem),
+    }
+}
+
+/// `POST /admin/t/{tenant}/users/{name}/remove`: then back to the list.
+pub async fn remove_user(
+    State(console): State<Arc<Console>>,
+    Path((tenant, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    let admin = match session::admin_for_change(&console, &headers, &tenant, &form.csrf).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    match principals::remove_user(&console.api, &admin.admin, &name).await {
+        Ok(()) => Redirect::to(&format!("/admin/t/{tenant}/people")).into_response(),
+        Err(problem) => layout::refused(&admin, Section::People, "User not removed", &problem),
+    }
+}
+
+/// The form that registers an agent.
+#[derive(Debug, Deserialize)]
+pub struct CreateAgentForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// `POST /admin/t/{tenant}/agents`: the new agent's key, shown once.
+pub async fn create_agent(
+    State(console): State<Arc<Console>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CreateAgentForm>,
+) -> Response {
+    let admin = match session::admin_for_change(&console, &headers, &tenant, &form.csrf).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let agent = NewAgent {
+        name: form.name.trim().to_owned(),
+        role: form.role.trim().to_owned(),
+        oauth_client_id: None,
+    };
+    let name = agent.name.clone();
+    match principals::create_agent(&console.api, &admin.admin, agent).await {
+        Ok(key) => layout::page(
+            StatusCode::CREATED,
+            &admin,
+            Section::People,
+            "Agent registered",
+            html! {
+                p.notice { "Agent " b { (name) } " is registered. Its key is shown once:" }
+                pre { code #agent-key { (key) } }
+                p { "The agent sends it as " code { "X-MCP-Agent-Key" } "." }
+                p { a href=(format!("/admin/t/{tenant}/people")) { "Back to users & agents" } }
+            },
+        ),
+        Err(problem) => layout::refused(&admin, Section::People, "Agent not registered", &problem),
+    }
+}
+
+/// `POST /admin/t/{tenant}/agents/{name}/remove`: then back to the list.
+pub async fn remove_agent(
+    State(console): State<Arc<Console>>,
+    Path((tenant, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    let admin = match session::admin_for_change(&console, &headers, &tenant, &form.csrf).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    match principals::remove_agent(&console.api, &admin.admin, &name).await {
+        Ok(()) => Redirect::to(&format!("/admin/t/{tenant}/people")).into_response(),
+        Err(problem) => layout::refused(&admin, Section::People, "Agent not removed", &problem),
+    }
+}
+
+/// Comma-separated items, trimmed, empty ones dropped.
+fn comma_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// `GET /admin/t/{tenant}/clients`.
 pub async fn clients(
     State(console): State<Arc<Console>>,
@@ -112,7 +281,10 @@ pub async fn clients(
         Ok(a) => a,
         Err(resp) => return resp,
     };
-    let Ok(clients) = console.api.store.client_grants(&tenant).await else {
+    let (Ok(clients), Ok(agents)) = (
+        console.api.store.client_grants(&tenant).await,
+        console.api.store.agents(&tenant).await,
+    ) else {
         return unavailable(&admin);
     };
     let body = html! {
@@ -126,7 +298,19 @@ pub async fn clients(
                     td { (c.redirect_hosts().join(", ")) }
                     td { (layout::time(c.first_used_at)) }
                     td { (layout::time(c.last_used_at)) }
-                    td { (c.agent.as_deref().unwrap_or("-")) }
+                    td {
+                        (c.agent.as_deref().unwrap_or("-"))
+                        @if c.revoked_at.is_none() && !agents.is_empty() {
+                            form.bind-client method="post" action=(format!("/admin/t/{tenant}/clients/{}/bind", c.client_id)) {
+                                (csrf_field(&admin))
+                                select name="agent" aria-label="Agent" {
+                                    @for a in &agents { option value=(a.name) selected[c.agent.as_deref() == Some(a.name.as_str())] { (a.name) } }
+                                }
+                                " "
+                                button.bind-client.secondary type="submit" { "Bind" }
+                            }
+                        }
+                    }
                     td {
                         @if let Some(at) = c.revoked_at {
                             span.status-revoked { "revoked " (layout::time(at)) }
@@ -141,6 +325,7 @@ pub async fn clients(
             }
         } }
         @if clients.is_empty() { p.muted { "No client has signed anyone in yet." } }
+        p.muted { "Binding a client to an agent makes the tokens it gets for this tenant's users act as that agent (for clients that cannot send an agent key)." }
     };
     layout::page(
         StatusCode::OK,
@@ -168,6 +353,32 @@ pub async fn revoke_client(
     }
 }
 
+/// The form that binds a client to an agent.
+#[derive(Debug, Deserialize)]
+pub struct BindForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    agent: String,
+}
+
+/// `POST /admin/t/{tenant}/clients/{id}/bind`: then back to the list.
+pub async fn bind_client(
+    State(console): State<Arc<Console>>,
+    Path((tenant, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<BindForm>,
+) -> Response {
+    let admin = match session::admin_for_change(&console, &headers, &tenant, &form.csrf).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    match principals::bind_client(&console.api, &admin.admin, &form.agent, &id).await {
+        Ok(()) => Redirect::to(&format!("/admin/t/{tenant}/clients")).into_response(),
+        Err(problem) => layout::refused(&admin, Section::Clients, "Not bound", &problem),
+    }
+}
+
 /// `GET /admin/t/{tenant}/gateways`.
 pub async fn gateways(
     State(console): State<Arc<Console>>,
@@ -186,16 +397,83 @@ pub async fn gateways(
     let body = html! {
         p { "An MCP client connects to a gateway's URL; it sees the tools the gateway exposes, as far as the policy allows its agent and user." }
         div.table-wrap { table #gateways {
-            tr { th { "Gateway" } th { "MCP URL" } th { "Tools" } th { "Instructions" } }
+            tr { th { "Gateway" } th { "MCP URL" } th { "Tools" } th { "Instructions" } th {} }
             @for g in &gateways {
-                tr {
+                tr data-gateway=(g.name) {
                     td { (g.name) }
                     td { code.mcp-url { (format!("{base}/t/{}/g/{}/mcp", g.tenant, g.name)) } }
                     td { @if g.tools.is_empty() { "all" } @else { (g.tools.join(", ")) } }
                     td { (g.instructions.as_deref().unwrap_or("")) }
+                    td {
+                        form.remove-gateway.inline method="post" action=(format!("/admin/t/{tenant}/gateways/{}/remove", g.name)) {
+                            (csrf_field(&admin))
+                            button.remove-gateway.danger type="submit" { "Remove" }
+                        }
+                    }
                 }
             }
         } }
+        h3 { "Create a gateway" }
+        form #create-gateway.filters method="post" action=(format!("/admin/t/{tenant}/gateways")) {
+            (csrf_field(&admin))
+            label { "Name" input name="name" required maxlength="63" pattern="[a-z0-9][a-z0-9\\-]{0,62}"; }
+            label { "Tools (comma-separated patterns, e.g. github_*)" input name="tools" required maxlength="2048"; }
+            label { "Instructions" input name="instructions" maxlength="4096"; }
+            button #create-gateway-submit type="submit" { "Create gateway" }
+        }
     };
     layout::page(StatusCode::OK, &admin, Section::Gateways, "Gateways", body)
+}
+
+/// The form that creates a gateway.
+#[derive(Debug, Deserialize)]
+pub struct GatewayForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    /// Comma-separated patterns.
+    #[serde(default)]
+    tools: String,
+    #[serde(default)]
+    instructions: String,
+}
+
+/// `POST /admin/t/{tenant}/gateways`: then back to the list.
+pub async fn create_gateway(
+    State(console): State<Arc<Console>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<GatewayForm>,
+) -> Response {
+    let admin = match session::admin_for_change(&console, &headers, &tenant, &form.csrf).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let gateway = NewGateway {
+        name: form.name.trim().to_owned(),
+        tools: comma_list(&form.tools),
+        instructions: Some(form.instructions),
+    };
+    match principals::create_gateway(&console.api, &admin.admin, gateway).await {
+        Ok(_) => Redirect::to(&format!("/admin/t/{tenant}/gateways")).into_response(),
+        Err(problem) => layout::refused(&admin, Section::Gateways, "Gateway not created", &problem),
+    }
+}
+
+/// `POST /admin/t/{tenant}/gateways/{name}/remove`: then back to the list.
+pub async fn remove_gateway(
+    State(console): State<Arc<Console>>,
+    Path((tenant, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    let admin = match session::admin_for_change(&console, &headers, &tenant, &form.csrf).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    match principals::remove_gateway(&console.api, &admin.admin, &name).await {
+        Ok(()) => Redirect::to(&format!("/admin/t/{tenant}/gateways")).into_response(),
+        Err(problem) => layout::refused(&admin, Section::Gateways, "Gateway not removed", &problem),
+    }
 }

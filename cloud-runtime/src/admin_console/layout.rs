@@ -129,6 +129,8 @@ fn frame(
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                // For scripts that call the admin API as this signed-in admin.
+                meta name="csrf-token" content=(admin.csrf);
                 title { (title) " · " (tenant) " · admin" }
                 link rel="stylesheet" href="/admin/static/console.css";
                 @if let Some(src) = script { script src=(src) defer {} }

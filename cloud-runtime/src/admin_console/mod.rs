@@ -68,6 +68,24 @@ pub fn routes(console: Arc<Console>) -> Router {
         .route("/admin/t/{tenant}/live", get(live::page))
         .route("/admin/t/{tenant}/live/events", get(live::events))
         .route("/admin/t/{tenant}/people", get(directory::people))
+        .route("/admin/t/{tenant}/users", post(directory::add_user))
+        .route(
+            "/admin/t/{tenant}/users/{name}/remove",
+            post(directory::remove_user),
+        )
+        .route("/admin/t/{tenant}/agents", post(directory::create_agent))
+        .route(
+            "/admin/t/{tenant}/agents/{name}/remove",
+            post(directory::remove_agent),
+        )
+        .route(
+            "/admin/t/{tenant}/clients/{id}/bind",
+            post(directory::bind_client),
+        )
+        .route(
+            "/admin/t/{tenant}/gateways/{name}/remove",
+            post(directory::remove_gateway),
+        )
         .route(
             "/admin/t/{tenant}/agents/{name}/rotate-key",
             post(directory::rotate_agent_key),
@@ -77,7 +95,10 @@ pub fn routes(console: Arc<Console>) -> Router {
             "/admin/t/{tenant}/clients/{id}/revoke",
             post(directory::revoke_client),
         )
-        .route("/admin/t/{tenant}/gateways", get(directory::gateways))
+        .route(
+            "/admin/t/{tenant}/gateways",
+            get(directory::gateways).post(directory::create_gateway),
+        )
         .route("/admin/t/{tenant}/sign-out", post(session::sign_out))
         .with_state(console)
 }

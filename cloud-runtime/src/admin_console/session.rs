@@ -15,8 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use shared::identity::TenantId;
 
 use super::Console;
-use crate::admin_api::auth::Admin;
-use crate::admin_api::tokens::Scope;
+use crate::admin_api::auth::{self, Admin, Session};
 use crate::html::text_page;
 use crate::oauth::{authorize, browser};
 
@@ -55,41 +54,31 @@ pub async fn admin(
     {
         return Err(no_tenant());
     }
-    let signed_in = browser::signed_in(store, headers)
+    let admin = match auth::session(store, headers, &tenant_id)
         .await
-        .map_err(|_| unavailable())?;
-    let Some((session_tenant, user_id)) = signed_in.filter(|(t, _)| t == tenant) else {
-        return Err(authorize::browser_sign_in(
-            &console.oauth,
-            headers,
-            tenant,
-            here,
-            &format!("Sign in to administer tenant {tenant}."),
-        )
-        .await);
-    };
-    let user = store
-        .user(&session_tenant, &user_id)
-        .await
-        .map_err(|_| unavailable())?;
-    let admin_group = store.admin_group(tenant).await.map_err(|_| unavailable())?;
-    let Some(user) = user.filter(|u| u.groups.contains(&admin_group)) else {
-        return Err(text_page(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            "You are signed in, but not an administrator of this tenant (ask for its admin group).",
-        ));
+        .map_err(|_| unavailable())?
+    {
+        Session::Admin(admin) => admin,
+        Session::None | Session::Elsewhere => {
+            return Err(authorize::browser_sign_in(
+                &console.oauth,
+                headers,
+                tenant,
+                here,
+                &format!("Sign in to administer tenant {tenant}."),
+            )
+            .await);
+        }
+        Session::NotAdmin => {
+            return Err(text_page(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "You are signed in, but not an administrator of this tenant (ask for its admin group).",
+            ));
+        }
     };
     let csrf = browser::csrf_token(headers).ok_or_else(unavailable)?;
-    Ok(ConsoleAdmin {
-        admin: Admin {
-            tenant: tenant_id,
-            via: "admin console".to_owned(),
-            name: user.name,
-            scopes: Scope::ALL.to_vec(),
-        },
-        csrf,
-    })
+    Ok(ConsoleAdmin { admin, csrf })
 }
 
 /// Like [`admin`], for a form that changes something: also refused (403) without the

@@ -1,4 +1,4 @@
-//! `cloud-runtime gateway create | list`.
+//! `cloud-runtime gateway create | list | rm`.
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -25,6 +25,17 @@ pub enum GatewayCommand {
         /// Tool-name patterns the gateway exposes, comma-separated; `*` matches any suffix.
         #[arg(long, default_value = "*", value_delimiter = ',')]
         tools: Vec<String>,
+        #[command(flatten)]
+        dir: DataDirArg,
+    },
+    /// Remove a gateway: its URL answers 404 once the replicas reread it (within five
+    /// seconds).
+    Rm {
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Gateway name.
+        name: String,
         #[command(flatten)]
         dir: DataDirArg,
     },
@@ -70,6 +81,18 @@ pub async fn run(command: GatewayCommand) -> Result<()> {
                 "MCP URL: https://{}:<https port>/t/{tenant}/g/{name}/mcp (the port serve listens on, 8443 by default)",
                 config.hostname
             );
+        }
+        GatewayCommand::Rm { tenant, name, dir } => {
+            let tenant: TenantId = tenant.parse().context("--tenant")?;
+            if !dir
+                .store()
+                .await?
+                .remove_gateway(tenant.as_str(), &name)
+                .await?
+            {
+                anyhow::bail!("tenant {tenant} has no gateway named {name:?}");
+            }
+            println!("removed gateway {name} of tenant {tenant}");
         }
         GatewayCommand::List { tenant, json, dir } => {
             let rows = dir.store().await?.gateways(tenant.as_deref()).await?;

@@ -643,6 +643,17 @@ impl Store {
         Ok(())
     }
 
+    /// Removes `tenant`'s gateway `name`; whether there was one. Its MCP URL answers 404
+    /// once the replicas reread it (within five seconds).
+    pub async fn remove_gateway(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
+        let r = query("DELETE FROM gateways WHERE tenant = $1 AND name = $2")
+            .bind(tenant)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// One gateway.
     pub async fn gateway(
         &self,
