@@ -473,6 +473,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
             opts.mcp.dev_client_metadata_loopback,
         )
         .map_err(StartError::component)?,
+        revoked_clients: Default::default(),
     });
     let auth_mode = if opts.mcp.dev_unauthenticated {
         tracing::warn!(

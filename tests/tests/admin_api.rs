@@ -606,6 +606,26 @@ fn tenant_admins_manage_their_own_connectors_and_nothing_else() -> Result<()> {
     ])?;
     assert_eq!(status, 200, "{tokens}");
     let refresh = tokens["refresh_token"].as_str().context("refresh token")?;
+    let access = tokens["access_token"].as_str().context("access token")?;
+    // The access token at the gateway: past the bearer check (no agent key: 403), until
+    // the client is revoked (401, within a second).
+    let at_gateway = || -> Result<(u16, String)> {
+        let resp = api
+            .http
+            .post(&url)
+            .bearer_auth(access)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+            .send()?;
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok((resp.status().as_u16(), challenge))
+    };
+    assert_eq!(at_gateway()?.0, 403, "the token is good, the agent missing");
     let clients_reader = admin_token(&rt, "acme", "clients-r", "clients:read");
     let clients_admin = admin_token(&rt, "acme", "clients-w", "clients:read,clients:write");
     let (status, list) = api.call("GET", "/t/acme/clients", Some(&clients_reader), None)?;
@@ -655,6 +675,16 @@ fn tenant_admins_manage_their_own_connectors_and_nothing_else() -> Result<()> {
     api.conforms("ClientRevoked", &v);
     let (status, v) = api.call("POST", &revoke_client, Some(&clients_admin), None)?;
     assert_eq!((status, &v["already_revoked"]), (200, &json!(true)), "{v}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let mut answer = at_gateway()?;
+    while answer.0 != 401 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        answer = at_gateway()?;
+    }
+    assert!(
+        answer.0 == 401 && answer.1.contains("revoked"),
+        "the revoked client's access token is refused: {answer:?}"
+    );
     let (status, refused) = oauth.token(&[
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh),

@@ -19,6 +19,11 @@
 //!   markup typed into a filter comes back as text, both in the server's HTML and in the
 //!   browser (no script element, no dialog).
 //!
+//! - Signing in at the tenant's identity provider (the test OpenID provider): an admin in
+//!   its admin group lands on the console, registers an agent (its key shown once), and
+//!   creates a gateway (its MCP URL shown, markup in its instructions shown as text) and
+//!   removes it.
+//!
 //! Each step of note leaves a screenshot in `target/browser-screenshots/`, to look at.
 //! `scripts/test` installs Chromium and chromedriver; without them the suite runs only as
 //! root (which can install them), otherwise it says why it skipped.
@@ -563,5 +568,99 @@ fn every_console_page_is_reached_from_the_navigation_and_by_admins_only() -> Res
             .send()?;
         assert_eq!(resp.status().as_u16(), 403, "bob at {path}");
     }
+    Ok(())
+}
+
+#[test]
+fn an_admin_signs_in_at_the_identity_provider_and_manages_agents_and_gateways() -> Result<()> {
+    let mut rt = Runtime::init()?;
+    rt.start()?;
+    // alice is in the provider's group `admins`, which administers acme.
+    let idp = e2e::OidcProvider::start_with(&rt, "acme", None, &["--admin-group", "admins"])?;
+    let Some(b) = Browser::start(&rt, "idp-directory")? else {
+        return Ok(());
+    };
+
+    // Without a session the console sends the browser to the tenant's provider; alice
+    // signs in there and allows the runtime, and is back at the console.
+    b.goto(CONSOLE)?;
+    b.wait_for("input[name=\"login\"]")
+        .context("the provider's sign-in form")?;
+    let at = b.url()?;
+    ensure!(
+        at.as_str().starts_with(&idp.issuer),
+        "the console sent the browser to {at}, not to {}",
+        idp.issuer
+    );
+    b.type_into("input[name=\"login\"]", "alice")?;
+    b.type_into("input[name=\"password\"]", "anything")?;
+    b.screenshot("provider-sign-in")?;
+    b.submit("button[type=\"submit\"]")?;
+    if b.path()? != CONSOLE {
+        // The provider asks once to let the runtime see who alice is.
+        b.wait_for("button[type=\"submit\"]")?;
+        b.screenshot("provider-consent")?;
+        b.submit("button[type=\"submit\"]")?;
+    }
+    let path = b.path()?;
+    ensure!(
+        path == CONSOLE,
+        "signed in at the provider, the browser is at {path}"
+    );
+    is_console_page(&b)?;
+    ensure!(
+        b.text("form#sign-out")?.contains("alice"),
+        "the console names its admin"
+    );
+
+    // An agent registered from the form: its key shown once, then listed.
+    b.submit("a#nav-people")?;
+    b.wait_for("form#create-agent")?;
+    b.type_into("form#create-agent input[name=\"name\"]", "triage-bot")?;
+    b.type_into("form#create-agent input[name=\"role\"]", "triage")?;
+    b.submit("button#create-agent-submit")?;
+    b.wait_for("code#agent-key")?;
+    ensure!(
+        b.text("code#agent-key")?.starts_with("mcpak_"),
+        "the key is shown"
+    );
+    b.screenshot("agent-registered")?;
+    b.submit("a#nav-people")?;
+    b.wait_for("table#agents")?;
+    let agents = b.texts("table#agents tr[data-agent] td:first-child")?;
+    ensure!(agents.contains(&"triage-bot".to_owned()), "{agents:?}");
+
+    // A gateway created from the form shows the MCP URL a client connects to; removed with
+    // its button, it is gone.
+    b.submit("a#nav-gateways")?;
+    b.wait_for("form#create-gateway")?;
+    b.type_into("form#create-gateway input[name=\"name\"]", "triage")?;
+    b.type_into("form#create-gateway input[name=\"tools\"]", "diag.*")?;
+    b.type_into(
+        "form#create-gateway input[name=\"instructions\"]",
+        "<b>triage only</b>",
+    )?;
+    b.submit("button#create-gateway-submit")?;
+    b.wait_for("tr[data-gateway=\"triage\"]")?;
+    let url = b.text("tr[data-gateway=\"triage\"] code.mcp-url")?;
+    ensure!(
+        url.ends_with("/t/acme/g/triage/mcp"),
+        "the gateway's MCP URL: {url}"
+    );
+    ensure!(
+        b.text("tr[data-gateway=\"triage\"]")?
+            .contains("<b>triage only</b>")
+            && !b.exists("tr[data-gateway=\"triage\"] b")?,
+        "the instructions are shown as text"
+    );
+    b.screenshot("gateway-created")?;
+    b.submit("tr[data-gateway=\"triage\"] button.remove-gateway")?;
+    b.wait_for("form#create-gateway")?;
+    ensure!(
+        !b.exists("tr[data-gateway=\"triage\"]")?,
+        "the removed gateway is gone"
+    );
+    let listed = run_ok(rt.cli().args(["gateway", "list", "--tenant", "acme"]));
+    ensure!(!listed.contains("triage"), "{listed}");
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The OAuth clients that act in the tenant: each with the name it registered with, the
 //! hosts its authorizations go to, when it first and last got tokens here, and the agent it
 //! acts as; and revocation, after which it gets no token in the tenant and its refresh
-//! tokens are spent (an access token it holds lasts out its ten minutes).
+//! tokens are spent, and an access token it holds is refused within a second
+//! ([`crate::oauth::revoked_clients`]).
 
 use std::sync::Arc;
 

@@ -288,7 +288,7 @@ pub async fn clients(
         return unavailable(&admin);
     };
     let body = html! {
-        p { "The MCP clients the tenant's users signed in with. A revoked client gets no token here again and its refresh tokens are spent; an access token it holds lasts out its ten minutes." }
+        p { "The MCP clients the tenant's users signed in with. A revoked client gets no token here again, its refresh tokens are spent, and the access tokens it holds are refused within a second." }
         div.table-wrap { table #clients {
             tr { th { "Client" } th { "Name" } th { "Redirects to" } th { "First use" } th { "Last use" } th { "Agent" } th {} }
             @for c in &clients {

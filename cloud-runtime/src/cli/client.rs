@@ -22,7 +22,7 @@ pub enum ClientCommand {
         dir: DataDirArg,
     },
     /// Revoke a client in a tenant: it gets no token there from now on, and its refresh
-    /// tokens there are spent (an access token it holds lasts out its ten minutes).
+    /// tokens there are spent, and an access token it holds is refused within a second.
     Revoke {
         /// Tenant.
         #[arg(long)]

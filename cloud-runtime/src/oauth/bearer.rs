@@ -75,6 +75,30 @@ pub async fn authenticate(
             Some("token is for another tenant"),
         ));
     }
+    // The token is good until it expires; the client an administrator revoked is not.
+    match o
+        .revoked_clients
+        .is_revoked(&o.store, tenant.as_str(), &claims.client_id)
+        .await
+    {
+        Ok(false) => {}
+        Ok(true) => {
+            return Err(unauthorized(
+                o,
+                tenant,
+                gateway,
+                Some("this client was revoked in this tenant"),
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "bearer check: the store is unavailable");
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is unavailable; retry",
+            )
+                .into_response());
+        }
+    }
     let agent = match headers.get(AGENT_KEY_HEADER).and_then(|v| v.to_str().ok()) {
         Some(key) => o
             .store

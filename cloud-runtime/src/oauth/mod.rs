@@ -24,6 +24,7 @@ pub mod metadata;
 pub mod recheck;
 pub mod redirect;
 pub mod register;
+pub mod revoked_clients;
 pub mod secret;
 pub mod signer;
 pub mod token;
@@ -62,6 +63,8 @@ pub struct OAuth {
     pub idp: idp::IdpClient,
     /// Fetcher of client ID metadata documents.
     pub metadata: client_metadata::MetadataFetcher,
+    /// The clients revoked in each tenant, as every bearer check asks.
+    pub revoked_clients: revoked_clients::RevokedClients,
 }
 
 impl OAuth {

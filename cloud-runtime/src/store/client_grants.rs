@@ -79,6 +79,18 @@ impl Store {
         Ok(true)
     }
 
+    /// Whether an administrator revoked `client_id` in `tenant`.
+    pub async fn client_revoked(&self, tenant: &str, client_id: &str) -> Result<bool, StoreError> {
+        let revoked: Option<(Option<i64>,)> = query(
+            "SELECT revoked_at FROM oauth_client_grants WHERE tenant = $1 AND client_id = $2",
+        )
+        .bind(tenant)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(matches!(revoked, Some((Some(_),))))
+    }
+
     /// The clients of `tenant`, last used first.
     pub async fn client_grants(&self, tenant: &str) -> Result<Vec<ClientGrant>, StoreError> {
         Ok(query(

@@ -8,6 +8,8 @@
 //! The receipts of the calls whose records are in the segment are signed once, together,
 //! after it is durable ([`shared::receipt`]).
 //!
+//! - Records nobody waits for (an outcome, an upstream request) are held back up to
+//!   2 ms for one somebody waits for, so a call costs one segment, not two.
 //! - Rotation: a segment that would take the current file past `max_file_bytes` goes to
 //!   a new file; the chain simply continues (the new file's first `prev` is the old file's
 //!   last hash).
@@ -25,6 +27,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
@@ -36,6 +39,22 @@ use shared::{receipt, wire};
 
 /// Most queued submissions written as one segment.
 const MAX_GROUP: usize = 512;
+
+/// Longest a record nobody waits for is held back for one somebody waits for. A kill -9
+/// in that moment loses it, as it loses records still queued: the call's own record was
+/// durable before the tool ran, and verification and reconciliation name the missing
+/// outcome.
+const LINGER: Duration = Duration::from_millis(2);
+
+/// Moves what is queued on `rx` into `jobs`, up to [`MAX_GROUP`].
+fn take_queued(rx: &mpsc::Receiver<Job>, jobs: &mut Vec<Job>) {
+    while jobs.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(j) => jobs.push(j),
+            Err(_) => break,
+        }
+    }
+}
 
 /// Now, RFC 3339 UTC.
 fn now() -> String {
@@ -293,9 +312,18 @@ impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
         while let Ok(first) = rx.recv() {
             let mut jobs = vec![first];
-            while jobs.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
+            take_queued(&rx, &mut jobs);
+            // Records nobody waits for (outcomes, upstream requests) wait a moment for a
+            // record someone does wait for, and go with it: one write, one seal and one
+            // sync for both, instead of a segment each.
+            let until = Instant::now() + LINGER;
+            while jobs.len() < MAX_GROUP && jobs.iter().all(|j| j.done.is_none()) {
+                match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    Ok(j) => {
+                        jobs.push(j);
+                        take_queued(&rx, &mut jobs);
+                    }
+                    // Time's up, or the log is closing: write what there is.
                     Err(_) => break,
                 }
             }
@@ -638,6 +666,45 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(e, AuditError::Tail { .. }), "{e}");
+    }
+
+    /// An outcome queued just before the next call's record goes in that record's segment
+    /// (one seal for both); one queued with nothing after it is written on its own soon.
+    #[tokio::test]
+    async fn queued_records_ride_with_the_next_awaited_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = AuditKey::generate().unwrap();
+        let public = key.public();
+        let writer = Writer::recover(dir.path(), key, AuditConfig::default()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let log = AuditLog {
+            tx,
+            dir: dir.path().to_owned(),
+            public: public.clone(),
+        };
+        // Both queued before the writer starts, so the test does not race it.
+        log.queue(outcome(1));
+        let (done, wait) = oneshot::channel();
+        log.tx
+            .send(Job {
+                events: vec![outcome(2)],
+                receipt: None,
+                done: Some(done),
+            })
+            .unwrap();
+        std::thread::spawn(move || writer.run(rx));
+        let written = wait.await.unwrap().unwrap();
+        assert_eq!((written.first, written.last), (2, 2));
+        let r = verify(dir.path(), &public).unwrap();
+        assert_eq!((r.records, r.seals), (3, 1), "both records under one seal");
+
+        log.queue(outcome(3));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while verify(dir.path(), &public).unwrap().records < 5 {
+            assert!(Instant::now() < deadline, "a lone queued record is written");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(verify(dir.path(), &public).unwrap().seals, 2);
     }
 
     /// The receipts of one segment share one signature, each verifying by its own path;
