@@ -214,6 +214,54 @@ impl ToolSet for Gate {
             out
         })
     }
+
+    fn connections<'a>(&'a self, req: &'a wire::ConnectionsRequest) -> BoxFuture<'a, CallOutcome> {
+        // An administrator's look at the users' connections, or a revocation: recorded
+        // first, with the administrator as the user, like a call; its outcome after.
+        Box::pin(async move {
+            let caller = req.caller.clone().unwrap_or_default();
+            let revoke = !req.revoke_provider.is_empty();
+            let target = format!("{}/{}", req.revoke_provider, req.revoke_user);
+            let event = Event::Call(CallRecord {
+                call_id: req.call_id,
+                mode: Mode::Connections,
+                tenant: bounded(&caller.tenant),
+                user: bounded(&caller.user),
+                agent: bounded(&caller.agent),
+                tool: if revoke {
+                    "connections.revoke"
+                } else {
+                    "connections.list"
+                }
+                .into(),
+                instance: revoke.then(|| bounded(&req.revoke_provider)),
+                repo: revoke.then(|| bounded(&target)),
+                args_sha256: record::sha256_hex(target.as_bytes()),
+                trace_id: None,
+                decision: Decision::Allow,
+                reason: None,
+            });
+            let log = &self.describe.log;
+            let call_seq = log.write(vec![event]).await.map(|w| w.first).map_err(|e| {
+                warn!(call_id = req.call_id, error = %e, "connections request refused: its audit record cannot be written");
+                CallFailure::new(
+                    ErrorCode::Unavailable,
+                    format!("this connector cannot write its audit log, so it runs no request: {e}"),
+                )
+            })?;
+            let out = self.inner.connections(req).await;
+            let result = match &out {
+                Ok(_) => "ok".to_owned(),
+                Err(f) => code_name(f.code),
+            };
+            log.queue(Event::Outcome(OutcomeRecord {
+                call_id: req.call_id,
+                call_seq,
+                result,
+            }));
+            out
+        })
+    }
 }
 
 impl Witness {

@@ -39,6 +39,17 @@ pub trait ToolSet: Send + Sync + 'static {
             ))
         })
     }
+    /// Lists the users' upstream connections (their tokens in the vault, never the tokens),
+    /// or revokes one, for a tenant administrator; the default holds none.
+    fn connections<'a>(&'a self, req: &'a wire::ConnectionsRequest) -> BoxFuture<'a, CallOutcome> {
+        let _ = req;
+        Box::pin(async {
+            Err(CallFailure::new(
+                ErrorCode::UnknownTool,
+                "this connector holds no users' upstream connections",
+            ))
+        })
+    }
 }
 
 /// The error for a tool this connector does not have.

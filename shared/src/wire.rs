@@ -247,7 +247,7 @@ pub struct RenewResponse {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CallFrame {
     /// Which call message this is.
-    #[prost(oneof = "call_frame::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9")]
+    #[prost(oneof = "call_frame::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10")]
     pub kind: Option<call_frame::Kind>,
 }
 
@@ -291,7 +291,57 @@ pub mod call_frame {
         /// arrives the runtime may take the call back (see [`CallAccepted`](super::CallAccepted)).
         #[prost(message, tag = "9")]
         Accepted(super::CallAccepted),
+        /// Runtime → connector, first frame on the stream instead of a request: a tenant
+        /// administrator lists the users' upstream connections this connector holds (their
+        /// tokens in its vault), or revokes one. Answered with a
+        /// [`CallResponse`](super::CallResponse) whose output's structured content is
+        /// `{"connections": [...]}` ([`UpstreamConnection`](super::UpstreamConnection)'s
+        /// fields) or `{"revoked": bool}`. A connector too old to know it answers
+        /// `Malformed`.
+        #[prost(message, tag = "10")]
+        Connections(super::ConnectionsRequest),
     }
+}
+
+/// An administrator's look at the users' upstream connections a connector holds, or the
+/// revocation of one (both `revoke_` fields set).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ConnectionsRequest {
+    /// Runtime-assigned id, for logs.
+    #[prost(uint64, tag = "1")]
+    pub call_id: u64,
+    /// The administrator: the tenant (must be the connector's own), their name as `user`,
+    /// and how they came in (`admin console`, `admin-token ID`) as `agent`.
+    #[prost(message, optional, tag = "2")]
+    pub caller: Option<Caller>,
+    /// The provider instance of the connection to revoke; empty to list.
+    #[prost(string, tag = "3")]
+    pub revoke_provider: String,
+    /// The user (as the connector keys their tokens) of the connection to revoke.
+    #[prost(string, tag = "4")]
+    pub revoke_user: String,
+}
+
+/// One user's connection to one upstream, as a connector lists it: never a token.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpstreamConnection {
+    /// The provider instance (its name in the connector's configuration).
+    pub provider: String,
+    /// The user, as the connector keys their tokens (the runtime's user id, or the
+    /// identity their provider proved).
+    pub user: String,
+    /// The upstream account, when known.
+    pub account: Option<String>,
+    /// `oauth` (the user connected) or `admin` (an operator stored a token).
+    pub source: String,
+    /// Whether a refresh token is kept too.
+    pub refreshable: bool,
+    /// When the access token expires, Unix ms, if it does.
+    pub expires_at_ms: Option<i64>,
+    /// When the connection was made, Unix ms.
+    pub connected_at_ms: i64,
+    /// When its tokens last changed, Unix ms.
+    pub updated_at_ms: i64,
 }
 
 /// The upstream's authorization answer, relayed from the runtime's callback page. Only the

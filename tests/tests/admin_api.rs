@@ -1819,3 +1819,150 @@ fn users_agents_and_gateways_are_managed_by_token_and_by_the_console_session() -
     );
     Ok(())
 }
+
+#[test]
+fn users_upstream_connections_are_listed_from_the_connectors_and_revoked_there() -> Result<()> {
+    let env = e2e::tool_suite::ToolEnv::github().start()?;
+    let rt = &env.rt;
+    let api = Api::of(rt)?;
+    let issue = json!({"owner": "acme", "repo": "widgets", "number": 1});
+    // alice signs in and her token is stored at the connector (as `vault set` does).
+    let alice = env.user("alice");
+    alice.ok("github_get_issue", issue.clone());
+    let alice_id = alice.client().user_id.clone();
+    let admin = admin_token(rt, "acme", "people", "users:read,users:write");
+    let reader = admin_token(rt, "acme", "reader", "users:read");
+    let globex = admin_token(rt, "globex", "theirs", "users:read,users:write");
+
+    let (status, list) = api.call("GET", "/t/acme/connections", Some(&reader), None)?;
+    assert_eq!(status, 200, "{list}");
+    api.conforms("ConnectionList", &list);
+    let connector = env.connector.id.clone();
+    let theirs = list["connections"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["user"] == alice_id.as_str()))
+        .with_context(|| format!("alice's connection listed: {list}"))?;
+    assert_eq!(
+        (
+            &theirs["connector"],
+            &theirs["provider"],
+            &theirs["user_name"],
+            &theirs["source"]
+        ),
+        (
+            &json!(connector),
+            &json!("ghes"),
+            &json!("alice"),
+            &json!("admin")
+        ),
+        "{theirs}"
+    );
+    assert!(
+        !list.to_string().contains("ghp_"),
+        "no token in the answer: {list}"
+    );
+    assert_eq!(list["unreachable"], json!([]));
+    let (_, none) = api.call("GET", "/t/globex/connections", Some(&globex), None)?;
+    assert_eq!(
+        none["connections"],
+        json!([]),
+        "globex sees none of acme's: {none}"
+    );
+    // The console's page shows the same, with a revoke form for each.
+    let root = run_ok(
+        rt.cli()
+            .args(["user", "add", "--tenant", "acme", "root", "--admin"]),
+    );
+    let (http, _) = console_sign_in(
+        rt,
+        "acme",
+        "root",
+        &e2e::oauth_client::field(&root, "(shown once):"),
+    )?;
+    let base = format!("https://localhost:{}", rt.https_port);
+    let page = http
+        .get(format!("{base}/admin/t/acme/connections"))
+        .send()?
+        .text()?;
+    assert!(
+        page.contains(&format!("data-user=\"{alice_id}\""))
+            && page.contains(&format!(
+                "/admin/t/acme/connectors/{connector}/connections/revoke"
+            ))
+            && !page.contains("ghp_"),
+        "{page}"
+    );
+
+    // Revocation: 401 without a token, 404 for globex, 403 without users:write, 400 for a
+    // bad name; then the connector forgets her token, and says so a second time.
+    let path = format!("/t/acme/connectors/{connector}/connections/revoke");
+    let body = json!({"provider": "ghes", "user": alice_id}).to_string();
+    assert_eq!(api.call("POST", &path, None, Some(&body))?.0, 401);
+    assert_eq!(api.call("POST", &path, Some(&globex), Some(&body))?.0, 404);
+    let (status, _) = api.call(
+        "POST",
+        &path.replace("acme", "globex"),
+        Some(&globex),
+        Some(&body),
+    )?;
+    assert_eq!(status, 404, "acme's connector is unknown in globex");
+    assert_eq!(api.call("POST", &path, Some(&reader), Some(&body))?.0, 403);
+    let bad = json!({"provider": "ghes", "user": "../provider/ghes/client_secret"}).to_string();
+    assert_eq!(api.call("POST", &path, Some(&admin), Some(&bad))?.0, 400);
+    let unknown = json!({"provider": "nowhere", "user": alice_id}).to_string();
+    assert_eq!(
+        api.call("POST", &path, Some(&admin), Some(&unknown))?.0,
+        400
+    );
+    let (status, v) = api.call("POST", &path, Some(&admin), Some(&body))?;
+    assert_eq!((status, &v["revoked"]), (200, &json!(true)), "{v}");
+    api.conforms("ConnectionRevoked", &v);
+    let (status, v) = api.call("POST", &path, Some(&admin), Some(&body))?;
+    assert_eq!((status, &v["revoked"]), (200, &json!(false)), "{v}");
+    let (_, list) = api.call("GET", "/t/acme/connections", Some(&reader), None)?;
+    assert!(
+        !list.to_string().contains(&alice_id),
+        "alice's connection is gone: {list}"
+    );
+    let after = alice.call("github_get_issue", issue).to_string();
+    assert!(
+        after.contains("no GitHub") || after.contains("token for"),
+        "alice must connect again: {after}"
+    );
+
+    // The connector's own log names who asked, and the runtime's trail the act.
+    let out = run(e2e::Connector::cli()
+        .args(["audit", "tail", "-n", "1000", "--config"])
+        .arg(&env.config));
+    let tail = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tail.lines().any(|l| l.contains("\"connections.revoke\"")
+            && l.contains("\"user\":\"people\"")
+            && l.contains(&format!("ghes/{alice_id}"))),
+        "the connector's record: {tail}"
+    );
+    assert!(
+        tail.lines().any(|l| l.contains("\"connections.list\"")),
+        "{tail}"
+    );
+    let auditor = admin_token(rt, "acme", "auditor", "audit:read");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, page) = api.call(
+            "GET",
+            "/t/acme/audit?kind=admin&tool=admin.connection.revoke",
+            Some(&auditor),
+            None,
+        )?;
+        if !records(&page).is_empty() {
+            assert_eq!(records(&page)[0]["record"]["user"], "people");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the act in the runtime's trail"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}

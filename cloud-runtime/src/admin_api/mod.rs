@@ -14,6 +14,8 @@
 //! - [`policy`]: the policy in force and its revisions, validating a proposed file,
 //!   previewing it (diff and dry run), applying one, rolling back to a revision.
 //! - [`audit`]: the tenant's audit records: search, NDJSON export, chain verification.
+//! - [`connections`]: the users' upstream connections, which each connector holds in its
+//!   vault, listed and revoked over the tunnel.
 //! - [`clients`]: the OAuth clients that act in the tenant, and their revocation.
 //! - [`principals`]: the tenant's users and agents (never a secret or key; an agent's key
 //!   rotated), and its gateways with their MCP URLs.
@@ -23,6 +25,7 @@
 pub mod audit;
 pub mod auth;
 pub mod clients;
+pub mod connections;
 pub mod connectors;
 pub mod openapi;
 pub mod policy;
@@ -174,6 +177,14 @@ pub fn routes(api: Arc<AdminApi>) -> Router {
         .route(
             &format!("{BASE}/t/{{tenant}}/agents/{{name}}/rotate-key"),
             post(principals::rotate_agent_key),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/connections"),
+            get(connections::list),
+        )
+        .route(
+            &format!("{BASE}/t/{{tenant}}/connectors/{{id}}/connections/revoke"),
+            post(connections::post_revoke),
         )
         .route(&format!("{BASE}/t/{{tenant}}/clients"), get(clients::list))
         .route(

@@ -16,6 +16,7 @@ use super::Console;
 use super::connectors::unavailable;
 use super::layout::{self, Section, csrf_field};
 use super::session::{self, CsrfForm};
+use crate::admin_api::connections;
 use crate::admin_api::principals::{self, NewAgent, NewGateway, NewUser, rotate_key};
 
 /// What a user, agent or role name may be (the browser's hint; the server checks).
@@ -69,6 +70,7 @@ pub async fn people(
             label { "Administrator" input type="checkbox" name="admin" value="true"; }
             button #add-user-submit type="submit" { "Add user" }
         }
+        p { a #connections-link href=(format!("/admin/t/{tenant}/connections")) { "Users' upstream connections" } " (asked of every online connector)" }
         h2 { "Agents" }
         div.table-wrap { table #agents {
             tr { th { "Name" } th { "Role" } th { "OAuth client" } th {} }
@@ -475,5 +477,87 @@ pub async fn remove_gateway(
     match principals::remove_gateway(&console.api, &admin.admin, &name).await {
         Ok(()) => Redirect::to(&format!("/admin/t/{tenant}/gateways")).into_response(),
         Err(problem) => layout::refused(&admin, Section::Gateways, "Gateway not removed", &problem),
+    }
+}
+
+/// `GET /admin/t/{tenant}/connections`: who connected which provider, at which connector.
+pub async fn connections(
+    State(console): State<Arc<Console>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let here = format!("/admin/t/{tenant}/connections");
+    let admin = match session::admin(&console, &headers, &tenant, &here).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let (found, unreachable) = match connections::connections(&console.api, &admin.admin).await {
+        Ok(answer) => answer,
+        Err(problem) => {
+            return layout::refused(&admin, Section::People, "Upstream connections", &problem);
+        }
+    };
+    let body = html! {
+        p { "Each user's tokens at an upstream live in the vault of the connector they connected through; each online connector was asked. Revoking one makes the connector forget its tokens: the user's next call asks them to connect again." }
+        div.table-wrap { table #connections {
+            tr { th { "User" } th { "Provider" } th { "Account" } th { "Connector" } th { "Source" } th { "Connected" } th {} }
+            @for c in &found {
+                tr data-user=(c.connection.user) data-provider=(c.connection.provider) {
+                    td { (c.user_name.as_deref().unwrap_or("")) " " code { (c.connection.user) } }
+                    td { (c.connection.provider) }
+                    td { (c.connection.account.as_deref().unwrap_or("-")) }
+                    td { code { (c.connector) } }
+                    td { (c.connection.source) }
+                    td { (layout::time(c.connection.connected_at_ms)) }
+                    td {
+                        form.revoke-connection.inline method="post" action=(format!("/admin/t/{tenant}/connectors/{}/connections/revoke", c.connector)) {
+                            (csrf_field(&admin))
+                            input type="hidden" name="provider" value=(c.connection.provider);
+                            input type="hidden" name="user" value=(c.connection.user);
+                            button.revoke-connection.danger type="submit" { "Revoke" }
+                        }
+                    }
+                }
+            }
+        } }
+        @if found.is_empty() { p.muted { "No user has connected an upstream account through an online connector." } }
+        @for u in &unreachable {
+            p.error { "Connector " code { (u.connector) } " did not answer: " (u.message) }
+        }
+    };
+    layout::page(
+        StatusCode::OK,
+        &admin,
+        Section::People,
+        "Upstream connections",
+        body,
+    )
+}
+
+/// The form that revokes a connection.
+#[derive(Debug, Deserialize)]
+pub struct RevokeConnectionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    user: String,
+}
+
+/// `POST /admin/t/{tenant}/connectors/{id}/connections/revoke`: then back to the list.
+pub async fn revoke_connection(
+    State(console): State<Arc<Console>>,
+    Path((tenant, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<RevokeConnectionForm>,
+) -> Response {
+    let admin = match session::admin_for_change(&console, &headers, &tenant, &form.csrf).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    match connections::revoke(&console.api, &admin.admin, &id, &form.provider, &form.user).await {
+        Ok(_) => Redirect::to(&format!("/admin/t/{tenant}/connections")).into_response(),
+        Err(problem) => layout::refused(&admin, Section::People, "Not revoked", &problem),
     }
 }

@@ -78,6 +78,11 @@ pub fn routes(console: Arc<Console>) -> Router {
             "/admin/t/{tenant}/agents/{name}/remove",
             post(directory::remove_agent),
         )
+        .route("/admin/t/{tenant}/connections", get(directory::connections))
+        .route(
+            "/admin/t/{tenant}/connectors/{id}/connections/revoke",
+            post(directory::revoke_connection),
+        )
         .route(
             "/admin/t/{tenant}/clients/{id}/bind",
             post(directory::bind_client),

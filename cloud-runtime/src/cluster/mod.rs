@@ -553,11 +553,11 @@ impl Remote for Cluster {
         })
     }
 
-    fn authorize<'a>(
+    fn direct<'a>(
         &'a self,
         tenant: &'a TenantId,
         connector: &'a ConnectorId,
-        callback: wire::AuthorizeCallback,
+        first: call_frame::Kind,
         timeout: Duration,
     ) -> BoxFuture<'a, Option<CallOutcome>> {
         Box::pin(async move {
@@ -569,7 +569,7 @@ impl Remote for Cluster {
                         tool: "",
                         site: &Site::default(),
                     },
-                    call_frame::Kind::Authorize(callback),
+                    first,
                     timeout,
                     &NoPeer,
                 )

@@ -295,13 +295,17 @@ async fn run(
             };
             response(req.call_id, outcome, Vec::new(), None)
         }
-        Some(call_frame::Kind::Authorize(cb)) => {
+        Some(first @ (call_frame::Kind::Authorize(_) | call_frame::Kind::Connections(_))) => {
             if registry.tenant_of_here(connector).as_ref() != Some(tenant) {
                 return not_here();
             }
-            let call_id = cb.call_id;
+            let call_id = match &first {
+                call_frame::Kind::Authorize(cb) => cb.call_id,
+                call_frame::Kind::Connections(req) => req.call_id,
+                _ => 0,
+            };
             let outcome = match registry
-                .authorize(tenant, connector, cb, Duration::from_secs(30))
+                .direct(tenant, connector, first, Duration::from_secs(30))
                 .await
             {
                 Ok(out) => Outcome::Output(out),
@@ -309,7 +313,9 @@ async fn run(
             };
             response(call_id, Some(outcome), Vec::new(), None)
         }
-        _ => relay_down::Kind::NotHere("not a call, preview or authorization".into()),
+        _ => relay_down::Kind::NotHere(
+            "not a call, preview, authorization or connections request".into(),
+        ),
     }
 }
 

@@ -181,23 +181,12 @@ pub async fn preview(
     .map(effect_from_wire)
 }
 
-/// Relays a user's return from an upstream consent page to the connector that asked them
-/// to connect, on a stream of its own.
-pub async fn authorize(
-    conn: &Link,
-    callback: wire::AuthorizeCallback,
-    timeout: Duration,
-) -> Result<CallOutcome, Error> {
-    exchange(
-        conn,
-        Kind::Authorize(callback),
-        false,
-        timeout,
-        Ack::Unsupported,
-        &NoPeer,
-    )
-    .await
-    .map(outcome_from_wire)
+/// Sends a request addressed to this connector itself rather than to a tool (`first`: an
+/// authorization callback, an administrator's connections request), answered like a call.
+pub async fn direct(conn: &Link, first: Kind, timeout: Duration) -> Result<CallOutcome, Error> {
+    exchange(conn, first, false, timeout, Ack::Unsupported, &NoPeer)
+        .await
+        .map(outcome_from_wire)
 }
 
 /// One call-shaped exchange: `first` out, frames in until the response, all within
@@ -341,7 +330,11 @@ async fn receive(
                     .await
                     .map_err(|e| lost(e, false))?;
             }
-            Kind::Request(_) | Kind::PeerResponse(_) | Kind::Authorize(_) | Kind::Preview(_) => {
+            Kind::Request(_)
+            | Kind::PeerResponse(_)
+            | Kind::Authorize(_)
+            | Kind::Preview(_)
+            | Kind::Connections(_) => {
                 return Err(malformed(
                     "connector sent a runtime-only frame on a call stream",
                 ));

@@ -253,13 +253,14 @@ pub trait Remote: Send + Sync + std::fmt::Debug {
         tenant: &'a TenantId,
         spec: &'a CallSpec,
     ) -> BoxFuture<'a, Option<Result<Option<wire::Effect>, CallFailure>>>;
-    /// Relays an upstream authorization code to `connector` elsewhere; `None` when it is
-    /// online nowhere else.
-    fn authorize<'a>(
+    /// Relays a request addressed to `connector` itself (an upstream authorization code,
+    /// an administrator's connections request) to it elsewhere; `None` when it is online
+    /// nowhere else.
+    fn direct<'a>(
         &'a self,
         tenant: &'a TenantId,
         connector: &'a ConnectorId,
-        callback: wire::AuthorizeCallback,
+        first: wire::call_frame::Kind,
         timeout: Duration,
     ) -> BoxFuture<'a, Option<CallOutcome>>;
 }
@@ -487,6 +488,42 @@ impl Registry {
         callback: wire::AuthorizeCallback,
         timeout: Duration,
     ) -> CallOutcome {
+        self.direct(
+            tenant,
+            connector,
+            wire::call_frame::Kind::Authorize(callback),
+            timeout,
+        )
+        .await
+    }
+
+    /// Asks `connector` for its users' upstream connections, or to revoke one, for a
+    /// tenant administrator.
+    pub async fn connections(
+        &self,
+        tenant: &TenantId,
+        connector: &ConnectorId,
+        request: wire::ConnectionsRequest,
+        timeout: Duration,
+    ) -> CallOutcome {
+        self.direct(
+            tenant,
+            connector,
+            wire::call_frame::Kind::Connections(request),
+            timeout,
+        )
+        .await
+    }
+
+    /// Sends `first`, a request addressed to `connector` itself rather than to a tool, on
+    /// one of its tunnels here or elsewhere.
+    pub async fn direct(
+        &self,
+        tenant: &TenantId,
+        connector: &ConnectorId,
+        first: wire::call_frame::Kind,
+        timeout: Duration,
+    ) -> CallOutcome {
         let handle = {
             let map = self.tenants.read().unwrap_or_else(|p| p.into_inner());
             map.get(tenant)
@@ -498,7 +535,7 @@ impl Registry {
         };
         let Some(handle) = handle else {
             if let Some(remote) = self.remote.get()
-                && let Some(outcome) = remote.authorize(tenant, connector, callback, timeout).await
+                && let Some(outcome) = remote.direct(tenant, connector, first, timeout).await
             {
                 return outcome;
             }
@@ -507,7 +544,7 @@ impl Registry {
                 format!("connector {connector} is not online; start again from the tool call"),
             ));
         };
-        match call::authorize(&handle.connection, callback, timeout).await {
+        match call::direct(&handle.connection, first, timeout).await {
             Ok(outcome) => outcome,
             Err(call::Error::NotSent(e)) => Err(CallFailure::new(ErrorCode::Unavailable, e)),
             Err(call::Error::Failed(f) | call::Error::Unacknowledged(f)) => Err(f),

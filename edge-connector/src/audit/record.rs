@@ -40,6 +40,10 @@ pub enum Mode {
     /// Finish a user's sign-in at an upstream (the connector exchanges the code there);
     /// `tool` is `authorize`, and the code and state are not kept.
     Authorize,
+    /// A tenant administrator listed the users' upstream connections or revoked one; the
+    /// administrator is the `user`, `tool` is `connections.list` or `connections.revoke`,
+    /// `repo` names the revoked connection (`provider/user`).
+    Connections,
 }
 
 /// A call the connector received.

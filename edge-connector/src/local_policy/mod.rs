@@ -597,6 +597,13 @@ impl ToolSet for Enforced {
             self.inner.authorize(cb).await
         })
     }
+
+    fn connections<'a>(&'a self, req: &'a wire::ConnectionsRequest) -> BoxFuture<'a, CallOutcome> {
+        // No tool runs and no upstream is reached: the answer names users and providers,
+        // never a token, and a revocation only removes one. The connector's own audit log
+        // records who asked (see `audit_gate`).
+        self.inner.connections(req)
+    }
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ use shared::call::CallFailure;
 use shared::wire::{self, ErrorCode};
 
 use crate::config::{Config, ProviderConfig, ProviderKind};
-use crate::vault::{EntryName, Vault};
+use crate::vault::{EntryKind, EntryName, Vault};
 use http::{Request, Response, Upstream};
 use oauth::{OAuthClient, vault_failure};
 use trail::Scope;
@@ -332,6 +332,59 @@ impl Providers {
                 }
             }
         }
+    }
+
+    /// The users' connections at every instance (their entries in the vault, never a
+    /// secret), by provider and user.
+    pub fn connections(&self) -> Result<Vec<wire::UpstreamConnection>, CallFailure> {
+        let Some(vault) = self.instances.first().map(|i| &i.vault) else {
+            return Ok(Vec::new());
+        };
+        let mut found: Vec<wire::UpstreamConnection> = vault
+            .list()
+            .map_err(vault_failure)?
+            .into_iter()
+            .filter_map(|e| {
+                let (provider, user) = e.name.strip_prefix("user/")?.split_once('/')?;
+                self.instances
+                    .iter()
+                    .any(|i| i.config.name == provider)
+                    .then(|| wire::UpstreamConnection {
+                        provider: provider.to_owned(),
+                        user: user.to_owned(),
+                        account: e.account.clone(),
+                        source: match e.kind {
+                            EntryKind::UserToken => "oauth",
+                            EntryKind::Generic => "admin",
+                        }
+                        .to_owned(),
+                        refreshable: e.has_refresh,
+                        expires_at_ms: e.expires_at,
+                        connected_at_ms: e.created_at,
+                        updated_at_ms: e.updated_at,
+                    })
+            })
+            .collect();
+        found.sort_by(|a, b| (&a.provider, &a.user).cmp(&(&b.provider, &b.user)));
+        Ok(found)
+    }
+
+    /// Forgets `user`'s connection at instance `provider` (their tokens leave the vault; the
+    /// next call asks them to connect again); whether there was one.
+    pub fn revoke_connection(&self, provider: &str, user: &str) -> Result<bool, CallFailure> {
+        let Some(instance) = self.instances.iter().find(|i| i.config.name == provider) else {
+            return Err(CallFailure::new(
+                ErrorCode::InvalidArguments,
+                "this connector has no such provider instance",
+            ));
+        };
+        let name = EntryName::user_token(provider, user).map_err(|_| {
+            CallFailure::new(
+                ErrorCode::InvalidArguments,
+                "the user cannot name a vault entry",
+            )
+        })?;
+        instance.vault.remove(&name).map_err(vault_failure)
     }
 
     /// Finishes the connection a user started with `cb.state`, at whichever instance

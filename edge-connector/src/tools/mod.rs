@@ -180,6 +180,25 @@ impl ToolSet for Toolbox {
             output(&serde_json::json!({ "connected": true }), text)
         })
     }
+
+    fn connections<'a>(&'a self, req: &'a wire::ConnectionsRequest) -> BoxFuture<'a, CallOutcome> {
+        Box::pin(async move {
+            if req.revoke_provider.is_empty() {
+                let connections = self.providers.connections()?;
+                let text = format!("{} upstream connections", connections.len());
+                return output(&serde_json::json!({ "connections": connections }), text);
+            }
+            let revoked = self
+                .providers
+                .revoke_connection(&req.revoke_provider, &req.revoke_user)?;
+            let text = if revoked {
+                "the connection is revoked: its tokens left the vault".to_owned()
+            } else {
+                "no such connection".to_owned()
+            };
+            output(&serde_json::json!({ "revoked": revoked }), text)
+        })
+    }
 }
 
 /// Parses a call's arguments into the tool's argument type.

@@ -141,6 +141,14 @@ impl Stream {
                 cb.call_id,
                 Some(Answer::Call(authorize(tools.as_ref(), &tenant, cb).await)),
             ),
+            Ok(Ok(Some(wire::CallFrame {
+                kind: Some(Kind::Connections(req)),
+            }))) => (
+                req.call_id,
+                Some(Answer::Call(
+                    connections(tools.as_ref(), &tenant, req).await,
+                )),
+            ),
             Ok(Ok(_)) => (
                 0,
                 Some(Answer::Call(Err(CallFailure::new(
@@ -201,6 +209,23 @@ async fn authorize(
         ));
     }
     tools.authorize(&cb).await
+}
+
+/// A tenant administrator's connections request: for our own tenant only.
+async fn connections(
+    tools: &dyn ToolSet,
+    tenant: &TenantId,
+    req: wire::ConnectionsRequest,
+) -> CallOutcome {
+    let claimed = req.caller.as_ref().map_or("", |c| c.tenant.as_str());
+    if claimed != tenant.as_str() {
+        warn!(claimed = ?claimed, "connections request for another tenant refused");
+        return Err(CallFailure::new(
+            ErrorCode::Denied,
+            "the request is for another tenant",
+        ));
+    }
+    tools.connections(&req).await
 }
 
 /// Writes queued frames; finishes the stream after the response and waits until the runtime
