@@ -5,7 +5,8 @@
 //! line each. It can call only the connectors' diagnostic tools (`diag.*`): real tools are
 //! reachable only through the MCP endpoint, where every call is authorized for a user and
 //! an agent. Each diagnostic call is audited like any other, with the calling Unix user
-//! (from the socket's peer credentials) as its user.
+//! (from the socket's peer credentials) as its user. It also lists and revokes the users'
+//! upstream connections, which only the live tunnels reach, as the admin API does.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::admin_api::AdminApi;
 use crate::audit::digest::DigestKeys;
 use crate::audit::record::Arguments;
 use crate::audit::{AuditLog, CallAudit, CallFacts, outcome_label};
@@ -107,6 +109,28 @@ pub enum AdminRequest {
     },
     /// List live tunnels.
     Online,
+    /// The users' upstream connections the tenant's online connectors hold, or (with
+    /// `revoke`) one connector forgetting one of them: what the admin API's `connections`
+    /// does, as the calling Unix user.
+    Connections {
+        /// Tenant.
+        tenant: String,
+        /// The connection to revoke; none to list.
+        #[serde(default)]
+        revoke: Option<RevokeConnection>,
+    },
+}
+
+/// The connection an operator revokes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeConnection {
+    /// The connector that holds it.
+    pub connector: String,
+    /// The provider instance.
+    pub provider: String,
+    /// The user, as the connector keys their tokens.
+    pub user: String,
 }
 
 /// The answer.
@@ -151,6 +175,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, AdminError> {
 
 /// What an admin connection acts with.
 struct Admin {
+    api: Arc<AdminApi>,
     registry: Arc<Registry>,
     audit: AuditLog,
     digest_keys: Arc<DigestKeys>,
@@ -161,6 +186,7 @@ struct Admin {
 /// Serves admin requests until `shutdown`.
 pub async fn serve(
     listener: UnixListener,
+    api: Arc<AdminApi>,
     registry: Arc<Registry>,
     audit: AuditLog,
     digest_keys: Arc<DigestKeys>,
@@ -179,6 +205,7 @@ pub async fn serve(
             }
         };
         let admin = Admin {
+            api: api.clone(),
             registry: registry.clone(),
             audit: audit.clone(),
             digest_keys: digest_keys.clone(),
@@ -216,9 +243,56 @@ async fn handle(stream: UnixStream, admin: &Admin) -> Result<(), AdminError> {
     }
 }
 
+/// A connections request, as the admin API's function for the tenant's administrator
+/// `local:uid=N` (the calling Unix user).
+async fn connections(
+    admin: &Admin,
+    tenant: &str,
+    revoke: Option<RevokeConnection>,
+    started: Instant,
+) -> AdminResponse {
+    let Ok(tenant) = tenant.parse::<TenantId>() else {
+        return failure("invalid tenant", started);
+    };
+    let acting = crate::admin_api::auth::Admin {
+        tenant,
+        via: AGENT.to_owned(),
+        name: admin.user.clone(),
+        scopes: crate::admin_api::tokens::Scope::ALL.to_vec(),
+    };
+    let answer = match revoke {
+        None => crate::admin_api::connections::connections(&admin.api, &acting)
+            .await
+            .map(|(found, unreachable)| {
+                serde_json::json!({"connections": found, "unreachable": unreachable})
+            }),
+        Some(r) => crate::admin_api::connections::revoke(
+            &admin.api,
+            &acting,
+            &r.connector,
+            &r.provider,
+            &r.user,
+        )
+        .await
+        .map(|revoked| serde_json::json!({"revoked": revoked})),
+    };
+    match answer {
+        Ok(result) => AdminResponse {
+            ok: true,
+            result: Some(result),
+            error: None,
+            elapsed_us: started.elapsed().as_micros() as u64,
+        },
+        Err(problem) => failure(problem.message, started),
+    }
+}
+
 async fn execute(req: AdminRequest, admin: &Admin, started: Instant) -> AdminResponse {
     let registry = &admin.registry;
     let (tenant, connector, tool, arguments, timeout) = match req {
+        AdminRequest::Connections { tenant, revoke } => {
+            return connections(admin, &tenant, revoke, started).await;
+        }
         AdminRequest::Online => {
             return AdminResponse {
                 ok: true,

@@ -56,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::client::ClientCommand,
     },
+    /// The users' upstream connections the connectors hold (asks the running `serve`).
+    Connection {
+        #[command(subcommand)]
+        command: cli::connection::ConnectionCommand,
+    },
     /// Manage gateways: named tool collections, each with its own MCP URL.
     Gateway {
         #[command(subcommand)]
@@ -128,6 +133,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Idp { command } => cli::idp::run(command).await,
         Command::Agent { command } => cli::agent::run(command).await,
         Command::Client { command } => cli::client::run(command).await,
+        Command::Connection { command } => cli::connection::run(command).await,
         Command::Gateway { command } => cli::gateway::run(command).await,
         Command::Tenant { command } => cli::tenant::run(command).await,
         Command::Connector { command } => cli::connector::run(command).await,

@@ -558,7 +558,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
     let router =
         Router::new()
             .merge(enroll_routes)
-            .merge(crate::admin_api::routes(admin_api))
+            .merge(crate::admin_api::routes(admin_api.clone()))
             .merge(crate::admin_console::routes(console).layer(
                 axum::middleware::from_fn_with_state(console_limit.clone(), rate_limit::limit),
             ))
@@ -646,6 +646,7 @@ pub async fn start(opts: ServeOptions) -> Result<Runtime, StartError> {
     ));
     tracker.spawn(admin::serve(
         admin_listener,
+        admin_api.clone(),
         registry.clone(),
         audit.clone(),
         digest_keys,

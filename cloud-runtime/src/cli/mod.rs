@@ -39,6 +39,7 @@ pub mod admin_token;
 pub mod agent;
 pub mod audit;
 pub mod client;
+pub mod connection;
 pub mod connector;
 pub mod gateway;
 pub mod idp;
