@@ -1862,6 +1862,18 @@ fn users_upstream_connections_are_listed_from_the_connectors_and_revoked_there()
         "no token in the answer: {list}"
     );
     assert_eq!(list["unreachable"], json!([]));
+    assert_eq!(api.call("GET", "/t/acme/connections", None, None)?.0, 401);
+    assert_eq!(
+        api.call("GET", "/t/acme/connections", Some(&globex), None)?
+            .0,
+        404
+    );
+    let auditor_only = admin_token(rt, "acme", "audit-only", "audit:read");
+    assert_eq!(
+        api.call("GET", "/t/acme/connections", Some(&auditor_only), None)?
+            .0,
+        403
+    );
     let (_, none) = api.call("GET", "/t/globex/connections", Some(&globex), None)?;
     assert_eq!(
         none["connections"],
