@@ -396,6 +396,10 @@ impl Browser {
                     Err(e) if e.is_stale_element_reference() || e.is_no_such_element() => {
                         return Ok(true);
                     }
+                    // Caught mid-navigation, chromedriver says so in its own words.
+                    Err(e) if e.to_string().contains("does not belong to the document") => {
+                        return Ok(true);
+                    }
                     Err(e) => return Err(e.into()),
                     Ok(_) if start.elapsed() > PAGE_TIMEOUT => return Ok(false),
                     Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
